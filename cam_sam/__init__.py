@@ -1,0 +1,1 @@
+"""CAM -> prompts -> promptable segmenter: the zero-shot segmentation pipeline."""

@@ -1,0 +1,52 @@
+"""Segmentation metrics at the original resolution, and their summaries.
+
+An image whose pipeline failed has no mask; it is scored as an empty prediction (IoU 0) and
+counted in every mean, never dropped.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+METRIC_NAMES = ("iou", "dice", "precision", "recall", "f1")
+IOU_SUCCESS = 0.65
+
+
+def mask_metrics(pred: np.ndarray | None, truth: np.ndarray) -> dict[str, float]:
+    """Precision, recall, F1, IoU and Dice of boolean (H, W) masks. ``pred=None`` (a failure)
+    scores 0 everywhere. Conventions for empty sets: an empty prediction of an empty truth is
+    perfect (1.0); otherwise 0/0 is 0."""
+    truth = truth.astype(bool)
+    if pred is None:
+        return {name: 0.0 for name in METRIC_NAMES}
+    pred = pred.astype(bool)
+    if pred.shape != truth.shape:
+        raise ValueError(f"prediction {pred.shape} and ground truth {truth.shape} differ in size")
+    tp = float(np.count_nonzero(pred & truth))
+    fp = float(np.count_nonzero(pred & ~truth))
+    fn = float(np.count_nonzero(~pred & truth))
+    if tp + fp + fn == 0:
+        return {name: 1.0 for name in METRIC_NAMES}
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"iou": tp / (tp + fp + fn), "dice": 2 * tp / (2 * tp + fp + fn), "precision": precision,
+            "recall": recall, "f1": f1}
+
+
+def summarise(per_image: dict[str, dict[str, dict]], methods: list[str]) -> dict[str, dict]:
+    """Per method: mean of each metric, plus median / std of IoU and the share of images with
+    IoU >= 0.65. ``per_image[id][method]`` is a metrics dict, with ``"failed": True`` on failure."""
+    summary: dict[str, dict] = {}
+    for method in methods:
+        rows = [per_image[i][method] for i in per_image if method in per_image[i]]
+        if not rows:
+            continue
+        entry: dict[str, float | int] = {}
+        for name in METRIC_NAMES:
+            entry[name] = float(np.mean([r[name] for r in rows]))
+        ious = np.array([r["iou"] for r in rows])
+        entry.update({"iou_median": float(np.median(ious)), "iou_std": float(np.std(ious)),
+                      "share_iou_ge_0.65": float(np.mean(ious >= IOU_SUCCESS)),
+                      "n_images": len(rows), "n_failed": int(sum(bool(r.get("failed")) for r in rows))})
+        summary[method] = entry
+    return summary

@@ -1,0 +1,96 @@
+"""A resumable run over a dataset: one JSON record per image, written atomically, so an
+interrupted run picks up where it stopped; ``metrics.json`` is rebuilt from the records.
+
+Run folder layout::
+
+    config.json          the full config of the run
+    records/<id>.json    per image: metrics per method, or the failure message
+    masks/<id>.png       the delivered mask (0/255)
+    overlays/<id>.png    figures for the first N images
+    metrics.json         {"summary": {METHOD: {...}}, "per_image": {ID: {METHOD: {...}}}, "failures": {ID: msg}}
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from tqdm import tqdm
+
+from cam_sam.metrics import METRIC_NAMES, summarise
+from common.io import read_json, write_json
+
+log = logging.getLogger(__name__)
+
+# Keys that may change between a run and its resumption without changing any result.
+RESUMABLE_KEYS = {"limit", "n_overlays", "out_dir", "device", "decode_batch_size", "cam_batch_size"}
+
+
+def failed_metrics() -> dict[str, Any]:
+    """The record of a method on an image that failed: IoU 0 and every other metric 0."""
+    return {**{name: 0.0 for name in METRIC_NAMES}, "failed": True}
+
+
+class ResumableRun:
+    def __init__(self, run_dir: str | Path, config: dict[str, Any]) -> None:
+        self.dir = Path(run_dir)
+        self.records_dir = self.dir / "records"
+        self.records_dir.mkdir(parents=True, exist_ok=True)
+        config_path = self.dir / "config.json"
+        if config_path.is_file():
+            previous = read_json(config_path)
+            changed = sorted(k for k in set(previous) | set(config)
+                             if k not in RESUMABLE_KEYS and previous.get(k) != config.get(k))
+            if changed:
+                raise SystemExit(f"{self.dir} holds a run with another config (keys {changed} differ); "
+                                 "choose a new out_dir or delete that folder")
+        write_json(config_path, config)
+
+    def record_path(self, image_id: str) -> Path:
+        return self.records_dir / f"{image_id}.json"
+
+    def is_done(self, image_id: str) -> bool:
+        return self.record_path(image_id).is_file()
+
+    def save(self, image_id: str, record: dict[str, Any]) -> None:
+        write_json(self.record_path(image_id), record)
+
+    def process(self, ids: list[str], work: Callable[[int, str], dict[str, Any]], desc: str) -> None:
+        """Call ``work(index, image_id)`` for every id without a record, saving what it returns.
+        An exception is recorded as that image's failure and the run goes on."""
+        todo = [(i, image_id) for i, image_id in enumerate(ids) if not self.is_done(image_id)]
+        if len(todo) < len(ids):
+            log.info("resuming: %d of %d images already done", len(ids) - len(todo), len(ids))
+        for index, image_id in tqdm(todo, desc=desc, unit="img"):
+            try:
+                record = work(index, image_id)
+            except KeyboardInterrupt:
+                raise
+            except Exception as exc:  # one bad image must not stop the run
+                log.error("%s failed: %s", image_id, exc)
+                record = {"error": f"{type(exc).__name__}: {exc}"}
+            self.save(image_id, record)
+
+    def write_metrics(self, ids: Iterable[str], methods: list[str]) -> dict[str, Any]:
+        """Rebuild ``metrics.json`` from the records of ``ids``. A failed image gets the failure
+        record under every method, so it counts as IoU 0 in every mean."""
+        per_image: dict[str, dict] = {}
+        failures: dict[str, str] = {}
+        seen: list[str] = []
+        for image_id in ids:
+            if not self.is_done(image_id):
+                continue
+            record = read_json(self.record_path(image_id))
+            if "error" in record:
+                failures[image_id] = record["error"]
+            scores = record.get("metrics")
+            if scores is None:
+                if "error" in record and record.get("has_truth", True):
+                    per_image[image_id] = {m: failed_metrics() for m in methods}
+                continue
+            per_image[image_id] = scores
+            seen.extend(m for m in scores if m not in seen)
+        ordered = [m for m in methods if m in seen] + [m for m in seen if m not in methods]
+        metrics = {"summary": summarise(per_image, ordered), "per_image": per_image, "failures": failures}
+        write_json(self.dir / "metrics.json", metrics)
+        return metrics

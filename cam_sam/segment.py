@@ -1,0 +1,214 @@
+"""Zero-shot skin-lesion segmentation: classifier CAMs -> prompts -> promptable segmenter.
+
+Run from the repository root::
+
+    python -m cam_sam.segment                           # the embedded defaults
+    python -m cam_sam.segment --set split=train --set limit=50
+    python -m cam_sam.segment --set image_dir=my_photos  # your own images, no masks needed
+
+Edit CONFIG below or override any key with ``--set key=value``. Each run writes into its own
+folder under ``results/``; pass ``--set out_dir=results/NAME`` to resume an interrupted run.
+No ground truth is used to produce a mask; ``oracle_*`` rows in metrics.json are upper bounds
+that chose masks with the ground truth, and are labelled so.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from cam_sam.metrics import mask_metrics
+from cam_sam.pipeline import CamSamPipeline, ImageOutput, PipelineConfig, PostprocessConfig, PromptConfig
+from cam_sam.postprocess import postprocess_mask
+from cam_sam.runner import ResumableRun
+from common.config import config_from_argv
+from common.io import resolve_run_dir, save_figure, write_json, write_npy, write_png
+from data.isic import DataError, open_dataset
+from data.synthetic import write_synthetic_isic
+from explainers.cams import CamExplainer
+from medsam.factory import create_segmenter
+from models.registry import create_classifier
+
+CONFIG: dict[str, Any] = {
+    # data
+    "data_root": "../shared/data/ISIC2017",  # ISIC 2017 official unzip layout (or train/ val/ test/)
+    "split": "val",                          # train, val or test
+    "image_dir": None,                       # a folder of your own images instead of ISIC
+    "mask_dir": None,                        # optional masks for image_dir (<stem>_segmentation.png)
+    "limit": None,                           # first N images only
+    "synthetic_if_missing": True,            # no data_root: segment generated (synthetic) images
+    "n_synthetic": 4,
+    # outputs
+    "results_root": "results",
+    "out_dir": None,                         # None: a new results/segment_<time>; a path: resume there
+    "n_overlays": 10,                        # overlay figures for the first N images
+    "save_uncertainty": True,                # per-image std of the candidate masks (.npy)
+    # classifier and CAMs
+    "classifier": "efficientnet_lite0",      # models/ registry name
+    "classifier_checkpoint": None,           # a file from classification/train.py; None: ImageNet weights
+    "target_class": None,                    # ImageNet head: None = top-1 class
+    "methods": ["gradcam"],                  # grad-cam methods (explainers.CAM_METHODS)
+    "cam_batch_size": 32,                    # ScoreCAM / AblationCAM forward passes per batch
+    # segmenter
+    "segmenter": "litemedsam",               # litemedsam, medsam, sam_vit_b, sam_vit_l, sam_vit_h
+    "segmenter_checkpoint": None,            # needed for medsam and sam_*
+    "decode_batch_size": 64,
+    # prompts (fractions of the box or of the CAM peak)
+    "box_threshold": 0.5,
+    "box_padding": 0.1,
+    "n_perturbations": 10,
+    "perturb_scale": 0.05,
+    "n_points": 0,
+    "point_power": 30.0,
+    "n_negative_points": 0,
+    "negative_max_cam": 0.1,
+    # post-processing (kernel sizes as fractions of the shorter image side)
+    "open_frac": 0.0,
+    "close_frac": 0.0,
+    "keep_largest": True,
+    "fill_holes": True,
+    # evaluation
+    "oracle": True,                          # also report ground-truth-chosen upper bounds, labelled oracle_*
+    "device": "auto",
+    "seed": 0,
+}
+
+log = logging.getLogger("cam_sam.segment")
+
+
+def pipeline_config(cfg: dict[str, Any]) -> PipelineConfig:
+    prompt_keys = PromptConfig.__dataclass_fields__
+    post_keys = PostprocessConfig.__dataclass_fields__
+    return PipelineConfig(methods=list(cfg["methods"]),
+                          prompts=PromptConfig(**{k: cfg[k] for k in prompt_keys}),
+                          postprocess=PostprocessConfig(**{k: cfg[k] for k in post_keys}),
+                          seed=int(cfg["seed"]))
+
+
+def resolve_device(name: str) -> str:
+    return ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
+
+
+def open_data(cfg: dict[str, Any]):
+    """The dataset to segment; generated synthetic images when no data is on the machine."""
+    if cfg["image_dir"] or Path(cfg["data_root"]).is_dir() or not cfg["synthetic_if_missing"]:
+        return open_dataset(cfg["data_root"], cfg["split"], cfg["image_dir"], cfg["mask_dir"]), False
+    root = Path(cfg["results_root"]) / "synthetic_isic2017"
+    log.warning("no ISIC data at %s: segmenting %d SYNTHETIC images written to %s instead. "
+                "Point data_root at your ISIC 2017 download for real results.",
+                cfg["data_root"], cfg["n_synthetic"], root)
+    write_synthetic_isic(root, cfg["n_synthetic"], cfg["split"], seed=cfg["seed"])
+    return open_dataset(root, cfg["split"]), True
+
+
+def evaluate(output: ImageOutput, truth: np.ndarray, methods: list[str], cfg: dict[str, Any]) -> dict[str, dict]:
+    """Metrics per CAM method and for the delivered (``final``) mask; with ``oracle``, also the
+    ground-truth-chosen upper bounds ``oracle_<method>`` (best of that method's candidates) and
+    ``oracle_final`` (best candidate of any method)."""
+    scores: dict[str, dict] = {}
+    post = {k: cfg[k] for k in PostprocessConfig.__dataclass_fields__}
+    best_any = None
+    for method in methods:
+        out = output.methods[method]
+        entry = mask_metrics(out.mask, truth)
+        entry.update({"failed": out.mask is None, "pred_iou": out.score if out.mask is not None else None,
+                      "constant_cam": out.cam.constant})
+        if out.error:
+            entry["error"] = out.error
+        scores[method] = entry
+        if cfg["oracle"]:
+            oracle = mask_metrics(None, truth)
+            if out.candidates is not None:
+                candidates = [mask_metrics(postprocess_mask(m, **post), truth) for m in out.candidates.masks]
+                oracle = max(candidates, key=lambda m: m["iou"])
+            scores[f"oracle_{method}"] = oracle
+            if best_any is None or oracle["iou"] > best_any["iou"]:
+                best_any = oracle
+    final = mask_metrics(output.final_mask, truth)
+    final.update({"failed": output.final_mask is None, "method": output.final_method})
+    scores["final"] = final
+    if cfg["oracle"]:
+        scores["oracle_final"] = best_any
+    return scores
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    cfg = config_from_argv(CONFIG, argv, description=__doc__.splitlines()[0])
+    dataset, synthetic = open_data(cfg)
+    cfg["data_is_synthetic"] = synthetic
+    device = resolve_device(cfg["device"])
+    torch.manual_seed(cfg["seed"])
+    run_dir = resolve_run_dir(cfg["results_root"], cfg["out_dir"], "segment")
+    run = ResumableRun(run_dir, cfg)
+    log.info("run folder: %s", run_dir)
+
+    classifier = create_classifier(cfg["classifier"], checkpoint=cfg["classifier_checkpoint"])
+    explainer = CamExplainer(classifier, cfg["classifier"], cfg["target_class"], cfg["cam_batch_size"], device)
+    segmenter = create_segmenter(cfg["segmenter"], cfg["segmenter_checkpoint"], device, cfg["decode_batch_size"])
+    pipeline = CamSamPipeline(explainer, segmenter, pipeline_config(cfg))
+    methods = list(cfg["methods"])
+    ids = dataset.ids[: cfg["limit"]] if cfg["limit"] else dataset.ids
+
+    def work(index: int, image_id: str) -> dict[str, Any]:
+        try:
+            sample = dataset[index]
+        except DataError as exc:
+            return {"error": str(exc)}
+        output = pipeline.segment(sample.image, image_id=image_id)
+        record: dict[str, Any] = {"final_method": output.final_method, "has_truth": sample.mask is not None}
+        if output.final_mask is None:
+            errors = {m: o.error for m, o in output.methods.items()}
+            record["error"] = f"no CAM method gave a prompt: {errors}"
+        else:
+            write_png(run_dir / "masks" / f"{image_id}.png", output.final_mask.astype(np.uint8) * 255)
+        if output.uncertainty is not None and cfg["save_uncertainty"]:
+            write_npy(run_dir / "uncertainty" / f"{image_id}.npy", output.uncertainty.astype(np.float16))
+        if sample.mask is not None:
+            record["metrics"] = evaluate(output, sample.mask, methods, cfg)
+        if index < cfg["n_overlays"]:
+            save_overlay(run_dir, image_id, sample.image, sample.mask, output, record)
+        return record
+
+    run.process(ids, work, desc="segment")
+    metrics = run.write_metrics(ids, methods + ["final"])
+    print_summary(metrics, run_dir, synthetic)
+    return metrics
+
+
+def save_overlay(run_dir: Path, image_id: str, image, truth, output: ImageOutput, record) -> None:
+    from visualisations.overlay import overlay_figure
+
+    method = output.final_method or next(iter(output.methods))
+    out = output.methods[method]
+    cand = out.candidates
+    points = labels = None
+    if cand is not None and cand.points is not None:
+        points, labels = cand.points[0], cand.point_labels[0]
+    iou = record.get("metrics", {}).get("final", {}).get("iou")
+    title = f"{image_id}  method={method}" + (f"  IoU={iou:.3f}" if iou is not None else "")
+    fig = overlay_figure(image, out.cam.heatmap, cand.boxes if cand is not None else None, points, labels,
+                         output.final_mask, truth, output.uncertainty, title)
+    save_figure(fig, run_dir / "overlays" / f"{image_id}.png")
+
+
+def print_summary(metrics: dict[str, Any], run_dir: Path, synthetic: bool) -> None:
+    tag = " (SYNTHETIC images)" if synthetic else ""
+    print(f"\nResults{tag} in {run_dir}")
+    print(f"{'method':<22}{'IoU':>7}{'Dice':>7}{'Prec':>7}{'Rec':>7}{'IoU>=.65':>9}{'n':>5}{'failed':>7}")
+    for method, s in metrics["summary"].items():
+        print(f"{method:<22}{s['iou']:7.3f}{s['dice']:7.3f}{s['precision']:7.3f}{s['recall']:7.3f}"
+              f"{s['share_iou_ge_0.65']:9.2f}{s['n_images']:5d}{s['n_failed']:7d}")
+    if any(m.startswith("oracle_") for m in metrics["summary"]):
+        print("oracle_* rows chose masks WITH the ground truth: upper bounds, not results.")
+    for image_id, message in metrics["failures"].items():
+        print(f"failed: {image_id}: {message}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

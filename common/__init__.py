@@ -1,0 +1,1 @@
+"""Small helpers shared by every script: CONFIG overrides, run folders, atomic writes."""

@@ -1,0 +1,94 @@
+"""Atomic file writes and run folders, so an interrupted run never leaves a half-written file."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+
+def _atomic(path: Path, write: Callable[[Path], None]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    """Write ``data`` as indented JSON, atomically (NaN is written as ``null``)."""
+    text = json.dumps(_replace_nan(data), indent=2, default=_jsonable)
+    _atomic(Path(path), lambda tmp: tmp.write_text(text + "\n"))
+
+
+def _replace_nan(value: Any) -> Any:
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, dict):
+        return {k: _replace_nan(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_replace_nan(v) for v in value]
+    return value
+
+
+def read_json(path: str | Path) -> Any:
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def write_png(path: str | Path, array: np.ndarray) -> None:
+    """Write a uint8 (H, W) or (H, W, 3) RGB array as PNG, atomically."""
+    from PIL import Image
+
+    _atomic(Path(path), lambda tmp: Image.fromarray(array).save(tmp, format="PNG"))
+
+
+def write_npy(path: str | Path, array: np.ndarray) -> None:
+    """Write an array as ``.npy``, atomically."""
+    def save(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:
+            np.save(handle, array)
+
+    _atomic(Path(path), save)
+
+
+def save_figure(fig, path: str | Path, dpi: int = 150) -> None:
+    """Save a matplotlib figure atomically at ``dpi`` and close it."""
+    import matplotlib.pyplot as plt
+
+    _atomic(Path(path), lambda tmp: fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=Path(path).suffix[1:]))
+    plt.close(fig)
+
+
+def resolve_run_dir(results_root: str | Path, out_dir: str | None, name: str) -> Path:
+    """The run folder: ``out_dir`` when given (reused, so a rerun resumes), else a new
+    ``results_root/<name>_<timestamp>`` that never overwrites an earlier run."""
+    if out_dir:
+        path = Path(out_dir)
+    else:
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        path = Path(results_root) / f"{name}_{stamp}"
+        suffix = 1
+        while path.exists():
+            path = Path(results_root) / f"{name}_{stamp}_{suffix}"
+            suffix += 1
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -1,0 +1,212 @@
+"""ISIC 2017 loader.
+
+Two layouts are read:
+
+* the official unzip layout::
+
+      ISIC-2017_{Training,Validation,Test_v2}_Data/ISIC_<id>.jpg
+      ISIC-2017_{...}_Part1_GroundTruth/ISIC_<id>_segmentation.png
+      ISIC-2017_{...}_Part3_GroundTruth.csv       (image_id,melanoma,seborrheic_keratosis)
+
+* a nested layout ``<root>/{train,val,test}/`` holding the images, with the masks either beside
+  them or in a ``masks/`` sub-folder (images may also sit in ``images/``) and an optional
+  ``labels.csv`` of the same columns as the official Part 3 file.
+
+``*_superpixels.png`` and metadata files are ignored. Images are returned at their original
+resolution as (H, W, 3) uint8 RGB; masks as (H, W) bool (any value > 127 is lesion).
+"""
+from __future__ import annotations
+
+import csv
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
+OFFICIAL_SPLITS = {"train": "Training", "val": "Validation", "test": "Test_v2"}
+LABEL_COLUMNS = ("melanoma", "seborrheic_keratosis")
+
+
+class DataError(ValueError):
+    """An input file that cannot be used; the message names the file."""
+
+
+@dataclass
+class Sample:
+    """One image. ``image``: (H, W, 3) uint8 RGB; ``mask``: (H, W) bool or None."""
+
+    image_id: str
+    image: np.ndarray
+    mask: np.ndarray | None
+    labels: dict[str, float] = field(default_factory=dict)
+    image_path: Path | None = None
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an image file as (H, W, 3) uint8 RGB. Grayscale, palette and RGBA are converted
+    (with a warning for grayscale); an unreadable file raises :class:`DataError` naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"image file not found: {path}")
+    try:
+        with Image.open(path) as img:
+            img.load()
+            if img.mode in ("L", "I", "I;16", "F", "1"):
+                log.warning("%s is a grayscale image; its channel is repeated to make RGB", path)
+            rgb = img.convert("RGB")
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise DataError(f"cannot read image {path}: {exc}") from exc
+    return np.asarray(rgb, dtype=np.uint8).copy()
+
+
+def read_mask(path: str | Path, expected_hw: tuple[int, int] | None = None) -> np.ndarray:
+    """Read a lesion mask as (H, W) bool (> 127 is lesion). Raises :class:`DataError` naming the
+    file when it is missing, unreadable or of another size than ``expected_hw``."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"mask file not found: {path}")
+    try:
+        with Image.open(path) as img:
+            img.load()
+            arr = np.asarray(img.convert("L"))
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise DataError(f"cannot read mask {path}: {exc}") from exc
+    if expected_hw is not None and arr.shape != tuple(expected_hw):
+        raise DataError(f"mask {path} is {arr.shape[1]}x{arr.shape[0]} (WxH) but its image is "
+                        f"{expected_hw[1]}x{expected_hw[0]}")
+    return arr > 127
+
+
+def check_image_content(image: np.ndarray, source: str = "image") -> None:
+    """Raise :class:`DataError` for an image nothing can be segmented in (constant or empty)."""
+    if image.size == 0 or min(image.shape[:2]) < 8:
+        raise DataError(f"{source}: image is too small ({image.shape[1]}x{image.shape[0]})")
+    if int(image.max()) == int(image.min()):
+        raise DataError(f"{source}: image is constant (every pixel is {int(image.max())})")
+
+
+def _read_labels(csv_path: Path) -> dict[str, dict[str, float]]:
+    if not csv_path.is_file():
+        return {}
+    labels: dict[str, dict[str, float]] = {}
+    with open(csv_path, newline="") as handle:
+        for row in csv.DictReader(handle):
+            image_id = (row.get("image_id") or "").strip()
+            if not image_id:
+                continue
+            try:
+                labels[image_id] = {c: float(row[c]) for c in LABEL_COLUMNS if row.get(c) not in (None, "")}
+            except ValueError as exc:
+                raise DataError(f"bad label value in {csv_path} for {image_id}: {exc}") from exc
+    return labels
+
+
+def _list_images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir()
+                  if p.suffix.lower() in IMAGE_SUFFIXES and not p.stem.endswith(("_superpixels", "_segmentation")))
+
+
+class ISICDataset:
+    """ISIC 2017 images of one split (``train``, ``val`` or ``test``), read lazily.
+
+    ``require_masks``: a missing mask is an error (raised, naming the file, when that sample is
+    read); with False, samples without a mask get ``mask=None``.
+    """
+
+    def __init__(self, root: str | Path, split: str = "val", require_masks: bool = True) -> None:
+        self.root = Path(root)
+        self.split = split
+        self.require_masks = require_masks
+        if split not in OFFICIAL_SPLITS:
+            raise ValueError(f"split must be one of {sorted(OFFICIAL_SPLITS)}, got {split!r}")
+        if not self.root.is_dir():
+            raise DataError(f"ISIC data folder not found: {self.root}")
+        official = self.root / f"ISIC-2017_{OFFICIAL_SPLITS[split]}_Data"
+        nested = self.root / split
+        if official.is_dir():
+            tag = OFFICIAL_SPLITS[split]
+            self.image_dir = official
+            self.mask_dir = self.root / f"ISIC-2017_{tag}_Part1_GroundTruth"
+            self.labels = _read_labels(self.root / f"ISIC-2017_{tag}_Part3_GroundTruth.csv")
+        elif nested.is_dir():
+            self.image_dir = nested / "images" if (nested / "images").is_dir() else nested
+            self.mask_dir = nested / "masks" if (nested / "masks").is_dir() else self.image_dir
+            self.labels = _read_labels(nested / "labels.csv")
+        else:
+            raise DataError(f"no {split!r} split under {self.root}: expected {official.name}/ or {split}/")
+        self.image_paths = _list_images(self.image_dir)
+        if not self.image_paths:
+            raise DataError(f"no images in {self.image_dir}")
+        self.ids = [p.stem for p in self.image_paths]
+
+    def __len__(self) -> int:
+        return len(self.image_paths)
+
+    def mask_path(self, image_id: str) -> Path:
+        return self.mask_dir / f"{image_id}_segmentation.png"
+
+    def __getitem__(self, index: int) -> Sample:
+        path = self.image_paths[index]
+        image_id = path.stem
+        image = read_image(path)
+        mask_path = self.mask_path(image_id)
+        mask = None
+        if mask_path.is_file() or self.require_masks:
+            mask = read_mask(mask_path, expected_hw=image.shape[:2])
+        return Sample(image_id, image, mask, dict(self.labels.get(image_id, {})), path)
+
+    def __iter__(self) -> Iterator[Sample]:
+        for i in range(len(self)):
+            yield self[i]
+
+
+class ImageFolderDataset:
+    """A plain folder of a user's images; masks optional (``<mask_dir>/<stem>_segmentation.png``
+    or ``<mask_dir>/<stem>.png``)."""
+
+    def __init__(self, image_dir: str | Path, mask_dir: str | Path | None = None) -> None:
+        self.image_dir = Path(image_dir)
+        if not self.image_dir.is_dir():
+            raise DataError(f"image folder not found: {self.image_dir}")
+        self.mask_dir = Path(mask_dir) if mask_dir else None
+        self.image_paths = _list_images(self.image_dir)
+        if not self.image_paths:
+            raise DataError(f"no images in {self.image_dir}")
+        self.ids = [p.stem for p in self.image_paths]
+        self.labels: dict[str, dict[str, float]] = {}
+
+    def __len__(self) -> int:
+        return len(self.image_paths)
+
+    def _mask_path(self, stem: str) -> Path | None:
+        if self.mask_dir is None:
+            return None
+        for name in (f"{stem}_segmentation.png", f"{stem}.png"):
+            if (self.mask_dir / name).is_file():
+                return self.mask_dir / name
+        return None
+
+    def __getitem__(self, index: int) -> Sample:
+        path = self.image_paths[index]
+        image = read_image(path)
+        mask_path = self._mask_path(path.stem)
+        mask = read_mask(mask_path, expected_hw=image.shape[:2]) if mask_path else None
+        return Sample(path.stem, image, mask, {}, path)
+
+    def __iter__(self) -> Iterator[Sample]:
+        for i in range(len(self)):
+            yield self[i]
+
+
+def open_dataset(data_root: str | Path, split: str = "val", image_dir: str | None = None,
+                 mask_dir: str | None = None) -> ISICDataset | ImageFolderDataset:
+    """``image_dir`` given: a plain folder of the user's images; else ISIC 2017 at ``data_root``."""
+    if image_dir:
+        return ImageFolderDataset(image_dir, mask_dir)
+    return ISICDataset(data_root, split)

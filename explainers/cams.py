@@ -1,0 +1,120 @@
+"""CAMs for any registry classifier, at the image's original size.
+
+The methods are grad-cam's own classes; this module only chooses the target layer, reshape
+transform and target, runs them on the preprocessed image, and maps the (S, S) CAM back onto the
+original (H, W) frame. Because :func:`models.preprocess_image` resizes the whole image (no crop),
+that mapping is a plain resize.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import cv2
+import numpy as np
+import torch
+from pytorch_grad_cam import AblationCAM, EigenCAM, GradCAM, GradCAMPlusPlus, RandomCAM, ScoreCAM
+from pytorch_grad_cam.ablation_layer import AblationLayerVit
+from pytorch_grad_cam.utils.model_targets import BinaryClassifierOutputTarget, ClassifierOutputTarget
+from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection_with_sign_correction
+
+from models.registry import get_spec, preprocess_image, resolve_preprocessing, vit_reshape
+
+
+class SignedEigenCAM(EigenCAM):
+    """EigenCAM whose principal component is oriented so that the salient part is positive
+    (the SVD sign is arbitrary; grad-cam's Seg-Eigen-CAM correction, no ground truth involved)."""
+
+    def get_cam_image(self, input_tensor, target_layer, target_category, activations, grads, eigen_smooth):
+        return get_2d_projection_with_sign_correction(activations)
+
+
+CAM_METHODS: dict[str, type] = {
+    "gradcam": GradCAM,
+    "gradcam++": GradCAMPlusPlus,
+    "eigencam": SignedEigenCAM,
+    "ablationcam": AblationCAM,
+    "scorecam": ScoreCAM,
+    "randomcam": RandomCAM,  # a control: random channel weights
+}
+
+
+@dataclass
+class CamResult:
+    """``heatmap``: (H, W) float32 in [0, 1] on the original image frame. ``constant``: the method
+    produced a flat or non-finite map (then ``heatmap`` is all zeros), reported rather than dropped."""
+
+    method: str
+    heatmap: np.ndarray
+    constant: bool
+    target: str
+
+
+def make_target(model_output: torch.Tensor, target_class: int | None) -> tuple[Callable, str]:
+    """The CAM target for one image's logits (1, K).
+
+    K == 1 (a single melanoma logit): the melanoma logit itself. K > 1: ``target_class`` when
+    given, else the top-1 predicted class (the zero-shot ImageNet case).
+    """
+    if model_output.shape[-1] == 1:
+        return BinaryClassifierOutputTarget(1), "melanoma_logit"
+    index = int(model_output.argmax(dim=-1)[0]) if target_class is None else int(target_class)
+    return ClassifierOutputTarget(index), f"class_{index}"
+
+
+def to_original_frame(cam: np.ndarray, hw: tuple[int, int]) -> tuple[np.ndarray, bool]:
+    """(S, S) CAM -> (H, W) float32 in [0, 1]; returns (map, constant)."""
+    cam = np.nan_to_num(np.asarray(cam, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    resized = cv2.resize(cam, (hw[1], hw[0]), interpolation=cv2.INTER_LINEAR)
+    low, high = float(resized.min()), float(resized.max())
+    if high - low < 1e-6:
+        return np.zeros(hw, np.float32), True
+    return ((resized - low) / (high - low)).astype(np.float32), False
+
+
+class CamExplainer:
+    """Computes one or several CAM methods for a registry classifier.
+
+    ``model``: a classifier from :func:`models.create_classifier`; ``classifier_name``: its
+    registry name (target layer and reshape transform); ``batch_size``: forward passes per batch
+    for ScoreCAM and AblationCAM.
+    """
+
+    def __init__(self, model: torch.nn.Module, classifier_name: str, target_class: int | None = None,
+                 batch_size: int = 32, device: str | torch.device = "cpu") -> None:
+        self.model = model.to(device).eval()
+        self.spec = get_spec(classifier_name)
+        self.data_config = resolve_preprocessing(model)
+        self.target_layers = [self.spec.target_layer(model)]
+        self.reshape = self.spec.reshape(model) if self.spec.reshape else None
+        self.target_class = target_class
+        self.batch_size = batch_size
+        self.device = torch.device(device)
+
+    def _build(self, method: str):
+        if method not in CAM_METHODS:
+            raise KeyError(f"unknown CAM method {method!r}; available: {', '.join(CAM_METHODS)}")
+        cls = CAM_METHODS[method]
+        kwargs = {"reshape_transform": self.reshape}
+        if cls is AblationCAM:
+            kwargs["batch_size"] = self.batch_size
+            if self.spec.reshape is vit_reshape:
+                kwargs["ablation_layer"] = AblationLayerVit()
+        cam = cls(model=self.model, target_layers=self.target_layers, **kwargs)
+        if cls is ScoreCAM:
+            cam.batch_size = self.batch_size
+        return cam
+
+    def explain(self, image: np.ndarray, methods: list[str]) -> dict[str, CamResult]:
+        """CAMs of ``image`` (H, W, 3) uint8 for each method, keyed by method name."""
+        tensor = preprocess_image(image, self.data_config).to(self.device)
+        with torch.no_grad():
+            logits = self.model(tensor)
+        target, target_name = make_target(logits, self.target_class)
+        results = {}
+        for method in methods:
+            with self._build(method) as cam:  # hooks released on exit
+                raw = cam(input_tensor=tensor, targets=[target])[0]
+            heatmap, constant = to_original_frame(raw, image.shape[:2])
+            results[method] = CamResult(method, heatmap, constant, target_name)
+        return results

@@ -1,0 +1,152 @@
+"""The promptable-segmenter base class: expensive image encoding separated from cheap decoding.
+
+Coordinate frames: prompts given to :meth:`PromptableSegmenter.predict` are in ORIGINAL image
+pixels, ``x`` to the right and ``y`` down, boxes as ``(x0, y0, x1, y1)``. A :class:`ResizeFrame`
+maps them into the model's square input and maps mask logits back.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class ResizeFrame:
+    """How an (H, W) image sits in the model's (S, S) input: scaled by ``(sx, sy)`` into the
+    top-left ``resized_hw`` region, the rest zero padding."""
+
+    original_hw: tuple[int, int]
+    resized_hw: tuple[int, int]
+    input_size: int
+
+    @classmethod
+    def longest_side(cls, hw: tuple[int, int], size: int) -> "ResizeFrame":
+        """Aspect kept: the longer side becomes ``size`` (SAM, LiteMedSAM)."""
+        scale = size / max(hw)
+        return cls(tuple(hw), (int(hw[0] * scale + 0.5), int(hw[1] * scale + 0.5)), size)
+
+    @classmethod
+    def stretch(cls, hw: tuple[int, int], size: int) -> "ResizeFrame":
+        """Aspect not kept: the image is resized to (size, size) (MedSAM ViT-B)."""
+        return cls(tuple(hw), (size, size), size)
+
+    @property
+    def scale_xy(self) -> tuple[float, float]:
+        return self.resized_hw[1] / self.original_hw[1], self.resized_hw[0] / self.original_hw[0]
+
+    def apply_coords(self, coords: np.ndarray) -> np.ndarray:
+        """(..., 2) xy in original pixels -> model input pixels."""
+        sx, sy = self.scale_xy
+        out = np.asarray(coords, dtype=np.float32).copy()
+        out[..., 0] *= sx
+        out[..., 1] *= sy
+        return out
+
+    def apply_boxes(self, boxes: np.ndarray) -> np.ndarray:
+        """(B, 4) xyxy in original pixels -> model input pixels."""
+        return self.apply_coords(np.asarray(boxes, dtype=np.float32).reshape(-1, 2, 2)).reshape(-1, 4)
+
+    def logits_to_original(self, logits: torch.Tensor) -> torch.Tensor:
+        """(B, 1, h, w) low-resolution logits covering the (S, S) input -> (B, H, W) logits."""
+        size = self.input_size
+        if logits.shape[-2:] != (size, size):
+            logits = F.interpolate(logits, (size, size), mode="bilinear", align_corners=False)
+        logits = logits[..., : self.resized_hw[0], : self.resized_hw[1]]
+        return F.interpolate(logits, self.original_hw, mode="bilinear", align_corners=False)[:, 0]
+
+
+@dataclass
+class Prediction:
+    """``masks``: (B, H, W) bool; ``scores``: (B,) the model's predicted IoU of each mask."""
+
+    masks: np.ndarray
+    scores: np.ndarray
+
+
+class PromptableSegmenter(ABC):
+    """A SAM-family model (``image_encoder``, ``prompt_encoder``, ``mask_decoder``) behind one API.
+
+    Subclasses override :meth:`preprocess` only: the authors' resize and intensity scaling.
+    """
+
+    name = "segmenter"
+
+    def __init__(self, model: torch.nn.Module, device: str | torch.device = "cpu", batch_size: int = 64) -> None:
+        self.model = model.to(device).eval()
+        self.device = torch.device(device)
+        self.batch_size = batch_size
+        self._embedding: torch.Tensor | None = None
+        self._frame: ResizeFrame | None = None
+
+    @abstractmethod
+    def preprocess(self, image: np.ndarray) -> tuple[torch.Tensor, ResizeFrame]:
+        """(H, W, 3) uint8 RGB -> ((1, 3, S, S) float tensor, its frame)."""
+
+    @torch.no_grad()
+    def set_image(self, image: np.ndarray) -> None:
+        """Encode ``image`` (H, W, 3) uint8 RGB once; later :meth:`predict` calls reuse it."""
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
+        tensor, frame = self.preprocess(image)
+        self._embedding = self.model.image_encoder(tensor.to(self.device))
+        self._frame = frame
+
+    @property
+    def frame(self) -> ResizeFrame:
+        if self._frame is None:
+            raise RuntimeError("call set_image() before predict()")
+        return self._frame
+
+    @torch.no_grad()
+    def predict(self, boxes: np.ndarray | None = None, points: np.ndarray | None = None,
+                point_labels: np.ndarray | None = None) -> Prediction:
+        """Decode B prompts against the cached embedding.
+
+        ``boxes``: (B, 4) xyxy; ``points``: (B, N, 2) xy with ``point_labels`` (B, N), 1 for
+        foreground and 0 for background. All in original image pixels. Either or both.
+        """
+        frame = self.frame
+        if boxes is None and points is None:
+            raise ValueError("predict() needs boxes, points or both")
+        n = len(boxes) if boxes is not None else len(points)
+        if points is not None and (point_labels is None or np.shape(point_labels) != np.shape(points)[:2]):
+            raise ValueError("point_labels must be given with shape (B, N) matching points (B, N, 2)")
+        masks, scores = [], []
+        for start in range(0, n, self.batch_size):
+            chunk = slice(start, min(n, start + self.batch_size))
+            box_t = None
+            if boxes is not None:
+                box_t = torch.as_tensor(frame.apply_boxes(np.asarray(boxes)[chunk]), device=self.device)
+            point_t = None
+            if points is not None:
+                coords = torch.as_tensor(frame.apply_coords(np.asarray(points)[chunk]), device=self.device)
+                labels = torch.as_tensor(np.asarray(point_labels)[chunk], dtype=torch.int64, device=self.device)
+                point_t = (coords, labels)
+            sparse, dense = self.model.prompt_encoder(points=point_t, boxes=box_t, masks=None)
+            low_res, iou = self.model.mask_decoder(
+                image_embeddings=self._embedding,
+                image_pe=self.model.prompt_encoder.get_dense_pe(),
+                sparse_prompt_embeddings=sparse,
+                dense_prompt_embeddings=dense,
+                multimask_output=False,
+            )
+            logits = frame.logits_to_original(low_res.float())
+            masks.append((logits > 0).cpu().numpy())
+            scores.append(iou[:, 0].float().cpu().numpy())
+        return Prediction(np.concatenate(masks), np.concatenate(scores))
+
+
+def min_max_scale(image: np.ndarray) -> np.ndarray:
+    """Per-image min-max scaling to [0, 1] (MedSAM and LiteMedSAM's intensity normalisation)."""
+    image = image.astype(np.float32)
+    return (image - image.min()) / max(float(image.max() - image.min()), 1e-8)
+
+
+def to_padded_tensor(image: np.ndarray, size: int) -> torch.Tensor:
+    """(h, w, 3) float -> (1, 3, size, size), zero-padded at the bottom and right."""
+    tensor = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float().unsqueeze(0)
+    return F.pad(tensor, (0, size - tensor.shape[-1], 0, size - tensor.shape[-2]))

@@ -1,0 +1,1 @@
+"""Figures. Scripts here read results (JSON, PNG, NPY) of earlier runs; they never recompute."""
