@@ -1,5 +1,10 @@
-"""One image through the zero-shot pipeline: CAMs -> prompts -> one encoding -> batched decoding
+"""One image through the zero-shot pipeline: prompt sources -> one encoding -> batched decoding
 -> mask selection without ground truth -> post-processing.
+
+Prompt sources: each CAM method (a box from the thresholded CAM plus perturbed copies, optionally
+points) and, optionally, ``colour`` lesion proposals (:mod:`cam_sam.proposals`). Every source's
+candidates are decoded against the same image embedding; within a source and then among the
+sources named in ``final_sources``, the mask with the highest predicted IoU is delivered.
 
 The pipeline never sees a ground-truth mask: :meth:`CamSamPipeline.segment` takes the image alone.
 It returns every candidate mask with its predicted IoU, so an evaluator may compute an *oracle*
@@ -12,10 +17,13 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from cam_sam.postprocess import postprocess_mask
+from cam_sam.proposals import ColourProposalConfig, colour_proposals
 from cam_sam.prompts import cam_to_box, negative_points, perturb_boxes, sample_points
 from data.isic import check_image_content
 from explainers.cams import CamExplainer, CamResult
 from medsam.base import PromptableSegmenter
+
+COLOUR = "colour"
 
 
 @dataclass
@@ -43,8 +51,8 @@ class PostprocessConfig:
 
 @dataclass
 class Candidates:
-    """Every decoded prompt of one CAM method. ``boxes``: (K, 4) xyxy; ``points``: (K, N, 2) or
-    None; ``masks``: (K, H, W) bool; ``scores``: (K,) predicted IoU. Row 0 is the unperturbed prompt."""
+    """Every decoded prompt of one source. ``boxes``: (K, 4) xyxy; ``points``: (K, N, 2) or None;
+    ``masks``: (K, H, W) bool; ``scores``: (K,) predicted IoU."""
 
     boxes: np.ndarray
     points: np.ndarray | None
@@ -54,11 +62,14 @@ class Candidates:
 
 
 @dataclass
-class MethodOutput:
-    cam: CamResult
+class SourceOutput:
+    """One prompt source's result: its CAM (None for ``colour``), candidates, the index chosen by
+    predicted IoU and the post-processed mask (H, W) bool; ``error`` says why there is none."""
+
+    cam: CamResult | None
     candidates: Candidates | None
-    chosen: int | None            # index into candidates, chosen by predicted IoU
-    mask: np.ndarray | None       # post-processed chosen mask, (H, W) bool
+    chosen: int | None
+    mask: np.ndarray | None
     error: str | None = None
 
     @property
@@ -68,37 +79,50 @@ class MethodOutput:
 
 @dataclass
 class ImageOutput:
-    methods: dict[str, MethodOutput]
-    final_method: str | None
+    sources: dict[str, SourceOutput]
+    final_source: str | None
     final_mask: np.ndarray | None
-    uncertainty: np.ndarray | None = None   # (H, W) float32: spread of all candidate masks
+    uncertainty: np.ndarray | None = None   # (H, W) float32: std of all candidate masks
 
 
 @dataclass
 class PipelineConfig:
-    methods: list[str] = field(default_factory=lambda: ["gradcam"])
+    methods: list[str] = field(default_factory=lambda: ["gradcam"])      # CAM methods
+    proposals: list[str] = field(default_factory=lambda: [COLOUR])     # extra sources ([] or ["colour"])
+    final_sources: list[str] = field(default_factory=lambda: [COLOUR])  # sources competing for the final mask
     prompts: PromptConfig = field(default_factory=PromptConfig)
+    colour: ColourProposalConfig = field(default_factory=ColourProposalConfig)
     postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
     seed: int = 0
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+    @property
+    def sources(self) -> list[str]:
+        return list(self.methods) + [p for p in self.proposals if p not in self.methods]
 
 
 class CamSamPipeline:
-    """CAM-prompted zero-shot segmentation of single images.
+    """Zero-shot segmentation of single images.
 
     ``explainer`` gives the CAMs; ``segmenter`` encodes each image once and decodes every prompt
-    of every CAM method against that one embedding.
+    of every source against that one embedding.
     """
 
-    def __init__(self, explainer: CamExplainer, segmenter: PromptableSegmenter, config: PipelineConfig) -> None:
+    def __init__(self, explainer: CamExplainer | None, segmenter: PromptableSegmenter, config: PipelineConfig) -> None:
+        unknown = [p for p in config.proposals if p != COLOUR]
+        if unknown:
+            raise ValueError(f"unknown proposal source(s) {unknown}; available: [{COLOUR!r}]")
+        missing = [s for s in config.final_sources if s not in config.sources]
+        if missing:
+            raise ValueError(f"final_sources {missing} are neither CAM methods nor proposals of this run")
+        if config.methods and explainer is None:
+            raise ValueError("CAM methods need an explainer")
         self.explainer = explainer
         self.segmenter = segmenter
         self.config = config
 
-    def prompts_for(self, cam: np.ndarray, rng: np.random.Generator):
-        """(boxes (K, 4), points (K, N, 2) | None, labels (K, N) | None) for one CAM; None if flat."""
+    def cam_prompts(self, cam: np.ndarray, rng: np.random.Generator):
+        """(boxes (K, 4), points (K, N, 2) | None, labels (K, N) | None) for one CAM, or None when
+        it has no region. Row 0 is the unperturbed box."""
         p = self.config.prompts
         hw = cam.shape
         box = cam_to_box(cam, p.box_threshold, p.box_padding)
@@ -122,32 +146,43 @@ class CamSamPipeline:
         check_image_content(image, image_id)
         cfg = self.config
         rng = np.random.default_rng(cfg.seed)
-        missing = [m for m in cfg.methods if cams is None or m not in cams]
         cams = dict(cams or {})
+        missing = [m for m in cfg.methods if m not in cams]
         if missing:
             cams.update(self.explainer.explain(image, missing))
-        prompts = {}
+        prompts: dict[str, tuple | None] = {}
+        errors: dict[str, str] = {}
         for method in cfg.methods:
-            if not cams[method].constant:
-                prompts[method] = self.prompts_for(cams[method].heatmap, rng)
-        outputs: dict[str, MethodOutput] = {}
+            prompts[method] = None if cams[method].constant else self.cam_prompts(cams[method].heatmap, rng)
+            if prompts[method] is None:
+                errors[method] = "constant CAM" if cams[method].constant else "empty CAM region"
+        if COLOUR in cfg.proposals:
+            boxes = colour_proposals(image, cfg.colour)
+            prompts[COLOUR] = (boxes, None, None) if len(boxes) else None
+            if not len(boxes):
+                errors[COLOUR] = "no colour proposal"
         if any(v is not None for v in prompts.values()):
             self.segmenter.set_image(image)   # the one expensive encoding of this image
-        for method in cfg.methods:
-            prompt = prompts.get(method)
-            if prompt is None:
-                reason = "constant CAM" if cams[method].constant else "empty CAM region"
-                outputs[method] = MethodOutput(cams[method], None, None, None, error=reason)
+        outputs: dict[str, SourceOutput] = {}
+        for source in cfg.sources:
+            cam = cams.get(source)
+            if prompts.get(source) is None:
+                outputs[source] = SourceOutput(cam, None, None, None, error=errors.get(source))
                 continue
-            boxes, points, labels = prompt
+            boxes, points, labels = prompts[source]
             pred = self.segmenter.predict(boxes=boxes, points=points, point_labels=labels)
-            cand = Candidates(boxes, points, labels, pred.masks, pred.scores)
             chosen = int(np.argmax(pred.scores))
             mask = postprocess_mask(pred.masks[chosen], **asdict(cfg.postprocess))
-            outputs[method] = MethodOutput(cams[method], cand, chosen, mask)
-        scored = [m for m in cfg.methods if outputs[m].chosen is not None]
-        if not scored:
+            outputs[source] = SourceOutput(cam, Candidates(boxes, points, labels, pred.masks, pred.scores), chosen, mask)
+        return self._finalise(outputs)
+
+    def _finalise(self, outputs: dict[str, SourceOutput]) -> ImageOutput:
+        """The delivered mask: the best predicted IoU among ``final_sources``; if none of them
+        produced a mask, among every source that did."""
+        produced = [s for s in self.config.sources if outputs[s].chosen is not None]
+        if not produced:
             return ImageOutput(outputs, None, None)
-        final = max(scored, key=lambda m: outputs[m].score)
-        stack = np.concatenate([outputs[m].candidates.masks for m in scored]).astype(np.float32)
+        pool = [s for s in self.config.final_sources if s in produced] or produced
+        final = max(pool, key=lambda s: outputs[s].score)
+        stack = np.concatenate([outputs[s].candidates.masks for s in produced]).astype(np.float32)
         return ImageOutput(outputs, final, outputs[final].mask, uncertainty=stack.std(axis=0))

@@ -24,6 +24,7 @@ import torch
 
 from cam_sam.metrics import mask_metrics
 from cam_sam.pipeline import CamSamPipeline, ImageOutput, PipelineConfig, PostprocessConfig, PromptConfig
+from cam_sam.proposals import ColourProposalConfig
 from cam_sam.postprocess import postprocess_mask
 from cam_sam.runner import ResumableRun
 from common.config import config_from_argv
@@ -52,12 +53,12 @@ CONFIG: dict[str, Any] = {
     "classifier": "efficientnet_lite0",      # models/ registry name
     "classifier_checkpoint": None,           # a file from classification/train.py; None: ImageNet weights
     "target_class": None,                    # ImageNet head: None = top-1 class
-    "methods": ["gradcam"],                  # grad-cam methods (explainers.CAM_METHODS)
+    "methods": ["gradcam"],                  # grad-cam methods (explainers.CAM_METHODS); [] for none
     "cam_batch_size": 32,                    # ScoreCAM / AblationCAM forward passes per batch
     # segmenter
     "segmenter": "litemedsam",               # litemedsam, medsam, sam_vit_b, sam_vit_l, sam_vit_h
     "segmenter_checkpoint": None,            # needed for medsam and sam_*
-    "decode_batch_size": 64,
+    "decode_batch_size": 16,
     # prompts (fractions of the box or of the CAM peak)
     "box_threshold": 0.5,
     "box_padding": 0.1,
@@ -67,6 +68,14 @@ CONFIG: dict[str, Any] = {
     "point_power": 30.0,
     "n_negative_points": 0,
     "negative_max_cam": 0.1,
+    # colour lesion proposals (cam_sam/proposals.py) and the choice of the delivered mask
+    "proposals": ["colour"],                 # [] for CAM prompts only
+    "final_sources": ["colour"],             # sources whose best-scored mask competes for "final"
+    "colour_flatfield_sigmas": [0.0, 0.25, 0.5],
+    "colour_padding": 0.1,
+    "colour_centre_sigma": 0.25,
+    "colour_min_area": 0.002,
+    "colour_max_chroma": 60.0,
     # post-processing (kernel sizes as fractions of the shorter image side)
     "open_frac": 0.0,
     "close_frac": 0.0,
@@ -82,11 +91,12 @@ log = logging.getLogger("cam_sam.segment")
 
 
 def pipeline_config(cfg: dict[str, Any]) -> PipelineConfig:
-    prompt_keys = PromptConfig.__dataclass_fields__
-    post_keys = PostprocessConfig.__dataclass_fields__
-    return PipelineConfig(methods=list(cfg["methods"]),
-                          prompts=PromptConfig(**{k: cfg[k] for k in prompt_keys}),
-                          postprocess=PostprocessConfig(**{k: cfg[k] for k in post_keys}),
+    colour_keys = [k for k in ColourProposalConfig.__dataclass_fields__ if f"colour_{k}" in cfg]
+    return PipelineConfig(methods=list(cfg["methods"]), proposals=list(cfg["proposals"]),
+                          final_sources=list(cfg["final_sources"]),
+                          prompts=PromptConfig(**{k: cfg[k] for k in PromptConfig.__dataclass_fields__}),
+                          colour=ColourProposalConfig(**{k: cfg[f"colour_{k}"] for k in colour_keys}),
+                          postprocess=PostprocessConfig(**{k: cfg[k] for k in PostprocessConfig.__dataclass_fields__}),
                           seed=int(cfg["seed"]))
 
 
@@ -106,31 +116,31 @@ def open_data(cfg: dict[str, Any]):
     return open_dataset(root, cfg["split"]), True
 
 
-def evaluate(output: ImageOutput, truth: np.ndarray, methods: list[str], cfg: dict[str, Any]) -> dict[str, dict]:
-    """Metrics per CAM method and for the delivered (``final``) mask; with ``oracle``, also the
-    ground-truth-chosen upper bounds ``oracle_<method>`` (best of that method's candidates) and
-    ``oracle_final`` (best candidate of any method)."""
+def evaluate(output: ImageOutput, truth: np.ndarray, cfg: dict[str, Any]) -> dict[str, dict]:
+    """Metrics per prompt source (each CAM method, ``colour``) and for the delivered (``final``)
+    mask; with ``oracle``, also the ground-truth-chosen upper bounds ``oracle_<source>`` (best of
+    that source's candidates) and ``oracle_final`` (best candidate of any source)."""
     scores: dict[str, dict] = {}
     post = {k: cfg[k] for k in PostprocessConfig.__dataclass_fields__}
     best_any = None
-    for method in methods:
-        out = output.methods[method]
+    for source, out in output.sources.items():
         entry = mask_metrics(out.mask, truth)
-        entry.update({"failed": out.mask is None, "pred_iou": out.score if out.mask is not None else None,
-                      "constant_cam": out.cam.constant})
+        entry.update({"failed": out.mask is None, "pred_iou": out.score if out.mask is not None else None})
+        if out.cam is not None:
+            entry["constant_cam"] = out.cam.constant
         if out.error:
             entry["error"] = out.error
-        scores[method] = entry
+        scores[source] = entry
         if cfg["oracle"]:
             oracle = mask_metrics(None, truth)
             if out.candidates is not None:
                 candidates = [mask_metrics(postprocess_mask(m, **post), truth) for m in out.candidates.masks]
                 oracle = max(candidates, key=lambda m: m["iou"])
-            scores[f"oracle_{method}"] = oracle
+            scores[f"oracle_{source}"] = oracle
             if best_any is None or oracle["iou"] > best_any["iou"]:
                 best_any = oracle
     final = mask_metrics(output.final_mask, truth)
-    final.update({"failed": output.final_mask is None, "method": output.final_method})
+    final.update({"failed": output.final_mask is None, "source": output.final_source})
     scores["final"] = final
     if cfg["oracle"]:
         scores["oracle_final"] = best_any
@@ -148,11 +158,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     run = ResumableRun(run_dir, cfg)
     log.info("run folder: %s", run_dir)
 
-    classifier = create_classifier(cfg["classifier"], checkpoint=cfg["classifier_checkpoint"])
-    explainer = CamExplainer(classifier, cfg["classifier"], cfg["target_class"], cfg["cam_batch_size"], device)
+    explainer = None
+    if cfg["methods"]:
+        classifier = create_classifier(cfg["classifier"], checkpoint=cfg["classifier_checkpoint"])
+        explainer = CamExplainer(classifier, cfg["classifier"], cfg["target_class"], cfg["cam_batch_size"], device)
     segmenter = create_segmenter(cfg["segmenter"], cfg["segmenter_checkpoint"], device, cfg["decode_batch_size"])
     pipeline = CamSamPipeline(explainer, segmenter, pipeline_config(cfg))
-    methods = list(cfg["methods"])
+    sources = pipeline.config.sources
     ids = dataset.ids[: cfg["limit"]] if cfg["limit"] else dataset.ids
 
     def work(index: int, image_id: str) -> dict[str, Any]:
@@ -161,22 +173,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         except DataError as exc:
             return {"error": str(exc)}
         output = pipeline.segment(sample.image, image_id=image_id)
-        record: dict[str, Any] = {"final_method": output.final_method, "has_truth": sample.mask is not None}
+        record: dict[str, Any] = {"final_source": output.final_source, "has_truth": sample.mask is not None}
         if output.final_mask is None:
-            errors = {m: o.error for m, o in output.methods.items()}
-            record["error"] = f"no CAM method gave a prompt: {errors}"
+            errors = {m: o.error for m, o in output.sources.items()}
+            record["error"] = f"no prompt source gave a mask: {errors}"
         else:
             write_png(run_dir / "masks" / f"{image_id}.png", output.final_mask.astype(np.uint8) * 255)
         if output.uncertainty is not None and cfg["save_uncertainty"]:
             write_npy(run_dir / "uncertainty" / f"{image_id}.npy", output.uncertainty.astype(np.float16))
         if sample.mask is not None:
-            record["metrics"] = evaluate(output, sample.mask, methods, cfg)
+            record["metrics"] = evaluate(output, sample.mask, cfg)
         if index < cfg["n_overlays"]:
             save_overlay(run_dir, image_id, sample.image, sample.mask, output, record)
         return record
 
     run.process(ids, work, desc="segment")
-    metrics = run.write_metrics(ids, methods + ["final"])
+    metrics = run.write_metrics(ids, sources + ["final"])
     print_summary(metrics, run_dir, synthetic)
     return metrics
 
@@ -184,15 +196,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 def save_overlay(run_dir: Path, image_id: str, image, truth, output: ImageOutput, record) -> None:
     from visualisations.overlay import overlay_figure
 
-    method = output.final_method or next(iter(output.methods))
-    out = output.methods[method]
+    method = output.final_source or next(iter(output.sources))
+    out = output.sources[method]
     cand = out.candidates
     points = labels = None
     if cand is not None and cand.points is not None:
         points, labels = cand.points[0], cand.point_labels[0]
     iou = record.get("metrics", {}).get("final", {}).get("iou")
-    title = f"{image_id}  method={method}" + (f"  IoU={iou:.3f}" if iou is not None else "")
-    fig = overlay_figure(image, out.cam.heatmap, cand.boxes if cand is not None else None, points, labels,
+    title = f"{image_id}  source={method}" + (f"  IoU={iou:.3f}" if iou is not None else "")
+    cams = [o.cam for o in output.sources.values() if o.cam is not None]
+    heatmap = out.cam.heatmap if out.cam is not None else (cams[0].heatmap if cams else None)
+    fig = overlay_figure(image, heatmap, cand.boxes if cand is not None else None, points, labels,
                          output.final_mask, truth, output.uncertainty, title)
     save_figure(fig, run_dir / "overlays" / f"{image_id}.png")
 

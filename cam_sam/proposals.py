@@ -1,0 +1,125 @@
+"""Lesion box proposals from colour, without labels: the prompts that carry the zero-shot default.
+
+A dermoscopic lesion is, almost always, the darkest compact region near the middle of the field
+of view. Three things fool a plain grey-level threshold, and each has a step here:
+
+* the dark vignette outside the dermoscope's circular field of view -> :func:`field_of_view`
+  removes dark regions connected to the image border;
+* coloured stickers, ink marks and cloth (blue, green, purple, saturated orange or pink) ->
+  :func:`artefact_mask` removes pixels whose hue lies outside skin's red-to-yellow range or whose
+  chroma is extreme;
+* uneven illumination (one side of the image shaded) -> flat-field variants subtract a heavy
+  blur of the darkness map before thresholding.
+
+Each variant is thresholded with Otsu inside the valid region; the component with the largest
+``mean(centrality) * sqrt(area)`` is kept and its box, padded, is a proposal. The segmenter decodes
+every proposal and the pipeline keeps the one with the highest predicted IoU.
+
+Frame: inputs and outputs in original image pixels; boxes ``(x0, y0, x1, y1)``. The work itself is
+done on a copy whose longer side is ``work_size`` px, so the result does not depend on resolution.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+from scipy import ndimage
+from skimage.filters import threshold_otsu
+
+from cam_sam.prompts import clip_box, mask_to_box, pad_box
+
+
+@dataclass
+class ColourProposalConfig:
+    """``flatfield_sigmas``: blur sigmas (fractions of the longer side) of the flat-field variants;
+    0 is the raw darkness map. ``centre_sigma``: width of the centrality prior (fraction of each
+    side). ``padding``: box padding, a fraction of the box."""
+
+    flatfield_sigmas: list[float] = field(default_factory=lambda: [0.0, 0.25, 0.5])
+    padding: float = 0.1
+    centre_sigma: float = 0.25
+    min_area: float = 0.002          # components below this share of the image are ignored
+    max_chroma: float = 60.0         # Lab chroma above this is an artefact (stickers, cloth)
+    work_size: int = 256
+
+
+def field_of_view(image: np.ndarray) -> np.ndarray:
+    """(H, W) bool: False on the dark vignette, i.e. dark regions connected to the image border."""
+    grey = image.mean(axis=2)
+    dark = grey < max(25.0, 0.3 * float(np.median(grey)))
+    labels, _ = ndimage.label(dark)
+    border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    return ~np.isin(labels, border[border > 0])
+
+
+def artefact_mask(lab: np.ndarray, max_chroma: float = 60.0) -> np.ndarray:
+    """(H, W) bool: pixels whose colour no skin or lesion has. ``lab``: OpenCV 8-bit Lab (a, b offset 128).
+    Skin and lesions have hues from red to yellow (0 to 100 degrees in the a*b* plane)."""
+    a = lab[..., 1].astype(np.float32) - 128
+    b = lab[..., 2].astype(np.float32) - 128
+    chroma = np.hypot(a, b)
+    hue = np.degrees(np.arctan2(b, a))
+    odd = (((hue < -10) | (hue > 100)) & (chroma > 12)) | (chroma > max_chroma)
+    return ndimage.binary_dilation(odd, iterations=2)
+
+
+def centrality(hw: tuple[int, int], sigma: float) -> np.ndarray:
+    """(H, W) Gaussian prior, 1 at the image centre; ``sigma`` a fraction of each side."""
+    h, w = hw
+    yy, xx = np.mgrid[0:h, 0:w]
+    d2 = ((yy - h / 2) / h) ** 2 + ((xx - w / 2) / w) ** 2
+    return np.exp(-d2 / (2 * sigma ** 2)).astype(np.float32)
+
+
+def pick_component(region: np.ndarray, prior: np.ndarray, min_area: float) -> np.ndarray | None:
+    """The component of ``region`` with the largest ``mean(prior) * sqrt(area)``, holes filled."""
+    region = ndimage.binary_opening(region, iterations=1)
+    labels, count = ndimage.label(region)
+    if count == 0:
+        return None
+    index = np.arange(1, count + 1)
+    area = np.asarray(ndimage.sum(np.ones_like(prior), labels, index))
+    mean_prior = np.asarray(ndimage.mean(prior, labels, index))
+    score = np.where(area >= min_area * region.size, mean_prior * np.sqrt(area), -1.0)
+    if score.max() < 0:
+        return None
+    return ndimage.binary_fill_holes(labels == index[int(np.argmax(score))])
+
+
+def darkness_map(image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(darkness = 255 - L* as float32, field of view, 8-bit Lab) of an (h, w, 3) uint8 RGB image."""
+    smooth = cv2.GaussianBlur(image, (0, 0), 1.5)
+    lab = cv2.cvtColor(smooth, cv2.COLOR_RGB2LAB)
+    fov = field_of_view(smooth)
+    return 255.0 - lab[..., 0].astype(np.float32), fov, lab
+
+
+def colour_proposals(image: np.ndarray, config: ColourProposalConfig | None = None) -> np.ndarray:
+    """(K, 4) candidate lesion boxes in original pixels, one per flat-field variant that finds a
+    region (K may be 0)."""
+    cfg = config or ColourProposalConfig()
+    h, w = image.shape[:2]
+    scale = cfg.work_size / max(h, w)
+    small_hw = (max(1, round(h * scale)), max(1, round(w * scale)))
+    small = cv2.resize(image, (small_hw[1], small_hw[0]), interpolation=cv2.INTER_AREA)
+    darkness, fov, lab = darkness_map(small)
+    valid = fov & ~artefact_mask(lab, cfg.max_chroma)
+    if valid.sum() < 100:
+        valid = fov if fov.sum() >= 100 else np.ones_like(fov)
+    prior = centrality(small_hw, cfg.centre_sigma)
+    background = np.where(valid, darkness, float(np.median(darkness[valid])))
+    boxes = []
+    for sigma in cfg.flatfield_sigmas:
+        channel = darkness if sigma <= 0 else darkness - cv2.GaussianBlur(background, (0, 0), sigma * max(small_hw))
+        values = channel[valid]
+        if values.max() <= values.min():
+            continue
+        component = pick_component((channel > threshold_otsu(values)) & valid, prior, cfg.min_area)
+        if component is None:
+            continue
+        box = pad_box(mask_to_box(component), cfg.padding, small_hw)
+        boxes.append(box / np.array([small_hw[1] / w, small_hw[0] / h] * 2, np.float32))
+    if not boxes:
+        return np.zeros((0, 4), np.float32)
+    return clip_box(np.stack(boxes), (h, w))

@@ -1,0 +1,84 @@
+import numpy as np
+import pytest
+import torch
+
+from explainers import CAM_METHODS, CamExplainer
+from models import CheckpointError, available_classifiers, create_classifier, get_spec, preprocess_image, resolve_preprocessing
+from models.pretrained import rename_lite_keys
+from tests.conftest import ellipse_mask
+
+
+def test_lite0_imagenet_weights_load_strictly(lite0):
+    from models.pretrained import efficientnet_lite_state_dict
+
+    state = efficientnet_lite_state_dict(0)
+    assert set(state) == set(lite0.state_dict())
+    cfg = resolve_preprocessing(lite0)
+    assert cfg["mean"] == (0.5, 0.5, 0.5) and cfg["input_size"] == (3, 224, 224)
+
+
+def test_rename_lite_keys_stage_mapping():
+    fake = {"_blocks.0._depthwise_conv.weight": 0, "_blocks.1._expand_conv.weight": 1,
+            "_blocks.3._bn2.bias": 2, "_blocks.15._project_conv.weight": 3, "_fc.bias": 4}
+    assert rename_lite_keys(fake) == {"blocks.0.0.conv_dw.weight": 0, "blocks.1.0.conv_pw.weight": 1,
+                                      "blocks.2.0.bn3.bias": 2, "blocks.6.0.conv_pwl.weight": 3,
+                                      "classifier.bias": 4}
+
+
+def test_preprocess_keeps_the_whole_frame():
+    img = np.zeros((100, 300, 3), np.uint8)
+    img[:, :150] = 255
+    t = preprocess_image(img, {"input_size": (3, 224, 224), "interpolation": "bilinear", "mean": (0.5,) * 3, "std": (0.5,) * 3})
+    assert t.shape == (1, 3, 224, 224)
+    assert t[0, 0, :, :100].min() > 0.9 and t[0, 0, :, 130:].max() < -0.9   # left half white, right black
+
+
+@pytest.mark.parametrize("name", ["resnet50", "vit_b16", "swin_t", "mobilenetv2", "efficientnet_b0"])
+def test_every_architecture_gives_a_cam(name):
+    torch.manual_seed(0)
+    model = create_classifier(name, num_classes=1)
+    image = np.random.default_rng(0).integers(0, 255, (90, 120, 3), dtype=np.uint8)
+    cams = CamExplainer(model, name).explain(image, ["gradcam"])
+    cam = cams["gradcam"]
+    assert cam.heatmap.shape == (90, 120) and cam.heatmap.dtype == np.float32
+    assert cam.target == "melanoma_logit"
+    assert cam.constant or (cam.heatmap.min() == 0.0 and cam.heatmap.max() == pytest.approx(1.0))
+
+
+def test_cam_methods_on_the_imagenet_head(lite0):
+    image = np.full((120, 160, 3), 210, np.uint8)
+    image[ellipse_mask((120, 160), (80, 60), (30, 20))] = (80, 50, 40)
+    explainer = CamExplainer(lite0, "efficientnet_lite0", batch_size=64)
+    cams = explainer.explain(image, ["gradcam", "gradcam++", "eigencam", "randomcam"])
+    for name, cam in cams.items():
+        assert cam.heatmap.shape == (120, 160), name
+        assert np.isfinite(cam.heatmap).all() and 0 <= cam.heatmap.min() and cam.heatmap.max() <= 1
+        assert cam.target.startswith("class_")
+    assert set(CAM_METHODS) >= {"gradcam", "gradcam++", "eigencam", "ablationcam", "scorecam", "randomcam"}
+
+
+def test_flat_cam_is_reported_not_dropped():
+    from explainers.cams import to_original_frame
+
+    heatmap, constant = to_original_frame(np.full((7, 7), np.nan), (20, 30))
+    assert constant and heatmap.shape == (20, 30) and not heatmap.any()
+
+
+def test_checkpoint_roundtrip_and_mismatch(tmp_path):
+    torch.manual_seed(0)
+    model = create_classifier("mobilenetv2", num_classes=1)
+    path = tmp_path / "ckpt.pth"
+    torch.save({"model": model.state_dict(), "num_classes": 1, "arch": "mobilenetv2"}, path)
+    again = create_classifier("mobilenetv2", checkpoint=path)
+    x = torch.randn(1, 3, 224, 224)
+    assert torch.allclose(model(x), again(x))
+    with pytest.raises(CheckpointError, match="does not fit"):
+        create_classifier("efficientnet_b0", num_classes=1, checkpoint=path)
+    with pytest.raises(CheckpointError, match="not found"):
+        create_classifier("mobilenetv2", checkpoint=tmp_path / "nope.pth")
+
+
+def test_registry_names():
+    assert {"efficientnet_lite0", "resnet50", "mobilenetv2", "efficientnet_b0", "vit_b16", "swin_t"} <= set(available_classifiers())
+    with pytest.raises(KeyError, match="available"):
+        get_spec("alexnet")

@@ -1,0 +1,31 @@
+import pytest
+
+from common.config import apply_overrides, parse_value
+from common.io import read_json, resolve_run_dir, write_json
+
+
+def test_parse_value():
+    assert parse_value("20") == 20
+    assert parse_value('["gradcam", "eigencam"]') == ["gradcam", "eigencam"]
+    assert parse_value("['a']") == ["a"]
+    assert parse_value("None") is None and parse_value("null") is None
+    assert parse_value("val") == "val"
+
+
+def test_overrides_reject_unknown_keys():
+    cfg = {"limit": None, "split": "val"}
+    assert apply_overrides(cfg, ["limit=3", "split=train"]) == {"limit": 3, "split": "train"}
+    assert cfg["limit"] is None   # the original is not modified
+    with pytest.raises(SystemExit, match="unknown CONFIG key 'limt'"):
+        apply_overrides(cfg, ["limt=3"])
+    with pytest.raises(SystemExit, match="key=value"):
+        apply_overrides(cfg, ["limit"])
+
+
+def test_json_nan_and_run_dirs(tmp_path):
+    write_json(tmp_path / "a.json", {"x": float("nan"), "y": [1.5]})
+    assert read_json(tmp_path / "a.json") == {"x": None, "y": [1.5]}
+    first = resolve_run_dir(tmp_path, None, "segment")
+    second = resolve_run_dir(tmp_path, None, "segment")
+    assert first != second and first.is_dir() and second.is_dir()
+    assert resolve_run_dir(tmp_path, str(tmp_path / "mine"), "segment") == tmp_path / "mine"

@@ -1,0 +1,46 @@
+import numpy as np
+import pytest
+
+from cam_sam.metrics import mask_metrics, summarise
+from cam_sam.postprocess import postprocess_mask
+
+
+def test_metrics_against_hand_computed_values():
+    truth = np.zeros((4, 4), bool)
+    truth[0:2, 0:2] = True           # 4 px
+    pred = np.zeros((4, 4), bool)
+    pred[0:2, 0:3] = True            # 6 px: tp 4, fp 2, fn 0
+    m = mask_metrics(pred, truth)
+    assert m["iou"] == pytest.approx(4 / 6)
+    assert m["dice"] == pytest.approx(8 / 10)
+    assert m["precision"] == pytest.approx(4 / 6)
+    assert m["recall"] == pytest.approx(1.0)
+    assert m["f1"] == pytest.approx(2 * (4 / 6) / (4 / 6 + 1))
+
+
+def test_failure_scores_zero_and_empty_conventions():
+    truth = np.ones((3, 3), bool)
+    assert mask_metrics(None, truth)["iou"] == 0.0
+    assert mask_metrics(np.zeros((3, 3), bool), truth)["dice"] == 0.0
+    assert mask_metrics(np.zeros((3, 3), bool), np.zeros((3, 3), bool))["iou"] == 1.0
+    with pytest.raises(ValueError, match="differ in size"):
+        mask_metrics(np.zeros((2, 2), bool), truth)
+
+
+def test_summary_counts_failures_in_the_mean():
+    per_image = {"a": {"m": {"iou": 0.8, "dice": 0.9, "precision": 1, "recall": 0.8, "f1": 0.9}},
+                 "b": {"m": {"iou": 0.0, "dice": 0.0, "precision": 0, "recall": 0, "f1": 0, "failed": True}}}
+    s = summarise(per_image, ["m"])["m"]
+    assert s["iou"] == pytest.approx(0.4) and s["n_images"] == 2 and s["n_failed"] == 1
+    assert s["share_iou_ge_0.65"] == pytest.approx(0.5) and s["iou_median"] == pytest.approx(0.4)
+
+
+def test_postprocess_keeps_largest_and_fills_holes():
+    mask = np.zeros((40, 40), bool)
+    mask[5:25, 5:25] = True
+    mask[10:12, 10:12] = False       # a hole
+    mask[35:37, 35:37] = True        # a speck
+    out = postprocess_mask(mask)
+    assert out[10, 10] and not out[35, 35] and out.sum() == 400
+    opened = postprocess_mask(mask, open_frac=0.2, keep_largest=False, fill_holes=False)
+    assert not opened[35, 35]        # an 8 px kernel removes the 2 px speck

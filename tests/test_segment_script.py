@@ -1,0 +1,116 @@
+"""The main script end to end on generated images: outputs, failures, resume, honesty."""
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cam_sam import segment
+from common.io import read_json
+from data.synthetic import write_synthetic_isic
+from tests.conftest import SHARED_ISIC, requires_isic
+
+
+def _run(tmp_path, data_root, *extra):
+    args = [f"data_root={data_root}", f"out_dir={tmp_path / 'run'}", f"results_root={tmp_path}", "n_overlays=1",
+            "n_perturbations=2", *extra]
+    return segment.main([x for a in args for x in ("--set", a)])
+
+
+@pytest.fixture()
+def synthetic_root(tmp_path):
+    return write_synthetic_isic(tmp_path / "data", n_images=3, split="val")
+
+
+def test_end_to_end_on_generated_images(tmp_path, synthetic_root):
+    metrics = _run(tmp_path, synthetic_root)
+    run = tmp_path / "run"
+    ids = sorted(p.stem for p in (synthetic_root / "ISIC-2017_Validation_Data").glob("*.png"))
+    assert sorted(metrics["per_image"]) == ids
+    assert set(metrics["summary"]) == {"gradcam", "final", "oracle_gradcam", "oracle_final"}
+    s = metrics["summary"]["final"]
+    assert s["n_images"] == 3 and s["n_failed"] == 0 and 0 <= s["iou"] <= 1
+    for key in ("iou", "dice", "precision", "recall", "f1", "n_images", "n_failed"):
+        assert key in s
+    assert read_json(run / "metrics.json")["summary"] == json.loads(json.dumps(metrics["summary"]))
+    assert read_json(run / "config.json")["methods"] == ["gradcam"]
+    mask = np.asarray(Image.open(run / "masks" / f"{ids[0]}.png"))
+    assert mask.shape == (240, 320) and set(np.unique(mask)) <= {0, 255}
+    assert len(list((run / "overlays").glob("*.png"))) == 1
+    # the oracle can only be as good or better than the honest choice among the same candidates
+    for image_id in ids:
+        rec = metrics["per_image"][image_id]
+        assert rec["oracle_gradcam"]["iou"] >= rec["gradcam"]["iou"] - 1e-9
+
+
+def test_a_bad_image_is_recorded_and_counted_as_zero(tmp_path, synthetic_root):
+    image_dir = synthetic_root / "ISIC-2017_Validation_Data"
+    bad_id = sorted(image_dir.glob("*.png"))[1].stem
+    (image_dir / f"{bad_id}.png").write_bytes(b"garbage")
+    flat_id = sorted(image_dir.glob("*.png"))[2].stem
+    Image.fromarray(np.full((240, 320, 3), 128, np.uint8)).save(image_dir / f"{flat_id}.png")
+    metrics = _run(tmp_path, synthetic_root)
+    assert bad_id in metrics["failures"] and f"{bad_id}.png" in metrics["failures"][bad_id]
+    assert "constant" in metrics["failures"][flat_id]
+    assert metrics["per_image"][bad_id]["final"]["iou"] == 0.0
+    s = metrics["summary"]["final"]
+    assert s["n_images"] == 3 and s["n_failed"] == 2
+    good = [v["final"]["iou"] for k, v in metrics["per_image"].items() if k not in (bad_id, flat_id)]
+    assert s["iou"] == pytest.approx(sum(good) / 3)
+
+
+def test_interrupted_run_resumes(tmp_path, synthetic_root, monkeypatch):
+    calls = []
+    original = segment.CamSamPipeline.segment
+
+    def flaky(self, image, cams=None, image_id="image"):
+        calls.append(image_id)
+        if len(calls) == 2:
+            raise KeyboardInterrupt   # the user presses Ctrl-C during the second image
+        return original(self, image, cams, image_id)
+
+    monkeypatch.setattr(segment.CamSamPipeline, "segment", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        _run(tmp_path, synthetic_root)
+    records = tmp_path / "run" / "records"
+    assert len(list(records.glob("*.json"))) == 1
+    first = calls[0]
+    stamp = (records / f"{first}.json").stat().st_mtime_ns
+    calls.clear()
+    metrics = _run(tmp_path, synthetic_root)
+    assert first not in calls and len(calls) == 2        # only the two unfinished images ran
+    assert (records / f"{first}.json").stat().st_mtime_ns == stamp
+    assert metrics["summary"]["final"]["n_images"] == 3
+    with pytest.raises(SystemExit, match="another config"):
+        _run(tmp_path, synthetic_root, "box_padding=0.3")
+
+
+def test_honest_output_does_not_read_the_ground_truth(tmp_path, synthetic_root):
+    _run(tmp_path, synthetic_root, "limit=2")
+    masks_a = {p.name: p.read_bytes() for p in (tmp_path / "run" / "masks").glob("*.png")}
+    # replace every ground-truth mask by another one; the delivered masks must not change
+    for p in (synthetic_root / "ISIC-2017_Validation_Part1_GroundTruth").glob("*.png"):
+        Image.fromarray(np.zeros((240, 320), np.uint8)).save(p)
+    (tmp_path / "run").rename(tmp_path / "first")
+    _run(tmp_path, synthetic_root, "limit=2")
+    masks_b = {p.name: p.read_bytes() for p in (tmp_path / "run" / "masks").glob("*.png")}
+    assert masks_a == masks_b and len(masks_a) == 2
+
+
+def test_user_image_folder_without_masks(tmp_path, synthetic_root):
+    metrics = _run(tmp_path, "unused", f"image_dir={synthetic_root / 'ISIC-2017_Validation_Data'}", "limit=1")
+    assert metrics["per_image"] == {} and metrics["failures"] == {}
+    assert len(list((tmp_path / "run" / "masks").glob("*.png"))) == 1
+
+
+def test_no_data_falls_back_to_labelled_synthetic_images(tmp_path):
+    metrics = _run(tmp_path, tmp_path / "nowhere", "n_synthetic=1")
+    assert read_json(tmp_path / "run" / "config.json")["data_is_synthetic"] is True
+    assert metrics["summary"]["final"]["n_images"] == 1
+
+
+@requires_isic()
+def test_smoke_on_real_validation_images(tmp_path):
+    metrics = _run(tmp_path, SHARED_ISIC, "limit=3")
+    s = metrics["summary"]["final"]
+    assert s["n_images"] == 3 and s["n_failed"] == 0
