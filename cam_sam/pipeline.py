@@ -18,7 +18,7 @@ import numpy as np
 
 from cam_sam.postprocess import postprocess_mask
 from cam_sam.proposals import ColourProposalConfig, colour_proposals
-from cam_sam.prompts import cam_to_box, negative_points, perturb_boxes, sample_points
+from cam_sam.prompts import cam_to_box, negative_points, perturb_boxes, perturb_points, sample_points
 from data.isic import check_image_content
 from explainers.cams import CamExplainer, CamResult
 from medsam.base import PromptableSegmenter
@@ -136,8 +136,9 @@ class CamSamPipeline:
                if p.n_negative_points else np.zeros((0, 2), np.float32))
         points = np.concatenate([pos, neg])
         labels = np.concatenate([np.ones(len(pos)), np.zeros(len(neg))]).astype(np.int64)
-        k = len(boxes)
-        return boxes, np.repeat(points[None], k, 0), np.repeat(labels[None], k, 0)
+        moved = perturb_points(points, p.n_perturbations, p.perturb_scale, box, rng, hw)
+        all_points = np.concatenate([points[None], moved])   # row 0 unperturbed, like the boxes
+        return boxes, all_points, np.repeat(labels[None], len(boxes), 0)
 
     def segment(self, image: np.ndarray, cams: dict[str, CamResult] | None = None,
                 image_id: str = "image") -> ImageOutput:

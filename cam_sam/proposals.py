@@ -41,6 +41,7 @@ class ColourProposalConfig:
     centre_sigma: float = 0.25
     min_area: float = 0.002          # components below this share of the image are ignored
     max_chroma: float = 60.0         # Lab chroma above this is an artefact (stickers, cloth)
+    remove_artefacts: bool = True
     work_size: int = 256
 
 
@@ -104,7 +105,7 @@ def colour_proposals(image: np.ndarray, config: ColourProposalConfig | None = No
     small_hw = (max(1, round(h * scale)), max(1, round(w * scale)))
     small = cv2.resize(image, (small_hw[1], small_hw[0]), interpolation=cv2.INTER_AREA)
     darkness, fov, lab = darkness_map(small)
-    valid = fov & ~artefact_mask(lab, cfg.max_chroma)
+    valid = fov & ~artefact_mask(lab, cfg.max_chroma) if cfg.remove_artefacts else fov
     if valid.sum() < 100:
         valid = fov if fov.sum() >= 100 else np.ones_like(fov)
     prior = centrality(small_hw, cfg.centre_sigma)

@@ -56,7 +56,7 @@ class ResumableRun:
         write_json(self.record_path(image_id), record)
 
     def process(self, ids: list[str], work: Callable[[int, str], dict[str, Any]], desc: str) -> None:
-        """Call ``work(index, image_id)`` for every id without a record, saving what it returns.
+        """Call ``work(position_in_ids, image_id)`` for every id without a record, saving what it returns.
         An exception is recorded as that image's failure and the run goes on."""
         todo = [(i, image_id) for i, image_id in enumerate(ids) if not self.is_done(image_id)]
         if len(todo) < len(ids):

@@ -41,7 +41,8 @@ CONFIG: dict[str, Any] = {
     "split": "val",                          # train, val or test
     "image_dir": None,                       # a folder of your own images instead of ISIC
     "mask_dir": None,                        # optional masks for image_dir (<stem>_segmentation.png)
-    "limit": None,                           # first N images only
+    "every": 1,                              # every k-th image only (a spread-out subset)
+    "limit": None,                           # at most N images (after "every")
     "synthetic_if_missing": True,            # no data_root: segment generated (synthetic) images
     "n_synthetic": 4,
     # outputs
@@ -76,6 +77,7 @@ CONFIG: dict[str, Any] = {
     "colour_centre_sigma": 0.25,
     "colour_min_area": 0.002,
     "colour_max_chroma": 60.0,
+    "colour_remove_artefacts": True,
     # post-processing (kernel sizes as fractions of the shorter image side)
     "open_frac": 0.0,
     "close_frac": 0.0,
@@ -165,11 +167,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     segmenter = create_segmenter(cfg["segmenter"], cfg["segmenter_checkpoint"], device, cfg["decode_batch_size"])
     pipeline = CamSamPipeline(explainer, segmenter, pipeline_config(cfg))
     sources = pipeline.config.sources
-    ids = dataset.ids[: cfg["limit"]] if cfg["limit"] else dataset.ids
+    ids = dataset.ids[:: int(cfg["every"])][: cfg["limit"] or None]
+    positions = {image_id: i for i, image_id in enumerate(dataset.ids)}
 
-    def work(index: int, image_id: str) -> dict[str, Any]:
+    def work(order: int, image_id: str) -> dict[str, Any]:
         try:
-            sample = dataset[index]
+            sample = dataset[positions[image_id]]
         except DataError as exc:
             return {"error": str(exc)}
         output = pipeline.segment(sample.image, image_id=image_id)
@@ -183,7 +186,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             write_npy(run_dir / "uncertainty" / f"{image_id}.npy", output.uncertainty.astype(np.float16))
         if sample.mask is not None:
             record["metrics"] = evaluate(output, sample.mask, cfg)
-        if index < cfg["n_overlays"]:
+        if order < cfg["n_overlays"]:
             save_overlay(run_dir, image_id, sample.image, sample.mask, output, record)
         return record
 

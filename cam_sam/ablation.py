@@ -1,0 +1,106 @@
+"""Ablation of the zero-shot pipeline: one change at a time, on two evaluation sets.
+
+Runs :mod:`cam_sam.segment` once per (variant, evaluation set) into
+``results/ablation/<set>/<variant>/`` (resumable: rerun to continue), then writes
+``ablation.csv`` and ``ablation.md``. Rows marked "post hoc" are recomputed from the records of
+another run by the same honest rule (highest predicted IoU among the named sources), without new
+inference. Ground truth is used only to score.
+
+    python -m cam_sam.ablation
+    python -m cam_sam.ablation --set eval_sets='[{"name": "val", "split": "val"}]'
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from cam_sam import segment
+from cam_sam.metrics import summarise
+from common.config import config_from_argv
+
+CONFIG: dict[str, Any] = {
+    "data_root": segment.CONFIG["data_root"],
+    "out_root": "results/ablation",
+    # the training crops use no masks in this method: a second honest evaluation set
+    "eval_sets": [{"name": "val", "split": "val"}, {"name": "train_every18", "split": "train", "every": 18}],
+    "runs": {
+        # name: (description, overrides of cam_sam.segment.CONFIG)
+        "default": ("default: GradCAM box + colour proposals; final from colour",
+                    {"methods": ["gradcam"], "proposals": ["colour"], "final_sources": ["colour"]}),
+        "colour_raw_no_artefact_removal": ("colour: raw darkness only, no artefact removal",
+                                           {"methods": [], "colour_flatfield_sigmas": [0.0],
+                                            "colour_remove_artefacts": False}),
+        "colour_raw": ("colour: raw darkness only (+ artefact removal)",
+                       {"methods": [], "colour_flatfield_sigmas": [0.0]}),
+        "colour_padding_0.05": ("default colour proposals with 5 % padding instead of 10 %",
+                                {"methods": [], "colour_padding": 0.05}),
+    },
+    # rows: (label, run, source row in its metrics, or a list of sources chosen post hoc by predicted IoU)
+    "rows": [
+        ["GradCAM box (thr 0.5, pad 10 %, 10 perturbations), choice by predicted IoU", "default", "gradcam"],
+        ["colour proposal, raw darkness, no artefact removal", "colour_raw_no_artefact_removal", "final"],
+        ["+ artefact removal (stickers, ink, cloth)", "colour_raw", "final"],
+        ["+ flat-field variants, choice by predicted IoU (DEFAULT)", "default", "final"],
+        ["default, GradCAM box also in the final pool (post hoc)", "default", ["colour", "gradcam"]],
+        ["default with 5 % box padding", "colour_padding_0.05", "final"],
+        ["oracle: best candidate by ground truth (upper bound, NOT a result)", "default", "oracle_final"],
+    ],
+}
+
+
+def choose_post_hoc(per_image: dict[str, dict], sources: list[str]) -> dict[str, dict]:
+    """Per image, the metrics of the source with the highest predicted IoU (no ground truth)."""
+    chosen = {}
+    for image_id, rows in per_image.items():
+        scored = [s for s in sources if rows.get(s, {}).get("pred_iou") is not None]
+        pick = max(scored, key=lambda s: rows[s]["pred_iou"]) if scored else None
+        chosen[image_id] = {"chosen": rows[pick] if pick else {**rows[sources[0]], "failed": True}}
+    return chosen
+
+
+def row_summary(metrics: dict[str, Any], source) -> dict[str, Any]:
+    if isinstance(source, list):
+        return summarise(choose_post_hoc(metrics["per_image"], source), ["chosen"])["chosen"]
+    return metrics["summary"][source]
+
+
+def main(argv: list[str] | None = None) -> pd.DataFrame:
+    cfg = config_from_argv(CONFIG, argv, description=__doc__.splitlines()[0])
+    out_root = Path(cfg["out_root"])
+    results: dict[tuple[str, str], dict] = {}
+    for eval_set in cfg["eval_sets"]:
+        for run_name, (_, overrides) in cfg["runs"].items():
+            settings = {"data_root": cfg["data_root"], "split": eval_set["split"], "every": eval_set.get("every", 1),
+                        "limit": eval_set.get("limit"), "out_dir": str(out_root / eval_set["name"] / run_name),
+                        "n_overlays": 0, "synthetic_if_missing": False, **overrides}
+            print(f"== {eval_set['name']} / {run_name}")
+            args = [x for k, v in settings.items() for x in ("--set", f"{k}={_literal(v)}")]
+            results[(eval_set["name"], run_name)] = segment.main(args)
+    table = []
+    for label, run_name, source in cfg["rows"]:
+        row: dict[str, Any] = {"variant": label}
+        for eval_set in cfg["eval_sets"]:
+            s = row_summary(results[(eval_set["name"], run_name)], source)
+            name = eval_set["name"]
+            row.update({f"{name} IoU": round(s["iou"], 3), f"{name} Dice": round(s["dice"], 3),
+                        f"{name} IoU>=0.65": round(s["share_iou_ge_0.65"], 2), f"{name} n": s["n_images"]})
+        table.append(row)
+    df = pd.DataFrame(table)
+    out_root.mkdir(parents=True, exist_ok=True)
+    df.to_csv(out_root / "ablation.csv", index=False)
+    (out_root / "ablation.md").write_text(df.to_markdown(index=False) + "\n")
+    print(df.to_markdown(index=False))
+    return df
+
+
+def _literal(value: Any) -> str:
+    import json
+
+    return json.dumps(value)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

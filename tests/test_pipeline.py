@@ -1,0 +1,74 @@
+"""Mask selection in the pipeline, with a fake segmenter whose scores the test controls."""
+import numpy as np
+import pytest
+
+from cam_sam.pipeline import CamSamPipeline, PipelineConfig
+from explainers.cams import CamResult
+from medsam.base import Prediction
+
+
+class ScriptedSegmenter:
+    """Returns, for each box, the mask of the box and a score = box area (bigger scores higher)."""
+
+    def __init__(self):
+        self.encoded = 0
+
+    def set_image(self, image):
+        self.encoded += 1
+        self.hw = image.shape[:2]
+
+    def predict(self, boxes=None, points=None, point_labels=None):
+        masks = np.zeros((len(boxes),) + self.hw, bool)
+        for k, (x0, y0, x1, y1) in enumerate(boxes.astype(int)):
+            masks[k, y0 : y1 + 1, x0 : x1 + 1] = True
+        return Prediction(masks, masks.reshape(len(boxes), -1).mean(1))
+
+
+def _image():
+    image = np.full((120, 160, 3), 220, np.uint8)
+    image[40:80, 60:100] = (110, 70, 50)
+    return image
+
+
+def _cam(hw, box):
+    heat = np.zeros(hw, np.float32)
+    x0, y0, x1, y1 = box
+    heat[y0:y1, x0:x1] = 1.0
+    return CamResult("gradcam", heat, False, "class_0")
+
+
+def test_one_encoding_per_image_and_choice_by_predicted_iou():
+    seg = ScriptedSegmenter()
+    cfg = PipelineConfig(methods=["gradcam"], proposals=["colour"], final_sources=["colour", "gradcam"])
+    pipe = CamSamPipeline(object(), seg, cfg)
+    image = _image()
+    out = pipe.segment(image, cams={"gradcam": _cam(image.shape[:2], (0, 0, 150, 110))})
+    assert seg.encoded == 1
+    # the large CAM box scores higher in this scripted segmenter, so it is delivered
+    assert out.final_source == "gradcam"
+    grad = out.sources["gradcam"]
+    assert grad.chosen == int(np.argmax(grad.candidates.scores))
+    assert out.uncertainty.shape == image.shape[:2]
+
+
+def test_final_sources_restrict_the_choice_and_fall_back():
+    image = _image()
+    cams = {"gradcam": _cam(image.shape[:2], (0, 0, 150, 110))}
+    pipe = CamSamPipeline(object(), ScriptedSegmenter(), PipelineConfig(methods=["gradcam"], proposals=["colour"],
+                                                                           final_sources=["colour"]))
+    assert pipe.segment(image, cams=cams).final_source == "colour"
+    # a constant CAM gives no prompt: reported, and the colour source still delivers
+    flat = {"gradcam": CamResult("gradcam", np.zeros(image.shape[:2], np.float32), True, "class_0")}
+    out = pipe.segment(image, cams=flat)
+    assert out.sources["gradcam"].error == "constant CAM" and out.final_source == "colour"
+    # final_sources without a mask: the pipeline falls back to any source that produced one
+    pipe = CamSamPipeline(object(), ScriptedSegmenter(), PipelineConfig(methods=["gradcam"], proposals=["colour"],
+                                                                           final_sources=["gradcam"]))
+    assert pipe.segment(image, cams=flat).final_source == "colour"
+
+
+def test_bad_configuration_is_refused():
+    with pytest.raises(ValueError, match="final_sources"):
+        CamSamPipeline(object(), ScriptedSegmenter(), PipelineConfig(methods=[], proposals=["colour"], final_sources=["gradcam"]))
+    with pytest.raises(ValueError, match="unknown proposal"):
+        CamSamPipeline(object(), ScriptedSegmenter(), PipelineConfig(proposals=["otsu"]))
