@@ -40,10 +40,21 @@ def apply_overrides(config: Mapping[str, Any], overrides: Sequence[str]) -> dict
 
 
 def config_from_argv(config: Mapping[str, Any], argv: Sequence[str] | None = None,
-                     description: str | None = None) -> dict[str, Any]:
-    """Parse ``--set key=value`` (repeatable) from ``argv`` and apply it to ``config``."""
+                     description: str | None = None,
+                     presets: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
+    """Parse ``--set key=value`` (repeatable) from ``argv`` and apply it to ``config``.
+
+    With ``presets``, ``--set preset=NAME`` first applies that named group of settings; the
+    other ``--set`` values then apply on top of it, whatever their order on the command line.
+    """
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a CONFIG key (value parsed as JSON or a Python literal)")
     args = parser.parse_args(argv)
-    return apply_overrides(config, args.overrides)
+    result = apply_overrides(config, args.overrides)
+    name = result.get("preset")
+    if presets and name:
+        if name not in presets:
+            raise SystemExit(f"unknown preset {name!r}; available: {', '.join(sorted(presets))}")
+        result = apply_overrides({**dict(config), **presets[name], "preset": name}, args.overrides)
+    return result

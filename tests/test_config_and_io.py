@@ -29,3 +29,14 @@ def test_json_nan_and_run_dirs(tmp_path):
     second = resolve_run_dir(tmp_path, None, "segment")
     assert first != second and first.is_dir() and second.is_dir()
     assert resolve_run_dir(tmp_path, str(tmp_path / "mine"), "segment") == tmp_path / "mine"
+
+
+def test_presets_apply_first_and_overrides_win():
+    from common.config import config_from_argv
+
+    cfg = {"preset": None, "a": 1, "b": 2}
+    presets = {"p": {"a": 10, "b": 20}}
+    assert config_from_argv(cfg, ["--set", "b=5", "--set", "preset=p"], presets=presets) == {"preset": "p", "a": 10, "b": 5}
+    assert config_from_argv(cfg, [], presets=presets) == cfg
+    with pytest.raises(SystemExit, match="unknown preset"):
+        config_from_argv(cfg, ["--set", "preset=q"], presets=presets)

@@ -1,0 +1,74 @@
+"""Collect every run under a results folder into one table, like the paper's tables.
+
+Reads only the ``metrics.json`` (and ``config.json``) files of earlier runs, never recomputes.
+Writes ``<out>.csv`` and ``<out>.md``. Rows that used the ground truth to choose a mask
+(``oracle_*``) or to build a prompt (``gt_*``) are flagged in the ``uses_ground_truth`` column.
+
+    python -m visualisations.collect_table --set results_dir=results/paper_table
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from common.config import config_from_argv
+from common.io import read_json
+
+CONFIG: dict[str, Any] = {
+    "results_dir": "results",
+    "out": None,                 # None: <results_dir>/table
+    "methods": None,             # keep only these METHOD rows (None: all)
+    "columns": ["precision", "recall", "f1", "iou", "dice", "share_iou_ge_0.65", "n_images", "n_failed"],
+}
+
+
+def ground_truth_flag(method: str, summary: dict[str, Any]) -> str:
+    if method.startswith("oracle_"):
+        return "oracle (mask chosen with GT)"
+    if method.startswith("gt_"):
+        return "prompt from GT"
+    return ""
+
+
+def collect(results_dir: str | Path, methods: list[str] | None = None,
+            columns: list[str] | None = None) -> pd.DataFrame:
+    """One row per (run, METHOD) for every ``metrics.json`` below ``results_dir``."""
+    results_dir = Path(results_dir)
+    columns = columns or CONFIG["columns"]
+    rows = []
+    for path in sorted(results_dir.rglob("metrics.json")):
+        metrics = read_json(path)
+        config_path = path.parent / "config.json"
+        config = read_json(config_path) if config_path.is_file() else {}
+        run = str(path.parent.relative_to(results_dir)) or "."
+        for method, summary in metrics.get("summary", {}).items():
+            if methods and method not in methods:
+                continue
+            row = {"run": run, "split": config.get("split"), "segmenter": config.get("segmenter"),
+                   "classifier": config.get("classifier_checkpoint") or config.get("classifier"),
+                   "method": method, "uses_ground_truth": ground_truth_flag(method, summary)}
+            row.update({c: summary.get(c) for c in columns})
+            rows.append(row)
+    if not rows:
+        raise SystemExit(f"no metrics.json under {results_dir}")
+    return pd.DataFrame(rows)
+
+
+def main(argv: list[str] | None = None) -> pd.DataFrame:
+    cfg = config_from_argv(CONFIG, argv, description=__doc__.splitlines()[0])
+    table = collect(cfg["results_dir"], cfg["methods"], cfg["columns"])
+    out = Path(cfg["out"] or Path(cfg["results_dir"]) / "table")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out.with_suffix(".csv"), index=False)
+    markdown = table.to_markdown(index=False, floatfmt=".3f")
+    out.with_suffix(".md").write_text(markdown + "\n")
+    print(markdown)
+    print(f"\nwritten: {out.with_suffix('.csv')} and {out.with_suffix('.md')}")
+    return table
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
