@@ -172,16 +172,19 @@ def resolve_preprocessing(model: torch.nn.Module) -> dict:
 _PIL_INTERP = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR, "nearest": Image.NEAREST}
 
 
-def preprocess_image(image: np.ndarray, data_config: dict) -> torch.Tensor:
-    """(H, W, 3) uint8 RGB -> (1, 3, S, S) normalised tensor.
-
-    The whole image is resized to the model's input size (no centre crop) so that a CAM computed
-    on the tensor maps back onto the full original frame by a plain resize.
-    """
+def resize_and_normalise(image: Image.Image, data_config: dict) -> torch.Tensor:
+    """PIL RGB image -> (3, S, S) tensor: the whole frame resized to the input size with the
+    config's interpolation, scaled to [0, 1], normalised with the config's mean and std."""
     _, height, width = data_config["input_size"]
     interp = _PIL_INTERP.get(data_config.get("interpolation", "bicubic"), Image.BICUBIC)
-    resized = np.asarray(Image.fromarray(image).resize((width, height), interp), dtype=np.float32) / 255.0
+    resized = np.asarray(image.resize((width, height), interp), dtype=np.float32) / 255.0
     mean = np.asarray(data_config["mean"], dtype=np.float32)
     std = np.asarray(data_config["std"], dtype=np.float32)
-    normalised = (resized - mean) / std
-    return torch.from_numpy(normalised.transpose(2, 0, 1).copy()).unsqueeze(0)
+    return torch.from_numpy(((resized - mean) / std).transpose(2, 0, 1).copy())
+
+
+def preprocess_image(image: np.ndarray, data_config: dict) -> torch.Tensor:
+    """(H, W, 3) uint8 RGB -> (1, 3, S, S) normalised tensor, identical at training, test and CAM
+    time. The whole image is resized to the model's input size (no centre crop) so that a CAM
+    computed on the tensor maps back onto the full original frame by a plain resize."""
+    return resize_and_normalise(Image.fromarray(image), data_config).unsqueeze(0)

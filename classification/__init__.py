@@ -1,0 +1,1 @@
+"""Classification stage: fine-tune melanoma classifiers on ISIC image labels (no masks)."""

@@ -1,0 +1,102 @@
+"""Test a trained melanoma classifier: accuracy, balanced accuracy, ROC-AUC, sensitivity and
+specificity at the threshold chosen on the validation split (Youden's J), F1, confusion matrix,
+ROC curve PNG and ``metrics.json``.
+
+    python -m classification.test --set checkpoint=results/train_.../best.pth --set split=val
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import balanced_accuracy_score, confusion_matrix, f1_score, roc_auc_score, roc_curve
+from torch.utils.data import DataLoader
+
+from classification.data import LabelledImages, eval_transform
+from classification.train import predict
+from common.config import config_from_argv
+from common.io import resolve_run_dir, save_figure, write_json
+from models.registry import _state_dict_from_file, create_classifier, resolve_preprocessing
+
+CONFIG: dict[str, Any] = {
+    "checkpoint": None,                  # best.pth from classification.train
+    "data_root": "../shared/data/ISIC2017",
+    "split": "val",                      # the split to report
+    "threshold_split": "val",            # the split the decision threshold is chosen on
+    "limit": None,
+    "batch_size": 32,
+    "num_workers": 2,
+    "results_root": "results",
+    "out_dir": None,
+}
+
+
+def youden_threshold(scores: np.ndarray, melanoma: np.ndarray) -> float:
+    """The threshold maximising sensitivity + specificity - 1."""
+    fpr, tpr, thresholds = roc_curve(melanoma, scores)
+    return float(thresholds[int(np.argmax(tpr - fpr))])
+
+
+def binary_report(scores: np.ndarray, melanoma: np.ndarray, threshold: float) -> dict[str, Any]:
+    predicted = (scores >= threshold).astype(int)
+    tn, fp, fn, tp = confusion_matrix(melanoma, predicted, labels=[0, 1]).ravel()
+    return {"threshold": threshold, "accuracy": float((predicted == melanoma).mean()),
+            "balanced_accuracy": float(balanced_accuracy_score(melanoma, predicted)),
+            "roc_auc": float(roc_auc_score(melanoma, scores)) if 0 < melanoma.sum() < len(melanoma) else None,
+            "sensitivity": float(tp / max(1, tp + fn)), "specificity": float(tn / max(1, tn + fp)),
+            "f1": float(f1_score(melanoma, predicted, zero_division=0)),
+            "confusion_matrix": {"tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp)},
+            "n_images": int(len(melanoma)), "n_melanoma": int(melanoma.sum())}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    cfg = config_from_argv(CONFIG, argv, description=__doc__.splitlines()[0])
+    if not cfg["checkpoint"]:
+        raise SystemExit("set checkpoint=<run>/best.pth")
+    _, meta = _state_dict_from_file(Path(cfg["checkpoint"]))
+    train_cfg = meta.get("config", {})
+    arch, task = meta.get("arch") or train_cfg.get("classifier"), train_cfg.get("task", "melanoma")
+    model = create_classifier(arch, checkpoint=cfg["checkpoint"])
+    transform = eval_transform(resolve_preprocessing(model))
+
+    def scores_of(split: str):
+        data = LabelledImages(cfg["data_root"], split, task, transform, limit=cfg["limit"])
+        scores, targets = predict(model, DataLoader(data, cfg["batch_size"], num_workers=cfg["num_workers"]), task, "cpu")
+        return scores, (targets == 1).astype(int)
+
+    scores, melanoma = scores_of(cfg["split"])
+    threshold_scores, threshold_truth = (scores, melanoma) if cfg["threshold_split"] == cfg["split"] else scores_of(cfg["threshold_split"])
+    report = binary_report(scores, melanoma, youden_threshold(threshold_scores, threshold_truth))
+    report.update({"checkpoint": cfg["checkpoint"], "split": cfg["split"], "threshold_split": cfg["threshold_split"],
+                   "classifier": arch, "task": task})
+    run_dir = resolve_run_dir(cfg["results_root"], cfg["out_dir"], "test_classifier")
+    write_json(run_dir / "config.json", cfg)
+    write_json(run_dir / "metrics.json", report)
+    roc_figure(scores, melanoma, report, run_dir / "roc.png")
+    print({k: v for k, v in report.items() if k not in ("checkpoint",)})
+    return report
+
+
+def roc_figure(scores: np.ndarray, melanoma: np.ndarray, report: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fpr, tpr, _ = roc_curve(melanoma, scores)
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot(fpr, tpr, label=f"ROC-AUC {report['roc_auc']:.3f}")
+    ax.plot([0, 1], [0, 1], ls="--", c="grey")
+    ax.scatter([1 - report["specificity"]], [report["sensitivity"]], c="red", zorder=3,
+               label=f"threshold {report['threshold']:.3f} (chosen on {report['threshold_split']})")
+    ax.set_xlabel("1 - specificity (false positive rate)")
+    ax.set_ylabel("sensitivity (true positive rate)")
+    ax.set_title(f"Melanoma ROC, {report['split']} split")
+    ax.legend(loc="lower right")
+    save_figure(fig, path)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,294 @@
+"""Fine-tune a melanoma classifier on ISIC 2017 image labels (no masks): the paper's "finetuned" arm.
+
+    python -m classification.train --set classifier=efficientnet_lite0 --set epochs=5
+    torchrun --nproc_per_node 4 -m classification.train        # same script, several GPUs / nodes
+
+Selection and early stopping use validation ROC-AUC (accuracy rewards predicting "benign" when
+only ~19 % are melanoma); the class imbalance is handled by a positive-class weight (or a balanced
+sampler, single process). Preprocessing is the model's own data config, identical at training,
+test and CAM time. The run folder holds ``best.pth`` and ``last.pth`` (model, optimiser, epoch,
+config, class names), ``log.txt``, ``metrics.jsonl`` and ``learning_curves.png``; starting the same
+command with the same ``out_dir`` resumes from ``last.pth``.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from sklearn.metrics import balanced_accuracy_score, roc_auc_score
+from torch.utils.data import DataLoader, Sampler, WeightedRandomSampler
+from tqdm import tqdm
+
+from classification.data import TASKS, LabelledImages, eval_transform, train_transform
+from common.config import config_from_argv
+from common.io import read_json, resolve_run_dir, save_figure, write_json
+from models.registry import create_classifier, resolve_preprocessing
+
+CONFIG: dict[str, Any] = {
+    "data_root": "../shared/data/ISIC2017",
+    "train_split": "train",
+    "val_split": "val",
+    "train_every": 1, "train_limit": None, "val_limit": None,   # subsets, for quick runs
+    "classifier": "efficientnet_lite0",
+    "pretrained": True,                  # ImageNet weights where they install with pip
+    "task": "melanoma",                  # "melanoma" (one logit, BCE) or "three_class"
+    "epochs": 200,
+    "patience": 50,                      # early stopping on validation ROC-AUC
+    "batch_size": 32,
+    "lr": 1e-4,
+    "weight_decay": 0.0,
+    "imbalance": "pos_weight",           # "pos_weight", "balanced_sampler" (single process) or "none"
+    "augment_strength": 1.0,
+    "num_workers": 2,
+    "amp": True,                         # mixed precision and channels_last, on GPU only
+    "results_root": "results",
+    "out_dir": None,
+    "log_sample_ids": False,             # write the ids each rank saw per epoch (tests)
+    "device": "auto",
+    "seed": 0,
+}
+
+log = logging.getLogger("classification.train")
+
+
+class ShardedShuffle(Sampler[int]):
+    """A seeded permutation per epoch, split between ranks without padding: every sample is seen
+    exactly once per epoch across all ranks (DistributedSampler repeats samples to pad)."""
+
+    def __init__(self, n: int, rank: int = 0, world: int = 1, seed: int = 0) -> None:
+        self.n, self.rank, self.world, self.seed, self.epoch = n, rank, world, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def indices(self) -> list[int]:
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        return torch.randperm(self.n, generator=generator)[self.rank :: self.world].tolist()
+
+    def __iter__(self):
+        return iter(self.indices())
+
+    def __len__(self) -> int:
+        return len(range(self.rank, self.n, self.world))
+
+
+def setup_distributed(device_name: str) -> tuple[int, int, torch.device]:
+    """(rank, world size, device); initialises the process group under torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    cuda = torch.cuda.is_available() and device_name in ("auto", "cuda")
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if cuda else "gloo")
+    if cuda:
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        return rank, world, torch.device("cuda", local)
+    return rank, world, torch.device("cpu" if device_name == "auto" else device_name)
+
+
+def make_loss(task: str, targets: np.ndarray, imbalance: str, device: torch.device) -> torch.nn.Module:
+    if task == "melanoma":
+        pos_weight = None
+        if imbalance == "pos_weight":
+            positives = max(1, int(targets.sum()))
+            pos_weight = torch.tensor([(len(targets) - positives) / positives], device=device)
+        return torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+    weight = None
+    if imbalance == "pos_weight":
+        counts = np.bincount(targets, minlength=len(TASKS[task])).clip(min=1)
+        weight = torch.tensor(len(targets) / (len(counts) * counts), dtype=torch.float32, device=device)
+    return torch.nn.CrossEntropyLoss(weight=weight)
+
+
+def loss_of(loss_fn, logits: torch.Tensor, targets: torch.Tensor, task: str) -> torch.Tensor:
+    if task == "melanoma":
+        return loss_fn(logits[:, 0], targets.float())
+    return loss_fn(logits, targets)
+
+
+def melanoma_score(logits: torch.Tensor, task: str) -> torch.Tensor:
+    """The probability of melanoma (class 1 in both tasks)."""
+    return torch.sigmoid(logits[:, 0]) if task == "melanoma" else torch.softmax(logits, dim=1)[:, 1]
+
+
+@torch.no_grad()
+def predict(model, loader, task: str, device: torch.device) -> tuple[np.ndarray, np.ndarray]:
+    """(melanoma probability per image, targets) over ``loader``."""
+    model.eval()
+    scores, targets = [], []
+    for images, labels in loader:
+        logits = model(images.to(device)).float()
+        scores.append(melanoma_score(logits, task).cpu().numpy())
+        targets.append(labels.numpy())
+    return np.concatenate(scores), np.concatenate(targets)
+
+
+def validation_metrics(scores: np.ndarray, targets: np.ndarray, task: str) -> dict[str, float]:
+    melanoma = (targets == 1).astype(int)
+    auc = float(roc_auc_score(melanoma, scores)) if 0 < melanoma.sum() < len(melanoma) else float("nan")
+    predicted = (scores >= 0.5).astype(int)
+    return {"val_auc": auc, "val_accuracy": float((predicted == melanoma).mean()),
+            "val_balanced_accuracy": float(balanced_accuracy_score(melanoma, predicted))}
+
+
+def save_checkpoint(path: Path, model, optimizer, epoch: int, best_auc: float, cfg: dict, num_classes: int) -> None:
+    module = model.module if hasattr(model, "module") else model
+    payload = {"model": module.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
+               "best_auc": best_auc, "config": cfg, "class_names": TASKS[cfg["task"]],
+               "num_classes": num_classes, "arch": cfg["classifier"]}
+    tmp = path.with_suffix(".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def learning_curves(history: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    a.plot(epochs, [h["train_loss"] for h in history], marker="o")
+    a.set_xlabel("epoch")
+    a.set_ylabel("training loss")
+    a.set_title("Training loss")
+    b.plot(epochs, [h["val_auc"] for h in history], marker="o", label="ROC-AUC")
+    b.plot(epochs, [h["val_balanced_accuracy"] for h in history], marker="s", label="balanced accuracy")
+    b.set_xlabel("epoch")
+    b.set_ylabel("validation score")
+    b.set_ylim(0, 1)
+    b.set_title("Validation")
+    b.legend()
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    cfg = config_from_argv(CONFIG, argv, description=__doc__.splitlines()[0])
+    if cfg["task"] not in TASKS:
+        raise SystemExit(f"task must be one of {list(TASKS)}")
+    rank, world, device = setup_distributed(cfg["device"])
+    main_process = rank == 0
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(message)s")
+    log.setLevel(logging.INFO if main_process else logging.WARNING)
+    for handler in [h for h in log.handlers if isinstance(h, logging.FileHandler)]:
+        log.removeHandler(handler)
+        handler.close()
+    torch.manual_seed(cfg["seed"] + rank)
+    np.random.seed(cfg["seed"] + rank)
+    run_dir = Path(cfg["out_dir"]) if cfg["out_dir"] else None
+    if main_process:
+        run_dir = resolve_run_dir(cfg["results_root"], cfg["out_dir"], f"train_{cfg['classifier']}")
+        previous = run_dir / "config.json"
+        if previous.is_file() and {k: v for k, v in read_json(previous).items() if k != "epochs"} != \
+                {k: v for k, v in json.loads(json.dumps(cfg)).items() if k != "epochs"}:
+            raise SystemExit(f"{run_dir} holds a run with another config; choose a new out_dir")
+        write_json(previous, cfg)
+        file_handler = logging.FileHandler(run_dir / "log.txt")
+        file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        log.addHandler(file_handler)
+    if world > 1:
+        names = [str(run_dir)]
+        dist.broadcast_object_list(names, src=0)
+        run_dir = Path(names[0])
+
+    num_classes = 1 if cfg["task"] == "melanoma" else len(TASKS[cfg["task"]])
+    model = create_classifier(cfg["classifier"], num_classes=num_classes, pretrained=cfg["pretrained"])
+    data_config = resolve_preprocessing(model)
+    train_set = LabelledImages(cfg["data_root"], cfg["train_split"], cfg["task"],
+                               train_transform(data_config, cfg["augment_strength"]), cfg["train_every"], cfg["train_limit"])
+    val_set = LabelledImages(cfg["data_root"], cfg["val_split"], cfg["task"], eval_transform(data_config),
+                             limit=cfg["val_limit"])
+    if cfg["imbalance"] == "balanced_sampler":
+        if world > 1:
+            raise SystemExit("imbalance=balanced_sampler is single-process; use pos_weight with torchrun")
+        counts = np.bincount(train_set.targets)
+        weights = 1.0 / counts[train_set.targets]
+        sampler = WeightedRandomSampler(weights, len(weights), generator=torch.Generator().manual_seed(cfg["seed"]))
+    else:
+        sampler = ShardedShuffle(len(train_set), rank, world, cfg["seed"])
+    use_cuda = device.type == "cuda"
+    train_loader = DataLoader(train_set, cfg["batch_size"], sampler=sampler, num_workers=cfg["num_workers"],
+                              pin_memory=use_cuda, persistent_workers=cfg["num_workers"] > 0)
+    val_loader = DataLoader(val_set, cfg["batch_size"], shuffle=False, num_workers=cfg["num_workers"])
+    model.to(device)
+    if use_cuda and cfg["amp"]:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    loss_fn = make_loss(cfg["task"], train_set.targets, cfg["imbalance"], device)
+    scaler = torch.amp.GradScaler("cuda", enabled=use_cuda and cfg["amp"])
+
+    start_epoch, best_auc, history, stale = 1, -1.0, [], 0
+    last = run_dir / "last.pth"
+    if last.is_file():
+        state = torch.load(last, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start_epoch, best_auc = state["epoch"] + 1, state["best_auc"]
+        history = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()
+                   if line.strip() and json.loads(line)["epoch"] <= state["epoch"]]
+        stale = state["epoch"] - max((h["epoch"] for h in history if h["val_auc"] == best_auc), default=state["epoch"])
+        log.info("resuming from %s at epoch %d (best AUC %.4f)", last, start_epoch, best_auc)
+    ddp_model = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+
+    for epoch in range(start_epoch, cfg["epochs"] + 1):
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(epoch)
+        if cfg["log_sample_ids"]:
+            seen = [train_set.ids[i] for i in sampler]
+            write_json(run_dir / f"seen_rank{rank}_epoch{epoch}.json", seen)
+        ddp_model.train()
+        started, losses = time.time(), []
+        context = ddp_model.join() if world > 1 else contextlib.nullcontext()
+        with context:
+            for images, labels in tqdm(train_loader, desc=f"epoch {epoch}", disable=not main_process, leave=False):
+                images, labels = images.to(device), labels.to(device)
+                if use_cuda and cfg["amp"]:
+                    images = images.to(memory_format=torch.channels_last)
+                with torch.autocast(device.type, enabled=use_cuda and cfg["amp"]):
+                    loss = loss_of(loss_fn, ddp_model(images).float(), labels, cfg["task"])
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                losses.append(loss.item())
+        if main_process:
+            scores, targets = predict(model, val_loader, cfg["task"], device)
+            row = {"epoch": epoch, "train_loss": float(np.mean(losses)), "minutes": (time.time() - started) / 60,
+                   **validation_metrics(scores, targets, cfg["task"])}
+            history.append(row)
+            improved = row["val_auc"] > best_auc
+            if improved:
+                best_auc, stale = row["val_auc"], 0
+                save_checkpoint(run_dir / "best.pth", model, optimizer, epoch, best_auc, cfg, num_classes)
+            else:
+                stale += 1
+            save_checkpoint(last, model, optimizer, epoch, best_auc, cfg, num_classes)
+            (run_dir / "metrics.jsonl").write_text("".join(json.dumps(h) + "\n" for h in history))
+            learning_curves(history, run_dir / "learning_curves.png")
+            log.info("epoch %d: loss %.4f, val AUC %.4f, balanced acc %.3f, %.1f min%s", epoch, row["train_loss"],
+                     row["val_auc"], row["val_balanced_accuracy"], row["minutes"], " (best)" if improved else "")
+        stop = torch.tensor([int(main_process and stale >= cfg["patience"])])
+        if world > 1:
+            dist.broadcast(stop, src=0)
+        if stop.item():
+            log.info("early stop: no better validation AUC for %d epochs", cfg["patience"])
+            break
+    if world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+    return {"run_dir": str(run_dir), "best_auc": best_auc, "history": history}
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
