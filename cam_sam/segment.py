@@ -31,7 +31,7 @@ from common.config import config_from_argv
 from common.io import resolve_run_dir, save_figure, write_json, write_npy, write_png
 from data.isic import DataError, open_dataset
 from data.synthetic import write_synthetic_isic
-from explainers.cams import CamExplainer
+from explainers.cams import CamExplainer, CamResult
 from medsam.factory import create_segmenter
 from models.registry import create_classifier
 
@@ -57,6 +57,7 @@ CONFIG: dict[str, Any] = {
     "target_class": None,                    # ImageNet head: None = top-1 class
     "methods": ["gradcam"],                  # grad-cam methods (explainers.CAM_METHODS); [] for none
     "cam_batch_size": 32,                    # ScoreCAM / AblationCAM forward passes per batch
+    "cam_dir": None,                         # reuse saved heatmaps: <cams run>/heatmaps/<model label>
     # segmenter
     "segmenter": "litemedsam",               # litemedsam, medsam, sam_vit_b, sam_vit_l, sam_vit_h
     "segmenter_checkpoint": None,            # needed for medsam and sam_*
@@ -189,7 +190,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             sample = dataset[positions[image_id]]
         except DataError as exc:
             return {"error": str(exc)}
-        output = pipeline.segment(sample.image, image_id=image_id)
+        output = pipeline.segment(sample.image, cams=load_saved_cams(cfg["cam_dir"], image_id, cfg["methods"]),
+                                  image_id=image_id)
         record: dict[str, Any] = {"final_source": output.final_source, "has_truth": sample.mask is not None}
         if output.final_mask is None:
             errors = {m: o.error for m, o in output.sources.items()}
@@ -208,6 +210,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     metrics = run.write_metrics(ids, sources + ["final"])
     print_summary(metrics, run_dir, synthetic)
     return metrics
+
+
+def load_saved_cams(cam_dir: str | None, image_id: str, methods: list[str]) -> dict[str, CamResult]:
+    """Heatmaps written by explainers.generate_cams (``<cam_dir>/<method>/<id>.npy``), where they exist."""
+    if not cam_dir:
+        return {}
+    cams = {}
+    for method in methods:
+        path = Path(cam_dir) / method / f"{image_id}.npy"
+        if path.is_file():
+            heatmap = np.load(path).astype(np.float32)
+            cams[method] = CamResult(method, heatmap, bool(heatmap.max() <= 0), "saved")
+    return cams
 
 
 def save_overlay(run_dir: Path, image_id: str, image, truth, output: ImageOutput, record) -> None:

@@ -48,6 +48,7 @@ class CamResult:
     heatmap: np.ndarray
     constant: bool
     target: str
+    raw: np.ndarray | None = None    # (S, S) map on the classifier's input, as grad-cam returned it
 
 
 def make_target(model_output: torch.Tensor, target_class: int | None) -> tuple[Callable, str]:
@@ -81,11 +82,11 @@ class CamExplainer:
     """
 
     def __init__(self, model: torch.nn.Module, classifier_name: str, target_class: int | None = None,
-                 batch_size: int = 32, device: str | torch.device = "cpu") -> None:
+                 batch_size: int = 32, device: str | torch.device = "cpu", layer: str = "last") -> None:
         self.model = model.to(device).eval()
         self.spec = get_spec(classifier_name)
         self.data_config = resolve_preprocessing(model)
-        self.target_layers = [self.spec.target_layer(model)]
+        self.target_layers = [self.spec.layer(model, layer)]
         self.reshape = self.spec.reshape(model) if self.spec.reshape else None
         self.target_class = target_class
         self.batch_size = batch_size
@@ -105,16 +106,21 @@ class CamExplainer:
             cam.batch_size = self.batch_size
         return cam
 
-    def explain(self, image: np.ndarray, methods: list[str]) -> dict[str, CamResult]:
-        """CAMs of ``image`` (H, W, 3) uint8 for each method, keyed by method name."""
+    def prepare(self, image: np.ndarray) -> tuple[torch.Tensor, Callable, str]:
+        """(input tensor (1, 3, S, S), CAM target, target name) of an (H, W, 3) uint8 image."""
         tensor = preprocess_image(image, self.data_config).to(self.device)
         with torch.no_grad():
             logits = self.model(tensor)
         target, target_name = make_target(logits, self.target_class)
+        return tensor, target, target_name
+
+    def explain(self, image: np.ndarray, methods: list[str]) -> dict[str, CamResult]:
+        """CAMs of ``image`` (H, W, 3) uint8 for each method, keyed by method name."""
+        tensor, target, target_name = self.prepare(image)
         results = {}
         for method in methods:
             with self._build(method) as cam:  # hooks released on exit
                 raw = cam(input_tensor=tensor, targets=[target])[0]
             heatmap, constant = to_original_frame(raw, image.shape[:2])
-            results[method] = CamResult(method, heatmap, constant, target_name)
+            results[method] = CamResult(method, heatmap, constant, target_name, raw=np.asarray(raw, np.float32))
         return results

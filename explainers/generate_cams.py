@@ -1,0 +1,135 @@
+"""CAM stage: heatmaps for a split, for several models, layers and methods, with their quality.
+
+Per image and (model, method): ``heatmaps/<model>/<method>/<id>.npy`` (float16 in [0, 1] at the
+original size; the segmentation script can reuse them with ``--set cam_dir=<run>/heatmaps/<model>``),
+an overlay PNG for the first images, and CAM quality against the lesion mask: pointing game,
+energy pointing game, IoU of the thresholded CAM at several thresholds, box IoU, and grad-cam's
+ROAD faithfulness score for the classifier (higher: removing the most relevant pixels hurts the
+target more than removing the least relevant ones). ``metrics.json`` and ``metrics.csv`` hold the
+mean per model x method. Resumable: rerun with the same ``out_dir``.
+
+    python -m explainers.generate_cams --set methods='["gradcam","eigencam"]' --set limit=20
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from pytorch_grad_cam.metrics.road import ROADCombined
+
+from cam_sam.runner import ResumableRun
+from common.config import config_from_argv
+from common.io import read_json, resolve_run_dir, save_figure, write_json, write_npy
+from data.isic import check_image_content, open_dataset
+from explainers.cams import CamExplainer
+from explainers.quality import cam_quality
+from models.registry import create_classifier
+
+CONFIG: dict[str, Any] = {
+    "data_root": "../shared/data/ISIC2017",
+    "split": "val",
+    "every": 1,
+    "limit": None,
+    # each model: a label, a registry classifier, an optional checkpoint and the CAM layer
+    "models": [{"label": "imagenet_last", "classifier": "efficientnet_lite0", "checkpoint": None, "layer": "last"}],
+    "methods": ["gradcam", "gradcam++", "eigencam", "randomcam"],   # ablationcam / scorecam: slow on CPU
+    "cam_batch_size": 64,
+    "road_percentiles": [20, 40, 60, 80],
+    "save_heatmaps": True,
+    "n_overlays": 5,
+    "results_root": "results",
+    "out_dir": None,
+    "device": "auto",
+    "seed": 0,
+}
+
+log = logging.getLogger("explainers.generate_cams")
+
+
+def summarise_quality(run_dir: Path, ids: list[str]) -> pd.DataFrame:
+    rows = []
+    for image_id in ids:
+        path = run_dir / "records" / f"{image_id}.json"
+        record = read_json(path) if path.is_file() else {}
+        for key, values in record.get("quality", {}).items():
+            model, method = key.split("/", 1)
+            rows.append({"model": model, "method": method, "image_id": image_id, **values})
+    if not rows:
+        return pd.DataFrame()
+    frame = pd.DataFrame(rows)
+    table = frame.drop(columns="image_id").groupby(["model", "method"], sort=False).mean(numeric_only=True)
+    table["n_images"] = frame.groupby(["model", "method"], sort=False).size()
+    return table.reset_index()
+
+
+def main(argv: list[str] | None = None) -> pd.DataFrame:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    cfg = config_from_argv(CONFIG, argv, description=__doc__.splitlines()[0])
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg["device"] == "auto" else cfg["device"]
+    np.random.seed(cfg["seed"])   # RandomCAM and ROAD's imputer draw from numpy's global generator
+    torch.manual_seed(cfg["seed"])
+    dataset = open_dataset(cfg["data_root"], cfg["split"])
+    run_dir = resolve_run_dir(cfg["results_root"], cfg["out_dir"], "cams")
+    run = ResumableRun(run_dir, cfg)
+    explainers = {}
+    for entry in cfg["models"]:
+        model = create_classifier(entry["classifier"], checkpoint=entry.get("checkpoint"))
+        explainers[entry["label"]] = CamExplainer(model, entry["classifier"], None, cfg["cam_batch_size"], device,
+                                                  layer=entry.get("layer", "last"))
+    road = ROADCombined(percentiles=cfg["road_percentiles"])
+    ids = dataset.ids[:: int(cfg["every"])][: cfg["limit"] or None]
+    positions = {image_id: i for i, image_id in enumerate(dataset.ids)}
+
+    def work(order: int, image_id: str) -> dict[str, Any]:
+        sample = dataset[positions[image_id]]
+        check_image_content(sample.image, image_id)
+        quality: dict[str, dict] = {}
+        for label, explainer in explainers.items():
+            cams = explainer.explain(sample.image, cfg["methods"])
+            tensor, target, _ = explainer.prepare(sample.image)
+            for method, cam in cams.items():
+                if cfg["save_heatmaps"]:
+                    write_npy(run_dir / "heatmaps" / label / method / f"{image_id}.npy", cam.heatmap.astype(np.float16))
+                values = cam_quality(cam.heatmap, sample.mask) if sample.mask is not None else {}
+                values["constant"] = float(cam.constant)
+                values["road"] = float(road(tensor, cam.raw[None], [target], explainer.model)[0])
+                quality[f"{label}/{method}"] = values
+                if order < cfg["n_overlays"]:
+                    save_cam_overlay(run_dir / "overlays" / label / method / f"{image_id}.png", sample, cam, values)
+        return {"quality": quality}
+
+    run.process(ids, work, desc="cams")
+    table = summarise_quality(run_dir, ids)
+    write_json(run_dir / "metrics.json", {"summary": table.to_dict(orient="records"),
+                                          "failures": {i: r["error"] for i in ids
+                                                       if (r := read_json(run.record_path(i))).get("error")}})
+    table.to_csv(run_dir / "metrics.csv", index=False)
+    if not table.empty:
+        print(table.to_markdown(index=False, floatfmt=".3f"))
+    return table
+
+
+def save_cam_overlay(path: Path, sample, cam, values: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 5))
+    ax.imshow(sample.image)
+    ax.imshow(cam.heatmap, cmap="jet", alpha=0.45, vmin=0, vmax=1)
+    if sample.mask is not None:
+        ax.contour(sample.mask, levels=[0.5], colors="white", linewidths=1.5)
+    ax.set_title(f"{sample.image_id} {cam.method}: pointing {values.get('pointing_game', float('nan')):.0f}, "
+                 f"energy {values.get('energy_pointing_game', float('nan')):.2f}")
+    ax.axis("off")
+    save_figure(fig, path)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,50 @@
+"""CAM quality against lesion masks (evaluation only; never used to make a prediction).
+
+All maps are (H, W) on the original image frame; masks are (H, W) bool.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from cam_sam.prompts import cam_region, mask_to_box
+
+DEFAULT_THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+def pointing_game(cam: np.ndarray, mask: np.ndarray) -> bool:
+    """Is the CAM's peak (first maximum in row-major order) inside the lesion?"""
+    y, x = np.unravel_index(int(np.argmax(cam)), cam.shape)
+    return bool(mask[y, x])
+
+
+def energy_pointing_game(cam: np.ndarray, mask: np.ndarray) -> float:
+    """Share of the CAM's mass inside the lesion (0 for an all-zero map)."""
+    total = float(cam.sum())
+    return float(cam[mask].sum()) / total if total > 0 else 0.0
+
+
+def region_iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.count_nonzero(a | b)
+    return np.count_nonzero(a & b) / union if union else 0.0
+
+
+def box_iou(a: np.ndarray | None, b: np.ndarray | None) -> float:
+    """IoU of two inclusive (x0, y0, x1, y1) pixel boxes; 0 when either is missing."""
+    if a is None or b is None:
+        return 0.0
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]) + 1)
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]) + 1)
+    inter = ix * iy
+    area = lambda r: (r[2] - r[0] + 1) * (r[3] - r[1] + 1)  # noqa: E731
+    return float(inter / (area(a) + area(b) - inter))
+
+
+def cam_quality(cam: np.ndarray, mask: np.ndarray, thresholds=DEFAULT_THRESHOLDS) -> dict[str, float]:
+    """Pointing game, energy pointing game, IoU of the CAM region (``cam >= t * max``, all
+    components) at each threshold, and IoU of the box of its largest component at 0.5 with the
+    lesion's box."""
+    result = {"pointing_game": float(pointing_game(cam, mask)), "energy_pointing_game": energy_pointing_game(cam, mask)}
+    for t in thresholds:
+        result[f"iou@{t:g}"] = region_iou(cam_region(cam, t, keep_largest=False), mask)
+    result["box_iou@0.5"] = box_iou(mask_to_box(cam_region(cam, 0.5)), mask_to_box(mask))
+    return result
