@@ -33,10 +33,12 @@ from cam_sam.prompts import clip_box, mask_to_box, pad_box
 @dataclass
 class ColourProposalConfig:
     """``flatfield_sigmas``: blur sigmas (fractions of the longer side) of the flat-field variants;
-    0 is the raw darkness map. ``centre_sigma``: width of the centrality prior (fraction of each
+    0 is the raw darkness map. ``channels``: the darkness maps used (see :data:`DARKNESS_CHANNELS`);
+    every channel x variant gives one proposal. ``centre_sigma``: width of the centrality prior (fraction of each
     side). ``padding``: box padding, a fraction of the box."""
 
     flatfield_sigmas: list[float] = field(default_factory=lambda: [0.0, 0.25, 0.5])
+    channels: list[str] = field(default_factory=lambda: ["lightness", "blue"])
     padding: float = 0.1
     centre_sigma: float = 0.25
     min_area: float = 0.002          # components below this share of the image are ignored
@@ -88,39 +90,46 @@ def pick_component(region: np.ndarray, prior: np.ndarray, min_area: float) -> np
     return ndimage.binary_fill_holes(labels == index[int(np.argmax(score))])
 
 
-def darkness_map(image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(darkness = 255 - L* as float32, field of view, 8-bit Lab) of an (h, w, 3) uint8 RGB image."""
-    smooth = cv2.GaussianBlur(image, (0, 0), 1.5)
-    lab = cv2.cvtColor(smooth, cv2.COLOR_RGB2LAB)
-    fov = field_of_view(smooth)
-    return 255.0 - lab[..., 0].astype(np.float32), fov, lab
+# Darkness maps: high on the lesion. "lightness": 255 - L* (Lab); "blue": 255 - B, since
+# pigmented lesions absorb blue light most.
+DARKNESS_CHANNELS = {
+    "lightness": lambda rgb, lab: 255.0 - lab[..., 0].astype(np.float32),
+    "blue": lambda rgb, lab: 255.0 - rgb[..., 2].astype(np.float32),
+}
 
 
 def colour_proposals(image: np.ndarray, config: ColourProposalConfig | None = None) -> np.ndarray:
-    """(K, 4) candidate lesion boxes in original pixels, one per flat-field variant that finds a
-    region (K may be 0)."""
+    """(K, 4) candidate lesion boxes in original pixels, one per channel x flat-field variant that
+    finds a region (K may be 0; identical boxes are kept once)."""
     cfg = config or ColourProposalConfig()
     h, w = image.shape[:2]
     scale = cfg.work_size / max(h, w)
     small_hw = (max(1, round(h * scale)), max(1, round(w * scale)))
+    unknown = [c for c in cfg.channels if c not in DARKNESS_CHANNELS]
+    if unknown:
+        raise ValueError(f"unknown colour channel(s) {unknown}; available: {list(DARKNESS_CHANNELS)}")
     small = cv2.resize(image, (small_hw[1], small_hw[0]), interpolation=cv2.INTER_AREA)
-    darkness, fov, lab = darkness_map(small)
+    smooth = cv2.GaussianBlur(small, (0, 0), 1.5)
+    lab = cv2.cvtColor(smooth, cv2.COLOR_RGB2LAB)
+    fov = field_of_view(smooth)
     valid = fov & ~artefact_mask(lab, cfg.max_chroma) if cfg.remove_artefacts else fov
     if valid.sum() < 100:
         valid = fov if fov.sum() >= 100 else np.ones_like(fov)
     prior = centrality(small_hw, cfg.centre_sigma)
-    background = np.where(valid, darkness, float(np.median(darkness[valid])))
     boxes = []
-    for sigma in cfg.flatfield_sigmas:
-        channel = darkness if sigma <= 0 else darkness - cv2.GaussianBlur(background, (0, 0), sigma * max(small_hw))
-        values = channel[valid]
-        if values.max() <= values.min():
-            continue
-        component = pick_component((channel > threshold_otsu(values)) & valid, prior, cfg.min_area)
-        if component is None:
-            continue
-        box = pad_box(mask_to_box(component), cfg.padding, small_hw)
-        boxes.append(box / np.array([small_hw[1] / w, small_hw[0] / h] * 2, np.float32))
+    for name in cfg.channels:
+        darkness = DARKNESS_CHANNELS[name](smooth, lab)
+        background = np.where(valid, darkness, float(np.median(darkness[valid])))
+        for sigma in cfg.flatfield_sigmas:
+            channel = darkness if sigma <= 0 else darkness - cv2.GaussianBlur(background, (0, 0), sigma * max(small_hw))
+            values = channel[valid]
+            if values.max() <= values.min():
+                continue
+            component = pick_component((channel > threshold_otsu(values)) & valid, prior, cfg.min_area)
+            if component is None:
+                continue
+            box = pad_box(mask_to_box(component), cfg.padding, small_hw)
+            boxes.append(box / np.array([small_hw[1] / w, small_hw[0] / h] * 2, np.float32))
     if not boxes:
         return np.zeros((0, 4), np.float32)
-    return clip_box(np.stack(boxes), (h, w))
+    return np.unique(clip_box(np.stack(boxes), (h, w)), axis=0)

@@ -75,6 +75,7 @@ CONFIG: dict[str, Any] = {
     "proposals": ["colour"],                 # [] for CAM prompts only
     "final_sources": ["colour"],             # sources whose best-scored mask competes for "final"
     "colour_flatfield_sigmas": [0.0, 0.25, 0.5],
+    "colour_channels": ["lightness", "blue"],
     "colour_padding": 0.1,
     "colour_centre_sigma": 0.25,
     "colour_min_area": 0.002,
