@@ -48,35 +48,34 @@ class Sample:
     image_path: Path | None = None
 
 
+def _open(path: Path, kind: str, mode: str) -> tuple[np.ndarray, str]:
+    """(pixels converted to ``mode``, the file's own mode); a missing or unreadable file raises
+    :class:`DataError` naming it."""
+    if not path.is_file():
+        raise DataError(f"{kind} file not found: {path}")
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return np.asarray(img.convert(mode)).copy(), img.mode
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise DataError(f"cannot read {kind} {path}: {exc}") from exc
+
+
 def read_image(path: str | Path) -> np.ndarray:
     """Read an image file as (H, W, 3) uint8 RGB. Grayscale, palette and RGBA are converted
     (with a warning for grayscale); an unreadable file raises :class:`DataError` naming it."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"image file not found: {path}")
-    try:
-        with Image.open(path) as img:
-            img.load()
-            if img.mode in ("L", "I", "I;16", "F", "1"):
-                log.warning("%s is a grayscale image; its channel is repeated to make RGB", path)
-            rgb = img.convert("RGB")
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise DataError(f"cannot read image {path}: {exc}") from exc
-    return np.asarray(rgb, dtype=np.uint8).copy()
+    rgb, mode = _open(path, "image", "RGB")
+    if mode in ("L", "I", "I;16", "F", "1"):
+        log.warning("%s is a grayscale image; its channel is repeated to make RGB", path)
+    return rgb.astype(np.uint8, copy=False)
 
 
 def read_mask(path: str | Path, expected_hw: tuple[int, int] | None = None) -> np.ndarray:
     """Read a lesion mask as (H, W) bool (> 127 is lesion). Raises :class:`DataError` naming the
     file when it is missing, unreadable or of another size than ``expected_hw``."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"mask file not found: {path}")
-    try:
-        with Image.open(path) as img:
-            img.load()
-            arr = np.asarray(img.convert("L"))
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise DataError(f"cannot read mask {path}: {exc}") from exc
+    arr, _ = _open(path, "mask", "L")
     if expected_hw is not None and arr.shape != tuple(expected_hw):
         raise DataError(f"mask {path} is {arr.shape[1]}x{arr.shape[0]} (WxH) but its image is "
                         f"{expected_hw[1]}x{expected_hw[0]}")
