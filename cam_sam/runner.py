@@ -71,9 +71,10 @@ class ResumableRun:
                 record = {"error": f"{type(exc).__name__}: {exc}"}
             self.save(image_id, record)
 
-    def write_metrics(self, ids: Iterable[str], methods: list[str]) -> dict[str, Any]:
-        """Rebuild ``metrics.json`` from the records of ``ids``. A failed image gets the failure
-        record under every method, so it counts as IoU 0 in every mean."""
+    def write_metrics(self, ids: Iterable[str], methods: list[str], scored: bool = True) -> dict[str, Any]:
+        """Rebuild ``metrics.json`` from the records of ``ids``. With ``scored`` (the data has
+        ground truth), a failed image gets the failure record under every method, so it counts as
+        IoU 0 in every mean; without, failures are only listed."""
         per_image: dict[str, dict] = {}
         failures: dict[str, str] = {}
         seen: list[str] = []
@@ -85,7 +86,7 @@ class ResumableRun:
                 failures[image_id] = record["error"]
             scores = record.get("metrics")
             if scores is None:
-                if "error" in record and record.get("has_truth", True):
+                if "error" in record and scored and record.get("has_truth", True):
                     per_image[image_id] = {m: failed_metrics() for m in methods}
                 continue
             per_image[image_id] = scores

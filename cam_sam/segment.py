@@ -208,7 +208,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         return record
 
     run.process(ids, work, desc="segment")
-    metrics = run.write_metrics(ids, sources + ["final"])
+    scored = not cfg["image_dir"] or bool(cfg["mask_dir"])
+    metrics = run.write_metrics(ids, sources + ["final"], scored=scored)
     print_summary(metrics, run_dir, synthetic)
     return metrics
 
