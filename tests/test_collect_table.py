@@ -13,10 +13,14 @@ def test_collect_reads_every_run_and_flags_ground_truth(tmp_path):
     write_json(tmp_path / "a" / "config.json", {"split": "val", "segmenter": "litemedsam", "classifier": "efficientnet_lite0"})
     write_json(tmp_path / "b" / "c" / "metrics.json", _metrics(0.7))
     table = collect(tmp_path)
-    assert sorted(set(table.run)) == ["a", "b/c"] and len(table) == 6
-    flags = dict(zip(table[table.run == "a"].method, table[table.run == "a"].uses_ground_truth))
+    top = tmp_path.name
+    assert sorted(set(table.run)) == [f"{top}/a", f"{top}/b/c"] and len(table) == 6
+    rows_a = table[table.run == f"{top}/a"]
+    flags = dict(zip(rows_a.method, rows_a.uses_ground_truth))
     assert flags["final"] == "" and "oracle" in flags["oracle_final"] and "GT" in flags["gt_box"]
-    assert table[(table.run == "b/c") & (table.method == "final")].iou.item() == 0.7
+    assert table[(table.run == f"{top}/b/c") & (table.method == "final")].iou.item() == 0.7
+    both = collect([tmp_path / "a", tmp_path / "b"])
+    assert len(both) == 6
     only = main(["--set", f"results_dir={tmp_path}", "--set", 'methods=["final"]'])
     assert list(only.method) == ["final", "final"]
     assert (tmp_path / "table.md").read_text().count("final") == 2

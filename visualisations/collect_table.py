@@ -18,7 +18,7 @@ from common.config import config_from_argv
 from common.io import read_json
 
 CONFIG: dict[str, Any] = {
-    "results_dir": "results",
+    "results_dir": "results",     # a folder, or a list of folders
     "out": None,                 # None: <results_dir>/table
     "methods": None,             # keep only these METHOD rows (None: all)
     "columns": ["precision", "recall", "f1", "iou", "dice", "share_iou_ge_0.65", "n_images", "n_failed"],
@@ -33,9 +33,12 @@ def ground_truth_flag(method: str, summary: dict[str, Any]) -> str:
     return ""
 
 
-def collect(results_dir: str | Path, methods: list[str] | None = None,
+def collect(results_dir: str | Path | list, methods: list[str] | None = None,
             columns: list[str] | None = None) -> pd.DataFrame:
-    """One row per (run, METHOD) for every ``metrics.json`` below ``results_dir``."""
+    """One row per (run, METHOD) for every ``metrics.json`` below ``results_dir`` (or below each
+    folder of a list)."""
+    if isinstance(results_dir, (list, tuple)):
+        return pd.concat([collect(d, methods, columns) for d in results_dir], ignore_index=True)
     results_dir = Path(results_dir)
     columns = columns or CONFIG["columns"]
     rows = []
@@ -43,7 +46,7 @@ def collect(results_dir: str | Path, methods: list[str] | None = None,
         metrics = read_json(path)
         config_path = path.parent / "config.json"
         config = read_json(config_path) if config_path.is_file() else {}
-        run = str(path.parent.relative_to(results_dir)) or "."
+        run = str(Path(results_dir.name) / path.parent.relative_to(results_dir))
         for method, summary in metrics.get("summary", {}).items():
             if methods and method not in methods:
                 continue
@@ -60,7 +63,8 @@ def collect(results_dir: str | Path, methods: list[str] | None = None,
 def main(argv: list[str] | None = None) -> pd.DataFrame:
     cfg = config_from_argv(CONFIG, argv, description=__doc__.splitlines()[0])
     table = collect(cfg["results_dir"], cfg["methods"], cfg["columns"])
-    out = Path(cfg["out"] or Path(cfg["results_dir"]) / "table")
+    first = cfg["results_dir"][0] if isinstance(cfg["results_dir"], list) else cfg["results_dir"]
+    out = Path(cfg["out"] or Path(first) / "table")
     out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(out.with_suffix(".csv"), index=False)
     markdown = table.to_markdown(index=False, floatfmt=".3f")
