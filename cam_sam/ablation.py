@@ -3,8 +3,8 @@
 Runs :mod:`cam_sam.segment` once per (variant, evaluation set) into
 ``results/ablation/<set>/<variant>/`` (resumable: rerun to continue), then writes
 ``ablation.csv`` and ``ablation.md``. Rows marked "post hoc" are recomputed from the records of
-another run by the same honest rule (highest predicted IoU among the named sources), without new
-inference. Ground truth is used only to score.
+another run by the same honest rule (highest selection score among the named sources), without
+new inference. Ground truth is used only to score.
 
     python -m cam_sam.ablation
     python -m cam_sam.ablation --set eval_sets='[{"name": "val", "split": "val"}]'
@@ -36,9 +36,9 @@ CONFIG: dict[str, Any] = {
         "colour_raw": ("colour: raw lightness only (+ artefact removal)",
                        {"methods": [], "colour_flatfield_sigmas": [0.0], "colour_channels": ["lightness"]}),
         "colour_lightness": ("colour: lightness with flat-field variants",
-                             {"methods": [], "colour_channels": ["lightness"]}),
-        "colour_padding_0.05": ("default colour proposals with 5 % padding instead of 10 %",
-                                {"methods": [], "colour_padding": 0.05}),
+                             {"methods": [], "colour_channels": ["lightness"], "agreement_weight": 0.0}),
+        "colour_pred_only": ("colour: lightness and blue, choice by predicted IoU alone",
+                             {"methods": [], "agreement_weight": 0.0}),
     },
     # rows: (label, run, source row in its metrics, or a list of sources chosen post hoc by predicted IoU)
     "rows": [
@@ -46,20 +46,21 @@ CONFIG: dict[str, Any] = {
         ["colour proposal: Otsu on lightness, central component, no artefact removal", "colour_raw_no_artefact_removal", "final"],
         ["+ artefact removal (stickers, ink, cloth)", "colour_raw", "final"],
         ["+ flat-field variants (3 proposals), choice by predicted IoU", "colour_lightness", "final"],
-        ["+ blue-channel proposals (6 proposals) (DEFAULT)", "default", "final"],
+        ["+ blue-channel proposals (up to 6)", "colour_pred_only", "final"],
+        ["+ agreement among candidates in the choice, weight 0.1 (DEFAULT)", "default", "final"],
         ["default, GradCAM box also in the final pool (post hoc)", "default", ["colour", "gradcam"]],
-        ["default with 5 % box padding", "colour_padding_0.05", "final"],
         ["oracle: best candidate by ground truth (upper bound, NOT a result)", "default", "oracle_final"],
     ],
 }
 
 
 def choose_post_hoc(per_image: dict[str, dict], sources: list[str]) -> dict[str, dict]:
-    """Per image, the metrics of the source with the highest predicted IoU (no ground truth)."""
+    """Per image, the metrics of the source with the highest selection score (the pipeline's own
+    rule, no ground truth)."""
     chosen = {}
     for image_id, rows in per_image.items():
-        scored = [s for s in sources if rows.get(s, {}).get("pred_iou") is not None]
-        pick = max(scored, key=lambda s: rows[s]["pred_iou"]) if scored else None
+        scored = [s for s in sources if rows.get(s, {}).get("selection_score") is not None]
+        pick = max(scored, key=lambda s: rows[s]["selection_score"]) if scored else None
         chosen[image_id] = {"chosen": rows[pick] if pick else {**rows[sources[0]], "failed": True}}
     return chosen
 

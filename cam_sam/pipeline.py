@@ -4,7 +4,8 @@
 Prompt sources: each CAM method (a box from the thresholded CAM plus perturbed copies, optionally
 points) and, optionally, ``colour`` lesion proposals (:mod:`cam_sam.proposals`). Every source's
 candidates are decoded against the same image embedding; within a source and then among the
-sources named in ``final_sources``, the mask with the highest predicted IoU is delivered.
+sources named in ``final_sources``, the mask with the highest selection score is delivered: the
+segmenter's predicted IoU plus a small weight times the candidate's agreement with the others.
 
 The pipeline never sees a ground-truth mask: :meth:`CamSamPipeline.segment` takes the image alone.
 It returns every candidate mask with its predicted IoU, so an evaluator may compute an *oracle*
@@ -61,20 +62,48 @@ class Candidates:
     scores: np.ndarray
 
 
+def agreement(masks: np.ndarray) -> np.ndarray:
+    """(K,) mean IoU of each of K boolean (K, H, W) masks with the K - 1 others (0 when K == 1)."""
+    k = len(masks)
+    if k < 2:
+        return np.zeros(k, np.float32)
+    flat = masks.reshape(k, -1).astype(np.float32)
+    inter = flat @ flat.T
+    area = flat.sum(axis=1)
+    union = area[:, None] + area[None, :] - inter
+    iou = np.where(union > 0, inter / np.maximum(union, 1), 1.0)
+    return ((iou.sum(axis=1) - 1.0) / (k - 1)).astype(np.float32)
+
+
+def selection_scores(pred_iou: np.ndarray, masks: np.ndarray, agreement_weight: float) -> np.ndarray:
+    """The score a candidate is chosen by, without ground truth: the segmenter's predicted IoU plus
+    ``agreement_weight`` x its mean IoU with the other candidates of the same source (a mask that
+    the other prompts also find is more likely the lesion)."""
+    if agreement_weight == 0:
+        return np.asarray(pred_iou, np.float32)
+    return np.asarray(pred_iou, np.float32) + agreement_weight * agreement(masks)
+
+
 @dataclass
 class SourceOutput:
     """One prompt source's result: its CAM (None for ``colour``), candidates, the index chosen by
-    predicted IoU and the post-processed mask (H, W) bool; ``error`` says why there is none."""
+    :func:`selection_scores` and the post-processed mask (H, W) bool; ``error`` says why there is none."""
 
     cam: CamResult | None
     candidates: Candidates | None
     chosen: int | None
     mask: np.ndarray | None
     error: str | None = None
+    selection: np.ndarray | None = None   # (K,) selection score of each candidate
 
     @property
     def score(self) -> float:
+        """The predicted IoU of the chosen mask."""
         return float(self.candidates.scores[self.chosen]) if self.chosen is not None else float("-inf")
+
+    @property
+    def selection_score(self) -> float:
+        return float(self.selection[self.chosen]) if self.chosen is not None else float("-inf")
 
 
 @dataclass
@@ -93,6 +122,7 @@ class PipelineConfig:
     prompts: PromptConfig = field(default_factory=PromptConfig)
     colour: ColourProposalConfig = field(default_factory=ColourProposalConfig)
     postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
+    agreement_weight: float = 0.1   # weight of candidate agreement in selection_scores (0: predicted IoU alone)
     seed: int = 0
 
     @property
@@ -172,18 +202,20 @@ class CamSamPipeline:
                 continue
             boxes, points, labels = prompts[source]
             pred = self.segmenter.predict(boxes=boxes, points=points, point_labels=labels)
-            chosen = int(np.argmax(pred.scores))
+            selection = selection_scores(pred.scores, pred.masks, cfg.agreement_weight)
+            chosen = int(np.argmax(selection))
             mask = postprocess_mask(pred.masks[chosen], **asdict(cfg.postprocess))
-            outputs[source] = SourceOutput(cam, Candidates(boxes, points, labels, pred.masks, pred.scores), chosen, mask)
+            outputs[source] = SourceOutput(cam, Candidates(boxes, points, labels, pred.masks, pred.scores), chosen, mask,
+                                           selection=selection)
         return self._finalise(outputs)
 
     def _finalise(self, outputs: dict[str, SourceOutput]) -> ImageOutput:
-        """The delivered mask: the best predicted IoU among ``final_sources``; if none of them
+        """The delivered mask: the best selection score among ``final_sources``; if none of them
         produced a mask, among every source that did."""
         produced = [s for s in self.config.sources if outputs[s].chosen is not None]
         if not produced:
             return ImageOutput(outputs, None, None)
         pool = [s for s in self.config.final_sources if s in produced] or produced
-        final = max(pool, key=lambda s: outputs[s].score)
+        final = max(pool, key=lambda s: outputs[s].selection_score)
         stack = np.concatenate([outputs[s].candidates.masks for s in produced]).astype(np.float32)
         return ImageOutput(outputs, final, outputs[final].mask, uncertainty=stack.std(axis=0))

@@ -74,6 +74,7 @@ CONFIG: dict[str, Any] = {
     # colour lesion proposals (cam_sam/proposals.py) and the choice of the delivered mask
     "proposals": ["colour"],                 # [] for CAM prompts only
     "final_sources": ["colour"],             # sources whose best-scored mask competes for "final"
+    "agreement_weight": 0.1,                 # selection = predicted IoU + w * agreement with the other candidates
     "colour_flatfield_sigmas": [0.0, 0.25, 0.5],
     "colour_channels": ["lightness", "blue"],
     "colour_padding": 0.1,
@@ -99,7 +100,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # (5 % of the box), morphological opening and closing. Honest rows: each method's mask chosen
     # by predicted IoU, and "final" = best CAM method per image by predicted IoU. The paper's
     # ground-truth choices are the oracle_<method> and oracle_final rows.
-    "paper": {"methods": ["gradcam", "gradcam++", "eigencam"], "proposals": [],
+    "paper": {"methods": ["gradcam", "gradcam++", "eigencam"], "proposals": [], "agreement_weight": 0.0,
               "final_sources": ["gradcam", "gradcam++", "eigencam"], "box_threshold": 0.5, "box_padding": 0.1,
               "n_points": 10, "point_power": 30.0, "n_perturbations": 10, "perturb_scale": 0.05,
               "open_frac": 0.01, "close_frac": 0.01},
@@ -111,7 +112,7 @@ log = logging.getLogger("cam_sam.segment")
 def pipeline_config(cfg: dict[str, Any]) -> PipelineConfig:
     colour_keys = [k for k in ColourProposalConfig.__dataclass_fields__ if f"colour_{k}" in cfg]
     return PipelineConfig(methods=list(cfg["methods"]), proposals=list(cfg["proposals"]),
-                          final_sources=list(cfg["final_sources"]),
+                          final_sources=list(cfg["final_sources"]), agreement_weight=float(cfg["agreement_weight"]),
                           prompts=PromptConfig(**{k: cfg[k] for k in PromptConfig.__dataclass_fields__}),
                           colour=ColourProposalConfig(**{k: cfg[f"colour_{k}"] for k in colour_keys}),
                           postprocess=PostprocessConfig(**{k: cfg[k] for k in PostprocessConfig.__dataclass_fields__}),
@@ -143,7 +144,8 @@ def evaluate(output: ImageOutput, truth: np.ndarray, cfg: dict[str, Any]) -> dic
     best_any = None
     for source, out in output.sources.items():
         entry = mask_metrics(out.mask, truth)
-        entry.update({"failed": out.mask is None, "pred_iou": out.score if out.mask is not None else None})
+        entry.update({"failed": out.mask is None, "pred_iou": out.score if out.mask is not None else None,
+                      "selection_score": out.selection_score if out.mask is not None else None})
         if out.cam is not None:
             entry["constant_cam"] = out.cam.constant
         if out.error:

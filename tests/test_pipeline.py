@@ -72,3 +72,18 @@ def test_bad_configuration_is_refused():
         CamSamPipeline(object(), ScriptedSegmenter(), PipelineConfig(methods=[], proposals=["colour"], final_sources=["gradcam"]))
     with pytest.raises(ValueError, match="unknown proposal"):
         CamSamPipeline(object(), ScriptedSegmenter(), PipelineConfig(proposals=["otsu"]))
+
+
+def test_agreement_and_selection_scores_hand_computed():
+    from cam_sam.pipeline import agreement, selection_scores
+
+    masks = np.zeros((3, 4, 4), bool)
+    masks[0, :2] = True          # rows 0-1
+    masks[1, :2] = True          # identical to 0
+    masks[2, 1:3] = True         # overlaps 0 and 1 by one row: IoU 4/12
+    agree = agreement(masks)
+    assert agree == pytest.approx([(1 + 1 / 3) / 2, (1 + 1 / 3) / 2, 1 / 3])
+    assert agreement(masks[:1]).tolist() == [0.0]
+    pred = np.array([0.83, 0.79, 0.85])
+    assert int(np.argmax(selection_scores(pred, masks, 0.0))) == 2      # predicted IoU alone
+    assert int(np.argmax(selection_scores(pred, masks, 0.1))) == 0      # the mask the others agree with
