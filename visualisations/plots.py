@@ -66,7 +66,7 @@ def bars_figure(series, n_bootstrap: int, seed: int):
             means.append(v.mean())
             lows.append(v.mean() - lo)
             highs.append(hi - v.mean())
-        ax.bar(x + offset, means, 0.4, yerr=[lows, highs], capsize=3, color=colour, label=key.upper() if key == "iou" else "Dice")
+        ax.bar(x + offset, means, 0.4, yerr=[lows, highs], capsize=3, color=colour, label="IoU" if key == "iou" else "Dice")
     ax.set_xticks(x, [s[0] for s in series], rotation=30, ha="right")
     ax.set_ylim(0, 1)
     ax.set_ylabel("mean over images (95 % bootstrap CI)")
