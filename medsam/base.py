@@ -127,13 +127,20 @@ class PromptableSegmenter(ABC):
                 labels = torch.as_tensor(np.asarray(point_labels)[chunk], dtype=torch.int64, device=self.device)
                 point_t = (coords, labels)
             sparse, dense = self.model.prompt_encoder(points=point_t, boxes=box_t, masks=None)
+            # Points without a box are ambiguous: as SAM's authors advise, decode the three masks
+            # and keep the one with the highest predicted IoU.
+            multimask = box_t is None
             low_res, iou = self.model.mask_decoder(
                 image_embeddings=self._embedding,
                 image_pe=self.model.prompt_encoder.get_dense_pe(),
                 sparse_prompt_embeddings=sparse,
                 dense_prompt_embeddings=dense,
-                multimask_output=False,
+                multimask_output=multimask,
             )
+            if multimask:
+                best = iou.argmax(dim=1, keepdim=True)
+                low_res = low_res.gather(1, best[..., None, None].expand(-1, -1, *low_res.shape[-2:]))
+                iou = iou.gather(1, best)
             logits = frame.logits_to_original(low_res.float())
             masks.append((logits > 0).cpu().numpy())
             scores.append(iou[:, 0].float().cpu().numpy())

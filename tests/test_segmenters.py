@@ -44,6 +44,8 @@ def test_litemedsam_batches_boxes_and_points(litemedsam):
     pts = litemedsam.predict(boxes=boxes[:2], points=np.array([[[120, 90]], [[120, 90]]]),
                              point_labels=np.array([[1], [1]]))
     assert pts.masks.shape == (2, 180, 240)
+    alone = litemedsam.predict(points=np.array([[[120, 90]]] * 3), point_labels=np.ones((3, 1)))
+    assert alone.masks.shape == (3, 180, 240) and alone.scores.shape == (3,)   # best of three masks each
     with pytest.raises(ValueError, match="point_labels"):
         litemedsam.predict(points=np.zeros((1, 1, 2)))
 
