@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         quality: dict[str, dict] = {}
         for label, explainer in explainers.items():
             cams = explainer.explain(sample.image, cfg["methods"])
-            tensor, target, _ = explainer.prepare(sample.image)
+            tensor, target, _ = explainer.prepare(sample.image) if road is not None else (None, None, None)
             for method, cam in cams.items():
                 if cfg["save_heatmaps"]:
                     write_npy(run_dir / "heatmaps" / label / method / f"{image_id}.npy", cam.heatmap.astype(np.float16))
