@@ -30,7 +30,7 @@ from cam_sam.prompts import cam_to_box, clip_box, largest_component, mask_to_box
 from cam_sam.runner import ResumableRun
 from common.config import config_from_argv
 from common.io import resolve_run_dir
-from data.isic import check_image_content
+from data.isic import check_image_content, subset_ids
 from explainers.cams import CamExplainer
 
 GT_BASELINES = ("gt_box", "gt_box_pad5", "gt_centroid_point")
@@ -105,8 +105,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         explainer = CamExplainer(classifier, cfg["classifier"], cfg["target_class"], device=device)
     segmenter = segment.create_segmenter(cfg["segmenter"], cfg["segmenter_checkpoint"], device, cfg["decode_batch_size"])
     post = {"keep_largest": cfg["keep_largest"], "fill_holes": cfg["fill_holes"]}
-    ids = dataset.ids[:: int(cfg["every"])][: cfg["limit"] or None]
-    positions = {image_id: i for i, image_id in enumerate(dataset.ids)}
+    ids, positions = subset_ids(dataset, cfg["every"], cfg["limit"])
 
     def work(order: int, image_id: str) -> dict[str, Any]:
         sample = dataset[positions[image_id]]

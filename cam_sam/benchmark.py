@@ -33,18 +33,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     cfg = config_from_argv(CONFIG, argv, description=__doc__.splitlines()[0])
     dataset, synthetic = segment.open_data(cfg)
     device = segment.resolve_device(cfg["device"])
-    explainer = None
-    if cfg["methods"]:
-        classifier = segment.create_classifier(cfg["classifier"], checkpoint=cfg["classifier_checkpoint"])
-        explainer = segment.CamExplainer(classifier, cfg["classifier"], cfg["target_class"], cfg["cam_batch_size"], device)
-    segmenter = segment.create_segmenter(cfg["segmenter"], cfg["segmenter_checkpoint"], device, cfg["decode_batch_size"])
-    pipeline = segment.CamSamPipeline(explainer, segmenter, segment.pipeline_config(cfg))
+    pipeline = segment.build_pipeline(cfg, device)
+    explainer, segmenter = pipeline.explainer, pipeline.segmenter
     images = [dataset[i].image for i in range(min(cfg["n_images"] + cfg["warmup"], len(dataset)))]
     for image in images[: cfg["warmup"]]:
         pipeline.segment(image)
     images = images[cfg["warmup"]:] or images
     end_to_end, encoder, decode, cam = [], [], [], []
-    box = None
     for image in images:
         end_to_end.append(_timed(lambda: pipeline.segment(image)))
         encoder.append(_timed(lambda: segmenter.set_image(image)))

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import sys
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +27,8 @@ from cam_sam.proposals import ColourProposalConfig
 from cam_sam.postprocess import postprocess_mask
 from cam_sam.runner import ResumableRun
 from common.config import config_from_argv
-from common.io import resolve_run_dir, save_figure, write_json, write_npy, write_png
-from data.isic import DataError, open_dataset
+from common.io import resolve_run_dir, save_figure, write_npy, write_png
+from data.isic import DataError, open_dataset, subset_ids
 from data.synthetic import write_synthetic_isic
 from explainers.cams import CamExplainer, CamResult
 from medsam.factory import create_segmenter
@@ -119,6 +118,16 @@ def pipeline_config(cfg: dict[str, Any]) -> PipelineConfig:
                           seed=int(cfg["seed"]))
 
 
+def build_pipeline(cfg: dict[str, Any], device: str) -> CamSamPipeline:
+    """Classifier and explainer (only when CAM methods are asked for), segmenter and pipeline."""
+    explainer = None
+    if cfg["methods"]:
+        classifier = create_classifier(cfg["classifier"], checkpoint=cfg["classifier_checkpoint"])
+        explainer = CamExplainer(classifier, cfg["classifier"], cfg["target_class"], cfg["cam_batch_size"], device)
+    segmenter = create_segmenter(cfg["segmenter"], cfg["segmenter_checkpoint"], device, cfg["decode_batch_size"])
+    return CamSamPipeline(explainer, segmenter, pipeline_config(cfg))
+
+
 def resolve_device(name: str) -> str:
     return ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
 
@@ -178,15 +187,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     run = ResumableRun(run_dir, cfg)
     log.info("run folder: %s", run_dir)
 
-    explainer = None
-    if cfg["methods"]:
-        classifier = create_classifier(cfg["classifier"], checkpoint=cfg["classifier_checkpoint"])
-        explainer = CamExplainer(classifier, cfg["classifier"], cfg["target_class"], cfg["cam_batch_size"], device)
-    segmenter = create_segmenter(cfg["segmenter"], cfg["segmenter_checkpoint"], device, cfg["decode_batch_size"])
-    pipeline = CamSamPipeline(explainer, segmenter, pipeline_config(cfg))
+    pipeline = build_pipeline(cfg, device)
     sources = pipeline.config.sources
-    ids = dataset.ids[:: int(cfg["every"])][: cfg["limit"] or None]
-    positions = {image_id: i for i, image_id in enumerate(dataset.ids)}
+    ids, positions = subset_ids(dataset, cfg["every"], cfg["limit"])
 
     def work(order: int, image_id: str) -> dict[str, Any]:
         try:

@@ -203,6 +203,13 @@ class ImageFolderDataset:
             yield self[i]
 
 
+def subset_ids(dataset: ISICDataset | ImageFolderDataset, every: int = 1,
+               limit: int | None = None) -> tuple[list[str], dict[str, int]]:
+    """(every ``every``-th id, at most ``limit`` of them; each id's index in ``dataset``)."""
+    ids = dataset.ids[:: int(every)][: limit or None]
+    return ids, {image_id: i for i, image_id in enumerate(dataset.ids)}
+
+
 def open_dataset(data_root: str | Path, split: str = "val", image_dir: str | None = None,
                  mask_dir: str | None = None) -> ISICDataset | ImageFolderDataset:
     """``image_dir`` given: a plain folder of the user's images; else ISIC 2017 at ``data_root``."""

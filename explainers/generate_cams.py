@@ -25,7 +25,7 @@ from pytorch_grad_cam.metrics.road import ROADCombined
 from cam_sam.runner import ResumableRun
 from common.config import config_from_argv
 from common.io import read_json, resolve_run_dir, save_figure, write_json, write_npy
-from data.isic import check_image_content, open_dataset
+from data.isic import check_image_content, open_dataset, subset_ids
 from explainers.cams import CamExplainer
 from explainers.quality import cam_quality
 from models.registry import create_classifier
@@ -82,8 +82,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         explainers[entry["label"]] = CamExplainer(model, entry["classifier"], None, cfg["cam_batch_size"], device,
                                                   layer=entry.get("layer", "last"))
     road = ROADCombined(percentiles=cfg["road_percentiles"]) if cfg["road_percentiles"] else None
-    ids = dataset.ids[:: int(cfg["every"])][: cfg["limit"] or None]
-    positions = {image_id: i for i, image_id in enumerate(dataset.ids)}
+    ids, positions = subset_ids(dataset, cfg["every"], cfg["limit"])
 
     def work(order: int, image_id: str) -> dict[str, Any]:
         sample = dataset[positions[image_id]]

@@ -102,7 +102,7 @@ def precision_recall_figure(series):
 
 def gallery_figure(run: Path, metrics: dict, method: str):
     """Best, median and worst images of ``method``: image, delivered mask vs ground truth."""
-    from data.isic import open_dataset, read_image, read_mask
+    from data.isic import open_dataset, read_mask
 
     config = read_json(run / "config.json")
     scored = sorted(((rows[method]["iou"], image_id) for image_id, rows in metrics["per_image"].items()
