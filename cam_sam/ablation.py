@@ -18,8 +18,9 @@ from typing import Any
 import pandas as pd
 
 from cam_sam import segment
-from cam_sam.metrics import summarise
+from cam_sam.metrics import choose_post_hoc, summarise
 from common.config import config_from_argv
+from common.io import write_csv, write_text
 
 CONFIG: dict[str, Any] = {
     "data_root": segment.CONFIG["data_root"],
@@ -54,17 +55,6 @@ CONFIG: dict[str, Any] = {
 }
 
 
-def choose_post_hoc(per_image: dict[str, dict], sources: list[str]) -> dict[str, dict]:
-    """Per image, the metrics of the source with the highest selection score (the pipeline's own
-    rule, no ground truth)."""
-    chosen = {}
-    for image_id, rows in per_image.items():
-        scored = [s for s in sources if rows.get(s, {}).get("selection_score") is not None]
-        pick = max(scored, key=lambda s: rows[s]["selection_score"]) if scored else None
-        chosen[image_id] = {"chosen": rows[pick] if pick else {**rows[sources[0]], "failed": True}}
-    return chosen
-
-
 def row_summary(metrics: dict[str, Any], source) -> dict[str, Any]:
     if isinstance(source, list):
         return summarise(choose_post_hoc(metrics["per_image"], source), ["chosen"])["chosen"]
@@ -93,9 +83,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                         f"{name} IoU>=0.65": round(s["share_iou_ge_0.65"], 2), f"{name} n": s["n_images"]})
         table.append(row)
     df = pd.DataFrame(table)
-    out_root.mkdir(parents=True, exist_ok=True)
-    df.to_csv(out_root / "ablation.csv", index=False)
-    (out_root / "ablation.md").write_text(df.to_markdown(index=False) + "\n")
+    write_csv(out_root / "ablation.csv", df)
+    write_text(out_root / "ablation.md", df.to_markdown(index=False) + "\n")
     print(df.to_markdown(index=False))
     return df
 

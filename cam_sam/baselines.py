@@ -38,7 +38,7 @@ BASELINES = GT_BASELINES + ("whole_image_box", "centred_box_80", "otsu_grey_mask
 
 CONFIG: dict[str, Any] = {
     **{k: segment.CONFIG[k] for k in ("data_root", "split", "every", "limit", "results_root", "out_dir", "classifier",
-                                      "classifier_checkpoint", "target_class", "segmenter", "segmenter_checkpoint",
+                                      "classifier_checkpoint", "target_class", "binary_target", "segmenter", "segmenter_checkpoint",
                                       "decode_batch_size", "device", "seed")},
     "baselines": list(BASELINES),
     "keep_largest": True,
@@ -102,7 +102,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     explainer = None
     if "randomcam_box" in cfg["baselines"]:
         classifier = segment.create_classifier(cfg["classifier"], checkpoint=cfg["classifier_checkpoint"])
-        explainer = CamExplainer(classifier, cfg["classifier"], cfg["target_class"], device=device)
+        explainer = CamExplainer(classifier, cfg["classifier"], cfg["target_class"], device=device,
+                                 binary_target=cfg["binary_target"])
     segmenter = segment.create_segmenter(cfg["segmenter"], cfg["segmenter_checkpoint"], device, cfg["decode_batch_size"])
     post = {"keep_largest": cfg["keep_largest"], "fill_holes": cfg["fill_holes"]}
     ids, positions = subset_ids(dataset, cfg["every"], cfg["limit"])

@@ -50,3 +50,16 @@ def summarise(per_image: dict[str, dict[str, dict]], methods: list[str]) -> dict
                       "n_images": len(rows), "n_failed": int(sum(bool(r.get("failed")) for r in rows))})
         summary[method] = entry
     return summary
+
+
+def choose_post_hoc(per_image: dict[str, dict], sources: list[str]) -> dict[str, dict]:
+    """Per image ``{"chosen": metrics}`` of the source with the highest selection score among
+    ``sources``: the pipeline's own rule (no ground truth), i.e. the ``final`` mask a run with
+    ``final_sources = sources`` delivers, recomputed from a run's per-image metrics. An image where
+    none of ``sources`` produced a mask counts as failed."""
+    chosen = {}
+    for image_id, rows in per_image.items():
+        scored = [s for s in sources if rows.get(s, {}).get("selection_score") is not None]
+        pick = max(scored, key=lambda s: rows[s]["selection_score"]) if scored else None
+        chosen[image_id] = {"chosen": rows[pick] if pick else {**rows[sources[0]], "failed": True}}
+    return chosen

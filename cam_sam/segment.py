@@ -54,6 +54,7 @@ CONFIG: dict[str, Any] = {
     "classifier": "efficientnet_lite0",      # models/ registry name
     "classifier_checkpoint": None,           # a file from classification/train.py; None: ImageNet weights
     "target_class": None,                    # ImageNet head: None = top-1 class
+    "binary_target": "melanoma",             # single-logit head: "melanoma" logit or "predicted" side
     "methods": ["gradcam"],                  # grad-cam methods (explainers.CAM_METHODS); [] for none
     "cam_batch_size": 32,                    # ScoreCAM / AblationCAM forward passes per batch
     "cam_dir": None,                         # reuse saved heatmaps: <cams run>/heatmaps/<model label>
@@ -123,7 +124,8 @@ def build_pipeline(cfg: dict[str, Any], device: str) -> CamSamPipeline:
     explainer = None
     if cfg["methods"]:
         classifier = create_classifier(cfg["classifier"], checkpoint=cfg["classifier_checkpoint"])
-        explainer = CamExplainer(classifier, cfg["classifier"], cfg["target_class"], cfg["cam_batch_size"], device)
+        explainer = CamExplainer(classifier, cfg["classifier"], cfg["target_class"], cfg["cam_batch_size"], device,
+                                 binary_target=cfg["binary_target"])
     segmenter = create_segmenter(cfg["segmenter"], cfg["segmenter_checkpoint"], device, cfg["decode_batch_size"])
     return CamSamPipeline(explainer, segmenter, pipeline_config(cfg))
 

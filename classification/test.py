@@ -1,6 +1,6 @@
 """Test a trained melanoma classifier: accuracy, balanced accuracy, ROC-AUC, sensitivity and
 specificity at the threshold chosen on the validation split (Youden's J), F1, confusion matrix,
-ROC curve PNG and ``metrics.json``.
+ROC curve PNG, ``metrics.json`` and the per-image ``scores.csv``.
 
     python -m classification.test --set checkpoint=results/train_.../best.pth --set split=val
 """
@@ -11,14 +11,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from sklearn.metrics import balanced_accuracy_score, confusion_matrix, f1_score, roc_auc_score, roc_curve
 from torch.utils.data import DataLoader
 
 from classification.data import LabelledImages, eval_transform
 from classification.train import predict
 from common.config import config_from_argv
-from common.io import resolve_run_dir, save_figure, write_json
+from common.io import resolve_run_dir, save_figure, write_csv, write_json
 from models.registry import _state_dict_from_file, create_classifier, resolve_preprocessing
+from visualisations.classification_plots import roc_figure
 
 CONFIG: dict[str, Any] = {
     "checkpoint": None,                  # best.pth from classification.train
@@ -61,41 +63,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     model = create_classifier(arch, checkpoint=cfg["checkpoint"])
     transform = eval_transform(resolve_preprocessing(model))
 
-    def scores_of(split: str):
+    def scores_of(split: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
         data = LabelledImages(cfg["data_root"], split, task, transform, limit=cfg["limit"])
         scores, targets = predict(model, DataLoader(data, cfg["batch_size"], num_workers=cfg["num_workers"]), task, "cpu")
-        return scores, (targets == 1).astype(int)
+        return scores, (targets == 1).astype(int), data.ids
 
-    scores, melanoma = scores_of(cfg["split"])
-    threshold_scores, threshold_truth = (scores, melanoma) if cfg["threshold_split"] == cfg["split"] else scores_of(cfg["threshold_split"])
+    scores, melanoma, ids = scores_of(cfg["split"])
+    threshold_scores, threshold_truth = ((scores, melanoma) if cfg["threshold_split"] == cfg["split"]
+                                         else scores_of(cfg["threshold_split"])[:2])
     report = binary_report(scores, melanoma, youden_threshold(threshold_scores, threshold_truth))
     report.update({"checkpoint": cfg["checkpoint"], "split": cfg["split"], "threshold_split": cfg["threshold_split"],
                    "classifier": arch, "task": task})
     run_dir = resolve_run_dir(cfg["results_root"], cfg["out_dir"], "test_classifier")
     write_json(run_dir / "config.json", cfg)
     write_json(run_dir / "metrics.json", report)
-    roc_figure(scores, melanoma, report, run_dir / "roc.png")
+    write_csv(run_dir / "scores.csv", pd.DataFrame({"image_id": ids, "melanoma": melanoma, "score": scores}))
+    save_figure(roc_figure(scores, melanoma, report), run_dir / "roc.png")
     print({k: v for k, v in report.items() if k not in ("checkpoint",)})
     return report
-
-
-def roc_figure(scores: np.ndarray, melanoma: np.ndarray, report: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fpr, tpr, _ = roc_curve(melanoma, scores)
-    fig, ax = plt.subplots(figsize=(5, 5))
-    ax.plot(fpr, tpr, label=f"ROC-AUC {report['roc_auc']:.3f}")
-    ax.plot([0, 1], [0, 1], ls="--", c="grey")
-    ax.scatter([1 - report["specificity"]], [report["sensitivity"]], c="red", zorder=3,
-               label=f"threshold {report['threshold']:.3f} (chosen on {report['threshold_split']})")
-    ax.set_xlabel("1 - specificity (false positive rate)")
-    ax.set_ylabel("sensitivity (true positive rate)")
-    ax.set_title(f"Melanoma ROC, {report['split']} split")
-    ax.legend(loc="lower right")
-    save_figure(fig, path)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from classification.data import TASKS, LabelledImages, eval_transform, train_tra
 from common.config import config_from_argv
 from common.io import read_json, resolve_run_dir, save_figure, write_json
 from models.registry import create_classifier, resolve_preprocessing
+from visualisations.classification_plots import learning_curves_figure
 
 CONFIG: dict[str, Any] = {
     "data_root": "../shared/data/ISIC2017",
@@ -150,29 +151,6 @@ def save_checkpoint(path: Path, model, optimizer, epoch: int, best_auc: float, c
     os.replace(tmp, path)
 
 
-def learning_curves(history: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = [h["epoch"] for h in history]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
-    a.plot(epochs, [h["train_loss"] for h in history], marker="o")
-    a.set_xlabel("epoch")
-    a.set_ylabel("training loss")
-    a.set_title("Training loss")
-    b.plot(epochs, [h["val_auc"] for h in history], marker="o", label="ROC-AUC")
-    b.plot(epochs, [h["val_balanced_accuracy"] for h in history], marker="s", label="balanced accuracy")
-    b.set_xlabel("epoch")
-    b.set_ylabel("validation score")
-    b.set_ylim(0, 1)
-    b.set_title("Validation")
-    b.legend()
-    fig.tight_layout()
-    save_figure(fig, path)
-
-
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     cfg = config_from_argv(CONFIG, argv, description=__doc__.splitlines()[0])
     if cfg["task"] not in TASKS:
@@ -275,7 +253,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 stale += 1
             save_checkpoint(last, model, optimizer, epoch, best_auc, cfg, num_classes)
             (run_dir / "metrics.jsonl").write_text("".join(json.dumps(h) + "\n" for h in history))
-            learning_curves(history, run_dir / "learning_curves.png")
+            save_figure(learning_curves_figure(history), run_dir / "learning_curves.png")
             log.info("epoch %d: loss %.4f, val AUC %.4f, balanced acc %.3f, %.1f min%s", epoch, row["train_loss"],
                      row["val_auc"], row["val_balanced_accuracy"], row["minutes"], " (best)" if improved else "")
         stop = torch.tensor([int(main_process and stale >= cfg["patience"])])

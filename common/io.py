@@ -36,7 +36,7 @@ def _jsonable(value: Any) -> Any:
 def write_json(path: str | Path, data: Any) -> None:
     """Write ``data`` as indented JSON, atomically (NaN is written as ``null``)."""
     text = json.dumps(_replace_nan(data), indent=2, default=_jsonable)
-    _atomic(Path(path), lambda tmp: tmp.write_text(text + "\n"))
+    write_text(path, text + "\n")
 
 
 def _replace_nan(value: Any) -> Any:
@@ -68,6 +68,16 @@ def write_npy(path: str | Path, array: np.ndarray) -> None:
             np.save(handle, array)
 
     _atomic(Path(path), save)
+
+
+def write_text(path: str | Path, text: str) -> None:
+    """Write a text file atomically."""
+    _atomic(Path(path), lambda tmp: tmp.write_text(text))
+
+
+def write_csv(path: str | Path, frame) -> None:
+    """Write a pandas DataFrame as CSV (no index), atomically."""
+    _atomic(Path(path), lambda tmp: frame.to_csv(tmp, index=False))
 
 
 def save_figure(fig, path: str | Path, dpi: int = 150) -> None:

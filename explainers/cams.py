@@ -51,13 +51,24 @@ class CamResult:
     raw: np.ndarray | None = None    # (S, S) map on the classifier's input, as grad-cam returned it
 
 
-def make_target(model_output: torch.Tensor, target_class: int | None) -> tuple[Callable, str]:
+BINARY_TARGETS = ("melanoma", "predicted")
+
+
+def make_target(model_output: torch.Tensor, target_class: int | None,
+                binary_target: str = "melanoma") -> tuple[Callable, str]:
     """The CAM target for one image's logits (1, K).
 
-    K == 1 (a single melanoma logit): the melanoma logit itself. K > 1: ``target_class`` when
-    given, else the top-1 predicted class (the zero-shot ImageNet case).
+    K == 1 (a single melanoma logit): ``binary_target`` "melanoma" explains the melanoma logit
+    itself (evidence for melanoma); "predicted" explains the predicted side: the logit when the
+    melanoma probability is >= 0.5, else its negation (evidence for "not melanoma"), so a lesion
+    the classifier calls benign still gets a map. K > 1: ``target_class`` when given, else the
+    top-1 predicted class (the zero-shot ImageNet case).
     """
     if model_output.shape[-1] == 1:
+        if binary_target not in BINARY_TARGETS:
+            raise ValueError(f"binary_target must be one of {BINARY_TARGETS}, not {binary_target!r}")
+        if binary_target == "predicted" and float(model_output.reshape(-1)[0]) < 0:
+            return BinaryClassifierOutputTarget(0), "not_melanoma_logit"
         return BinaryClassifierOutputTarget(1), "melanoma_logit"
     index = int(model_output.argmax(dim=-1)[0]) if target_class is None else int(target_class)
     return ClassifierOutputTarget(index), f"class_{index}"
@@ -78,17 +89,21 @@ class CamExplainer:
 
     ``model``: a classifier from :func:`models.create_classifier`; ``classifier_name``: its
     registry name (target layer and reshape transform); ``batch_size``: forward passes per batch
-    for ScoreCAM and AblationCAM.
+    for ScoreCAM and AblationCAM; ``target_class`` / ``binary_target``: see :func:`make_target`.
     """
 
     def __init__(self, model: torch.nn.Module, classifier_name: str, target_class: int | None = None,
-                 batch_size: int = 32, device: str | torch.device = "cpu", layer: str = "last") -> None:
+                 batch_size: int = 32, device: str | torch.device = "cpu", layer: str = "last",
+                 binary_target: str = "melanoma") -> None:
+        if binary_target not in BINARY_TARGETS:
+            raise ValueError(f"binary_target must be one of {BINARY_TARGETS}, not {binary_target!r}")
         self.model = model.to(device).eval()
         self.spec = get_spec(classifier_name)
         self.data_config = resolve_preprocessing(model)
         self.target_layers = [self.spec.layer(model, layer)]
         self.reshape = self.spec.reshape(model) if self.spec.reshape else None
         self.target_class = target_class
+        self.binary_target = binary_target
         self.batch_size = batch_size
         self.device = torch.device(device)
 
@@ -111,7 +126,7 @@ class CamExplainer:
         tensor = preprocess_image(image, self.data_config).to(self.device)
         with torch.no_grad():
             logits = self.model(tensor)
-        target, target_name = make_target(logits, self.target_class)
+        target, target_name = make_target(logits, self.target_class, self.binary_target)
         return tensor, target, target_name
 
     def explain(self, image: np.ndarray, methods: list[str]) -> dict[str, CamResult]:

@@ -24,7 +24,7 @@ from pytorch_grad_cam.metrics.road import ROADCombined
 
 from cam_sam.runner import ResumableRun
 from common.config import config_from_argv
-from common.io import read_json, resolve_run_dir, save_figure, write_json, write_npy
+from common.io import read_json, resolve_run_dir, save_figure, write_csv, write_json, write_npy
 from data.isic import check_image_content, open_dataset, subset_ids
 from explainers.cams import CamExplainer
 from explainers.quality import cam_quality
@@ -35,7 +35,8 @@ CONFIG: dict[str, Any] = {
     "split": "val",
     "every": 1,
     "limit": None,
-    # each model: a label, a registry classifier, an optional checkpoint and the CAM layer
+    # each model: a label, a registry classifier, an optional checkpoint, the CAM layer and, for a
+    # single-logit checkpoint, an optional "binary_target" ("melanoma" or "predicted", see explainers.cams)
     "models": [{"label": "imagenet_last", "classifier": "efficientnet_lite0", "checkpoint": None, "layer": "last"}],
     "methods": ["gradcam", "gradcam++", "eigencam", "randomcam"],   # ablationcam / scorecam: slow on CPU
     "cam_batch_size": 64,
@@ -80,7 +81,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     for entry in cfg["models"]:
         model = create_classifier(entry["classifier"], checkpoint=entry.get("checkpoint"))
         explainers[entry["label"]] = CamExplainer(model, entry["classifier"], None, cfg["cam_batch_size"], device,
-                                                  layer=entry.get("layer", "last"))
+                                                  layer=entry.get("layer", "last"),
+                                                  binary_target=entry.get("binary_target", "melanoma"))
     road = ROADCombined(percentiles=cfg["road_percentiles"]) if cfg["road_percentiles"] else None
     ids, positions = subset_ids(dataset, cfg["every"], cfg["limit"])
 
@@ -108,7 +110,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     write_json(run_dir / "metrics.json", {"summary": table.to_dict(orient="records"),
                                           "failures": {i: r["error"] for i in ids
                                                        if (r := read_json(run.record_path(i))).get("error")}})
-    table.to_csv(run_dir / "metrics.csv", index=False)
+    write_csv(run_dir / "metrics.csv", table)
     if not table.empty:
         print(table.to_markdown(index=False, floatfmt=".3f"))
     return table

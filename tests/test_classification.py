@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -95,6 +96,8 @@ def test_classifier_test_script(tmp_path):
     cm = report["confusion_matrix"]
     assert cm["tn"] + cm["fp"] + cm["fn"] + cm["tp"] == 4 and 0 <= report["roc_auc"] <= 1
     assert (tmp_path / "test" / "roc.png").is_file()
+    scores = pd.read_csv(tmp_path / "test" / "scores.csv")
+    assert len(scores) == 4 and set(scores["melanoma"]) <= {0, 1} and scores["score"].between(0, 1).all()
 
 
 def test_two_process_gloo_run_splits_the_data(tmp_path):

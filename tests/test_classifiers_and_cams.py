@@ -45,6 +45,20 @@ def test_every_architecture_gives_a_cam(name):
     assert cam.constant or (cam.heatmap.min() == 0.0 and cam.heatmap.max() == pytest.approx(1.0))
 
 
+def test_binary_target_explains_the_melanoma_logit_or_the_predicted_side():
+    from explainers.cams import make_target
+
+    benign, melanoma = torch.tensor([[-2.0]]), torch.tensor([[3.0]])
+    target, name = make_target(benign, None)                      # the default: the melanoma logit
+    assert name == "melanoma_logit" and float(target(benign[0])) == -2.0
+    target, name = make_target(benign, None, "predicted")         # a benign call: evidence against melanoma
+    assert name == "not_melanoma_logit" and float(target(benign[0])) == 2.0
+    target, name = make_target(melanoma, None, "predicted")
+    assert name == "melanoma_logit" and float(target(melanoma[0])) == 3.0
+    with pytest.raises(ValueError, match="binary_target"):
+        make_target(benign, None, "benign")
+
+
 def test_cam_methods_on_the_imagenet_head(lite0):
     image = np.full((120, 160, 3), 210, np.uint8)
     image[ellipse_mask((120, 160), (80, 60), (30, 20))] = (80, 50, 40)

@@ -24,3 +24,20 @@ def test_collect_reads_every_run_and_flags_ground_truth(tmp_path):
     only = main(["--set", f"results_dir={tmp_path}", "--set", 'methods=["final"]'])
     assert list(only.method) == ["final", "final"]
     assert (tmp_path / "table.md").read_text().count("final") == 2
+
+
+def test_pool_rows_choose_per_image_by_selection_score_not_by_iou(tmp_path):
+    def row(iou, selection, failed=False):
+        return {"iou": iou, "dice": iou, "precision": iou, "recall": iou, "f1": iou, "failed": failed,
+                "selection_score": None if failed else selection}
+
+    per_image = {"a": {"colour": row(0.8, 0.9), "eigencam": row(0.2, 1.0)},     # the higher score wins: 0.2
+                 "b": {"colour": row(0.7, 0.9), "eigencam": row(0.9, 0.5)},     # 0.7 (not the better 0.9)
+                 "c": {"colour": row(0.0, None, True), "eigencam": row(0.6, 0.1)},  # the one that produced
+                 "d": {"colour": row(0.0, None, True), "eigencam": row(0.0, None, True)}}  # failed: 0
+    summary = {"colour": {"iou": 0.375}, "eigencam": {"iou": 0.425}}
+    write_json(tmp_path / "run" / "metrics.json", {"summary": summary, "per_image": per_image})
+    table = collect(tmp_path, columns=["iou", "n_failed"], pools=[["colour", "eigencam"], ["colour", "gradcam"]])
+    pooled = table[table.method == "pool(colour, eigencam)"]
+    assert abs(pooled.iou.item() - (0.2 + 0.7 + 0.6 + 0.0) / 4) < 1e-9 and pooled.n_failed.item() == 1
+    assert "pool(colour, gradcam)" not in set(table.method)     # the run has no gradcam source

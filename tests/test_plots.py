@@ -23,3 +23,45 @@ def test_plots_run_on_a_small_metrics_file(tmp_path):
     written = main(["--set", f"runs={[str(tmp_path / 'run')]}", "--set", "n_bootstrap=50"])
     assert {p.name for p in written} == {"bars.png", "iou_distribution.png", "precision_recall.png"}
     assert all(p.stat().st_size > 10_000 for p in written)
+
+
+def test_cam_quality_table_and_figures_from_small_records(tmp_path):
+    from visualisations.cam_quality import main as cam_quality_main
+
+    run = tmp_path / "cams"
+    for i, (peak_inside, box) in enumerate([(1.0, 0.8), (0.0, 0.2), (1.0, 0.5), (0.0, 0.1)]):
+        quality = {"m/gradcam": {"pointing_game": peak_inside, "energy_pointing_game": 0.5, "iou@0.5": box,
+                                 "iou@0.2": box / 2, "box_iou@0.5": box, "constant": 0.0},
+                   "m/randomcam": {"pointing_game": 0.0, "energy_pointing_game": 0.1, "iou@0.5": 0.0,
+                                   "iou@0.2": 0.0, "box_iou@0.5": 0.0, "constant": float(i == 0)}}
+        write_json(run / "records" / f"img{i}.json", {"quality": quality})
+    table = cam_quality_main(["--set", f"runs={[str(run)]}", "--set", "n_bootstrap=100"])
+    gradcam = table.set_index("method").loc["gradcam"]
+    assert gradcam["pointing_game"] == 0.5 and gradcam["n_images"] == 4
+    assert abs(gradcam["box_iou@0.5"] - 0.4) < 1e-9
+    assert gradcam["pointing_game lo"] <= 0.5 <= gradcam["pointing_game hi"]
+    assert table.set_index("method").loc["randomcam", "constant"] == 0.25
+    figures = run / "figures"
+    assert "| m " in (figures / "cam_quality.md").read_text()
+    for name in ("cam_quality.png", "cam_iou_by_threshold.png"):
+        assert (figures / name).stat().st_size > 10_000
+
+
+def test_classification_figures_from_a_small_history_and_scores(tmp_path):
+    import pandas as pd
+
+    from visualisations.classification_plots import main as classification_main
+
+    train, test = tmp_path / "train", tmp_path / "test"
+    train.mkdir()
+    test.mkdir()
+    (train / "metrics.jsonl").write_text("".join(
+        f'{{"epoch": {e}, "train_loss": {1 / e}, "val_auc": {0.5 + e / 10}, "val_balanced_accuracy": 0.6}}\n'
+        for e in range(1, 4)))
+    pd.DataFrame({"image_id": ["a", "b", "c", "d"], "melanoma": [0, 1, 0, 1], "score": [0.1, 0.8, 0.4, 0.3]}).to_csv(
+        test / "scores.csv", index=False)
+    write_json(test / "metrics.json", {"roc_auc": 0.75, "sensitivity": 0.5, "specificity": 1.0, "threshold": 0.8,
+                                       "threshold_split": "val", "split": "val", "n_images": 4})
+    written = classification_main(["--set", f"train_run={train}", "--set", f"test_run={test}"])
+    assert [p.name for p in written] == ["learning_curves.png", "roc.png"]
+    assert all(p.stat().st_size > 10_000 for p in written)

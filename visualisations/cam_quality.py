@@ -1,0 +1,139 @@
+"""CAM-quality table and figures from ``explainers.generate_cams`` runs (read only; nothing is
+recomputed).
+
+* ``cam_quality.md`` / ``.csv``: per model x method, the mean pointing game, energy pointing game,
+  IoU of the CAM thresholded at 0.5 of its peak, box IoU, ROAD (when the run computed it) and the
+  share of flat maps, with 95 % bootstrap intervals for pointing game and box IoU;
+* ``cam_quality.png``: those two scores as bars with their intervals;
+* ``cam_iou_by_threshold.png``: IoU of the thresholded CAM against the threshold, one line each.
+
+    python -m visualisations.cam_quality --set runs='["results/cams_val"]'
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from common.config import config_from_argv  # noqa: E402
+from common.io import read_json, save_figure, write_csv, write_text  # noqa: E402
+from visualisations.plots import bootstrap_interval  # noqa: E402
+
+CONFIG: dict[str, Any] = {
+    "runs": [],          # generate_cams run folders (each with records/*.json)
+    "out_dir": None,     # None: the first run's folder / figures
+    "n_bootstrap": 2000,
+    "seed": 0,
+}
+
+INTERVAL_SCORES = ("pointing_game", "box_iou@0.5")
+
+
+def per_image_quality(runs: list[str | Path]) -> pd.DataFrame:
+    """One row per (run, image, model, method) with every quality value the runs recorded."""
+    rows = []
+    for run in map(Path, runs):
+        records = sorted((run / "records").glob("*.json"))
+        if not records:
+            raise SystemExit(f"{run / 'records'} holds no records: is {run} a generate_cams run?")
+        for path in records:
+            for key, values in read_json(path).get("quality", {}).items():
+                model, method = key.split("/", 1)
+                rows.append({"run": run.name, "image_id": path.stem, "model": model, "method": method, **values})
+    return pd.DataFrame(rows)
+
+
+def threshold_columns(frame: pd.DataFrame) -> list[str]:
+    return sorted((c for c in frame.columns if c.startswith("iou@")), key=lambda c: float(c[4:]))
+
+
+def summary_table(frame: pd.DataFrame, n_bootstrap: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Means per (run, model, method); ``<score> lo`` / ``<score> hi``: 95 % bootstrap interval."""
+    keep = [c for c in ("pointing_game", "energy_pointing_game", "iou@0.5", "box_iou@0.5", "road", "constant")
+            if c in frame.columns]
+    rows = []
+    for (run, model, method), group in frame.groupby(["run", "model", "method"], sort=False):
+        row = {"run": run, "model": model, "method": method, "n_images": len(group)}
+        for column in keep:
+            values = group[column].dropna().to_numpy(float)
+            row[column] = values.mean() if len(values) else np.nan
+            if column in INTERVAL_SCORES and len(values):
+                row[f"{column} lo"], row[f"{column} hi"] = bootstrap_interval(values, n_bootstrap, seed)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _label(row: pd.Series, several_runs: bool) -> str:
+    return f"{row['run']}:{row['model']}/{row['method']}" if several_runs else f"{row['model']}/{row['method']}"
+
+
+def bars_figure(table: pd.DataFrame):
+    several = table["run"].nunique() > 1
+    labels = [_label(r, several) for _, r in table.iterrows()]
+    fig, ax = plt.subplots(figsize=(max(7, 0.9 * len(table)), 4.8))
+    x = np.arange(len(table))
+    for offset, key, name in ((-0.2, "pointing_game", "pointing game (peak inside lesion)"),
+                              (0.2, "box_iou@0.5", "box IoU (CAM >= 0.5 of peak)")):
+        mean = table[key].to_numpy(float)
+        err = [mean - table[f"{key} lo"].to_numpy(float), table[f"{key} hi"].to_numpy(float) - mean]
+        ax.bar(x + offset, mean, 0.4, yerr=err, capsize=3, label=name)
+    ax.set_xticks(x, labels, rotation=35, ha="right")
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("mean over images (95 % bootstrap CI)")
+    ax.set_title("CAM quality against the lesion masks")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def threshold_figure(frame: pd.DataFrame):
+    columns = threshold_columns(frame)
+    thresholds = [float(c[4:]) for c in columns]
+    several = frame["run"].nunique() > 1
+    methods = list(dict.fromkeys(frame["method"]))
+    models = list(dict.fromkeys(frame["run"] + ":" + frame["model"]))
+    styles = ["-", "--", ":", "-."]
+    fig, ax = plt.subplots(figsize=(7, 4.8))
+    for (run, model, method), group in frame.groupby(["run", "model", "method"], sort=False):
+        label = f"{run}:{model}/{method}" if several else f"{model}/{method}"
+        ax.plot(thresholds, group[columns].mean().to_numpy(), marker="o", label=label,
+                color=f"C{methods.index(method) % 10}", ls=styles[models.index(f"{run}:{model}") % len(styles)])
+    ax.set_xlabel("threshold (fraction of the CAM peak)")
+    ax.set_ylabel("mean IoU of the thresholded CAM with the lesion")
+    ax.set_ylim(bottom=0)
+    ax.set_title("Thresholded-CAM IoU against the threshold")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def main(argv: list[str] | None = None) -> pd.DataFrame:
+    cfg = config_from_argv(CONFIG, argv, description=__doc__.splitlines()[0])
+    if not cfg["runs"]:
+        raise SystemExit("give the run folders: --set runs='[\"results/cams_...\"]'")
+    out_dir = Path(cfg["out_dir"] or Path(cfg["runs"][0]) / "figures")
+    frame = per_image_quality(cfg["runs"])
+    if frame.empty:
+        raise SystemExit("the runs recorded no CAM quality (were the masks missing?)")
+    table = summary_table(frame, cfg["n_bootstrap"], cfg["seed"])
+    write_csv(out_dir / "cam_quality.csv", table)
+    shown = table[[c for c in table.columns if not c.endswith((" lo", " hi"))]]
+    markdown = shown.to_markdown(index=False, floatfmt=".3f")
+    write_text(out_dir / "cam_quality.md", markdown + "\n")
+    save_figure(bars_figure(table), out_dir / "cam_quality.png", dpi=150)
+    if threshold_columns(frame):
+        save_figure(threshold_figure(frame), out_dir / "cam_iou_by_threshold.png", dpi=150)
+    print(markdown)
+    print(f"\nwritten: {out_dir}/cam_quality.(md|csv|png), cam_iou_by_threshold.png")
+    return table
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
