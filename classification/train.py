@@ -30,9 +30,9 @@ from tqdm import tqdm
 
 from classification.data import TASKS, LabelledImages, eval_transform, train_transform
 from common.config import config_from_argv
-from common.io import read_json, resolve_run_dir, save_figure, write_json
+from common.io import read_json, resolve_run_dir, save_figure, write_json, write_text
 from models.registry import create_classifier, resolve_preprocessing
-from visualisations.classification_plots import learning_curves_figure
+from visualisations.classification_plots import learning_curves_figure, read_history
 
 CONFIG: dict[str, Any] = {
     "data_root": "../shared/data/ISIC2017",
@@ -213,8 +213,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start_epoch, best_auc = state["epoch"] + 1, state["best_auc"]
-        history = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()
-                   if line.strip() and json.loads(line)["epoch"] <= state["epoch"]]
+        history = [h for h in read_history(run_dir / "metrics.jsonl") if h["epoch"] <= state["epoch"]]
         stale = state["epoch"] - max((h["epoch"] for h in history if h["val_auc"] == best_auc), default=state["epoch"])
         log.info("resuming from %s at epoch %d (best AUC %.4f)", last, start_epoch, best_auc)
     ddp_model = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
@@ -252,7 +251,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             else:
                 stale += 1
             save_checkpoint(last, model, optimizer, epoch, best_auc, cfg, num_classes)
-            (run_dir / "metrics.jsonl").write_text("".join(json.dumps(h) + "\n" for h in history))
+            write_text(run_dir / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
             save_figure(learning_curves_figure(history), run_dir / "learning_curves.png")
             log.info("epoch %d: loss %.4f, val AUC %.4f, balanced acc %.3f, %.1f min%s", epoch, row["train_loss"],
                      row["val_auc"], row["val_balanced_accuracy"], row["minutes"], " (best)" if improved else "")

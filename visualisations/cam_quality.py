@@ -70,46 +70,58 @@ def summary_table(frame: pd.DataFrame, n_bootstrap: int = 2000, seed: int = 0) -
     return pd.DataFrame(rows)
 
 
-def _label(row: pd.Series, several_runs: bool) -> str:
-    return f"{row['run']}:{row['model']}/{row['method']}" if several_runs else f"{row['model']}/{row['method']}"
+def _labels(table: pd.DataFrame) -> list[str]:
+    """``model/method``, prefixed with the run only where two runs share a model label."""
+    several = table.groupby("model")["run"].nunique().max() > 1
+    return [f"{r['run']}:{r['model']}/{r['method']}" if several else f"{r['model']}/{r['method']}"
+            for _, r in table.iterrows()]
 
 
 def bars_figure(table: pd.DataFrame):
-    several = table["run"].nunique() > 1
-    labels = [_label(r, several) for _, r in table.iterrows()]
-    fig, ax = plt.subplots(figsize=(max(7, 0.9 * len(table)), 4.8))
-    x = np.arange(len(table))
-    for offset, key, name in ((-0.2, "pointing_game", "pointing game (peak inside lesion)"),
-                              (0.2, "box_iou@0.5", "box IoU (CAM >= 0.5 of peak)")):
+    """Horizontal bars (one row per model x method, top to bottom) so that long labels stay readable."""
+    y = np.arange(len(table))[::-1]
+    fig, ax = plt.subplots(figsize=(8, 1.5 + 0.42 * len(table)))
+    for offset, key, name in ((0.2, "pointing_game", "pointing game (peak inside lesion)"),
+                              (-0.2, "box_iou@0.5", "box IoU (CAM >= 0.5 of peak)")):
         mean = table[key].to_numpy(float)
         err = [mean - table[f"{key} lo"].to_numpy(float), table[f"{key} hi"].to_numpy(float) - mean]
-        ax.bar(x + offset, mean, 0.4, yerr=err, capsize=3, label=name)
-    ax.set_xticks(x, labels, rotation=35, ha="right")
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("mean over images (95 % bootstrap CI)")
-    ax.set_title("CAM quality against the lesion masks")
-    ax.legend()
+        ax.barh(y + offset, mean, 0.4, xerr=err, capsize=2, label=name)
+    ax.set_yticks(y, _labels(table))
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("mean over images (95 % bootstrap CI)")
+    ax.set_title("CAM quality against the lesion masks", pad=30)
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False)
     fig.tight_layout()
     return fig
 
 
 def threshold_figure(frame: pd.DataFrame):
+    """Small multiples: one panel per model, one line per CAM method."""
     columns = threshold_columns(frame)
     thresholds = [float(c[4:]) for c in columns]
-    several = frame["run"].nunique() > 1
+    several = frame.groupby("model")["run"].nunique().max() > 1
+    models = list(dict.fromkeys(zip(frame["run"], frame["model"])))
     methods = list(dict.fromkeys(frame["method"]))
-    models = list(dict.fromkeys(frame["run"] + ":" + frame["model"]))
-    styles = ["-", "--", ":", "-."]
-    fig, ax = plt.subplots(figsize=(7, 4.8))
-    for (run, model, method), group in frame.groupby(["run", "model", "method"], sort=False):
-        label = f"{run}:{model}/{method}" if several else f"{model}/{method}"
-        ax.plot(thresholds, group[columns].mean().to_numpy(), marker="o", label=label,
-                color=f"C{methods.index(method) % 10}", ls=styles[models.index(f"{run}:{model}") % len(styles)])
-    ax.set_xlabel("threshold (fraction of the CAM peak)")
-    ax.set_ylabel("mean IoU of the thresholded CAM with the lesion")
-    ax.set_ylim(bottom=0)
-    ax.set_title("Thresholded-CAM IoU against the threshold")
-    ax.legend(fontsize=7, ncol=2)
+    ncols = min(3, len(models))
+    nrows = -(-len(models) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.4 * nrows), sharex=True, sharey=True, squeeze=False)
+    for ax, (run, model) in zip(axes.flat, models):
+        for method, group in frame[(frame["run"] == run) & (frame["model"] == model)].groupby("method", sort=False):
+            ax.plot(thresholds, group[columns].mean().to_numpy(), marker="o", ms=3,
+                    color=f"C{methods.index(method) % 10}", label=method)
+        ax.set_title(f"{run}:{model}" if several else model, fontsize=10)
+        ax.grid(alpha=0.3)
+    for ax in axes.flat[len(models):]:
+        ax.axis("off")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("mean IoU with the lesion")
+    for ax in axes[-1, :]:
+        ax.set_xlabel("threshold (fraction of CAM peak)")
+    axes[0, 0].set_ylim(bottom=0)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=len(methods), bbox_to_anchor=(0.5, 1.0))
+    fig.suptitle("IoU of the thresholded CAM against the threshold", y=1.04)
     fig.tight_layout()
     return fig
 
