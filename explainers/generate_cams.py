@@ -27,7 +27,7 @@ from common.config import config_from_argv
 from common.io import read_json, resolve_run_dir, save_figure, write_csv, write_json, write_npy
 from data.isic import check_image_content, open_dataset, subset_ids
 from explainers.cams import CamExplainer
-from explainers.quality import cam_quality
+from explainers.quality import cam_quality, quality_rows
 from models.registry import create_classifier
 
 CONFIG: dict[str, Any] = {
@@ -53,13 +53,9 @@ log = logging.getLogger("explainers.generate_cams")
 
 
 def summarise_quality(run_dir: Path, ids: list[str]) -> pd.DataFrame:
-    rows = []
-    for image_id in ids:
-        path = run_dir / "records" / f"{image_id}.json"
-        record = read_json(path) if path.is_file() else {}
-        for key, values in record.get("quality", {}).items():
-            model, method = key.split("/", 1)
-            rows.append({"model": model, "method": method, "image_id": image_id, **values})
+    """Mean quality per model x method over ``ids``; a failed image counts 0 (see :func:`quality_rows`)."""
+    paths = {image_id: run_dir / "records" / f"{image_id}.json" for image_id in ids}
+    rows = quality_rows({i: read_json(p) for i, p in paths.items() if p.is_file()})
     if not rows:
         return pd.DataFrame()
     frame = pd.DataFrame(rows)

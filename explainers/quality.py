@@ -48,3 +48,24 @@ def cam_quality(cam: np.ndarray, mask: np.ndarray, thresholds=DEFAULT_THRESHOLDS
         result[f"iou@{t:g}"] = region_iou(cam_region(cam, t, keep_largest=False), mask)
     result["box_iou@0.5"] = box_iou(mask_to_box(cam_region(cam, 0.5)), mask_to_box(mask))
     return result
+
+
+def quality_rows(records: dict[str, dict]) -> list[dict]:
+    """Flatten ``generate_cams`` records (image id -> ``{"quality": {"model/method": values}}`` or
+    ``{"error": message}``) into one row per (image, model, method). An image that failed gets, for
+    every model x method the other images have, a row whose localisation scores are 0 (``failed``
+    1), so it stays in their means; its ROAD and flat-map flag stay undefined (NaN)."""
+    rows, failed = [], []
+    for image_id, record in records.items():
+        if record.get("error"):
+            failed.append(image_id)
+        for key, values in record.get("quality", {}).items():
+            model, method = key.split("/", 1)
+            rows.append({"image_id": image_id, "model": model, "method": method, **values, "failed": 0.0})
+    pairs = list(dict.fromkeys((r["model"], r["method"]) for r in rows))
+    scores = sorted({k for r in rows for k in r if k not in ("image_id", "model", "method", "failed", "constant", "road")})
+    for image_id in failed:
+        for model, method in pairs:
+            rows.append({"image_id": image_id, "model": model, "method": method, **dict.fromkeys(scores, 0.0),
+                         "failed": 1.0})
+    return rows

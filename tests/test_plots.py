@@ -35,12 +35,13 @@ def test_cam_quality_table_and_figures_from_small_records(tmp_path):
                    "m/randomcam": {"pointing_game": 0.0, "energy_pointing_game": 0.1, "iou@0.5": 0.0,
                                    "iou@0.2": 0.0, "box_iou@0.5": 0.0, "constant": float(i == 0)}}
         write_json(run / "records" / f"img{i}.json", {"quality": quality})
+    write_json(run / "records" / "img4.json", {"error": "img4.jpg: cannot identify image file"})  # counts 0
     table = cam_quality_main(["--set", f"runs={[str(run)]}", "--set", "n_bootstrap=100"])
     gradcam = table.set_index("method").loc["gradcam"]
-    assert gradcam["pointing_game"] == 0.5 and gradcam["n_images"] == 4
-    assert abs(gradcam["box_iou@0.5"] - 0.4) < 1e-9
-    assert gradcam["pointing_game lo"] <= 0.5 <= gradcam["pointing_game hi"]
-    assert table.set_index("method").loc["randomcam", "constant"] == 0.25
+    assert gradcam["pointing_game"] == 0.4 and gradcam["n_images"] == 5 and gradcam["failed"] == 0.2
+    assert abs(gradcam["box_iou@0.5"] - 1.6 / 5) < 1e-9
+    assert gradcam["pointing_game lo"] <= 0.4 <= gradcam["pointing_game hi"]
+    assert table.set_index("method").loc["randomcam", "constant"] == 0.25   # of the 4 images that ran
     figures = run / "figures"
     assert "| m " in (figures / "cam_quality.md").read_text()
     for name in ("cam_quality.png", "cam_iou_by_threshold.png"):

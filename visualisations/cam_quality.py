@@ -24,6 +24,7 @@ import pandas as pd  # noqa: E402
 
 from common.config import config_from_argv  # noqa: E402
 from common.io import read_json, save_figure, write_csv, write_text  # noqa: E402
+from explainers.quality import quality_rows  # noqa: E402
 from visualisations.plots import bootstrap_interval  # noqa: E402
 
 CONFIG: dict[str, Any] = {
@@ -37,16 +38,14 @@ INTERVAL_SCORES = ("pointing_game", "box_iou@0.5")
 
 
 def per_image_quality(runs: list[str | Path]) -> pd.DataFrame:
-    """One row per (run, image, model, method) with every quality value the runs recorded."""
+    """One row per (run, image, model, method) with every quality value the runs recorded; a
+    failed image counts 0 (:func:`explainers.quality.quality_rows`)."""
     rows = []
     for run in map(Path, runs):
         records = sorted((run / "records").glob("*.json"))
         if not records:
             raise SystemExit(f"{run / 'records'} holds no records: is {run} a generate_cams run?")
-        for path in records:
-            for key, values in read_json(path).get("quality", {}).items():
-                model, method = key.split("/", 1)
-                rows.append({"run": run.name, "image_id": path.stem, "model": model, "method": method, **values})
+        rows += [{"run": run.name, **row} for row in quality_rows({p.stem: read_json(p) for p in records})]
     return pd.DataFrame(rows)
 
 
@@ -56,7 +55,7 @@ def threshold_columns(frame: pd.DataFrame) -> list[str]:
 
 def summary_table(frame: pd.DataFrame, n_bootstrap: int = 2000, seed: int = 0) -> pd.DataFrame:
     """Means per (run, model, method); ``<score> lo`` / ``<score> hi``: 95 % bootstrap interval."""
-    keep = [c for c in ("pointing_game", "energy_pointing_game", "iou@0.5", "box_iou@0.5", "road", "constant")
+    keep = [c for c in ("pointing_game", "energy_pointing_game", "iou@0.5", "box_iou@0.5", "road", "constant", "failed")
             if c in frame.columns]
     rows = []
     for (run, model, method), group in frame.groupby(["run", "model", "method"], sort=False):
