@@ -7,7 +7,6 @@ ROC curve PNG, ``metrics.json`` and the per-image ``scores.csv``.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,7 +18,7 @@ from classification.data import LabelledImages, eval_transform
 from classification.train import predict
 from common.config import config_from_argv
 from common.io import resolve_run_dir, save_figure, write_csv, write_json
-from models.registry import _state_dict_from_file, create_classifier, resolve_preprocessing
+from models.registry import create_classifier, read_checkpoint, resolve_preprocessing
 from visualisations.classification_plots import roc_figure
 
 CONFIG: dict[str, Any] = {
@@ -57,7 +56,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     cfg = config_from_argv(CONFIG, argv, description=__doc__.splitlines()[0])
     if not cfg["checkpoint"]:
         raise SystemExit("set checkpoint=<run>/best.pth")
-    _, meta = _state_dict_from_file(Path(cfg["checkpoint"]))
+    _, meta = read_checkpoint(cfg["checkpoint"])
     train_cfg = meta.get("config", {})
     arch, task = meta.get("arch") or train_cfg.get("classifier"), train_cfg.get("task", "melanoma")
     model = create_classifier(arch, checkpoint=cfg["checkpoint"])

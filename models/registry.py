@@ -97,7 +97,11 @@ def get_spec(name: str) -> ClassifierSpec:
         raise KeyError(f"unknown classifier {name!r}; available: {', '.join(available_classifiers())}") from None
 
 
-def _state_dict_from_file(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
+def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """(state dict, metadata) of a classifier checkpoint: the training script's file (metadata: its
+    config, class names, ``num_classes``, ``arch``), a ``{"state_dict": ...}`` file or a plain state
+    dict (empty metadata). A missing or unreadable file raises :class:`CheckpointError` naming it."""
+    path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"classifier checkpoint not found: {path}")
     try:
@@ -117,8 +121,12 @@ def _state_dict_from_file(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
 def load_checkpoint_into(model: torch.nn.Module, path: str | Path) -> dict:
     """Load a checkpoint strictly into ``model``; returns the checkpoint's metadata (may be empty).
     Keys or shapes that do not fit raise :class:`CheckpointError` with the first differences."""
-    path = Path(path)
-    state, meta = _state_dict_from_file(path)
+    state, meta = read_checkpoint(path)
+    _load_state(model, state, Path(path))
+    return meta
+
+
+def _load_state(model: torch.nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
     state = {k.removeprefix("module."): v for k, v in state.items()}  # DDP-saved
     own = model.state_dict()
     missing = [k for k in own if k not in state]
@@ -131,7 +139,6 @@ def load_checkpoint_into(model: torch.nn.Module, path: str | Path) -> dict:
             f"{missing[:3]}, {len(unexpected)} unexpected keys {unexpected[:3]}, shape mismatches "
             f"{mismatched[:3]}. Check the classifier name and num_classes.")
     model.load_state_dict(state, strict=True)
-    return meta
 
 
 def create_classifier(name: str, num_classes: int | None = None, checkpoint: str | Path | None = None,
@@ -147,22 +154,26 @@ def create_classifier(name: str, num_classes: int | None = None, checkpoint: str
     start from random weights, and a warning-worthy case is the caller's to report.
     """
     spec = get_spec(name)
+    state, meta = read_checkpoint(checkpoint) if checkpoint is not None else ({}, {})   # the file is read once
     if num_classes is None:
-        num_classes = checkpoint_num_classes(checkpoint) if checkpoint is not None else 1000
+        num_classes = _num_classes(state, meta, checkpoint) if checkpoint is not None else 1000
     model = timm.create_model(spec.timm_name, pretrained=False, num_classes=1000)
     if checkpoint is None and pretrained and spec.imagenet_weights is not None:
         model.load_state_dict(spec.imagenet_weights(), strict=True)
     if num_classes != 1000:
         model.reset_classifier(num_classes)
     if checkpoint is not None:
-        load_checkpoint_into(model, checkpoint)
+        _load_state(model, state, Path(checkpoint))
     model.eval()
     return model
 
 
 def checkpoint_num_classes(path: str | Path) -> int:
     """The number of outputs a checkpoint's head was trained with."""
-    state, meta = _state_dict_from_file(Path(path))
+    return _num_classes(*read_checkpoint(path), path)
+
+
+def _num_classes(state: dict[str, torch.Tensor], meta: dict, path: str | Path) -> int:
     if "num_classes" in meta:
         return int(meta["num_classes"])
     for key in ("classifier.weight", "head.fc.weight", "fc.weight", "head.weight"):
