@@ -23,6 +23,7 @@ import numpy as np
 from skimage.filters import threshold_otsu
 
 from cam_sam import segment
+from cam_sam.build import resolve_device
 from cam_sam.metrics import mask_metrics
 from cam_sam.postprocess import postprocess_mask
 from cam_sam.proposals import field_of_view
@@ -30,8 +31,10 @@ from cam_sam.prompts import cam_to_box, clip_box, largest_component, mask_to_box
 from cam_sam.runner import ResumableRun
 from common.config import config_from_argv
 from common.io import resolve_run_dir
-from data.isic import check_image_content, subset_ids
+from data.isic import check_image_content, open_dataset, subset_ids
 from explainers.cams import CamExplainer
+from medsam.factory import create_segmenter
+from models.registry import create_classifier
 
 GT_BASELINES = ("gt_box", "gt_box_pad5", "gt_centroid_point")
 BASELINES = GT_BASELINES + ("whole_image_box", "centred_box_80", "otsu_grey_mask", "otsu_grey_box", "randomcam_box")
@@ -94,17 +97,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     unknown = [b for b in cfg["baselines"] if b not in BASELINES]
     if unknown:
         raise SystemExit(f"unknown baselines {unknown}; available: {', '.join(BASELINES)}")
-    dataset = segment.open_dataset(cfg["data_root"], cfg["split"])
-    device = segment.resolve_device(cfg["device"])
+    dataset = open_dataset(cfg["data_root"], cfg["split"])
+    device = resolve_device(cfg["device"])
     np.random.seed(cfg["seed"])   # RandomCAM draws from numpy's global generator
     run_dir = resolve_run_dir(cfg["results_root"], cfg["out_dir"], f"baselines_{cfg['segmenter']}")
     run = ResumableRun(run_dir, cfg)
     explainer = None
     if "randomcam_box" in cfg["baselines"]:
-        classifier = segment.create_classifier(cfg["classifier"], checkpoint=cfg["classifier_checkpoint"])
+        classifier = create_classifier(cfg["classifier"], checkpoint=cfg["classifier_checkpoint"])
         explainer = CamExplainer(classifier, cfg["classifier"], cfg["target_class"], device=device,
                                  binary_target=cfg["binary_target"])
-    segmenter = segment.create_segmenter(cfg["segmenter"], cfg["segmenter_checkpoint"], device, cfg["decode_batch_size"])
+    segmenter = create_segmenter(cfg["segmenter"], cfg["segmenter_checkpoint"], device, cfg["decode_batch_size"])
     post = {"keep_largest": cfg["keep_largest"], "fill_holes": cfg["fill_holes"]}
     ids, positions = subset_ids(dataset, cfg["every"], cfg["limit"])
 

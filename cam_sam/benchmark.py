@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from cam_sam import segment
+from cam_sam.build import build_pipeline, open_data, resolve_device
 from common.config import config_from_argv
 from common.io import resolve_run_dir, write_json
 
@@ -31,9 +32,9 @@ def _timed(fn, repeats: int = 1) -> float:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     cfg = config_from_argv(CONFIG, argv, description=__doc__.splitlines()[0])
-    dataset, synthetic = segment.open_data(cfg)
-    device = segment.resolve_device(cfg["device"])
-    pipeline = segment.build_pipeline(cfg, device)
+    dataset, synthetic = open_data(cfg)
+    device = resolve_device(cfg["device"])
+    pipeline = build_pipeline(cfg, device)
     explainer, segmenter = pipeline.explainer, pipeline.segmenter
     images = [dataset[i].image for i in range(min(cfg["n_images"] + cfg["warmup"], len(dataset)))]
     for image in images[: cfg["warmup"]]:

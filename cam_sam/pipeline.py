@@ -2,10 +2,13 @@
 -> mask selection without ground truth -> post-processing.
 
 Prompt sources: each CAM method (a box from the thresholded CAM plus perturbed copies, optionally
-points) and, optionally, ``colour`` lesion proposals (:mod:`cam_sam.proposals`). Every source's
+points); ``colour`` lesion proposals (:mod:`cam_sam.proposals`); and, with a trained student
+(:mod:`models.student`), ``student`` (the student's own mask, no segmenter) and ``student_box``
+(the box of the student's mask, padded, plus perturbed copies). Every segmenter source's
 candidates are decoded against the same image embedding; within a source and then among the
 sources named in ``final_sources``, the mask with the highest selection score is delivered: the
-segmenter's predicted IoU plus a small weight times the candidate's agreement with the others.
+segmenter's predicted IoU plus a small weight times the candidate's agreement with the others
+(plus, with ``student_weight``, its IoU with the student's mask).
 
 The pipeline never sees a ground-truth mask: :meth:`CamSamPipeline.segment` takes the image alone.
 It returns every candidate mask with its predicted IoU, so an evaluator may compute an *oracle*
@@ -19,12 +22,19 @@ import numpy as np
 
 from cam_sam.postprocess import postprocess_mask
 from cam_sam.proposals import ColourProposalConfig, colour_proposals
-from cam_sam.prompts import cam_to_box, negative_points, perturb_boxes, perturb_points, sample_points
+from cam_sam.prompts import (cam_to_box, mask_to_box, negative_points, pad_box, perturb_boxes, perturb_points,
+                             sample_points)
 from data.isic import check_image_content
 from explainers.cams import CamExplainer, CamResult
 from medsam.base import PromptableSegmenter
+from models.student import StudentSegmenter
 
 COLOUR = "colour"
+STUDENT = "student"            # the student's mask itself (no segmenter)
+STUDENT_BOX = "student_box"    # the student mask's box, decoded by the segmenter
+PROPOSAL_SOURCES = (COLOUR, STUDENT, STUDENT_BOX)
+SEGMENTER_SOURCES = (COLOUR, STUDENT_BOX)   # proposal sources decoded by the promptable segmenter
+STUDENT_THRESHOLD = 0.5        # student probability above which a pixel is lesion
 
 
 @dataclass
@@ -123,32 +133,62 @@ class PipelineConfig:
     colour: ColourProposalConfig = field(default_factory=ColourProposalConfig)
     postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
     agreement_weight: float = 0.1   # weight of candidate agreement in selection_scores (0: predicted IoU alone)
+    student_weight: float = 0.0     # weight of a candidate's IoU with the student's mask in its selection score
+    student_box_padding: float = 0.05   # student_box: padding, a fraction of the box
     seed: int = 0
 
     @property
     def sources(self) -> list[str]:
         return list(self.methods) + [p for p in self.proposals if p not in self.methods]
 
+    @property
+    def needs_student(self) -> bool:
+        return self.student_weight > 0 or any(p in (STUDENT, STUDENT_BOX) for p in self.proposals)
+
+
+def soft_iou(prob: np.ndarray, mask: np.ndarray) -> float:
+    """sum(min(p, m)) / sum(max(p, m)) of a probability map and its binary mask: 1 when the map is
+    crisp, lower where it hesitates. The student's own estimate of its mask's IoU."""
+    m = mask.astype(np.float32)
+    union = float(np.maximum(prob, m).sum())
+    return float(np.minimum(prob, m).sum()) / union if union > 0 else 0.0
+
+
+def iou_with(masks: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """(K,) IoU of each of K boolean (K, H, W) masks with one boolean (H, W) reference."""
+    flat = masks.reshape(len(masks), -1)
+    ref = reference.reshape(-1)
+    inter = (flat & ref).sum(axis=1)
+    union = (flat | ref).sum(axis=1)
+    return np.where(union > 0, inter / np.maximum(union, 1), 0.0).astype(np.float32)
+
 
 class CamSamPipeline:
     """Zero-shot segmentation of single images.
 
     ``explainer`` gives the CAMs; ``segmenter`` encodes each image once and decodes every prompt
-    of every source against that one embedding.
+    of every source against that one embedding; ``student`` (optional) gives the student sources.
+    The student alone needs neither explainer nor segmenter.
     """
 
-    def __init__(self, explainer: CamExplainer | None, segmenter: PromptableSegmenter, config: PipelineConfig) -> None:
-        unknown = [p for p in config.proposals if p != COLOUR]
+    def __init__(self, explainer: CamExplainer | None, segmenter: PromptableSegmenter | None, config: PipelineConfig,
+                 student: StudentSegmenter | None = None) -> None:
+        unknown = [p for p in config.proposals if p not in PROPOSAL_SOURCES]
         if unknown:
-            raise ValueError(f"unknown proposal source(s) {unknown}; available: [{COLOUR!r}]")
+            raise ValueError(f"unknown proposal source(s) {unknown}; available: {list(PROPOSAL_SOURCES)}")
+        if config.needs_student and student is None:
+            raise ValueError("the student sources and student_weight need a trained student (student_checkpoint)")
         missing = [s for s in config.final_sources if s not in config.sources]
         if missing:
             raise ValueError(f"final_sources {missing} are neither CAM methods nor proposals of this run")
         if config.methods and explainer is None:
             raise ValueError("CAM methods need an explainer")
+        if segmenter is None and (config.methods or any(p in SEGMENTER_SOURCES for p in config.proposals)):
+            raise ValueError("CAM methods, colour and student_box need a promptable segmenter")
         self.explainer = explainer
         self.segmenter = segmenter
         self.config = config
+        self.student = student
 
     def cam_prompts(self, cam: np.ndarray, rng: np.random.Generator):
         """(boxes (K, 4), points (K, N, 2) | None, labels (K, N) | None) for one CAM, or None when
@@ -192,30 +232,67 @@ class CamSamPipeline:
             prompts[COLOUR] = (boxes, None, None) if len(boxes) else None
             if not len(boxes):
                 errors[COLOUR] = "no colour proposal"
+        student = self._student_mask(image) if cfg.needs_student else None
+        if STUDENT_BOX in cfg.proposals:
+            prompts[STUDENT_BOX] = self._student_box_prompts(student[1], rng) if student is not None else None
+            if prompts[STUDENT_BOX] is None:
+                errors[STUDENT_BOX] = "empty student mask"
+        outputs: dict[str, SourceOutput] = {}
         if any(v is not None for v in prompts.values()):
             self.segmenter.set_image(image)   # the one expensive encoding of this image
-        outputs: dict[str, SourceOutput] = {}
         for source in cfg.sources:
             cam = cams.get(source)
+            if source == STUDENT:
+                outputs[source] = self._student_output(student)
+                continue
             if prompts.get(source) is None:
                 outputs[source] = SourceOutput(cam, None, None, None, error=errors.get(source))
                 continue
             boxes, points, labels = prompts[source]
             pred = self.segmenter.predict(boxes=boxes, points=points, point_labels=labels)
             selection = selection_scores(pred.scores, pred.masks, cfg.agreement_weight)
+            if cfg.student_weight > 0 and student is not None:
+                selection = selection + cfg.student_weight * iou_with(pred.masks, student[1])
             chosen = int(np.argmax(selection))
             mask = postprocess_mask(pred.masks[chosen], **asdict(cfg.postprocess))
             outputs[source] = SourceOutput(cam, Candidates(boxes, points, labels, pred.masks, pred.scores), chosen, mask,
                                            selection=selection)
-        return self._finalise(outputs)
+        return self._finalise(outputs, student[0] if student is not None else None)
 
-    def _finalise(self, outputs: dict[str, SourceOutput]) -> ImageOutput:
+    def _student_mask(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(probability (H, W) float32, post-processed mask (H, W) bool) of the student."""
+        prob = self.student.predict_proba(image)
+        return prob, postprocess_mask(prob > STUDENT_THRESHOLD, **asdict(self.config.postprocess))
+
+    def _student_box_prompts(self, mask: np.ndarray, rng: np.random.Generator):
+        """The student mask's box, padded, and perturbed copies (row 0 unperturbed); None when empty."""
+        box = mask_to_box(mask)
+        if box is None:
+            return None
+        p = self.config.prompts
+        box = pad_box(box, self.config.student_box_padding, mask.shape)
+        return np.concatenate([box[None], perturb_boxes(box, p.n_perturbations, p.perturb_scale, rng, mask.shape)]), None, None
+
+    def _student_output(self, student: tuple[np.ndarray, np.ndarray]) -> SourceOutput:
+        """The ``student`` source: its mask as the one candidate, scored by :func:`soft_iou`."""
+        prob, mask = student
+        if not mask.any():
+            return SourceOutput(None, None, None, None, error="empty student mask")
+        score = np.array([soft_iou(prob, mask)], np.float32)
+        box = mask_to_box(mask)[None]
+        return SourceOutput(None, Candidates(box, None, None, mask[None], score), 0, mask, selection=score)
+
+    def _finalise(self, outputs: dict[str, SourceOutput], student_prob: np.ndarray | None = None) -> ImageOutput:
         """The delivered mask: the best selection score among ``final_sources``; if none of them
-        produced a mask, among every source that did."""
+        produced a mask, among every source that did. Uncertainty: the per-pixel std of every
+        candidate mask; the student's Bernoulli std sqrt(p (1 - p)) when it is the only source."""
         produced = [s for s in self.config.sources if outputs[s].chosen is not None]
         if not produced:
             return ImageOutput(outputs, None, None)
         pool = [s for s in self.config.final_sources if s in produced] or produced
         final = max(pool, key=lambda s: outputs[s].selection_score)
-        stack = np.concatenate([outputs[s].candidates.masks for s in produced]).astype(np.float32)
-        return ImageOutput(outputs, final, outputs[final].mask, uncertainty=stack.std(axis=0))
+        if produced == [STUDENT] and student_prob is not None:
+            uncertainty = np.sqrt(student_prob * (1 - student_prob))
+        else:
+            uncertainty = np.concatenate([outputs[s].candidates.masks for s in produced]).astype(np.float32).std(axis=0)
+        return ImageOutput(outputs, final, outputs[final].mask, uncertainty=uncertainty)

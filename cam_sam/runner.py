@@ -23,7 +23,8 @@ from common.io import read_json, write_json
 log = logging.getLogger(__name__)
 
 # Keys that may change between a run and its resumption without changing any result.
-RESUMABLE_KEYS = {"limit", "n_overlays", "out_dir", "device", "decode_batch_size", "cam_batch_size"}
+RESUMABLE_KEYS = {"limit", "n_overlays", "out_dir", "device", "decode_batch_size", "cam_batch_size",
+                  "embedding_cache"}
 
 
 def failed_metrics() -> dict[str, Any]:
@@ -51,6 +52,9 @@ class ResumableRun:
 
     def is_done(self, image_id: str) -> bool:
         return self.record_path(image_id).is_file()
+
+    def load(self, image_id: str) -> dict[str, Any]:
+        return read_json(self.record_path(image_id))
 
     def save(self, image_id: str, record: dict[str, Any]) -> None:
         write_json(self.record_path(image_id), record)

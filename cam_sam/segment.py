@@ -21,18 +21,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from cam_sam.build import PIPELINE_CONFIG, build_pipeline, open_data, resolve_device
 from cam_sam.metrics import mask_metrics
-from cam_sam.pipeline import CamSamPipeline, ImageOutput, PipelineConfig, PostprocessConfig, PromptConfig
-from cam_sam.proposals import ColourProposalConfig
+from cam_sam.pipeline import ImageOutput, PostprocessConfig
 from cam_sam.postprocess import postprocess_mask
 from cam_sam.runner import ResumableRun
 from common.config import config_from_argv
 from common.io import resolve_run_dir, save_figure, write_npy, write_png
-from data.isic import DataError, open_dataset, subset_ids
-from data.synthetic import write_synthetic_isic
-from explainers.cams import CamExplainer, CamResult
-from medsam.factory import create_segmenter
-from models.registry import create_classifier
+from data.isic import DataError, subset_ids
+from explainers.cams import CamResult
 
 CONFIG: dict[str, Any] = {
     "preset": None,                          # a named group of settings from PRESETS, e.g. "paper"
@@ -50,47 +47,11 @@ CONFIG: dict[str, Any] = {
     "out_dir": None,                         # None: a new results/segment_<time>; a path: resume there
     "n_overlays": 10,                        # overlay figures for the first N images
     "save_uncertainty": True,                # per-image std of the candidate masks (.npy)
-    # classifier and CAMs
-    "classifier": "efficientnet_lite0",      # models/ registry name
-    "classifier_checkpoint": None,           # a file from classification/train.py; None: ImageNet weights
-    "target_class": None,                    # ImageNet head: None = top-1 class
-    "binary_target": "melanoma",             # single-logit head: "melanoma" logit or "predicted" side
-    "methods": ["gradcam"],                  # grad-cam methods (explainers.CAM_METHODS); [] for none
-    "cam_batch_size": 32,                    # ScoreCAM / AblationCAM forward passes per batch
-    "cam_dir": None,                         # reuse saved heatmaps: <cams run>/heatmaps/<model label>
-    # segmenter
-    "segmenter": "litemedsam",               # litemedsam, medsam, sam_vit_b, sam_vit_l, sam_vit_h
-    "segmenter_checkpoint": None,            # needed for medsam and sam_*
-    "decode_batch_size": 16,
-    # prompts (fractions of the box or of the CAM peak)
-    "box_threshold": 0.5,
-    "box_padding": 0.1,
-    "n_perturbations": 10,
-    "perturb_scale": 0.05,
-    "n_points": 0,
-    "point_power": 30.0,
-    "n_negative_points": 0,
-    "negative_max_cam": 0.1,
-    # colour lesion proposals (cam_sam/proposals.py) and the choice of the delivered mask
-    "proposals": ["colour"],                 # [] for CAM prompts only
-    "final_sources": ["colour"],             # sources whose best-scored mask competes for "final"
-    "agreement_weight": 0.1,                 # selection = predicted IoU + w * agreement with the other candidates
-    "colour_flatfield_sigmas": [0.0, 0.25, 0.5],
-    "colour_channels": ["lightness", "blue"],
-    "colour_padding": 0.1,
-    "colour_centre_sigma": 0.25,
-    "colour_min_area": 0.002,
-    "colour_max_chroma": 60.0,
-    "colour_remove_artefacts": True,
-    # post-processing (kernel sizes as fractions of the shorter image side)
-    "open_frac": 0.0,
-    "close_frac": 0.0,
-    "keep_largest": True,
-    "fill_holes": True,
+    # classifier, CAMs, segmenter, prompts, colour proposals, selection, post-processing:
+    # every key of cam_sam.build.PIPELINE_CONFIG (documented there); override any with --set
+    **PIPELINE_CONFIG,
     # evaluation
     "oracle": True,                          # also report ground-truth-chosen upper bounds, labelled oracle_*
-    "device": "auto",
-    "seed": 0,
 }
 
 # Named configurations; ``--set preset=paper`` applies one, other --set values apply on top.
@@ -104,46 +65,11 @@ PRESETS: dict[str, dict[str, Any]] = {
               "final_sources": ["gradcam", "gradcam++", "eigencam"], "box_threshold": 0.5, "box_padding": 0.1,
               "n_points": 10, "point_power": 30.0, "n_perturbations": 10, "perturb_scale": 0.05,
               "open_frac": 0.01, "close_frac": 0.01},
+    # The self-trained student alone (self_training/): no CAM, no segmenter encoding.
+    "fast": {"methods": [], "proposals": ["student"], "final_sources": ["student"], "student_weight": 0.0},
 }
 
 log = logging.getLogger("cam_sam.segment")
-
-
-def pipeline_config(cfg: dict[str, Any]) -> PipelineConfig:
-    colour_keys = [k for k in ColourProposalConfig.__dataclass_fields__ if f"colour_{k}" in cfg]
-    return PipelineConfig(methods=list(cfg["methods"]), proposals=list(cfg["proposals"]),
-                          final_sources=list(cfg["final_sources"]), agreement_weight=float(cfg["agreement_weight"]),
-                          prompts=PromptConfig(**{k: cfg[k] for k in PromptConfig.__dataclass_fields__}),
-                          colour=ColourProposalConfig(**{k: cfg[f"colour_{k}"] for k in colour_keys}),
-                          postprocess=PostprocessConfig(**{k: cfg[k] for k in PostprocessConfig.__dataclass_fields__}),
-                          seed=int(cfg["seed"]))
-
-
-def build_pipeline(cfg: dict[str, Any], device: str) -> CamSamPipeline:
-    """Classifier and explainer (only when CAM methods are asked for), segmenter and pipeline."""
-    explainer = None
-    if cfg["methods"]:
-        classifier = create_classifier(cfg["classifier"], checkpoint=cfg["classifier_checkpoint"])
-        explainer = CamExplainer(classifier, cfg["classifier"], cfg["target_class"], cfg["cam_batch_size"], device,
-                                 binary_target=cfg["binary_target"])
-    segmenter = create_segmenter(cfg["segmenter"], cfg["segmenter_checkpoint"], device, cfg["decode_batch_size"])
-    return CamSamPipeline(explainer, segmenter, pipeline_config(cfg))
-
-
-def resolve_device(name: str) -> str:
-    return ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
-
-
-def open_data(cfg: dict[str, Any]):
-    """The dataset to segment; generated synthetic images when no data is on the machine."""
-    if cfg["image_dir"] or Path(cfg["data_root"]).is_dir() or not cfg["synthetic_if_missing"]:
-        return open_dataset(cfg["data_root"], cfg["split"], cfg["image_dir"], cfg["mask_dir"]), False
-    root = Path(cfg["results_root"]) / "synthetic_isic2017"
-    log.warning("no ISIC data at %s: segmenting %d SYNTHETIC images written to %s instead. "
-                "Point data_root at your ISIC 2017 download for real results.",
-                cfg["data_root"], cfg["n_synthetic"], root)
-    write_synthetic_isic(root, cfg["n_synthetic"], cfg["split"], seed=cfg["seed"])
-    return open_dataset(root, cfg["split"]), True
 
 
 def evaluate(output: ImageOutput, truth: np.ndarray, cfg: dict[str, Any]) -> dict[str, dict]:

@@ -25,13 +25,14 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from sklearn.metrics import balanced_accuracy_score, roc_auc_score
-from torch.utils.data import DataLoader, Sampler, WeightedRandomSampler
+from torch.utils.data import DataLoader, WeightedRandomSampler
 from tqdm import tqdm
 
 from classification.data import TASKS, LabelledImages, eval_transform, train_transform
 from common.config import config_from_argv
+from common.distributed import ShardedShuffle, setup_distributed
 from common.io import read_json, resolve_run_dir, save_figure, write_json, write_text
-from models.registry import create_classifier, resolve_preprocessing
+from models.registry import create_classifier, resolve_preprocessing, safe_load
 from visualisations.classification_plots import learning_curves_figure, read_history
 
 CONFIG: dict[str, Any] = {
@@ -59,41 +60,6 @@ CONFIG: dict[str, Any] = {
 }
 
 log = logging.getLogger("classification.train")
-
-
-class ShardedShuffle(Sampler[int]):
-    """A seeded permutation per epoch, split between ranks without padding: every sample is seen
-    exactly once per epoch across all ranks (DistributedSampler repeats samples to pad)."""
-
-    def __init__(self, n: int, rank: int = 0, world: int = 1, seed: int = 0) -> None:
-        self.n, self.rank, self.world, self.seed, self.epoch = n, rank, world, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def indices(self) -> list[int]:
-        generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        return torch.randperm(self.n, generator=generator)[self.rank :: self.world].tolist()
-
-    def __iter__(self):
-        return iter(self.indices())
-
-    def __len__(self) -> int:
-        return len(range(self.rank, self.n, self.world))
-
-
-def setup_distributed(device_name: str) -> tuple[int, int, torch.device]:
-    """(rank, world size, device); initialises the process group under torchrun."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    cuda = torch.cuda.is_available() and device_name in ("auto", "cuda")
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if cuda else "gloo")
-    if cuda:
-        local = int(os.environ.get("LOCAL_RANK", "0"))
-        torch.cuda.set_device(local)
-        return rank, world, torch.device("cuda", local)
-    return rank, world, torch.device("cpu" if device_name == "auto" else device_name)
 
 
 def make_loss(task: str, targets: np.ndarray, imbalance: str, device: torch.device) -> torch.nn.Module:
@@ -209,7 +175,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     start_epoch, best_auc, history, stale = 1, -1.0, [], 0
     last = run_dir / "last.pth"
     if last.is_file():
-        state = torch.load(last, map_location=device, weights_only=False)
+        state = safe_load(last, "training checkpoint")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start_epoch, best_auc = state["epoch"] + 1, state["best_auc"]

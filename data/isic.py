@@ -115,13 +115,16 @@ class ISICDataset:
     """ISIC 2017 images of one split (``train``, ``val`` or ``test``), read lazily.
 
     ``require_masks``: a missing mask is an error (raised, naming the file, when that sample is
-    read); with False, samples without a mask get ``mask=None``.
+    read); with False, samples without a mask get ``mask=None``. ``read_masks=False``: no mask
+    file is ever opened and every sample has ``mask=None`` (pseudo-labelling, self-training).
     """
 
-    def __init__(self, root: str | Path, split: str = "val", require_masks: bool = True) -> None:
+    def __init__(self, root: str | Path, split: str = "val", require_masks: bool = True,
+                 read_masks: bool = True) -> None:
         self.root = Path(root)
         self.split = split
-        self.require_masks = require_masks
+        self.require_masks = require_masks and read_masks
+        self.read_masks = read_masks
         if split not in OFFICIAL_SPLITS:
             raise ValueError(f"split must be one of {sorted(OFFICIAL_SPLITS)}, got {split!r}")
         if not self.root.is_dir():
@@ -154,10 +157,11 @@ class ISICDataset:
         path = self.image_paths[index]
         image_id = path.stem
         image = read_image(path)
-        mask_path = self.mask_path(image_id)
         mask = None
-        if mask_path.is_file() or self.require_masks:
-            mask = read_mask(mask_path, expected_hw=image.shape[:2])
+        if self.read_masks:
+            mask_path = self.mask_path(image_id)
+            if mask_path.is_file() or self.require_masks:
+                mask = read_mask(mask_path, expected_hw=image.shape[:2])
         return Sample(image_id, image, mask, dict(self.labels.get(image_id, {})), path)
 
     def __iter__(self) -> Iterator[Sample]:
@@ -169,11 +173,11 @@ class ImageFolderDataset:
     """A plain folder of a user's images; masks optional (``<mask_dir>/<stem>_segmentation.png``
     or ``<mask_dir>/<stem>.png``)."""
 
-    def __init__(self, image_dir: str | Path, mask_dir: str | Path | None = None) -> None:
+    def __init__(self, image_dir: str | Path, mask_dir: str | Path | None = None, read_masks: bool = True) -> None:
         self.image_dir = Path(image_dir)
         if not self.image_dir.is_dir():
             raise DataError(f"image folder not found: {self.image_dir}")
-        self.mask_dir = Path(mask_dir) if mask_dir else None
+        self.mask_dir = Path(mask_dir) if mask_dir and read_masks else None
         self.image_paths = _list_images(self.image_dir)
         if not self.image_paths:
             raise DataError(f"no images in {self.image_dir}")
@@ -211,8 +215,9 @@ def subset_ids(dataset: ISICDataset | ImageFolderDataset, every: int = 1,
 
 
 def open_dataset(data_root: str | Path, split: str = "val", image_dir: str | None = None,
-                 mask_dir: str | None = None) -> ISICDataset | ImageFolderDataset:
-    """``image_dir`` given: a plain folder of the user's images; else ISIC 2017 at ``data_root``."""
+                 mask_dir: str | None = None, read_masks: bool = True) -> ISICDataset | ImageFolderDataset:
+    """``image_dir`` given: a plain folder of the user's images; else ISIC 2017 at ``data_root``.
+    ``read_masks=False``: the dataset never opens a mask file."""
     if image_dir:
-        return ImageFolderDataset(image_dir, mask_dir)
-    return ISICDataset(data_root, split)
+        return ImageFolderDataset(image_dir, mask_dir, read_masks)
+    return ISICDataset(data_root, split, read_masks=read_masks)

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from medsam.embedding_cache import EmbeddingCache, image_key
 
 
 @dataclass(frozen=True)
@@ -81,19 +84,38 @@ class PromptableSegmenter(ABC):
         self.batch_size = batch_size
         self._embedding: torch.Tensor | None = None
         self._frame: ResizeFrame | None = None
+        self.cache: EmbeddingCache | None = None   # optional disk cache of embeddings (see use_cache)
+
+    def use_cache(self, folder: str | Path | None, model_tag: str) -> None:
+        """Store and reuse image embeddings in ``folder`` (None: no cache). ``model_tag`` names the
+        weights (the cache key includes it), e.g. the checkpoint path."""
+        self.cache = EmbeddingCache(folder) if folder else None
+        self._cache_tag = f"{type(self).__name__}|{model_tag}"
 
     @abstractmethod
     def preprocess(self, image: np.ndarray) -> tuple[torch.Tensor, ResizeFrame]:
         """(H, W, 3) uint8 RGB -> ((1, 3, S, S) float tensor, its frame)."""
+
+    @abstractmethod
+    def frame_of(self, image: np.ndarray) -> ResizeFrame:
+        """The frame :meth:`preprocess` would place ``image`` in (without computing the tensor)."""
 
     @torch.no_grad()
     def set_image(self, image: np.ndarray) -> None:
         """Encode ``image`` (H, W, 3) uint8 RGB once; later :meth:`predict` calls reuse it."""
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
+        key = image_key(image, self._cache_tag) if self.cache is not None else None
+        cached = self.cache.get(key) if key is not None else None
+        if cached is not None:
+            self._embedding = cached.to(self.device)
+            self._frame = self.frame_of(image)
+            return
         tensor, frame = self.preprocess(image)
         self._embedding = self.model.image_encoder(tensor.to(self.device))
         self._frame = frame
+        if key is not None:
+            self.cache.put(key, self._embedding)
 
     @property
     def frame(self) -> ResizeFrame:

@@ -27,8 +27,11 @@ class LiteMedSAMSegmenter(PromptableSegmenter):
         model.load_state_dict(load_state_dict(path), strict=True)
         super().__init__(model, device, batch_size)
 
+    def frame_of(self, image: np.ndarray) -> ResizeFrame:
+        return ResizeFrame.longest_side(image.shape[:2], self.input_size)
+
     def preprocess(self, image: np.ndarray) -> tuple[torch.Tensor, ResizeFrame]:
-        frame = ResizeFrame.longest_side(image.shape[:2], self.input_size)
+        frame = self.frame_of(image)
         h, w = frame.resized_hw
         resized = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
         return to_padded_tensor(min_max_scale(resized), self.input_size), frame

@@ -47,6 +47,10 @@ class SAMSegmenter(PromptableSegmenter):
         self.resizer = ResizeLongestSide(self.input_size)
         super().__init__(model, device, batch_size)
 
+    def frame_of(self, image: np.ndarray) -> ResizeFrame:
+        """``ResizeLongestSide`` rounds the scaled sides as :meth:`ResizeFrame.longest_side` does."""
+        return ResizeFrame.longest_side(image.shape[:2], self.input_size)
+
     def preprocess(self, image: np.ndarray) -> tuple[torch.Tensor, ResizeFrame]:
         resized = self.resizer.apply_image(image)
         frame = ResizeFrame(tuple(image.shape[:2]), tuple(resized.shape[:2]), self.input_size)
@@ -65,7 +69,10 @@ class MedSAMSegmenter(PromptableSegmenter):
                  batch_size: int = 64) -> None:
         super().__init__(build_sam("vit_b", checkpoint), device, batch_size)
 
+    def frame_of(self, image: np.ndarray) -> ResizeFrame:
+        return ResizeFrame.stretch(image.shape[:2], self.input_size)
+
     def preprocess(self, image: np.ndarray) -> tuple[torch.Tensor, ResizeFrame]:
-        frame = ResizeFrame.stretch(image.shape[:2], self.input_size)
+        frame = self.frame_of(image)
         resized = cv2.resize(image, (self.input_size, self.input_size), interpolation=cv2.INTER_CUBIC)
         return to_padded_tensor(min_max_scale(resized), self.input_size), frame

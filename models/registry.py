@@ -7,6 +7,7 @@ interpolation), never guessed.
 """
 from __future__ import annotations
 
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -97,6 +98,22 @@ def get_spec(name: str) -> ClassifierSpec:
         raise KeyError(f"unknown classifier {name!r}; available: {', '.join(available_classifiers())}") from None
 
 
+def safe_load(path: str | Path, kind: str = "checkpoint") -> object:
+    """``torch.load`` with ``weights_only=True``: tensors and plain values only, so a checkpoint
+    from elsewhere cannot run code when it is read. A file that needs more (pickled objects), or a
+    truncated one, raises :class:`CheckpointError` naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{kind} not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(f"refusing to load {kind} {path}: it holds pickled Python objects, not only "
+                              f"tensors and plain values (loading it could run code)") from exc
+    except Exception as exc:  # a truncated or foreign file
+        raise CheckpointError(f"cannot read {kind} {path}: {type(exc).__name__}: {exc}") from exc
+
+
 def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     """(state dict, metadata) of a classifier checkpoint: the training script's file (metadata: its
     config, class names, ``num_classes``, ``arch``), a ``{"state_dict": ...}`` file or a plain state
@@ -104,11 +121,7 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"classifier checkpoint not found: {path}")
-    try:
-        # weights_only=False: our own checkpoints carry the training config beside the weights.
-        payload = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # a truncated or foreign file
-        raise CheckpointError(f"cannot read classifier checkpoint {path}: {exc}") from exc
+    payload = safe_load(path, "classifier checkpoint")
     if isinstance(payload, dict) and "model" in payload and isinstance(payload["model"], dict):
         return payload["model"], payload
     if isinstance(payload, dict) and "state_dict" in payload:

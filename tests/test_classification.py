@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from classification import train as train_script
-from classification.train import ShardedShuffle, loss_of, make_loss
+from classification.train import loss_of, make_loss
+from common.distributed import ShardedShuffle
 from data.synthetic import write_synthetic_isic
 from models import create_classifier
 from tests.conftest import REPO
@@ -79,7 +80,7 @@ def test_train_resume_and_checkpoint_roundtrip(tmp_path):
     second = train_script.main(_args(root, out, "epochs=2"))   # resumes from last.pth
     assert [h["epoch"] for h in second["history"]] == [1, 2]
     assert json.loads((out / "metrics.jsonl").read_text().splitlines()[0]) == row1
-    assert torch.load(out / "last.pth", weights_only=False)["epoch"] == 2
+    assert torch.load(out / "last.pth", weights_only=True)["epoch"] == 2
     assert (out / "learning_curves.png").is_file() and (out / "log.txt").read_text()
     # the checkpoint plugs into create_classifier (num_classes read from it)
     model = create_classifier("efficientnet_lite0", checkpoint=out / "best.pth")

@@ -1,0 +1,130 @@
+"""The student: a lesion segmenter whose encoder is a classifier backbone of the registry.
+
+A ``segmentation_models_pytorch`` U-Net over the timm encoder of the classifier (``tu-<timm
+name>``), so the classifier that explains the lesion also learns to outline it. The encoder starts
+from the classifier's ImageNet weights (installed with pip) or from a checkpoint of
+``classification/train.py`` (the fine-tuned melanoma classifier); the decoder starts at random.
+
+Frames: :meth:`StudentSegmenter.predict_proba` takes an (H, W, 3) uint8 RGB image in original
+pixels, stretches it to ``input_size`` x ``input_size`` (aspect not kept, as for training), and
+returns the (H, W) lesion probability in original pixels.
+
+Checkpoints hold tensors and plain values only (``{"model": state_dict, "config": {...}}``) and
+are read with ``weights_only=True``.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from models.registry import CheckpointError, get_spec, read_checkpoint, safe_load
+
+INPUT_SIZE = 256          # training and inference resolution (square)
+NORM_MEAN = NORM_STD = 0.5  # timm's data config of tf_efficientnet_lite0 (and of the classifier's training)
+
+
+@dataclass
+class StudentConfig:
+    """``backbone``: classifier registry name of the encoder; ``decoder_channels``: U-Net decoder
+    widths, deepest first; ``input_size``: the square side images are stretched to."""
+
+    backbone: str = "efficientnet_lite0"
+    decoder_channels: tuple[int, ...] = (128, 64, 32, 16, 8)
+    input_size: int = INPUT_SIZE
+
+
+def build_student(config: StudentConfig) -> torch.nn.Module:
+    """The U-Net with a randomly initialised encoder and decoder, one output channel (logits)."""
+    import segmentation_models_pytorch as smp
+
+    spec = get_spec(config.backbone)
+    return smp.Unet(encoder_name=f"tu-{spec.timm_name}", encoder_weights=None, classes=1,
+                    decoder_channels=tuple(config.decoder_channels))
+
+
+def load_backbone(student: torch.nn.Module, backbone: str, classifier_checkpoint: str | Path | None) -> int:
+    """Copy a classifier's weights into the student's encoder: from ``classifier_checkpoint`` (a
+    file of ``classification/train.py``) or, without one, the ImageNet weights that install with
+    pip. Returns the number of tensors copied; an encoder tensor the classifier lacks (or of
+    another shape) raises :class:`CheckpointError`."""
+    if classifier_checkpoint is not None:
+        state, _ = read_checkpoint(classifier_checkpoint)
+        source = str(classifier_checkpoint)
+    else:
+        weights = get_spec(backbone).imagenet_weights
+        if weights is None:
+            raise CheckpointError(f"{backbone} has no pip-installed ImageNet weights: give classifier_checkpoint")
+        state, source = weights(), f"{backbone} ImageNet weights"
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    encoder = student.encoder.model
+    own = encoder.state_dict()
+    missing = [k for k in own if k not in state or state[k].shape != own[k].shape]
+    if missing:
+        raise CheckpointError(f"{source} does not fit the student's {backbone} encoder: "
+                              f"{len(missing)} tensors missing or of another shape, e.g. {missing[:3]}")
+    encoder.load_state_dict({k: state[k] for k in own}, strict=True)
+    return len(own)
+
+
+def save_student(path: str | Path, model: torch.nn.Module, config: StudentConfig, extra: dict | None = None) -> None:
+    """Write ``{"model": state_dict, "config": asdict(config), **extra}`` atomically; ``extra``
+    must hold plain values (numbers, strings, lists, dicts) or tensors."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"model": model.state_dict(), "config": {**asdict(config), "decoder_channels": list(config.decoder_channels)},
+               **(extra or {})}
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def load_student(path: str | Path) -> tuple[torch.nn.Module, StudentConfig, dict]:
+    """(model in eval mode, its config, the whole payload) from a :func:`save_student` file,
+    read with ``weights_only=True``; a file that does not fit raises :class:`CheckpointError`."""
+    payload = safe_load(path, "student checkpoint")
+    if not isinstance(payload, dict) or "model" not in payload or "config" not in payload:
+        raise CheckpointError(f"{path} is not a student checkpoint (no 'model' and 'config' entries)")
+    raw = dict(payload["config"])
+    config = StudentConfig(**{**raw, "decoder_channels": tuple(raw["decoder_channels"])})
+    model = build_student(config)
+    try:
+        model.load_state_dict(payload["model"], strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(f"student checkpoint {path} does not fit its own config: {exc}") from exc
+    return model.eval(), config, payload
+
+
+def to_input(images: np.ndarray | list[np.ndarray], size: int) -> torch.Tensor:
+    """(H, W, 3) uint8 image(s) -> (B, 3, size, size) float, stretched and normalised."""
+    batch = [images] if isinstance(images, np.ndarray) else images
+    tensors = []
+    for image in batch:
+        t = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 255.0
+        tensors.append(F.interpolate(t, (size, size), mode="bilinear", align_corners=False, antialias=True))
+    return (torch.cat(tensors) - NORM_MEAN) / NORM_STD
+
+
+class StudentSegmenter:
+    """Inference with a trained student: ``predict_proba(image) -> (H, W)`` lesion probability."""
+
+    def __init__(self, model: torch.nn.Module, config: StudentConfig, device: str | torch.device = "cpu") -> None:
+        self.model = model.to(device).eval()
+        self.config = config
+        self.device = torch.device(device)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu") -> "StudentSegmenter":
+        model, config, _ = load_student(path)
+        return cls(model, config, device)
+
+    @torch.no_grad()
+    def predict_proba(self, image: np.ndarray) -> np.ndarray:
+        """(H, W, 3) uint8 RGB -> (H, W) float32 probability of lesion, original pixels."""
+        logits = self.model(to_input(image, self.config.input_size).to(self.device))
+        logits = F.interpolate(logits.float(), image.shape[:2], mode="bilinear", align_corners=False)
+        return torch.sigmoid(logits)[0, 0].cpu().numpy()

@@ -1,0 +1,81 @@
+"""Pseudo-masks for self-training: the zero-shot pipeline over the training images, no mask file opened.
+
+    python -m self_training.pseudo_label                                   # round 1: the default pipeline
+    python -m self_training.pseudo_label --set student_checkpoint=model_checkpoints/student_r1.pt \\
+        --set out_dir=results/pseudo_r2                                    # round 2: the student as a source
+
+Writes, per training image (every ``holdout_every``-th crop is left out, an unseen evaluation
+set), ``masks/<id>.png`` (the delivered mask, 0/255), ``uncertainty/<id>.png`` (per-pixel std of
+the candidate masks, x510, uint8) and ``records/<id>.json`` (its label-free confidence, see
+:func:`cam_sam.confidence.mask_confidence`). Images are visited in a seeded random order, so an
+interrupted run is a uniform sample; rerunning with the same ``out_dir`` resumes.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import numpy as np
+import torch
+
+from cam_sam.build import PIPELINE_CONFIG, build_pipeline, open_data, resolve_device
+from cam_sam.confidence import mask_confidence
+from cam_sam.runner import ResumableRun
+from common.config import config_from_argv
+from common.io import resolve_run_dir, write_png
+from self_training.holdout import HOLDOUT_EVERY, self_training_ids
+
+CONFIG: dict[str, Any] = {
+    "data_root": "../shared/data/ISIC2017",
+    "split": "train",
+    "image_dir": None,                 # a folder of unlabelled images instead of ISIC
+    "mask_dir": None,                  # never read: kept for open_data's signature
+    "holdout_every": HOLDOUT_EVERY,    # every k-th training id stays out (0: use all)
+    "limit": None,                     # at most N images (in the seeded order)
+    "synthetic_if_missing": False,
+    "n_synthetic": 4,
+    "results_root": "results",
+    "out_dir": None,                   # None: results/pseudo_<time>; a path: resume there
+    **PIPELINE_CONFIG,
+    "methods": [],                     # the default delivers the colour source: no CAM needed
+}
+
+log = logging.getLogger("self_training.pseudo_label")
+
+UNCERTAINTY_SCALE = 510.0   # std of binary masks is at most 0.5: x510 fills uint8
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    cfg = config_from_argv(CONFIG, argv, description=__doc__.splitlines()[0])
+    dataset, _ = open_data(cfg, read_masks=False)       # never a mask: the pseudo-masks stay label-free
+    device = resolve_device(cfg["device"])
+    torch.manual_seed(cfg["seed"])
+    run_dir = resolve_run_dir(cfg["results_root"], cfg["out_dir"], "pseudo")
+    run = ResumableRun(run_dir, cfg)
+    log.info("run folder: %s", run_dir)
+    pipeline = build_pipeline(cfg, device)
+    ids = self_training_ids(dataset.ids, cfg["holdout_every"], cfg["seed"])[: cfg["limit"] or None]
+    positions = {image_id: i for i, image_id in enumerate(dataset.ids)}
+
+    def work(_: int, image_id: str) -> dict[str, Any]:
+        sample = dataset[positions[image_id]]
+        output = pipeline.segment(sample.image, image_id=image_id)
+        if output.final_mask is None:
+            return {"error": "no prompt source gave a mask: "
+                             + str({m: o.error for m, o in output.sources.items()})}
+        write_png(run_dir / "masks" / f"{image_id}.png", output.final_mask.astype(np.uint8) * 255)
+        spread = np.clip(output.uncertainty * UNCERTAINTY_SCALE, 0, 255).astype(np.uint8)
+        write_png(run_dir / "uncertainty" / f"{image_id}.png", spread)
+        return {"final_source": output.final_source, "confidence": mask_confidence(output)}
+
+    run.process(ids, work, desc="pseudo-label")
+    done = [i for i in ids if run.is_done(i)]
+    failed = sum("error" in run.load(i) for i in done)
+    log.info("%d pseudo-masks in %s (%d failed)", len(done) - failed, run_dir / "masks", failed)
+    return {"run_dir": str(run_dir), "n_done": len(done), "n_failed": failed}
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,182 @@
+"""Train the student segmenter on pseudo-masks (no pixel label anywhere).
+
+    python -m self_training.train_student --set pseudo_dirs='["results/pseudo_r1"]' --set out_dir=results/student_r1
+    torchrun --nproc_per_node 2 -m self_training.train_student ...        # data-parallel, same result layout
+
+The encoder is a classifier backbone from the registry (ImageNet weights, or the melanoma
+classifier of ``classification/train.py`` with ``classifier_checkpoint``); the U-Net decoder comes
+from ``segmentation-models-pytorch``. The least trusted ``1 - keep_fraction`` of the pseudo-masks
+(by the pipeline's selection score) are dropped; pixels on which the pipeline's candidates
+disagreed count less. A fixed number of epochs, no choice by any ground truth. Writes
+``last.pt`` (resume), ``student.pt`` (the final weights, ``weights_only`` loadable),
+``history.json`` and ``config.json``; rerunning with the same ``out_dir`` resumes.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from common.config import config_from_argv
+from common.distributed import ShardedShuffle, setup_distributed
+from common.io import read_json, resolve_run_dir, write_json
+from data.isic import open_dataset
+from models.registry import safe_load
+from models.student import StudentConfig, build_student, load_backbone, save_student
+from self_training.data import PseudoMaskDataset, collect_pseudo_labels, keep_most_trusted
+from self_training.holdout import HOLDOUT_EVERY, holdout_ids
+from self_training.losses import weighted_bce_dice
+
+CONFIG: dict[str, Any] = {
+    "data_root": "../shared/data/ISIC2017",
+    "split": "train",
+    "image_dir": None,                      # a folder of unlabelled images instead of ISIC
+    "pseudo_dirs": ["results/pseudo_r1"],   # pseudo-labelling runs (a later one's masks win)
+    "holdout_every": HOLDOUT_EVERY,         # refuse to train on these ids (the unseen evaluation crops)
+    "backbone": "efficientnet_lite0",       # classifier registry name of the encoder
+    "classifier_checkpoint": None,          # classification/train.py file; None: ImageNet weights
+    "input_size": 256,
+    "cache_size": 320,                      # images kept in memory at this side before augmentation
+    "keep_fraction": 0.8,                   # the most trusted share of pseudo-masks (by confidence_key)
+    "confidence_key": "selection_score",
+    "uncertainty_weight": 0.5,              # pixel weight 1 - w * (normalised std among candidates)
+    "vignette_p": 0.3,                      # share of training images given a dark circular vignette
+    "epochs": 8,
+    "batch_size": 16,
+    "lr": 1e-3,                             # decoder; the encoder trains at lr * encoder_lr_scale
+    "encoder_lr_scale": 0.3,
+    "weight_decay": 1e-4,
+    "num_workers": 0,
+    "threads": None,                        # torch CPU threads (None: torch's default)
+    "results_root": "results",
+    "out_dir": None,
+    "device": "auto",
+    "seed": 0,
+}
+
+log = logging.getLogger("self_training.train_student")
+
+
+def training_labels(cfg: dict[str, Any]):
+    """The pseudo-labels to train on: held-back ids refused, the least trusted dropped."""
+    dataset = open_dataset(cfg["data_root"], cfg["split"], cfg["image_dir"], read_masks=False)
+    paths = dict(zip(dataset.ids, dataset.image_paths))
+    held = set(holdout_ids(dataset.ids, cfg["holdout_every"])) if not cfg["image_dir"] else set()
+    labels = [p for p in collect_pseudo_labels(cfg["pseudo_dirs"], paths) if p.image_id not in held]
+    if not labels:
+        raise SystemExit(f"no pseudo-masks found in {cfg['pseudo_dirs']}: run self_training.pseudo_label first")
+    kept = keep_most_trusted(labels, cfg["keep_fraction"], cfg["confidence_key"])
+    log.info("%d pseudo-masks, %d kept (keep_fraction %.2f by %s)", len(labels), len(kept),
+             cfg["keep_fraction"], cfg["confidence_key"])
+    return kept
+
+
+def make_student(cfg: dict[str, Any]) -> tuple[torch.nn.Module, StudentConfig]:
+    config = StudentConfig(backbone=cfg["backbone"], input_size=cfg["input_size"])
+    model = build_student(config)
+    copied = load_backbone(model, cfg["backbone"], cfg["classifier_checkpoint"])
+    log.info("encoder: %d tensors from %s", copied, cfg["classifier_checkpoint"] or "ImageNet weights")
+    return model, config
+
+
+def make_optimizer(model: torch.nn.Module, cfg: dict[str, Any], total_steps: int):
+    """AdamW with a lower rate for the pretrained encoder; cosine decay over ``total_steps``."""
+    groups = [{"params": model.encoder.parameters(), "lr": cfg["lr"] * cfg["encoder_lr_scale"]},
+              {"params": [p for n, p in model.named_parameters() if not n.startswith("encoder.")], "lr": cfg["lr"]}]
+    optimizer = torch.optim.AdamW(groups, weight_decay=cfg["weight_decay"])
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / max(total_steps, 1))))
+    return optimizer, schedule
+
+
+def train_epoch(model, loader, optimizer, schedule, device, show: bool, desc: str) -> float:
+    """One pass over ``loader``; the mean loss."""
+    model.train()
+    losses = []
+    for images, masks, weights in tqdm(loader, desc=desc, disable=not show, leave=False, unit="batch"):
+        images, masks, weights = images.to(device), masks.to(device), weights.to(device)
+        loss = weighted_bce_dice(model(images), masks, weights)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        losses.append(loss.item())
+    return float(np.mean(losses)) if losses else float("nan")
+
+
+def resume_state(last: Path, model, optimizer, schedule) -> tuple[int, list[dict]]:
+    """(first epoch to run, history so far) from ``last.pt``, or (1, []) when there is none."""
+    if not last.is_file():
+        return 1, []
+    state = safe_load(last, "student training checkpoint")
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    schedule.load_state_dict(state["schedule"])
+    log.info("resuming from %s after epoch %d", last, state["epoch"])
+    return int(state["epoch"]) + 1, list(state["history"])
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    cfg = config_from_argv(CONFIG, argv, description=__doc__.splitlines()[0])
+    if cfg["threads"]:
+        torch.set_num_threads(int(cfg["threads"]))
+    rank, world, device = setup_distributed(cfg["device"])
+    if world > 1 and not cfg["out_dir"]:
+        raise SystemExit("under torchrun, set out_dir (every rank writes and resumes there)")
+    main_process = rank == 0
+    torch.manual_seed(cfg["seed"])
+    run_dir = resolve_run_dir(cfg["results_root"], cfg["out_dir"], "student") if main_process else Path(cfg["out_dir"] or ".")
+    if main_process:
+        previous = run_dir / "config.json"
+        if previous.is_file() and {k: v for k, v in read_json(previous).items() if k not in ("num_workers", "threads", "device")} \
+                != {k: v for k, v in cfg.items() if k not in ("num_workers", "threads", "device")}:
+            raise SystemExit(f"{run_dir} holds a training run with another config; choose a new out_dir")
+        write_json(run_dir / "config.json", cfg)
+
+    labels = training_labels(cfg)
+    dataset = PseudoMaskDataset(labels, cfg["input_size"], train=True, cache_size=cfg["cache_size"],
+                                uncertainty_weight=cfg["uncertainty_weight"], vignette_p=cfg["vignette_p"],
+                                seed=cfg["seed"] + rank)
+    sampler = ShardedShuffle(len(dataset), rank, world, cfg["seed"])
+    loader = DataLoader(dataset, cfg["batch_size"], sampler=sampler, num_workers=cfg["num_workers"], drop_last=True)
+    model, student_config = make_student(cfg)
+    model.to(device)
+    optimizer, schedule = make_optimizer(model, cfg, cfg["epochs"] * len(loader))
+    last = run_dir / "last.pt"
+    start, history = resume_state(last, model, optimizer, schedule)
+    ddp = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+
+    for epoch in range(start, cfg["epochs"] + 1):
+        sampler.set_epoch(epoch)
+        started = time.time()
+        loss = train_epoch(ddp, loader, optimizer, schedule, device, main_process, f"epoch {epoch}/{cfg['epochs']}")
+        if main_process:
+            history.append({"epoch": epoch, "loss": loss, "minutes": (time.time() - started) / 60,
+                            "n_images": len(dataset)})
+            log.info("epoch %d: loss %.4f, %.1f min", epoch, loss, history[-1]["minutes"])
+            save_student(last, model, student_config, {"optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
+                                                       "epoch": epoch, "history": history})
+            write_json(run_dir / "history.json", history)
+    if main_process:
+        save_student(run_dir / "student.pt", model, student_config,
+                     {"trained_on": [p.image_id for p in labels], "history": history,
+                      "train_config": {k: v for k, v in cfg.items() if isinstance(v, (int, float, str, list, type(None)))}})
+        log.info("student written to %s", run_dir / "student.pt")
+    if world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+    return {"run_dir": str(run_dir), "history": history}
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,197 @@
+"""Self-training: pseudo-labels never read masks, the student learns, checkpoints are safe, the
+student sources segment, the fast preset runs."""
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from cam_sam import segment
+from cam_sam.build import PIPELINE_CONFIG, build_pipeline
+from cam_sam.metrics import mask_metrics
+from common.io import write_json, write_png
+from data.isic import ISICDataset
+from data.synthetic import make_synthetic_sample, write_synthetic_isic
+from models.registry import CheckpointError
+from models.student import StudentConfig, StudentSegmenter, build_student, load_backbone, load_student, save_student
+from self_training import pseudo_label, train_student
+from self_training.data import PseudoMaskDataset, collect_pseudo_labels, keep_most_trusted
+from self_training.holdout import holdout_ids, self_training_ids
+from self_training.losses import weighted_bce_dice
+
+SMALL = 128   # student input side in these tests (256 in real runs)
+
+
+def _args(**kw):
+    return [x for k, v in kw.items() for x in ("--set", f"{k}={v}")]
+
+
+def _fake_pseudo_run(root, split_dir, out):
+    """A pseudo-labelling run folder whose masks are the generated lesions' own masks (a test of
+    the training machinery, not of pseudo-labelling)."""
+    ds = ISICDataset(root, "train")
+    for i, sample in enumerate(ds):
+        write_png(out / "masks" / f"{sample.image_id}.png", sample.mask.astype(np.uint8) * 255)
+        write_json(out / "records" / f"{sample.image_id}.json",
+                   {"final_source": "colour", "confidence": {"selection_score": 1.0 - 0.01 * i}})
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained_student(tmp_path_factory):
+    """A student trained briefly on 16 generated lesions (their own masks as pseudo-masks)."""
+    tmp = tmp_path_factory.mktemp("student")
+    root = write_synthetic_isic(tmp / "data", n_images=16, split="train", seed=100)
+    pseudo = _fake_pseudo_run(root, "train", tmp / "pseudo")
+    result = train_student.main(_args(data_root=root, pseudo_dirs=f'["{pseudo}"]', holdout_every=0, input_size=SMALL,
+                                      cache_size=160, epochs=25, batch_size=8, keep_fraction=1.0, out_dir=tmp / "run",
+                                      lr=3e-3, vignette_p=0.0))
+    return tmp / "run" / "student.pt", result
+
+
+def test_holdout_is_every_18th_and_never_used():
+    ids = [f"ISIC_{i:07d}" for i in range(100)]
+    held = holdout_ids(ids)
+    assert held == ids[::18] and len(held) == 6
+    usable = self_training_ids(ids, seed=1)
+    assert not set(usable) & set(held) and sorted(usable) == sorted(set(ids) - set(held))
+    assert usable == self_training_ids(ids, seed=1) and usable != sorted(usable)   # seeded shuffle
+
+
+def test_pseudo_labels_never_read_masks(tmp_path):
+    root = write_synthetic_isic(tmp_path / "data", n_images=3, split="train")
+    common = dict(data_root=root, holdout_every=0, n_perturbations=2)
+    pseudo_label.main(_args(**common, out_dir=tmp_path / "a"))
+    for mask in (root / "ISIC-2017_Training_Part1_GroundTruth").glob("*.png"):
+        mask.write_bytes(b"not a png")   # opening any mask now fails
+    pseudo_label.main(_args(**common, out_dir=tmp_path / "b"))
+    names = sorted(p.name for p in (tmp_path / "a" / "masks").glob("*.png"))
+    assert len(names) == 3
+    for name in names:
+        a = np.asarray(__import__("PIL.Image").Image.open(tmp_path / "a" / "masks" / name))
+        b = np.asarray(__import__("PIL.Image").Image.open(tmp_path / "b" / "masks" / name))
+        assert a.any() and np.array_equal(a, b)
+
+
+def test_keep_most_trusted_drops_the_lowest_scores(tmp_path):
+    root = write_synthetic_isic(tmp_path / "data", n_images=5, split="train")
+    pseudo = _fake_pseudo_run(root, "train", tmp_path / "pseudo")
+    ds = ISICDataset(root, "train", read_masks=False)
+    labels = collect_pseudo_labels([pseudo], dict(zip(ds.ids, ds.image_paths)))
+    kept = keep_most_trusted(labels, 0.6)
+    assert [p.image_id for p in kept] == ds.ids[:3]   # scores fall with the index
+
+
+def test_a_training_step_lowers_the_loss(tmp_path):
+    root = write_synthetic_isic(tmp_path / "data", n_images=4, split="train")
+    pseudo = _fake_pseudo_run(root, "train", tmp_path / "pseudo")
+    ds = ISICDataset(root, "train", read_masks=False)
+    data = PseudoMaskDataset(collect_pseudo_labels([pseudo], dict(zip(ds.ids, ds.image_paths))), SMALL,
+                             train=False, cache_size=SMALL)
+    x, y, w = (torch.stack(t) for t in zip(*[data[i] for i in range(len(data))]))
+    torch.manual_seed(0)
+    model = build_student(StudentConfig(input_size=SMALL))
+    load_backbone(model, "efficientnet_lite0", None)
+    optimizer = torch.optim.Adam(model.parameters(), 1e-3)
+    model.train()
+    losses = []
+    for _ in range(4):
+        loss = weighted_bce_dice(model(x), y, w)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+
+
+def test_weighted_loss_ignores_zero_weight_pixels():
+    logits = torch.zeros(1, 1, 4, 4)
+    target = torch.zeros(1, 1, 4, 4)
+    weight = torch.ones(1, 1, 4, 4)
+    weight[..., 0, 0] = 0
+    base = weighted_bce_dice(logits, target, weight)
+    target[..., 0, 0] = 1          # a label change where the weight is 0 changes nothing
+    assert torch.isclose(weighted_bce_dice(logits, target, weight), base)
+    weight[..., 0, 0] = 1          # ... and does where it is not
+    assert not torch.isclose(weighted_bce_dice(logits, target, weight), base)
+
+
+def test_backbone_comes_from_the_classifier(tmp_path):
+    from models.registry import create_classifier
+
+    model = build_student(StudentConfig())
+    classifier = create_classifier("efficientnet_lite0", num_classes=1)
+    with torch.no_grad():
+        classifier.conv_stem.weight.fill_(0.25)
+    path = tmp_path / "clf.pth"
+    torch.save({"model": classifier.state_dict(), "num_classes": 1}, path)
+    assert load_backbone(model, "efficientnet_lite0", path) > 100
+    assert torch.all(model.encoder.model.conv_stem.weight == 0.25)
+    torch.save({"model": {"conv_stem.weight": torch.zeros(3)}}, path)
+    with pytest.raises(CheckpointError, match="clf.pth"):
+        load_backbone(model, "efficientnet_lite0", path)
+
+
+def test_checkpoint_round_trips_with_weights_only(tmp_path):
+    config = StudentConfig(input_size=SMALL)
+    model = build_student(config).eval()
+    save_student(tmp_path / "s.pt", model, config, {"epoch": 3})
+    payload = torch.load(tmp_path / "s.pt", weights_only=True)   # nothing but tensors and plain values
+    assert payload["epoch"] == 3
+    loaded, loaded_config, _ = load_student(tmp_path / "s.pt")
+    assert loaded_config == config
+    x = torch.randn(1, 3, SMALL, SMALL)
+    with torch.no_grad():
+        assert torch.equal(model(x), loaded(x))
+
+
+class _Evil:
+    def __reduce__(self):
+        return (print, ("this ran while loading",))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused(tmp_path):
+    path = tmp_path / "evil.pt"
+    with open(path, "wb") as handle:
+        pickle.dump({"model": _Evil(), "config": {}}, handle)
+    with pytest.raises(CheckpointError, match="evil.pt"):
+        load_student(path)
+    from models.registry import read_checkpoint
+    with pytest.raises(CheckpointError, match="refusing"):
+        read_checkpoint(path)
+
+
+def test_student_sources_segment_a_generated_lesion(trained_student):
+    path, result = trained_student
+    assert result["history"][-1]["loss"] < result["history"][0]["loss"]
+    cfg = dict(PIPELINE_CONFIG, methods=[], proposals=["student", "student_box"], final_sources=["student_box"],
+               student_checkpoint=str(path), n_perturbations=2, device="cpu")
+    pipeline = build_pipeline(cfg, "cpu")
+    sample = make_synthetic_sample(7)
+    out = pipeline.segment(sample.image)
+    for source in ("student", "student_box"):
+        assert mask_metrics(out.sources[source].mask, sample.mask)["iou"] > 0.8, source
+    assert out.final_source == "student_box"
+
+
+def test_student_weight_steers_the_choice_towards_the_student(trained_student):
+    path, _ = trained_student
+    student = StudentSegmenter.from_checkpoint(path)
+    sample = make_synthetic_sample(8)
+    cfg = dict(PIPELINE_CONFIG, methods=[], proposals=["colour"], final_sources=["colour"], student_checkpoint=str(path),
+               student_weight=10.0, device="cpu")
+    out = build_pipeline(cfg, "cpu").segment(sample.image)
+    colour = out.sources["colour"]
+    ref = student.predict_proba(sample.image) > 0.5
+    ious = [mask_metrics(m, ref)["iou"] for m in colour.candidates.masks]
+    assert colour.chosen == int(np.argmax(ious))
+
+
+def test_fast_preset_runs_end_to_end(tmp_path, trained_student):
+    path, _ = trained_student
+    root = write_synthetic_isic(tmp_path / "data", n_images=2, split="val", seed=50)
+    metrics = segment.main(_args(preset="fast", data_root=root, student_checkpoint=path, out_dir=tmp_path / "run",
+                                 results_root=tmp_path, n_overlays=1))
+    assert metrics["summary"]["final"]["n_images"] == 2 and metrics["summary"]["final"]["n_failed"] == 0
+    assert metrics["summary"]["final"]["iou"] > 0.7
+    assert set(metrics["summary"]) >= {"student", "final"}
