@@ -1,6 +1,6 @@
 """Ablation of the zero-shot pipeline: one change at a time, on two evaluation sets.
 
-Runs :mod:`cam_sam.segment` once per (variant, evaluation set) into
+Runs :func:`cam_sam.evaluation.segment_dataset` (what ``cam_sam.segment`` runs) once per (variant, evaluation set) into
 ``results/ablation/<set>/<variant>/`` (resumable: rerun to continue), then writes
 ``ablation.csv`` and ``ablation.md``. Rows marked "post hoc" are recomputed from the records of
 another run by the same honest rule (highest selection score among the named sources), without
@@ -11,24 +11,24 @@ new inference. Ground truth is used only to score.
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from cam_sam import segment
-from cam_sam.metrics import choose_post_hoc, summarise
+from cam_sam.evaluation import SEGMENT_CONFIG, segment_dataset
+from common.cli import run_main
+from common.metrics import choose_post_hoc, summarise
 from common.config import config_from_argv
 from common.io import write_csv, write_text
 
 CONFIG: dict[str, Any] = {
-    "data_root": segment.CONFIG["data_root"],
+    "data_root": SEGMENT_CONFIG["data_root"],
     "out_root": "results/ablation",
     # the training crops use no masks in this method: a second honest evaluation set
     "eval_sets": [{"name": "val", "split": "val"}, {"name": "train_every18", "split": "train", "every": 18}],
     "runs": {
-        # name: (description, overrides of cam_sam.segment.CONFIG)
+        # name: (description, overrides of cam_sam.evaluation.SEGMENT_CONFIG)
         "default": ("default: GradCAM box + colour proposals; final from colour",
                     {"methods": ["gradcam"], "proposals": ["colour"], "final_sources": ["colour"]}),
         "colour_raw_no_artefact_removal": ("colour: raw lightness only, no artefact removal",
@@ -71,8 +71,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                         "limit": eval_set.get("limit"), "out_dir": str(out_root / eval_set["name"] / run_name),
                         "n_overlays": 0, "synthetic_if_missing": False, **overrides}
             print(f"== {eval_set['name']} / {run_name}")
-            args = [x for k, v in settings.items() for x in ("--set", f"{k}={_literal(v)}")]
-            results[(eval_set["name"], run_name)] = segment.main(args)
+            results[(eval_set["name"], run_name)] = segment_dataset({**SEGMENT_CONFIG, **settings})
     table = []
     for label, run_name, source in cfg["rows"]:
         row: dict[str, Any] = {"variant": label}
@@ -89,11 +88,5 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     return df
 
 
-def _literal(value: Any) -> str:
-    import json
-
-    return json.dumps(value)
-
-
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    run_main(main)

@@ -16,19 +16,20 @@ Ground-truth-derived upper bounds are named ``gt_*`` and flagged in ``metrics.js
 from __future__ import annotations
 
 import logging
-import sys
 from typing import Any
 
 import numpy as np
 from skimage.filters import threshold_otsu
 
-from cam_sam import segment
-from cam_sam.build import resolve_device
-from cam_sam.metrics import mask_metrics
+from cam_sam.evaluation import SEGMENT_CONFIG, print_summary
+from cam_sam.build import PIPELINE_RESUMABLE, resolve_device
+from common.cli import run_main
+from common.metrics import mask_metrics
 from cam_sam.postprocess import postprocess_mask
 from cam_sam.proposals import field_of_view
-from cam_sam.prompts import cam_to_box, clip_box, largest_component, mask_to_box, pad_box
-from cam_sam.runner import ResumableRun
+from cam_sam.prompts import cam_to_box
+from common.geometry import clip_box, largest_component, mask_to_box, pad_box
+from common.runs import ResumableRun
 from common.config import config_from_argv
 from common.io import resolve_run_dir
 from data.isic import check_image_content, open_dataset, subset_ids
@@ -40,7 +41,7 @@ GT_BASELINES = ("gt_box", "gt_box_pad5", "gt_centroid_point")
 BASELINES = GT_BASELINES + ("whole_image_box", "centred_box_80", "otsu_grey_mask", "otsu_grey_box", "randomcam_box")
 
 CONFIG: dict[str, Any] = {
-    **{k: segment.CONFIG[k] for k in ("data_root", "split", "every", "limit", "results_root", "out_dir", "classifier",
+    **{k: SEGMENT_CONFIG[k] for k in ("data_root", "split", "every", "limit", "results_root", "out_dir", "classifier",
                                       "classifier_checkpoint", "target_class", "binary_target", "segmenter", "segmenter_checkpoint",
                                       "decode_batch_size", "device", "seed")},
     "baselines": list(BASELINES),
@@ -101,7 +102,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     device = resolve_device(cfg["device"])
     np.random.seed(cfg["seed"])   # RandomCAM draws from numpy's global generator
     run_dir = resolve_run_dir(cfg["results_root"], cfg["out_dir"], f"baselines_{cfg['segmenter']}")
-    run = ResumableRun(run_dir, cfg)
+    run = ResumableRun(run_dir, cfg, PIPELINE_RESUMABLE | {"limit"})
     explainer = None
     if "randomcam_box" in cfg["baselines"]:
         classifier = create_classifier(cfg["classifier"], checkpoint=cfg["classifier_checkpoint"])
@@ -129,10 +130,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     run.process(ids, work, desc="baselines")
     metrics = run.write_metrics(ids, list(cfg["baselines"]))
-    segment.print_summary(metrics, run_dir, synthetic=False)
+    print_summary(metrics, run_dir, synthetic=False)
     print("gt_* rows build their prompt FROM the ground truth: upper bounds, not zero-shot results.")
     return metrics
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    run_main(main)

@@ -8,19 +8,19 @@ pass timed in the same run. Also the time of one CAM pass and of one prompt deco
 """
 from __future__ import annotations
 
-import sys
 import time
 from typing import Any
 
 import numpy as np
 import torch
 
-from cam_sam import segment
+from cam_sam.evaluation import PRESETS, SEGMENT_CONFIG
 from cam_sam.build import build_pipeline, open_data, resolve_device
+from common.cli import run_main
 from common.config import config_from_argv
 from common.io import resolve_run_dir, write_json
 
-CONFIG: dict[str, Any] = {**segment.CONFIG, "n_images": 10, "warmup": 1, "out_dir": None}
+CONFIG: dict[str, Any] = {**SEGMENT_CONFIG, "n_images": 10, "warmup": 1, "out_dir": None}
 
 
 def _timed(fn, repeats: int = 1) -> float:
@@ -31,7 +31,7 @@ def _timed(fn, repeats: int = 1) -> float:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    cfg = config_from_argv(CONFIG, argv, description=__doc__.splitlines()[0])
+    cfg = config_from_argv(CONFIG, argv, description=__doc__.splitlines()[0], presets=PRESETS)
     dataset, synthetic = open_data(cfg)
     device = resolve_device(cfg["device"])
     pipeline = build_pipeline(cfg, device)
@@ -69,4 +69,4 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    run_main(main)

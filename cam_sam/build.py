@@ -19,6 +19,24 @@ from models.student import StudentSegmenter
 
 log = logging.getLogger(__name__)
 
+# Where the images come from (ISIC 2017, or a folder of the user's images).
+DATA_CONFIG: dict[str, Any] = {
+    "data_root": "../shared/data/ISIC2017",  # ISIC 2017 official unzip layout (or train/ val/ test/)
+    "split": "val",                          # train, val or test
+    "image_dir": None,                       # a folder of your own images instead of ISIC
+    "mask_dir": None,                        # optional masks for image_dir (<stem>_segmentation.png)
+    "every": 1,                              # every k-th image only (a spread-out subset)
+    "limit": None,                           # at most N images (after "every")
+    "synthetic_if_missing": True,            # no data_root: segment generated (synthetic) images
+    "n_synthetic": 4,
+}
+
+# Where a run writes.
+OUTPUT_CONFIG: dict[str, Any] = {
+    "results_root": "results",
+    "out_dir": None,                         # None: a new results/<script>_<time>; a path: resume there
+}
+
 # The settings of the zero-shot pipeline, shared by every script that builds one (segment,
 # benchmark, baselines, pseudo-labelling); each script spreads them into its CONFIG.
 PIPELINE_CONFIG: dict[str, Any] = {
@@ -67,6 +85,8 @@ PIPELINE_CONFIG: dict[str, Any] = {
     "device": "auto",
     "seed": 0,
 }
+# Pipeline keys that may change when a run resumes: they change speed, never a result.
+PIPELINE_RESUMABLE = frozenset({"device", "decode_batch_size", "cam_batch_size", "embedding_cache"})
 
 
 def resolve_device(name: str) -> str:

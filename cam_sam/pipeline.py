@@ -22,8 +22,8 @@ import numpy as np
 
 from cam_sam.postprocess import postprocess_mask
 from cam_sam.proposals import ColourProposalConfig, colour_proposals
-from cam_sam.prompts import (cam_to_box, mask_to_box, negative_points, pad_box, perturb_boxes, perturb_points,
-                             sample_points)
+from cam_sam.prompts import cam_to_box, negative_points, perturb_boxes, perturb_points, sample_points
+from common.geometry import mask_to_box, pad_box
 from data.isic import check_image_content
 from explainers.cams import CamExplainer, CamResult
 from medsam.base import PromptableSegmenter

@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-from cam_sam.prompts import largest_component
+from common.geometry import largest_component
 
 
 def postprocess_mask(mask: np.ndarray, open_frac: float = 0.0, close_frac: float = 0.0,

@@ -9,57 +9,14 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-
-def largest_component(mask: np.ndarray) -> np.ndarray:
-    """The largest 8-connected component of a boolean (H, W) mask (empty stays empty)."""
-    labels, count = ndimage.label(mask, structure=np.ones((3, 3), bool))
-    if count <= 1:
-        return mask.astype(bool)
-    sizes = np.bincount(labels.ravel())[1:]
-    return labels == (int(np.argmax(sizes)) + 1)
-
-
-def mask_to_box(mask: np.ndarray) -> np.ndarray | None:
-    """Tight (x0, y0, x1, y1) box of a boolean mask, or None when it is empty."""
-    ys, xs = np.nonzero(mask)
-    if len(xs) == 0:
-        return None
-    return np.array([xs.min(), ys.min(), xs.max(), ys.max()], dtype=np.float32)
-
-
-def clip_box(box: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
-    """Clip (..., 4) boxes to the image and keep x0 <= x1, y0 <= y1."""
-    h, w = hw
-    box = np.asarray(box, dtype=np.float32).copy()
-    box[..., [0, 2]] = np.clip(box[..., [0, 2]], 0, w - 1)
-    box[..., [1, 3]] = np.clip(box[..., [1, 3]], 0, h - 1)
-    x0, x1 = np.minimum(box[..., 0], box[..., 2]), np.maximum(box[..., 0], box[..., 2])
-    y0, y1 = np.minimum(box[..., 1], box[..., 3]), np.maximum(box[..., 1], box[..., 3])
-    return np.stack([x0, y0, x1, y1], axis=-1)
-
-
-def pad_box(box: np.ndarray, padding: float, hw: tuple[int, int]) -> np.ndarray:
-    """Grow a box by ``padding`` x its own width (height) on the left and right (top and bottom),
-    then clip it to the image."""
-    x0, y0, x1, y1 = np.asarray(box, dtype=np.float32)
-    dx, dy = padding * (x1 - x0 + 1), padding * (y1 - y0 + 1)
-    return clip_box(np.array([x0 - dx, y0 - dy, x1 + dx, y1 + dy]), hw)
-
-
-def cam_region(cam: np.ndarray, threshold: float, keep_largest: bool = True) -> np.ndarray:
-    """Boolean region where ``cam >= threshold * cam.max()`` (its largest component by default)."""
-    peak = float(cam.max())
-    if peak <= 0:
-        return np.zeros(cam.shape, bool)
-    region = cam >= threshold * peak
-    return largest_component(region) if keep_largest else region
+from common.geometry import clip_box, mask_to_box, pad_box, peak_region
 
 
 def cam_to_box(cam: np.ndarray, threshold: float = 0.5, padding: float = 0.1,
                keep_largest: bool = True) -> np.ndarray | None:
     """The box of the CAM region (threshold relative to the CAM's peak, largest component),
     padded by ``padding`` of its size and clipped. None for a flat (all-zero) CAM."""
-    box = mask_to_box(cam_region(cam, threshold, keep_largest))
+    box = mask_to_box(peak_region(cam, threshold, keep_largest))
     return None if box is None else pad_box(box, padding, cam.shape)
 
 
@@ -91,13 +48,10 @@ def peak_points(cam: np.ndarray, n: int, min_distance: int = 10) -> np.ndarray:
     return np.array(chosen, dtype=np.float32).reshape(-1, 2)
 
 
-def negative_points(cam: np.ndarray, n: int, rng: np.random.Generator, max_value: float = 0.1,
-                    valid: np.ndarray | None = None) -> np.ndarray:
-    """(n, 2) xy background points drawn uniformly where ``cam <= max_value * cam.max()`` (and
-    inside ``valid`` when given, e.g. outside a dark vignette). Fewer when too few pixels qualify."""
+def negative_points(cam: np.ndarray, n: int, rng: np.random.Generator, max_value: float = 0.1) -> np.ndarray:
+    """(n, 2) xy background points drawn uniformly where ``cam <= max_value * cam.max()``; fewer
+    when too few pixels qualify."""
     allowed = cam <= max_value * float(cam.max())
-    if valid is not None:
-        allowed &= valid
     ys, xs = np.nonzero(allowed)
     if len(xs) == 0:
         return np.zeros((0, 2), np.float32)

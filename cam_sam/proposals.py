@@ -27,7 +27,7 @@ import numpy as np
 from scipy import ndimage
 from skimage.filters import threshold_otsu
 
-from cam_sam.prompts import clip_box, mask_to_box, pad_box
+from common.geometry import clip_box, mask_to_box, pad_box
 
 
 @dataclass

@@ -6,7 +6,6 @@ ROC curve PNG, ``metrics.json`` and the per-image ``scores.csv``.
 """
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import numpy as np
@@ -15,11 +14,12 @@ from sklearn.metrics import balanced_accuracy_score, confusion_matrix, f1_score,
 from torch.utils.data import DataLoader
 
 from classification.data import LabelledImages, eval_transform
-from classification.train import predict
+from classification.evaluation import predict
+from common.cli import run_main
 from common.config import config_from_argv
 from common.io import resolve_run_dir, save_figure, write_csv, write_json
 from models.registry import create_classifier, read_checkpoint, resolve_preprocessing
-from visualisations.classification_plots import roc_figure
+from visualisations.classification_figures import roc_figure
 
 CONFIG: dict[str, Any] = {
     "checkpoint": None,                  # best.pth from classification.train
@@ -83,4 +83,4 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    run_main(main)

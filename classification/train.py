@@ -16,7 +16,6 @@ import contextlib
 import json
 import logging
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -24,16 +23,18 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
-from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 from torch.utils.data import DataLoader, WeightedRandomSampler
 from tqdm import tqdm
 
 from classification.data import TASKS, LabelledImages, eval_transform, train_transform
+from classification.evaluation import predict, validation_metrics
+from common.cli import run_main
 from common.config import config_from_argv
 from common.distributed import ShardedShuffle, setup_distributed
-from common.io import read_json, resolve_run_dir, save_figure, write_json, write_text
-from models.registry import create_classifier, resolve_preprocessing, safe_load
-from visualisations.classification_plots import learning_curves_figure, read_history
+from common.io import read_json, read_jsonl, resolve_run_dir, save_figure, write_json, write_text
+from common.checkpoints import safe_load
+from models.registry import create_classifier, resolve_preprocessing
+from visualisations.classification_figures import learning_curves_figure
 
 CONFIG: dict[str, Any] = {
     "data_root": "../shared/data/ISIC2017",
@@ -80,31 +81,6 @@ def loss_of(loss_fn, logits: torch.Tensor, targets: torch.Tensor, task: str) -> 
     if task == "melanoma":
         return loss_fn(logits[:, 0], targets.float())
     return loss_fn(logits, targets)
-
-
-def melanoma_score(logits: torch.Tensor, task: str) -> torch.Tensor:
-    """The probability of melanoma (class 1 in both tasks)."""
-    return torch.sigmoid(logits[:, 0]) if task == "melanoma" else torch.softmax(logits, dim=1)[:, 1]
-
-
-@torch.no_grad()
-def predict(model, loader, task: str, device: torch.device) -> tuple[np.ndarray, np.ndarray]:
-    """(melanoma probability per image, targets) over ``loader``."""
-    model.eval()
-    scores, targets = [], []
-    for images, labels in loader:
-        logits = model(images.to(device)).float()
-        scores.append(melanoma_score(logits, task).cpu().numpy())
-        targets.append(labels.numpy())
-    return np.concatenate(scores), np.concatenate(targets)
-
-
-def validation_metrics(scores: np.ndarray, targets: np.ndarray, task: str) -> dict[str, float]:
-    melanoma = (targets == 1).astype(int)
-    auc = float(roc_auc_score(melanoma, scores)) if 0 < melanoma.sum() < len(melanoma) else float("nan")
-    predicted = (scores >= 0.5).astype(int)
-    return {"val_auc": auc, "val_accuracy": float((predicted == melanoma).mean()),
-            "val_balanced_accuracy": float(balanced_accuracy_score(melanoma, predicted))}
 
 
 def save_checkpoint(path: Path, model, optimizer, epoch: int, best_auc: float, cfg: dict, num_classes: int) -> None:
@@ -179,7 +155,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start_epoch, best_auc = state["epoch"] + 1, state["best_auc"]
-        history = [h for h in read_history(run_dir / "metrics.jsonl") if h["epoch"] <= state["epoch"]]
+        history = [h for h in read_jsonl(run_dir / "metrics.jsonl") if h["epoch"] <= state["epoch"]]
         stale = state["epoch"] - max((h["epoch"] for h in history if h["val_auc"] == best_auc), default=state["epoch"])
         log.info("resuming from %s at epoch %d (best AUC %.4f)", last, start_epoch, best_auc)
     ddp_model = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
@@ -234,4 +210,4 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    run_main(main)

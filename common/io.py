@@ -54,6 +54,11 @@ def read_json(path: str | Path) -> Any:
         return json.load(handle)
 
 
+def read_jsonl(path: str | Path) -> list[Any]:
+    """The rows of a JSON-lines file (blank lines skipped)."""
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
 def write_png(path: str | Path, array: np.ndarray) -> None:
     """Write a uint8 (H, W) or (H, W, 3) RGB array as PNG, atomically."""
     from PIL import Image

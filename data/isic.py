@@ -48,6 +48,24 @@ class Sample:
     image_path: Path | None = None
 
 
+# PIL modes of one channel wider than 8 bits; their values are rescaled to 0..255 before use
+# (PIL's own conversion clips them, turning a 16-bit scan into a white image).
+WIDE_MODES = {"I;16": 65535.0, "I;16B": 65535.0, "I;16L": 65535.0, "I": None, "F": None}
+
+
+def _to_8bit(img: Image.Image) -> Image.Image:
+    """A wide single-channel image as 8-bit ``L``: 16-bit by its full range, 32-bit int or float
+    by its own min..max."""
+    arr = np.asarray(img).astype(np.float64)
+    top = WIDE_MODES[img.mode]
+    if top is None:
+        low, high = float(arr.min()), float(arr.max())
+        arr = (arr - low) * (255.0 / max(high - low, 1e-12))
+    else:
+        arr = arr * (255.0 / top)
+    return Image.fromarray(np.clip(np.round(arr), 0, 255).astype(np.uint8), "L")
+
+
 def _open(path: Path, kind: str, mode: str) -> tuple[np.ndarray, str]:
     """(pixels converted to ``mode``, the file's own mode); a missing or unreadable file raises
     :class:`DataError` naming it."""
@@ -56,7 +74,8 @@ def _open(path: Path, kind: str, mode: str) -> tuple[np.ndarray, str]:
     try:
         with Image.open(path) as img:
             img.load()
-            return np.asarray(img.convert(mode)).copy(), img.mode
+            source = _to_8bit(img) if img.mode in WIDE_MODES else img
+            return np.asarray(source.convert(mode)).copy(), img.mode
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise DataError(f"cannot read {kind} {path}: {exc}") from exc
 

@@ -13,7 +13,6 @@ mean per model x method. Resumable: rerun with the same ``out_dir``.
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,8 @@ import pandas as pd
 import torch
 from pytorch_grad_cam.metrics.road import ROADCombined
 
-from cam_sam.runner import ResumableRun
+from common.cli import run_main
+from common.runs import ResumableRun
 from common.config import config_from_argv
 from common.io import read_json, resolve_run_dir, save_figure, write_csv, write_json, write_npy
 from data.isic import check_image_content, open_dataset, subset_ids
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     torch.manual_seed(cfg["seed"])
     dataset = open_dataset(cfg["data_root"], cfg["split"])
     run_dir = resolve_run_dir(cfg["results_root"], cfg["out_dir"], "cams")
-    run = ResumableRun(run_dir, cfg)
+    run = ResumableRun(run_dir, cfg, {"limit", "n_overlays", "cam_batch_size"})
     explainers = {}
     for entry in cfg["models"]:
         model = create_classifier(entry["classifier"], checkpoint=entry.get("checkpoint"))
@@ -130,4 +130,4 @@ def save_cam_overlay(path: Path, sample, cam, values: dict) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    run_main(main)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cam_sam.prompts import cam_region, mask_to_box
+from common.geometry import mask_to_box, peak_region
 
 DEFAULT_THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
@@ -45,8 +45,8 @@ def cam_quality(cam: np.ndarray, mask: np.ndarray, thresholds=DEFAULT_THRESHOLDS
     lesion's box."""
     result = {"pointing_game": float(pointing_game(cam, mask)), "energy_pointing_game": energy_pointing_game(cam, mask)}
     for t in thresholds:
-        result[f"iou@{t:g}"] = region_iou(cam_region(cam, t, keep_largest=False), mask)
-    result["box_iou@0.5"] = box_iou(mask_to_box(cam_region(cam, 0.5)), mask_to_box(mask))
+        result[f"iou@{t:g}"] = region_iou(peak_region(cam, t, keep_largest=False), mask)
+    result["box_iou@0.5"] = box_iou(mask_to_box(peak_region(cam, 0.5)), mask_to_box(mask))
     return result
 
 

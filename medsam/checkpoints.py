@@ -1,29 +1,16 @@
-"""Reading segmenter checkpoints: on CPU whatever device saved them, with clear errors."""
+"""Reading segmenter checkpoints: on CPU whatever device saved them, ``weights_only``, with clear errors."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import torch
 
+from common.checkpoints import read_state_dict
 
-class SegmenterCheckpointError(RuntimeError):
-    """A segmenter checkpoint that is missing or unreadable."""
+DOWNLOAD_HINT = ". SAM and MedSAM weights are downloaded by the user; see model_checkpoints/README.md"
 
 
 def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """A state dict from ``path`` (plain, or under ``model``/``state_dict``), mapped to CPU."""
-    path = Path(path)
-    if not path.is_file():
-        raise SegmenterCheckpointError(
-            f"segmenter checkpoint not found: {path}. SAM and MedSAM weights are downloaded by the "
-            "user; see model_checkpoints/README.md")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise SegmenterCheckpointError(f"cannot read segmenter checkpoint {path}: {exc}") from exc
-    for key in ("model", "state_dict"):
-        if isinstance(payload, dict) and isinstance(payload.get(key), dict):
-            payload = payload[key]
-    if not isinstance(payload, dict):
-        raise SegmenterCheckpointError(f"{path} holds a {type(payload).__name__}, not a state dict")
-    return payload
+    """A state dict from ``path`` (plain, or under ``model``/``state_dict``), mapped to CPU; a
+    missing, unreadable or unsafe file raises :class:`common.checkpoints.CheckpointError`."""
+    return read_state_dict(path, "segmenter checkpoint", DOWNLOAD_HINT)[0]

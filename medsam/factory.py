@@ -11,17 +11,16 @@ SEGMENTERS = ("litemedsam", "medsam", "sam_vit_b", "sam_vit_l", "sam_vit_h")
 
 
 def create_segmenter(name: str = "litemedsam", checkpoint: str | Path | None = None,
-                     device: str | torch.device = "cpu", batch_size: int = 64,
-                     allow_random: bool = False) -> PromptableSegmenter:
+                     device: str | torch.device = "cpu", batch_size: int = 64) -> PromptableSegmenter:
     """``litemedsam`` needs no checkpoint (its weights install with pip); ``medsam`` and
-    ``sam_vit_{b,l,h}`` need the user's file unless ``allow_random`` (tests only)."""
+    ``sam_vit_{b,l,h}`` need the user's file."""
     if name == "litemedsam":
         from medsam.lite import LiteMedSAMSegmenter
 
         return LiteMedSAMSegmenter(checkpoint, device, batch_size)
     if name not in SEGMENTERS:
         raise ValueError(f"unknown segmenter {name!r}; available: {', '.join(SEGMENTERS)}")
-    if checkpoint is None and not allow_random:
+    if checkpoint is None:
         raise ValueError(f"segmenter {name!r} needs a checkpoint file (see model_checkpoints/README.md)")
     from medsam.sam import MedSAMSegmenter, SAMSegmenter
 

@@ -12,7 +12,8 @@ import numpy as np
 import torch
 
 from medsam.base import PromptableSegmenter, ResizeFrame, min_max_scale, to_padded_tensor
-from medsam.checkpoints import SegmenterCheckpointError, load_state_dict
+from common.checkpoints import CheckpointError
+from medsam.checkpoints import load_state_dict
 
 
 def build_sam(model_type: str, checkpoint: str | Path | None) -> torch.nn.Module:
@@ -27,7 +28,7 @@ def build_sam(model_type: str, checkpoint: str | Path | None) -> torch.nn.Module
         try:
             model.load_state_dict(state, strict=True)
         except RuntimeError as exc:
-            raise SegmenterCheckpointError(f"{checkpoint} does not fit SAM {model_type}: {str(exc)[:400]}") from exc
+            raise CheckpointError(f"{checkpoint} does not fit SAM {model_type}: {str(exc)[:400]}") from exc
     return model
 
 

@@ -7,7 +7,6 @@ interpolation), never guessed.
 """
 from __future__ import annotations
 
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -17,13 +16,12 @@ import timm
 import torch
 from PIL import Image
 
+from common.checkpoints import CheckpointError, read_state_dict
 from models.pretrained import efficientnet_lite_state_dict
 
 ReshapeTransform = Callable[[torch.Tensor], torch.Tensor]
 
 
-class CheckpointError(RuntimeError):
-    """A classifier checkpoint that is missing or does not fit the architecture."""
 
 
 def vit_reshape(model: torch.nn.Module) -> ReshapeTransform:
@@ -98,45 +96,11 @@ def get_spec(name: str) -> ClassifierSpec:
         raise KeyError(f"unknown classifier {name!r}; available: {', '.join(available_classifiers())}") from None
 
 
-def safe_load(path: str | Path, kind: str = "checkpoint") -> object:
-    """``torch.load`` with ``weights_only=True``: tensors and plain values only, so a checkpoint
-    from elsewhere cannot run code when it is read. A file that needs more (pickled objects), or a
-    truncated one, raises :class:`CheckpointError` naming it."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{kind} not found: {path}")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise CheckpointError(f"refusing to load {kind} {path}: it holds pickled Python objects, not only "
-                              f"tensors and plain values (loading it could run code)") from exc
-    except Exception as exc:  # a truncated or foreign file
-        raise CheckpointError(f"cannot read {kind} {path}: {type(exc).__name__}: {exc}") from exc
-
-
 def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     """(state dict, metadata) of a classifier checkpoint: the training script's file (metadata: its
     config, class names, ``num_classes``, ``arch``), a ``{"state_dict": ...}`` file or a plain state
-    dict (empty metadata). A missing or unreadable file raises :class:`CheckpointError` naming it."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"classifier checkpoint not found: {path}")
-    payload = safe_load(path, "classifier checkpoint")
-    if isinstance(payload, dict) and "model" in payload and isinstance(payload["model"], dict):
-        return payload["model"], payload
-    if isinstance(payload, dict) and "state_dict" in payload:
-        return payload["state_dict"], payload
-    if isinstance(payload, dict):
-        return payload, {}
-    raise CheckpointError(f"{path} holds a {type(payload).__name__}, not a state dict")
-
-
-def load_checkpoint_into(model: torch.nn.Module, path: str | Path) -> dict:
-    """Load a checkpoint strictly into ``model``; returns the checkpoint's metadata (may be empty).
-    Keys or shapes that do not fit raise :class:`CheckpointError` with the first differences."""
-    state, meta = read_checkpoint(path)
-    _load_state(model, state, Path(path))
-    return meta
+    dict (empty metadata). A missing, unreadable or unsafe file raises :class:`CheckpointError` naming it."""
+    return read_state_dict(path, "classifier checkpoint")
 
 
 def _load_state(model: torch.nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
@@ -181,11 +145,6 @@ def create_classifier(name: str, num_classes: int | None = None, checkpoint: str
     return model
 
 
-def checkpoint_num_classes(path: str | Path) -> int:
-    """The number of outputs a checkpoint's head was trained with."""
-    return _num_classes(*read_checkpoint(path), path)
-
-
 def _num_classes(state: dict[str, torch.Tensor], meta: dict, path: str | Path) -> int:
     if "num_classes" in meta:
         return int(meta["num_classes"])
@@ -194,10 +153,6 @@ def _num_classes(state: dict[str, torch.Tensor], meta: dict, path: str | Path) -
         if key_state is not None:
             return int(key_state.shape[0])
     raise CheckpointError(f"cannot tell the number of classes of {path}; set num_classes")
-
-
-def has_imagenet_weights(name: str) -> bool:
-    return get_spec(name).imagenet_weights is not None
 
 
 def resolve_preprocessing(model: torch.nn.Module) -> dict:

@@ -22,7 +22,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from models.registry import CheckpointError, get_spec, read_checkpoint, safe_load
+from common.checkpoints import CheckpointError, safe_load
+from models.registry import get_spec, read_checkpoint
 
 INPUT_SIZE = 256          # training and inference resolution (square)
 NORM_MEAN = NORM_STD = 0.5  # timm's data config of tf_efficientnet_lite0 (and of the classifier's training)

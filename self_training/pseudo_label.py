@@ -13,21 +13,21 @@ interrupted run is a uniform sample; rerunning with the same ``out_dir`` resumes
 from __future__ import annotations
 
 import logging
-import sys
 from typing import Any
 
 import numpy as np
 import torch
 
-from cam_sam.build import PIPELINE_CONFIG, build_pipeline, open_data, resolve_device
+from cam_sam.build import DATA_CONFIG, PIPELINE_CONFIG, PIPELINE_RESUMABLE, build_pipeline, open_data, resolve_device
 from cam_sam.confidence import mask_confidence
-from cam_sam.runner import ResumableRun
+from common.cli import run_main
+from common.runs import ResumableRun
 from common.config import config_from_argv
 from common.io import resolve_run_dir, write_png
 from self_training.holdout import HOLDOUT_EVERY, self_training_ids
 
 CONFIG: dict[str, Any] = {
-    "data_root": "../shared/data/ISIC2017",
+    "data_root": DATA_CONFIG["data_root"],
     "split": "train",
     "image_dir": None,                 # a folder of unlabelled images instead of ISIC
     "mask_dir": None,                  # never read: kept for open_data's signature
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     device = resolve_device(cfg["device"])
     torch.manual_seed(cfg["seed"])
     run_dir = resolve_run_dir(cfg["results_root"], cfg["out_dir"], "pseudo")
-    run = ResumableRun(run_dir, cfg)
+    run = ResumableRun(run_dir, cfg, PIPELINE_RESUMABLE | {"limit"})
     log.info("run folder: %s", run_dir)
     pipeline = build_pipeline(cfg, device)
     ids = self_training_ids(dataset.ids, cfg["holdout_every"], cfg["seed"])[: cfg["limit"] or None]
@@ -78,4 +78,4 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    run_main(main)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import math
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -26,18 +25,20 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from cam_sam.build import DATA_CONFIG
+from common.cli import run_main
 from common.config import config_from_argv
 from common.distributed import ShardedShuffle, setup_distributed
 from common.io import read_json, resolve_run_dir, write_json
 from data.isic import open_dataset
-from models.registry import safe_load
+from common.checkpoints import safe_load
 from models.student import StudentConfig, build_student, load_backbone, save_student
 from self_training.data import PseudoMaskDataset, collect_pseudo_labels, keep_most_trusted
 from self_training.holdout import HOLDOUT_EVERY, holdout_ids
 from self_training.losses import weighted_bce_dice
 
 CONFIG: dict[str, Any] = {
-    "data_root": "../shared/data/ISIC2017",
+    "data_root": DATA_CONFIG["data_root"],
     "split": "train",
     "image_dir": None,                      # a folder of unlabelled images instead of ISIC
     "pseudo_dirs": ["results/pseudo_r1"],   # pseudo-labelling runs (a later one's masks win)
@@ -179,4 +180,4 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    run_main(main)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from cam_sam.baselines import BASELINES, GT_BASELINES, baseline_prompts, centroid_point, main, otsu_grey_region
-from cam_sam.prompts import mask_to_box
+from common.geometry import mask_to_box
 from data.synthetic import make_synthetic_sample, write_synthetic_isic
 from explainers.cams import CamResult
 

@@ -101,3 +101,16 @@ def test_real_isic_validation_layout():
     s = ds[0]
     assert s.mask.shape == s.image.shape[:2] and s.mask.any()
     assert set(s.labels) == {"melanoma", "seborrheic_keratosis"}
+
+
+def test_a_16_bit_png_is_scaled_to_8_bits(tmp_path):
+    from PIL import Image
+
+    from data.isic import read_image
+
+    ramp = np.linspace(0, 65535, 32 * 32).reshape(32, 32).astype(np.uint16)
+    Image.fromarray(ramp).save(tmp_path / "scan16.png")
+    assert Image.open(tmp_path / "scan16.png").mode.startswith("I;16")
+    image = read_image(tmp_path / "scan16.png")
+    assert image.dtype == np.uint8 and image.min() == 0 and image.max() == 255
+    assert abs(float(image.mean()) - 127.5) < 2      # a ramp, not a constant white image

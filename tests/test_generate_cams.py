@@ -1,6 +1,6 @@
 import numpy as np
 
-from cam_sam import segment
+from cam_sam.evaluation import load_saved_cams
 from common.io import read_json
 from data.synthetic import write_synthetic_isic
 from explainers import generate_cams
@@ -21,5 +21,5 @@ def test_generate_cams_writes_heatmaps_quality_and_resumes(tmp_path):
     assert (tmp_path / "cams" / "metrics.csv").is_file()
     assert read_json(tmp_path / "cams" / "metrics.json")["summary"][0]["model"] == "imagenet_last"
     # the segmentation script reuses the saved heatmaps
-    cams = segment.load_saved_cams(str(tmp_path / "cams" / "heatmaps" / "imagenet_last"), ids[0], ["gradcam", "eigencam"])
+    cams = load_saved_cams(str(tmp_path / "cams" / "heatmaps" / "imagenet_last"), ids[0], ["gradcam", "eigencam"])
     assert list(cams) == ["gradcam"] and cams["gradcam"].heatmap.dtype == np.float32

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from cam_sam.metrics import mask_metrics, summarise
+from common.metrics import mask_metrics, summarise
 from cam_sam.postprocess import postprocess_mask
 
 

@@ -1,7 +1,8 @@
 import numpy as np
 
 from common.io import write_json
-from visualisations.plots import bootstrap_interval, main
+from visualisations.plots import main
+from visualisations.stats import bootstrap_interval
 
 
 def test_bootstrap_interval_brackets_the_mean():

@@ -1,7 +1,7 @@
 import numpy as np
 
-from cam_sam.prompts import (cam_region, cam_to_box, clip_box, largest_component, mask_to_box, negative_points,
-                             pad_box, peak_points, perturb_boxes, perturb_points, sample_points)
+from cam_sam.prompts import cam_to_box, negative_points, peak_points, perturb_boxes, perturb_points, sample_points
+from common.geometry import clip_box, largest_component, mask_to_box, pad_box, peak_region
 
 
 def test_mask_to_box_is_inclusive_xyxy():
@@ -23,7 +23,7 @@ def test_cam_box_uses_threshold_and_largest_component():
     cam[40:43, 50:53] = 0.9     # small blob above threshold, not the largest
     box = cam_to_box(cam, threshold=0.5, padding=0.0)
     assert box.tolist() == [10, 10, 29, 19]
-    region = cam_region(cam, 0.5, keep_largest=False)
+    region = peak_region(cam, 0.5, keep_largest=False)
     assert region.sum() == 200 + 9
     assert cam_to_box(np.zeros((5, 5), np.float32)) is None
 

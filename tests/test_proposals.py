@@ -3,7 +3,7 @@ import numpy as np
 
 from cam_sam.proposals import (ColourProposalConfig, artefact_mask, centrality, colour_proposals, field_of_view,
                                pick_component)
-from cam_sam.prompts import mask_to_box
+from common.geometry import mask_to_box
 from data.synthetic import make_synthetic_sample
 from tests.conftest import ellipse_mask
 

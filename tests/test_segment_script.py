@@ -6,6 +6,7 @@ import pytest
 from PIL import Image
 
 from cam_sam import segment
+from cam_sam.pipeline import CamSamPipeline
 from common.io import read_json
 from data.synthetic import write_synthetic_isic
 from tests.conftest import SHARED_ISIC, requires_isic
@@ -67,7 +68,7 @@ class SimulatedKill(BaseException):
 def test_interrupted_run_resumes(tmp_path, synthetic_root, monkeypatch):
     calls = []
     armed = [True]
-    original = segment.CamSamPipeline.segment
+    original = CamSamPipeline.segment
 
     def flaky(self, image, cams=None, image_id="image"):
         calls.append(image_id)
@@ -76,7 +77,7 @@ def test_interrupted_run_resumes(tmp_path, synthetic_root, monkeypatch):
             raise SimulatedKill()     # the run dies during the second image
         return original(self, image, cams, image_id)
 
-    monkeypatch.setattr(segment.CamSamPipeline, "segment", flaky)
+    monkeypatch.setattr(CamSamPipeline, "segment", flaky)
     with pytest.raises(SimulatedKill):
         _run(tmp_path, synthetic_root)
     records = tmp_path / "run" / "records"

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from cam_sam.metrics import mask_metrics
-from cam_sam.prompts import mask_to_box
+from common.metrics import mask_metrics
+from common.geometry import mask_to_box
 from data.synthetic import make_synthetic_sample
 from medsam import ResizeFrame, create_segmenter
 from tests.conftest import ellipse_mask
@@ -105,9 +105,10 @@ def test_sam_family_with_random_weights(kind, random_vit_b, monkeypatch):
 def test_sam_needs_a_checkpoint(tmp_path):
     with pytest.raises(ValueError, match="needs a checkpoint"):
         create_segmenter("sam_vit_h")
-    from medsam.checkpoints import SegmenterCheckpointError, load_state_dict
+    from common.checkpoints import CheckpointError
+    from medsam.checkpoints import load_state_dict
 
-    with pytest.raises(SegmenterCheckpointError, match="missing.pth"):
+    with pytest.raises(CheckpointError, match="missing.pth"):
         load_state_dict(tmp_path / "missing.pth")
 
 

@@ -8,7 +8,7 @@ import torch
 
 from cam_sam import segment
 from cam_sam.build import PIPELINE_CONFIG, build_pipeline
-from cam_sam.metrics import mask_metrics
+from common.metrics import mask_metrics
 from common.io import write_json, write_png
 from data.isic import ISICDataset
 from data.synthetic import make_synthetic_sample, write_synthetic_isic

@@ -11,7 +11,6 @@ recomputed).
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +21,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from common.cli import run_main
 from common.config import config_from_argv  # noqa: E402
 from common.io import read_json, save_figure, write_csv, write_text  # noqa: E402
 from explainers.quality import quality_rows  # noqa: E402
-from visualisations.plots import bootstrap_interval  # noqa: E402
+from visualisations.stats import bootstrap_interval  # noqa: E402
 
 CONFIG: dict[str, Any] = {
     "runs": [],          # generate_cams run folders (each with records/*.json)
@@ -147,4 +147,4 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    run_main(main)

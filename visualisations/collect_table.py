@@ -10,13 +10,13 @@ Writes ``<out>.csv`` and ``<out>.md``. Rows that used the ground truth to choose
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from cam_sam.metrics import choose_post_hoc, summarise
+from common.cli import run_main
+from common.metrics import choose_post_hoc, summarise
 from common.config import config_from_argv
 from common.io import read_json, write_csv, write_text
 
@@ -92,4 +92,4 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    run_main(main)

@@ -10,7 +10,6 @@
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +19,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from common.cli import run_main
 from common.config import config_from_argv  # noqa: E402
 from common.io import read_json, save_figure  # noqa: E402
+from visualisations.stats import bootstrap_interval  # noqa: E402
 
 CONFIG: dict[str, Any] = {
     "runs": [],                  # run folders (each with metrics.json)
@@ -31,13 +32,6 @@ CONFIG: dict[str, Any] = {
     "n_bootstrap": 2000,
     "seed": 0,
 }
-
-
-def bootstrap_interval(values: np.ndarray, n: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean."""
-    rng = np.random.default_rng(seed)
-    means = rng.choice(values, size=(n, len(values)), replace=True).mean(axis=1)
-    return float(np.quantile(means, (1 - level) / 2)), float(np.quantile(means, (1 + level) / 2))
 
 
 def per_image_values(metrics: dict, method: str, key: str) -> np.ndarray:
@@ -149,4 +143,4 @@ def main(argv: list[str] | None = None) -> list[Path]:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    run_main(main)

@@ -17,14 +17,14 @@ from typing import Any, Callable, Iterable
 
 from tqdm import tqdm
 
-from cam_sam.metrics import METRIC_NAMES, summarise
+from common.metrics import METRIC_NAMES, summarise
 from common.io import read_json, write_json
 
 log = logging.getLogger(__name__)
 
-# Keys that may change between a run and its resumption without changing any result.
-RESUMABLE_KEYS = {"limit", "n_overlays", "out_dir", "device", "decode_batch_size", "cam_batch_size",
-                  "embedding_cache"}
+# Keys of every run's CONFIG that may change between a run and its resumption without changing any
+# result; each script adds its own (declared beside its CONFIG).
+RESUMABLE_KEYS = frozenset({"out_dir", "device"})
 
 
 def failed_metrics() -> dict[str, Any]:
@@ -33,7 +33,11 @@ def failed_metrics() -> dict[str, Any]:
 
 
 class ResumableRun:
-    def __init__(self, run_dir: str | Path, config: dict[str, Any]) -> None:
+    """A run folder whose config is fixed at its first start: a rerun with another config is
+    refused, except for ``resumable`` keys (plus :data:`RESUMABLE_KEYS`)."""
+
+    def __init__(self, run_dir: str | Path, config: dict[str, Any], resumable: Iterable[str] = ()) -> None:
+        allowed = RESUMABLE_KEYS | set(resumable)
         self.dir = Path(run_dir)
         self.records_dir = self.dir / "records"
         self.records_dir.mkdir(parents=True, exist_ok=True)
@@ -41,7 +45,7 @@ class ResumableRun:
         if config_path.is_file():
             previous = read_json(config_path)
             changed = sorted(k for k in set(previous) | set(config)
-                             if k not in RESUMABLE_KEYS and previous.get(k) != config.get(k))
+                             if k not in allowed and previous.get(k) != config.get(k))
             if changed:
                 raise SystemExit(f"{self.dir} holds a run with another config (keys {changed} differ); "
                                  "choose a new out_dir or delete that folder")

@@ -1,0 +1,56 @@
+"""Masks, boxes and regions. Pure functions.
+
+Coordinate frame everywhere: image pixels, ``x`` to the right (column), ``y`` down (row); boxes
+are ``(x0, y0, x1, y1)`` float arrays with inclusive pixel extents. Masks are (H, W) bool arrays
+and maps (H, W) float arrays in the same frame.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+
+def largest_component(mask: np.ndarray) -> np.ndarray:
+    """The largest 8-connected component of a boolean (H, W) mask (empty stays empty)."""
+    labels, count = ndimage.label(mask, structure=np.ones((3, 3), bool))
+    if count <= 1:
+        return mask.astype(bool)
+    sizes = np.bincount(labels.ravel())[1:]
+    return labels == (int(np.argmax(sizes)) + 1)
+
+
+def mask_to_box(mask: np.ndarray) -> np.ndarray | None:
+    """Tight (x0, y0, x1, y1) box of a boolean mask, or None when it is empty."""
+    ys, xs = np.nonzero(mask)
+    if len(xs) == 0:
+        return None
+    return np.array([xs.min(), ys.min(), xs.max(), ys.max()], dtype=np.float32)
+
+
+def clip_box(box: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """Clip (..., 4) boxes to the image and keep x0 <= x1, y0 <= y1."""
+    h, w = hw
+    box = np.asarray(box, dtype=np.float32).copy()
+    box[..., [0, 2]] = np.clip(box[..., [0, 2]], 0, w - 1)
+    box[..., [1, 3]] = np.clip(box[..., [1, 3]], 0, h - 1)
+    x0, x1 = np.minimum(box[..., 0], box[..., 2]), np.maximum(box[..., 0], box[..., 2])
+    y0, y1 = np.minimum(box[..., 1], box[..., 3]), np.maximum(box[..., 1], box[..., 3])
+    return np.stack([x0, y0, x1, y1], axis=-1)
+
+
+def pad_box(box: np.ndarray, padding: float, hw: tuple[int, int]) -> np.ndarray:
+    """Grow a box by ``padding`` x its own width (height) on the left and right (top and bottom),
+    then clip it to the image."""
+    x0, y0, x1, y1 = np.asarray(box, dtype=np.float32)
+    dx, dy = padding * (x1 - x0 + 1), padding * (y1 - y0 + 1)
+    return clip_box(np.array([x0 - dx, y0 - dy, x1 + dx, y1 + dy]), hw)
+
+
+def peak_region(cam: np.ndarray, threshold: float, keep_largest: bool = True) -> np.ndarray:
+    """Boolean region of an (H, W) map where ``cam >= threshold * cam.max()`` (its largest
+    component by default); empty for a map whose peak is <= 0."""
+    peak = float(cam.max())
+    if peak <= 0:
+        return np.zeros(cam.shape, bool)
+    region = cam >= threshold * peak
+    return largest_component(region) if keep_largest else region
