@@ -19,7 +19,7 @@ import pandas as pd
 from cam_sam.evaluation import SEGMENT_CONFIG, segment_dataset
 from common.cli import run_main
 from common.metrics import choose_post_hoc, summarise
-from common.config import config_from_argv
+from common.config import config_from_argv, merge
 from common.io import write_csv, write_text
 
 CONFIG: dict[str, Any] = {
@@ -32,12 +32,12 @@ CONFIG: dict[str, Any] = {
         "default": ("default: GradCAM box + colour proposals; final from colour",
                     {"methods": ["gradcam"], "proposals": ["colour"], "final_sources": ["colour"]}),
         "colour_raw_no_artefact_removal": ("colour: raw lightness only, no artefact removal",
-                                           {"methods": [], "colour_flatfield_sigmas": [0.0], "colour_channels": ["lightness"],
-                                            "colour_remove_artefacts": False}),
+                                           {"methods": [], "colour": {"flatfield_sigmas": [0.0], "channels": ["lightness"],
+                                                                        "remove_artefacts": False}}),
         "colour_raw": ("colour: raw lightness only (+ artefact removal)",
-                       {"methods": [], "colour_flatfield_sigmas": [0.0], "colour_channels": ["lightness"]}),
+                       {"methods": [], "colour": {"flatfield_sigmas": [0.0], "channels": ["lightness"]}}),
         "colour_lightness": ("colour: lightness with flat-field variants",
-                             {"methods": [], "colour_channels": ["lightness"], "agreement_weight": 0.0}),
+                             {"methods": [], "colour": {"channels": ["lightness"]}, "agreement_weight": 0.0}),
         "colour_pred_only": ("colour: lightness and blue, choice by predicted IoU alone",
                              {"methods": [], "agreement_weight": 0.0}),
     },
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                         "limit": eval_set.get("limit"), "out_dir": str(out_root / eval_set["name"] / run_name),
                         "n_overlays": 0, "synthetic_if_missing": False, **overrides}
             print(f"== {eval_set['name']} / {run_name}")
-            results[(eval_set["name"], run_name)] = segment_dataset({**SEGMENT_CONFIG, **settings})
+            results[(eval_set["name"], run_name)] = segment_dataset(merge(SEGMENT_CONFIG, settings))
     table = []
     for label, run_name, source in cfg["rows"]:
         row: dict[str, Any] = {"variant": label}

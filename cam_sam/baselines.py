@@ -26,7 +26,7 @@ from cam_sam.build import PIPELINE_RESUMABLE, resolve_device
 from common.cli import run_main
 from common.metrics import mask_metrics
 from cam_sam.postprocess import postprocess_mask
-from cam_sam.proposals import field_of_view
+from cam_sam.proposals import DEFAULT_COLOUR, field_of_view
 from cam_sam.prompts import cam_to_box
 from common.geometry import clip_box, largest_component, mask_to_box, pad_box
 from common.runs import ResumableRun
@@ -45,8 +45,7 @@ CONFIG: dict[str, Any] = {
                                       "classifier_checkpoint", "target_class", "binary_target", "segmenter", "segmenter_checkpoint",
                                       "decode_batch_size", "device", "seed")},
     "baselines": list(BASELINES),
-    "keep_largest": True,
-    "fill_holes": True,
+    "postprocess": {"keep_largest": True, "fill_holes": True},   # fields of cam_sam.pipeline.PostprocessConfig
 }
 
 
@@ -54,7 +53,7 @@ def otsu_grey_region(image: np.ndarray) -> np.ndarray:
     """Dark-lesion region by Otsu on grey level inside the field of view, largest component."""
     grey = image.mean(axis=2)
     fov = field_of_view(image)
-    if fov.sum() < 100:
+    if fov.sum() < DEFAULT_COLOUR.min_valid_pixels:
         fov = np.ones_like(fov)
     return largest_component((grey < threshold_otsu(grey[fov])) & fov)
 
@@ -109,7 +108,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         explainer = CamExplainer(classifier, cfg["classifier"], cfg["target_class"], device=device,
                                  binary_target=cfg["binary_target"])
     segmenter = create_segmenter(cfg["segmenter"], cfg["segmenter_checkpoint"], device, cfg["decode_batch_size"])
-    post = {"keep_largest": cfg["keep_largest"], "fill_holes": cfg["fill_holes"]}
+    post = dict(cfg["postprocess"])
     ids, positions = subset_ids(dataset, cfg["every"], cfg["limit"])
 
     def work(order: int, image_id: str) -> dict[str, Any]:

@@ -3,6 +3,7 @@ script (segment, benchmark, baselines, pseudo-labelling) turns settings into lib
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -38,14 +39,15 @@ OUTPUT_CONFIG: dict[str, Any] = {
 }
 
 # The settings of the zero-shot pipeline, shared by every script that builds one (segment,
-# benchmark, baselines, pseudo-labelling); each script spreads them into its CONFIG.
+# benchmark, baselines, pseudo-labelling); each script spreads them into its CONFIG. The groups
+# "prompts", "colour" and "postprocess" are the fields of PromptConfig, ColourProposalConfig and
+# PostprocessConfig (documented there), taken from those dataclasses' own defaults.
 PIPELINE_CONFIG: dict[str, Any] = {
     # classifier and CAMs
     "classifier": "efficientnet_lite0",      # models/ registry name
     "classifier_checkpoint": None,           # a file from classification/train.py; None: ImageNet weights
     "target_class": None,                    # ImageNet head: None = top-1 class
     "binary_target": "melanoma",             # single-logit head: "melanoma" logit or "predicted" side
-    "methods": ["gradcam"],                  # grad-cam methods (explainers.CAM_METHODS); [] for none
     "cam_batch_size": 32,                    # ScoreCAM / AblationCAM forward passes per batch
     "cam_dir": None,                         # reuse saved heatmaps: <cams run>/heatmaps/<model label>
     # segmenter
@@ -53,37 +55,11 @@ PIPELINE_CONFIG: dict[str, Any] = {
     "segmenter_checkpoint": None,            # needed for medsam and sam_*
     "decode_batch_size": 16,
     "embedding_cache": None,                 # a folder: store/reuse image embeddings (same masks, no re-encoding)
-    # prompts (fractions of the box or of the CAM peak)
-    "box_threshold": 0.5,
-    "box_padding": 0.1,
-    "n_perturbations": 10,
-    "perturb_scale": 0.05,
-    "n_points": 0,
-    "point_power": 30.0,
-    "n_negative_points": 0,
-    "negative_max_cam": 0.1,
-    # colour lesion proposals (cam_sam/proposals.py) and the choice of the delivered mask
-    "proposals": ["colour"],                 # [] for CAM prompts only
-    "final_sources": ["colour"],             # sources whose best-scored mask competes for "final"
-    "agreement_weight": 0.1,                 # selection = predicted IoU + w * agreement with the other candidates
-    # the self-trained student (self_training/): sources "student", "student_box" in proposals
+    # the self-trained student (self_training/): sources "student" and "student_box"
     "student_checkpoint": None,              # a student.pt of self_training.train_student
-    "student_weight": 0.0,                   # selection += w * IoU(candidate, student mask)
-    "student_box_padding": 0.05,             # student_box: padding, a fraction of the box
-    "colour_flatfield_sigmas": [0.0, 0.25, 0.5],
-    "colour_channels": ["lightness", "blue"],
-    "colour_padding": 0.1,
-    "colour_centre_sigma": 0.25,
-    "colour_min_area": 0.002,
-    "colour_max_chroma": 60.0,
-    "colour_remove_artefacts": True,
-    # post-processing (kernel sizes as fractions of the shorter image side)
-    "open_frac": 0.0,
-    "close_frac": 0.0,
-    "keep_largest": True,
-    "fill_holes": True,
+    # sources, selection and every group of settings: PipelineConfig's fields, one to one
+    **asdict(PipelineConfig()),
     "device": "auto",
-    "seed": 0,
 }
 # Pipeline keys that may change when a run resumes: they change speed, never a result.
 PIPELINE_RESUMABLE = frozenset({"device", "decode_batch_size", "cam_batch_size", "embedding_cache"})
@@ -95,16 +71,11 @@ def resolve_device(name: str) -> str:
 
 
 def pipeline_config(cfg: dict[str, Any]) -> PipelineConfig:
-    """The typed pipeline settings from a script's flat CONFIG (``colour_<field>`` keys for the
-    colour proposals)."""
-    colour_keys = [k for k in ColourProposalConfig.__dataclass_fields__ if f"colour_{k}" in cfg]
-    return PipelineConfig(methods=list(cfg["methods"]), proposals=list(cfg["proposals"]),
-                          final_sources=list(cfg["final_sources"]), agreement_weight=float(cfg["agreement_weight"]),
-                          prompts=PromptConfig(**{k: cfg[k] for k in PromptConfig.__dataclass_fields__}),
-                          colour=ColourProposalConfig(**{k: cfg[f"colour_{k}"] for k in colour_keys}),
-                          postprocess=PostprocessConfig(**{k: cfg[k] for k in PostprocessConfig.__dataclass_fields__}),
-                          student_weight=float(cfg["student_weight"]),
-                          student_box_padding=float(cfg["student_box_padding"]), seed=int(cfg["seed"]))
+    """The typed pipeline settings from a script's CONFIG (its :class:`PipelineConfig` keys)."""
+    fields = {k: cfg[k] for k in PipelineConfig.__dataclass_fields__}
+    return PipelineConfig(**{**fields, "prompts": PromptConfig(**fields["prompts"]),
+                             "colour": ColourProposalConfig(**fields["colour"]),
+                             "postprocess": PostprocessConfig(**fields["postprocess"])})
 
 
 def build_pipeline(cfg: dict[str, Any], device: str) -> CamSamPipeline:

@@ -15,7 +15,7 @@ import torch
 
 from cam_sam.build import (DATA_CONFIG, OUTPUT_CONFIG, PIPELINE_CONFIG, PIPELINE_RESUMABLE, build_pipeline, open_data,
                            resolve_device)
-from cam_sam.pipeline import ImageOutput, PostprocessConfig
+from cam_sam.pipeline import ImageOutput
 from cam_sam.postprocess import postprocess_mask
 from common.io import resolve_run_dir, write_npy, write_png
 from common.metrics import mask_metrics
@@ -45,9 +45,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     # by predicted IoU, and "final" = best CAM method per image by predicted IoU. The paper's
     # ground-truth choices are the oracle_<method> and oracle_final rows.
     "paper": {"methods": ["gradcam", "gradcam++", "eigencam"], "proposals": [], "agreement_weight": 0.0,
-              "final_sources": ["gradcam", "gradcam++", "eigencam"], "box_threshold": 0.5, "box_padding": 0.1,
-              "n_points": 10, "point_power": 30.0, "n_perturbations": 10, "perturb_scale": 0.05,
-              "open_frac": 0.01, "close_frac": 0.01},
+              "final_sources": ["gradcam", "gradcam++", "eigencam"],
+              "prompts": {"box_threshold": 0.5, "box_padding": 0.1, "n_points": 10, "point_power": 30.0,
+                          "n_perturbations": 10, "perturb_scale": 0.05},
+              "postprocess": {"open_frac": 0.01, "close_frac": 0.01}},
     # The self-trained student alone (self_training/): no CAM, no segmenter encoding.
     "fast": {"methods": [], "proposals": ["student"], "final_sources": ["student"], "student_weight": 0.0},
 }
@@ -60,7 +61,7 @@ def evaluate(output: ImageOutput, truth: np.ndarray, cfg: dict[str, Any]) -> dic
     mask; with ``oracle``, also the ground-truth-chosen upper bounds ``oracle_<source>`` (best of
     that source's candidates) and ``oracle_final`` (best candidate of any source)."""
     scores: dict[str, dict] = {}
-    post = {k: cfg[k] for k in PostprocessConfig.__dataclass_fields__}
+    post = dict(cfg["postprocess"])
     best_any = None
     for source, out in output.sources.items():
         entry = mask_metrics(out.mask, truth)

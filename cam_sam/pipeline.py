@@ -54,6 +54,8 @@ class PromptConfig:
 
 @dataclass
 class PostprocessConfig:
+    """Clean-up of the chosen mask. Kernel sizes are fractions of the shorter image side."""
+
     open_frac: float = 0.0
     close_frac: float = 0.0
     keep_largest: bool = True
@@ -126,15 +128,23 @@ class ImageOutput:
 
 @dataclass
 class PipelineConfig:
-    methods: list[str] = field(default_factory=lambda: ["gradcam"])      # CAM methods
-    proposals: list[str] = field(default_factory=lambda: [COLOUR])     # extra sources ([] or ["colour"])
-    final_sources: list[str] = field(default_factory=lambda: [COLOUR])  # sources competing for the final mask
+    """Which prompt sources run, how the delivered mask is chosen, and every group of settings."""
+
+    methods: list[str] = field(default_factory=lambda: ["gradcam"])
+    """CAM methods (explainers.CAM_METHODS), each a prompt source; [] for none."""
+    proposals: list[str] = field(default_factory=lambda: [COLOUR])
+    """Other prompt sources: any of "colour", "student", "student_box"."""
+    final_sources: list[str] = field(default_factory=lambda: [COLOUR])
+    """Sources whose best-scored mask competes for the delivered ("final") mask."""
+    agreement_weight: float = 0.1
+    """Selection score = predicted IoU + this x mean IoU with the source's other candidates."""
+    student_weight: float = 0.0
+    """... + this x the candidate's IoU with the student's mask (needs a student)."""
+    student_box_padding: float = 0.05
+    """student_box: the student mask's box is padded by this fraction of its size."""
     prompts: PromptConfig = field(default_factory=PromptConfig)
     colour: ColourProposalConfig = field(default_factory=ColourProposalConfig)
     postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
-    agreement_weight: float = 0.1   # weight of candidate agreement in selection_scores (0: predicted IoU alone)
-    student_weight: float = 0.0     # weight of a candidate's IoU with the student's mask in its selection score
-    student_box_padding: float = 0.05   # student_box: padding, a fraction of the box
     seed: int = 0
 
     @property

@@ -32,39 +32,50 @@ from common.geometry import clip_box, mask_to_box, pad_box
 
 @dataclass
 class ColourProposalConfig:
-    """``flatfield_sigmas``: blur sigmas (fractions of the longer side) of the flat-field variants;
-    0 is the raw darkness map. ``channels``: the darkness maps used (see :data:`DARKNESS_CHANNELS`);
-    every channel x variant gives one proposal. ``centre_sigma``: width of the centrality prior (fraction of each
-    side). ``padding``: box padding, a fraction of the box."""
+    """Every setting of the colour proposals. Fractions are of the image (areas, the centrality
+    width) or of the box (padding); lightness and chroma are OpenCV 8-bit Lab units."""
 
     flatfield_sigmas: list[float] = field(default_factory=lambda: [0.0, 0.25, 0.5])
+    """Blur sigmas (fractions of the longer side) of the flat-field variants; 0 is the raw darkness map."""
     channels: list[str] = field(default_factory=lambda: ["lightness", "blue"])
-    padding: float = 0.1
-    centre_sigma: float = 0.25
-    min_area: float = 0.002          # components below this share of the image are ignored
-    max_chroma: float = 60.0         # Lab chroma above this is an artefact (stickers, cloth)
+    """Darkness maps used (see :data:`DARKNESS_CHANNELS`); every channel x variant gives one proposal."""
+    padding: float = 0.1              # box padding, a fraction of the box
+    centre_sigma: float = 0.25        # width of the centrality prior, a fraction of each side
+    min_area: float = 0.002           # components below this share of the image are ignored
+    max_chroma: float = 60.0          # Lab chroma above this is an artefact (stickers, cloth)
     remove_artefacts: bool = True
-    work_size: int = 256
+    work_size: int = 256              # the longer side of the copy the proposals are computed on
+    blur_sigma: float = 1.5           # Gaussian blur (px at work_size) before everything else
+    vignette_min_grey: float = 25.0   # border-connected pixels darker than max(this, ...
+    vignette_median_fraction: float = 0.3   # ... this x the median grey level) are the vignette
+    skin_hue_min: float = -10.0       # skin and lesions have hues from red to yellow: degrees in
+    skin_hue_max: float = 100.0       # the a*b* plane; other hues with chroma >= ...
+    artefact_min_chroma: float = 12.0  # ... this are artefacts (ink, stickers, cloth)
+    artefact_dilation: int = 2        # px (at work_size) by which artefact pixels are grown
+    min_valid_pixels: int = 100       # fewer valid pixels than this: fall back to the field of view, then all
 
 
-def field_of_view(image: np.ndarray) -> np.ndarray:
+DEFAULT_COLOUR = ColourProposalConfig()
+
+
+def field_of_view(image: np.ndarray, cfg: ColourProposalConfig = DEFAULT_COLOUR) -> np.ndarray:
     """(H, W) bool: False on the dark vignette, i.e. dark regions connected to the image border."""
     grey = image.mean(axis=2)
-    dark = grey < max(25.0, 0.3 * float(np.median(grey)))
+    dark = grey < max(cfg.vignette_min_grey, cfg.vignette_median_fraction * float(np.median(grey)))
     labels, _ = ndimage.label(dark)
     border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
     return ~np.isin(labels, border[border > 0])
 
 
-def artefact_mask(lab: np.ndarray, max_chroma: float = 60.0) -> np.ndarray:
-    """(H, W) bool: pixels whose colour no skin or lesion has. ``lab``: OpenCV 8-bit Lab (a, b offset 128).
-    Skin and lesions have hues from red to yellow (0 to 100 degrees in the a*b* plane)."""
+def artefact_mask(lab: np.ndarray, cfg: ColourProposalConfig = DEFAULT_COLOUR) -> np.ndarray:
+    """(H, W) bool: pixels whose colour no skin or lesion has. ``lab``: OpenCV 8-bit Lab (a, b offset 128)."""
     a = lab[..., 1].astype(np.float32) - 128
     b = lab[..., 2].astype(np.float32) - 128
     chroma = np.hypot(a, b)
     hue = np.degrees(np.arctan2(b, a))
-    odd = (((hue < -10) | (hue > 100)) & (chroma > 12)) | (chroma > max_chroma)
-    return ndimage.binary_dilation(odd, iterations=2)
+    odd = (((hue < cfg.skin_hue_min) | (hue > cfg.skin_hue_max)) & (chroma > cfg.artefact_min_chroma)) \
+        | (chroma > cfg.max_chroma)
+    return ndimage.binary_dilation(odd, iterations=cfg.artefact_dilation)
 
 
 def centrality(hw: tuple[int, int], sigma: float) -> np.ndarray:
@@ -109,12 +120,12 @@ def colour_proposals(image: np.ndarray, config: ColourProposalConfig | None = No
     if unknown:
         raise ValueError(f"unknown colour channel(s) {unknown}; available: {list(DARKNESS_CHANNELS)}")
     small = cv2.resize(image, (small_hw[1], small_hw[0]), interpolation=cv2.INTER_AREA)
-    smooth = cv2.GaussianBlur(small, (0, 0), 1.5)
+    smooth = cv2.GaussianBlur(small, (0, 0), cfg.blur_sigma)
     lab = cv2.cvtColor(smooth, cv2.COLOR_RGB2LAB)
-    fov = field_of_view(smooth)
-    valid = fov & ~artefact_mask(lab, cfg.max_chroma) if cfg.remove_artefacts else fov
-    if valid.sum() < 100:
-        valid = fov if fov.sum() >= 100 else np.ones_like(fov)
+    fov = field_of_view(smooth, cfg)
+    valid = fov & ~artefact_mask(lab, cfg) if cfg.remove_artefacts else fov
+    if valid.sum() < cfg.min_valid_pixels:
+        valid = fov if fov.sum() >= cfg.min_valid_pixels else np.ones_like(fov)
     prior = centrality(small_hw, cfg.centre_sigma)
     boxes = []
     for name in cfg.channels:

@@ -11,12 +11,14 @@ Run folder layout::
 """
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from tqdm import tqdm
 
+from common.config import flatten
 from common.metrics import METRIC_NAMES, summarise
 from common.io import read_json, write_json
 
@@ -43,9 +45,9 @@ class ResumableRun:
         self.records_dir.mkdir(parents=True, exist_ok=True)
         config_path = self.dir / "config.json"
         if config_path.is_file():
-            previous = read_json(config_path)
-            changed = sorted(k for k in set(previous) | set(config)
-                             if k not in allowed and previous.get(k) != config.get(k))
+            previous, current = flatten(read_json(config_path)), flatten(json.loads(json.dumps(config, default=str)))
+            changed = sorted(k for k in set(previous) | set(current)
+                             if k not in allowed and previous.get(k) != current.get(k))
             if changed:
                 raise SystemExit(f"{self.dir} holds a run with another config (keys {changed} differ); "
                                  "choose a new out_dir or delete that folder")

@@ -40,3 +40,33 @@ def test_presets_apply_first_and_overrides_win():
     assert config_from_argv(cfg, [], presets=presets) == cfg
     with pytest.raises(SystemExit, match="unknown preset"):
         config_from_argv(cfg, ["--set", "preset=q"], presets=presets)
+
+
+def test_dotted_keys_reach_into_groups_and_groups_merge():
+    from common.config import config_from_argv, flatten, merge
+
+    cfg = {"preset": None, "colour": {"work_size": 256, "padding": 0.1}, "limit": None}
+    out = apply_overrides(cfg, ["colour.work_size=320"])
+    assert out["colour"] == {"work_size": 320, "padding": 0.1} and cfg["colour"]["work_size"] == 256
+    with pytest.raises(SystemExit, match="unknown CONFIG key 'colour.size' in group 'colour'"):
+        apply_overrides(cfg, ["colour.size=1"])
+    with pytest.raises(SystemExit, match="unknown CONFIG group 'limit'"):
+        apply_overrides(cfg, ["limit.x=1"])
+    # a partial group (preset, ablation override) keeps the other fields of the group
+    assert merge(cfg, {"colour": {"padding": 0.0}})["colour"] == {"work_size": 256, "padding": 0.0}
+    presets = {"p": {"colour": {"padding": 0.3}}}
+    got = config_from_argv(cfg, ["--set", "preset=p", "--set", "colour.work_size=128"], presets=presets)
+    assert got["colour"] == {"work_size": 128, "padding": 0.3}
+    assert flatten(got) == {"preset": "p", "colour.work_size": 128, "colour.padding": 0.3, "limit": None}
+
+
+def test_pipeline_config_maps_groups_one_to_one():
+    from dataclasses import asdict
+
+    from cam_sam.build import PIPELINE_CONFIG, pipeline_config
+    from cam_sam.pipeline import PipelineConfig
+
+    assert asdict(pipeline_config(PIPELINE_CONFIG)) == asdict(PipelineConfig())
+    changed = apply_overrides(PIPELINE_CONFIG, ["colour.work_size=320", "prompts.box_padding=0.2"])
+    typed = pipeline_config(changed)
+    assert typed.colour.work_size == 320 and typed.prompts.box_padding == 0.2

@@ -14,7 +14,7 @@ from tests.conftest import SHARED_ISIC, requires_isic
 
 def _run(tmp_path, data_root, *extra):
     args = [f"data_root={data_root}", f"out_dir={tmp_path / 'run'}", f"results_root={tmp_path}", "n_overlays=1",
-            "n_perturbations=2", *extra]
+            "prompts.n_perturbations=2", *extra]
     return segment.main([x for a in args for x in ("--set", a)])
 
 
@@ -90,7 +90,7 @@ def test_interrupted_run_resumes(tmp_path, synthetic_root, monkeypatch):
     assert (records / f"{first}.json").stat().st_mtime_ns == stamp
     assert metrics["summary"]["final"]["n_images"] == 3
     with pytest.raises(SystemExit, match="another config"):
-        _run(tmp_path, synthetic_root, "box_padding=0.3")
+        _run(tmp_path, synthetic_root, "prompts.box_padding=0.3")
 
 
 def test_honest_output_does_not_read_the_ground_truth(tmp_path, synthetic_root):

@@ -9,6 +9,7 @@ import torch
 from cam_sam import segment
 from cam_sam.build import PIPELINE_CONFIG, build_pipeline
 from common.metrics import mask_metrics
+from common.config import merge
 from common.io import write_json, write_png
 from data.isic import ISICDataset
 from data.synthetic import make_synthetic_sample, write_synthetic_isic
@@ -22,8 +23,8 @@ from self_training.losses import weighted_bce_dice
 SMALL = 128   # student input side in these tests (256 in real runs)
 
 
-def _args(**kw):
-    return [x for k, v in kw.items() for x in ("--set", f"{k}={v}")]
+def _args(settings=None, **kw):
+    return [x for k, v in {**(settings or {}), **kw}.items() for x in ("--set", f"{k}={v}")]
 
 
 def _fake_pseudo_run(root, split_dir, out):
@@ -60,11 +61,11 @@ def test_holdout_is_every_18th_and_never_used():
 
 def test_pseudo_labels_never_read_masks(tmp_path):
     root = write_synthetic_isic(tmp_path / "data", n_images=3, split="train")
-    common = dict(data_root=root, holdout_every=0, n_perturbations=2)
-    pseudo_label.main(_args(**common, out_dir=tmp_path / "a"))
+    common = {"data_root": root, "holdout_every": 0, "prompts.n_perturbations": 2}
+    pseudo_label.main(_args(common, out_dir=tmp_path / "a"))
     for mask in (root / "ISIC-2017_Training_Part1_GroundTruth").glob("*.png"):
         mask.write_bytes(b"not a png")   # opening any mask now fails
-    pseudo_label.main(_args(**common, out_dir=tmp_path / "b"))
+    pseudo_label.main(_args(common, out_dir=tmp_path / "b"))
     names = sorted(p.name for p in (tmp_path / "a" / "masks").glob("*.png"))
     assert len(names) == 3
     for name in names:
@@ -164,8 +165,8 @@ def test_a_checkpoint_that_would_run_code_is_refused(tmp_path):
 def test_student_sources_segment_a_generated_lesion(trained_student):
     path, result = trained_student
     assert result["history"][-1]["loss"] < result["history"][0]["loss"]
-    cfg = dict(PIPELINE_CONFIG, methods=[], proposals=["student", "student_box"], final_sources=["student_box"],
-               student_checkpoint=str(path), n_perturbations=2, device="cpu")
+    cfg = merge(PIPELINE_CONFIG, {"methods": [], "proposals": ["student", "student_box"], "final_sources": ["student_box"],
+                                  "student_checkpoint": str(path), "prompts.n_perturbations": 2, "device": "cpu"})
     pipeline = build_pipeline(cfg, "cpu")
     sample = make_synthetic_sample(7)
     out = pipeline.segment(sample.image)
@@ -178,8 +179,8 @@ def test_student_weight_steers_the_choice_towards_the_student(trained_student):
     path, _ = trained_student
     student = StudentSegmenter.from_checkpoint(path)
     sample = make_synthetic_sample(8)
-    cfg = dict(PIPELINE_CONFIG, methods=[], proposals=["colour"], final_sources=["colour"], student_checkpoint=str(path),
-               student_weight=10.0, device="cpu")
+    cfg = merge(PIPELINE_CONFIG, {"methods": [], "proposals": ["colour"], "final_sources": ["colour"],
+                                  "student_checkpoint": str(path), "student_weight": 10.0, "device": "cpu"})
     out = build_pipeline(cfg, "cpu").segment(sample.image)
     colour = out.sources["colour"]
     ref = student.predict_proba(sample.image) > 0.5
