@@ -40,7 +40,18 @@ CONFIG: dict[str, Any] = {
                              {"methods": [], "colour": {"channels": ["lightness"]}, "agreement_weight": 0.0}),
         "colour_pred_only": ("colour: lightness and blue, choice by predicted IoU alone",
                              {"methods": [], "agreement_weight": 0.0}),
+        # the self-trained students (self_training/; shipped in model_checkpoints/)
+        **{f"student_r{r}": (f"colour + student round {r} + its box; delivered: colour",
+                             {"methods": [], "proposals": ["colour", "student", "student_box"], "final_sources": ["colour"],
+                              "student_checkpoint": f"model_checkpoints/student_r{r}.pt"}) for r in (1, 2)},
+        **{f"student_r{r}_cue": (f"colour + student round {r} box, student mask as a selection cue",
+                                 {"methods": [], "proposals": ["colour", "student_box"],
+                                  "final_sources": ["colour", "student_box"], "student_weight": 0.5,
+                                  "student_checkpoint": f"model_checkpoints/student_r{r}.pt"}) for r in (1, 2)},
     },
+    "only_runs": None,                 # a list of run names: run only these (rows of other runs are left out)
+    "table_name": "ablation",          # <out_root>/<table_name>.csv and .md
+    "embedding_cache": "results/cache/embeddings",   # shared by every run: each image is encoded once
     # rows: (label, run, source row in its metrics, or a list of sources chosen post hoc by predicted IoU)
     "rows": [
         ["GradCAM box (thr 0.5, pad 10 %, 10 perturbations), choice by predicted IoU", "default", "gradcam"],
@@ -50,6 +61,16 @@ CONFIG: dict[str, Any] = {
         ["+ blue-channel proposals (up to 6)", "colour_pred_only", "final"],
         ["+ agreement among candidates in the choice, weight 0.1 (DEFAULT)", "default", "final"],
         ["default, GradCAM box also in the final pool (post hoc)", "default", ["colour", "gradcam"]],
+        *[row for r in (1, 2) for row in (
+            [f"student round {r} alone (fast preset: no segmenter)", f"student_r{r}", "student"],
+            [f"student round {r} box -> LiteMedSAM", f"student_r{r}", "student_box"],
+            [f"colour or student round {r} box, by selection score (post hoc)", f"student_r{r}", ["colour", "student_box"]],
+            [f"colour or student round {r} mask, by selection score (post hoc)", f"student_r{r}", ["colour", "student"]],
+            [f"colour, student round {r} box or mask, by selection score (post hoc)", f"student_r{r}",
+             ["colour", "student_box", "student"]],
+            [f"colour, choice steered by the student round {r} mask (weight 0.5)", f"student_r{r}_cue", "colour"],
+            [f"colour or student round {r} box, both steered by its mask (weight 0.5)", f"student_r{r}_cue", "final"],
+        )],
         ["oracle: best candidate by ground truth (upper bound, NOT a result)", "default", "oracle_final"],
     ],
 }
@@ -65,15 +86,19 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     cfg = config_from_argv(CONFIG, argv, description=__doc__.splitlines()[0])
     out_root = Path(cfg["out_root"])
     results: dict[tuple[str, str], dict] = {}
+    runs = {k: v for k, v in cfg["runs"].items() if cfg["only_runs"] is None or k in cfg["only_runs"]}
     for eval_set in cfg["eval_sets"]:
-        for run_name, (_, overrides) in cfg["runs"].items():
+        for run_name, (_, overrides) in runs.items():
             settings = {"data_root": cfg["data_root"], "split": eval_set["split"], "every": eval_set.get("every", 1),
                         "limit": eval_set.get("limit"), "out_dir": str(out_root / eval_set["name"] / run_name),
-                        "n_overlays": 0, "synthetic_if_missing": False, **overrides}
+                        "n_overlays": 0, "synthetic_if_missing": False, "embedding_cache": cfg["embedding_cache"],
+                        **overrides}
             print(f"== {eval_set['name']} / {run_name}")
             results[(eval_set["name"], run_name)] = segment_dataset(merge(SEGMENT_CONFIG, settings))
     table = []
     for label, run_name, source in cfg["rows"]:
+        if run_name not in runs:
+            continue
         row: dict[str, Any] = {"variant": label}
         for eval_set in cfg["eval_sets"]:
             s = row_summary(results[(eval_set["name"], run_name)], source)
@@ -82,8 +107,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                         f"{name} IoU>=0.65": round(s["share_iou_ge_0.65"], 2), f"{name} n": s["n_images"]})
         table.append(row)
     df = pd.DataFrame(table)
-    write_csv(out_root / "ablation.csv", df)
-    write_text(out_root / "ablation.md", df.to_markdown(index=False) + "\n")
+    write_csv(out_root / f"{cfg['table_name']}.csv", df)
+    write_text(out_root / f"{cfg['table_name']}.md", df.to_markdown(index=False) + "\n")
     print(df.to_markdown(index=False))
     return df
 

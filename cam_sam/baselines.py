@@ -22,7 +22,8 @@ import numpy as np
 from skimage.filters import threshold_otsu
 
 from cam_sam.evaluation import SEGMENT_CONFIG, print_summary
-from cam_sam.build import PIPELINE_RESUMABLE, resolve_device
+from cam_sam.build import PIPELINE_RESUMABLE
+from common.devices import resolve_device
 from common.cli import run_main
 from common.metrics import mask_metrics
 from cam_sam.postprocess import postprocess_mask

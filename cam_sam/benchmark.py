@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 from cam_sam.evaluation import PRESETS, SEGMENT_CONFIG
-from cam_sam.build import build_pipeline, open_data, resolve_device
+from cam_sam.build import build_pipeline, open_data
+from common.devices import resolve_device
 from common.cli import run_main
 from common.config import config_from_argv
 from common.io import resolve_run_dir, write_json

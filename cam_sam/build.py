@@ -1,4 +1,4 @@
-"""Building the pipeline and opening data from a script's flat CONFIG dict: the one place every
+"""Building the pipeline and opening data from a script's CONFIG dict: the one place every
 script (segment, benchmark, baselines, pseudo-labelling) turns settings into library objects."""
 from __future__ import annotations
 
@@ -7,10 +7,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from cam_sam.pipeline import SEGMENTER_SOURCES, CamSamPipeline, PipelineConfig, PostprocessConfig, PromptConfig
 from cam_sam.proposals import ColourProposalConfig
+
 from data.isic import ISICDataset, ImageFolderDataset, open_dataset
 from data.synthetic import write_synthetic_isic
 from explainers.cams import CamExplainer
@@ -63,11 +62,6 @@ PIPELINE_CONFIG: dict[str, Any] = {
 }
 # Pipeline keys that may change when a run resumes: they change speed, never a result.
 PIPELINE_RESUMABLE = frozenset({"device", "decode_batch_size", "cam_batch_size", "embedding_cache"})
-
-
-def resolve_device(name: str) -> str:
-    """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``; any other name unchanged."""
-    return ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
 
 
 def pipeline_config(cfg: dict[str, Any]) -> PipelineConfig:

@@ -13,10 +13,10 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from cam_sam.build import (DATA_CONFIG, OUTPUT_CONFIG, PIPELINE_CONFIG, PIPELINE_RESUMABLE, build_pipeline, open_data,
-                           resolve_device)
+from cam_sam.build import DATA_CONFIG, OUTPUT_CONFIG, PIPELINE_CONFIG, PIPELINE_RESUMABLE, build_pipeline, open_data
 from cam_sam.pipeline import ImageOutput
 from cam_sam.postprocess import postprocess_mask
+from common.devices import resolve_device
 from common.io import resolve_run_dir, write_npy, write_png
 from common.metrics import mask_metrics
 from common.runs import ResumableRun

@@ -93,21 +93,11 @@ def save_checkpoint(path: Path, model, optimizer, epoch: int, best_auc: float, c
     os.replace(tmp, path)
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    cfg = config_from_argv(CONFIG, argv, description=__doc__.splitlines()[0])
-    if cfg["task"] not in TASKS:
-        raise SystemExit(f"task must be one of {list(TASKS)}")
-    rank, world, device = setup_distributed(cfg["device"])
-    main_process = rank == 0
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(message)s")
-    log.setLevel(logging.INFO if main_process else logging.WARNING)
-    for handler in [h for h in log.handlers if isinstance(h, logging.FileHandler)]:
-        log.removeHandler(handler)
-        handler.close()
-    torch.manual_seed(cfg["seed"] + rank)
-    np.random.seed(cfg["seed"] + rank)
+def open_run_dir(cfg: dict[str, Any], rank: int, world: int) -> Path:
+    """The run folder (made by rank 0, shared with the other ranks); a folder holding a run of
+    another config (except ``epochs``) is refused. Rank 0 also logs to ``log.txt`` there."""
     run_dir = Path(cfg["out_dir"]) if cfg["out_dir"] else None
-    if main_process:
+    if rank == 0:
         run_dir = resolve_run_dir(cfg["results_root"], cfg["out_dir"], f"train_{cfg['classifier']}")
         previous = run_dir / "config.json"
         if previous.is_file() and {k: v for k, v in read_json(previous).items() if k != "epochs"} != \
@@ -121,10 +111,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         names = [str(run_dir)]
         dist.broadcast_object_list(names, src=0)
         run_dir = Path(names[0])
+    return run_dir
 
-    num_classes = 1 if cfg["task"] == "melanoma" else len(TASKS[cfg["task"]])
-    model = create_classifier(cfg["classifier"], num_classes=num_classes, pretrained=cfg["pretrained"])
-    data_config = resolve_preprocessing(model)
+
+def make_loaders(cfg: dict[str, Any], data_config: dict, rank: int, world: int, use_cuda: bool):
+    """(training set, its sampler, training loader, validation loader)."""
     train_set = LabelledImages(cfg["data_root"], cfg["train_split"], cfg["task"],
                                train_transform(data_config, cfg["augment_strength"]), cfg["train_every"], cfg["train_limit"])
     val_set = LabelledImages(cfg["data_root"], cfg["val_split"], cfg["task"], eval_transform(data_config),
@@ -137,62 +128,94 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         sampler = WeightedRandomSampler(weights, len(weights), generator=torch.Generator().manual_seed(cfg["seed"]))
     else:
         sampler = ShardedShuffle(len(train_set), rank, world, cfg["seed"])
-    use_cuda = device.type == "cuda"
     train_loader = DataLoader(train_set, cfg["batch_size"], sampler=sampler, num_workers=cfg["num_workers"],
                               pin_memory=use_cuda, persistent_workers=cfg["num_workers"] > 0)
     val_loader = DataLoader(val_set, cfg["batch_size"], shuffle=False, num_workers=cfg["num_workers"])
+    return train_set, sampler, train_loader, val_loader
+
+
+def resume(run_dir: Path, model, optimizer) -> tuple[int, float, list[dict], int]:
+    """(first epoch to run, best AUC, history, epochs since the best) from ``last.pth``, if any."""
+    last = run_dir / "last.pth"
+    if not last.is_file():
+        return 1, -1.0, [], 0
+    state = safe_load(last, "training checkpoint")
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    best_auc = state["best_auc"]
+    history = [h for h in read_jsonl(run_dir / "metrics.jsonl") if h["epoch"] <= state["epoch"]]
+    stale = state["epoch"] - max((h["epoch"] for h in history if h["val_auc"] == best_auc), default=state["epoch"])
+    log.info("resuming from %s at epoch %d (best AUC %.4f)", last, state["epoch"] + 1, best_auc)
+    return state["epoch"] + 1, best_auc, history, stale
+
+
+def train_epoch(ddp_model, loader, optimizer, scaler, loss_fn, cfg: dict[str, Any], device, amp: bool,
+                world: int, show: bool, epoch: int) -> float:
+    """One pass over ``loader`` (mixed precision with ``amp``); the mean training loss."""
+    ddp_model.train()
+    losses = []
+    context = ddp_model.join() if world > 1 else contextlib.nullcontext()
+    with context:
+        for images, labels in tqdm(loader, desc=f"epoch {epoch}", disable=not show, leave=False):
+            images, labels = images.to(device), labels.to(device)
+            if amp:
+                images = images.to(memory_format=torch.channels_last)
+            with torch.autocast(device.type, enabled=amp):
+                loss = loss_of(loss_fn, ddp_model(images).float(), labels, cfg["task"])
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            losses.append(loss.item())
+    return float(np.mean(losses))
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    cfg = config_from_argv(CONFIG, argv, description=__doc__.splitlines()[0])
+    if cfg["task"] not in TASKS:
+        raise SystemExit(f"task must be one of {list(TASKS)}")
+    rank, world, device = setup_distributed(cfg["device"])
+    main_process = rank == 0
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(message)s")
+    log.setLevel(logging.INFO if main_process else logging.WARNING)
+    for handler in [h for h in log.handlers if isinstance(h, logging.FileHandler)]:
+        log.removeHandler(handler)
+        handler.close()
+    torch.manual_seed(cfg["seed"] + rank)
+    np.random.seed(cfg["seed"] + rank)
+    run_dir = open_run_dir(cfg, rank, world)
+
+    num_classes = 1 if cfg["task"] == "melanoma" else len(TASKS[cfg["task"]])
+    model = create_classifier(cfg["classifier"], num_classes=num_classes, pretrained=cfg["pretrained"])
+    use_cuda = device.type == "cuda"
+    amp = use_cuda and cfg["amp"]
+    train_set, sampler, train_loader, val_loader = make_loaders(cfg, resolve_preprocessing(model), rank, world, use_cuda)
     model.to(device)
-    if use_cuda and cfg["amp"]:
+    if amp:
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
     loss_fn = make_loss(cfg["task"], train_set.targets, cfg["imbalance"], device)
-    scaler = torch.amp.GradScaler("cuda", enabled=use_cuda and cfg["amp"])
-
-    start_epoch, best_auc, history, stale = 1, -1.0, [], 0
-    last = run_dir / "last.pth"
-    if last.is_file():
-        state = safe_load(last, "training checkpoint")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        start_epoch, best_auc = state["epoch"] + 1, state["best_auc"]
-        history = [h for h in read_jsonl(run_dir / "metrics.jsonl") if h["epoch"] <= state["epoch"]]
-        stale = state["epoch"] - max((h["epoch"] for h in history if h["val_auc"] == best_auc), default=state["epoch"])
-        log.info("resuming from %s at epoch %d (best AUC %.4f)", last, start_epoch, best_auc)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    start_epoch, best_auc, history, stale = resume(run_dir, model, optimizer)
     ddp_model = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
 
     for epoch in range(start_epoch, cfg["epochs"] + 1):
         if hasattr(sampler, "set_epoch"):
             sampler.set_epoch(epoch)
         if cfg["log_sample_ids"]:
-            seen = [train_set.ids[i] for i in sampler]
-            write_json(run_dir / f"seen_rank{rank}_epoch{epoch}.json", seen)
-        ddp_model.train()
-        started, losses = time.time(), []
-        context = ddp_model.join() if world > 1 else contextlib.nullcontext()
-        with context:
-            for images, labels in tqdm(train_loader, desc=f"epoch {epoch}", disable=not main_process, leave=False):
-                images, labels = images.to(device), labels.to(device)
-                if use_cuda and cfg["amp"]:
-                    images = images.to(memory_format=torch.channels_last)
-                with torch.autocast(device.type, enabled=use_cuda and cfg["amp"]):
-                    loss = loss_of(loss_fn, ddp_model(images).float(), labels, cfg["task"])
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-                losses.append(loss.item())
+            write_json(run_dir / f"seen_rank{rank}_epoch{epoch}.json", [train_set.ids[i] for i in sampler])
+        started = time.time()
+        loss = train_epoch(ddp_model, train_loader, optimizer, scaler, loss_fn, cfg, device, amp, world, main_process, epoch)
         if main_process:
             scores, targets = predict(model, val_loader, cfg["task"], device)
-            row = {"epoch": epoch, "train_loss": float(np.mean(losses)), "minutes": (time.time() - started) / 60,
+            row = {"epoch": epoch, "train_loss": loss, "minutes": (time.time() - started) / 60,
                    **validation_metrics(scores, targets, cfg["task"])}
             history.append(row)
             improved = row["val_auc"] > best_auc
+            best_auc, stale = (row["val_auc"], 0) if improved else (best_auc, stale + 1)
             if improved:
-                best_auc, stale = row["val_auc"], 0
                 save_checkpoint(run_dir / "best.pth", model, optimizer, epoch, best_auc, cfg, num_classes)
-            else:
-                stale += 1
-            save_checkpoint(last, model, optimizer, epoch, best_auc, cfg, num_classes)
+            save_checkpoint(run_dir / "last.pth", model, optimizer, epoch, best_auc, cfg, num_classes)
             write_text(run_dir / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
             save_figure(learning_curves_figure(history), run_dir / "learning_curves.png")
             log.info("epoch %d: loss %.4f, val AUC %.4f, balanced acc %.3f, %.1f min%s", epoch, row["train_loss"],

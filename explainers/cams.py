@@ -129,9 +129,10 @@ class CamExplainer:
         target, target_name = make_target(logits, self.target_class, self.binary_target)
         return tensor, target, target_name
 
-    def explain(self, image: np.ndarray, methods: list[str]) -> dict[str, CamResult]:
-        """CAMs of ``image`` (H, W, 3) uint8 for each method, keyed by method name."""
-        tensor, target, target_name = self.prepare(image)
+    def explain(self, image: np.ndarray, methods: list[str], prepared: tuple | None = None) -> dict[str, CamResult]:
+        """CAMs of ``image`` (H, W, 3) uint8 for each method, keyed by method name. ``prepared``:
+        what :meth:`prepare` returned for this image, to reuse its classifier pass."""
+        tensor, target, target_name = prepared if prepared is not None else self.prepare(image)
         results = {}
         for method in methods:
             with self._build(method) as cam:  # hooks released on exit

@@ -25,10 +25,12 @@ from common.cli import run_main
 from common.runs import ResumableRun
 from common.config import config_from_argv
 from common.io import read_json, resolve_run_dir, save_figure, write_csv, write_json, write_npy
+from common.devices import resolve_device
 from data.isic import check_image_content, open_dataset, subset_ids
 from explainers.cams import CamExplainer
 from explainers.quality import cam_quality, quality_rows
 from models.registry import create_classifier
+from visualisations.overlay import cam_figure
 
 CONFIG: dict[str, Any] = {
     "data_root": "../shared/data/ISIC2017",
@@ -67,7 +69,7 @@ def summarise_quality(run_dir: Path, ids: list[str]) -> pd.DataFrame:
 def main(argv: list[str] | None = None) -> pd.DataFrame:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     cfg = config_from_argv(CONFIG, argv, description=__doc__.splitlines()[0])
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg["device"] == "auto" else cfg["device"]
+    device = resolve_device(cfg["device"])
     np.random.seed(cfg["seed"])   # RandomCAM and ROAD's imputer draw from numpy's global generator
     torch.manual_seed(cfg["seed"])
     dataset = open_dataset(cfg["data_root"], cfg["split"])
@@ -87,8 +89,9 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         check_image_content(sample.image, image_id)
         quality: dict[str, dict] = {}
         for label, explainer in explainers.items():
-            cams = explainer.explain(sample.image, cfg["methods"])
-            tensor, target, _ = explainer.prepare(sample.image) if road is not None else (None, None, None)
+            prepared = explainer.prepare(sample.image)     # one classifier pass serves the CAMs and ROAD
+            cams = explainer.explain(sample.image, cfg["methods"], prepared)
+            tensor, target, _ = prepared
             for method, cam in cams.items():
                 if cfg["save_heatmaps"]:
                     write_npy(run_dir / "heatmaps" / label / method / f"{image_id}.npy", cam.heatmap.astype(np.float16))
@@ -113,20 +116,9 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
 
 
 def save_cam_overlay(path: Path, sample, cam, values: dict) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 5))
-    ax.imshow(sample.image)
-    ax.imshow(cam.heatmap, cmap="jet", alpha=0.45, vmin=0, vmax=1)
-    if sample.mask is not None:
-        ax.contour(sample.mask, levels=[0.5], colors="white", linewidths=1.5)
-    ax.set_title(f"{sample.image_id} {cam.method}: pointing {values.get('pointing_game', float('nan')):.0f}, "
-                 f"energy {values.get('energy_pointing_game', float('nan')):.2f}")
-    ax.axis("off")
-    save_figure(fig, path)
+    title = (f"{sample.image_id} {cam.method}: pointing {values.get('pointing_game', float('nan')):.0f}, "
+             f"energy {values.get('energy_pointing_game', float('nan')):.2f}")
+    save_figure(cam_figure(sample.image, cam.heatmap, sample.mask, title), path)
 
 
 if __name__ == "__main__":

@@ -72,12 +72,15 @@ def load_backbone(student: torch.nn.Module, backbone: str, classifier_checkpoint
     return len(own)
 
 
-def save_student(path: str | Path, model: torch.nn.Module, config: StudentConfig, extra: dict | None = None) -> None:
+def save_student(path: str | Path, model: torch.nn.Module, config: StudentConfig, extra: dict | None = None,
+                 half: bool = False) -> None:
     """Write ``{"model": state_dict, "config": asdict(config), **extra}`` atomically; ``extra``
-    must hold plain values (numbers, strings, lists, dicts) or tensors."""
+    must hold plain values (numbers, strings, lists, dicts) or tensors. ``half``: floating-point
+    tensors stored as float16 (half the size, for shipping; loading casts them back)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"model": model.state_dict(), "config": {**asdict(config), "decoder_channels": list(config.decoder_channels)},
+    state = {k: v.half() if half and v.is_floating_point() else v for k, v in model.state_dict().items()}
+    payload = {"model": state, "config": {**asdict(config), "decoder_channels": list(config.decoder_channels)},
                **(extra or {})}
     tmp = path.with_name(f".{path.name}.tmp")
     torch.save(payload, tmp)

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from cam_sam.build import DATA_CONFIG, PIPELINE_CONFIG, PIPELINE_RESUMABLE, build_pipeline, open_data, resolve_device
+from cam_sam.build import DATA_CONFIG, PIPELINE_CONFIG, PIPELINE_RESUMABLE, build_pipeline, open_data
+from common.devices import resolve_device
 from cam_sam.confidence import mask_confidence
 from common.cli import run_main
 from common.runs import ResumableRun

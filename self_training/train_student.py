@@ -60,9 +60,13 @@ CONFIG: dict[str, Any] = {
     "threads": None,                        # torch CPU threads (None: torch's default)
     "results_root": "results",
     "out_dir": None,
+    "export": None,                         # also write the final weights here in float16 (model_checkpoints/)
     "device": "auto",
     "seed": 0,
 }
+
+# Keys that may change when a training run resumes: they change speed or outputs, not the weights.
+RESUMABLE = {"num_workers", "threads", "device", "export", "out_dir"}
 
 log = logging.getLogger("self_training.train_student")
 
@@ -139,9 +143,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     run_dir = resolve_run_dir(cfg["results_root"], cfg["out_dir"], "student") if main_process else Path(cfg["out_dir"] or ".")
     if main_process:
         previous = run_dir / "config.json"
-        if previous.is_file() and {k: v for k, v in read_json(previous).items() if k not in ("num_workers", "threads", "device")} \
-                != {k: v for k, v in cfg.items() if k not in ("num_workers", "threads", "device")}:
-            raise SystemExit(f"{run_dir} holds a training run with another config; choose a new out_dir")
+        if previous.is_file():
+            changed = sorted(k for k, v in read_json(previous).items() if k not in RESUMABLE and cfg.get(k) != v)
+            if changed:
+                raise SystemExit(f"{run_dir} holds a training run with another config (keys {changed} differ); "
+                                 "choose a new out_dir")
         write_json(run_dir / "config.json", cfg)
 
     labels = training_labels(cfg)
@@ -173,6 +179,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                      {"trained_on": [p.image_id for p in labels], "history": history,
                       "train_config": {k: v for k, v in cfg.items() if isinstance(v, (int, float, str, list, type(None)))}})
         log.info("student written to %s", run_dir / "student.pt")
+        if cfg["export"]:
+            save_student(cfg["export"], model, student_config, {"history": history, "n_trained_on": len(labels)}, half=True)
+            log.info("float16 copy written to %s", cfg["export"])
     if world > 1:
         dist.barrier()
         dist.destroy_process_group()

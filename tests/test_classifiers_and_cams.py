@@ -38,11 +38,15 @@ def test_every_architecture_gives_a_cam(name):
     torch.manual_seed(0)
     model = create_classifier(name, num_classes=1)
     image = np.random.default_rng(0).integers(0, 255, (90, 120, 3), dtype=np.uint8)
-    cams = CamExplainer(model, name).explain(image, ["gradcam"])
+    cams = CamExplainer(model, name).explain(image, ["gradcam", "eigencam"])
     cam = cams["gradcam"]
     assert cam.heatmap.shape == (90, 120) and cam.heatmap.dtype == np.float32
     assert cam.target == "melanoma_logit"
     assert cam.constant or (cam.heatmap.min() == 0.0 and cam.heatmap.max() == pytest.approx(1.0))
+    # EigenCAM needs no gradient sign: a flat map here means a wrong layer or reshape (e.g. the
+    # head, or a ViT/Swin token grid read as channels), which this test must catch
+    eigen = cams["eigencam"]
+    assert not eigen.constant and eigen.heatmap.std() > 0.05
 
 
 def test_binary_target_explains_the_melanoma_logit_or_the_predicted_side():
@@ -67,6 +71,7 @@ def test_cam_methods_on_the_imagenet_head(lite0):
     for name, cam in cams.items():
         assert cam.heatmap.shape == (120, 160), name
         assert np.isfinite(cam.heatmap).all() and 0 <= cam.heatmap.min() and cam.heatmap.max() <= 1
+        assert not cam.constant and cam.heatmap.std() > 0.05, name    # a spatial map, not a flat one
         assert cam.target.startswith("class_")
     assert set(CAM_METHODS) >= {"gradcam", "gradcam++", "eigencam", "ablationcam", "scorecam", "randomcam"}
 

@@ -87,3 +87,50 @@ def test_agreement_and_selection_scores_hand_computed():
     pred = np.array([0.83, 0.79, 0.85])
     assert int(np.argmax(selection_scores(pred, masks, 0.0))) == 2      # predicted IoU alone
     assert int(np.argmax(selection_scores(pred, masks, 0.1))) == 0      # the mask the others agree with
+
+
+class RecordingSegmenter(ScriptedSegmenter):
+    """Keeps the prompts it was given; with points and no box, masks the points' bounding box."""
+
+    def predict(self, boxes=None, points=None, point_labels=None):
+        self.last = (boxes, points, point_labels)
+        return super().predict(boxes=boxes)
+
+
+def test_paper_preset_point_prompts_reach_the_segmenter():
+    from cam_sam.evaluation import PRESETS
+    from cam_sam.pipeline import PromptConfig
+
+    paper = PRESETS["paper"]["prompts"]
+    prompts = PromptConfig(**{**paper, "n_negative_points": 4})
+    seg = RecordingSegmenter()
+    cfg = PipelineConfig(methods=["gradcam"], proposals=[], final_sources=["gradcam"], prompts=prompts)
+    image = _image()
+    out = CamSamPipeline(object(), seg, cfg).segment(image, cams={"gradcam": _cam(image.shape[:2], (60, 40, 100, 80))})
+    boxes, points, labels = seg.last
+    k = 1 + paper["n_perturbations"]
+    assert boxes.shape == (k, 4) and points.shape == (k, paper["n_points"] + 4, 2) and labels.shape == (k, paper["n_points"] + 4)
+    assert (labels[:, : paper["n_points"]] == 1).all() and (labels[:, paper["n_points"]:] == 0).all()
+    # positive points come from the CAM's hot region (row 0: unperturbed), negatives from its cold part
+    pos, neg = points[0, : paper["n_points"]], points[0, paper["n_points"]:]
+    assert ((pos[:, 0] >= 60) & (pos[:, 0] < 100) & (pos[:, 1] >= 40) & (pos[:, 1] < 80)).all()
+    assert not ((neg[:, 0] >= 60) & (neg[:, 0] < 100) & (neg[:, 1] >= 40) & (neg[:, 1] < 80)).any()
+    assert out.sources["gradcam"].candidates.points.shape == points.shape
+
+
+def test_student_sources_need_a_student_and_skip_the_encoder():
+    with pytest.raises(ValueError, match="student"):
+        CamSamPipeline(None, None, PipelineConfig(methods=[], proposals=["student"], final_sources=["student"]))
+
+    class HalfStudent:
+        def predict_proba(self, image):
+            prob = np.zeros(image.shape[:2], np.float32)
+            prob[40:80, 60:100] = 0.9
+            return prob
+
+    pipe = CamSamPipeline(None, None, PipelineConfig(methods=[], proposals=["student"], final_sources=["student"]),
+                          student=HalfStudent())
+    out = pipe.segment(_image())
+    assert out.final_source == "student" and out.final_mask[40:80, 60:100].all() and out.final_mask.sum() == 40 * 40
+    assert out.sources["student"].score == pytest.approx(0.9)     # soft IoU of a 0.9-confident mask
+    assert out.uncertainty.max() == pytest.approx(0.3)           # sqrt(0.9 * 0.1)

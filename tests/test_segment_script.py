@@ -30,7 +30,7 @@ def test_end_to_end_on_generated_images(tmp_path, synthetic_root):
     assert sorted(metrics["per_image"]) == ids
     assert set(metrics["summary"]) == {"gradcam", "colour", "final", "oracle_gradcam", "oracle_colour", "oracle_final"}
     s = metrics["summary"]["final"]
-    assert s["n_images"] == 3 and s["n_failed"] == 0 and 0 <= s["iou"] <= 1
+    assert s["n_images"] == 3 and s["n_failed"] == 0 and s["iou"] > 0.7     # generated lesions are easy
     for key in ("iou", "dice", "precision", "recall", "f1", "n_images", "n_failed"):
         assert key in s
     assert read_json(run / "metrics.json")["summary"] == json.loads(json.dumps(metrics["summary"]))

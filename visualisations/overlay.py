@@ -14,6 +14,25 @@ def _draw_box(ax, box, color, lw=1.5, ls="-"):
     ax.add_patch(plt.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor=color, lw=lw, ls=ls))
 
 
+def draw_cam(ax, image: np.ndarray, cam: np.ndarray | None, truth: np.ndarray | None = None) -> None:
+    """``image`` with ``cam`` (H, W, values 0..1) as a translucent jet map and, when given, the
+    ground-truth outline in white."""
+    ax.imshow(image)
+    if cam is not None:
+        ax.imshow(cam, cmap="jet", alpha=0.45, vmin=0, vmax=1)
+    if truth is not None:
+        ax.contour(truth, levels=[0.5], colors="white", linewidths=1.5)
+
+
+def cam_figure(image: np.ndarray, cam: np.ndarray, truth: np.ndarray | None, title: str):
+    """One panel: the CAM over the image, with the lesion outline when known."""
+    fig, ax = plt.subplots(figsize=(6, 5))
+    draw_cam(ax, image, cam, truth)
+    ax.set_title(title)
+    ax.axis("off")
+    return fig
+
+
 def overlay_figure(image: np.ndarray, cam: np.ndarray | None, boxes: np.ndarray | None,
                    points: np.ndarray | None, point_labels: np.ndarray | None, mask: np.ndarray | None,
                    truth: np.ndarray | None, uncertainty: np.ndarray | None, title: str):
@@ -22,9 +41,7 @@ def overlay_figure(image: np.ndarray, cam: np.ndarray | None, boxes: np.ndarray 
     fig, axes = plt.subplots(1, 4, figsize=(16, 4.4))
     axes[0].imshow(image)
     axes[0].set_title("image")
-    axes[1].imshow(image)
-    if cam is not None:
-        axes[1].imshow(cam, cmap="jet", alpha=0.45, vmin=0, vmax=1)
+    draw_cam(axes[1], image, cam)
     if boxes is not None and len(boxes):
         for box in boxes[1:]:
             _draw_box(axes[1], box, "white", lw=0.6, ls="--")
