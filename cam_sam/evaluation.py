@@ -7,6 +7,7 @@ choose among the same candidates WITH the ground truth: upper bounds, labelled s
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any, Callable
 
@@ -17,7 +18,8 @@ from cam_sam.build import DATA_CONFIG, OUTPUT_CONFIG, PIPELINE_CONFIG, PIPELINE_
 from cam_sam.pipeline import ImageOutput
 from cam_sam.postprocess import postprocess_mask
 from common.devices import resolve_device
-from common.io import resolve_run_dir, write_npy, write_png
+from common.distributed import Shard
+from common.io import read_json, resolve_run_dir, write_npy, write_png
 from common.metrics import mask_metrics
 from common.runs import ResumableRun
 from data.isic import DataError, subset_ids
@@ -92,10 +94,19 @@ def segment_dataset(cfg: dict[str, Any], overlay: OverlayFn | None = None) -> di
     """Segment (and, where masks exist, score) every image of the configured data into a
     resumable run folder; returns ``metrics.json``'s content. ``cfg``: the keys of
     :data:`SEGMENT_CONFIG`. ``overlay(run_dir, image_id, image, truth, output, record)`` draws the
-    figure of each of the first ``n_overlays`` images (scripts pass one; the library draws nothing)."""
+    figure of each of the first ``n_overlays`` images (scripts pass one; the library draws nothing).
+
+    Under ``torchrun`` each process segments its share of the ids (:class:`Shard`) into the same
+    folder; after all are done, rank 0 writes ``metrics.json`` from every record, so the result is
+    the same for any number of processes, and a rerun with another number resumes."""
+    shard = Shard.from_environment()
+    if shard.world > 1 and not cfg["out_dir"]:
+        raise SystemExit("under torchrun, set out_dir: every process writes into that one folder")
+    if shard.world > 1 and resolve_device(cfg["device"]) == "cpu":
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // shard.local_world))
     dataset, synthetic = open_data(cfg)
     cfg["data_is_synthetic"] = synthetic
-    device = resolve_device(cfg["device"])
+    device = shard.device(resolve_device(cfg["device"]))
     torch.manual_seed(cfg["seed"])
     run_dir = resolve_run_dir(cfg["results_root"], cfg["out_dir"], "segment")
     run = ResumableRun(run_dir, cfg, SEGMENT_RESUMABLE)
@@ -104,8 +115,9 @@ def segment_dataset(cfg: dict[str, Any], overlay: OverlayFn | None = None) -> di
     pipeline = build_pipeline(cfg, device)
     sources = pipeline.config.sources
     ids, positions = subset_ids(dataset, cfg["every"], cfg["limit"])
+    order_of = {image_id: i for i, image_id in enumerate(ids)}
 
-    def work(order: int, image_id: str) -> dict[str, Any]:
+    def work(_: int, image_id: str) -> dict[str, Any]:
         try:
             sample = dataset[positions[image_id]]
         except DataError as exc:
@@ -122,13 +134,19 @@ def segment_dataset(cfg: dict[str, Any], overlay: OverlayFn | None = None) -> di
             write_npy(run_dir / "uncertainty" / f"{image_id}.npy", output.uncertainty.astype(np.float16))
         if sample.mask is not None:
             record["metrics"] = evaluate(output, sample.mask, cfg)
-        if overlay is not None and order < cfg["n_overlays"]:
+        if overlay is not None and order_of[image_id] < cfg["n_overlays"]:
             overlay(run_dir, image_id, sample.image, sample.mask, output, record)
         return record
 
-    run.process(ids, work, desc="segment")
+    run.process(shard.take(ids), work, desc="segment" if shard.world == 1 else f"segment (rank {shard.rank})")
+    shard.barrier()                     # every image of every rank is done
     scored = not cfg["image_dir"] or bool(cfg["mask_dir"])
-    metrics = run.write_metrics(ids, sources + ["final"], scored=scored)
+    if shard.rank == 0:
+        metrics = run.write_metrics(ids, sources + ["final"], scored=scored)
+    shard.barrier()                     # metrics.json is written
+    if shard.rank != 0:
+        metrics = read_json(run_dir / "metrics.json")
+    shard.close()
     metrics["run_dir"], metrics["synthetic"] = str(run_dir), synthetic
     return metrics
 
