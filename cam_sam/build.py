@@ -56,6 +56,7 @@ PIPELINE_CONFIG: dict[str, Any] = {
     "embedding_cache": None,                 # a folder: store/reuse image embeddings (same masks, no re-encoding)
     # the self-trained student (self_training/): sources "student" and "student_box"
     "student_checkpoint": None,              # a student.pt of self_training.train_student
+    "student_tta": True,                     # average the student over flips (models.student.TTA_FLIPS)
     # sources, selection and every group of settings: PipelineConfig's fields, one to one
     **asdict(PipelineConfig()),
     "device": "auto",
@@ -83,7 +84,9 @@ def build_pipeline(cfg: dict[str, Any], device: str) -> CamSamPipeline:
     if cfg["methods"] or any(p in SEGMENTER_SOURCES for p in cfg["proposals"]):
         segmenter = create_segmenter(cfg["segmenter"], cfg["segmenter_checkpoint"], device, cfg["decode_batch_size"])
         segmenter.use_cache(cfg.get("embedding_cache"), f"{cfg['segmenter']}|{cfg['segmenter_checkpoint']}")
-    student = StudentSegmenter.from_checkpoint(cfg["student_checkpoint"], device) if cfg["student_checkpoint"] else None
+    student = None
+    if cfg["student_checkpoint"]:
+        student = StudentSegmenter.from_checkpoint(cfg["student_checkpoint"], device, cfg["student_tta"])
     return CamSamPipeline(explainer, segmenter, pipeline_config(cfg), student)
 
 

@@ -25,7 +25,10 @@ def mask_confidence(output: ImageOutput) -> dict[str, Any]:
     Empty dict when there is no mask."""
     if output.final_mask is None or output.final_source is None:
         return {}
-    source = output.sources[output.final_source]
+    # a voted mask (final_rule "vote") is described by its best-scored voter
+    name = output.final_source if output.final_source in output.sources else max(
+        (s for s, o in output.sources.items() if o.chosen is not None), key=lambda s: output.sources[s].selection_score)
+    source = output.sources[name]
     masks = source.candidates.masks
     agree = agreement(masks)[source.chosen] if len(masks) > 1 else 1.0
     spread = 0.0

@@ -35,6 +35,8 @@ STUDENT_BOX = "student_box"    # the student mask's box, decoded by the segmente
 PROPOSAL_SOURCES = (COLOUR, STUDENT, STUDENT_BOX)
 SEGMENTER_SOURCES = (COLOUR, STUDENT_BOX)   # proposal sources decoded by the promptable segmenter
 STUDENT_THRESHOLD = 0.5        # student probability above which a pixel is lesion
+VOTE = "vote"                  # final_source of a mask voted by the final sources (final_rule "vote")
+FINAL_RULES = ("select", VOTE)
 
 
 @dataclass
@@ -142,6 +144,10 @@ class PipelineConfig:
     """... + this x the candidate's IoU with the student's mask (needs a student)."""
     student_box_padding: float = 0.05
     """student_box: the student mask's box is padded by this fraction of its size."""
+    final_rule: str = "select"
+    """How the delivered mask comes from the final sources: "select" (the best selection score) or
+    "vote" (pixels where a strict majority of the final sources' chosen masks agree; "select" when
+    that is empty)."""
     prompts: PromptConfig = field(default_factory=PromptConfig)
     colour: ColourProposalConfig = field(default_factory=ColourProposalConfig)
     postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
@@ -186,6 +192,8 @@ class CamSamPipeline:
         unknown = [p for p in config.proposals if p not in PROPOSAL_SOURCES]
         if unknown:
             raise ValueError(f"unknown proposal source(s) {unknown}; available: {list(PROPOSAL_SOURCES)}")
+        if config.final_rule not in FINAL_RULES:
+            raise ValueError(f"final_rule must be one of {list(FINAL_RULES)}, got {config.final_rule!r}")
         if config.needs_student and student is None:
             raise ValueError("the student sources and student_weight need a trained student (student_checkpoint)")
         missing = [s for s in config.final_sources if s not in config.sources]
@@ -301,8 +309,14 @@ class CamSamPipeline:
             return ImageOutput(outputs, None, None)
         pool = [s for s in self.config.final_sources if s in produced] or produced
         final = max(pool, key=lambda s: outputs[s].selection_score)
+        mask = outputs[final].mask
+        if self.config.final_rule == "vote" and len(pool) > 1:
+            votes = np.sum([outputs[s].mask for s in pool], axis=0)
+            voted = postprocess_mask(votes * 2 > len(pool), **asdict(self.config.postprocess))
+            if voted.any():
+                final, mask = VOTE, voted
         if produced == [STUDENT] and student_prob is not None:
             uncertainty = np.sqrt(student_prob * (1 - student_prob))
         else:
             uncertainty = np.concatenate([outputs[s].candidates.masks for s in produced]).astype(np.float32).std(axis=0)
-        return ImageOutput(outputs, final, outputs[final].mask, uncertainty=uncertainty)
+        return ImageOutput(outputs, final, mask, uncertainty=uncertainty)

@@ -134,3 +134,21 @@ def test_student_sources_need_a_student_and_skip_the_encoder():
     assert out.final_source == "student" and out.final_mask[40:80, 60:100].all() and out.final_mask.sum() == 40 * 40
     assert out.sources["student"].score == pytest.approx(0.9)     # soft IoU of a 0.9-confident mask
     assert out.uncertainty.max() == pytest.approx(0.3)           # sqrt(0.9 * 0.1)
+
+
+def test_vote_keeps_pixels_most_final_sources_agree_on():
+    class LeftStudent:
+        def predict_proba(self, image):
+            prob = np.zeros(image.shape[:2], np.float32)
+            prob[40:80, 50:90] = 0.9          # shifted 10 px left of the dark square at [40:80, 60:100]
+            return prob
+
+    cfg = PipelineConfig(methods=[], proposals=["colour", "student", "student_box"],
+                         final_sources=["colour", "student", "student_box"], final_rule="vote")
+    out = CamSamPipeline(None, ScriptedSegmenter(), cfg, student=LeftStudent()).segment(_image())
+    assert out.final_source == "vote"
+    masks = [out.sources[s].mask for s in ("colour", "student", "student_box")]
+    expected = np.sum(masks, axis=0) >= 2
+    assert np.array_equal(out.final_mask, expected) and out.final_mask.any()
+    with pytest.raises(ValueError, match="final_rule"):
+        CamSamPipeline(None, ScriptedSegmenter(), PipelineConfig(methods=[], final_rule="mean"))
