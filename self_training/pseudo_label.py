@@ -2,7 +2,8 @@
 
     python -m self_training.pseudo_label                                   # round 1: the default pipeline
     python -m self_training.pseudo_label --set student_checkpoint=model_checkpoints/student_r1.pt \\
-        --set out_dir=results/pseudo_r2                                    # round 2: the student as a source
+        --set proposals='["colour","student","student_box"]' \\
+        --set final_sources='["colour","student","student_box"]' --set out_dir=results/pseudo_r2   # round 2
 
 Writes, per training image (every ``holdout_every``-th crop is left out, an unseen evaluation
 set), ``masks/<id>.png`` (the delivered mask, 0/255), ``uncertainty/<id>.png`` (per-pixel std of
