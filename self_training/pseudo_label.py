@@ -20,12 +20,13 @@ import numpy as np
 import torch
 
 from cam_sam.build import DATA_CONFIG, PIPELINE_CONFIG, PIPELINE_RESUMABLE, build_pipeline, open_data
-from common.devices import resolve_device
 from cam_sam.confidence import mask_confidence
 from common.cli import run_main
-from common.runs import ResumableRun
 from common.config import config_from_argv
+from common.devices import resolve_device
 from common.io import resolve_run_dir, write_png
+from common.runs import ResumableRun
+from self_training.data import UNCERTAINTY_SCALE
 from self_training.holdout import HOLDOUT_EVERY, self_training_ids
 
 CONFIG: dict[str, Any] = {
@@ -44,8 +45,6 @@ CONFIG: dict[str, Any] = {
 }
 
 log = logging.getLogger("self_training.pseudo_label")
-
-UNCERTAINTY_SCALE = 510.0   # std of binary masks is at most 0.5: x510 fills uint8
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

@@ -5,6 +5,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from cam_sam import segment
 from cam_sam.build import PIPELINE_CONFIG, build_pipeline
@@ -69,8 +70,8 @@ def test_pseudo_labels_never_read_masks(tmp_path):
     names = sorted(p.name for p in (tmp_path / "a" / "masks").glob("*.png"))
     assert len(names) == 3
     for name in names:
-        a = np.asarray(__import__("PIL.Image").Image.open(tmp_path / "a" / "masks" / name))
-        b = np.asarray(__import__("PIL.Image").Image.open(tmp_path / "b" / "masks" / name))
+        a = np.asarray(Image.open(tmp_path / "a" / "masks" / name))
+        b = np.asarray(Image.open(tmp_path / "b" / "masks" / name))
         assert a.any() and np.array_equal(a, b)
 
 
