@@ -13,6 +13,7 @@ from cam_sam.proposals import ColourProposalConfig
 from data.isic import ISICDataset, ImageFolderDataset, open_dataset
 from data.synthetic import write_synthetic_isic
 from explainers.cams import CamExplainer
+from medsam.base import PromptableSegmenter
 from medsam.factory import create_segmenter
 from models.registry import create_classifier
 from models.student import StudentSegmenter
@@ -73,21 +74,37 @@ def pipeline_config(cfg: dict[str, Any]) -> PipelineConfig:
                              "postprocess": PostprocessConfig(**fields["postprocess"])})
 
 
-def build_pipeline(cfg: dict[str, Any], device: str) -> CamSamPipeline:
-    """Classifier and explainer (only when CAM methods are asked for), segmenter and pipeline."""
-    explainer = None
-    if cfg["methods"]:
-        classifier = create_classifier(cfg["classifier"], checkpoint=cfg["classifier_checkpoint"])
-        explainer = CamExplainer(classifier, cfg["classifier"], cfg["target_class"], cfg["cam_batch_size"], device,
-                                 binary_target=cfg["binary_target"])
-    segmenter = None
-    if cfg["methods"] or any(p in SEGMENTER_SOURCES for p in cfg["proposals"]):
-        segmenter = create_segmenter(cfg["segmenter"], cfg["segmenter_checkpoint"], device, cfg["decode_batch_size"])
-        segmenter.use_cache(cfg.get("embedding_cache"), f"{cfg['segmenter']}|{cfg['segmenter_checkpoint']}")
+def build_explainer(cfg: dict[str, Any], device: str) -> CamExplainer:
+    """The classifier (``classifier``, ``classifier_checkpoint``) and its CAM explainer."""
+    classifier = create_classifier(cfg["classifier"], checkpoint=cfg["classifier_checkpoint"])
+    return CamExplainer(classifier, cfg["classifier"], cfg["target_class"], cfg["cam_batch_size"], device,
+                        binary_target=cfg["binary_target"])
+
+
+def build_segmenter(cfg: dict[str, Any], device: str) -> PromptableSegmenter:
+    """The promptable segmenter (``segmenter``, ``segmenter_checkpoint``), with the embedding cache."""
+    segmenter = create_segmenter(cfg["segmenter"], cfg["segmenter_checkpoint"], device, cfg["decode_batch_size"])
+    segmenter.use_cache(cfg.get("embedding_cache"), f"{cfg['segmenter']}|{cfg['segmenter_checkpoint']}")
+    return segmenter
+
+
+def needs_segmenter(cfg: dict[str, Any]) -> bool:
+    return bool(cfg["methods"]) or any(p in SEGMENTER_SOURCES for p in cfg["proposals"])
+
+
+def build_pipeline(cfg: dict[str, Any], device: str, explainer: CamExplainer | None = None,
+                   segmenter: PromptableSegmenter | None = None) -> CamSamPipeline:
+    """Classifier and explainer (only when CAM methods are asked for), segmenter and pipeline.
+    ``explainer`` / ``segmenter``: already built ones to share (an app serving many requests)."""
+    if cfg["methods"] and explainer is None:
+        explainer = build_explainer(cfg, device)
+    if needs_segmenter(cfg) and segmenter is None:
+        segmenter = build_segmenter(cfg, device)
     student = None
     if cfg["student_checkpoint"]:
         student = StudentSegmenter.from_checkpoint(cfg["student_checkpoint"], device, cfg["student_tta"])
-    return CamSamPipeline(explainer, segmenter, pipeline_config(cfg), student)
+    return CamSamPipeline(explainer if cfg["methods"] else None, segmenter if needs_segmenter(cfg) else None,
+                          pipeline_config(cfg), student)
 
 
 def open_data(cfg: dict[str, Any], read_masks: bool = True) -> tuple[ISICDataset | ImageFolderDataset, bool]:

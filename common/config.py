@@ -31,7 +31,8 @@ def parse_value(text: str) -> Any:
 
 def set_key(config: dict[str, Any], dotted: str, value: Any) -> None:
     """Set ``config[a][b] = value`` for ``dotted = "a.b"`` in place; a dict value for a group is
-    merged into it. Unknown keys raise ``SystemExit`` naming the key and the known ones."""
+    merged into it. An empty dict default is an open mapping (label -> path, say): a dict value
+    replaces it. Unknown keys raise ``SystemExit`` naming the key and the known ones."""
     *groups, key = dotted.split(".")
     node = config
     for depth, group in enumerate(groups):
@@ -41,7 +42,7 @@ def set_key(config: dict[str, Any], dotted: str, value: Any) -> None:
     if key not in node:
         where = f" in group {'.'.join(groups)!r}" if groups else ""
         raise SystemExit(f"unknown CONFIG key {dotted!r}{where}; known keys: {', '.join(sorted(node))}")
-    if isinstance(node[key], dict) and isinstance(value, dict):
+    if isinstance(node[key], dict) and node[key] and isinstance(value, dict):
         for sub, sub_value in value.items():
             set_key(node[key], sub, sub_value)
     else:

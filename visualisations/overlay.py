@@ -1,5 +1,6 @@
-"""The per-image overlay figure: image, CAM with its prompts, mask against ground truth,
-candidate spread (uncertainty)."""
+"""The per-image pictures: image, CAM with its prompts, mask against ground truth, candidate
+spread (uncertainty). Each panel has its own ``draw_*`` function so that the segment overlays,
+the web page (``cam_sam.app``) and the demo notebook draw exactly the same thing."""
 from __future__ import annotations
 
 import matplotlib
@@ -7,6 +8,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+
+UNCERTAINTY_VMAX = 0.5   # the std of a 0/1 variable is at most 0.5: the colour scale's top
 
 
 def _draw_box(ax, box, color, lw=1.5, ls="-"):
@@ -24,42 +27,76 @@ def draw_cam(ax, image: np.ndarray, cam: np.ndarray | None, truth: np.ndarray | 
         ax.contour(truth, levels=[0.5], colors="white", linewidths=1.5)
 
 
-def cam_figure(image: np.ndarray, cam: np.ndarray, truth: np.ndarray | None, title: str):
-    """One panel: the CAM over the image, with the lesion outline when known."""
-    fig, ax = plt.subplots(figsize=(6, 5))
-    draw_cam(ax, image, cam, truth)
+def draw_prompts(ax, boxes: np.ndarray | None, points: np.ndarray | None = None,
+                 point_labels: np.ndarray | None = None, color: str = "white") -> None:
+    """``boxes``: (K, 4) xyxy, row 0 the main prompt (solid), the rest perturbed (dashed);
+    ``points``: (N, 2) xy with ``point_labels`` (N,) 1 (positive, green) / 0 (negative, red)."""
+    if boxes is not None and len(boxes):
+        for box in boxes[1:]:
+            _draw_box(ax, box, color, lw=0.6, ls="--")
+        _draw_box(ax, boxes[0], color, lw=2)
+    if points is not None and len(points):
+        labels = np.ones(len(points)) if point_labels is None else point_labels
+        ax.scatter(points[labels == 1, 0], points[labels == 1, 1], c="lime", s=14, marker="o", label="positive")
+        ax.scatter(points[labels == 0, 0], points[labels == 0, 1], c="red", s=14, marker="x", label="negative")
+
+
+def draw_mask(ax, image: np.ndarray, mask: np.ndarray | None, truth: np.ndarray | None = None) -> None:
+    """The delivered ``mask`` (H, W) bool outlined in green (filled translucent) and the ground
+    truth, when given, in red."""
+    ax.imshow(image)
+    if mask is not None and mask.any():
+        ax.imshow(np.ma.masked_where(~mask, mask), cmap="summer", alpha=0.3, vmin=0, vmax=1)
+        ax.contour(mask, levels=[0.5], colors="lime", linewidths=1.5)
+    if truth is not None:
+        ax.contour(truth, levels=[0.5], colors="red", linewidths=1.5)
+
+
+def draw_uncertainty(ax, uncertainty: np.ndarray | None) -> None:
+    """The per-pixel std of the candidate masks (H, W) with its colour bar."""
+    if uncertainty is None:
+        return
+    im = ax.imshow(uncertainty, cmap="magma", vmin=0, vmax=UNCERTAINTY_VMAX)
+    ax.figure.colorbar(im, ax=ax, fraction=0.046, label="std of candidate masks")
+
+
+def panel_figure(draw, *args, title: str = "", size: tuple[float, float] = (5, 4.4)):
+    """One panel: ``draw(ax, *args)`` on a fresh figure, without ticks."""
+    fig, ax = plt.subplots(figsize=size)
+    draw(ax, *args)
     ax.set_title(title)
     ax.axis("off")
+    fig.tight_layout()
     return fig
+
+
+def figure_to_array(fig) -> np.ndarray:
+    """(H, W, 3) uint8 RGB pixels of a matplotlib figure; the figure is closed."""
+    fig.canvas.draw()
+    pixels = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+    plt.close(fig)
+    return pixels
+
+
+def cam_figure(image: np.ndarray, cam: np.ndarray, truth: np.ndarray | None, title: str):
+    """One panel: the CAM over the image, with the lesion outline when known."""
+    return panel_figure(draw_cam, image, cam, truth, title=title, size=(6, 5))
 
 
 def overlay_figure(image: np.ndarray, cam: np.ndarray | None, boxes: np.ndarray | None,
                    points: np.ndarray | None, point_labels: np.ndarray | None, mask: np.ndarray | None,
                    truth: np.ndarray | None, uncertainty: np.ndarray | None, title: str):
-    """A 1x4 figure. ``boxes``: (K, 4) xyxy, row 0 the main prompt (solid), the rest perturbed
-    (dashed); ``points``: (N, 2) xy with ``point_labels`` (N,) 1/0. All in image pixels."""
+    """A 1x4 figure: image | CAM and prompts (see :func:`draw_prompts`) | mask vs ground truth |
+    uncertainty. All coordinates in image pixels."""
     fig, axes = plt.subplots(1, 4, figsize=(16, 4.4))
     axes[0].imshow(image)
     axes[0].set_title("image")
     draw_cam(axes[1], image, cam)
-    if boxes is not None and len(boxes):
-        for box in boxes[1:]:
-            _draw_box(axes[1], box, "white", lw=0.6, ls="--")
-        _draw_box(axes[1], boxes[0], "white", lw=2)
-    if points is not None and len(points):
-        labels = np.ones(len(points)) if point_labels is None else point_labels
-        axes[1].scatter(points[labels == 1, 0], points[labels == 1, 1], c="lime", s=14, marker="o", label="positive")
-        axes[1].scatter(points[labels == 0, 0], points[labels == 0, 1], c="red", s=14, marker="x", label="negative")
+    draw_prompts(axes[1], boxes, points, point_labels)
     axes[1].set_title("CAM and prompts (box: solid; perturbed: dashed)")
-    axes[2].imshow(image)
-    if truth is not None:
-        axes[2].contour(truth, levels=[0.5], colors="red", linewidths=1.5)
-    if mask is not None:
-        axes[2].contour(mask, levels=[0.5], colors="lime", linewidths=1.5)
+    draw_mask(axes[2], image, mask, truth)
     axes[2].set_title("mask (green) vs ground truth (red)")
-    if uncertainty is not None:
-        im = axes[3].imshow(uncertainty, cmap="magma", vmin=0, vmax=0.5)
-        fig.colorbar(im, ax=axes[3], fraction=0.046, label="std of candidate masks")
+    draw_uncertainty(axes[3], uncertainty)
     axes[3].set_title("uncertainty")
     for ax in axes:
         ax.set_xticks([])

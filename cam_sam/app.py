@@ -1,0 +1,178 @@
+"""A web page for the zero-shot pipeline: drop a dermoscopy image, see the CAM with its prompts,
+the delivered mask, its uncertainty, the chosen source and its predicted IoU; download the mask.
+
+    python -m cam_sam.app                       # http://127.0.0.1:7860
+    python -m cam_sam.app --set port=8080 --set classifier_checkpoints='{"melanoma": "results/classifier/best.pt"}'
+
+It serves :class:`cam_sam.service.SegmentationService`: the same pipeline as ``cam_sam.segment``,
+models loaded once. An optional ground-truth mask is scored after the mask is delivered (IoU,
+Dice); it never steers the result. Listens on 127.0.0.1 unless ``host`` says otherwise.
+"""
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cam_sam.build import PIPELINE_CONFIG
+from cam_sam.service import STUDENT_CHOICE, SegmentationService, ServiceResult
+from common.cli import run_main
+from common.config import config_from_argv
+from common.devices import resolve_device
+from common.io import write_png
+from data.isic import DataError, ISICDataset, read_image, read_mask
+from data.synthetic import make_synthetic_sample
+from explainers.cams import CAM_METHODS
+
+log = logging.getLogger("cam_sam.app")
+
+CONFIG: dict[str, Any] = {
+    "host": "127.0.0.1",                     # 0.0.0.0 exposes the page to the network: think first
+    "port": 7860,
+    "max_upload_mb": 20,                     # larger uploads are refused by the server
+    "classifier_checkpoints": {},            # label -> classification/train.py checkpoint (besides ImageNet)
+    "segmenter_checkpoints": {},             # medsam / sam_vit_b / ... -> the user's checkpoint file
+    "examples_dir": "results/app_examples",   # generated example images are written here
+    "data_root": "../shared/data/ISIC2017",  # real examples from its validation split, when present
+    "n_examples": 3,
+    **PIPELINE_CONFIG,                       # the default pipeline (cam_sam.build); student for "student"
+}
+IMAGENET = "ImageNet weights (zero-shot)"
+
+
+def make_service(cfg: dict[str, Any]) -> SegmentationService:
+    classifiers = {IMAGENET: None, **cfg["classifier_checkpoints"]}
+    segmenters = {"LiteMedSAM": ("litemedsam", None),
+                  **{name: (name, path) for name, path in cfg["segmenter_checkpoints"].items()}}
+    return SegmentationService(cfg, classifiers, segmenters, resolve_device(cfg["device"]))
+
+
+def example_files(cfg: dict[str, Any]) -> list[list[str]]:
+    """[[image path, mask path], ...]: generated lesions, then ISIC validation images if present."""
+    folder = Path(cfg["examples_dir"])
+    examples = []
+    for seed in range(cfg["n_examples"]):
+        sample = make_synthetic_sample(seed, image_id=f"generated_{seed}")
+        image, mask = folder / f"{sample.image_id}.png", folder / f"{sample.image_id}_mask.png"
+        if not image.is_file():
+            write_png(image, sample.image)
+            write_png(mask, sample.mask.astype(np.uint8) * 255)
+        examples.append([str(image), str(mask)])
+    if Path(cfg["data_root"]).is_dir():
+        try:
+            isic = ISICDataset(cfg["data_root"], "val")
+            for path in isic.image_paths[: cfg["n_examples"]]:
+                examples.append([str(path), str(isic.mask_path(path.stem))])
+        except DataError as exc:
+            log.warning("no ISIC examples: %s", exc)
+    return examples
+
+
+def render(image: np.ndarray, result: ServiceResult, truth: np.ndarray | None) -> tuple[np.ndarray, ...]:
+    """(CAM with prompts, delivered mask, uncertainty) as RGB pictures."""
+    from visualisations.overlay import (draw_cam, draw_mask, draw_prompts, draw_uncertainty, figure_to_array,
+                                        panel_figure)
+
+    chosen = result.chosen
+
+    def cam_panel(ax):
+        draw_cam(ax, image, result.cam.heatmap if result.cam is not None else None)
+        draw_prompts(ax, result.prompts)
+        if chosen is not None and chosen.candidates is not None:
+            draw_prompts(ax, chosen.candidates.boxes[chosen.chosen][None], color="lime")
+
+    cam_title = f"{result.cam.method} ({result.cam.target})" if result.cam is not None else "CAM: flat (no region)"
+    return (figure_to_array(panel_figure(cam_panel, title=cam_title)),
+            figure_to_array(panel_figure(draw_mask, image, result.output.final_mask, truth,
+                                         title=f"source: {result.output.final_source}")),
+            figure_to_array(panel_figure(draw_uncertainty, result.output.uncertainty, title="uncertainty")))
+
+
+def summary(result: ServiceResult, name: str) -> str:
+    """The markdown beside the pictures: chosen source, predicted IoU, optional IoU / Dice."""
+    out = result.output
+    if out.final_mask is None:
+        errors = "; ".join(f"{s}: {o.error}" for s, o in out.sources.items() if o.error)
+        return f"**No mask for {name}**: no prompt source produced one ({errors})."
+    chosen = result.chosen
+    lines = [f"**{name}** segmented in {result.seconds:.1f} s",
+             f"- chosen source: **{out.final_source}**",
+             f"- predicted IoU: **{chosen.score:.3f}** (selection score {chosen.selection_score:.3f})"
+             if chosen is not None else "- predicted IoU: n/a (voted mask)",
+             f"- mask area: {100 * out.final_mask.mean():.1f} % of the image"]
+    if result.metrics is not None:
+        lines.append(f"- against your ground truth: IoU **{result.metrics['iou']:.3f}**, "
+                     f"Dice **{result.metrics['dice']:.3f}** (scored after the fact; it did not steer the mask)")
+    return "\n".join(lines)
+
+
+def make_handler(service: SegmentationService):
+    def handle(image_file, truth_file, classifier: str, method: str, segmenter: str):
+        name = Path(image_file).name if image_file else "image"
+        try:
+            if not image_file:
+                raise DataError("upload an image first (or pick an example)")
+            image = read_image(image_file)
+            truth = read_mask(truth_file) if truth_file else None
+            result = service.segment(image, classifier, method, segmenter, truth, name=name)
+        except (DataError, ValueError) as exc:
+            return f"**Could not segment {name}**: {exc}", None, None, None, None
+        except Exception as exc:  # noqa: BLE001 - the page must keep serving
+            log.exception("request failed")
+            return f"**Internal error on {name}**: {type(exc).__name__}: {exc}", None, None, None, None
+        pictures = render(image, result, truth)
+        download = None
+        if result.output.final_mask is not None:
+            download = Path(tempfile.mkdtemp(prefix="cam_sam_")) / f"{Path(name).stem}_mask.png"
+            write_png(download, result.output.final_mask.astype(np.uint8) * 255)
+        return summary(result, name), *pictures, str(download) if download else None
+    return handle
+
+
+def build_page(service: SegmentationService, cfg: dict[str, Any]):
+    import gradio as gr
+
+    with gr.Blocks(title="CAM to segmentation: zero-shot skin lesions") as page:
+        gr.Markdown("## Zero-shot skin-lesion segmentation\nA classifier's CAM and colour cues prompt a "
+                    "promptable segmenter; no pixel label was used to build it. Not a medical device.")
+        with gr.Row():
+            with gr.Column(scale=1):
+                image_file = gr.File(label="dermoscopy image", file_types=["image"], elem_id="image-upload")
+                truth_file = gr.File(label="ground-truth mask (optional, only scored)", file_types=["image"],
+                                     elem_id="truth-upload")
+                classifier = gr.Dropdown(list(service.classifiers), value=IMAGENET, label="classifier")
+                method = gr.Dropdown(list(CAM_METHODS), value="gradcam", label="CAM method")
+                segmenter = gr.Dropdown(service.segmenter_choices, value=service.segmenter_choices[0],
+                                        label=f"segmenter ('{STUDENT_CHOICE}': the self-trained student alone, fast)")
+                run = gr.Button("Segment", variant="primary", elem_id="run")
+                gr.Examples(example_files(cfg), inputs=[image_file, truth_file], label="examples (image, mask)")
+            with gr.Column(scale=2):
+                status = gr.Markdown("Upload an image and press **Segment**.", elem_id="status")
+                with gr.Row():
+                    cam_view = gr.Image(label="CAM; white: its box prompts, green: the chosen prompt",
+                                        elem_id="cam", interactive=False)
+                    mask_view = gr.Image(label="delivered mask (green), ground truth (red)", elem_id="mask",
+                                         interactive=False)
+                    uncertainty_view = gr.Image(label="uncertainty", elem_id="uncertainty", interactive=False)
+                download = gr.File(label="mask PNG", elem_id="download", interactive=False)
+        run.click(make_handler(service), [image_file, truth_file, classifier, method, segmenter],
+                  [status, cam_view, mask_view, uncertainty_view, download], concurrency_limit=1)
+    return page
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    cfg = config_from_argv(CONFIG, argv, description=__doc__.splitlines()[0])
+    service = make_service(cfg)
+    log.info("loading the default models")
+    service.pipeline(IMAGENET, "gradcam", service.segmenter_choices[0])
+    page = build_page(service, cfg)
+    page.launch(server_name=cfg["host"], server_port=int(cfg["port"]), max_file_size=f"{cfg['max_upload_mb']}mb",
+                show_error=True)
+
+
+if __name__ == "__main__":
+    run_main(main)

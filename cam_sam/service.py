@@ -1,0 +1,123 @@
+"""One image at a time, for interactive use (the web page ``cam_sam.app``, the demo notebook):
+the same :func:`cam_sam.build.build_pipeline` as ``cam_sam.segment``, with every model loaded
+once and shared by all requests.
+
+A request names a classifier, a CAM method and a segmenter by their labels; the service keeps one
+explainer per classifier, one segmenter per segmenter and one pipeline per combination. The CAM is
+always computed (it is what the page shows); whether it also prompts the segmenter is the
+pipeline configuration's business (the ``student`` choice uses no segmenter at all).
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from cam_sam.build import build_explainer, build_pipeline, build_segmenter, needs_segmenter
+from cam_sam.evaluation import PRESETS
+from cam_sam.pipeline import CamSamPipeline, ImageOutput
+from common.config import merge
+from common.metrics import mask_metrics
+from data.isic import DataError, check_image_content
+from explainers.cams import CamResult
+
+STUDENT_CHOICE = "student"     # the segmenter choice that runs the fast preset (no segmenter)
+MAX_PIXELS = 40_000_000        # larger images are refused: decoding them would exhaust memory
+MIN_SIDE = 32                  # shorter sides are refused: nothing to see at CAM resolution
+
+
+@dataclass
+class ServiceResult:
+    """What one request returns. ``cam``: the CAM shown (None when its method failed);
+    ``prompts``: (K, 4) xyxy boxes that prompted the segmenter from the CAM (None if none);
+    ``metrics``: IoU/Dice against an uploaded ground truth, else None."""
+
+    output: ImageOutput
+    cam: CamResult | None
+    prompts: np.ndarray | None
+    metrics: dict[str, float] | None
+    seconds: float
+
+    @property
+    def chosen(self):
+        return self.output.sources.get(self.output.final_source) if self.output.final_source else None
+
+
+def check_request_image(image: np.ndarray, name: str) -> None:
+    """Raise :class:`DataError` (naming ``name``) for an image the service will not segment."""
+    check_image_content(image, name)
+    h, w = image.shape[:2]
+    if min(h, w) < MIN_SIDE:
+        raise DataError(f"{name}: image is too small ({w}x{h}); the shorter side must be at least {MIN_SIDE} px")
+    if h * w > MAX_PIXELS:
+        raise DataError(f"{name}: image is too large ({w}x{h}, {h * w / 1e6:.0f} MP); at most {MAX_PIXELS / 1e6:.0f} MP")
+
+
+class SegmentationService:
+    """``base``: a CONFIG with :data:`cam_sam.build.PIPELINE_CONFIG`'s keys (the default pipeline).
+    ``classifiers``: label -> classifier checkpoint (None: ImageNet weights of ``base['classifier']``).
+    ``segmenters``: label -> (segmenter name, checkpoint); :data:`STUDENT_CHOICE` needs no entry."""
+
+    def __init__(self, base: dict[str, Any], classifiers: dict[str, str | None],
+                 segmenters: dict[str, tuple[str, str | None]], device: str = "cpu") -> None:
+        self.base, self.classifiers, self.segmenters, self.device = base, classifiers, segmenters, device
+        self._explainers: dict[str, Any] = {}
+        self._segmenters: dict[str, Any] = {}
+        self._pipelines: dict[tuple[str, str, str], CamSamPipeline] = {}
+        self._lock = threading.Lock()   # one request at a time uses the models
+
+    @property
+    def segmenter_choices(self) -> list[str]:
+        return [*self.segmenters, STUDENT_CHOICE]
+
+    def config(self, classifier: str, method: str, segmenter: str) -> dict[str, Any]:
+        """The pipeline CONFIG of one choice (the default pipeline with this CAM method and models)."""
+        if classifier not in self.classifiers:
+            raise ValueError(f"unknown classifier {classifier!r}; available: {list(self.classifiers)}")
+        cfg = merge(self.base, {"classifier_checkpoint": self.classifiers[classifier]})
+        if segmenter == STUDENT_CHOICE:
+            return merge(cfg, PRESETS["fast"])
+        if segmenter not in self.segmenters:
+            raise ValueError(f"unknown segmenter {segmenter!r}; available: {self.segmenter_choices}")
+        name, checkpoint = self.segmenters[segmenter]
+        return merge(cfg, {"methods": [method], "segmenter": name, "segmenter_checkpoint": checkpoint})
+
+    def pipeline(self, classifier: str, method: str, segmenter: str) -> CamSamPipeline:
+        key = (classifier, method, segmenter)
+        if key not in self._pipelines:
+            cfg = self.config(classifier, method, segmenter)
+            seg = None
+            if needs_segmenter(cfg):
+                seg = self._segmenters.get(segmenter) or build_segmenter(cfg, self.device)
+                self._segmenters[segmenter] = seg
+            self._pipelines[key] = build_pipeline(cfg, self.device, self.explainer(classifier), seg)
+        return self._pipelines[key]
+
+    def explainer(self, classifier: str):
+        if classifier not in self._explainers:
+            cfg = merge(self.base, {"classifier_checkpoint": self.classifiers[classifier]})
+            self._explainers[classifier] = build_explainer(cfg, self.device)
+        return self._explainers[classifier]
+
+    def segment(self, image: np.ndarray, classifier: str, method: str, segmenter: str,
+                truth: np.ndarray | None = None, name: str = "image") -> ServiceResult:
+        """Segment one (H, W, 3) uint8 image; ``truth`` (H, W) bool is only scored, after the fact."""
+        check_request_image(image, name)
+        if truth is not None and truth.shape != image.shape[:2]:
+            raise DataError(f"the ground-truth mask is {truth.shape[1]}x{truth.shape[0]} but {name} is "
+                            f"{image.shape[1]}x{image.shape[0]}")
+        with self._lock:
+            start = time.perf_counter()
+            pipe = self.pipeline(classifier, method, segmenter)
+            cam = self.explainer(classifier).explain(image, [method])[method]
+            output = pipe.segment(image, cams={method: cam}, image_id=name)
+            seconds = time.perf_counter() - start
+        source = output.sources.get(method)
+        prompts = source.candidates.boxes if source is not None and source.candidates is not None else None
+        metrics = None
+        if truth is not None:
+            metrics = {k: v for k, v in mask_metrics(output.final_mask, truth).items() if k in ("iou", "dice")}
+        return ServiceResult(output, None if cam.constant else cam, prompts, metrics, seconds)

@@ -1,0 +1,147 @@
+"""The web page (cam_sam.app): its request handler on generated images, then the real page in a
+headless Chromium (Debian's ``chromium`` driven by playwright; skipped where either is missing)."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cam_sam.app import CONFIG, IMAGENET, make_handler, make_service
+from common.config import merge
+from common.io import write_png
+from data.synthetic import make_synthetic_sample
+
+from .conftest import REPO
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def handler():
+    return make_handler(make_service(merge(CONFIG, {"device": "cpu"})))
+
+
+@pytest.fixture(scope="module")
+def lesion_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("lesion")
+    sample = make_synthetic_sample(3)
+    write_png(folder / "lesion.png", sample.image)
+    write_png(folder / "lesion_mask.png", sample.mask.astype(np.uint8) * 255)
+    (folder / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not an image")
+    write_png(folder / "constant.png", np.full((64, 64, 3), 128, np.uint8))
+    write_png(folder / "tiny.png", np.random.default_rng(0).integers(0, 255, (20, 20, 3), np.uint8))
+    return folder
+
+
+def _iou_shown(status: str) -> float:
+    match = re.search(r"IoU\W+([01]\.\d+)", status.split("ground truth")[-1])
+    assert match, status
+    return float(match.group(1))
+
+
+def test_handler_segments_scores_and_writes_the_mask(handler, lesion_files):
+    status, cam, mask_view, uncertainty, download = handler(
+        str(lesion_files / "lesion.png"), str(lesion_files / "lesion_mask.png"), IMAGENET, "gradcam", "LiteMedSAM")
+    assert "chosen source" in status and _iou_shown(status) > 0.8
+    for picture in (cam, mask_view, uncertainty):
+        assert picture.ndim == 3 and picture.shape[2] == 3 and picture.std() > 0
+    from data.isic import read_mask
+
+    delivered = read_mask(download)
+    truth = read_mask(lesion_files / "lesion_mask.png")
+    assert (delivered & truth).sum() / (delivered | truth).sum() == pytest.approx(_iou_shown(status), abs=1e-3)
+
+
+@pytest.mark.parametrize("name, message", [("corrupt.png", "cannot read image"), ("constant.png", "constant"),
+                                           ("tiny.png", "too small")])
+def test_bad_images_get_a_message_and_the_next_request_works(handler, lesion_files, name, message):
+    status, *pictures, download = handler(str(lesion_files / name), None, IMAGENET, "gradcam", "LiteMedSAM")
+    assert status.startswith("**Could not segment") and message in status and name in status
+    assert all(p is None for p in pictures) and download is None
+    status, *_ = handler(str(lesion_files / "lesion.png"), None, IMAGENET, "eigencam", "student")
+    assert "chosen source: **student**" in status
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    port = _free_port()
+    log = tmp_path_factory.mktemp("server") / "app.log"
+    with open(log, "w") as handle:
+        proc = subprocess.Popen([sys.executable, "-m", "cam_sam.app", "--set", f"port={port}",
+                                 "--set", f"examples_dir={log.parent / 'examples'}", "--set", "device=cpu"],
+                                cwd=REPO, stdout=handle, stderr=subprocess.STDOUT, env={**os.environ})
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"the app exited: {log.read_text()[-2000:]}")
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            break
+        except OSError:
+            time.sleep(1)
+    else:
+        proc.kill()
+        pytest.fail(f"the app did not answer within 240 s: {log.read_text()[-2000:]}")
+    yield url
+    proc.terminate()
+    proc.wait(30)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on this machine (apt-get install chromium; .ci/run does)")
+def _upload(page, target: str, path: Path) -> None:
+    clear = page.locator(f'#{target} button[aria-label="Clear"]')
+    if clear.count():
+        clear.first.click()
+    page.locator(f"#{target} input[type=file]").set_input_files(str(path))
+    page.locator(f'#{target} [aria-label="{path.name}"]').wait_for(timeout=30_000)
+
+
+def _run_and_wait(page, text: str) -> str:
+    page.click("#run")
+    page.wait_for_function(f"document.querySelector('#status').innerText.includes({text!r})", timeout=120_000)
+    return page.locator("#status").inner_text()
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on this machine (apt-get install chromium; .ci/run does)")
+def test_page_in_a_real_browser(server, lesion_files, tmp_path):
+    playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    from PIL import Image
+
+    truth = np.asarray(Image.open(lesion_files / "lesion_mask.png")) > 127
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1500, "height": 1100})
+        page.goto(server)
+        _upload(page, "image-upload", lesion_files / "lesion.png")
+        _upload(page, "truth-upload", lesion_files / "lesion_mask.png")
+        iou_shown = _iou_shown(_run_and_wait(page, "Dice"))
+        assert iou_shown > 0.8
+        assert page.locator("#mask img").count() == 1
+        link = page.locator('#download a[download="lesion_mask.png"]')
+        link.wait_for(timeout=30_000)
+        (tmp_path / "mask.png").write_bytes(page.request.get(link.get_attribute("href")).body())
+        delivered = np.asarray(Image.open(tmp_path / "mask.png")) > 127
+        assert (delivered & truth).sum() / (delivered | truth).sum() == pytest.approx(iou_shown, abs=1e-3)
+        page.screenshot(path=os.environ.get("CAM_SAM_SCREENSHOT", str(tmp_path / "page.png")), full_page=True)
+
+        _upload(page, "image-upload", lesion_files / "corrupt.png")
+        assert "cannot read image" in _run_and_wait(page, "Could not segment")
+        _upload(page, "image-upload", lesion_files / "lesion.png")
+        assert _iou_shown(_run_and_wait(page, "Dice")) == pytest.approx(iou_shown)   # still serving
+        browser.close()
