@@ -1,13 +1,14 @@
 """The per-image pictures: image, CAM with its prompts, mask against ground truth, candidate
 spread (uncertainty). Each panel has its own ``draw_*`` function so that the segment overlays,
-the web page (``cam_sam.app``) and the demo notebook draw exactly the same thing."""
+the web page (``cam_sam.app``) and the demo notebook draw exactly the same thing. No backend is
+forced here (a notebook keeps its inline one); :func:`panel_figure` draws off-screen, without pyplot,
+so a server's worker threads may call it."""
 from __future__ import annotations
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
 UNCERTAINTY_VMAX = 0.5   # the std of a 0/1 variable is at most 0.5: the colour scale's top
 
@@ -60,9 +61,11 @@ def draw_uncertainty(ax, uncertainty: np.ndarray | None) -> None:
     ax.figure.colorbar(im, ax=ax, fraction=0.046, label="std of candidate masks")
 
 
-def panel_figure(draw, *args, title: str = "", size: tuple[float, float] = (5, 4.4)):
-    """One panel: ``draw(ax, *args)`` on a fresh figure, without ticks."""
-    fig, ax = plt.subplots(figsize=size)
+def panel_figure(draw, *args, title: str = "", size: tuple[float, float] = (5, 4.4)) -> Figure:
+    """One panel: ``draw(ax, *args)`` on a fresh off-screen figure (no pyplot), without ticks."""
+    fig = Figure(figsize=size)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
     draw(ax, *args)
     ax.set_title(title)
     ax.axis("off")
@@ -70,15 +73,13 @@ def panel_figure(draw, *args, title: str = "", size: tuple[float, float] = (5, 4
     return fig
 
 
-def figure_to_array(fig) -> np.ndarray:
-    """(H, W, 3) uint8 RGB pixels of a matplotlib figure; the figure is closed."""
+def figure_to_array(fig: Figure) -> np.ndarray:
+    """(H, W, 3) uint8 RGB pixels of a :func:`panel_figure`."""
     fig.canvas.draw()
-    pixels = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
-    plt.close(fig)
-    return pixels
+    return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
 
 
-def cam_figure(image: np.ndarray, cam: np.ndarray, truth: np.ndarray | None, title: str):
+def cam_figure(image: np.ndarray, cam: np.ndarray, truth: np.ndarray | None, title: str) -> Figure:
     """One panel: the CAM over the image, with the lesion outline when known."""
     return panel_figure(draw_cam, image, cam, truth, title=title, size=(6, 5))
 
