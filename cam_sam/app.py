@@ -25,7 +25,7 @@ from common.devices import resolve_device
 from common.io import write_png
 from data.isic import DataError, ISICDataset, read_image, read_mask
 from data.synthetic import make_synthetic_sample
-from explainers.cams import CAM_METHODS
+from explainers.cams import EXPLAIN_METHODS
 
 log = logging.getLogger("cam_sam.app")
 
@@ -144,7 +144,7 @@ def build_page(service: SegmentationService, cfg: dict[str, Any]):
                 truth_file = gr.File(label="ground-truth mask (optional, only scored)", file_types=["image"],
                                      elem_id="truth-upload")
                 classifier = gr.Dropdown(list(service.classifiers), value=IMAGENET, label="classifier")
-                method = gr.Dropdown(list(CAM_METHODS), value="gradcam", label="CAM method")
+                method = gr.Dropdown(EXPLAIN_METHODS, value="gradcam", label="CAM method (lrp: relevance propagation)")
                 segmenter = gr.Dropdown(service.segmenter_choices, value=service.segmenter_choices[0],
                                         label=f"segmenter ('{STUDENT_CHOICE}': the self-trained student alone, fast)")
                 run = gr.Button("Segment", variant="primary", elem_id="run")

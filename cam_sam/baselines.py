@@ -33,7 +33,8 @@ from common.geometry import clip_box, largest_component, mask_to_box, pad_box
 from common.runs import ResumableRun
 from common.config import config_from_argv
 from common.io import resolve_run_dir
-from data.isic import check_image_content, open_dataset, subset_ids
+from data.catalogue import open_dataset
+from data.isic import check_image_content, subset_ids
 from explainers.cams import CamExplainer
 from medsam.factory import create_segmenter
 from models.registry import create_classifier
@@ -42,7 +43,7 @@ GT_BASELINES = ("gt_box", "gt_box_pad5", "gt_centroid_point")
 BASELINES = GT_BASELINES + ("whole_image_box", "centred_box_80", "otsu_grey_mask", "otsu_grey_box", "randomcam_box")
 
 CONFIG: dict[str, Any] = {
-    **{k: SEGMENT_CONFIG[k] for k in ("data_root", "split", "every", "limit", "results_root", "out_dir", "classifier",
+    **{k: SEGMENT_CONFIG[k] for k in ("dataset", "data_root", "split", "every", "limit", "results_root", "out_dir", "classifier",
                                       "classifier_checkpoint", "target_class", "binary_target", "segmenter", "segmenter_checkpoint",
                                       "decode_batch_size", "device", "seed")},
     "baselines": list(BASELINES),
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     unknown = [b for b in cfg["baselines"] if b not in BASELINES]
     if unknown:
         raise SystemExit(f"unknown baselines {unknown}; available: {', '.join(BASELINES)}")
-    dataset = open_dataset(cfg["data_root"], cfg["split"])
+    dataset = open_dataset(cfg["data_root"], cfg["split"], dataset=cfg["dataset"])
     device = resolve_device(cfg["device"])
     np.random.seed(cfg["seed"])   # RandomCAM draws from numpy's global generator
     run_dir = resolve_run_dir(cfg["results_root"], cfg["out_dir"], f"baselines_{cfg['segmenter']}")

@@ -10,7 +10,7 @@ from typing import Any
 from cam_sam.pipeline import SEGMENTER_SOURCES, CamSamPipeline, PipelineConfig, PostprocessConfig, PromptConfig
 from cam_sam.proposals import ColourProposalConfig
 
-from data.isic import ISICDataset, ImageFolderDataset, open_dataset
+from data.catalogue import Dataset, open_dataset
 from data.synthetic import write_synthetic_isic
 from explainers.cams import CamExplainer
 from medsam.base import PromptableSegmenter
@@ -22,8 +22,9 @@ log = logging.getLogger(__name__)
 
 # Where the images come from (ISIC 2017, or a folder of the user's images).
 DATA_CONFIG: dict[str, Any] = {
-    "data_root": "../shared/data/ISIC2017",  # ISIC 2017 official unzip layout (or train/ val/ test/)
-    "split": "val",                          # train, val or test
+    "dataset": "isic2017",                   # isic2017, isic2016, isic2018, ph2, ham10000 (data.layouts)
+    "data_root": "../shared/data/ISIC2017",  # the dataset's official unzip layout (ISIC 2017: or train/ val/ test/)
+    "split": "val",                          # train, val or test ("all" for ph2 and ham10000)
     "image_dir": None,                       # a folder of your own images instead of ISIC
     "mask_dir": None,                        # optional masks for image_dir (<stem>_segmentation.png)
     "every": 1,                              # every k-th image only (a spread-out subset)
@@ -107,11 +108,12 @@ def build_pipeline(cfg: dict[str, Any], device: str, explainer: CamExplainer | N
                           pipeline_config(cfg), student)
 
 
-def open_data(cfg: dict[str, Any], read_masks: bool = True) -> tuple[ISICDataset | ImageFolderDataset, bool]:
+def open_data(cfg: dict[str, Any], read_masks: bool = True) -> tuple[Dataset, bool]:
     """(the dataset to segment, whether it is synthetic): generated synthetic images when no data
     is on the machine and ``synthetic_if_missing``. ``read_masks=False``: no mask file is ever opened."""
     if cfg["image_dir"] or Path(cfg["data_root"]).is_dir() or not cfg["synthetic_if_missing"]:
-        return open_dataset(cfg["data_root"], cfg["split"], cfg["image_dir"], cfg["mask_dir"], read_masks), False
+        return open_dataset(cfg["data_root"], cfg["split"], cfg["image_dir"], cfg["mask_dir"], read_masks,
+                            cfg["dataset"]), False
     root = Path(cfg["results_root"]) / "synthetic_isic2017"
     log.warning("no ISIC data at %s: segmenting %d SYNTHETIC images written to %s instead. "
                 "Point data_root at your ISIC 2017 download for real results.",

@@ -133,7 +133,7 @@ class PipelineConfig:
     """Which prompt sources run, how the delivered mask is chosen, and every group of settings."""
 
     methods: list[str] = field(default_factory=lambda: ["gradcam"])
-    """CAM methods (explainers.CAM_METHODS), each a prompt source; [] for none."""
+    """CAM methods (explainers.EXPLAIN_METHODS: the grad-cam ones and "lrp"), each a prompt source; [] for none."""
     proposals: list[str] = field(default_factory=lambda: [COLOUR])
     """Other prompt sources: any of "colour", "student", "student_box"."""
     final_sources: list[str] = field(default_factory=lambda: [COLOUR])

@@ -231,12 +231,3 @@ def subset_ids(dataset: ISICDataset | ImageFolderDataset, every: int = 1,
     """(every ``every``-th id, at most ``limit`` of them; each id's index in ``dataset``)."""
     ids = dataset.ids[:: int(every)][: limit or None]
     return ids, {image_id: i for i, image_id in enumerate(dataset.ids)}
-
-
-def open_dataset(data_root: str | Path, split: str = "val", image_dir: str | None = None,
-                 mask_dir: str | None = None, read_masks: bool = True) -> ISICDataset | ImageFolderDataset:
-    """``image_dir`` given: a plain folder of the user's images; else ISIC 2017 at ``data_root``.
-    ``read_masks=False``: the dataset never opens a mask file."""
-    if image_dir:
-        return ImageFolderDataset(image_dir, mask_dir, read_masks)
-    return ISICDataset(data_root, split, read_masks=read_masks)

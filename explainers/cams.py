@@ -18,6 +18,7 @@ from pytorch_grad_cam.ablation_layer import AblationLayerVit
 from pytorch_grad_cam.utils.model_targets import BinaryClassifierOutputTarget, ClassifierOutputTarget
 from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection_with_sign_correction
 
+from explainers.lrp import lrp_map
 from models.registry import get_spec, preprocess_image, resolve_preprocessing, vit_reshape
 
 
@@ -37,6 +38,8 @@ CAM_METHODS: dict[str, type] = {
     "scorecam": ScoreCAM,
     "randomcam": RandomCAM,  # a control: random channel weights
 }
+LRP = "lrp"                  # Layer-wise Relevance Propagation (explainers.lrp, zennit): not a CAM, same contract
+EXPLAIN_METHODS = [*CAM_METHODS, LRP]
 
 
 @dataclass
@@ -109,7 +112,7 @@ class CamExplainer:
 
     def _build(self, method: str):
         if method not in CAM_METHODS:
-            raise KeyError(f"unknown CAM method {method!r}; available: {', '.join(CAM_METHODS)}")
+            raise KeyError(f"unknown CAM method {method!r}; available: {', '.join(EXPLAIN_METHODS)}")
         cls = CAM_METHODS[method]
         kwargs = {"reshape_transform": self.reshape}
         if cls is AblationCAM:
@@ -135,8 +138,11 @@ class CamExplainer:
         tensor, target, target_name = prepared if prepared is not None else self.prepare(image)
         results = {}
         for method in methods:
-            with self._build(method) as cam:  # hooks released on exit
-                raw = cam(input_tensor=tensor, targets=[target])[0]
+            if method == LRP:
+                raw = lrp_map(self.model, tensor, target)
+            else:
+                with self._build(method) as cam:  # hooks released on exit
+                    raw = cam(input_tensor=tensor, targets=[target])[0]
             heatmap, constant = to_original_frame(raw, image.shape[:2])
             results[method] = CamResult(method, heatmap, constant, target_name, raw=np.asarray(raw, np.float32))
         return results

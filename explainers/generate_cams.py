@@ -26,13 +26,15 @@ from common.runs import ResumableRun
 from common.config import config_from_argv
 from common.io import read_json, resolve_run_dir, save_figure, write_csv, write_json, write_npy
 from common.devices import resolve_device
-from data.isic import check_image_content, open_dataset, subset_ids
+from data.catalogue import open_dataset
+from data.isic import check_image_content, subset_ids
 from explainers.cams import CamExplainer
 from explainers.quality import cam_quality, quality_rows
 from models.registry import create_classifier
 from visualisations.overlay import cam_figure
 
 CONFIG: dict[str, Any] = {
+    "dataset": "isic2017",                   # or isic2016, isic2018, ph2, ham10000 (data.layouts)
     "data_root": "../shared/data/ISIC2017",
     "split": "val",
     "every": 1,
@@ -72,7 +74,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     device = resolve_device(cfg["device"])
     np.random.seed(cfg["seed"])   # RandomCAM and ROAD's imputer draw from numpy's global generator
     torch.manual_seed(cfg["seed"])
-    dataset = open_dataset(cfg["data_root"], cfg["split"])
+    dataset = open_dataset(cfg["data_root"], cfg["split"], dataset=cfg["dataset"])
     run_dir = resolve_run_dir(cfg["results_root"], cfg["out_dir"], "cams")
     run = ResumableRun(run_dir, cfg, {"limit", "n_overlays", "cam_batch_size"})
     explainers = {}

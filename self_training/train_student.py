@@ -30,7 +30,7 @@ from common.cli import run_main
 from common.config import config_from_argv
 from common.distributed import ShardedShuffle, setup_distributed
 from common.io import read_json, resolve_run_dir, write_json
-from data.isic import open_dataset
+from data.catalogue import open_dataset
 from common.checkpoints import safe_load
 from models.student import StudentConfig, build_student, load_backbone, save_student
 from self_training.data import PseudoMaskDataset, collect_pseudo_labels, keep_most_trusted
@@ -38,6 +38,7 @@ from self_training.holdout import HOLDOUT_EVERY, holdout_ids
 from self_training.losses import weighted_bce_dice
 
 CONFIG: dict[str, Any] = {
+    "dataset": DATA_CONFIG["dataset"],
     "data_root": DATA_CONFIG["data_root"],
     "split": "train",
     "image_dir": None,                      # a folder of unlabelled images instead of ISIC
@@ -73,7 +74,7 @@ log = logging.getLogger("self_training.train_student")
 
 def training_labels(cfg: dict[str, Any]):
     """The pseudo-labels to train on: held-back ids refused, the least trusted dropped."""
-    dataset = open_dataset(cfg["data_root"], cfg["split"], cfg["image_dir"], read_masks=False)
+    dataset = open_dataset(cfg["data_root"], cfg["split"], cfg["image_dir"], read_masks=False, dataset=cfg["dataset"])
     paths = dict(zip(dataset.ids, dataset.image_paths))
     held = set(holdout_ids(dataset.ids, cfg["holdout_every"])) if not cfg["image_dir"] else set()
     labels = [p for p in collect_pseudo_labels(cfg["pseudo_dirs"], paths) if p.image_id not in held]

@@ -101,3 +101,28 @@ def test_registry_names():
     assert {"efficientnet_lite0", "resnet50", "mobilenetv2", "efficientnet_b0", "vit_b16", "swin_t"} <= set(available_classifiers())
     with pytest.raises(KeyError, match="available"):
         get_spec("alexnet")
+
+
+def test_lrp_keeps_the_cam_contract_and_finds_a_generated_lesion(lite0):
+    from data.synthetic import make_synthetic_sample
+    import cv2
+
+    from explainers.lrp import LRP_SMOOTH_SIGMA, lrp_map, relevance_output
+
+    sample = make_synthetic_sample(3)
+    explainer = CamExplainer(lite0, "efficientnet_lite0")
+    tensor, target, name = explainer.prepare(sample.image)
+    before = lite0(tensor)
+    cam = explainer.explain(sample.image, ["lrp"], (tensor, target, name))["lrp"]
+    assert cam.heatmap.shape == sample.mask.shape and cam.target == name and not cam.constant
+    assert 0 <= cam.heatmap.min() and cam.heatmap.max() == pytest.approx(1.0)
+    share_in_lesion = (cam.heatmap * sample.mask).sum() / cam.heatmap.sum()
+    assert share_in_lesion > 2 * sample.mask.mean()          # relevance concentrates on the lesion
+    assert torch.allclose(lite0(tensor), before)               # zennit's hooks were removed on exit
+    # the LRP rules change the backward pass: the map differs from the plain gradient's
+    x = tensor.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad((lite0(x) * relevance_output(target)(lite0(x))).sum(), x)
+    plain = grad[0].sum(0).clamp(min=0).numpy()
+    plain = cv2.GaussianBlur(plain, (0, 0), LRP_SMOOTH_SIGMA * plain.shape[0])   # smoothed like LRP's
+    lrp = lrp_map(lite0, tensor, target)
+    assert np.corrcoef(plain.ravel(), lrp.ravel())[0, 1] < 0.9

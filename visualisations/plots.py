@@ -96,14 +96,16 @@ def precision_recall_figure(series):
 
 def gallery_figure(run: Path, metrics: dict, method: str):
     """Best, median and worst images of ``method``: image, delivered mask vs ground truth."""
-    from data.isic import open_dataset, read_mask
+    from data.catalogue import open_dataset
+    from data.isic import read_mask
 
     config = read_json(run / "config.json")
     scored = sorted(((rows[method]["iou"], image_id) for image_id, rows in metrics["per_image"].items()
                      if method in rows), reverse=True)
     picks = [("best", scored[0]), ("median", scored[len(scored) // 2]), ("worst", scored[-1])]
     root = Path(config["results_root"]) / "synthetic_isic2017" if config.get("data_is_synthetic") else config["data_root"]
-    dataset = open_dataset(root, config["split"], config.get("image_dir"), config.get("mask_dir"))
+    dataset = open_dataset(root, config["split"], config.get("image_dir"), config.get("mask_dir"),
+                           dataset=config.get("dataset", "isic2017"))
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.5))
     for ax, (name, (iou, image_id)) in zip(axes, picks):
         sample = dataset[dataset.ids.index(image_id)]

@@ -1,0 +1,164 @@
+"""Other dermoscopy datasets in their official layouts: ISIC 2016 and 2018 (Task 1), PH2 and
+HAM10000. Each layout is a function ``root, split -> [Entry]``; :class:`LayoutDataset` reads the
+entries lazily with the same interface as :class:`data.isic.ISICDataset` (``ids``,
+``image_paths``, ``labels``, ``mask_path``, samples of (H, W, 3) uint8 and (H, W) bool).
+
+Layouts (``root`` is the folder the archive unzips into)::
+
+    isic2016  ISBI2016_ISIC_Part1_{Training,Test}_Data/ISIC_<id>.jpg
+              ISBI2016_ISIC_Part1_{Training,Test}_GroundTruth/ISIC_<id>_Segmentation.png
+              ISBI2016_ISIC_Part3_{Training,Test}_GroundTruth.csv   (id, benign|malignant or 0|1; no header)
+    isic2018  ISIC2018_Task1-2_{Training,Validation,Test}_Input/ISIC_<id>.jpg
+              ISIC2018_Task1_{Training,Validation,Test}_GroundTruth/ISIC_<id>_segmentation.png
+    ph2       [PH2Dataset/]PH2 Dataset images/IMD<nnn>/IMD<nnn>_Dermoscopic_Image/IMD<nnn>.bmp
+              .../IMD<nnn>_lesion/IMD<nnn>_lesion.bmp                (one split: every image)
+    ham10000  HAM10000_metadata.csv (image_id, dx, ...), images in HAM10000_images_part_1/,
+              HAM10000_images_part_2/ or HAM10000_images/; masks, where the user has them, in
+              HAM10000_segmentations_lesion_tschandl/ISIC_<id>_segmentation.png   (one split)
+
+Labels: ``melanoma`` (1.0 / 0.0) where the dataset says (ISIC 2016 Part 3, HAM10000's dx == "mel").
+"""
+from __future__ import annotations
+
+import csv
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+from data.isic import IMAGE_SUFFIXES, DataError, Sample, read_image, read_mask
+
+log = logging.getLogger(__name__)
+
+SINGLE_SPLIT = "all"   # the split of datasets that have no official splits (PH2, HAM10000)
+
+
+@dataclass
+class Entry:
+    image_id: str
+    image_path: Path
+    mask_path: Path | None
+    labels: dict[str, float] = field(default_factory=dict)
+
+
+def _images(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        raise DataError(f"image folder not found: {folder}")
+    found = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES
+                   and not p.stem.lower().endswith(("_superpixels", "_segmentation")))
+    if not found:
+        raise DataError(f"no images in {folder}")
+    return found
+
+
+def _split_tag(split: str, tags: dict[str, str], dataset: str) -> str:
+    if split not in tags:
+        raise DataError(f"{dataset} has the splits {sorted(tags)}, not {split!r}")
+    return tags[split]
+
+
+def _isic2016_labels(csv_path: Path) -> dict[str, dict[str, float]]:
+    """Part 3 labels: 'malignant'/'benign' (training) or 1/0 (test), one ``id,value`` row each."""
+    if not csv_path.is_file():
+        return {}
+    labels = {}
+    with open(csv_path, newline="") as handle:
+        for row in csv.reader(handle):
+            if len(row) < 2 or not row[0].startswith("ISIC_"):
+                continue
+            value = row[1].strip().lower()
+            try:
+                labels[row[0]] = {"melanoma": 1.0 if value == "malignant" else 0.0 if value == "benign" else float(value)}
+            except ValueError as exc:
+                raise DataError(f"bad label value in {csv_path} for {row[0]}: {row[1]!r}") from exc
+    return labels
+
+
+def isic2016_entries(root: Path, split: str) -> list[Entry]:
+    tag = _split_tag(split, {"train": "Training", "test": "Test"}, "ISIC 2016")
+    masks = root / f"ISBI2016_ISIC_Part1_{tag}_GroundTruth"
+    labels = _isic2016_labels(root / f"ISBI2016_ISIC_Part3_{tag}_GroundTruth.csv")
+    return [Entry(p.stem, p, masks / f"{p.stem}_Segmentation.png", labels.get(p.stem, {}))
+            for p in _images(root / f"ISBI2016_ISIC_Part1_{tag}_Data")]
+
+
+def isic2018_entries(root: Path, split: str) -> list[Entry]:
+    tag = _split_tag(split, {"train": "Training", "val": "Validation", "test": "Test"}, "ISIC 2018")
+    masks = root / f"ISIC2018_Task1_{tag}_GroundTruth"
+    return [Entry(p.stem, p, masks / f"{p.stem}_segmentation.png") for p in _images(root / f"ISIC2018_Task1-2_{tag}_Input")]
+
+
+def ph2_entries(root: Path, split: str) -> list[Entry]:
+    _split_tag(split, {SINGLE_SPLIT: ""}, "PH2")
+    base = next((p for p in (root / "PH2 Dataset images", root / "PH2Dataset" / "PH2 Dataset images") if p.is_dir()), None)
+    if base is None:
+        raise DataError(f"no 'PH2 Dataset images' folder under {root}")
+    entries = []
+    for case in sorted(p for p in base.iterdir() if p.is_dir()):
+        images = _images(case / f"{case.name}_Dermoscopic_Image")
+        masks = sorted((case / f"{case.name}_lesion").glob(f"{case.name}_lesion.*"))
+        entries.append(Entry(case.name, images[0], masks[0] if masks else case / f"{case.name}_lesion" / f"{case.name}_lesion.bmp"))
+    if not entries:
+        raise DataError(f"no IMD cases in {base}")
+    return entries
+
+
+def ham10000_entries(root: Path, split: str) -> list[Entry]:
+    _split_tag(split, {SINGLE_SPLIT: ""}, "HAM10000")
+    metadata = root / "HAM10000_metadata.csv"
+    if not metadata.is_file():
+        raise DataError(f"HAM10000 metadata not found: {metadata}")
+    folders = [root / f for f in ("HAM10000_images_part_1", "HAM10000_images_part_2", "HAM10000_images")
+               if (root / f).is_dir()]
+    located = {p.stem: p for folder in folders for p in _images(folder)}
+    masks = root / "HAM10000_segmentations_lesion_tschandl"
+    entries = []
+    with open(metadata, newline="") as handle:
+        for row in csv.DictReader(handle):
+            image_id = row.get("image_id", "").strip()
+            if image_id not in located:
+                raise DataError(f"{metadata} lists {image_id!r} but no image of that name is in {[str(f) for f in folders]}")
+            entries.append(Entry(image_id, located[image_id], masks / f"{image_id}_segmentation.png",
+                                 {"melanoma": float(row.get("dx", "").strip() == "mel")}))
+    return entries
+
+
+LAYOUTS: dict[str, Callable[[Path, str], list[Entry]]] = {
+    "isic2016": isic2016_entries, "isic2018": isic2018_entries, "ph2": ph2_entries, "ham10000": ham10000_entries,
+}
+
+
+class LayoutDataset:
+    """One split of a dataset in one of :data:`LAYOUTS`, read lazily. A missing mask gives
+    ``mask=None`` (masks are optional for HAM10000 and for unlabelled test splits);
+    ``read_masks=False``: no mask file is ever opened."""
+
+    def __init__(self, layout: str, root: str | Path, split: str, read_masks: bool = True) -> None:
+        if layout not in LAYOUTS:
+            raise ValueError(f"unknown dataset layout {layout!r}; available: isic2017, {', '.join(LAYOUTS)}")
+        self.root, self.split, self.read_masks = Path(root), split, read_masks
+        if not self.root.is_dir():
+            raise DataError(f"{layout} data folder not found: {self.root}")
+        self.entries = LAYOUTS[layout](self.root, split)
+        self.ids = [e.image_id for e in self.entries]
+        self.image_paths = [e.image_path for e in self.entries]
+        self.labels = {e.image_id: e.labels for e in self.entries if e.labels}
+        self._index = {e.image_id: e for e in self.entries}
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def mask_path(self, image_id: str) -> Path | None:
+        return self._index[image_id].mask_path
+
+    def __getitem__(self, index: int) -> Sample:
+        entry = self.entries[index]
+        image = read_image(entry.image_path)
+        mask = None
+        if self.read_masks and entry.mask_path is not None and entry.mask_path.is_file():
+            mask = read_mask(entry.mask_path, expected_hw=image.shape[:2])
+        return Sample(entry.image_id, image, mask, dict(entry.labels), entry.image_path)
+
+    def __iter__(self) -> Iterator[Sample]:
+        for i in range(len(self)):
+            yield self[i]

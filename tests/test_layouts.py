@@ -1,0 +1,115 @@
+"""ISIC 2016 / 2018, PH2 and HAM10000 read from small folders written here in each official layout."""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cam_sam.build import DATA_CONFIG, open_data
+from common.config import merge
+from data import DataError, open_dataset
+from data.synthetic import make_synthetic_sample
+
+
+def _write(path: Path, array: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path)
+
+
+def _pair(seed: int):
+    sample = make_synthetic_sample(seed, size=(60, 80))
+    return sample.image, sample.mask.astype(np.uint8) * 255, sample.mask
+
+
+def _isic2016(root: Path) -> dict[str, np.ndarray]:
+    truth = {}
+    for i, (split, label) in enumerate([("Training", "malignant"), ("Training", "benign"), ("Test", "1.0")]):
+        image, mask, truth[f"ISIC_000000{i}"] = _pair(i)
+        _write(root / f"ISBI2016_ISIC_Part1_{split}_Data" / f"ISIC_000000{i}.jpg", image)
+        _write(root / f"ISBI2016_ISIC_Part1_{split}_GroundTruth" / f"ISIC_000000{i}_Segmentation.png", mask)
+        with open(root / f"ISBI2016_ISIC_Part3_{split}_GroundTruth.csv", "a", newline="") as handle:
+            csv.writer(handle).writerow([f"ISIC_000000{i}", label])
+    return truth
+
+
+def _isic2018(root: Path) -> dict[str, np.ndarray]:
+    truth = {}
+    for i, split in enumerate(["Training", "Validation", "Validation"]):
+        image, mask, truth[f"ISIC_001000{i}"] = _pair(i)
+        _write(root / f"ISIC2018_Task1-2_{split}_Input" / f"ISIC_001000{i}.jpg", image)
+        _write(root / f"ISIC2018_Task1_{split}_GroundTruth" / f"ISIC_001000{i}_segmentation.png", mask)
+    return truth
+
+
+def _ph2(root: Path) -> dict[str, np.ndarray]:
+    truth = {}
+    for i, case in enumerate(["IMD002", "IMD003"]):
+        image, mask, truth[case] = _pair(i)
+        folder = root / "PH2Dataset" / "PH2 Dataset images" / case
+        _write(folder / f"{case}_Dermoscopic_Image" / f"{case}.bmp", image)
+        _write(folder / f"{case}_lesion" / f"{case}_lesion.bmp", mask)
+        _write(folder / f"{case}_roi" / f"{case}_R1_Label1.bmp", mask)   # PH2's extra folders are ignored
+    return truth
+
+
+def _ham10000(root: Path) -> dict[str, np.ndarray]:
+    truth = {}
+    rows = [("HAM_0000001", "ISIC_0024306", "nv"), ("HAM_0000002", "ISIC_0024307", "mel")]
+    for i, (_, image_id, _) in enumerate(rows):
+        image, mask, truth[image_id] = _pair(i)
+        _write(root / f"HAM10000_images_part_{i + 1}" / f"{image_id}.jpg", image)
+        if i == 0:   # masks only where the user has them
+            _write(root / "HAM10000_segmentations_lesion_tschandl" / f"{image_id}_segmentation.png", mask)
+    with open(root / "HAM10000_metadata.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["lesion_id", "image_id", "dx", "dx_type", "age", "sex", "localization"])
+        writer.writerows([(lesion, image_id, dx, "histo", 50, "male", "back") for lesion, image_id, dx in rows])
+    return truth
+
+
+CASES = {
+    "isic2016": (_isic2016, "train", ["ISIC_0000000", "ISIC_0000001"], {"ISIC_0000000": 1.0, "ISIC_0000001": 0.0}),
+    "isic2018": (_isic2018, "val", ["ISIC_0010001", "ISIC_0010002"], {}),
+    "ph2": (_ph2, "all", ["IMD002", "IMD003"], {}),
+    "ham10000": (_ham10000, "all", ["ISIC_0024306", "ISIC_0024307"], {"ISIC_0024306": 0.0, "ISIC_0024307": 1.0}),
+}
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_layout_reads_images_masks_and_labels(tmp_path, name):
+    write, split, ids, melanoma = CASES[name]
+    truth = write(tmp_path)
+    dataset = open_dataset(tmp_path, split, dataset=name)
+    assert dataset.ids == ids
+    for sample in dataset:
+        assert sample.image.dtype == np.uint8 and sample.image.shape == (60, 80, 3)
+        if name == "ham10000" and sample.image_id == "ISIC_0024307":
+            assert sample.mask is None          # no mask file for it: unscored, not an error
+        else:
+            np.testing.assert_array_equal(sample.mask, truth[sample.image_id])
+        if melanoma:
+            assert sample.labels["melanoma"] == melanoma[sample.image_id]
+    assert all(s.mask is None for s in open_dataset(tmp_path, split, read_masks=False, dataset=name))
+
+
+def test_wrong_split_missing_folders_and_unknown_dataset_are_named(tmp_path):
+    _isic2016(tmp_path)
+    with pytest.raises(DataError, match=r"ISIC 2016 has the splits \['test', 'train'\], not 'val'"):
+        open_dataset(tmp_path, "val", dataset="isic2016")
+    with pytest.raises(DataError, match="ISIC2018_Task1-2_Training_Input"):
+        open_dataset(tmp_path, "train", dataset="isic2018")
+    with pytest.raises(DataError, match="no 'PH2 Dataset images' folder"):
+        open_dataset(tmp_path, "all", dataset="ph2")
+    with pytest.raises(DataError, match="HAM10000_metadata.csv"):
+        open_dataset(tmp_path, "all", dataset="ham10000")
+    with pytest.raises(ValueError, match="available: isic2017, isic2016, isic2018, ph2, ham10000"):
+        open_dataset(tmp_path, "all", dataset="derm7pt")
+
+
+def test_dataset_config_key_reaches_the_scripts(tmp_path):
+    _ph2(tmp_path)
+    dataset, synthetic = open_data(merge(DATA_CONFIG, {"dataset": "ph2", "data_root": str(tmp_path), "split": "all"}))
+    assert not synthetic and dataset.ids == ["IMD002", "IMD003"]
