@@ -29,7 +29,8 @@ CONFIG: dict[str, Any] = {
     "eval_sets": [{"name": "val", "split": "val"}, {"name": "train_every18", "split": "train", "every": 18}],
     "runs": {
         # name: (description, overrides of cam_sam.evaluation.SEGMENT_CONFIG)
-        "default": ("default: GradCAM box + colour proposals; final from colour",
+        # the default's delivered mask, with the GradCAM box decoded and reported beside it
+        "default": ("GradCAM box + colour proposals; final from colour",
                     {"methods": ["gradcam"], "proposals": ["colour"], "final_sources": ["colour"]}),
         "colour_raw_no_artefact_removal": ("colour: raw lightness only, no artefact removal",
                                            {"methods": [], "colour": {"flatfield_sigmas": [0.0], "channels": ["lightness"],

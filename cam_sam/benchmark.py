@@ -1,18 +1,26 @@
 """Speed of the segmentation pipeline on this machine.
 
-Prints, for N images of a split: seconds per image end to end (CAMs, proposals, one encoding,
-all decodes, post-processing; image loading excluded) and its ratio to one image-encoder forward
-pass timed in the same run. Also the time of one CAM pass and of one prompt decode.
+For N images of a split: seconds per image end to end (CAMs, proposals, one encoding, every
+decode, selection, post-processing; image loading excluded), seconds per stage, the time to
+write one image's outputs, and the ratio to ONE PLAIN PYTORCH image-encoder pass timed in the same
+run (a separate torch segmenter, whatever backend the pipeline uses). With ``processes``, also
+the wall-clock time and images per second of the whole ``cam_sam.segment`` command on
+``n_images`` images for each number of processes (``torchrun``), and whether their
+``metrics.json`` agree.
 
     python -m cam_sam.benchmark --set n_images=10
-    python -m cam_sam.benchmark --set preset=fast --set student_checkpoint=model_checkpoints/student_r2.pt
-
-The reference encoder pass is always timed, also for a pipeline that needs no segmenter (the
-fast preset), so the ratio compares like with like.
+    python -m cam_sam.benchmark --set backend=torch                 # the plain PyTorch path
+    python -m cam_sam.benchmark --set preset=fast                   # the self-trained student alone
+    python -m cam_sam.benchmark --set processes='[1, 2]' --set n_images=120
 """
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,61 +29,103 @@ import torch
 from cam_sam.build import build_pipeline, open_data
 from cam_sam.evaluation import PRESETS, SEGMENT_CONFIG
 from common.cli import run_main
-from common.devices import resolve_device
-from medsam.factory import create_segmenter
 from common.config import config_from_argv
-from common.io import resolve_run_dir, write_json
+from common.devices import resolve_device
+from common.io import read_json, resolve_run_dir, write_json, write_npy, write_png
+from medsam.factory import create_segmenter
 
-CONFIG: dict[str, Any] = {**SEGMENT_CONFIG, "n_images": 10, "warmup": 1, "out_dir": None}
+CONFIG: dict[str, Any] = {**SEGMENT_CONFIG, "n_images": 10, "warmup": 1, "out_dir": None,
+                          "processes": []}   # e.g. [1, 2]: time the segment command under torchrun
 
 
-def _timed(fn, repeats: int = 1) -> float:
+def _timed(fn) -> float:
     start = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    return (time.perf_counter() - start) / repeats
+    fn()
+    return time.perf_counter() - start
+
+
+def _write_outputs(folder: Path, output) -> None:
+    """What cam_sam.segment writes per image: the mask PNG and the uncertainty map."""
+    if output.final_mask is not None:
+        write_png(folder / "mask.png", output.final_mask.astype(np.uint8) * 255)
+    if output.uncertainty is not None:
+        write_npy(folder / "uncertainty.npy", output.uncertainty.astype(np.float16))
+
+
+def time_pipeline(cfg: dict[str, Any], images: list[np.ndarray], device: str) -> dict[str, Any]:
+    """Per-image end-to-end and per-stage seconds, writing, and the plain torch encoder pass."""
+    pipeline = build_pipeline(cfg, device)
+    if pipeline.segmenter is not None:
+        pipeline.segmenter.use_cache(None, "")   # a benchmark times real encodings, never the disk cache
+    reference = create_segmenter(cfg["segmenter"], cfg["segmenter_checkpoint"], device, cfg["decode_batch_size"])
+    for image in images[: cfg["warmup"]]:
+        pipeline.segment(image)
+        reference.set_image(image)
+    timed = images[cfg["warmup"]:] or images
+    pipeline.timer.reset()
+    end_to_end, encoder, writing = [], [], []
+    with tempfile.TemporaryDirectory() as folder:
+        for image in timed:
+            output = None
+
+            def run():
+                nonlocal output
+                output = pipeline.segment(image)
+            end_to_end.append(_timed(run))
+            writing.append(_timed(lambda: _write_outputs(Path(folder), output)))
+            encoder.append(_timed(lambda: reference.set_image(image)))
+    stages = {name: seconds / len(timed) for name, seconds in pipeline.timer.seconds.items()}
+    stages["writing"] = float(np.mean(writing))
+    return {"n_images": len(timed), "backend": pipeline.segmenter.backend if pipeline.segmenter else None,
+            "seconds_per_image": float(np.mean(end_to_end)), "stages": stages,
+            "torch_encoder_seconds": float(np.mean(encoder)),
+            "ratio_to_torch_encoder": float(np.mean(end_to_end) / np.mean(encoder))}
+
+
+def time_processes(cfg: dict[str, Any], counts: list[int], folder: Path) -> list[dict[str, Any]]:
+    """Wall-clock seconds of ``cam_sam.segment`` on ``n_images`` images for each process count."""
+    rows, reference = [], None
+    for n in counts:
+        out_dir = folder / f"processes_{n}"
+        settings = {k: v for k, v in cfg.items() if k in SEGMENT_CONFIG and v != SEGMENT_CONFIG[k]}
+        settings.update(out_dir=str(out_dir), limit=cfg["n_images"], n_overlays=0)
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}",
+                   "-m", "cam_sam.segment"] + [a for k, v in settings.items() for a in ("--set", f"{k}={json.dumps(v)}")]
+        seconds = _timed(lambda: subprocess.run(command, check=True, capture_output=True))
+        metrics = read_json(out_dir / "metrics.json")
+        summary = metrics["summary"]
+        reference = reference or summary
+        rows.append({"processes": n, "seconds": seconds, "images_per_second": cfg["n_images"] / seconds,
+                     "metrics_identical_to_first": summary == reference})
+    return rows
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     cfg = config_from_argv(CONFIG, argv, description=__doc__.splitlines()[0], presets=PRESETS)
     dataset, synthetic = open_data(cfg)
     device = resolve_device(cfg["device"])
-    pipeline = build_pipeline(cfg, device)
-    explainer = pipeline.explainer
-    if pipeline.segmenter is not None:
-        pipeline.segmenter.use_cache(None, "")   # a benchmark times real encodings, never the disk cache
-    segmenter = pipeline.segmenter or create_segmenter(cfg["segmenter"], cfg["segmenter_checkpoint"], device,
-                                                       cfg["decode_batch_size"])
     images = [dataset[i].image for i in range(min(cfg["n_images"] + cfg["warmup"], len(dataset)))]
-    for image in images[: cfg["warmup"]]:
-        pipeline.segment(image)
-    images = images[cfg["warmup"]:] or images
-    end_to_end, encoder, decode, cam = [], [], [], []
-    for image in images:
-        end_to_end.append(_timed(lambda: pipeline.segment(image)))
-        encoder.append(_timed(lambda: segmenter.set_image(image)))
-        h, w = image.shape[:2]
-        box = np.array([[w * 0.25, h * 0.25, w * 0.75, h * 0.75]], np.float32)
-        decode.append(_timed(lambda: segmenter.predict(boxes=box), repeats=3))
-        if explainer is not None:
-            cam.append(_timed(lambda: explainer.explain(image, cfg["methods"][:1])))
-    result = {
-        "n_images": len(images), "synthetic": synthetic, "device": device, "threads": torch.get_num_threads(),
-        "seconds_per_image": float(np.mean(end_to_end)),
-        "encoder_seconds": float(np.mean(encoder)),
-        "ratio_to_encoder": float(np.mean(end_to_end) / np.mean(encoder)),
-        "decode_seconds_per_prompt": float(np.mean(decode)),
-        "cam_seconds": float(np.mean(cam)) if cam else None,
-        "config": cfg,
-    }
+    result = {"synthetic": synthetic, "device": device, "threads": torch.get_num_threads(),
+              **time_pipeline(cfg, images, device), "config": cfg}
     run_dir = resolve_run_dir(cfg["results_root"], cfg["out_dir"], "benchmark")
+    if cfg["processes"]:
+        result["processes"] = time_processes(cfg, cfg["processes"], run_dir)
     write_json(run_dir / "benchmark.json", result)
-    print(f"{len(images)} images on {device} ({torch.get_num_threads()} threads): "
-          f"{result['seconds_per_image']:.2f} s per image end to end; image encoder {result['encoder_seconds']:.2f} s "
-          f"-> ratio {result['ratio_to_encoder']:.2f}; one prompt decode {result['decode_seconds_per_prompt'] * 1000:.0f} ms"
-          + (f"; one {cfg['methods'][0]} CAM {result['cam_seconds']:.2f} s" if cam else ""))
+    print_report(result)
     print(f"written to {run_dir / 'benchmark.json'}")
     return result
+
+
+def print_report(result: dict[str, Any]) -> None:
+    print(f"{result['n_images']} images on {result['device']} ({result['threads']} threads), backend "
+          f"{result['backend']}: {result['seconds_per_image']:.3f} s per image end to end; one plain PyTorch "
+          f"encoder pass {result['torch_encoder_seconds']:.3f} s -> ratio {result['ratio_to_torch_encoder']:.2f}")
+    print("| stage | seconds per image |\n|---|---:|")
+    for name, seconds in result["stages"].items():
+        print(f"| {name} | {seconds:.3f} |")
+    for row in result.get("processes", []):
+        print(f"{row['processes']} process(es): {row['seconds']:.1f} s, {row['images_per_second']:.2f} images/s, "
+              f"metrics identical to the first: {row['metrics_identical_to_first']}")
 
 
 if __name__ == "__main__":

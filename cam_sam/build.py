@@ -55,6 +55,9 @@ PIPELINE_CONFIG: dict[str, Any] = {
     "segmenter": "litemedsam",               # litemedsam, medsam, sam_vit_b, sam_vit_l, sam_vit_h
     "segmenter_checkpoint": None,            # needed for medsam and sam_*
     "decode_batch_size": 16,
+    "backend": "auto",                       # encoder + box decoder: torch, onnxruntime, openvino; auto: fastest
+                                             # installed on CPU (openvino), torch on GPU (medsam/runtime.py)
+    "export_dir": "results/cache/onnx",      # the ONNX exports of the segmenter, made once from its weights
     "embedding_cache": None,                 # a folder: store/reuse image embeddings (same masks, no re-encoding)
     # the self-trained student (self_training/): sources "student" and "student_box"
     "student_checkpoint": None,              # a student.pt of self_training.train_student
@@ -64,7 +67,7 @@ PIPELINE_CONFIG: dict[str, Any] = {
     "device": "auto",
 }
 # Pipeline keys that may change when a run resumes: they change speed, never a result.
-PIPELINE_RESUMABLE = frozenset({"device", "decode_batch_size", "cam_batch_size", "embedding_cache"})
+PIPELINE_RESUMABLE = frozenset({"device", "decode_batch_size", "cam_batch_size", "embedding_cache", "export_dir"})
 
 
 def pipeline_config(cfg: dict[str, Any]) -> PipelineConfig:
@@ -83,8 +86,10 @@ def build_explainer(cfg: dict[str, Any], device: str) -> CamExplainer:
 
 
 def build_segmenter(cfg: dict[str, Any], device: str) -> PromptableSegmenter:
-    """The promptable segmenter (``segmenter``, ``segmenter_checkpoint``), with the embedding cache."""
+    """The promptable segmenter (``segmenter``, ``segmenter_checkpoint``) on its ``backend``, with
+    the embedding cache."""
     segmenter = create_segmenter(cfg["segmenter"], cfg["segmenter_checkpoint"], device, cfg["decode_batch_size"])
+    segmenter.use_backend(cfg["backend"], cfg["export_dir"])
     segmenter.use_cache(cfg.get("embedding_cache"), f"{cfg['segmenter']}|{cfg['segmenter_checkpoint']}")
     return segmenter
 

@@ -24,6 +24,7 @@ from cam_sam.postprocess import postprocess_mask
 from cam_sam.proposals import ColourProposalConfig, colour_proposals
 from cam_sam.prompts import cam_to_box, negative_points, perturb_boxes, perturb_points, sample_points
 from common.geometry import mask_to_box, pad_box
+from common.timing import StageTimer
 from data.isic import check_image_content
 from explainers.cams import CamExplainer, CamResult
 from medsam.base import PromptableSegmenter
@@ -132,8 +133,10 @@ class ImageOutput:
 class PipelineConfig:
     """Which prompt sources run, how the delivered mask is chosen, and every group of settings."""
 
-    methods: list[str] = field(default_factory=lambda: ["gradcam"])
-    """CAM methods (explainers.EXPLAIN_METHODS: the grad-cam ones and "lrp"), each a prompt source; [] for none."""
+    methods: list[str] = field(default_factory=list)
+    """CAM methods (explainers.EXPLAIN_METHODS: the grad-cam ones and "lrp"), each a prompt source.
+    None by default: no CAM box ever won the delivered mask in the ablation, and running one costs
+    a classifier pass and 11 decodes per image; ``["gradcam"]`` reports its row beside colour's."""
     proposals: list[str] = field(default_factory=lambda: [COLOUR])
     """Other prompt sources: any of "colour", "student", "student_box"."""
     final_sources: list[str] = field(default_factory=lambda: [COLOUR])
@@ -207,6 +210,7 @@ class CamSamPipeline:
         self.segmenter = segmenter
         self.config = config
         self.student = student
+        self.timer = StageTimer()   # seconds per stage, read by cam_sam.benchmark
 
     def cam_prompts(self, cam: np.ndarray, rng: np.random.Generator):
         """(boxes (K, 4), points (K, N, 2) | None, labels (K, N) | None) for one CAM, or None when
@@ -231,14 +235,35 @@ class CamSamPipeline:
     def segment(self, image: np.ndarray, cams: dict[str, CamResult] | None = None,
                 image_id: str = "image") -> ImageOutput:
         """Segment one (H, W, 3) uint8 image. ``cams``: precomputed CAMs (method -> result) to
-        reuse instead of recomputing them."""
+        reuse instead of recomputing them. Stages are timed into :attr:`timer`."""
         check_image_content(image, image_id)
         cfg = self.config
         rng = np.random.default_rng(cfg.seed)
         cams = dict(cams or {})
         missing = [m for m in cfg.methods if m not in cams]
         if missing:
-            cams.update(self.explainer.explain(image, missing))
+            with self.timer.stage("classifier + CAM"):
+                cams.update(self.explainer.explain(image, missing))
+        with self.timer.stage("proposals"):
+            prompts, errors, student = self._prompts(image, cams, rng)
+        if any(v is not None for v in prompts.values()):
+            with self.timer.stage("encoder"):
+                self.segmenter.set_image(image)   # the one expensive encoding of this image
+        outputs: dict[str, SourceOutput] = {}
+        for source in cfg.sources:
+            cam = cams.get(source)
+            if source == STUDENT:
+                outputs[source] = self._student_output(student)
+            elif prompts.get(source) is None:
+                outputs[source] = SourceOutput(cam, None, None, None, error=errors.get(source))
+            else:
+                outputs[source] = self._decode_and_choose(prompts[source], cam, student)
+        with self.timer.stage("selection"):
+            return self._finalise(outputs, student[0] if student is not None else None)
+
+    def _prompts(self, image: np.ndarray, cams: dict[str, CamResult], rng: np.random.Generator):
+        """(prompts per source (or None), why a source has none, the student's (prob, mask) or None)."""
+        cfg = self.config
         prompts: dict[str, tuple | None] = {}
         errors: dict[str, str] = {}
         for method in cfg.methods:
@@ -255,27 +280,22 @@ class CamSamPipeline:
             prompts[STUDENT_BOX] = self._student_box_prompts(student[1], rng) if student is not None else None
             if prompts[STUDENT_BOX] is None:
                 errors[STUDENT_BOX] = "empty student mask"
-        outputs: dict[str, SourceOutput] = {}
-        if any(v is not None for v in prompts.values()):
-            self.segmenter.set_image(image)   # the one expensive encoding of this image
-        for source in cfg.sources:
-            cam = cams.get(source)
-            if source == STUDENT:
-                outputs[source] = self._student_output(student)
-                continue
-            if prompts.get(source) is None:
-                outputs[source] = SourceOutput(cam, None, None, None, error=errors.get(source))
-                continue
-            boxes, points, labels = prompts[source]
+        return prompts, errors, student
+
+    def _decode_and_choose(self, prompts: tuple, cam: CamResult | None, student) -> SourceOutput:
+        """Decode one source's prompts and choose its mask by the selection score."""
+        cfg = self.config
+        boxes, points, labels = prompts
+        with self.timer.stage("decoding"):
             pred = self.segmenter.predict(boxes=boxes, points=points, point_labels=labels)
+        with self.timer.stage("selection"):
             selection = selection_scores(pred.scores, pred.masks, cfg.agreement_weight)
             if cfg.student_weight > 0 and student is not None:
                 selection = selection + cfg.student_weight * iou_with(pred.masks, student[1])
             chosen = int(np.argmax(selection))
             mask = postprocess_mask(pred.masks[chosen], **asdict(cfg.postprocess))
-            outputs[source] = SourceOutput(cam, Candidates(boxes, points, labels, pred.masks, pred.scores), chosen, mask,
-                                           selection=selection)
-        return self._finalise(outputs, student[0] if student is not None else None)
+        return SourceOutput(cam, Candidates(boxes, points, labels, pred.masks, pred.scores), chosen, mask,
+                            selection=selection)
 
     def _student_mask(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(probability (H, W) float32, post-processed mask (H, W) bool) of the student."""

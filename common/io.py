@@ -23,6 +23,12 @@ def _atomic(path: Path, write: Callable[[Path], None]) -> None:
         raise
 
 
+def write_atomically(path: str | Path, write: Callable[[Path], None]) -> None:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then move it onto ``path`` in one
+    step (for files that a library writes itself: an ONNX export, say)."""
+    _atomic(Path(path), write)
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, (np.floating, np.integer)):
         return value.item()

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from medsam.embedding_cache import EmbeddingCache, image_key
+from medsam.runtime import OnnxExport, Runner, load_runner, resolve_backend
 
 
 @dataclass(frozen=True)
@@ -70,13 +71,31 @@ class Prediction:
     scores: np.ndarray
 
 
+class BoxDecoder(torch.nn.Module):
+    """The prompt encoder and mask decoder for box prompts only, as one exportable module:
+    ((1, C, h, w) image embedding, (B, 4) xyxy boxes in the model's input frame) ->
+    ((B, 1, h', w') low-resolution mask logits, (B, 1) predicted IoU)."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.prompt_encoder, self.mask_decoder = model.prompt_encoder, model.mask_decoder
+
+    def forward(self, embedding: torch.Tensor, boxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        sparse, dense = self.prompt_encoder(points=None, boxes=boxes, masks=None)
+        return self.mask_decoder(image_embeddings=embedding, image_pe=self.prompt_encoder.get_dense_pe(),
+                                 sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
+                                 multimask_output=False)
+
+
 class PromptableSegmenter(ABC):
     """A SAM-family model (``image_encoder``, ``prompt_encoder``, ``mask_decoder``) behind one API.
 
-    Subclasses override :meth:`preprocess` only: the authors' resize and intensity scaling.
+    Subclasses override :meth:`preprocess` only: the authors' resize and intensity scaling, and
+    set ``input_size`` (the side of the square model input).
     """
 
     name = "segmenter"
+    input_size = 1024
 
     def __init__(self, model: torch.nn.Module, device: str | torch.device = "cpu", batch_size: int = 64) -> None:
         self.model = model.to(device).eval()
@@ -85,12 +104,47 @@ class PromptableSegmenter(ABC):
         self._embedding: torch.Tensor | None = None
         self._frame: ResizeFrame | None = None
         self.cache: EmbeddingCache | None = None   # optional disk cache of embeddings (see use_cache)
+        self._model_tag = ""
+        self.backend = "torch"                       # see use_backend
+        self._encoder_runner: Runner | None = None
+        self._decoder_runner: Runner | None = None
 
     def use_cache(self, folder: str | Path | None, model_tag: str) -> None:
         """Store and reuse image embeddings in ``folder`` (None: no cache). ``model_tag`` names the
-        weights (the cache key includes it), e.g. the checkpoint path."""
+        weights (the cache key includes it, and the backend), e.g. the checkpoint path."""
         self.cache = EmbeddingCache(folder) if folder else None
-        self._cache_tag = f"{type(self).__name__}|{model_tag}"
+        self._model_tag = model_tag
+
+    @property
+    def _cache_tag(self) -> str:
+        return f"{type(self).__name__}|{self._model_tag}|{self.backend}"
+
+    def use_backend(self, backend: str, export_dir: str | Path) -> str:
+        """Run the image encoder and the box decoder with ``backend`` (:mod:`medsam.runtime`:
+        ``torch``, ``onnxruntime``, ``openvino`` or ``auto``), exporting them to ``export_dir``
+        once. Point prompts always decode in torch. Returns the backend chosen."""
+        self.backend = resolve_backend(backend, self.device)
+        self._encoder_runner = self._decoder_runner = None
+        if self.backend == "torch":
+            return self.backend
+        size = self.input_size
+        pe = self.model.prompt_encoder
+        encoder = OnnxExport(export_dir, f"{self.name}-encoder", self.model.image_encoder,
+                             (torch.zeros(1, 3, size, size),), (["image"], ["embedding"]))
+        boxes = torch.tensor([[0.0, 0.0, size / 2, size / 2], [size / 4, size / 4, size, size]])
+        decoder = OnnxExport(export_dir, f"{self.name}-box-decoder", BoxDecoder(self.model),
+                             (torch.zeros(1, pe.embed_dim, *pe.image_embedding_size), boxes),
+                             (["embedding", "boxes"], ["low_res", "iou"]),
+                             {"boxes": {0: "B"}, "low_res": {0: "B"}, "iou": {0: "B"}})
+        self._encoder_runner = load_runner(self.backend, encoder)
+        self._decoder_runner = load_runner(self.backend, decoder)
+        return self.backend
+
+    def encode(self, tensor: torch.Tensor) -> torch.Tensor:
+        """(1, 3, S, S) model input -> (1, C, h, w) image embedding, with the chosen backend."""
+        if self._encoder_runner is None:
+            return self.model.image_encoder(tensor.to(self.device))
+        return torch.from_numpy(self._encoder_runner(image=tensor.numpy())[0])
 
     @abstractmethod
     def preprocess(self, image: np.ndarray) -> tuple[torch.Tensor, ResizeFrame]:
@@ -112,7 +166,7 @@ class PromptableSegmenter(ABC):
             self._frame = self.frame_of(image)
             return
         tensor, frame = self.preprocess(image)
-        self._embedding = self.model.image_encoder(tensor.to(self.device))
+        self._embedding = self.encode(tensor)
         self._frame = frame
         if key is not None:
             self.cache.put(key, self._embedding)
@@ -140,33 +194,43 @@ class PromptableSegmenter(ABC):
         masks, scores = [], []
         for start in range(0, n, self.batch_size):
             chunk = slice(start, min(n, start + self.batch_size))
-            box_t = None
-            if boxes is not None:
-                box_t = torch.as_tensor(frame.apply_boxes(np.asarray(boxes)[chunk]), device=self.device)
-            point_t = None
-            if points is not None:
-                coords = torch.as_tensor(frame.apply_coords(np.asarray(points)[chunk]), device=self.device)
-                labels = torch.as_tensor(np.asarray(point_labels)[chunk], dtype=torch.int64, device=self.device)
-                point_t = (coords, labels)
-            sparse, dense = self.model.prompt_encoder(points=point_t, boxes=box_t, masks=None)
-            # Points without a box are ambiguous: as SAM's authors advise, decode the three masks
-            # and keep the one with the highest predicted IoU.
-            multimask = box_t is None
-            low_res, iou = self.model.mask_decoder(
-                image_embeddings=self._embedding,
-                image_pe=self.model.prompt_encoder.get_dense_pe(),
-                sparse_prompt_embeddings=sparse,
-                dense_prompt_embeddings=dense,
-                multimask_output=multimask,
-            )
-            if multimask:
-                best = iou.argmax(dim=1, keepdim=True)
-                low_res = low_res.gather(1, best[..., None, None].expand(-1, -1, *low_res.shape[-2:]))
-                iou = iou.gather(1, best)
+            chunk_boxes = None if boxes is None else frame.apply_boxes(np.asarray(boxes)[chunk])
+            if points is None and self._decoder_runner is not None:
+                low_res, iou = (torch.from_numpy(a) for a in self._decoder_runner(
+                    embedding=self._embedding.numpy(), boxes=chunk_boxes))
+            else:
+                chunk_points = None
+                if points is not None:
+                    chunk_points = (frame.apply_coords(np.asarray(points)[chunk]), np.asarray(point_labels)[chunk])
+                low_res, iou = self._decode_torch(chunk_boxes, chunk_points)
             logits = frame.logits_to_original(low_res.float())
             masks.append((logits > 0).cpu().numpy())
             scores.append(iou[:, 0].float().cpu().numpy())
         return Prediction(np.concatenate(masks), np.concatenate(scores))
+
+    def _decode_torch(self, boxes: np.ndarray | None, points: tuple[np.ndarray, np.ndarray] | None):
+        """(low-res logits (B, 1, h, w), predicted IoU (B, 1)) of prompts already in the input frame."""
+        box_t = None if boxes is None else torch.as_tensor(boxes, device=self.device)
+        point_t = None
+        if points is not None:
+            point_t = (torch.as_tensor(points[0], device=self.device),
+                       torch.as_tensor(points[1], dtype=torch.int64, device=self.device))
+        sparse, dense = self.model.prompt_encoder(points=point_t, boxes=box_t, masks=None)
+        # Points without a box are ambiguous: as SAM's authors advise, decode the three masks
+        # and keep the one with the highest predicted IoU.
+        multimask = box_t is None
+        low_res, iou = self.model.mask_decoder(
+            image_embeddings=self._embedding,
+            image_pe=self.model.prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense,
+            multimask_output=multimask,
+        )
+        if multimask:
+            best = iou.argmax(dim=1, keepdim=True)
+            low_res = low_res.gather(1, best[..., None, None].expand(-1, -1, *low_res.shape[-2:]))
+            iou = iou.gather(1, best)
+        return low_res, iou
 
 
 def min_max_scale(image: np.ndarray) -> np.ndarray:

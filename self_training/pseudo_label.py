@@ -30,6 +30,7 @@ from self_training.data import UNCERTAINTY_SCALE
 from self_training.holdout import HOLDOUT_EVERY, self_training_ids
 
 CONFIG: dict[str, Any] = {
+    "dataset": DATA_CONFIG["dataset"],
     "data_root": DATA_CONFIG["data_root"],
     "split": "train",
     "image_dir": None,                 # a folder of unlabelled images instead of ISIC
@@ -41,7 +42,7 @@ CONFIG: dict[str, Any] = {
     "results_root": "results",
     "out_dir": None,                   # None: results/pseudo_<time>; a path: resume there
     **PIPELINE_CONFIG,
-    "methods": [],                     # the default delivers the colour source: no CAM needed
+    "methods": [],                     # the default delivers the colour source: no CAM (as the default)
 }
 
 log = logging.getLogger("self_training.pseudo_label")

@@ -1,0 +1,148 @@
+"""Faster CPU inference for a segmenter: its image encoder and its box decoder exported to ONNX by
+the project's own code (from the weights already loaded, so nothing is downloaded) and run by
+ONNX Runtime or OpenVINO.
+
+Exports are cached on disk, one ``<part>-<key>.onnx`` with a ``.json`` manifest per model part.
+The key hashes the weights, the input shape, the torch version and :data:`EXPORT_VERSION`, so new
+weights or a new exporter make a new file; the manifest also records the file's SHA-256, so a
+truncated or corrupt export is detected and rebuilt. A file the runtime still cannot load is
+rebuilt once.
+
+Backends (``backend`` config key): ``torch`` (no export), ``onnxruntime``, ``openvino``, and
+``auto``: OpenVINO on the CPU when it is installed, else ONNX Runtime, else torch; torch on a GPU.
+Precision is float32 throughout (OpenVINO is told so: on CPUs with bfloat16 units it would
+otherwise compute in bfloat16), so masks match the torch path (``tests/test_runtime.py``).
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import io
+import logging
+import warnings
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from common.io import read_json, write_atomically, write_json
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "torch", "onnxruntime", "openvino")
+EXPORT_VERSION = 1        # bump when the export code changes: every cached file is rebuilt
+OPSET = 17
+
+
+def resolve_backend(backend: str, device: str | torch.device) -> str:
+    """The backend ``auto`` stands for on ``device``; a named one is checked to be installed."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
+    if backend == "auto":
+        if torch.device(device).type != "cpu":
+            return "torch"
+        return next((b for b in ("openvino", "onnxruntime") if importlib.util.find_spec(b)), "torch")
+    if backend != "torch" and importlib.util.find_spec(backend) is None:
+        raise ValueError(f"backend {backend!r} is not installed (pip install {backend})")
+    return backend
+
+
+def weights_digest(module: torch.nn.Module) -> str:
+    """SHA-256 of a module's parameters and buffers (names, shapes, values)."""
+    digest = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        digest.update(f"{name}|{tuple(tensor.shape)}|{tensor.dtype}".encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class OnnxExport:
+    """One model part exported to ``<folder>/<name>-<key>.onnx`` (see the module docstring).
+
+    ``module``: the torch part; ``example``: its example inputs (their shapes are fixed, except the
+    axes named in ``dynamic_axes``); ``names``: (input names, output names)."""
+
+    def __init__(self, folder: str | Path, name: str, module: torch.nn.Module, example: tuple[torch.Tensor, ...],
+                 names: tuple[list[str], list[str]], dynamic_axes: dict | None = None) -> None:
+        self.module, self.example, self.names, self.dynamic_axes = module, example, names, dynamic_axes or {}
+        shapes = [tuple(t.shape) for t in example]
+        key = hashlib.sha256(f"{weights_digest(module)}|{shapes}|{self.dynamic_axes}|{torch.__version__}|"
+                             f"{OPSET}|{EXPORT_VERSION}".encode()).hexdigest()
+        self.key = key
+        self.path = Path(folder) / f"{name}-{key[:16]}.onnx"
+        self.manifest = self.path.with_suffix(".json")
+
+    def is_valid(self) -> bool:
+        """The file exists, was written for this key, and is byte for byte what was written."""
+        if not (self.path.is_file() and self.manifest.is_file()):
+            return False
+        try:
+            manifest = read_json(self.manifest)
+        except (OSError, ValueError):
+            return False
+        return manifest.get("key") == self.key and manifest.get("sha256") == file_digest(self.path)
+
+    def build(self) -> Path:
+        """Export (again) and write the manifest; returns the file."""
+        log.info("exporting %s to ONNX (once; cached)", self.path.name)
+
+        def export(tmp: Path) -> None:
+            buffer = io.BytesIO()
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")   # tracer notes on shape asserts: expected, not the user's concern
+                torch.onnx.export(self.module.eval(), self.example, buffer, input_names=self.names[0],
+                                  output_names=self.names[1], dynamic_axes=self.dynamic_axes, opset_version=OPSET,
+                                  dynamo=False)
+            tmp.write_bytes(buffer.getvalue())
+
+        write_atomically(self.path, export)
+        write_json(self.manifest, {"key": self.key, "sha256": file_digest(self.path), "torch": torch.__version__,
+                                   "opset": OPSET, "export_version": EXPORT_VERSION})
+        return self.path
+
+    def file(self) -> Path:
+        """The cached export, rebuilt when missing, stale or corrupt."""
+        if not self.is_valid():
+            if self.path.exists():
+                log.warning("cached ONNX export %s is stale or corrupt: rebuilding it", self.path)
+            self.build()
+        return self.path
+
+
+Runner = Callable[..., list[np.ndarray]]
+
+
+def _session(backend: str, path: Path, threads: int) -> Runner:
+    """A callable ``run(**inputs) -> [outputs]`` over ``path`` with ``backend``."""
+    if backend == "onnxruntime":
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        return lambda **inputs: session.run(None, inputs)
+    import openvino as ov
+
+    # float32 (not the bfloat16 OpenVINO picks on CPUs with AMX), the thread count torch was given, and
+    # no pinning: several processes on one machine (torchrun) would otherwise pin to the same cores.
+    compiled = ov.Core().compile_model(str(path), "CPU", {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads,
+                                                          "INFERENCE_PRECISION_HINT": "f32", "ENABLE_CPU_PINNING": False})
+    request = compiled.create_infer_request()
+    return lambda **inputs: [np.asarray(v) for v in request.infer(inputs).values()]
+
+
+def load_runner(backend: str, export: OnnxExport, threads: int | None = None) -> Runner:
+    """A runner of ``export`` (built if needed); a file the runtime rejects is rebuilt once."""
+    threads = threads or torch.get_num_threads()
+    path = export.file()
+    try:
+        return _session(backend, path, threads)
+    except Exception as exc:  # noqa: BLE001 - both runtimes raise their own error types
+        log.warning("%s could not load %s (%s): rebuilding it", backend, path, exc)
+        return _session(backend, export.build(), threads)
