@@ -19,6 +19,7 @@ import numpy as np
 
 from cam_sam.build import PIPELINE_CONFIG
 from cam_sam.service import STUDENT_CHOICE, SegmentationService, ServiceResult
+from common.checkpoints import CheckpointError
 from common.cli import run_main
 from common.config import config_from_argv
 from common.devices import resolve_device
@@ -118,7 +119,7 @@ def make_handler(service: SegmentationService):
             image = read_image(image_file)
             truth = read_mask(truth_file) if truth_file else None
             result = service.segment(image, classifier, method, segmenter, truth, name=name)
-        except (DataError, ValueError) as exc:
+        except (DataError, CheckpointError, ValueError) as exc:
             return f"**Could not segment {name}**: {exc}", None, None, None, None
         except Exception as exc:  # noqa: BLE001 - the page must keep serving
             log.exception("request failed")

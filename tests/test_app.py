@@ -82,7 +82,7 @@ def server(tmp_path_factory):
     port = _free_port()
     log = tmp_path_factory.mktemp("server") / "app.log"
     with open(log, "w") as handle:
-        proc = subprocess.Popen([sys.executable, "-m", "cam_sam.app", "--set", f"port={port}",
+        proc = subprocess.Popen([sys.executable, "-m", "cam_sam.app", "--set", f"port={port}", "--set", "max_upload_mb=1",
                                  "--set", f"examples_dir={log.parent / 'examples'}", "--set", "device=cpu"],
                                 cwd=REPO, stdout=handle, stderr=subprocess.STDOUT, env={**os.environ})
     url = f"http://127.0.0.1:{port}/"
@@ -104,6 +104,17 @@ def server(tmp_path_factory):
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium on this machine (apt-get install chromium; .ci/run does)")
+def test_the_server_refuses_uploads_over_the_size_limit(server, tmp_path):
+    import httpx
+
+    big = tmp_path / "big.png"
+    big.write_bytes(b"\x89PNG" + os.urandom(2 * 1024 * 1024))      # 2 MB against a 1 MB limit
+    with open(big, "rb") as handle:
+        answer = httpx.post(server + "gradio_api/upload", files={"files": ("big.png", handle, "image/png")}, timeout=60)
+    assert answer.status_code == 413, answer.text[:200]
+    assert urllib.request.urlopen(server, timeout=10).status == 200       # and it keeps serving
+
+
 def _upload(page, target: str, path: Path) -> None:
     clear = page.locator(f'#{target} button[aria-label="Clear"]')
     if clear.count():
