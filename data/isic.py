@@ -125,9 +125,10 @@ def _read_labels(csv_path: Path) -> dict[str, dict[str, float]]:
     return labels
 
 
-def _list_images(folder: Path) -> list[Path]:
+def list_images(folder: Path) -> list[Path]:
+    """The image files of ``folder``, sorted; superpixel and segmentation files (any case) left out."""
     return sorted(p for p in folder.iterdir()
-                  if p.suffix.lower() in IMAGE_SUFFIXES and not p.stem.endswith(("_superpixels", "_segmentation")))
+                  if p.suffix.lower() in IMAGE_SUFFIXES and not p.stem.lower().endswith(("_superpixels", "_segmentation")))
 
 
 class ISICDataset:
@@ -161,7 +162,7 @@ class ISICDataset:
             self.labels = _read_labels(nested / "labels.csv")
         else:
             raise DataError(f"no {split!r} split under {self.root}: expected {official.name}/ or {split}/")
-        self.image_paths = _list_images(self.image_dir)
+        self.image_paths = list_images(self.image_dir)
         if not self.image_paths:
             raise DataError(f"no images in {self.image_dir}")
         self.ids = [p.stem for p in self.image_paths]
@@ -197,7 +198,7 @@ class ImageFolderDataset:
         if not self.image_dir.is_dir():
             raise DataError(f"image folder not found: {self.image_dir}")
         self.mask_dir = Path(mask_dir) if mask_dir and read_masks else None
-        self.image_paths = _list_images(self.image_dir)
+        self.image_paths = list_images(self.image_dir)
         if not self.image_paths:
             raise DataError(f"no images in {self.image_dir}")
         self.ids = [p.stem for p in self.image_paths]

@@ -17,6 +17,10 @@ Layouts (``root`` is the folder the archive unzips into)::
               HAM10000_segmentations_lesion_tschandl/ISIC_<id>_segmentation.png   (one split)
 
 Labels: ``melanoma`` (1.0 / 0.0) where the dataset says (ISIC 2016 Part 3, HAM10000's dx == "mel").
+
+Masks: every ISIC 2016 / 2018 and PH2 image has one, so a missing mask file is an error naming it
+(the image then fails and counts IoU 0, as in ISIC 2017); HAM10000's masks are optional (an image
+without one is segmented but not scored).
 """
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-from data.isic import IMAGE_SUFFIXES, DataError, Sample, read_image, read_mask
+from data.isic import DataError, Sample, list_images, read_image, read_mask
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +48,7 @@ class Entry:
 def _images(folder: Path) -> list[Path]:
     if not folder.is_dir():
         raise DataError(f"image folder not found: {folder}")
-    found = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES
-                   and not p.stem.lower().endswith(("_superpixels", "_segmentation")))
+    found = list_images(folder)
     if not found:
         raise DataError(f"no images in {folder}")
     return found
@@ -126,17 +129,19 @@ def ham10000_entries(root: Path, split: str) -> list[Entry]:
 LAYOUTS: dict[str, Callable[[Path, str], list[Entry]]] = {
     "isic2016": isic2016_entries, "isic2018": isic2018_entries, "ph2": ph2_entries, "ham10000": ham10000_entries,
 }
+MASKS_OPTIONAL = frozenset({"ham10000"})   # layouts whose images need not all have a mask
 
 
 class LayoutDataset:
-    """One split of a dataset in one of :data:`LAYOUTS`, read lazily. A missing mask gives
-    ``mask=None`` (masks are optional for HAM10000 and for unlabelled test splits);
-    ``read_masks=False``: no mask file is ever opened."""
+    """One split of a dataset in one of :data:`LAYOUTS`, read lazily. A missing mask raises
+    :class:`DataError` naming the file, except in :data:`MASKS_OPTIONAL` layouts, where it gives
+    ``mask=None``; ``read_masks=False``: no mask file is ever opened."""
 
     def __init__(self, layout: str, root: str | Path, split: str, read_masks: bool = True) -> None:
         if layout not in LAYOUTS:
             raise ValueError(f"unknown dataset layout {layout!r}; available: isic2017, {', '.join(LAYOUTS)}")
         self.root, self.split, self.read_masks = Path(root), split, read_masks
+        self.require_masks = layout not in MASKS_OPTIONAL
         if not self.root.is_dir():
             raise DataError(f"{layout} data folder not found: {self.root}")
         self.entries = LAYOUTS[layout](self.root, split)
@@ -155,7 +160,7 @@ class LayoutDataset:
         entry = self.entries[index]
         image = read_image(entry.image_path)
         mask = None
-        if self.read_masks and entry.mask_path is not None and entry.mask_path.is_file():
+        if self.read_masks and entry.mask_path is not None and (self.require_masks or entry.mask_path.is_file()):
             mask = read_mask(entry.mask_path, expected_hw=image.shape[:2])
         return Sample(entry.image_id, image, mask, dict(entry.labels), entry.image_path)
 

@@ -109,6 +109,17 @@ def test_wrong_split_missing_folders_and_unknown_dataset_are_named(tmp_path):
         open_dataset(tmp_path, "all", dataset="derm7pt")
 
 
+def test_a_missing_mask_fails_the_image_where_every_image_has_one(tmp_path):
+    _ph2(tmp_path)
+    missing = tmp_path / "PH2Dataset" / "PH2 Dataset images" / "IMD003" / "IMD003_lesion" / "IMD003_lesion.bmp"
+    missing.unlink()
+    dataset = open_dataset(tmp_path, "all", dataset="ph2")
+    assert dataset[0].mask is not None
+    with pytest.raises(DataError, match="IMD003_lesion"):
+        dataset[1]
+    assert open_dataset(tmp_path, "all", read_masks=False, dataset="ph2")[1].mask is None
+
+
 def test_dataset_config_key_reaches_the_scripts(tmp_path):
     _ph2(tmp_path)
     dataset, synthetic = open_data(merge(DATA_CONFIG, {"dataset": "ph2", "data_root": str(tmp_path), "split": "all"}))
