@@ -22,6 +22,47 @@ from common.metrics import choose_post_hoc, summarise
 from common.config import config_from_argv, merge
 from common.io import write_csv, write_text
 
+# The shipped students (model_checkpoints/student_<key>.pt) and how the table names them.
+STUDENTS = {"r1": "student round 1", "r2": "student round 2"}
+
+
+def student_runs(key: str) -> dict[str, tuple[str, dict[str, Any]]]:
+    """The ablation runs of one shipped student: beside colour (delivered: colour), majority vote
+    of colour, its mask and its box, its mask as a selection cue, and colour AND its mask."""
+    name, common = STUDENTS[key], {"methods": [], "prompts": {"n_perturbations": 2},
+                                   "student_checkpoint": f"model_checkpoints/student_{key}.pt"}
+    return {
+        f"student_{key}": (f"colour + {name} + its box; delivered: colour",
+                           {**common, "proposals": ["colour", "student", "student_box"], "final_sources": ["colour"]}),
+        f"student_{key}_vote": (f"colour, {name} mask and box: majority vote",
+                                {**common, "proposals": ["colour", "student", "student_box"],
+                                 "final_sources": ["colour", "student", "student_box"], "final_rule": "vote"}),
+        f"student_{key}_cue": (f"colour + {name} box, student mask as a selection cue",
+                               {**common, "proposals": ["colour", "student_box"],
+                                "final_sources": ["colour", "student_box"], "student_weight": 0.5}),
+        # a strict majority of two sources is both: the pixels colour's mask and the student's share
+        f"student_{key}_and": (f"colour mask AND {name} mask",
+                               {**common, "proposals": ["colour", "student"], "final_sources": ["colour", "student"],
+                                "final_rule": "vote"}),
+    }
+
+
+def student_rows(key: str) -> list[list]:
+    """The table rows of one student's runs: (label, run, source row or post-hoc pool)."""
+    name, run = STUDENTS[key], f"student_{key}"
+    return [
+        [f"{name} alone (fast preset: no segmenter)", run, "student"],
+        [f"{name} box -> LiteMedSAM", run, "student_box"],
+        [f"colour or {name} box, by selection score (post hoc)", run, ["colour", "student_box"]],
+        [f"colour or {name} mask, by selection score (post hoc)", run, ["colour", "student"]],
+        [f"colour, {name} box or mask, by selection score (post hoc)", run, ["colour", "student_box", "student"]],
+        [f"majority of colour, {name} mask and its box (2 of 3 per pixel)", f"{run}_vote", "final"],
+        [f"colour, choice steered by the {name} mask (weight 0.5)", f"{run}_cue", "colour"],
+        [f"colour or {name} box, both steered by its mask (weight 0.5)", f"{run}_cue", "final"],
+        [f"colour mask AND {name} mask (pixels both call lesion)", f"{run}_and", "final"],
+    ]
+
+
 CONFIG: dict[str, Any] = {
     "data_root": SEGMENT_CONFIG["data_root"],
     "out_root": "results/ablation",
@@ -42,20 +83,7 @@ CONFIG: dict[str, Any] = {
         "colour_pred_only": ("colour: lightness and blue, choice by predicted IoU alone",
                              {"methods": [], "agreement_weight": 0.0}),
         # the self-trained students (self_training/; shipped in model_checkpoints/)
-        **{f"student_r{r}": (f"colour + student round {r} + its box; delivered: colour",
-                             {"methods": [], "proposals": ["colour", "student", "student_box"], "final_sources": ["colour"],
-                              "prompts": {"n_perturbations": 2},
-                              "student_checkpoint": f"model_checkpoints/student_r{r}.pt"}) for r in (1, 2)},
-        **{f"student_r{r}_vote": (f"colour, student round {r} mask and box: majority vote",
-                                  {"methods": [], "proposals": ["colour", "student", "student_box"],
-                                   "final_sources": ["colour", "student", "student_box"], "final_rule": "vote",
-                                   "prompts": {"n_perturbations": 2},
-                                   "student_checkpoint": f"model_checkpoints/student_r{r}.pt"}) for r in (1, 2)},
-        **{f"student_r{r}_cue": (f"colour + student round {r} box, student mask as a selection cue",
-                                 {"methods": [], "proposals": ["colour", "student_box"],
-                                  "final_sources": ["colour", "student_box"], "student_weight": 0.5,
-                                  "prompts": {"n_perturbations": 2},
-                                  "student_checkpoint": f"model_checkpoints/student_r{r}.pt"}) for r in (1, 2)},
+        **{name: run for key in STUDENTS for name, run in student_runs(key).items()},
     },
     "only_runs": None,                 # a list of run names: run only these (rows of other runs are left out)
     "table_name": "ablation",          # <out_root>/<table_name>.csv and .md
@@ -69,17 +97,7 @@ CONFIG: dict[str, Any] = {
         ["+ blue-channel proposals (up to 6)", "colour_pred_only", "final"],
         ["+ agreement among candidates in the choice, weight 0.1 (DEFAULT)", "default", "final"],
         ["default, GradCAM box also in the final pool (post hoc)", "default", ["colour", "gradcam"]],
-        *[row for r in (1, 2) for row in (
-            [f"student round {r} alone (fast preset: no segmenter)", f"student_r{r}", "student"],
-            [f"student round {r} box -> LiteMedSAM", f"student_r{r}", "student_box"],
-            [f"colour or student round {r} box, by selection score (post hoc)", f"student_r{r}", ["colour", "student_box"]],
-            [f"colour or student round {r} mask, by selection score (post hoc)", f"student_r{r}", ["colour", "student"]],
-            [f"colour, student round {r} box or mask, by selection score (post hoc)", f"student_r{r}",
-             ["colour", "student_box", "student"]],
-            [f"majority of colour, student round {r} mask and its box (2 of 3 per pixel)", f"student_r{r}_vote", "final"],
-            [f"colour, choice steered by the student round {r} mask (weight 0.5)", f"student_r{r}_cue", "colour"],
-            [f"colour or student round {r} box, both steered by its mask (weight 0.5)", f"student_r{r}_cue", "final"],
-        )],
+        *[row for key in STUDENTS for row in student_rows(key)],
         ["oracle: best candidate by ground truth (upper bound, NOT a result)", "default", "oracle_final"],
     ],
 }

@@ -37,6 +37,8 @@ CONFIG: dict[str, Any] = {
     "mask_dir": None,                  # never read: kept for open_data's signature
     "holdout_every": HOLDOUT_EVERY,    # every k-th training id stays out (0: use all)
     "limit": None,                     # at most N images (in the seeded order)
+    "start": 0,                        # skip the first N of the seeded order (to extend an earlier run
+                                       # in another out_dir: its "limit" here; training reads both dirs)
     "synthetic_if_missing": False,
     "n_synthetic": 4,
     "results_root": "results",
@@ -58,7 +60,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     run = ResumableRun(run_dir, cfg, PIPELINE_RESUMABLE | {"limit"})
     log.info("run folder: %s", run_dir)
     pipeline = build_pipeline(cfg, device)
-    ids = self_training_ids(dataset.ids, cfg["holdout_every"], cfg["seed"])[: cfg["limit"] or None]
+    ids = self_training_ids(dataset.ids, cfg["holdout_every"], cfg["seed"])[cfg["start"]: cfg["limit"] or None]
     positions = {image_id: i for i, image_id in enumerate(dataset.ids)}
 
     def work(_: int, image_id: str) -> dict[str, Any]:

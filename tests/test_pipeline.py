@@ -152,3 +152,18 @@ def test_vote_keeps_pixels_most_final_sources_agree_on():
     assert np.array_equal(out.final_mask, expected) and out.final_mask.any()
     with pytest.raises(ValueError, match="final_rule"):
         CamSamPipeline(None, ScriptedSegmenter(), PipelineConfig(methods=[], final_rule="mean"))
+
+
+def test_vote_of_colour_and_student_is_their_intersection():
+    class LeftStudent:
+        def predict_proba(self, image):
+            prob = np.zeros(image.shape[:2], np.float32)
+            prob[40:80, 50:90] = 0.9
+            return prob
+
+    cfg = PipelineConfig(methods=[], proposals=["colour", "student"], final_sources=["colour", "student"],
+                         final_rule="vote")
+    out = CamSamPipeline(None, ScriptedSegmenter(), cfg, student=LeftStudent()).segment(_image())
+    colour, student = out.sources["colour"].mask, out.sources["student"].mask
+    assert out.final_source == "vote" and not np.array_equal(colour, student)
+    assert np.array_equal(out.final_mask, colour & student) and out.final_mask.any()

@@ -75,6 +75,17 @@ def test_pseudo_labels_never_read_masks(tmp_path):
         assert a.any() and np.array_equal(a, b)
 
 
+def test_start_extends_an_earlier_run_in_another_folder(tmp_path):
+    root = write_synthetic_isic(tmp_path / "data", n_images=3, split="train")
+    common = {"data_root": root, "holdout_every": 0, "prompts.n_perturbations": 0}
+    first = pseudo_label.main(_args(common, out_dir=tmp_path / "a", limit=2))
+    rest = pseudo_label.main(_args(common, out_dir=tmp_path / "b", start=2))
+    assert (first["n_done"], rest["n_done"]) == (2, 1)
+    a = {p.stem for p in (tmp_path / "a" / "records").glob("*.json")}
+    b = {p.stem for p in (tmp_path / "b" / "records").glob("*.json")}
+    assert not a & b and a | b == set(ISICDataset(root, "train").ids)
+
+
 def test_keep_most_trusted_drops_the_lowest_scores(tmp_path):
     root = write_synthetic_isic(tmp_path / "data", n_images=5, split="train")
     pseudo = _fake_pseudo_run(root, "train", tmp_path / "pseudo")
