@@ -3,7 +3,10 @@
     python -m self_training.pseudo_label                                   # round 1: the default pipeline
     python -m self_training.pseudo_label --set student_checkpoint=model_checkpoints/student_r1.pt \\
         --set proposals='["colour","student","student_box"]' \\
-        --set final_sources='["colour","student","student_box"]' --set out_dir=results/pseudo_r2   # round 2
+        --set final_sources='["colour","student","student_box"]' --set out_dir=results/pseudo_r2   # round 2 (box)
+    python -m self_training.pseudo_label --set student_checkpoint=model_checkpoints/student_r1.pt \
+        --set proposals='["colour","student"]' --set final_sources='["colour","student"]' \
+        --set final_rule=vote --set out_dir=results/pseudo_r2and      # round 2-AND: colour AND the student
 
 Writes, per training image (every ``holdout_every``-th crop is left out, an unseen evaluation
 set), ``masks/<id>.png`` (the delivered mask, 0/255), ``uncertainty/<id>.png`` (per-pixel std of
@@ -36,9 +39,9 @@ CONFIG: dict[str, Any] = {
     "image_dir": None,                 # a folder of unlabelled images instead of ISIC
     "mask_dir": None,                  # never read: kept for open_data's signature
     "holdout_every": HOLDOUT_EVERY,    # every k-th training id stays out (0: use all)
-    "limit": None,                     # at most N images (in the seeded order)
-    "start": 0,                        # skip the first N of the seeded order (to extend an earlier run
-                                       # in another out_dir: its "limit" here; training reads both dirs)
+    "limit": None,                     # at most N images (in the seeded order, after "start")
+    "start": 0,                        # skip the first N of the seeded order: extends an earlier run in
+                                       # another out_dir (its "limit" here); training reads both folders
     "synthetic_if_missing": False,
     "n_synthetic": 4,
     "results_root": "results",
@@ -60,7 +63,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     run = ResumableRun(run_dir, cfg, PIPELINE_RESUMABLE | {"limit"})
     log.info("run folder: %s", run_dir)
     pipeline = build_pipeline(cfg, device)
-    ids = self_training_ids(dataset.ids, cfg["holdout_every"], cfg["seed"])[cfg["start"]: cfg["limit"] or None]
+    ids = self_training_ids(dataset.ids, cfg["holdout_every"], cfg["seed"])[cfg["start"]:][: cfg["limit"] or None]
     positions = {image_id: i for i, image_id in enumerate(dataset.ids)}
 
     def work(_: int, image_id: str) -> dict[str, Any]:
