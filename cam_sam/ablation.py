@@ -18,7 +18,7 @@ import pandas as pd
 
 from cam_sam.evaluation import SEGMENT_CONFIG, segment_dataset
 from common.cli import run_main
-from common.metrics import choose_post_hoc, summarise
+from common.metrics import choose_post_hoc, paired_difference, summarise
 from common.config import config_from_argv, merge
 from common.io import write_csv, write_text
 
@@ -86,6 +86,9 @@ CONFIG: dict[str, Any] = {
         **{name: run for key in STUDENTS for name, run in student_runs(key).items()},
     },
     "only_runs": None,                 # a list of run names: run only these (rows of other runs are left out)
+    # every row's per-image IoU minus this row's (same images), with a 95 % BCa bootstrap interval;
+    # only when that row's run is among the runs; None: no such column
+    "reference_row": "+ agreement among candidates in the choice, weight 0.1 (DEFAULT)",
     "table_name": "ablation",          # <out_root>/<table_name>.csv and .md
     "embedding_cache": "results/cache/embeddings",   # shared by every run: each image is encoded once
     # rows: (label, run, source row in its metrics, or a list of sources chosen post hoc by predicted IoU)
@@ -103,10 +106,22 @@ CONFIG: dict[str, Any] = {
 }
 
 
-def row_summary(metrics: dict[str, Any], source) -> dict[str, Any]:
+def row_per_image(metrics: dict[str, Any], source) -> tuple[dict[str, dict], str]:
+    """(per-image metrics, the key of the row's source in them) of one table row."""
     if isinstance(source, list):
-        return summarise(choose_post_hoc(metrics["per_image"], source), ["chosen"])["chosen"]
-    return metrics["summary"][source]
+        return choose_post_hoc(metrics["per_image"], source), "chosen"
+    return metrics["per_image"], source
+
+
+def row_summary(metrics: dict[str, Any], source) -> dict[str, Any]:
+    per_image, key = row_per_image(metrics, source)
+    return summarise(per_image, [key])[key] if isinstance(source, list) else metrics["summary"][source]
+
+
+def row_ious(metrics: dict[str, Any], source) -> dict[str, float]:
+    """image id -> IoU of one table row (a failed image: 0)."""
+    per_image, key = row_per_image(metrics, source)
+    return {i: float(rows[key]["iou"]) for i, rows in per_image.items() if key in rows}
 
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:
@@ -122,16 +137,21 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                         **overrides}
             print(f"== {eval_set['name']} / {run_name}")
             results[(eval_set["name"], run_name)] = segment_dataset(merge(SEGMENT_CONFIG, settings))
+    reference = next(((r, src) for label, r, src in cfg["rows"] if label == cfg["reference_row"] and r in runs), None)
     table = []
     for label, run_name, source in cfg["rows"]:
         if run_name not in runs:
             continue
         row: dict[str, Any] = {"variant": label}
         for eval_set in cfg["eval_sets"]:
-            s = row_summary(results[(eval_set["name"], run_name)], source)
             name = eval_set["name"]
+            s = row_summary(results[(name, run_name)], source)
             row.update({f"{name} IoU": round(s["iou"], 3), f"{name} Dice": round(s["dice"], 3),
                         f"{name} IoU>=0.65": round(s["share_iou_ge_0.65"], 2), f"{name} n": s["n_images"]})
+            if reference is not None:
+                d = paired_difference(row_ious(results[(name, run_name)], source),
+                                      row_ious(results[(name, reference[0])], reference[1]))
+                row[f"{name} vs default [95 % CI]"] = f"{d['diff']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]"
         table.append(row)
     df = pd.DataFrame(table)
     write_csv(out_root / f"{cfg['table_name']}.csv", df)

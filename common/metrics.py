@@ -63,3 +63,22 @@ def choose_post_hoc(per_image: dict[str, dict], sources: list[str]) -> dict[str,
         pick = max(scored, key=lambda s: rows[s]["selection_score"]) if scored else None
         chosen[image_id] = {"chosen": rows[pick] if pick else {**rows[sources[0]], "failed": True}}
     return chosen
+
+
+def paired_difference(ious: dict[str, float], reference: dict[str, float], confidence: float = 0.95,
+                      n_resamples: int = 5000, seed: int = 0) -> dict[str, float]:
+    """Mean per-image IoU difference ``ious - reference`` over the images both score, with a BCa
+    bootstrap interval of that mean (``scipy.stats.bootstrap``; images resampled, so the pairing
+    is kept). Returns ``{"diff", "low", "high", "n"}``."""
+    from scipy.stats import bootstrap
+
+    common = sorted(set(ious) & set(reference))
+    diff = np.array([ious[i] - reference[i] for i in common], np.float64)
+    if len(diff) < 2 or np.all(diff == diff[0]):
+        value = float(diff.mean()) if len(diff) else float("nan")
+        return {"diff": value, "low": value, "high": value, "n": len(diff)}
+    result = bootstrap((diff,), np.mean, confidence_level=confidence, n_resamples=n_resamples, method="BCa",
+                       random_state=np.random.default_rng(seed))
+    low, high = result.confidence_interval
+    return {"diff": float(diff.mean()), "low": float(low), "high": float(high), "n": len(diff)}
+

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from common.metrics import mask_metrics, summarise
+from common.metrics import mask_metrics, paired_difference, summarise
 from cam_sam.postprocess import postprocess_mask
 
 
@@ -44,3 +44,17 @@ def test_postprocess_keeps_largest_and_fills_holes():
     assert out[10, 10] and not out[35, 35] and out.sum() == 400
     opened = postprocess_mask(mask, open_frac=0.2, keep_largest=False, fill_holes=False)
     assert not opened[35, 35]        # an 8 px kernel removes the 2 px speck
+
+
+def test_paired_difference_keeps_the_pairing():
+    rng = np.random.default_rng(0)
+    reference = {f"i{k}": float(v) for k, v in enumerate(rng.uniform(0, 1, 60))}
+    shifted = {k: v + 0.01 + float(rng.normal(0, 0.002)) for k, v in reference.items()}
+    d = paired_difference(shifted, reference)
+    # images vary by ~0.3 but the per-image gain is 0.01 +- 0.002: paired, the interval excludes 0
+    assert d["n"] == 60 and d["low"] > 0.005 and d["high"] < 0.015 and d["low"] < d["diff"] < d["high"]
+    noise = {k: v + float(rng.normal(0, 0.1)) for k, v in reference.items()}
+    d = paired_difference(noise, reference)
+    assert d["low"] < 0 < d["high"]
+    same = paired_difference({"a": 0.5, "b": 0.75, "extra": 1.0}, {"a": 0.25, "b": 0.5})
+    assert same["n"] == 2 and same["diff"] == same["low"] == same["high"] == 0.25
