@@ -51,7 +51,7 @@ def student_rows(key: str) -> list[list]:
     """The table rows of one student's runs: (label, run, source row or post-hoc pool)."""
     name, run = STUDENTS[key], f"student_{key}"
     return [
-        [f"{name} alone (fast preset: no segmenter)", run, "student"],
+        [f"{name} alone (no segmenter)", run, "student"],
         [f"{name} box -> LiteMedSAM", run, "student_box"],
         [f"colour or {name} box, by selection score (post hoc)", run, ["colour", "student_box"]],
         [f"colour or {name} mask, by selection score (post hoc)", run, ["colour", "student"]],

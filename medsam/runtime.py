@@ -45,6 +45,8 @@ def resolve_backend(backend: str, device: str | torch.device) -> str:
         return next((b for b in ("openvino", "onnxruntime") if importlib.util.find_spec(b)), "torch")
     if backend != "torch" and importlib.util.find_spec(backend) is None:
         raise ValueError(f"backend {backend!r} is not installed (pip install {backend})")
+    if backend != "torch" and torch.device(device).type != "cpu":
+        raise ValueError(f"backend {backend!r} runs on the CPU only; on {device} use backend=torch (or auto)")
     return backend
 
 

@@ -94,5 +94,7 @@ def test_backend_choice():
     assert resolve_backend("torch", "cpu") == "torch"
     with pytest.raises(ValueError, match="unknown backend 'tensorrt'"):
         resolve_backend("tensorrt", "cpu")
+    with pytest.raises(ValueError, match="CPU only"):
+        resolve_backend("onnxruntime", "cuda")
 
 
