@@ -86,9 +86,10 @@ CONFIG: dict[str, Any] = {
         **{name: run for key in STUDENTS for name, run in student_runs(key).items()},
     },
     "only_runs": None,                 # a list of run names: run only these (rows of other runs are left out)
-    # every row's per-image IoU minus this row's (same images), with a 95 % BCa bootstrap interval;
-    # only when that row's run is among the runs; None: no such column
-    "reference_row": "+ agreement among candidates in the choice, weight 0.1 (DEFAULT)",
+    # every row's per-image IoU minus this (run, source row)'s on the same images, with a 95 % BCa
+    # bootstrap interval (the default's delivered mask); only when that run is among the runs;
+    # None: no such column
+    "reference": ["default", "final"],
     "table_name": "ablation",          # <out_root>/<table_name>.csv and .md
     "embedding_cache": "results/cache/embeddings",   # shared by every run: each image is encoded once
     # rows: (label, run, source row in its metrics, or a list of sources chosen post hoc by predicted IoU)
@@ -137,7 +138,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                         **overrides}
             print(f"== {eval_set['name']} / {run_name}")
             results[(eval_set["name"], run_name)] = segment_dataset(merge(SEGMENT_CONFIG, settings))
-    reference = next(((r, src) for label, r, src in cfg["rows"] if label == cfg["reference_row"] and r in runs), None)
+    reference = cfg["reference"] if cfg["reference"] and cfg["reference"][0] in runs else None
     table = []
     for label, run_name, source in cfg["rows"]:
         if run_name not in runs:
