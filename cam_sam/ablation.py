@@ -23,7 +23,8 @@ from common.config import config_from_argv, merge
 from common.io import write_csv, write_text
 
 # The shipped students (model_checkpoints/student_<key>.pt) and how the table names them.
-STUDENTS = {"r1": "student round 1", "r2": "student round 2", "r2and": "student round 2-AND"}
+STUDENTS = {"r1": "student round 1", "r2": "student round 2", "r2and": "student round 2-AND",
+            "r3and": "student round 3-AND"}
 
 
 def student_runs(key: str) -> dict[str, tuple[str, dict[str, Any]]]:

@@ -182,6 +182,14 @@ def iou_with(masks: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.maximum(union, 1), 0.0).astype(np.float32)
 
 
+def student_mask(student: StudentSegmenter, image: np.ndarray,
+                 postprocess: PostprocessConfig | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The ``student`` source's mask: (H, W, 3) uint8 RGB -> (probability (H, W) float32,
+    mask (H, W) bool: probability > :data:`STUDENT_THRESHOLD`, post-processed), original pixels."""
+    prob = student.predict_proba(image)
+    return prob, postprocess_mask(prob > STUDENT_THRESHOLD, **asdict(postprocess or PostprocessConfig()))
+
+
 class CamSamPipeline:
     """Zero-shot segmentation of single images.
 
@@ -298,9 +306,7 @@ class CamSamPipeline:
                             selection=selection)
 
     def _student_mask(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(probability (H, W) float32, post-processed mask (H, W) bool) of the student."""
-        prob = self.student.predict_proba(image)
-        return prob, postprocess_mask(prob > STUDENT_THRESHOLD, **asdict(self.config.postprocess))
+        return student_mask(self.student, image, self.config.postprocess)
 
     def _student_box_prompts(self, mask: np.ndarray, rng: np.random.Generator):
         """The student mask's box, padded, and perturbed copies (row 0 unperturbed); None when empty."""

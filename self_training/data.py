@@ -15,12 +15,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
-from torchvision.transforms import v2
 from tqdm import tqdm
 
 from common.io import read_json
 from data.isic import DataError, read_image, read_mask
 from models.student import NORM_MEAN, NORM_STD
+from self_training.augment import ZOOM_OUT_P, add_glare, add_vignette, eval_augmentation, train_augmentation, zoom_out_on_skin
 
 log = logging.getLogger(__name__)
 
@@ -65,50 +65,28 @@ def keep_most_trusted(labels: list[PseudoLabel], keep_fraction: float, key: str 
     return sorted(ranked[: max(1, round(keep_fraction * len(labels)))], key=lambda p: p.image_id)
 
 
-def train_augmentation(size: int) -> v2.Compose:
-    """Moves masks with images (``tv_tensors.Mask``). Zoom-out and rotations shrink the lesion and
-    add dark borders, as a full dermoscope frame (vignette, small lesion) shows it; the rest:
-    crops, flips and colour jitter."""
-    return v2.Compose([
-        v2.RandomApply([v2.RandomZoomOut(fill={tv_tensors.Image: 0, tv_tensors.Mask: 0}, side_range=(1.0, 2.0))], p=0.3),
-        v2.RandomResizedCrop(size, scale=(0.4, 1.0), ratio=(0.75, 1.333), antialias=True),
-        v2.RandomHorizontalFlip(),
-        v2.RandomVerticalFlip(),
-        v2.RandomApply([v2.RandomRotation(180)], p=0.5),
-        v2.ColorJitter(brightness=0.25, contrast=0.25, saturation=0.2, hue=0.03),
-    ])
-
-
-def eval_augmentation(size: int) -> v2.Compose:
-    return v2.Compose([v2.Resize((size, size), antialias=True)])
-
-
-def add_vignette(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Darken outside a random circle, like the dermoscope's field-of-view edge. (H, W, 3) uint8."""
-    h, w = image.shape[:2]
-    radius = rng.uniform(0.45, 0.75) * np.hypot(h, w)
-    cy, cx = h / 2 + rng.uniform(-0.1, 0.1) * h, w / 2 + rng.uniform(-0.1, 0.1) * w
-    yy, xx = np.mgrid[0:h, 0:w]
-    dist = np.hypot(yy - cy, xx - cx)
-    edge = 0.05 * np.hypot(h, w)
-    keep = np.clip((radius - dist) / edge, 0.0, 1.0)[..., None]
-    return (image * keep).astype(np.uint8)
-
-
 class PseudoMaskDataset(Dataset):
     """(image (3, S, S) normalised, target (1, S, S) in {0, 1}, weight (1, S, S)) per item.
 
     ``weight`` = the image's weight x (1 - ``uncertainty_weight`` x normalised pixel std among
-    the candidates): pixels the candidates disagreed on count less."""
+    the candidates): pixels the candidates disagreed on count less. Training only: ``zoom_fill``
+    "black" zooms out onto black (``torchvision``), "skin" onto synthetic skin
+    (:func:`~self_training.augment.zoom_out_on_skin`), each on ``ZOOM_OUT_P`` of the images; then glare
+    (share ``glare_p``) and a dark vignette (share ``vignette_p``)."""
 
     def __init__(self, labels: list[PseudoLabel], size: int, train: bool, cache_size: int = 320,
-                 uncertainty_weight: float = 0.5, vignette_p: float = 0.3, seed: int = 0) -> None:
+                 uncertainty_weight: float = 0.5, vignette_p: float = 0.3, seed: int = 0,
+                 zoom_fill: str = "black", glare_p: float = 0.0) -> None:
+        if zoom_fill not in ("black", "skin"):
+            raise ValueError(f"zoom_fill must be 'black' or 'skin', not {zoom_fill!r}")
         self.labels = labels
         self.size = size
         self.train = train
         self.uncertainty_weight = uncertainty_weight
         self.vignette_p = vignette_p if train else 0.0
-        self.transform = train_augmentation(size) if train else eval_augmentation(size)
+        self.skin_zoom_p = ZOOM_OUT_P if train and zoom_fill == "skin" else 0.0
+        self.glare_p = glare_p if train else 0.0
+        self.transform = train_augmentation(size, black_zoom_out=zoom_fill == "black") if train else eval_augmentation(size)
         self.rng = np.random.default_rng(seed)
         self.images, self.targets = [], []
         for label in tqdm(labels, desc="load pseudo-masks", unit="img", leave=False):
@@ -125,11 +103,15 @@ class PseudoMaskDataset(Dataset):
         return len(self.labels)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        image = self.images[index]
+        image, target = self.images[index], self.targets[index]
+        if self.skin_zoom_p and self.rng.random() < self.skin_zoom_p:
+            image, target = zoom_out_on_skin(image, target, self.rng)
+        if self.glare_p and self.rng.random() < self.glare_p:
+            image = add_glare(image, self.rng)
         if self.vignette_p and self.rng.random() < self.vignette_p:
             image = add_vignette(image, self.rng)
         img = tv_tensors.Image(torch.from_numpy(image).permute(2, 0, 1))
-        target = tv_tensors.Mask(torch.from_numpy(self.targets[index]).permute(2, 0, 1))
+        target = tv_tensors.Mask(torch.from_numpy(target).permute(2, 0, 1))
         img, target = self.transform(img, target)
         x = (img.float() / 255.0 - NORM_MEAN) / NORM_STD
         mask = (target[:1] > 0).float()

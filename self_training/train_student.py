@@ -52,6 +52,8 @@ CONFIG: dict[str, Any] = {
     "confidence_key": "selection_score",
     "uncertainty_weight": 0.5,              # pixel weight 1 - w * (normalised std among candidates)
     "vignette_p": 0.3,                      # share of training images given a dark circular vignette
+    "zoom_fill": "black",                   # zoom-out onto "black" or onto synthetic "skin" (a wider field)
+    "glare_p": 0.0,                         # share of training images given lamp glare at the sides
     "epochs": 8,
     "batch_size": 16,
     "lr": 1e-3,                             # decoder; the encoder trains at lr * encoder_lr_scale
@@ -154,7 +156,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     labels = training_labels(cfg)
     dataset = PseudoMaskDataset(labels, cfg["input_size"], train=True, cache_size=cfg["cache_size"],
                                 uncertainty_weight=cfg["uncertainty_weight"], vignette_p=cfg["vignette_p"],
-                                seed=cfg["seed"] + rank)
+                                seed=cfg["seed"] + rank, zoom_fill=cfg["zoom_fill"], glare_p=cfg["glare_p"])
     sampler = ShardedShuffle(len(dataset), rank, world, cfg["seed"])
     loader = DataLoader(dataset, cfg["batch_size"], sampler=sampler, num_workers=cfg["num_workers"], drop_last=True)
     model, student_config = make_student(cfg)

@@ -1,0 +1,197 @@
+"""Self-training at a glance, from the ablation's runs (``python -m cam_sam.ablation``).
+
+* ``self_training_rounds.png``: per evaluation set, each row's mean IoU with its 95 % bootstrap
+  interval, against the default's delivered mask and the oracle (best candidate by ground truth);
+* ``self_training_gallery.png``: the images of one evaluation set where a row gains most and loses
+  most against the default (picked by ground truth: a figure, not a result): the image with the
+  ground truth (red) and the default's mask (green), then each listed student's own mask.
+* ``self_training_rounds.csv``: the figure's numbers.
+
+Rows whose run is missing are left out with a warning, so the figure draws whatever was run.
+
+    python -m visualisations.self_training_rounds
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from common.cli import run_main  # noqa: E402
+from common.config import config_from_argv  # noqa: E402
+from common.io import read_json, save_figure, write_csv  # noqa: E402
+from common.metrics import mask_metrics  # noqa: E402
+from visualisations.stats import bootstrap_interval  # noqa: E402
+
+CONFIG: dict[str, Any] = {
+    "ablation_root": "results/ablation",
+    "eval_sets": ["val", "train_every18"],
+    "reference": ["default", "final"],         # (run, source): the default's delivered mask
+    "oracle": ["default", "oracle_final"],     # drawn as a ceiling, never a result
+    # (label, run, source row in its metrics.json)
+    "rows": [
+        ["round 1 alone", "student_r1", "student"],
+        ["round 2 (box) alone", "student_r2", "student"],
+        ["round 2-AND alone", "student_r2and", "student"],
+        ["round 3-AND alone", "student_r3and", "student"],
+        ["colour AND round 1", "student_r1_and", "final"],
+        ["colour AND round 2-AND", "student_r2and_and", "final"],
+        ["colour AND round 3-AND", "student_r3and_and", "final"],
+    ],
+    "gallery_set": "val",
+    "gallery_row": "round 3-AND alone",        # gains / losses of this row against the reference
+    "n_gains": 3,
+    "n_losses": 3,
+    # (label, student checkpoint): one gallery column each (its own mask, as the `student` source)
+    "gallery_students": [["round 1", "model_checkpoints/student_r1.pt"],
+                         ["round 2-AND", "model_checkpoints/student_r2and.pt"],
+                         ["round 3-AND", "model_checkpoints/student_r3and.pt"]],
+    "device": "cpu",
+    "out_dir": None,                           # None: <ablation_root>/figures
+    "n_bootstrap": 2000,
+    "seed": 0,
+}
+
+log = logging.getLogger("visualisations.self_training_rounds")
+
+
+def row_ious(run_dir: Path, source: str) -> dict[str, float] | None:
+    """image id -> IoU of ``source`` in the run's ``metrics.json`` (failed images: 0); None when
+    the run or the source is missing."""
+    path = run_dir / "metrics.json"
+    if not path.is_file():
+        return None
+    per_image = read_json(path)["per_image"]
+    ious = {i: float(rows[source]["iou"]) for i, rows in per_image.items() if source in rows}
+    return ious or None
+
+
+def rounds_table(cfg: dict[str, Any]) -> pd.DataFrame:
+    """One line per (evaluation set, row): mean IoU, its 95 % bootstrap interval, n images."""
+    root = Path(cfg["ablation_root"])
+    named = [["default (colour -> LiteMedSAM)", *cfg["reference"]], *cfg["rows"],
+             ["oracle (NOT a result)", *cfg["oracle"]]]
+    lines = []
+    for eval_set in cfg["eval_sets"]:
+        for label, run, source in named:
+            ious = row_ious(root / eval_set / run, source)
+            if ious is None:
+                log.warning("no %s / %s / %s: row left out", eval_set, run, source)
+                continue
+            values = np.array(list(ious.values()))
+            low, high = bootstrap_interval(values, cfg["n_bootstrap"], cfg["seed"])
+            lines.append({"eval_set": eval_set, "row": label, "iou": float(values.mean()), "low": low, "high": high,
+                          "n": len(values)})
+    return pd.DataFrame(lines, columns=["eval_set", "row", "iou", "low", "high", "n"])
+
+
+def rounds_figure(table: pd.DataFrame, eval_sets: list[str]):
+    """Horizontal bars per evaluation set; the default and the oracle as vertical lines."""
+    labels = list(dict.fromkeys(r for r in table["row"] if not r.startswith(("default", "oracle"))))
+    fig, axes = plt.subplots(1, len(eval_sets), figsize=(5.5 * len(eval_sets), 0.45 * len(labels) + 1.8),
+                             sharey=True, squeeze=False)
+    for ax, eval_set in zip(axes[0], eval_sets):
+        part = table[table["eval_set"] == eval_set].set_index("row")
+        y = np.arange(len(labels))
+        rows = part.reindex(labels)             # a row this set lacks: NaN, no bar
+        means = rows["iou"].to_numpy(float)
+        errors = np.nan_to_num(np.stack([means - rows["low"].to_numpy(float), rows["high"].to_numpy(float) - means]))
+        ax.barh(y, means, xerr=errors, capsize=3, color="tab:blue", alpha=0.8)
+        for label, style, colour in (("default", "--", "black"), ("oracle", ":", "tab:red")):
+            match = [r for r in part.index if r.startswith(label)]
+            if match:
+                ax.axvline(part.loc[match[0], "iou"], ls=style, color=colour, label=f"{match[0]}: {part.loc[match[0], 'iou']:.3f}")
+        for yi, m in zip(y, means):
+            if np.isfinite(m):
+                ax.text(0.41, yi, f"{m:.3f}", va="center", fontsize=8, color="white")
+        n = int(part["n"].max()) if len(part) else 0
+        ax.set_title(f"{eval_set} ({n} images)")
+        ax.set_xlim(0.4, 0.9)
+        ax.set_xlabel("mean IoU (95 % bootstrap CI)")
+        ax.legend(fontsize=7, loc="lower right")
+    axes[0][0].set_yticks(np.arange(len(labels)), labels)
+    axes[0][0].invert_yaxis()
+    fig.suptitle("Self-training rounds against the zero-shot default (no pixel label used)")
+    fig.tight_layout()
+    return fig
+
+
+def gallery_picks(row: dict[str, float], reference: dict[str, float], n_gains: int, n_losses: int) -> list[tuple[str, float]]:
+    """(image id, row IoU - reference IoU) of the ``n_gains`` largest gains, then the ``n_losses``
+    largest losses (no image twice; only images both score)."""
+    diffs = sorted(((row[i] - reference[i], i) for i in set(row) & set(reference)), reverse=True)
+    gains = diffs[:n_gains]
+    losses = [d for d in reversed(diffs) if d not in gains][:n_losses]
+    return [(i, d) for d, i in gains + losses]
+
+
+def gallery_figure(cfg: dict[str, Any], picks: list[tuple[str, float]]):
+    """Rows: the picked images. Columns: image + ground truth + default mask, then each student."""
+    import torch
+
+    from cam_sam.pipeline import student_mask
+    from data.catalogue import open_dataset
+    from data.isic import read_mask
+    from models.student import StudentSegmenter
+
+    run_dir = Path(cfg["ablation_root"]) / cfg["gallery_set"] / cfg["reference"][0]
+    run_cfg = read_json(run_dir / "config.json")
+    dataset = open_dataset(run_cfg["data_root"], run_cfg["split"], run_cfg.get("image_dir"), run_cfg.get("mask_dir"),
+                           dataset=run_cfg.get("dataset", "isic2017"))
+    students = {label: StudentSegmenter.from_checkpoint(path, torch.device(cfg["device"]))
+                for label, path in cfg["gallery_students"] if Path(path).is_file()}
+    reference = row_ious(run_dir, cfg["reference"][1]) or {}
+    fig, axes = plt.subplots(len(picks), 1 + len(students), figsize=(2.6 * (1 + len(students)), 2.6 * len(picks)),
+                             squeeze=False)
+    for row_axes, (image_id, diff) in zip(axes, picks):
+        sample = dataset[dataset.ids.index(image_id)]
+        panels = [("default", read_mask(run_dir / "masks" / f"{image_id}.png"), reference.get(image_id, 0.0))]
+        for label, student in students.items():
+            mask = student_mask(student, sample.image)[1]
+            panels.append((label, mask, mask_metrics(mask, sample.mask)["iou"]))
+        for ax, (label, mask, iou) in zip(row_axes, panels):
+            ax.imshow(sample.image)
+            ax.contour(sample.mask, levels=[0.5], colors="red", linewidths=1.2)
+            ax.contour(mask, levels=[0.5], colors="lime", linewidths=1.2)
+            ax.set_title(f"{label}: IoU {iou:.2f}", fontsize=8)
+            ax.axis("off")
+        row_axes[0].set_title(f"{image_id} ({diff:+.2f})\ndefault: IoU {panels[0][2]:.2f}", fontsize=8)
+    fig.suptitle(f"{cfg['gallery_set']}: largest gains and losses of {cfg['gallery_row']} against the default\n"
+                 "ground truth red, mask green (images picked by ground truth: an illustration, not a result)",
+                 fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def main(argv: list[str] | None = None) -> pd.DataFrame:
+    cfg = config_from_argv(CONFIG, argv, description=__doc__.splitlines()[0])
+    out_dir = Path(cfg["out_dir"] or Path(cfg["ablation_root"]) / "figures")
+    table = rounds_table(cfg)
+    if table.empty:
+        raise SystemExit(f"no ablation runs under {cfg['ablation_root']}: run python -m cam_sam.ablation first")
+    write_csv(out_dir / "self_training_rounds.csv", table.round(4))
+    save_figure(rounds_figure(table, [s for s in cfg["eval_sets"] if s in set(table["eval_set"])]),
+                out_dir / "self_training_rounds.png")
+    gallery_row = next((r for r in cfg["rows"] if r[0] == cfg["gallery_row"]), None)
+    if gallery_row is None:
+        raise SystemExit(f"gallery_row {cfg['gallery_row']!r} is not one of the rows' labels")
+    set_dir = Path(cfg["ablation_root"]) / cfg["gallery_set"]
+    row, reference = row_ious(set_dir / gallery_row[1], gallery_row[2]), row_ious(set_dir / cfg["reference"][0], cfg["reference"][1])
+    if row and reference:
+        picks = gallery_picks(row, reference, cfg["n_gains"], cfg["n_losses"])
+        save_figure(gallery_figure(cfg, picks), out_dir / "self_training_gallery.png")
+    else:
+        log.warning("no %s runs for the gallery row %r: gallery left out", cfg["gallery_set"], cfg["gallery_row"])
+    print(table.round(3).to_markdown(index=False))
+    return table
+
+
+if __name__ == "__main__":
+    run_main(main)
