@@ -147,7 +147,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if main_process:
         previous = run_dir / "config.json"
         if previous.is_file():
-            changed = sorted(k for k, v in read_json(previous).items() if k not in RESUMABLE and cfg.get(k) != v)
+            # a key the earlier run did not know yet counts as its default then
+            earlier = {**CONFIG, **read_json(previous)}
+            changed = sorted(k for k, v in earlier.items() if k not in RESUMABLE and cfg.get(k) != v)
             if changed:
                 raise SystemExit(f"{run_dir} holds a training run with another config (keys {changed} differ); "
                                  "choose a new out_dir")

@@ -235,3 +235,10 @@ def test_gallery_picks_the_largest_gains_then_losses():
     reference = {"a": 0.5, "b": 0.6, "c": 0.7, "d": 0.8, "e": 0.1}
     assert gallery_picks(row, reference, 1, 2) == [("a", pytest.approx(0.4)), ("d", pytest.approx(-0.6)),
                                                    ("b", pytest.approx(-0.1))]
+
+
+def test_resuming_refuses_a_recipe_key_the_earlier_run_did_not_have(tmp_path):
+    earlier = {k: v for k, v in train_student.CONFIG.items() if k != "glare_p"}   # a run from before glare_p
+    write_json(tmp_path / "run" / "config.json", {**earlier, "out_dir": str(tmp_path / "run")})
+    with pytest.raises(SystemExit, match="glare_p"):
+        train_student.main(_args(out_dir=tmp_path / "run", glare_p=0.3))

@@ -104,18 +104,19 @@ def rounds_figure(table: pd.DataFrame, eval_sets: list[str]):
         means = rows["iou"].to_numpy(float)
         errors = np.nan_to_num(np.stack([means - rows["low"].to_numpy(float), rows["high"].to_numpy(float) - means]))
         ax.barh(y, means, xerr=errors, capsize=3, color="tab:blue", alpha=0.8)
+        lines = []
         for label, style, colour in (("default", "--", "black"), ("oracle", ":", "tab:red")):
             match = [r for r in part.index if r.startswith(label)]
             if match:
-                ax.axvline(part.loc[match[0], "iou"], ls=style, color=colour, label=f"{match[0]}: {part.loc[match[0], 'iou']:.3f}")
+                ax.axvline(part.loc[match[0], "iou"], ls=style, color=colour)
+                lines.append(f"{label} {part.loc[match[0], 'iou']:.3f} ({'dashed' if style == '--' else 'dotted, NOT a result'})")
         for yi, m in zip(y, means):
             if np.isfinite(m):
                 ax.text(0.41, yi, f"{m:.3f}", va="center", fontsize=8, color="white")
         n = int(part["n"].max()) if len(part) else 0
-        ax.set_title(f"{eval_set} ({n} images)")
+        ax.set_title(f"{eval_set} ({n} images)\n" + ", ".join(lines), fontsize=10)
         ax.set_xlim(0.4, 0.9)
         ax.set_xlabel("mean IoU (95 % bootstrap CI)")
-        ax.legend(fontsize=7, loc="lower right")
     axes[0][0].set_yticks(np.arange(len(labels)), labels)
     axes[0][0].invert_yaxis()
     fig.suptitle("Self-training rounds against the zero-shot default (no pixel label used)")
