@@ -222,7 +222,7 @@ def test_rounds_figure_and_gallery_from_an_ablation_layout(tmp_path, trained_stu
                               rows='[["the student, as final", "default", "final"], ["missing", "nowhere", "student"]]',
                               gallery_row="the student, as final", n_gains=1, n_losses=1,
                               gallery_students=f'[["trained", "{path}"]]', out_dir=tmp_path / "fig"))
-    assert list(table["row"]) == ["default (colour -> LiteMedSAM)", "the student, as final", "oracle (NOT a result)"]
+    assert list(table["row"]) == [rounds.REFERENCE_LABEL, "the student, as final", rounds.ORACLE_LABEL]
     assert table["iou"].iloc[0] == pytest.approx(table["iou"].iloc[1]) and table["low"].iloc[0] <= table["iou"].iloc[0]
     for name in ("self_training_rounds.png", "self_training_gallery.png", "self_training_rounds.csv"):
         assert (tmp_path / "fig" / name).stat().st_size > 0

@@ -61,6 +61,9 @@ CONFIG: dict[str, Any] = {
 
 log = logging.getLogger("visualisations.self_training_rounds")
 
+REFERENCE_LABEL = "default (colour -> LiteMedSAM)"
+ORACLE_LABEL = "oracle (NOT a result)"
+
 
 def row_ious(run_dir: Path, source: str) -> dict[str, float] | None:
     """image id -> IoU of ``source`` in the run's ``metrics.json`` (failed images: 0); None when
@@ -76,8 +79,7 @@ def row_ious(run_dir: Path, source: str) -> dict[str, float] | None:
 def rounds_table(cfg: dict[str, Any]) -> pd.DataFrame:
     """One line per (evaluation set, row): mean IoU, its 95 % bootstrap interval, n images."""
     root = Path(cfg["ablation_root"])
-    named = [["default (colour -> LiteMedSAM)", *cfg["reference"]], *cfg["rows"],
-             ["oracle (NOT a result)", *cfg["oracle"]]]
+    named = [[REFERENCE_LABEL, *cfg["reference"]], *cfg["rows"], [ORACLE_LABEL, *cfg["oracle"]]]
     lines = []
     for eval_set in cfg["eval_sets"]:
         for label, run, source in named:
@@ -94,7 +96,8 @@ def rounds_table(cfg: dict[str, Any]) -> pd.DataFrame:
 
 def rounds_figure(table: pd.DataFrame, eval_sets: list[str]):
     """Horizontal bars per evaluation set; the default and the oracle as vertical lines."""
-    labels = list(dict.fromkeys(r for r in table["row"] if not r.startswith(("default", "oracle"))))
+    labels = list(dict.fromkeys(r for r in table["row"] if r not in (REFERENCE_LABEL, ORACLE_LABEL)))
+    left = min(0.4, float(np.floor(table["low"].min() * 10) / 10))
     fig, axes = plt.subplots(1, len(eval_sets), figsize=(5.5 * len(eval_sets), 0.45 * len(labels) + 1.8),
                              sharey=True, squeeze=False)
     for ax, eval_set in zip(axes[0], eval_sets):
@@ -105,17 +108,17 @@ def rounds_figure(table: pd.DataFrame, eval_sets: list[str]):
         errors = np.nan_to_num(np.stack([means - rows["low"].to_numpy(float), rows["high"].to_numpy(float) - means]))
         ax.barh(y, means, xerr=errors, capsize=3, color="tab:blue", alpha=0.8)
         lines = []
-        for label, style, colour in (("default", "--", "black"), ("oracle", ":", "tab:red")):
-            match = [r for r in part.index if r.startswith(label)]
-            if match:
-                ax.axvline(part.loc[match[0], "iou"], ls=style, color=colour)
-                lines.append(f"{label} {part.loc[match[0], 'iou']:.3f} ({'dashed' if style == '--' else 'dotted, NOT a result'})")
+        for label, name, style, colour in ((REFERENCE_LABEL, "default", "--", "black"),
+                                           (ORACLE_LABEL, "oracle", ":", "tab:red")):
+            if label in part.index:
+                ax.axvline(part.loc[label, "iou"], ls=style, color=colour)
+                lines.append(f"{name} {part.loc[label, 'iou']:.3f} ({'dashed' if style == '--' else 'dotted, NOT a result'})")
         for yi, m in zip(y, means):
-            if np.isfinite(m):
-                ax.text(0.41, yi, f"{m:.3f}", va="center", fontsize=8, color="white")
+            if np.isfinite(m) and m > left + 0.05:
+                ax.text(left + 0.01, yi, f"{m:.3f}", va="center", fontsize=8, color="white")
         n = int(part["n"].max()) if len(part) else 0
         ax.set_title(f"{eval_set} ({n} images)\n" + ", ".join(lines), fontsize=10)
-        ax.set_xlim(0.4, 0.9)
+        ax.set_xlim(left, 0.9)
         ax.set_xlabel("mean IoU (95 % bootstrap CI)")
     axes[0][0].set_yticks(np.arange(len(labels)), labels)
     axes[0][0].invert_yaxis()
