@@ -18,7 +18,7 @@ import pandas as pd
 
 from cam_sam.evaluation import SEGMENT_CONFIG, segment_dataset
 from common.cli import run_main
-from common.metrics import choose_post_hoc, paired_difference, summarise
+from common.metrics import paired_difference, row_ious, row_per_image, summarise
 from common.config import config_from_argv, merge
 from common.io import write_csv, write_text
 
@@ -108,22 +108,11 @@ CONFIG: dict[str, Any] = {
 }
 
 
-def row_per_image(metrics: dict[str, Any], source) -> tuple[dict[str, dict], str]:
-    """(per-image metrics, the key of the row's source in them) of one table row."""
-    if isinstance(source, list):
-        return choose_post_hoc(metrics["per_image"], source), "chosen"
-    return metrics["per_image"], source
-
-
 def row_summary(metrics: dict[str, Any], source) -> dict[str, Any]:
-    per_image, key = row_per_image(metrics, source)
-    return summarise(per_image, [key])[key] if isinstance(source, list) else metrics["summary"][source]
-
-
-def row_ious(metrics: dict[str, Any], source) -> dict[str, float]:
-    """image id -> IoU of one table row (a failed image: 0)."""
-    per_image, key = row_per_image(metrics, source)
-    return {i: float(rows[key]["iou"]) for i, rows in per_image.items() if key in rows}
+    if not isinstance(source, list):
+        return metrics["summary"][source]
+    per_image, key = row_per_image(metrics["per_image"], source)
+    return summarise(per_image, [key])[key]
 
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:
@@ -151,8 +140,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
             row.update({f"{name} IoU": round(s["iou"], 3), f"{name} Dice": round(s["dice"], 3),
                         f"{name} IoU>=0.65": round(s["share_iou_ge_0.65"], 2), f"{name} n": s["n_images"]})
             if reference is not None:
-                d = paired_difference(row_ious(results[(name, run_name)], source),
-                                      row_ious(results[(name, reference[0])], reference[1]))
+                d = paired_difference(row_ious(results[(name, run_name)]["per_image"], source),
+                                      row_ious(results[(name, reference[0])]["per_image"], reference[1]))
                 row[f"{name} vs default [95 % CI]"] = f"{d['diff']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]"
         table.append(row)
     df = pd.DataFrame(table)

@@ -82,3 +82,16 @@ def paired_difference(ious: dict[str, float], reference: dict[str, float], confi
     low, high = result.confidence_interval
     return {"diff": float(diff.mean()), "low": float(low), "high": float(high), "n": len(diff)}
 
+
+def row_per_image(per_image: dict[str, dict], source: str | list[str]) -> tuple[dict[str, dict], str]:
+    """(per-image metrics, the key of the row in them) of one reported row: a source of a run, or
+    a list of sources chosen post hoc by :func:`choose_post_hoc` (key ``"chosen"``)."""
+    if isinstance(source, list):
+        return choose_post_hoc(per_image, source), "chosen"
+    return per_image, source
+
+
+def row_ious(per_image: dict[str, dict], source: str | list[str]) -> dict[str, float]:
+    """image id -> IoU of one reported row (see :func:`row_per_image`); a failed image's is 0."""
+    rows, key = row_per_image(per_image, source)
+    return {i: float(r[key]["iou"]) for i, r in rows.items() if key in r}

@@ -27,7 +27,7 @@ import pandas as pd  # noqa: E402
 from common.cli import run_main  # noqa: E402
 from common.config import config_from_argv  # noqa: E402
 from common.io import read_json, save_figure, write_csv  # noqa: E402
-from common.metrics import mask_metrics  # noqa: E402
+from common.metrics import mask_metrics, row_ious  # noqa: E402
 from visualisations.stats import bootstrap_interval  # noqa: E402
 
 CONFIG: dict[str, Any] = {
@@ -65,15 +65,11 @@ REFERENCE_LABEL = "default (colour -> LiteMedSAM)"
 ORACLE_LABEL = "oracle (NOT a result)"
 
 
-def row_ious(run_dir: Path, source: str) -> dict[str, float] | None:
-    """image id -> IoU of ``source`` in the run's ``metrics.json`` (failed images: 0); None when
-    the run or the source is missing."""
+def run_ious(run_dir: Path, source: str | list[str]) -> dict[str, float] | None:
+    """image id -> IoU of one row of the run's ``metrics.json`` (a source, or a post-hoc list;
+    failed images: 0); None when the run or the row is missing."""
     path = run_dir / "metrics.json"
-    if not path.is_file():
-        return None
-    per_image = read_json(path)["per_image"]
-    ious = {i: float(rows[source]["iou"]) for i, rows in per_image.items() if source in rows}
-    return ious or None
+    return (row_ious(read_json(path)["per_image"], source) or None) if path.is_file() else None
 
 
 def rounds_table(cfg: dict[str, Any]) -> pd.DataFrame:
@@ -83,7 +79,7 @@ def rounds_table(cfg: dict[str, Any]) -> pd.DataFrame:
     lines = []
     for eval_set in cfg["eval_sets"]:
         for label, run, source in named:
-            ious = row_ious(root / eval_set / run, source)
+            ious = run_ious(root / eval_set / run, source)
             if ious is None:
                 log.warning("no %s / %s / %s: row left out", eval_set, run, source)
                 continue
@@ -136,8 +132,9 @@ def gallery_picks(row: dict[str, float], reference: dict[str, float], n_gains: i
     return [(i, d) for d, i in gains + losses]
 
 
-def gallery_figure(cfg: dict[str, Any], picks: list[tuple[str, float]]):
-    """Rows: the picked images. Columns: image + ground truth + default mask, then each student."""
+def gallery_figure(cfg: dict[str, Any], picks: list[tuple[str, float]], reference: dict[str, float]):
+    """Rows: the picked images. Columns: image + ground truth + default mask (``reference``: its
+    IoU per image), then each student's own mask."""
     import torch
 
     from cam_sam.pipeline import student_mask
@@ -151,12 +148,11 @@ def gallery_figure(cfg: dict[str, Any], picks: list[tuple[str, float]]):
                            dataset=run_cfg.get("dataset", "isic2017"))
     students = {label: StudentSegmenter.from_checkpoint(path, torch.device(cfg["device"]))
                 for label, path in cfg["gallery_students"] if Path(path).is_file()}
-    reference = row_ious(run_dir, cfg["reference"][1]) or {}
     fig, axes = plt.subplots(len(picks), 1 + len(students), figsize=(2.6 * (1 + len(students)), 2.6 * len(picks)),
                              squeeze=False)
     for row_axes, (image_id, diff) in zip(axes, picks):
         sample = dataset[dataset.ids.index(image_id)]
-        panels = [("default", read_mask(run_dir / "masks" / f"{image_id}.png"), reference.get(image_id, 0.0))]
+        panels = [("default", read_mask(run_dir / "masks" / f"{image_id}.png"), reference[image_id])]
         for label, student in students.items():
             mask = student_mask(student, sample.image)[1]
             panels.append((label, mask, mask_metrics(mask, sample.mask)["iou"]))
@@ -187,10 +183,10 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     if gallery_row is None:
         raise SystemExit(f"gallery_row {cfg['gallery_row']!r} is not one of the rows' labels")
     set_dir = Path(cfg["ablation_root"]) / cfg["gallery_set"]
-    row, reference = row_ious(set_dir / gallery_row[1], gallery_row[2]), row_ious(set_dir / cfg["reference"][0], cfg["reference"][1])
+    row, reference = run_ious(set_dir / gallery_row[1], gallery_row[2]), run_ious(set_dir / cfg["reference"][0], cfg["reference"][1])
     if row and reference:
         picks = gallery_picks(row, reference, cfg["n_gains"], cfg["n_losses"])
-        save_figure(gallery_figure(cfg, picks), out_dir / "self_training_gallery.png")
+        save_figure(gallery_figure(cfg, picks, reference), out_dir / "self_training_gallery.png")
     else:
         log.warning("no %s runs for the gallery row %r: gallery left out", cfg["gallery_set"], cfg["gallery_row"])
     print(table.round(3).to_markdown(index=False))
