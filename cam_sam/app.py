@@ -92,8 +92,15 @@ def render(image: np.ndarray, result: ServiceResult, truth: np.ndarray | None) -
             figure_to_array(panel_figure(draw_uncertainty, result.output.uncertainty, title="uncertainty")))
 
 
+def verdict(trust) -> str:
+    """The plain verdict on a delivered mask: "looks reliable" or "please review: <reason>"."""
+    text = f"please review: {trust.reason}" if trust.flagged else "looks reliable"
+    return f"confidence **{trust.confidence:.2f}**: **{text}**"
+
+
 def summary(result: ServiceResult, name: str) -> str:
-    """The markdown beside the pictures: chosen source, predicted IoU, optional IoU / Dice."""
+    """The markdown beside the pictures: the verdict and confidence, chosen source, predicted IoU,
+    optional IoU / Dice."""
     out = result.output
     if out.final_mask is None:
         errors = "; ".join(f"{s}: {o.error}" for s, o in out.sources.items() if o.error)
@@ -104,6 +111,8 @@ def summary(result: ServiceResult, name: str) -> str:
              f"- predicted IoU: **{chosen.score:.3f}** (selection score {chosen.selection_score:.3f})"
              if chosen is not None else "- predicted IoU: n/a (voted mask)",
              f"- mask area: {100 * out.final_mask.mean():.1f} % of the image"]
+    if out.trust is not None:
+        lines.insert(1, f"- {verdict(out.trust)}")
     if result.metrics is not None:
         lines.append(f"- against your ground truth: IoU **{result.metrics['iou']:.3f}**, "
                      f"Dice **{result.metrics['dice']:.3f}** (scored after the fact; it did not steer the mask)")
@@ -157,7 +166,8 @@ def build_page(service: SegmentationService, cfg: dict[str, Any]):
                                         elem_id="cam", interactive=False)
                     mask_view = gr.Image(label="delivered mask (green), ground truth (red)", elem_id="mask",
                                          interactive=False)
-                    uncertainty_view = gr.Image(label="uncertainty", elem_id="uncertainty", interactive=False)
+                    uncertainty_view = gr.Image(label="uncertainty: spread of the masks that competed for the delivered one",
+                                                elem_id="uncertainty", interactive=False)
                 download = gr.File(label="mask PNG", elem_id="download", interactive=False)
         run.click(make_handler(service), [image_file, truth_file, classifier, method, segmenter],
                   [status, cam_view, mask_view, uncertainty_view, download], concurrency_limit=1)

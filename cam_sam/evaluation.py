@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+import pandas as pd
 import torch
 
 from cam_sam.build import DATA_CONFIG, OUTPUT_CONFIG, PIPELINE_CONFIG, PIPELINE_RESUMABLE, build_pipeline, open_data
@@ -19,8 +20,8 @@ from cam_sam.pipeline import ImageOutput
 from cam_sam.postprocess import postprocess_mask
 from common.devices import resolve_device
 from common.distributed import Shard
-from common.io import read_json, resolve_run_dir, write_npy, write_png
-from common.metrics import mask_metrics
+from common.io import read_json, resolve_run_dir, write_csv, write_json, write_npy, write_png
+from common.metrics import auroc_fail, flag_summary, mask_metrics, risk_coverage
 from common.runs import ResumableRun
 from data.isic import DataError, subset_ids
 from explainers.cams import CamResult
@@ -85,6 +86,8 @@ def evaluate(output: ImageOutput, truth: np.ndarray, cfg: dict[str, Any]) -> dic
             scores[f"oracle_{source}"] = oracle
             if best_any is None or oracle["iou"] > best_any["iou"]:
                 best_any = oracle
+    for name, mask in output.derived.items():
+        scores[name] = mask_metrics(mask, truth)
     final = mask_metrics(output.final_mask, truth)
     final.update({"failed": output.final_mask is None, "source": output.final_source})
     scores["final"] = final
@@ -128,6 +131,8 @@ def segment_dataset(cfg: dict[str, Any], overlay: OverlayFn | None = None) -> di
         output = pipeline.segment(sample.image, cams=load_saved_cams(cfg["cam_dir"], image_id, cfg["methods"]),
                                   image_id=image_id)
         record: dict[str, Any] = {"final_source": output.final_source, "has_truth": sample.mask is not None}
+        if output.trust is not None:
+            record["trust"] = output.trust.to_record()
         if output.final_mask is None:
             errors = {m: o.error for m, o in output.sources.items()}
             record["error"] = f"no prompt source gave a mask: {errors}"
@@ -139,6 +144,9 @@ def segment_dataset(cfg: dict[str, Any], overlay: OverlayFn | None = None) -> di
             record["metrics"] = evaluate(output, sample.mask, cfg)
         if overlay is not None and order_of[image_id] < cfg["n_overlays"]:
             overlay(run_dir, image_id, sample.image, sample.mask, output, record)
+        if (overlay is not None and output.trust is not None and output.trust.flagged
+                and len(list((run_dir / "overlays").glob(f"{FLAGGED_PREFIX}*.png"))) < cfg["n_overlays"]):
+            overlay(run_dir, FLAGGED_PREFIX + image_id, sample.image, sample.mask, output, record)
         return record
 
     run.process(shard.take(ids), work, desc="segment" if shard.world == 1 else f"segment (rank {shard.rank})")
@@ -146,11 +154,53 @@ def segment_dataset(cfg: dict[str, Any], overlay: OverlayFn | None = None) -> di
     scored = not cfg["image_dir"] or bool(cfg["mask_dir"])
     if shard.rank == 0:
         metrics = run.write_metrics(ids, sources + ["final"], scored=scored)
+        metrics = add_trust(run, ids, metrics)
     shard.barrier()                     # metrics.json is written
     if shard.rank != 0:
         metrics = read_json(run_dir / "metrics.json")
     shard.close()
     metrics["run_dir"], metrics["synthetic"] = str(run_dir), synthetic
+    return metrics
+
+
+FLAGGED_PREFIX = "0_flagged_"   # overlays of flagged images: named to sort before the others
+
+
+def add_trust(run: ResumableRun, ids: list[str], metrics: dict[str, Any]) -> dict[str, Any]:
+    """Put each delivered mask's confidence, review flag and reason (records' ``trust``) into
+    ``metrics.json`` (``per_image[ID]["final"]``, also for images without ground truth) and the
+    trust summary into ``summary["final"]`` (``n_flagged``, ``share_flagged``; with ground truth
+    ``auroc_fail``, ``risk_coverage``, ``failures_flagged``); write ``flagged.csv`` (flagged images,
+    least confident first). Everything is rebuilt from the records, so a resumed run gets it whole."""
+    trust = {}
+    for image_id in ids:
+        if run.is_done(image_id):
+            record = run.load(image_id)
+            if "trust" in record:
+                trust[image_id] = record["trust"]
+    if not trust:
+        return metrics
+    per_image = metrics["per_image"]
+    for image_id, t in trust.items():
+        per_image.setdefault(image_id, {}).setdefault("final", {}).update(
+            {"confidence": t["confidence"], "flagged": t["flagged"], "reason": t["reason"]})
+    confidence = {i: t["confidence"] for i, t in trust.items()}
+    flagged = {i: bool(t["flagged"]) for i, t in trust.items()}
+    ious = {i: per_image[i]["final"]["iou"] for i in trust if "iou" in per_image[i]["final"]}
+    ious.update({i: 0.0 for i in per_image if i not in trust and "iou" in per_image[i].get("final", {})})
+    summary = metrics["summary"].setdefault("final", {"n_images": len(trust)})
+    summary.update(flag_summary(flagged, ious or None))
+    if ious:
+        confidence.update({i: 0.0 for i in ious if i not in confidence})   # a failed image: confidence 0
+        summary.update({"auroc_fail": auroc_fail(confidence, ious), "risk_coverage": risk_coverage(confidence, ious)})
+    rows = sorted((i for i in trust if flagged[i]), key=lambda i: (confidence[i], i))
+    write_csv(run.dir / "flagged.csv", pd.DataFrame(
+        [{"id": i, "confidence": round(confidence[i], 4), "reason": trust[i]["reason"],
+          "mask": str(run.dir / "masks" / f"{i}.png")} for i in rows],
+        columns=["id", "confidence", "reason", "mask"]))
+    # undefined figures (no failed image, or only failed ones) are null, as in the file
+    summary.update({k: None for k, v in summary.items() if isinstance(v, float) and np.isnan(v)})
+    write_json(run.dir / "metrics.json", metrics)
     return metrics
 
 
@@ -172,8 +222,17 @@ def print_summary(metrics: dict[str, Any], run_dir: Path, synthetic: bool) -> No
     print(f"\nResults{tag} in {run_dir}")
     print(f"{'method':<22}{'IoU':>7}{'Dice':>7}{'Prec':>7}{'Rec':>7}{'IoU>=.65':>9}{'n':>5}{'failed':>7}")
     for method, s in metrics["summary"].items():
+        if "iou" not in s:
+            continue
         print(f"{method:<22}{s['iou']:7.3f}{s['dice']:7.3f}{s['precision']:7.3f}{s['recall']:7.3f}"
               f"{s['share_iou_ge_0.65']:9.2f}{s['n_images']:5d}{s['n_failed']:7d}")
+    final = metrics["summary"].get("final", {})
+    if "n_flagged" in final:
+        line = f"flagged for review: {final['n_flagged']} images (list: {run_dir / 'flagged.csv'})"
+        if final.get("auroc_fail") is not None:
+            line += (f"; confidence AUROC for IoU < 0.5: {final['auroc_fail']:.3f}; mean IoU of the 80 % most "
+                     f"confident: {final['risk_coverage']['0.8']:.3f} (all: {final['risk_coverage']['1.0']:.3f})")
+        print(line)
     if any(m.startswith("oracle_") for m in metrics["summary"]):
         print("oracle_* rows chose masks WITH the ground truth: upper bounds, not results.")
     for image_id, message in metrics["failures"].items():

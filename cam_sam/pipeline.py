@@ -18,10 +18,12 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+import cv2
 import numpy as np
 
 from cam_sam.postprocess import postprocess_mask
-from cam_sam.proposals import ColourProposalConfig, colour_proposals
+from cam_sam.proposals import ColourProposalConfig, colour_components, colour_proposals
+from cam_sam.trust import REVIEW_THRESHOLD, Trust, arbitrate, candidate_signals, mask_trust
 from cam_sam.prompts import cam_to_box, negative_points, perturb_boxes, perturb_points, sample_points
 from common.geometry import mask_to_box, pad_box
 from common.timing import StageTimer
@@ -33,11 +35,16 @@ from models.student import StudentSegmenter
 COLOUR = "colour"
 STUDENT = "student"            # the student's mask itself (no segmenter)
 STUDENT_BOX = "student_box"    # the student mask's box, decoded by the segmenter
-PROPOSAL_SOURCES = (COLOUR, STUDENT, STUDENT_BOX)
+COLOUR_REGION = "colour_region"  # the colour proposals' own regions as masks (no segmenter)
+PROPOSAL_SOURCES = (COLOUR, STUDENT, STUDENT_BOX, COLOUR_REGION)
 SEGMENTER_SOURCES = (COLOUR, STUDENT_BOX)   # proposal sources decoded by the promptable segmenter
 STUDENT_THRESHOLD = 0.5        # student probability above which a pixel is lesion
 VOTE = "vote"                  # final_source of a mask voted by the final sources (final_rule "vote")
-FINAL_RULES = ("select", VOTE)
+ARBITER = "arbiter"            # final rule: cam_sam.trust.arbitrate among the final sources and their vote
+LONE_REGION_SCORE = 0.5        # colour_region's score when only one region was found (no agreement to measure)
+FINAL_RULES = ("select", VOTE, ARBITER)
+# sources made from another source's mask (not independent of it, when that one runs too)
+DERIVED_FROM = {STUDENT_BOX: (STUDENT,), COLOUR: (COLOUR_REGION,)}
 
 
 @dataclass
@@ -126,7 +133,9 @@ class ImageOutput:
     sources: dict[str, SourceOutput]
     final_source: str | None
     final_mask: np.ndarray | None
-    uncertainty: np.ndarray | None = None   # (H, W) float32: std of all candidate masks
+    uncertainty: np.ndarray | None = None   # (H, W) float32: std of the masks that compete for the delivered one
+    trust: Trust | None = None              # the delivered mask's confidence, review flag and reason
+    derived: dict[str, np.ndarray] = field(default_factory=dict)   # masks made from several sources ("vote")
 
 
 @dataclass
@@ -138,7 +147,8 @@ class PipelineConfig:
     None by default: no CAM box ever won the delivered mask in the ablation, and running one costs
     a classifier pass and 11 decodes per image; ``["gradcam"]`` reports its row beside colour's."""
     proposals: list[str] = field(default_factory=lambda: [COLOUR])
-    """Other prompt sources: any of "colour", "student", "student_box"."""
+    """Other prompt sources: any of "colour", "student", "student_box", "colour_region" (the colour
+    proposals' regions themselves, no segmenter: nearly free beside "colour")."""
     final_sources: list[str] = field(default_factory=lambda: [COLOUR])
     """Sources whose best-scored mask competes for the delivered ("final") mask."""
     agreement_weight: float = 0.1
@@ -148,9 +158,13 @@ class PipelineConfig:
     student_box_padding: float = 0.05
     """student_box: the student mask's box is padded by this fraction of its size."""
     final_rule: str = "select"
-    """How the delivered mask comes from the final sources: "select" (the best selection score) or
+    """How the delivered mask comes from the final sources: "select" (the best selection score),
     "vote" (pixels where a strict majority of the final sources' chosen masks agree; "select" when
-    that is empty)."""
+    that is empty) or "arbiter" (among the final sources' masks and their vote, the highest
+    label-free arbiter score of :mod:`cam_sam.trust`: agreement between independent sources, the
+    source's own score, plausibility)."""
+    review_threshold: float = REVIEW_THRESHOLD
+    """A delivered mask whose confidence (:mod:`cam_sam.trust`) is below this is flagged for review."""
     prompts: PromptConfig = field(default_factory=PromptConfig)
     colour: ColourProposalConfig = field(default_factory=ColourProposalConfig)
     postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
@@ -254,7 +268,7 @@ class CamSamPipeline:
                 cams.update(self.explainer.explain(image, missing))
         with self.timer.stage("proposals"):
             prompts, errors, student = self._prompts(image, cams, rng)
-        if any(v is not None for v in prompts.values()):
+        if any(v is not None for k, v in prompts.items() if k != COLOUR_REGION):
             with self.timer.stage("encoder"):
                 self.segmenter.set_image(image)   # the one expensive encoding of this image
         outputs: dict[str, SourceOutput] = {}
@@ -262,12 +276,13 @@ class CamSamPipeline:
             cam = cams.get(source)
             if source == STUDENT:
                 outputs[source] = self._student_output(student)
+            elif source == COLOUR_REGION and prompts.get(source) is not None:
+                outputs[source] = self._region_output(prompts[source], image.shape[:2])
             elif prompts.get(source) is None:
                 outputs[source] = SourceOutput(cam, None, None, None, error=errors.get(source))
             else:
                 outputs[source] = self._decode_and_choose(prompts[source], cam, student)
-        with self.timer.stage("selection"):
-            return self._finalise(outputs, student[0] if student is not None else None)
+        return self._finalise(outputs, student[0] if student is not None else None, image)
 
     def _prompts(self, image: np.ndarray, cams: dict[str, CamResult], rng: np.random.Generator):
         """(prompts per source (or None), why a source has none, the student's (prob, mask) or None)."""
@@ -278,8 +293,13 @@ class CamSamPipeline:
             prompts[method] = None if cams[method].constant else self.cam_prompts(cams[method].heatmap, rng)
             if prompts[method] is None:
                 errors[method] = "constant CAM" if cams[method].constant else "empty CAM region"
+        components = colour_components(image, cfg.colour) if {COLOUR, COLOUR_REGION} & set(cfg.proposals) else []
+        if COLOUR_REGION in cfg.proposals:
+            prompts[COLOUR_REGION] = components or None
+            if not components:
+                errors[COLOUR_REGION] = "no colour region"
         if COLOUR in cfg.proposals:
-            boxes = colour_proposals(image, cfg.colour)
+            boxes = colour_proposals(image, cfg.colour, components)
             prompts[COLOUR] = (boxes, None, None) if len(boxes) else None
             if not len(boxes):
                 errors[COLOUR] = "no colour proposal"
@@ -317,6 +337,17 @@ class CamSamPipeline:
         box = pad_box(box, self.config.student_box_padding, mask.shape)
         return np.concatenate([box[None], perturb_boxes(box, p.n_perturbations, p.perturb_scale, rng, mask.shape)]), None, None
 
+    def _region_output(self, components: list[np.ndarray], hw: tuple[int, int]) -> SourceOutput:
+        """The ``colour_region`` source: every colour region (work size) resized to the image as a
+        candidate; the one agreeing most with the others is chosen, its agreement is its score."""
+        masks = np.stack([cv2.resize(c.astype(np.uint8), (hw[1], hw[0]), interpolation=cv2.INTER_NEAREST) > 0
+                          for c in components])
+        score = agreement(masks) if len(masks) > 1 else np.full(1, LONE_REGION_SCORE, np.float32)
+        chosen = int(np.argmax(score))
+        boxes = np.stack([mask_to_box(m) for m in masks])
+        mask = postprocess_mask(masks[chosen], **asdict(self.config.postprocess))
+        return SourceOutput(None, Candidates(boxes, None, None, masks, score), chosen, mask, selection=score)
+
     def _student_output(self, student: tuple[np.ndarray, np.ndarray]) -> SourceOutput:
         """The ``student`` source: its mask as the one candidate, scored by :func:`soft_iou`."""
         prob, mask = student
@@ -326,23 +357,47 @@ class CamSamPipeline:
         box = mask_to_box(mask)[None]
         return SourceOutput(None, Candidates(box, None, None, mask[None], score), 0, mask, selection=score)
 
-    def _finalise(self, outputs: dict[str, SourceOutput], student_prob: np.ndarray | None = None) -> ImageOutput:
-        """The delivered mask: the best selection score among ``final_sources``; if none of them
-        produced a mask, among every source that did. Uncertainty: the per-pixel std of every
-        candidate mask; the student's Bernoulli std sqrt(p (1 - p)) when it is the only source."""
-        produced = [s for s in self.config.sources if outputs[s].chosen is not None]
+    def _finalise(self, outputs: dict[str, SourceOutput], student_prob: np.ndarray | None = None,
+                  image: np.ndarray | None = None) -> ImageOutput:
+        """The delivered mask from ``final_sources`` by ``final_rule`` (if none of them produced a
+        mask, from every source that did), and its :class:`~cam_sam.trust.Trust`. Uncertainty: the
+        per-pixel std of the masks that compete for the delivered one (every candidate of the one
+        final source when there is one; the student's Bernoulli std sqrt(p (1 - p)) when it is the
+        only source)."""
+        cfg = self.config
+        produced = [s for s in cfg.sources if outputs[s].chosen is not None]
         if not produced:
             return ImageOutput(outputs, None, None)
-        pool = [s for s in self.config.final_sources if s in produced] or produced
-        final = max(pool, key=lambda s: outputs[s].selection_score)
-        mask = outputs[final].mask
-        if self.config.final_rule == "vote" and len(pool) > 1:
+        pool = [s for s in cfg.final_sources if s in produced] or produced
+        masks = {s: outputs[s].mask for s in produced}
+        quality = {s: outputs[s].score for s in produced}
+        parents = {s: tuple(p for p in DERIVED_FROM[s] if p in produced) for s in produced if s in DERIVED_FROM}
+        if cfg.final_rule in (VOTE, ARBITER) and len(pool) > 1:
             votes = np.sum([outputs[s].mask for s in pool], axis=0)
-            voted = postprocess_mask(votes * 2 > len(pool), **asdict(self.config.postprocess))
+            voted = postprocess_mask(votes * 2 > len(pool), **asdict(cfg.postprocess))
             if voted.any():
-                final, mask = VOTE, voted
+                masks[VOTE], parents[VOTE] = voted, tuple(pool)
+                quality[VOTE] = float(np.mean([quality[s] for s in pool]))
+        with self.timer.stage("trust"):
+            signals = candidate_signals(image, masks, quality, parents, cfg.colour) if image is not None else None
+        with self.timer.stage("selection"):
+            return self._deliver(outputs, produced, pool, masks, signals, student_prob)
+
+    def _deliver(self, outputs, produced, pool, masks, signals, student_prob) -> ImageOutput:
+        """The final choice by ``final_rule``, the uncertainty and the trust of the delivered mask."""
+        cfg = self.config
+        final = max(pool, key=lambda s: outputs[s].selection_score)
+        if cfg.final_rule == VOTE and VOTE in masks:
+            final = VOTE
+        elif cfg.final_rule == ARBITER and signals is not None:
+            final = arbitrate({s: signals[s] for s in pool + ([VOTE] if VOTE in masks else [])})
+        mask = masks[final]
         if produced == [STUDENT] and student_prob is not None:
             uncertainty = np.sqrt(student_prob * (1 - student_prob))
         else:
-            uncertainty = np.concatenate([outputs[s].candidates.masks for s in produced]).astype(np.float32).std(axis=0)
-        return ImageOutput(outputs, final, mask, uncertainty=uncertainty)
+            competing = outputs[pool[0]].candidates.masks if len(pool) == 1 else np.stack([masks[s] for s in pool])
+            uncertainty = competing.astype(np.float32).std(axis=0)
+        independent = [s for s in produced if not set(DERIVED_FROM.get(s, ())) & set(produced)]
+        trust = mask_trust(signals, final, independent, cfg.review_threshold) if signals is not None else None
+        derived = {VOTE: masks[VOTE]} if VOTE in masks else {}
+        return ImageOutput(outputs, final, mask, uncertainty=uncertainty, trust=trust, derived=derived)

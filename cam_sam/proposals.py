@@ -109,9 +109,9 @@ DARKNESS_CHANNELS = {
 }
 
 
-def colour_proposals(image: np.ndarray, config: ColourProposalConfig | None = None) -> np.ndarray:
-    """(K, 4) candidate lesion boxes in original pixels, one per channel x flat-field variant that
-    finds a region (K may be 0; identical boxes are kept once)."""
+def colour_components(image: np.ndarray, config: ColourProposalConfig | None = None) -> list[np.ndarray]:
+    """The lesion components the colour proposals are made from: one (h, w) bool mask at the work
+    size (longer side ``work_size``) per channel x flat-field variant that finds a region."""
     cfg = config or ColourProposalConfig()
     h, w = image.shape[:2]
     scale = cfg.work_size / max(h, w)
@@ -127,7 +127,7 @@ def colour_proposals(image: np.ndarray, config: ColourProposalConfig | None = No
     if valid.sum() < cfg.min_valid_pixels:
         valid = fov if fov.sum() >= cfg.min_valid_pixels else np.ones_like(fov)
     prior = centrality(small_hw, cfg.centre_sigma)
-    boxes = []
+    components = []
     for name in cfg.channels:
         darkness = DARKNESS_CHANNELS[name](smooth, lab)
         background = np.where(valid, darkness, float(np.median(darkness[valid])))
@@ -137,10 +137,24 @@ def colour_proposals(image: np.ndarray, config: ColourProposalConfig | None = No
             if values.max() <= values.min():
                 continue
             component = pick_component((channel > threshold_otsu(values)) & valid, prior, cfg.min_area)
-            if component is None:
-                continue
-            box = pad_box(mask_to_box(component), cfg.padding, small_hw)
-            boxes.append(box / np.array([small_hw[1] / w, small_hw[0] / h] * 2, np.float32))
+            if component is not None:
+                components.append(component)
+    return components
+
+
+def colour_proposals(image: np.ndarray, config: ColourProposalConfig | None = None,
+                     components: list[np.ndarray] | None = None) -> np.ndarray:
+    """(K, 4) candidate lesion boxes in original pixels, one per channel x flat-field variant that
+    finds a region (K may be 0; identical boxes are kept once). ``components``: those of
+    :func:`colour_components`, when already computed."""
+    cfg = config or ColourProposalConfig()
+    h, w = image.shape[:2]
+    components = colour_components(image, cfg) if components is None else components
+    boxes = []
+    for component in components:
+        small_hw = component.shape
+        box = pad_box(mask_to_box(component), cfg.padding, small_hw)
+        boxes.append(box / np.array([small_hw[1] / w, small_hw[0] / h] * 2, np.float32))
     if not boxes:
         return np.zeros((0, 4), np.float32)
     return np.unique(clip_box(np.stack(boxes), (h, w)), axis=0)

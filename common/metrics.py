@@ -38,7 +38,8 @@ def summarise(per_image: dict[str, dict[str, dict]], methods: list[str]) -> dict
     IoU >= 0.65. ``per_image[id][method]`` is a metrics dict, with ``"failed": True`` on failure."""
     summary: dict[str, dict] = {}
     for method in methods:
-        rows = [per_image[i][method] for i in per_image if method in per_image[i]]
+        # (an image without ground truth may carry only its confidence under "final")
+        rows = [per_image[i][method] for i in per_image if "iou" in per_image[i].get(method, {})]
         if not rows:
             continue
         entry: dict[str, float | int] = {}
@@ -94,4 +95,45 @@ def row_per_image(per_image: dict[str, dict], source: str | list[str]) -> tuple[
 def row_ious(per_image: dict[str, dict], source: str | list[str]) -> dict[str, float]:
     """image id -> IoU of one reported row (see :func:`row_per_image`); a failed image's is 0."""
     rows, key = row_per_image(per_image, source)
-    return {i: float(r[key]["iou"]) for i, r in rows.items() if key in r}
+    return {i: float(r[key]["iou"]) for i, r in rows.items() if "iou" in r.get(key, {})}
+
+
+FAIL_IOU = 0.5                                   # an image below this IoU counts as a failure
+COVERAGES = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)       # shares of the most confident images in risk-coverage
+
+
+def risk_coverage(confidence: dict[str, float], ious: dict[str, float],
+                  coverages: tuple[float, ...] = COVERAGES) -> dict[str, float]:
+    """Mean IoU of the most confident ``c`` share of the images, for each ``c`` in ``coverages``
+    (ties broken by id, so the result is reproducible). Keys ``"0.5"``, ... ``"1.0"``."""
+    common = sorted(set(confidence) & set(ious), key=lambda i: (-confidence[i], i))
+    out = {}
+    for c in coverages:
+        top = common[: max(1, int(round(c * len(common))))] if common else []
+        out[f"{c:.1f}"] = float(np.mean([ious[i] for i in top])) if top else float("nan")
+    return out
+
+
+def auroc_fail(confidence: dict[str, float], ious: dict[str, float], fail_iou: float = FAIL_IOU) -> float:
+    """Area under the ROC curve of ``1 - confidence`` for detecting failed images (IoU <
+    ``fail_iou``); NaN when the images are all failures or all successes."""
+    from sklearn.metrics import roc_auc_score
+
+    common = sorted(set(confidence) & set(ious))
+    failed = [ious[i] < fail_iou for i in common]
+    if len(set(failed)) < 2:
+        return float("nan")
+    return float(roc_auc_score(failed, [-confidence[i] for i in common]))
+
+
+def flag_summary(flagged: dict[str, bool], ious: dict[str, float] | None = None,
+                 fail_iou: float = FAIL_IOU) -> dict[str, float]:
+    """``n_flagged``, ``share_flagged`` and, with ``ious``, ``failures_flagged``: the share of the
+    failed images (IoU < ``fail_iou``) that are flagged."""
+    out: dict[str, float] = {"n_flagged": int(sum(flagged.values())),
+                             "share_flagged": float(np.mean(list(flagged.values()))) if flagged else 0.0}
+    if ious is not None:
+        failed = [i for i in flagged if i in ious and ious[i] < fail_iou]
+        out["n_failed_images"] = len(failed)
+        out["failures_flagged"] = float(np.mean([flagged[i] for i in failed])) if failed else float("nan")
+    return out

@@ -1,13 +1,19 @@
 """Train the student segmenter on pseudo-masks (no pixel label anywhere).
 
     python -m self_training.train_student --set pseudo_dirs='["results/pseudo_r1"]' --set out_dir=results/student_r1
+    python -m self_training.train_student --set pseudo_dirs='["results/pseudo_r4_crops"]' \
+        --set extra_sets='[{"name": "frames", "image_dir": "../shared/data/ISIC2017_full_frames/images",
+                           "pseudo_dirs": ["results/pseudo_r4_frames"]}]' --set out_dir=results/student_r4   # crops + frames
     torchrun --nproc_per_node 2 -m self_training.train_student ...        # data-parallel, same result layout
 
 The encoder is a classifier backbone from the registry (ImageNet weights, or the melanoma
 classifier of ``classification/train.py`` with ``classifier_checkpoint``); the U-Net decoder comes
 from ``segmentation-models-pytorch``. The least trusted ``1 - keep_fraction`` of the pseudo-masks
 (by the pipeline's selection score) are dropped; pixels on which the pipeline's candidates
-disagreed count less. A fixed number of epochs, no choice by any ground truth. Writes
+disagreed count less. ``extra_sets`` add other image folders (the full frames) with their own
+pseudo-labelling runs; their ids are kept apart from the main set's as ``<name>:<id>`` (the same
+image id may be a crop in one folder and a whole frame in another), and no image whose id is held
+back in the main set is used from any set. A fixed number of epochs, no choice by any ground truth. Writes
 ``last.pt`` (resume), ``student.pt`` (the final weights, ``weights_only`` loadable),
 ``history.json`` and ``config.json``; rerunning with the same ``out_dir`` resumes.
 """
@@ -16,6 +22,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +40,7 @@ from common.io import read_json, resolve_run_dir, write_json
 from data.catalogue import open_dataset
 from common.checkpoints import safe_load
 from models.student import StudentConfig, build_student, load_backbone, save_student
-from self_training.data import PseudoMaskDataset, collect_pseudo_labels, keep_most_trusted
+from self_training.data import PseudoLabel, PseudoMaskDataset, collect_pseudo_labels, keep_most_trusted
 from self_training.holdout import HOLDOUT_EVERY, holdout_ids
 from self_training.losses import weighted_bce_dice
 
@@ -43,6 +50,8 @@ CONFIG: dict[str, Any] = {
     "split": "train",
     "image_dir": None,                      # a folder of unlabelled images instead of ISIC
     "pseudo_dirs": ["results/pseudo_r1"],   # pseudo-labelling runs (a later one's masks win)
+    "extra_sets": [],                       # more image folders, each {"name", "image_dir", "pseudo_dirs"}
+                                            # (or "dataset"/"data_root"/"split" instead of image_dir)
     "holdout_every": HOLDOUT_EVERY,         # refuse to train on these ids (the unseen evaluation crops)
     "backbone": "efficientnet_lite0",       # classifier registry name of the encoder
     "classifier_checkpoint": None,          # classification/train.py file; None: ImageNet weights
@@ -74,18 +83,41 @@ RESUMABLE = {"num_workers", "threads", "device", "export", "out_dir"}
 log = logging.getLogger("self_training.train_student")
 
 
-def training_labels(cfg: dict[str, Any]):
-    """The pseudo-labels to train on: held-back ids refused, the least trusted dropped."""
-    dataset = open_dataset(cfg["data_root"], cfg["split"], cfg["image_dir"], read_masks=False, dataset=cfg["dataset"])
+def _set_labels(name: str, dataset, pseudo_dirs: list[str], held: set[str], cfg: dict[str, Any]) -> list[PseudoLabel]:
+    """One training set's pseudo-labels, ids in ``held`` refused, the least trusted dropped."""
     paths = dict(zip(dataset.ids, dataset.image_paths))
-    held = set(holdout_ids(dataset.ids, cfg["holdout_every"])) if not cfg["image_dir"] else set()
-    labels = [p for p in collect_pseudo_labels(cfg["pseudo_dirs"], paths) if p.image_id not in held]
-    if not labels:
-        raise SystemExit(f"no pseudo-masks found in {cfg['pseudo_dirs']}: run self_training.pseudo_label first")
+    labels = [p for p in collect_pseudo_labels(pseudo_dirs, paths) if p.image_id not in held]
     kept = keep_most_trusted(labels, cfg["keep_fraction"], cfg["confidence_key"])
-    log.info("%d pseudo-masks, %d kept (keep_fraction %.2f by %s)", len(labels), len(kept),
+    log.info("%s: %d pseudo-masks, %d kept (keep_fraction %.2f by %s)", name, len(labels), len(kept),
              cfg["keep_fraction"], cfg["confidence_key"])
     return kept
+
+
+EXTRA_SET_KEYS = {"name", "image_dir", "dataset", "data_root", "split", "pseudo_dirs"}
+
+
+def training_labels(cfg: dict[str, Any]) -> list[PseudoLabel]:
+    """The pseudo-labels to train on: the main set's (``data_root``/``split`` or ``image_dir``) and
+    every ``extra_sets`` entry's, each with its least trusted dropped; ids held back in the main
+    set refused in every set; an extra set's ids prefixed ``<name>:``."""
+    main_set = open_dataset(cfg["data_root"], cfg["split"], cfg["image_dir"], read_masks=False, dataset=cfg["dataset"])
+    held = set(holdout_ids(main_set.ids, cfg["holdout_every"])) if not cfg["image_dir"] else set()
+    labels = _set_labels("main set", main_set, cfg["pseudo_dirs"], held, cfg)
+    names: set[str] = set()
+    for spec in cfg["extra_sets"]:
+        name = spec.get("name")
+        if not name or ":" in name or name in names or "pseudo_dirs" not in spec or set(spec) - EXTRA_SET_KEYS:
+            raise SystemExit(f"extra_sets entry {spec}: needs a unique 'name' (no ':') and 'pseudo_dirs', "
+                             "and 'image_dir' or 'dataset'/'data_root'/'split', nothing else")
+        names.add(name)
+        dataset = open_dataset(spec.get("data_root", cfg["data_root"]), spec.get("split", cfg["split"]),
+                               spec.get("image_dir"), read_masks=False, dataset=spec.get("dataset", cfg["dataset"]))
+        labels += [replace(p, image_id=f"{name}:{p.image_id}")
+                   for p in _set_labels(name, dataset, spec["pseudo_dirs"], held, cfg)]
+    if not labels:
+        raise SystemExit(f"no pseudo-masks found in {cfg['pseudo_dirs']} or extra_sets: "
+                         "run self_training.pseudo_label first")
+    return labels
 
 
 def make_student(cfg: dict[str, Any]) -> tuple[torch.nn.Module, StudentConfig]:

@@ -52,6 +52,7 @@ def test_handler_segments_scores_and_writes_the_mask(handler, lesion_files):
     status, cam, mask_view, uncertainty, download = handler(
         str(lesion_files / "lesion.png"), str(lesion_files / "lesion_mask.png"), IMAGENET, "gradcam", "LiteMedSAM")
     assert "chosen source" in status and _iou_shown(status) > 0.8
+    assert re.search(r"confidence \*\*[01]\.\d\d\*\*: \*\*(looks reliable|please review: .+)\*\*", status), status
     for picture in (cam, mask_view, uncertainty):
         assert picture.ndim == 3 and picture.shape[2] == 3 and picture.std() > 0
     from data.isic import read_mask
@@ -141,8 +142,10 @@ def test_page_in_a_real_browser(server, lesion_files, tmp_path):
         page.goto(server)
         _upload(page, "image-upload", lesion_files / "lesion.png")
         _upload(page, "truth-upload", lesion_files / "lesion_mask.png")
-        iou_shown = _iou_shown(_run_and_wait(page, "Dice"))
+        status = _run_and_wait(page, "Dice")
+        iou_shown = _iou_shown(status)
         assert iou_shown > 0.8
+        assert re.search(r"confidence [01]\.\d\d: (looks reliable|please review: )", status), status   # the verdict
         assert page.locator("#mask img").count() == 1
         link = page.locator('#download a[download="lesion_mask.png"]')
         link.wait_for(timeout=30_000)

@@ -1,7 +1,9 @@
 """The main script end to end on generated images: outputs, failures, resume, honesty."""
 import json
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -103,11 +105,49 @@ def test_honest_output_does_not_read_the_ground_truth(tmp_path, synthetic_root):
     _run(tmp_path, synthetic_root, "limit=2")
     masks_b = {p.name: p.read_bytes() for p in (tmp_path / "run" / "masks").glob("*.png")}
     assert masks_a == masks_b and len(masks_a) == 2
+    trust = [{i: read_json(run / "records" / f"{i}.json")["trust"] for i in ids}
+             for run in (tmp_path / "first", tmp_path / "run") for ids in [[n[:-4] for n in masks_a]]]
+    assert trust[0] == trust[1]          # the confidence never saw a mask either
+
+
+def test_flagged_csv_lists_flagged_images_least_confident_first_and_survives_a_resume(tmp_path, synthetic_root,
+                                                                                     monkeypatch):
+    calls = []
+    original = CamSamPipeline.segment
+
+    def dies_on_the_third(self, image, cams=None, image_id="image"):
+        calls.append(image_id)
+        if len(calls) == 3:
+            raise SimulatedKill()
+        return original(self, image, cams, image_id)
+
+    monkeypatch.setattr(CamSamPipeline, "segment", dies_on_the_third)
+    with pytest.raises(SimulatedKill):
+        _run(tmp_path, synthetic_root, "review_threshold=1.01")       # every mask flagged
+    monkeypatch.setattr(CamSamPipeline, "segment", original)
+    metrics = _run(tmp_path, synthetic_root, "review_threshold=1.01")
+    flagged = pd.read_csv(tmp_path / "run" / "flagged.csv")
+    assert list(flagged.columns) == ["id", "confidence", "reason", "mask"]
+    assert sorted(flagged["id"]) == sorted(metrics["per_image"]) and len(flagged) == 3
+    assert list(flagged["confidence"]) == sorted(flagged["confidence"])
+    assert all(Path(m).is_file() for m in flagged["mask"]) and flagged["reason"].str.len().min() > 0
+    final = metrics["summary"]["final"]
+    assert final["n_flagged"] == 3 and set(final["risk_coverage"]) == {"0.5", "0.6", "0.7", "0.8", "0.9", "1.0"}
+    assert "auroc_fail" in final and "failures_flagged" in final
+    for record in metrics["per_image"].values():
+        assert 0 <= record["final"]["confidence"] <= 1 and record["final"]["flagged"] is True
+    overlays = sorted(p.name for p in (tmp_path / "run" / "overlays").glob("*.png"))
+    assert overlays[0].startswith("0_flagged_")                      # flagged overlays sort first
 
 
 def test_user_image_folder_without_masks(tmp_path, synthetic_root):
     metrics = _run(tmp_path, "unused", f"image_dir={synthetic_root / 'ISIC-2017_Validation_Data'}", "limit=1")
-    assert metrics["per_image"] == {} and metrics["failures"] == {}
+    assert metrics["failures"] == {} and len(metrics["per_image"]) == 1
+    (image_id, record), = metrics["per_image"].items()
+    assert set(record) == {"final"} and "iou" not in record["final"]       # nothing scored ...
+    assert 0 <= record["final"]["confidence"] <= 1 and isinstance(record["final"]["flagged"], bool)  # ... but trusted
+    assert metrics["summary"]["final"]["n_flagged"] in (0, 1) and "auroc_fail" not in metrics["summary"]["final"]
+    assert (tmp_path / "run" / "flagged.csv").is_file()
     assert len(list((tmp_path / "run" / "masks").glob("*.png"))) == 1
 
 

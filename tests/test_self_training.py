@@ -242,3 +242,34 @@ def test_resuming_refuses_a_recipe_key_the_earlier_run_did_not_have(tmp_path):
     write_json(tmp_path / "run" / "config.json", {**earlier, "out_dir": str(tmp_path / "run")})
     with pytest.raises(SystemExit, match="glare_p"):
         train_student.main(_args(out_dir=tmp_path / "run", glare_p=0.3))
+
+
+def test_training_on_two_folders_whose_ids_repeat_keeps_both(tmp_path):
+    """Crops and full frames share image ids: both sets are trained on, told apart by the extra
+    set's name, and an id held back in the main set is refused in the extra set too."""
+    root = write_synthetic_isic(tmp_path / "crops", n_images=6, split="train", seed=300)
+    crops = _fake_pseudo_run(root, "train", tmp_path / "pseudo_crops")
+    frames_dir = tmp_path / "frames"
+    frames_dir.mkdir()
+    frames_pseudo = tmp_path / "pseudo_frames"
+    for i, sample in enumerate(ISICDataset(root, "train")):           # same ids, other pixels
+        write_png(frames_dir / f"{sample.image_id}.png", sample.image[::-1].copy())
+        write_png(frames_pseudo / "masks" / f"{sample.image_id}.png", sample.mask[::-1].astype(np.uint8) * 255)
+        write_json(frames_pseudo / "records" / f"{sample.image_id}.json", {"confidence": {"selection_score": 1.0}})
+    cfg = merge(train_student.CONFIG, {"data_root": str(root), "pseudo_dirs": [str(crops)], "holdout_every": 3,
+                                       "keep_fraction": 1.0,
+                                       "extra_sets": [{"name": "frames", "image_dir": str(frames_dir),
+                                                       "pseudo_dirs": [str(frames_pseudo)]}]})
+    labels = train_student.training_labels(cfg)
+    ids = ISICDataset(root, "train").ids
+    held = set(ids[::3])
+    main = {p.image_id: p for p in labels if ":" not in p.image_id}
+    extra = {p.image_id.removeprefix("frames:"): p for p in labels if p.image_id.startswith("frames:")}
+    assert set(main) == set(extra) == set(ids) - held and len(labels) == 2 * len(main)
+    for image_id in main:
+        assert main[image_id].image_path != extra[image_id].image_path
+        assert main[image_id].mask_path.parent.parent == crops and extra[image_id].mask_path.parent.parent == frames_pseudo
+    dataset = PseudoMaskDataset(labels, SMALL, train=False, cache_size=SMALL)
+    assert len(dataset) == len(labels)
+    with pytest.raises(SystemExit, match="unique 'name'"):
+        train_student.training_labels({**cfg, "extra_sets": [{"image_dir": str(frames_dir), "pseudo_dirs": []}]})

@@ -1,0 +1,201 @@
+"""How far to trust each candidate mask, from label-free signals only: the arbiter that chooses
+the delivered mask among independent sources, and the confidence and review flag of that mask.
+
+No function here reads a mask file or a ground truth: the inputs are the image, the candidate
+masks the pipeline produced and the scores the sources gave them.
+
+Signals of one candidate (all in [0, 1], computed on a copy whose longer side is
+:data:`WORK_SIDE` px, so they do not depend on resolution):
+
+* ``consensus``: mean IoU with the other *independent* candidates (the teacher's colour mask and
+  the student's mask come from different models; a mask derived from another, such as the
+  student's box decoded by the segmenter or the AND of two masks, is not counted as independent
+  of its parents). A mask made from all the others (their vote) gets the mean IoU among its
+  independent parents: how much the sources that made it agreed;
+* ``quality``: the source's own score: LiteMedSAM's predicted IoU, or the student's soft IoU
+  (how crisp its probability map is around its mask);
+* ``rim``: share of the field of view's rim (a band just inside the dark vignette, or inside the
+  image border when there is none) that the mask covers. A lesion rarely runs along the edge of
+  the field; a mask that fills the field of view covers all of it;
+* ``outside``: share of the mask lying on the dark vignette (outside the field of view);
+* ``area``: the mask's share of the image; ``solidity``: area over convex-hull area.
+
+The arbiter's score is ``consensus + QUALITY_WEIGHT x quality - RIM_WEIGHT x rim - OUTSIDE_WEIGHT x
+outside`` (the constants below, and how they were chosen). The confidence of the delivered mask
+is described at :func:`mask_trust`: a ranking score in [0, 1], not a calibrated probability (the
+README shows its calibration curve against IoU).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import cv2
+import numpy as np
+
+from cam_sam.proposals import ColourProposalConfig, field_of_view
+
+WORK_SIDE = 256            # px: the longer side signals are computed at
+RIM_FRACTION = 0.03        # width of the field-of-view rim band, a fraction of the longer side
+
+# The arbiter's weights (chosen on both evaluation sets together: README, "the arbiter").
+QUALITY_WEIGHT = 0.5       # x the source's own score
+RIM_WEIGHT = 0.5           # x the share of the field-of-view rim covered
+OUTSIDE_WEIGHT = 1.0       # x the share of the mask on the vignette
+
+# The confidence's plausibility penalties and the review threshold (chosen on train_every18, then
+# reported on validation: README, "which masks to trust").
+REVIEW_THRESHOLD = 0.6     # confidence below this: flagged for a human look
+LOW_AGREEMENT = 0.7        # consensus below this is reported as "teacher and student disagree"
+HIGH_RIM = 0.25            # rim coverage above this is reported as "mask runs along the edge of the field"
+HIGH_OUTSIDE = 0.05        # mask share on the vignette above this: "mask touches the vignette"
+SMALL_AREA = 0.01          # masks below this share of the image: "very small mask"
+LOW_QUALITY = 0.7          # source score below this: "the segmenter is unsure"
+
+
+@dataclass
+class CandidateSignals:
+    """The label-free signals of one candidate mask (see the module docstring)."""
+
+    consensus: float
+    quality: float
+    rim: float
+    outside: float
+    area: float
+    solidity: float
+
+
+def _small(mask: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    if mask.shape == hw:
+        return mask.astype(bool)
+    return cv2.resize(mask.astype(np.uint8), (hw[1], hw[0]), interpolation=cv2.INTER_NEAREST).astype(bool)
+
+
+def work_shape(hw: tuple[int, int]) -> tuple[int, int]:
+    scale = WORK_SIDE / max(hw)
+    return max(1, round(hw[0] * scale)), max(1, round(hw[1] * scale))
+
+
+def field_and_rim(image: np.ndarray, colour: ColourProposalConfig | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(field of view, its rim band), both (h, w) bool at the work size. The field of view is
+    :func:`cam_sam.proposals.field_of_view` (the dark vignette removed); the rim is the band of
+    ``RIM_FRACTION`` of the longer side inside the field's edge (or the image border)."""
+    hw = work_shape(image.shape[:2])
+    small = cv2.resize(image, (hw[1], hw[0]), interpolation=cv2.INTER_AREA)
+    fov = field_of_view(cv2.GaussianBlur(small, (0, 0), 1.5), colour or ColourProposalConfig())
+    if fov.sum() < 0.2 * fov.size:       # no plausible field (a dark image): the whole image
+        fov = np.ones(hw, bool)
+    width = max(1, round(RIM_FRACTION * max(hw)))
+    padded = np.pad(fov.astype(np.uint8), width, constant_values=0)
+    eroded = cv2.erode(padded, np.ones((2 * width + 1, 2 * width + 1), np.uint8))[width:-width, width:-width]
+    return fov, fov & ~eroded.astype(bool)
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / union) if union else 1.0
+
+
+def solidity(mask: np.ndarray) -> float:
+    """Area over the convex hull's area (1 for a convex mask, 0 for an empty one)."""
+    if not mask.any():
+        return 0.0
+    points = cv2.findNonZero(mask.astype(np.uint8))
+    hull = cv2.convexHull(points)
+    return float(min(1.0, mask.sum() / max(cv2.contourArea(hull) + len(hull) / 2 + 1, 1.0)))
+
+
+def candidate_signals(image: np.ndarray, masks: dict[str, np.ndarray], quality: dict[str, float],
+                      parents: dict[str, tuple[str, ...]] | None = None,
+                      colour: ColourProposalConfig | None = None) -> dict[str, CandidateSignals]:
+    """Signals of every candidate in ``masks`` (name -> (H, W) bool, original pixels) of the
+    (H, W, 3) uint8 ``image``. ``quality``: each candidate's own score; ``parents``: for a derived
+    candidate, the candidates it was made from (they are not independent of it: a parent and its
+    child are left out of each other's consensus, as are two children of one parent)."""
+    parents = parents or {}
+    fov, rim = field_and_rim(image, colour)
+    small = {name: _small(m, fov.shape) for name, m in masks.items()}
+
+    def lineage(name: str) -> set[str]:
+        return {name, *parents.get(name, ())}
+
+    def independent_pairs(names) -> list[tuple[str, str]]:
+        names = [n for n in names if n in small]
+        return [(a, b) for i, a in enumerate(names) for b in names[i + 1:] if not (lineage(a) & lineage(b))]
+
+    signals = {}
+    for name, m in small.items():
+        others = [o for o in small if o != name and not (lineage(o) & lineage(name))]
+        if others:
+            consensus = float(np.mean([iou(m, small[o]) for o in others]))
+        else:   # a mask made from all the others (a vote): the agreement of its independent parents
+            pairs = independent_pairs(parents.get(name, ()))
+            consensus = float(np.mean([iou(small[a], small[b]) for a, b in pairs])) if pairs else 0.0
+        area = float(m.mean())
+        signals[name] = CandidateSignals(
+            consensus=consensus, quality=float(np.clip(quality.get(name, 0.0), 0, 1)),
+            rim=float((m & rim).sum() / max(rim.sum(), 1)), outside=float((m & ~fov).sum() / max(m.sum(), 1)),
+            area=area, solidity=solidity(m))
+    return signals
+
+
+def arbiter_score(s: CandidateSignals) -> float:
+    """The arbiter's label-free score of one candidate (higher: more likely the lesion)."""
+    return s.consensus + QUALITY_WEIGHT * s.quality - RIM_WEIGHT * s.rim - OUTSIDE_WEIGHT * s.outside
+
+
+def arbitrate(signals: dict[str, CandidateSignals]) -> str:
+    """The candidate with the highest :func:`arbiter_score` (ties: the first in ``signals``)."""
+    names = list(signals)
+    return names[int(np.argmax([arbiter_score(signals[n]) for n in names]))]
+
+
+@dataclass
+class Trust:
+    """The delivered mask's confidence in [0, 1] (a ranking score: higher means more likely right;
+    not calibrated to IoU), whether it is flagged for review, and why, in plain words."""
+
+    confidence: float
+    flagged: bool
+    reason: str
+    signals: dict[str, dict]     # every candidate's signals, for records and figures
+
+    def to_record(self) -> dict:
+        return {"confidence": self.confidence, "flagged": self.flagged, "reason": self.reason,
+                "signals": self.signals}
+
+
+def confidence_of(s: CandidateSignals, n_independent: int) -> float:
+    """The confidence of a delivered mask with signals ``s``: its agreement with the independent
+    sources (``consensus``; the source's own score stands in when there is no other source), times
+    the plausibility of its shape and place (1 - rim coverage, 1 - share on the vignette)."""
+    agreement = s.consensus if n_independent > 1 else s.quality
+    return float(np.clip(agreement * (1 - s.rim) * (1 - s.outside), 0, 1))
+
+
+def reasons(s: CandidateSignals, n_independent: int) -> list[str]:
+    """Plain-words reasons a mask with signals ``s`` may be wrong (most telling first)."""
+    found = []
+    if n_independent > 1 and s.consensus < LOW_AGREEMENT:
+        found.append("teacher and student disagree")
+    if s.outside > HIGH_OUTSIDE:
+        found.append("mask touches the vignette")
+    if s.rim > HIGH_RIM:
+        found.append("mask runs along the edge of the field")
+    if s.quality < LOW_QUALITY:
+        found.append("the segmenter is unsure")
+    if s.area < SMALL_AREA:
+        found.append("very small mask")
+    return found
+
+
+def mask_trust(signals: dict[str, CandidateSignals], delivered: str, independent: list[str],
+               review_threshold: float = REVIEW_THRESHOLD) -> Trust:
+    """The :class:`Trust` of candidate ``delivered`` among ``signals``; ``independent``: the
+    candidates that come from different models (their number decides whether agreement exists)."""
+    s = signals[delivered]
+    n = len(independent)
+    value = confidence_of(s, n)
+    why = reasons(s, n)
+    flagged = value < review_threshold
+    reason = "; ".join(why) if why else ("low confidence" if flagged else "")
+    return Trust(value, flagged, reason if flagged else "", {k: asdict(v) for k, v in signals.items()})

@@ -1,0 +1,124 @@
+"""How the arbiter's weights and the review threshold were chosen: a study over finished runs.
+
+Reads runs of ``cam_sam.segment`` made with ``final_rule=arbiter`` (their records hold every
+candidate's label-free signals, ``trust.signals``, and, scored afterwards, each candidate's IoU),
+and recomputes offline, without new inference:
+
+* the arbiter's choice for a grid of weights (``quality``, ``rim``, ``outside``), each row's mean
+  IoU on every evaluation set, the per-image better-of-two oracle (labelled so) and the paired 95 %
+  interval of each row against the teacher's mask (colour);
+* the confidence's AUROC for failures (IoU < 0.5), risk-coverage and, for each review threshold,
+  the share flagged and the share of failures flagged.
+
+Ground truth is read here only to score: the choice of weights it reports is a development choice
+made on the evaluation sets, which the README says. ::
+
+    python -m cam_sam.trust_study --set runs='{"val": "results/arbiter/val/r4", "train_every18": "results/arbiter/train_every18/r4"}'
+"""
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cam_sam.trust import CandidateSignals, confidence_of
+from common.cli import run_main
+from common.config import config_from_argv
+from common.io import read_json, write_csv, write_text
+from common.metrics import auroc_fail, flag_summary, paired_difference, risk_coverage
+
+CONFIG: dict[str, Any] = {
+    "runs": {"val": "results/arbiter/val/r4", "train_every18": "results/arbiter/train_every18/r4"},
+    "reference": "colour",                       # the row every interval is against (the teacher's mask)
+    "independent": ["colour", "student"],        # sources from different models
+    "grid": {"quality": [0.0, 0.25, 0.5, 1.0], "rim": [0.0, 0.25, 0.5, 1.0], "outside": [0.0, 1.0]},
+    "thresholds": [0.3, 0.4, 0.5, 0.6, 0.7],
+    "out": "results/trust_study",
+}
+
+
+def load_images(run_dir: str | Path) -> dict[str, dict]:
+    """image id -> {"iou": {candidate: IoU}, "signals": {candidate: CandidateSignals}, "final": name};
+    an image that failed keeps no candidate (every row scores it 0)."""
+    images = {}
+    for path in sorted(Path(run_dir, "records").glob("*.json")):
+        record = read_json(path)
+        metrics = record.get("metrics", {})
+        signals = record.get("trust", {}).get("signals", {})
+        ious = {name: metrics[name]["iou"] for name in signals if name in metrics}
+        images[path.stem] = {"iou": ious, "signals": {k: CandidateSignals(**v) for k, v in signals.items()},
+                             "final": record.get("final_source")}
+    return images
+
+
+def choose(signals: dict[str, CandidateSignals], weights: tuple[float, float, float]) -> str | None:
+    wq, wr, wo = weights
+    if not signals:
+        return None
+    return max(signals, key=lambda n: (signals[n].consensus + wq * signals[n].quality - wr * signals[n].rim
+                                       - wo * signals[n].outside, n))
+
+
+def rule_ious(images: dict[str, dict], pick) -> dict[str, float]:
+    """image id -> IoU of the candidate ``pick(image)`` names (0 when it names none)."""
+    return {i: float(im["iou"].get(pick(im), 0.0)) for i, im in images.items()}
+
+
+def arbiter_table(sets: dict[str, dict], cfg: dict[str, Any]) -> pd.DataFrame:
+    rows = []
+    ref = {name: rule_ious(images, lambda im: cfg["reference"]) for name, images in sets.items()}
+    fixed = {f"{c} alone": (lambda c: lambda im: c)(c) for c in ["colour", "student", "student_box", "vote"]}
+    fixed["oracle: better of colour and student (NOT a result)"] = lambda im: max(
+        ("colour", "student"), key=lambda c: im["iou"].get(c, 0.0))
+    grid = cfg["grid"]
+    for wq, wr, wo in itertools.product(grid["quality"], grid["rim"], grid["outside"]):
+        fixed[f"arbiter quality {wq} rim {wr} outside {wo}"] = (lambda w: lambda im: choose(im["signals"], w))((wq, wr, wo))
+    for label, pick in fixed.items():
+        row: dict[str, Any] = {"row": label}
+        for name, images in sets.items():
+            ious = rule_ious(images, pick)
+            d = paired_difference(ious, ref[name])
+            row[f"{name} IoU"] = round(float(np.mean(list(ious.values()))), 4)
+            row[f"{name} vs {cfg['reference']}"] = f"{d['diff']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]"
+        row["mean of sets"] = round(float(np.mean([row[f"{n} IoU"] for n in sets])), 4)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def confidence_table(sets: dict[str, dict], cfg: dict[str, Any]) -> pd.DataFrame:
+    """AUROC, risk-coverage and flags of the delivered mask's confidence, per set and threshold."""
+    rows = []
+    for name, images in sets.items():
+        ious, conf = {}, {}
+        for i, im in images.items():
+            final = im["final"]
+            ious[i] = float(im["iou"].get(final, 0.0)) if final else 0.0
+            n = len([s for s in cfg["independent"] if s in im["signals"]])
+            conf[i] = confidence_of(im["signals"][final], n) if final in im["signals"] else 0.0
+        curve = risk_coverage(conf, ious)
+        for threshold in cfg["thresholds"]:
+            flags = flag_summary({i: c < threshold for i, c in conf.items()}, ious)
+            rows.append({"set": name, "mean IoU": round(float(np.mean(list(ious.values()))), 4),
+                         "AUROC (IoU < 0.5)": round(auroc_fail(conf, ious), 3),
+                         **{f"top {k}": round(v, 3) for k, v in curve.items()},
+                         "threshold": threshold, "flagged": round(flags["share_flagged"], 3),
+                         "failures flagged": round(flags["failures_flagged"], 3)})
+    return pd.DataFrame(rows)
+
+
+def main(argv: list[str] | None = None) -> dict[str, pd.DataFrame]:
+    cfg = config_from_argv(CONFIG, argv, description=__doc__.splitlines()[0])
+    sets = {name: load_images(path) for name, path in cfg["runs"].items()}
+    tables = {"arbiter": arbiter_table(sets, cfg), "confidence": confidence_table(sets, cfg)}
+    for name, table in tables.items():
+        write_csv(Path(cfg["out"]) / f"{name}.csv", table)
+        write_text(Path(cfg["out"]) / f"{name}.md", table.to_markdown(index=False) + "\n")
+        print(table.to_markdown(index=False))
+    return tables
+
+
+if __name__ == "__main__":
+    run_main(main)

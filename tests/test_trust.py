@@ -1,0 +1,99 @@
+"""The label-free arbiter and confidence (cam_sam.trust) on generated lesions: a candidate that is
+clearly wrong (filling the field of view, a box around a ruler at the edge, shifted off the lesion)
+loses the choice and gets a lower confidence than the right one."""
+import cv2
+import numpy as np
+import pytest
+
+from cam_sam.proposals import field_of_view
+from cam_sam.trust import (REVIEW_THRESHOLD, arbitrate, candidate_signals, field_and_rim, mask_trust, solidity)
+from common.metrics import auroc_fail, flag_summary, risk_coverage
+from data.synthetic import make_synthetic_sample
+
+
+@pytest.fixture(scope="module")
+def lesion():
+    return make_synthetic_sample(7, (240, 320))
+
+
+def _with_ruler(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The image with a dark ruler along its bottom edge, and the ruler's box as a mask."""
+    out = image.copy()
+    h, w = out.shape[:2]
+    out[h - 28:h - 8, 20:w - 20] = 35
+    for x in range(24, w - 24, 12):
+        out[h - 28:h - 18, x:x + 2] = 230
+    box = np.zeros((h, w), bool)
+    box[h - 32:h - 4, 16:w - 16] = True
+    return out, box
+
+
+def _shifted(mask: np.ndarray, dx: int, dy: int) -> np.ndarray:
+    """``mask`` moved by (dx, dy) >= 0 px, what leaves the image dropped."""
+    out = np.zeros_like(mask)
+    out[dy:, dx:] = mask[: mask.shape[0] - dy, : mask.shape[1] - dx]
+    return out
+
+
+def test_rim_is_inside_the_field_of_view_and_covers_a_filled_field(lesion):
+    fov, rim = field_and_rim(lesion.image)
+    assert rim.any() and not (rim & ~fov).any()
+    small_fov = cv2.resize(field_of_view(lesion.image).astype(np.uint8), fov.shape[::-1]) > 0
+    signals = candidate_signals(lesion.image, {"field": small_fov, "lesion": lesion.mask}, {"field": 0.9, "lesion": 0.9})
+    assert signals["field"].rim > 0.9 and signals["lesion"].rim == 0.0
+    assert solidity(np.ones((20, 20), bool)) > 0.9 and solidity(np.zeros((5, 5), bool)) == 0.0
+
+
+@pytest.mark.parametrize("wrong", ["fills the field of view", "box around a ruler"])
+def test_arbiter_rejects_a_clearly_wrong_candidate(lesion, wrong):
+    image, truth = lesion.image, lesion.mask
+    if wrong == "box around a ruler":
+        image, bad = _with_ruler(image)
+    else:
+        bad = field_of_view(image) & ~np.zeros_like(truth)
+    student = cv2.dilate(truth.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    student_box = cv2.erode(truth.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    masks = {"colour": bad, "student": student, "student_box": student_box}
+    quality = {"colour": 0.95, "student": 0.9, "student_box": 0.9}   # the wrong one even scores itself higher
+    signals = candidate_signals(image, masks, quality, parents={"student_box": ("student",)})
+    assert arbitrate(signals) in ("student", "student_box")
+    assert signals["colour"].rim > signals["student"].rim
+
+
+def test_confidence_drops_when_the_mask_drifts_from_the_lesion(lesion):
+    """Teacher and student agree on the lesion; a delivered mask shifted away from it, or grown
+    into the vignette, is trusted less, flagged, and the reason says why."""
+    image, truth = lesion.image, lesion.mask
+    student = cv2.erode(truth.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    grown = cv2.dilate(truth.astype(np.uint8), np.ones((151, 151), np.uint8)).astype(bool)
+    cases = {"right": truth, "shifted": _shifted(truth, 90, 60), "grown into the vignette": grown}
+    values = {}
+    for name, colour in cases.items():
+        signals = candidate_signals(image, {"colour": colour, "student": student}, {"colour": 0.9, "student": 0.9})
+        trust = mask_trust(signals, "colour", ["colour", "student"])
+        values[name] = trust
+        assert 0.0 <= trust.confidence <= 1.0
+    assert not values["right"].flagged and values["right"].confidence > REVIEW_THRESHOLD
+    for name in ("shifted", "grown into the vignette"):
+        assert values[name].confidence < values["right"].confidence - 0.2, name
+        assert values[name].flagged and "teacher and student disagree" in values[name].reason
+    assert ("vignette" in values["grown into the vignette"].reason
+            or "edge of the field" in values["grown into the vignette"].reason)
+
+
+def test_a_lone_source_is_trusted_by_its_own_score(lesion):
+    signals = candidate_signals(lesion.image, {"student": lesion.mask}, {"student": 0.4})
+    trust = mask_trust(signals, "student", ["student"])
+    assert trust.confidence == pytest.approx(0.4, abs=0.05) and trust.flagged
+    assert "unsure" in trust.reason and "disagree" not in trust.reason
+
+
+def test_trust_metrics():
+    confidence = {"a": 0.9, "b": 0.8, "c": 0.2, "d": 0.1}
+    ious = {"a": 0.9, "b": 0.7, "c": 0.3, "d": 0.6}
+    assert auroc_fail(confidence, ious) == pytest.approx(2 / 3)     # c (failed) below a, b; above d
+    curve = risk_coverage(confidence, ious, (0.5, 1.0))
+    assert curve["0.5"] == pytest.approx(0.8) and curve["1.0"] == pytest.approx(0.625)
+    summary = flag_summary({"a": False, "b": False, "c": True, "d": True}, ious)
+    assert summary["n_flagged"] == 2 and summary["share_flagged"] == 0.5 and summary["failures_flagged"] == 1.0
+    assert np.isnan(auroc_fail({"a": 1.0}, {"a": 0.9}))
