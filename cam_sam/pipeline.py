@@ -197,11 +197,12 @@ def iou_with(masks: np.ndarray, reference: np.ndarray) -> np.ndarray:
 
 
 def student_mask(student: StudentSegmenter, image: np.ndarray,
-                 postprocess: PostprocessConfig | None = None) -> tuple[np.ndarray, np.ndarray]:
+                 postprocess: PostprocessConfig | None = None) -> tuple[np.ndarray, np.ndarray, float]:
     """The ``student`` source's mask: (H, W, 3) uint8 RGB -> (probability (H, W) float32,
-    mask (H, W) bool: probability > :data:`STUDENT_THRESHOLD`, post-processed), original pixels."""
-    prob = student.predict_proba(image)
-    return prob, postprocess_mask(prob > STUDENT_THRESHOLD, **asdict(postprocess or PostprocessConfig()))
+    mask (H, W) bool: probability > :data:`STUDENT_THRESHOLD`, post-processed, in original
+    pixels; the student's flip agreement, see :meth:`StudentSegmenter.predict`)."""
+    prob, stability = student.predict(image)
+    return prob, postprocess_mask(prob > STUDENT_THRESHOLD, **asdict(postprocess or PostprocessConfig())), stability
 
 
 class CamSamPipeline:
@@ -282,7 +283,7 @@ class CamSamPipeline:
                 outputs[source] = SourceOutput(cam, None, None, None, error=errors.get(source))
             else:
                 outputs[source] = self._decode_and_choose(prompts[source], cam, student)
-        return self._finalise(outputs, student[0] if student is not None else None, image)
+        return self._finalise(outputs, student, image)
 
     def _prompts(self, image: np.ndarray, cams: dict[str, CamResult], rng: np.random.Generator):
         """(prompts per source (or None), why a source has none, the student's (prob, mask) or None)."""
@@ -325,7 +326,7 @@ class CamSamPipeline:
         return SourceOutput(cam, Candidates(boxes, points, labels, pred.masks, pred.scores), chosen, mask,
                             selection=selection)
 
-    def _student_mask(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _student_mask(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
         return student_mask(self.student, image, self.config.postprocess)
 
     def _student_box_prompts(self, mask: np.ndarray, rng: np.random.Generator):
@@ -348,16 +349,16 @@ class CamSamPipeline:
         mask = postprocess_mask(masks[chosen], **asdict(self.config.postprocess))
         return SourceOutput(None, Candidates(boxes, None, None, masks, score), chosen, mask, selection=score)
 
-    def _student_output(self, student: tuple[np.ndarray, np.ndarray]) -> SourceOutput:
+    def _student_output(self, student: tuple[np.ndarray, np.ndarray, float]) -> SourceOutput:
         """The ``student`` source: its mask as the one candidate, scored by :func:`soft_iou`."""
-        prob, mask = student
+        prob, mask, _ = student
         if not mask.any():
             return SourceOutput(None, None, None, None, error="empty student mask")
         score = np.array([soft_iou(prob, mask)], np.float32)
         box = mask_to_box(mask)[None]
         return SourceOutput(None, Candidates(box, None, None, mask[None], score), 0, mask, selection=score)
 
-    def _finalise(self, outputs: dict[str, SourceOutput], student_prob: np.ndarray | None = None,
+    def _finalise(self, outputs: dict[str, SourceOutput], student: tuple | None = None,
                   image: np.ndarray | None = None) -> ImageOutput:
         """The delivered mask from ``final_sources`` by ``final_rule`` (if none of them produced a
         mask, from every source that did), and its :class:`~cam_sam.trust.Trust`. Uncertainty: the
@@ -379,13 +380,17 @@ class CamSamPipeline:
                 masks[VOTE], parents[VOTE] = voted, tuple(pool)
                 quality[VOTE] = float(np.mean([quality[s] for s in pool]))
         with self.timer.stage("trust"):
-            signals = candidate_signals(image, masks, quality, parents, cfg.colour) if image is not None else None
+            stability = {STUDENT: student[2]} if student is not None and STUDENT in masks else {}
+            signals, pairwise = (candidate_signals(image, masks, quality, parents, cfg.colour, stability)
+                                 if image is not None else (None, None))
         with self.timer.stage("selection"):
-            return self._deliver(outputs, produced, pool, masks, signals, student_prob)
+            return self._deliver(outputs, produced, pool, masks, (signals, pairwise, parents),
+                                 student[0] if student is not None else None)
 
-    def _deliver(self, outputs, produced, pool, masks, signals, student_prob) -> ImageOutput:
+    def _deliver(self, outputs, produced, pool, masks, trust_inputs, student_prob) -> ImageOutput:
         """The final choice by ``final_rule``, the uncertainty and the trust of the delivered mask."""
         cfg = self.config
+        signals, pairwise, parents = trust_inputs
         final = max(pool, key=lambda s: outputs[s].selection_score)
         if cfg.final_rule == VOTE and VOTE in masks:
             final = VOTE
@@ -398,6 +403,7 @@ class CamSamPipeline:
             competing = outputs[pool[0]].candidates.masks if len(pool) == 1 else np.stack([masks[s] for s in pool])
             uncertainty = competing.astype(np.float32).std(axis=0)
         independent = [s for s in produced if not set(DERIVED_FROM.get(s, ())) & set(produced)]
-        trust = mask_trust(signals, final, independent, cfg.review_threshold) if signals is not None else None
+        trust = (mask_trust(signals, final, independent, cfg.review_threshold, pairwise, parents)
+                 if signals is not None else None)
         derived = {VOTE: masks[VOTE]} if VOTE in masks else {}
         return ImageOutput(outputs, final, mask, uncertainty=uncertainty, trust=trust, derived=derived)

@@ -18,7 +18,8 @@ Signals of one candidate (all in [0, 1], computed on a copy whose longer side is
   image border when there is none) that the mask covers. A lesion rarely runs along the edge of
   the field; a mask that fills the field of view covers all of it;
 * ``outside``: share of the mask lying on the dark vignette (outside the field of view);
-* ``area``: the mask's share of the image; ``solidity``: area over convex-hull area.
+* ``area``: the mask's share of the image; ``solidity``: area over convex-hull area;
+* ``stability``: the mean IoU of the student's masks of the flipped image (1 where not measured).
 
 The arbiter's score is ``consensus + QUALITY_WEIGHT x quality - RIM_WEIGHT x rim - OUTSIDE_WEIGHT x
 outside`` (the constants below, and how they were chosen). The confidence of the delivered mask
@@ -62,6 +63,7 @@ class CandidateSignals:
     outside: float
     area: float
     solidity: float
+    stability: float = 1.0
 
 
 def _small(mask: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
@@ -104,38 +106,51 @@ def solidity(mask: np.ndarray) -> float:
     return float(min(1.0, mask.sum() / max(cv2.contourArea(hull) + len(hull) / 2 + 1, 1.0)))
 
 
-def candidate_signals(image: np.ndarray, masks: dict[str, np.ndarray], quality: dict[str, float],
-                      parents: dict[str, tuple[str, ...]] | None = None,
-                      colour: ColourProposalConfig | None = None) -> dict[str, CandidateSignals]:
-    """Signals of every candidate in ``masks`` (name -> (H, W) bool, original pixels) of the
-    (H, W, 3) uint8 ``image``. ``quality``: each candidate's own score; ``parents``: for a derived
-    candidate, the candidates it was made from (they are not independent of it: a parent and its
-    child are left out of each other's consensus, as are two children of one parent)."""
+def consensus(pairwise: dict[str, dict[str, float]], parents: dict[str, tuple[str, ...]] | None = None,
+              names: list[str] | None = None) -> dict[str, float]:
+    """Each candidate's ``consensus`` (module docstring) among ``names`` (default: all) from the
+    pairwise IoUs ``pairwise[a][b]``: the mean IoU with the candidates unrelated to it by
+    ``parents``; for a candidate made from all the others, the mean IoU among its unrelated parents."""
     parents = parents or {}
-    fov, rim = field_and_rim(image, colour)
-    small = {name: _small(m, fov.shape) for name, m in masks.items()}
+    names = list(pairwise) if names is None else [n for n in names if n in pairwise]
 
     def lineage(name: str) -> set[str]:
         return {name, *parents.get(name, ())}
 
-    def independent_pairs(names) -> list[tuple[str, str]]:
-        names = [n for n in names if n in small]
-        return [(a, b) for i, a in enumerate(names) for b in names[i + 1:] if not (lineage(a) & lineage(b))]
+    out = {}
+    for name in names:
+        others = [o for o in names if o != name and not (lineage(o) & lineage(name))]
+        if others:
+            out[name] = float(np.mean([pairwise[name][o] for o in others]))
+            continue
+        mine = [p for p in parents.get(name, ()) if p in names]
+        pairs = [(a, b) for i, a in enumerate(mine) for b in mine[i + 1:] if not (lineage(a) & lineage(b))]
+        out[name] = float(np.mean([pairwise[a][b] for a, b in pairs])) if pairs else 0.0
+    return out
 
+
+def candidate_signals(image: np.ndarray, masks: dict[str, np.ndarray], quality: dict[str, float],
+                      parents: dict[str, tuple[str, ...]] | None = None,
+                      colour: ColourProposalConfig | None = None,
+                      stability: dict[str, float] | None = None
+                      ) -> tuple[dict[str, CandidateSignals], dict[str, dict[str, float]]]:
+    """Signals of every candidate in ``masks`` (name -> (H, W) bool, original pixels) of the
+    (H, W, 3) uint8 ``image``. ``quality``: each candidate's own score; ``parents``: for a derived
+    candidate, the candidates it was made from (they are not independent of it: a parent and its
+    child are left out of each other's consensus, as are two children of one parent);
+    ``stability``: a candidate's agreement with itself under flips, where measured (the student).
+    Returns (signals per candidate, the pairwise IoUs ``[a][b]`` they were computed from)."""
+    fov, rim = field_and_rim(image, colour)
+    small = {name: _small(m, fov.shape) for name, m in masks.items()}
+    pairwise = {a: {b: iou(small[a], small[b]) for b in small if b != a} for a in small}
+    agree = consensus(pairwise, parents)
     signals = {}
     for name, m in small.items():
-        others = [o for o in small if o != name and not (lineage(o) & lineage(name))]
-        if others:
-            consensus = float(np.mean([iou(m, small[o]) for o in others]))
-        else:   # a mask made from all the others (a vote): the agreement of its independent parents
-            pairs = independent_pairs(parents.get(name, ()))
-            consensus = float(np.mean([iou(small[a], small[b]) for a, b in pairs])) if pairs else 0.0
-        area = float(m.mean())
         signals[name] = CandidateSignals(
-            consensus=consensus, quality=float(np.clip(quality.get(name, 0.0), 0, 1)),
+            consensus=agree[name], quality=float(np.clip(quality.get(name, 0.0), 0, 1)),
             rim=float((m & rim).sum() / max(rim.sum(), 1)), outside=float((m & ~fov).sum() / max(m.sum(), 1)),
-            area=area, solidity=solidity(m))
-    return signals
+            area=float(m.mean()), solidity=solidity(m), stability=float((stability or {}).get(name, 1.0)))
+    return signals, pairwise
 
 
 def arbiter_score(s: CandidateSignals) -> float:
@@ -158,10 +173,12 @@ class Trust:
     flagged: bool
     reason: str
     signals: dict[str, dict]     # every candidate's signals, for records and figures
+    pairwise: dict[str, dict[str, float]] | None = None   # IoU of every pair of candidates
+    parents: dict[str, list[str]] | None = None           # which candidates a derived one was made from
 
     def to_record(self) -> dict:
         return {"confidence": self.confidence, "flagged": self.flagged, "reason": self.reason,
-                "signals": self.signals}
+                "signals": self.signals, "pairwise": self.pairwise, "parents": self.parents}
 
 
 def confidence_of(s: CandidateSignals, n_independent: int) -> float:
@@ -189,13 +206,16 @@ def reasons(s: CandidateSignals, n_independent: int) -> list[str]:
 
 
 def mask_trust(signals: dict[str, CandidateSignals], delivered: str, independent: list[str],
-               review_threshold: float = REVIEW_THRESHOLD) -> Trust:
+               review_threshold: float = REVIEW_THRESHOLD, pairwise: dict[str, dict[str, float]] | None = None,
+               parents: dict[str, tuple[str, ...]] | None = None) -> Trust:
     """The :class:`Trust` of candidate ``delivered`` among ``signals``; ``independent``: the
-    candidates that come from different models (their number decides whether agreement exists)."""
+    candidates that come from different models (their number decides whether agreement exists);
+    ``pairwise`` and ``parents`` are kept in the record."""
     s = signals[delivered]
     n = len(independent)
     value = confidence_of(s, n)
     why = reasons(s, n)
     flagged = value < review_threshold
     reason = "; ".join(why) if why else ("low confidence" if flagged else "")
-    return Trust(value, flagged, reason if flagged else "", {k: asdict(v) for k, v in signals.items()})
+    return Trust(value, flagged, reason if flagged else "", {k: asdict(v) for k, v in signals.items()}, pairwise,
+                 {k: list(v) for k, v in (parents or {}).items()})

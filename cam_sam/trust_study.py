@@ -18,13 +18,14 @@ made on the evaluation sets, which the README says. ::
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from cam_sam.trust import CandidateSignals, confidence_of
+from cam_sam.trust import CandidateSignals, confidence_of, consensus
 from common.cli import run_main
 from common.config import config_from_argv
 from common.io import read_json, write_csv, write_text
@@ -34,49 +35,73 @@ CONFIG: dict[str, Any] = {
     "runs": {"val": "results/arbiter/val/r4", "train_every18": "results/arbiter/train_every18/r4"},
     "reference": "colour",                       # the row every interval is against (the teacher's mask)
     "independent": ["colour", "student"],        # sources from different models
-    "grid": {"quality": [0.0, 0.25, 0.5, 1.0], "rim": [0.0, 0.25, 0.5, 1.0], "outside": [0.0, 1.0]},
+    "candidates_alone": ["colour", "student", "student_box", "vote", "colour_region"],
+    # candidate sets (as if only they had run) and the pool the arbiter delivers from
+    "arbiter_variants": [
+        {"label": "colour, student, its box, vote", "candidates": ["colour", "student", "student_box", "vote"],
+         "pool": ["colour", "student", "student_box", "vote"]},
+        {"label": "+ colour regions in the consensus",
+         "candidates": ["colour", "student", "student_box", "vote", "colour_region"],
+         "pool": ["colour", "student", "student_box", "vote"]},
+    ],
+    "grid": {"quality": [0.0, 0.25, 0.5, 1.0], "rim": [0.0, 0.25, 0.5, 1.0], "outside": [1.0]},
     "thresholds": [0.3, 0.4, 0.5, 0.6, 0.7],
     "out": "results/trust_study",
 }
 
 
 def load_images(run_dir: str | Path) -> dict[str, dict]:
-    """image id -> {"iou": {candidate: IoU}, "signals": {candidate: CandidateSignals}, "final": name};
-    an image that failed keeps no candidate (every row scores it 0)."""
+    """image id -> {"iou": {candidate: IoU}, "signals": {candidate: CandidateSignals}, "pairwise",
+    "parents", "final": name}; an image that failed keeps no candidate (every row scores it 0)."""
     images = {}
     for path in sorted(Path(run_dir, "records").glob("*.json")):
         record = read_json(path)
         metrics = record.get("metrics", {})
-        signals = record.get("trust", {}).get("signals", {})
+        trust = record.get("trust", {})
+        signals = trust.get("signals", {})
         ious = {name: metrics[name]["iou"] for name in signals if name in metrics}
         images[path.stem] = {"iou": ious, "signals": {k: CandidateSignals(**v) for k, v in signals.items()},
+                             "pairwise": trust.get("pairwise") or {}, "parents": trust.get("parents") or {},
                              "final": record.get("final_source")}
     return images
 
 
-def choose(signals: dict[str, CandidateSignals], weights: tuple[float, float, float]) -> str | None:
+def signals_among(image: dict, names: list[str]) -> dict[str, CandidateSignals]:
+    """The image's candidate signals with ``consensus`` recomputed among ``names`` only (as if
+    only those candidates had run)."""
+    names = [n for n in names if n in image["signals"]]
+    if not image["pairwise"]:
+        return {n: image["signals"][n] for n in names}
+    parents = {k: tuple(p for p in v if p in names) for k, v in image["parents"].items() if k in names}
+    agree = consensus(image["pairwise"], parents, names)
+    return {n: replace(image["signals"][n], consensus=agree[n]) for n in names}
+
+
+def choose(signals: dict[str, CandidateSignals], weights: tuple[float, float, float],
+           pool: list[str] | None = None) -> str | None:
+    """The arbiter's pick among ``pool`` (default: every candidate) with weights (quality, rim, outside)."""
     wq, wr, wo = weights
-    if not signals:
+    names = [n for n in (pool or signals) if n in signals]
+    if not names:
         return None
-    return max(signals, key=lambda n: (signals[n].consensus + wq * signals[n].quality - wr * signals[n].rim
-                                       - wo * signals[n].outside, n))
-
-
-def rule_ious(images: dict[str, dict], pick) -> dict[str, float]:
-    """image id -> IoU of the candidate ``pick(image)`` names (0 when it names none)."""
-    return {i: float(im["iou"].get(pick(im), 0.0)) for i, im in images.items()}
+    return max(names, key=lambda n: (signals[n].consensus + wq * signals[n].quality - wr * signals[n].rim
+                                     - wo * signals[n].outside, n))
 
 
 def arbiter_table(sets: dict[str, dict], cfg: dict[str, Any]) -> pd.DataFrame:
-    rows = []
+    """Mean IoU and the paired interval against ``reference`` of each candidate alone, the
+    better-of-two oracle, and the arbiter for each candidate set x pool x weights of the grid."""
     ref = {name: rule_ious(images, lambda im: cfg["reference"]) for name, images in sets.items()}
-    fixed = {f"{c} alone": (lambda c: lambda im: c)(c) for c in ["colour", "student", "student_box", "vote"]}
-    fixed["oracle: better of colour and student (NOT a result)"] = lambda im: max(
+    rules = {f"{c} alone": (lambda c: lambda im: c)(c) for c in cfg["candidates_alone"]}
+    rules["oracle: better of colour and student (NOT a result)"] = lambda im: max(
         ("colour", "student"), key=lambda c: im["iou"].get(c, 0.0))
     grid = cfg["grid"]
-    for wq, wr, wo in itertools.product(grid["quality"], grid["rim"], grid["outside"]):
-        fixed[f"arbiter quality {wq} rim {wr} outside {wo}"] = (lambda w: lambda im: choose(im["signals"], w))((wq, wr, wo))
-    for label, pick in fixed.items():
+    for variant in cfg["arbiter_variants"]:
+        for w in itertools.product(grid["quality"], grid["rim"], grid["outside"]):
+            label = f"arbiter {variant['label']}: quality {w[0]} rim {w[1]} outside {w[2]}"
+            rules[label] = (lambda v, w: lambda im: choose(signals_among(im, v["candidates"]), w, v["pool"]))(variant, w)
+    rows = []
+    for label, pick in rules.items():
         row: dict[str, Any] = {"row": label}
         for name, images in sets.items():
             ious = rule_ious(images, pick)

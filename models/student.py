@@ -136,11 +136,31 @@ class StudentSegmenter:
         return cls(model, config, device, tta)
 
     @torch.no_grad()
-    def predict_proba(self, image: np.ndarray) -> np.ndarray:
-        """(H, W, 3) uint8 RGB -> (H, W) float32 probability of lesion, original pixels."""
+    def predict(self, image: np.ndarray) -> tuple[np.ndarray, float]:
+        """(H, W, 3) uint8 RGB -> ((H, W) float32 probability of lesion in original pixels, flip
+        agreement): the mean IoU between the masks (probability > 0.5, at the input size) of the
+        flipped copies, 1.0 without ``tta``. A student that sees a different lesion when the image
+        is mirrored is less sure of it."""
         x = to_input(image, self.config.input_size).to(self.device)
         batch = torch.cat([x.flip(dims) if dims else x for dims in self.flips])
         probs = torch.sigmoid(self.model(batch).float())
-        prob = torch.stack([p.flip(dims) if dims else p for p, dims in zip(probs, self.flips)]).mean(0, keepdim=True)
-        prob = F.interpolate(prob, image.shape[:2], mode="bilinear", align_corners=False)
-        return prob[0, 0].cpu().numpy()
+        aligned = torch.stack([p.flip(dims) if dims else p for p, dims in zip(probs, self.flips)])   # (K, 1, S, S)
+        prob = F.interpolate(aligned.mean(0, keepdim=True), image.shape[:2], mode="bilinear", align_corners=False)
+        return prob[0, 0].cpu().numpy(), flip_agreement(aligned[:, 0] > 0.5)
+
+    def predict_proba(self, image: np.ndarray) -> np.ndarray:
+        """(H, W, 3) uint8 RGB -> (H, W) float32 probability of lesion, original pixels."""
+        return self.predict(image)[0]
+
+
+def flip_agreement(masks: torch.Tensor) -> float:
+    """Mean pairwise IoU of K boolean (K, S, S) masks (1.0 for K = 1; two empty masks agree)."""
+    k = len(masks)
+    if k < 2:
+        return 1.0
+    flat = masks.reshape(k, -1).float()
+    inter = flat @ flat.T
+    area = flat.sum(1)
+    union = area[:, None] + area[None, :] - inter
+    iou = torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
+    return float((iou.sum() - k) / (k * (k - 1)))

@@ -123,10 +123,10 @@ def test_student_sources_need_a_student_and_skip_the_encoder():
         CamSamPipeline(None, None, PipelineConfig(methods=[], proposals=["student"], final_sources=["student"]))
 
     class HalfStudent:
-        def predict_proba(self, image):
+        def predict(self, image):
             prob = np.zeros(image.shape[:2], np.float32)
             prob[40:80, 60:100] = 0.9
-            return prob
+            return prob, 1.0
 
     pipe = CamSamPipeline(None, None, PipelineConfig(methods=[], proposals=["student"], final_sources=["student"]),
                           student=HalfStudent())
@@ -138,10 +138,10 @@ def test_student_sources_need_a_student_and_skip_the_encoder():
 
 def test_vote_keeps_pixels_most_final_sources_agree_on():
     class LeftStudent:
-        def predict_proba(self, image):
+        def predict(self, image):
             prob = np.zeros(image.shape[:2], np.float32)
             prob[40:80, 50:90] = 0.9          # shifted 10 px left of the dark square at [40:80, 60:100]
-            return prob
+            return prob, 1.0
 
     cfg = PipelineConfig(methods=[], proposals=["colour", "student", "student_box"],
                          final_sources=["colour", "student", "student_box"], final_rule="vote")
@@ -156,10 +156,10 @@ def test_vote_keeps_pixels_most_final_sources_agree_on():
 
 def test_vote_of_colour_and_student_is_their_intersection():
     class LeftStudent:
-        def predict_proba(self, image):
+        def predict(self, image):
             prob = np.zeros(image.shape[:2], np.float32)
             prob[40:80, 50:90] = 0.9
-            return prob
+            return prob, 1.0
 
     cfg = PipelineConfig(methods=[], proposals=["colour", "student"], final_sources=["colour", "student"],
                          final_rule="vote")

@@ -11,11 +11,11 @@ from cam_sam import segment
 from cam_sam.build import PIPELINE_CONFIG, build_pipeline
 from common.metrics import mask_metrics
 from common.config import merge
-from common.io import write_json, write_png
+from common.io import read_json, write_json, write_png
 from data.isic import ISICDataset
 from data.synthetic import make_synthetic_sample, write_synthetic_isic
 from models.registry import CheckpointError
-from models.student import StudentConfig, StudentSegmenter, build_student, load_backbone, load_student, save_student
+from models.student import flip_agreement, StudentConfig, StudentSegmenter, build_student, load_backbone, load_student, save_student
 from self_training import pseudo_label, train_student
 from self_training.data import PseudoMaskDataset, collect_pseudo_labels, keep_most_trusted
 from self_training.holdout import holdout_ids, self_training_ids
@@ -73,6 +73,34 @@ def test_pseudo_labels_never_read_masks(tmp_path):
         a = np.asarray(Image.open(tmp_path / "a" / "masks" / name))
         b = np.asarray(Image.open(tmp_path / "b" / "masks" / name))
         assert a.any() and np.array_equal(a, b)
+
+
+def test_pseudo_labelling_full_frames_never_reads_masks(tmp_path):
+    """A folder of whole frames (``image_dir``, as ISIC2017_full_frames) with unreadable masks
+    beside it and named as mask_dir: the pipeline labels every frame anyway (no mask opened),
+    with a confidence record each."""
+    root = write_synthetic_isic(tmp_path / "data", n_images=3, split="train")
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for sample in ISICDataset(root, "train"):
+        write_png(frames / f"{sample.image_id}.png", sample.image)
+        (frames / f"{sample.image_id}_segmentation.png").write_bytes(b"not a png")
+    common = {"image_dir": frames, "mask_dir": frames, "holdout_every": 0, "prompts.n_perturbations": 0}
+    result = pseudo_label.main(_args(common, out_dir=tmp_path / "a"))
+    assert result["n_done"] == 3 and result["n_failed"] == 0
+    records = sorted((tmp_path / "a" / "records").glob("*.json"))
+    assert len(records) == 3 and all("confidence" in read_json(r) for r in records)
+    assert len(list((tmp_path / "a" / "masks").glob("*.png"))) == 3
+
+
+def test_flip_agreement():
+    same = torch.zeros(3, 8, 8, dtype=torch.bool)
+    same[:, 2:6, 2:6] = True
+    assert flip_agreement(same) == pytest.approx(1.0) and flip_agreement(same[:1]) == 1.0
+    apart = same.clone()
+    apart[1] = False
+    apart[1, 0:2, 0:2] = True
+    assert flip_agreement(apart) == pytest.approx(1 / 3)
 
 
 def test_start_extends_an_earlier_run_in_another_folder(tmp_path):

@@ -39,7 +39,7 @@ def test_rim_is_inside_the_field_of_view_and_covers_a_filled_field(lesion):
     fov, rim = field_and_rim(lesion.image)
     assert rim.any() and not (rim & ~fov).any()
     small_fov = cv2.resize(field_of_view(lesion.image).astype(np.uint8), fov.shape[::-1]) > 0
-    signals = candidate_signals(lesion.image, {"field": small_fov, "lesion": lesion.mask}, {"field": 0.9, "lesion": 0.9})
+    signals, _ = candidate_signals(lesion.image, {"field": small_fov, "lesion": lesion.mask}, {"field": 0.9, "lesion": 0.9})
     assert signals["field"].rim > 0.9 and signals["lesion"].rim == 0.0
     assert solidity(np.ones((20, 20), bool)) > 0.9 and solidity(np.zeros((5, 5), bool)) == 0.0
 
@@ -55,7 +55,7 @@ def test_arbiter_rejects_a_clearly_wrong_candidate(lesion, wrong):
     student_box = cv2.erode(truth.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
     masks = {"colour": bad, "student": student, "student_box": student_box}
     quality = {"colour": 0.95, "student": 0.9, "student_box": 0.9}   # the wrong one even scores itself higher
-    signals = candidate_signals(image, masks, quality, parents={"student_box": ("student",)})
+    signals, _ = candidate_signals(image, masks, quality, parents={"student_box": ("student",)})
     assert arbitrate(signals) in ("student", "student_box")
     assert signals["colour"].rim > signals["student"].rim
 
@@ -69,7 +69,7 @@ def test_confidence_drops_when_the_mask_drifts_from_the_lesion(lesion):
     cases = {"right": truth, "shifted": _shifted(truth, 90, 60), "grown into the vignette": grown}
     values = {}
     for name, colour in cases.items():
-        signals = candidate_signals(image, {"colour": colour, "student": student}, {"colour": 0.9, "student": 0.9})
+        signals, _ = candidate_signals(image, {"colour": colour, "student": student}, {"colour": 0.9, "student": 0.9})
         trust = mask_trust(signals, "colour", ["colour", "student"])
         values[name] = trust
         assert 0.0 <= trust.confidence <= 1.0
@@ -82,7 +82,7 @@ def test_confidence_drops_when_the_mask_drifts_from_the_lesion(lesion):
 
 
 def test_a_lone_source_is_trusted_by_its_own_score(lesion):
-    signals = candidate_signals(lesion.image, {"student": lesion.mask}, {"student": 0.4})
+    signals, _ = candidate_signals(lesion.image, {"student": lesion.mask}, {"student": 0.4})
     trust = mask_trust(signals, "student", ["student"])
     assert trust.confidence == pytest.approx(0.4, abs=0.05) and trust.flagged
     assert "unsure" in trust.reason and "disagree" not in trust.reason
@@ -97,3 +97,24 @@ def test_trust_metrics():
     summary = flag_summary({"a": False, "b": False, "c": True, "d": True}, ious)
     assert summary["n_flagged"] == 2 and summary["share_flagged"] == 0.5 and summary["failures_flagged"] == 1.0
     assert np.isnan(auroc_fail({"a": 1.0}, {"a": 0.9}))
+
+
+def test_trust_figure_from_a_run(tmp_path):
+    from common.io import write_json
+    from visualisations import trust_figures
+
+    rng = np.random.default_rng(0)
+    ious = {f"img{i}": float(v) for i, v in enumerate(rng.uniform(0, 1, 30))}
+    confidence = {i: min(1.0, max(0.0, v + rng.normal(0, 0.1))) for i, v in ious.items()}
+    per_image = {i: {"final": {"iou": ious[i], "confidence": confidence[i], "flagged": confidence[i] < 0.3}}
+                 for i in ious}
+    per_image["unscored"] = {"final": {"confidence": 0.5, "flagged": False}}     # no ground truth: left out
+    write_json(tmp_path / "run" / "metrics.json", {"per_image": per_image, "summary": {}})
+    result = trust_figures.main(["--set", f"runs={{'a': '{tmp_path / 'run'}'}}", "--set", f"out_dir={tmp_path / 'fig'}"])
+    assert (tmp_path / "fig" / "trust.png").stat().st_size > 10_000
+    row = result["table"].iloc[0]
+    expected = risk_coverage(confidence, ious)
+    assert row["top 80%"] == pytest.approx(expected["0.8"]) and row["top 100%"] == pytest.approx(expected["1.0"])
+    assert row["top 50%"] > row["top 100%"]            # a confidence that tracks IoU ranks the good ones first
+    with pytest.raises(SystemExit, match="no metrics.json"):
+        trust_figures.main(["--set", f"runs={{'b': '{tmp_path / 'nowhere'}'}}"])
