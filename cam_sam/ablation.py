@@ -24,7 +24,11 @@ from common.io import write_csv, write_text
 
 # The shipped students (model_checkpoints/student_<key>.pt) and how the table names them.
 STUDENTS = {"r1": "student round 1", "r2": "student round 2", "r2and": "student round 2-AND",
-            "r3and": "student round 3-AND"}
+            "r3and": "student round 3-AND", "r4": "student round 4 (crops + full frames)"}
+
+# The arbiter between independent sources (cam_sam.trust), with a shipped student.
+ARBITER = {"methods": [], "proposals": ["colour", "student", "student_box", "colour_region"],
+           "final_sources": ["colour", "student", "student_box"], "final_rule": "arbiter"}
 
 
 def student_runs(key: str) -> dict[str, tuple[str, dict[str, Any]]]:
@@ -83,6 +87,14 @@ CONFIG: dict[str, Any] = {
                              {"methods": [], "colour": {"channels": ["lightness"]}, "agreement_weight": 0.0}),
         "colour_pred_only": ("colour: lightness and blue, choice by predicted IoU alone",
                              {"methods": [], "agreement_weight": 0.0}),
+        # levers of the field, each alone on the colour pipeline
+        "colour_hair": ("colour: hair removal before the proposals", {"methods": [], "colour": {"hair_removal": True}}),
+        "colour_sog": ("colour: Shades of Gray colour constancy before the proposals",
+                       {"methods": [], "colour": {"shades_of_gray_p": 6.0}}),
+        "arbiter_r3and": ("arbiter: colour, round 3-AND student, its box, their vote",
+                          {**ARBITER, "student_checkpoint": "model_checkpoints/student_r3and.pt"}),
+        "arbiter_r4": ("arbiter: colour, round 4 student, its box, their vote",
+                       {**ARBITER, "student_checkpoint": "model_checkpoints/student_r4.pt"}),
         # the self-trained students (self_training/; shipped in model_checkpoints/)
         **{name: run for key in STUDENTS for name, run in student_runs(key).items()},
     },
@@ -102,7 +114,11 @@ CONFIG: dict[str, Any] = {
         ["+ blue-channel proposals (up to 6)", "colour_pred_only", "final"],
         ["+ agreement among candidates in the choice, weight 0.1 (DEFAULT)", "default", "final"],
         ["default, GradCAM box also in the final pool (post hoc)", "default", ["colour", "gradcam"]],
+        ["lever: hair removal before the colour proposals", "colour_hair", "final"],
+        ["lever: Shades of Gray colour constancy before the colour proposals", "colour_sog", "final"],
         *[row for key in STUDENTS for row in student_rows(key)],
+        ["arbiter over colour, round 3-AND student, its box and their vote", "arbiter_r3and", "final"],
+        ["arbiter over colour, round 4 student, its box and their vote", "arbiter_r4", "final"],
         ["oracle: best candidate by ground truth (upper bound, NOT a result)", "default", "oracle_final"],
     ],
 }

@@ -98,10 +98,35 @@ def needs_segmenter(cfg: dict[str, Any]) -> bool:
     return bool(cfg["methods"]) or any(p in SEGMENTER_SOURCES for p in cfg["proposals"])
 
 
+def unused_settings(cfg: dict[str, Any]) -> list[str]:
+    """One line per model file the user set (it differs from :data:`PIPELINE_CONFIG`'s default)
+    that this configuration will never open, naming the setting that makes it unused."""
+    def user_set(key: str) -> bool:
+        return cfg.get(key) is not None and cfg.get(key) != PIPELINE_CONFIG[key]
+
+    lines = []
+    if user_set("classifier_checkpoint") and not cfg["methods"]:
+        lines.append(f"classifier_checkpoint={cfg['classifier_checkpoint']} is not used: no CAM method runs "
+                     "(methods=[]); add one, e.g. --set methods='[\"gradcam\"]', or drop classifier_checkpoint")
+    if (user_set("segmenter_checkpoint") or user_set("segmenter")) and not needs_segmenter(cfg):
+        lines.append(f"segmenter={cfg['segmenter']} / segmenter_checkpoint={cfg['segmenter_checkpoint']} is not used: "
+                     f"no source of this run prompts a segmenter (methods={cfg['methods']}, proposals={cfg['proposals']})")
+    if user_set("student_checkpoint") and not pipeline_config(cfg).needs_student:
+        lines.append(f"student_checkpoint={cfg['student_checkpoint']} is not used: no student source runs "
+                     f"(proposals={cfg['proposals']}, student_weight={cfg['student_weight']}); add \"student\" to proposals")
+    return lines
+
+
 def build_pipeline(cfg: dict[str, Any], device: str, explainer: CamExplainer | None = None,
-                   segmenter: PromptableSegmenter | None = None) -> CamSamPipeline:
+                   segmenter: PromptableSegmenter | None = None, refuse_unused: bool = True) -> CamSamPipeline:
     """Classifier and explainer (only when CAM methods are asked for), segmenter and pipeline.
-    ``explainer`` / ``segmenter``: already built ones to share (an app serving many requests)."""
+    ``explainer`` / ``segmenter``: already built ones to share (an app serving many requests).
+    ``refuse_unused``: a model file the user set that this configuration never opens ends the run
+    with one line naming both settings (:func:`unused_settings`): running on would let them believe
+    it shaped the result."""
+    problems = unused_settings(cfg) if refuse_unused else []
+    if problems:
+        raise SystemExit("; ".join(problems))
     if cfg["methods"] and explainer is None:
         explainer = build_explainer(cfg, device)
     if needs_segmenter(cfg) and segmenter is None:

@@ -23,7 +23,7 @@ import numpy as np
 
 from cam_sam.postprocess import postprocess_mask
 from cam_sam.proposals import ColourProposalConfig, colour_components, colour_proposals
-from cam_sam.trust import REVIEW_THRESHOLD, Trust, arbitrate, candidate_signals, mask_trust
+from cam_sam.trust import REVIEW_THRESHOLD, Trust, arbitrate, candidate_signals, mask_trust, signals_among
 from cam_sam.prompts import cam_to_box, negative_points, perturb_boxes, perturb_points, sample_points
 from common.geometry import mask_to_box, pad_box
 from common.timing import StageTimer
@@ -157,6 +157,9 @@ class PipelineConfig:
     """... + this x the candidate's IoU with the student's mask (needs a student)."""
     student_box_padding: float = 0.05
     """student_box: the student mask's box is padded by this fraction of its size."""
+    student_box_perturbations: int = 2
+    """student_box: perturbed copies of that box decoded beside it (the student's box is tight
+    already; the CAM boxes' ``prompts.n_perturbations`` does not apply to it)."""
     final_rule: str = "select"
     """How the delivered mask comes from the final sources: "select" (the best selection score),
     "vote" (pixels where a strict majority of the final sources' chosen masks agree; "select" when
@@ -336,7 +339,8 @@ class CamSamPipeline:
             return None
         p = self.config.prompts
         box = pad_box(box, self.config.student_box_padding, mask.shape)
-        return np.concatenate([box[None], perturb_boxes(box, p.n_perturbations, p.perturb_scale, rng, mask.shape)]), None, None
+        moved = perturb_boxes(box, self.config.student_box_perturbations, p.perturb_scale, rng, mask.shape)
+        return np.concatenate([box[None], moved]), None, None
 
     def _region_output(self, components: list[np.ndarray], hw: tuple[int, int]) -> SourceOutput:
         """The ``colour_region`` source: every colour region (work size) resized to the image as a
@@ -395,7 +399,8 @@ class CamSamPipeline:
         if cfg.final_rule == VOTE and VOTE in masks:
             final = VOTE
         elif cfg.final_rule == ARBITER and signals is not None:
-            final = arbitrate({s: signals[s] for s in pool + ([VOTE] if VOTE in masks else [])})
+            # the arbiter weighs agreement among the competing masks only (not the other sources)
+            final = arbitrate(signals_among(signals, pairwise, parents, pool + ([VOTE] if VOTE in masks else [])))
         mask = masks[final]
         if produced == [STUDENT] and student_prob is not None:
             uncertainty = np.sqrt(student_prob * (1 - student_prob))

@@ -93,7 +93,8 @@ class SegmentationService:
             if needs_segmenter(cfg):
                 seg = self._segmenters.get(segmenter) or build_segmenter(cfg, self.device)
                 self._segmenters[segmenter] = seg
-            self._pipelines[key] = build_pipeline(cfg, self.device, self.explainer(classifier), seg)
+            # the page always computes the CAM it shows, so its classifier is never unused
+            self._pipelines[key] = build_pipeline(cfg, self.device, self.explainer(classifier), seg, refuse_unused=False)
         return self._pipelines[key]
 
     def explainer(self, classifier: str):

@@ -28,7 +28,7 @@ README shows its calibration curve against IoU).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import cv2
 import numpy as np
@@ -151,6 +151,18 @@ def candidate_signals(image: np.ndarray, masks: dict[str, np.ndarray], quality: 
             rim=float((m & rim).sum() / max(rim.sum(), 1)), outside=float((m & ~fov).sum() / max(m.sum(), 1)),
             area=float(m.mean()), solidity=solidity(m), stability=float((stability or {}).get(name, 1.0)))
     return signals, pairwise
+
+
+def signals_among(signals: dict[str, CandidateSignals], pairwise: dict[str, dict[str, float]] | None,
+                  parents: dict[str, tuple[str, ...]] | None, names: list[str]) -> dict[str, CandidateSignals]:
+    """The signals of the candidates ``names`` with ``consensus`` recomputed among them alone (as
+    if only they had run); the arbiter chooses on these. Without ``pairwise``, unchanged."""
+    names = [n for n in names if n in signals]
+    if not pairwise:
+        return {n: signals[n] for n in names}
+    kept = {k: tuple(p for p in v if p in names) for k, v in (parents or {}).items() if k in names}
+    agree = consensus(pairwise, kept, names)
+    return {n: replace(signals[n], consensus=agree[n]) for n in names}
 
 
 def arbiter_score(s: CandidateSignals) -> float:

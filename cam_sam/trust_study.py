@@ -18,14 +18,13 @@ made on the evaluation sets, which the README says. ::
 from __future__ import annotations
 
 import itertools
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from cam_sam.trust import CandidateSignals, confidence_of, consensus
+from cam_sam.trust import CandidateSignals, confidence_of, signals_among
 from common.cli import run_main
 from common.config import config_from_argv
 from common.io import read_json, write_csv, write_text
@@ -66,15 +65,10 @@ def load_images(run_dir: str | Path) -> dict[str, dict]:
     return images
 
 
-def signals_among(image: dict, names: list[str]) -> dict[str, CandidateSignals]:
-    """The image's candidate signals with ``consensus`` recomputed among ``names`` only (as if
-    only those candidates had run)."""
-    names = [n for n in names if n in image["signals"]]
-    if not image["pairwise"]:
-        return {n: image["signals"][n] for n in names}
-    parents = {k: tuple(p for p in v if p in names) for k, v in image["parents"].items() if k in names}
-    agree = consensus(image["pairwise"], parents, names)
-    return {n: replace(image["signals"][n], consensus=agree[n]) for n in names}
+def among(image: dict, names: list[str]) -> dict[str, CandidateSignals]:
+    """The image's signals with consensus recomputed among ``names`` (:func:`cam_sam.trust.signals_among`)."""
+    parents = {k: tuple(v) for k, v in image["parents"].items()}
+    return signals_among(image["signals"], image["pairwise"], parents, names)
 
 
 def choose(signals: dict[str, CandidateSignals], weights: tuple[float, float, float],
@@ -88,6 +82,11 @@ def choose(signals: dict[str, CandidateSignals], weights: tuple[float, float, fl
                                      - wo * signals[n].outside, n))
 
 
+def rule_ious(images: dict[str, dict], pick) -> dict[str, float]:
+    """image id -> IoU of the candidate ``pick(image)`` names (0 when it names none)."""
+    return {i: float(im["iou"].get(pick(im), 0.0)) for i, im in images.items()}
+
+
 def arbiter_table(sets: dict[str, dict], cfg: dict[str, Any]) -> pd.DataFrame:
     """Mean IoU and the paired interval against ``reference`` of each candidate alone, the
     better-of-two oracle, and the arbiter for each candidate set x pool x weights of the grid."""
@@ -99,7 +98,7 @@ def arbiter_table(sets: dict[str, dict], cfg: dict[str, Any]) -> pd.DataFrame:
     for variant in cfg["arbiter_variants"]:
         for w in itertools.product(grid["quality"], grid["rim"], grid["outside"]):
             label = f"arbiter {variant['label']}: quality {w[0]} rim {w[1]} outside {w[2]}"
-            rules[label] = (lambda v, w: lambda im: choose(signals_among(im, v["candidates"]), w, v["pool"]))(variant, w)
+            rules[label] = (lambda v, w: lambda im: choose(among(im, v["candidates"]), w, v["pool"]))(variant, w)
     rows = []
     for label, pick in rules.items():
         row: dict[str, Any] = {"row": label}

@@ -162,3 +162,21 @@ def test_smoke_on_real_validation_images(tmp_path):
     metrics = _run(tmp_path, SHARED_ISIC, "limit=3")
     s = metrics["summary"]["final"]
     assert s["n_images"] == 3 and s["n_failed"] == 0
+
+
+@pytest.mark.parametrize("setting, names", [
+    ("classifier_checkpoint=my_classifier.pth", ["classifier_checkpoint", "methods"]),
+    ("student_checkpoint=model_checkpoints/student_r1.pt", ["student_checkpoint", "proposals"]),
+])
+def test_a_model_file_the_run_would_never_open_is_refused(tmp_path, synthetic_root, setting, names):
+    """The default runs no CAM and no student here: a classifier or student file the user names
+    would be silently ignored, so the run refuses, naming the setting and the one that makes it unused."""
+    with pytest.raises(SystemExit) as stop:
+        _run(tmp_path, synthetic_root, setting, "proposals=[\"colour\"]", "final_sources=[\"colour\"]",
+             "final_rule=select", "student_checkpoint=null" if "student" not in setting else "methods=[]")
+    assert all(name in str(stop.value) for name in names) and "not used" in str(stop.value)
+
+
+def test_a_segmenter_checkpoint_without_a_segmenter_source_is_refused(tmp_path, synthetic_root):
+    with pytest.raises(SystemExit, match="segmenter_checkpoint=medsam_vit_b.pth is not used"):
+        _run(tmp_path, synthetic_root, "preset=fast", "segmenter=medsam", "segmenter_checkpoint=medsam_vit_b.pth")
