@@ -407,8 +407,6 @@ class CamSamPipeline:
         else:
             competing = outputs[pool[0]].candidates.masks if len(pool) == 1 else np.stack([masks[s] for s in pool])
             uncertainty = competing.astype(np.float32).std(axis=0)
-        independent = [s for s in produced if not set(DERIVED_FROM.get(s, ())) & set(produced)]
-        trust = (mask_trust(signals, final, independent, cfg.review_threshold, pairwise, parents)
-                 if signals is not None else None)
+        trust = mask_trust(signals, final, cfg.review_threshold, pairwise, parents) if signals is not None else None
         derived = {VOTE: masks[VOTE]} if VOTE in masks else {}
         return ImageOutput(outputs, final, mask, uncertainty=uncertainty, trust=trust, derived=derived)

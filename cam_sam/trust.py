@@ -46,7 +46,9 @@ OUTSIDE_WEIGHT = 1.0       # x the share of the mask on the vignette
 # The confidence's plausibility penalties and the review threshold (chosen on train_every18, then
 # reported on validation: README, "which masks to trust").
 REVIEW_THRESHOLD = 0.6     # confidence below this: flagged for a human look
-LOW_AGREEMENT = 0.7        # consensus below this is reported as "teacher and student disagree"
+CONFIDENCE_TERMS = ("agreement", "stability")   # the factors of confidence_terms multiplied
+LOW_STABILITY = 0.8        # flip agreement below this: "the student changes its mask when the image is flipped"
+LOW_AGREEMENT = 0.7        # colour-student IoU (or agreement) below this: "teacher and student disagree"
 HIGH_RIM = 0.25            # rim coverage above this is reported as "mask runs along the edge of the field"
 HIGH_OUTSIDE = 0.05        # mask share on the vignette above this: "mask touches the vignette"
 SMALL_AREA = 0.01          # masks below this share of the image: "very small mask"
@@ -193,19 +195,52 @@ class Trust:
                 "signals": self.signals, "pairwise": self.pairwise, "parents": self.parents}
 
 
-def confidence_of(s: CandidateSignals, n_independent: int) -> float:
-    """The confidence of a delivered mask with signals ``s``: its agreement with the independent
-    sources (``consensus``; the source's own score stands in when there is no other source), times
-    the plausibility of its shape and place (1 - rim coverage, 1 - share on the vignette)."""
-    agreement = s.consensus if n_independent > 1 else s.quality
-    return float(np.clip(agreement * (1 - s.rim) * (1 - s.outside), 0, 1))
+def source_agreement(pairwise: dict[str, dict[str, float]], names: list[str]) -> float:
+    """Mean IoU over every pair of the candidates ``names`` (1 - their spread); NaN for fewer than two."""
+    pairs = [pairwise[a][b] for i, a in enumerate(names) for b in names[i + 1:]]
+    return float(np.mean(pairs)) if pairs else float("nan")
 
 
-def reasons(s: CandidateSignals, n_independent: int) -> list[str]:
-    """Plain-words reasons a mask with signals ``s`` may be wrong (most telling first)."""
+def confidence_terms(signals: dict[str, CandidateSignals], pairwise: dict[str, dict[str, float]] | None,
+                     delivered: str, agreement_among: list[str] | None = None) -> dict[str, float]:
+    """The factors a confidence may multiply, each in [0, 1]:
+
+    * ``agreement``: mean IoU over every pair of candidates (of ``agreement_among``, default all:
+      how much the routes to a mask agree); with a single candidate, its own score;
+    * ``stability``: the student's flip agreement (1 without a student);
+    * ``student_score``: the student's own soft IoU (1 without a student);
+    * ``plausibility``: (1 - rim coverage) x (1 - share on the vignette) of the delivered mask."""
+    names = [n for n in (agreement_among or signals) if n in signals]
+    agreement = source_agreement(pairwise or {}, names) if len(names) > 1 and pairwise else signals[delivered].quality
+    student = signals.get("student")
+    d = signals[delivered]
+    return {"agreement": float(agreement), "stability": student.stability if student else 1.0,
+            "student_score": student.quality if student else 1.0,
+            "plausibility": (1 - d.rim) * (1 - d.outside)}
+
+
+def confidence_of(signals: dict[str, CandidateSignals], pairwise: dict[str, dict[str, float]] | None,
+                  delivered: str, terms: tuple[str, ...] = CONFIDENCE_TERMS,
+                  agreement_among: list[str] | None = None) -> float:
+    """The delivered mask's confidence: the product of :data:`CONFIDENCE_TERMS` of
+    :func:`confidence_terms`, in [0, 1]. A ranking score, not calibrated to IoU."""
+    values = confidence_terms(signals, pairwise, delivered, agreement_among)
+    return float(np.clip(np.prod([values[t] for t in terms]), 0, 1))
+
+
+def reasons(signals: dict[str, CandidateSignals], pairwise: dict[str, dict[str, float]] | None,
+            delivered: str) -> list[str]:
+    """Plain-words reasons the delivered mask may be wrong (most telling first)."""
+    s = signals[delivered]
+    terms = confidence_terms(signals, pairwise, delivered)
     found = []
-    if n_independent > 1 and s.consensus < LOW_AGREEMENT:
-        found.append("teacher and student disagree")
+    if pairwise and "colour" in pairwise and "student" in pairwise.get("colour", {}):
+        if pairwise["colour"]["student"] < LOW_AGREEMENT:
+            found.append("teacher and student disagree")
+    elif len(signals) > 1 and terms["agreement"] < LOW_AGREEMENT:
+        found.append("candidates spread")
+    if terms["stability"] < LOW_STABILITY:
+        found.append("the student changes its mask when the image is flipped")
     if s.outside > HIGH_OUTSIDE:
         found.append("mask touches the vignette")
     if s.rim > HIGH_RIM:
@@ -217,17 +252,14 @@ def reasons(s: CandidateSignals, n_independent: int) -> list[str]:
     return found
 
 
-def mask_trust(signals: dict[str, CandidateSignals], delivered: str, independent: list[str],
+def mask_trust(signals: dict[str, CandidateSignals], delivered: str,
                review_threshold: float = REVIEW_THRESHOLD, pairwise: dict[str, dict[str, float]] | None = None,
                parents: dict[str, tuple[str, ...]] | None = None) -> Trust:
-    """The :class:`Trust` of candidate ``delivered`` among ``signals``; ``independent``: the
-    candidates that come from different models (their number decides whether agreement exists);
-    ``pairwise`` and ``parents`` are kept in the record."""
-    s = signals[delivered]
-    n = len(independent)
-    value = confidence_of(s, n)
-    why = reasons(s, n)
+    """The :class:`Trust` of candidate ``delivered`` among ``signals`` (every candidate of the
+    image, with their ``pairwise`` IoUs; ``parents`` is kept in the record)."""
+    value = confidence_of(signals, pairwise, delivered)
+    why = reasons(signals, pairwise, delivered)
     flagged = value < review_threshold
-    reason = "; ".join(why) if why else ("low confidence" if flagged else "")
+    reason = "; ".join(why) if why else "low confidence"
     return Trust(value, flagged, reason if flagged else "", {k: asdict(v) for k, v in signals.items()}, pairwise,
                  {k: list(v) for k, v in (parents or {}).items()})

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cam_sam.trust import CandidateSignals, confidence_of, signals_among
+from cam_sam.trust import OUTSIDE_WEIGHT, QUALITY_WEIGHT, RIM_WEIGHT, CandidateSignals, confidence_of, signals_among
 from common.cli import run_main
 from common.config import config_from_argv
 from common.io import read_json, write_csv, write_text
@@ -33,7 +33,6 @@ from common.metrics import auroc_fail, flag_summary, paired_difference, risk_cov
 CONFIG: dict[str, Any] = {
     "runs": {"val": "results/arbiter/val/r4", "train_every18": "results/arbiter/train_every18/r4"},
     "reference": "colour",                       # the row every interval is against (the teacher's mask)
-    "independent": ["colour", "student"],        # sources from different models
     "candidates_alone": ["colour", "student", "student_box", "vote", "colour_region"],
     # candidate sets (as if only they had run) and the pool the arbiter delivers from
     "arbiter_variants": [
@@ -44,7 +43,22 @@ CONFIG: dict[str, Any] = {
          "pool": ["colour", "student", "student_box", "vote"]},
     ],
     "grid": {"quality": [0.0, 0.25, 0.5, 1.0], "rim": [0.0, 0.25, 0.5, 1.0], "outside": [1.0]},
-    "thresholds": [0.3, 0.4, 0.5, 0.6, 0.7],
+    "thresholds": [round(0.3 + 0.025 * k, 3) for k in range(25)],   # 0.3 ... 0.9
+    "arbiter_weights": [QUALITY_WEIGHT, RIM_WEIGHT, OUTSIDE_WEIGHT],
+    "confidence_setups": [
+        {"label": "default (arbiter)", "candidates": ["colour", "student", "student_box", "vote", "colour_region"],
+         "pool": ["colour", "student", "student_box", "vote"], "delivered": "arbiter"},
+        {"label": "default, agreement of colour, student, colour regions",
+         "candidates": ["colour", "student", "colour_region"],
+         "pool": ["colour", "student", "student_box", "vote"], "delivered": "arbiter"},
+        {"label": "default, agreement of student and colour regions", "candidates": ["student", "colour_region"],
+         "pool": ["colour", "student", "student_box", "vote"], "delivered": "arbiter"},
+        {"label": "fast (student + colour regions)", "candidates": ["student", "colour_region"],
+         "pool": ["student"], "delivered": "student"},
+        {"label": "fast, student alone", "candidates": ["student"], "pool": ["student"], "delivered": "student"},
+    ],
+    "confidence_terms": [["agreement"], ["agreement", "stability"], ["agreement", "stability", "student_score"],
+                         ["agreement", "plausibility"], ["agreement", "stability", "plausibility"]],
     "out": "results/trust_study",
 }
 
@@ -113,23 +127,31 @@ def arbiter_table(sets: dict[str, dict], cfg: dict[str, Any]) -> pd.DataFrame:
 
 
 def confidence_table(sets: dict[str, dict], cfg: dict[str, Any]) -> pd.DataFrame:
-    """AUROC, risk-coverage and flags of the delivered mask's confidence, per set and threshold."""
+    """For each configuration (the candidates that run, the one delivered: ``"arbiter"`` for the
+    arbiter's pick) and each product of confidence terms: AUROC for failures, risk-coverage, and
+    the flags at each review threshold, per evaluation set."""
     rows = []
-    for name, images in sets.items():
-        ious, conf = {}, {}
-        for i, im in images.items():
-            final = im["final"]
-            ious[i] = float(im["iou"].get(final, 0.0)) if final else 0.0
-            n = len([s for s in cfg["independent"] if s in im["signals"]])
-            conf[i] = confidence_of(im["signals"][final], n) if final in im["signals"] else 0.0
-        curve = risk_coverage(conf, ious)
-        for threshold in cfg["thresholds"]:
-            flags = flag_summary({i: c < threshold for i, c in conf.items()}, ious)
-            rows.append({"set": name, "mean IoU": round(float(np.mean(list(ious.values()))), 4),
-                         "AUROC (IoU < 0.5)": round(auroc_fail(conf, ious), 3),
-                         **{f"top {k}": round(v, 3) for k, v in curve.items()},
-                         "threshold": threshold, "flagged": round(flags["share_flagged"], 3),
-                         "failures flagged": round(flags["failures_flagged"], 3)})
+    for setup in cfg["confidence_setups"]:
+        for terms in cfg["confidence_terms"]:
+            for name, images in sets.items():
+                ious, conf = {}, {}
+                for i, im in images.items():
+                    final = (choose(among(im, setup["pool"]), tuple(cfg["arbiter_weights"]), setup["pool"])
+                             if setup["delivered"] == "arbiter" else setup["delivered"])
+                    signals = among(im, list(dict.fromkeys(setup["pool"] + setup["candidates"])))
+                    ious[i] = float(im["iou"].get(final, 0.0)) if final else 0.0
+                    conf[i] = (confidence_of(signals, im["pairwise"], final, tuple(terms), setup["candidates"])
+                               if final in signals else 0.0)
+                curve = risk_coverage(conf, ious)
+                base = {"setup": setup["label"], "terms": " x ".join(terms), "set": name,
+                        "mean IoU": round(float(np.mean(list(ious.values()))), 4),
+                        "AUROC (IoU < 0.5)": round(auroc_fail(conf, ious), 3),
+                        "top 80 % - all": round(curve["0.8"] - curve["1.0"], 3),
+                        **{f"top {k}": round(v, 3) for k, v in curve.items()}}
+                for threshold in cfg["thresholds"]:
+                    flags = flag_summary({i: c < threshold for i, c in conf.items()}, ious)
+                    rows.append({**base, "threshold": threshold, "flagged": round(flags["share_flagged"], 3),
+                                 "failures flagged": round(flags["failures_flagged"], 3)})
     return pd.DataFrame(rows)
 
 

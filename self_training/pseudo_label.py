@@ -10,9 +10,10 @@
 
 Writes, per training image (every ``holdout_every``-th crop is left out, an unseen evaluation
 set), ``masks/<id>.png`` (the delivered mask, 0/255), ``uncertainty/<id>.png`` (per-pixel std of
-the candidate masks, x510, uint8) and ``records/<id>.json`` (its label-free confidence, see
-:func:`cam_sam.confidence.mask_confidence`). Images are visited in a seeded random order, so an
-interrupted run is a uniform sample; rerunning with the same ``out_dir`` resumes.
+the masks that competed for it, x510, uint8) and ``records/<id>.json`` (its label-free confidence,
+see :func:`cam_sam.confidence.mask_confidence`, with the confidence of :mod:`cam_sam.trust` as
+``trust``). Images are visited in a seeded random order, so an interrupted run is a uniform
+sample; rerunning with the same ``out_dir`` resumes.
 """
 from __future__ import annotations
 
@@ -75,7 +76,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         write_png(run_dir / "masks" / f"{image_id}.png", output.final_mask.astype(np.uint8) * 255)
         spread = np.clip(output.uncertainty * UNCERTAINTY_SCALE, 0, 255).astype(np.uint8)
         write_png(run_dir / "uncertainty" / f"{image_id}.png", spread)
-        return {"final_source": output.final_source, "confidence": mask_confidence(output)}
+        confidence = mask_confidence(output)
+        if output.trust is not None:   # the label-free trust of cam_sam.trust (confidence_key "trust")
+            confidence["trust"] = output.trust.confidence
+        return {"final_source": output.final_source, "confidence": confidence}
 
     run.process(ids, work, desc="pseudo-label")
     done = [i for i in ids if run.is_done(i)]

@@ -69,8 +69,9 @@ def test_confidence_drops_when_the_mask_drifts_from_the_lesion(lesion):
     cases = {"right": truth, "shifted": _shifted(truth, 90, 60), "grown into the vignette": grown}
     values = {}
     for name, colour in cases.items():
-        signals, _ = candidate_signals(image, {"colour": colour, "student": student}, {"colour": 0.9, "student": 0.9})
-        trust = mask_trust(signals, "colour", ["colour", "student"])
+        signals, pairwise = candidate_signals(image, {"colour": colour, "student": student},
+                                              {"colour": 0.9, "student": 0.9})
+        trust = mask_trust(signals, "colour", pairwise=pairwise)
         values[name] = trust
         assert 0.0 <= trust.confidence <= 1.0
     assert not values["right"].flagged and values["right"].confidence > REVIEW_THRESHOLD
@@ -82,8 +83,8 @@ def test_confidence_drops_when_the_mask_drifts_from_the_lesion(lesion):
 
 
 def test_a_lone_source_is_trusted_by_its_own_score(lesion):
-    signals, _ = candidate_signals(lesion.image, {"student": lesion.mask}, {"student": 0.4})
-    trust = mask_trust(signals, "student", ["student"])
+    signals, pairwise = candidate_signals(lesion.image, {"student": lesion.mask}, {"student": 0.4})
+    trust = mask_trust(signals, "student", pairwise=pairwise)
     assert trust.confidence == pytest.approx(0.4, abs=0.05) and trust.flagged
     assert "unsure" in trust.reason and "disagree" not in trust.reason
 
