@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +41,9 @@ CONFIG: dict[str, Any] = {
     "examples_dir": "results/app_examples",   # generated example images are written here
     "data_root": "../shared/data/ISIC2017",  # real examples from its validation split, when present
     "n_examples": 3,
+    "concurrency_limit": 1,                  # requests segmented at once (the models serve one at a time)
+    "queue_size": 16,                        # requests waiting beyond that; a full queue answers "try again" at once
+    "request_timeout_s": 120,                # a request still running after this is answered with a message
     **PIPELINE_CONFIG,                       # the default pipeline (cam_sam.build); student for "student"
 }
 IMAGENET = "ImageNet weights (zero-shot)"
@@ -119,26 +124,88 @@ def summary(result: ServiceResult, name: str) -> str:
     return "\n".join(lines)
 
 
-def make_handler(service: SegmentationService):
-    def handle(image_file, truth_file, classifier: str, method: str, segmenter: str):
-        name = Path(image_file).name if image_file else "image"
+def api_answer(result: ServiceResult, name: str) -> dict[str, Any]:
+    """The JSON-able description of a delivered mask that the ``/segment`` endpoint returns."""
+    out = result.output
+    info: dict[str, Any] = {"image": name, "seconds": round(result.seconds, 3), "source": out.final_source,
+                            "mask_area": float(out.final_mask.mean()) if out.final_mask is not None else None}
+    if out.trust is not None:
+        info.update({"confidence": round(out.trust.confidence, 4), "flagged": out.trust.flagged,
+                     "reason": out.trust.reason, "verdict": "please review" if out.trust.flagged else "looks reliable"})
+    chosen = result.chosen
+    if chosen is not None:
+        info["predicted_iou"] = round(chosen.score, 4)
+    return info
+
+
+def run_with_timeout(fn, timeout_s: float):
+    """``fn()``'s result, or raise :class:`TimeoutError` after ``timeout_s`` (the work itself
+    finishes in the background: the models are not interrupted mid-pass)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        future = pool.submit(fn)
         try:
-            if not image_file:
-                raise DataError("upload an image first (or pick an example)")
-            image = read_image(image_file)
-            truth = read_mask(truth_file) if truth_file else None
-            result = service.segment(image, classifier, method, segmenter, truth, name=name)
-        except (DataError, CheckpointError, ValueError) as exc:
-            return f"**Could not segment {name}**: {exc}", None, None, None, None
-        except Exception as exc:  # noqa: BLE001 - the page must keep serving
-            log.exception("request failed")
-            return f"**Internal error on {name}**: {type(exc).__name__}: {exc}", None, None, None, None
-        pictures = render(image, result, truth)
-        download = None
-        if result.output.final_mask is not None:
-            download = Path(tempfile.mkdtemp(prefix="cam_sam_")) / f"{Path(name).stem}_mask.png"
-            write_png(download, result.output.final_mask.astype(np.uint8) * 255)
-        return summary(result, name), *pictures, str(download) if download else None
+            return future.result(timeout=timeout_s)
+        except FutureTimeout:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise TimeoutError(f"the request took longer than request_timeout_s={timeout_s:g} s") from None
+
+
+def segment_file(service: SegmentationService, image_file, truth_file, classifier: str, method: str, segmenter: str,
+                 timeout_s: float) -> tuple[ServiceResult | None, np.ndarray | None, np.ndarray | None, str, str | None]:
+    """(result, image, truth, name, error message) of one request: the code the page and the
+    ``/segment`` endpoint share."""
+    name = Path(image_file).name if image_file else "image"
+    try:
+        if not image_file:
+            raise DataError("upload an image first (or pick an example)")
+        image = read_image(image_file)
+        truth = read_mask(truth_file) if truth_file else None
+        result = run_with_timeout(lambda: service.segment(image, classifier, method, segmenter, truth, name=name),
+                                  timeout_s)
+        return result, image, truth, name, None
+    except (DataError, CheckpointError, ValueError, TimeoutError) as exc:
+        return None, None, None, name, f"**Could not segment {name}**: {exc}"
+    except Exception as exc:  # noqa: BLE001 - the page must keep serving
+        log.exception("request failed")
+        return None, None, None, name, f"**Internal error on {name}**: {type(exc).__name__}: {exc}"
+
+
+def write_mask_file(result: ServiceResult, name: str) -> str | None:
+    if result.output.final_mask is None:
+        return None
+    path = Path(tempfile.mkdtemp(prefix="cam_sam_")) / f"{Path(name).stem}_mask.png"
+    write_png(path, result.output.final_mask.astype(np.uint8) * 255)
+    return str(path)
+
+
+def preview_image(image_file) -> np.ndarray | None:
+    """The uploaded image as the page shows it before segmenting (None when unreadable or absent)."""
+    if not image_file:
+        return None
+    try:
+        return read_image(image_file)
+    except DataError:
+        return None
+
+
+def make_api(service: SegmentationService, timeout_s: float = 120):
+    """The ``/segment`` endpoint: (image file, classifier, method, segmenter) -> (delivered mask as
+    a PNG file or None, :func:`api_answer` or ``{"error": message}``)."""
+    def segment(image_file, classifier: str = IMAGENET, method: str = "gradcam", segmenter: str = "LiteMedSAM"):
+        result, _, _, name, error = segment_file(service, image_file, None, classifier, method, segmenter, timeout_s)
+        if error is not None:
+            return None, {"image": name, "error": error.replace("**", "")}
+        return write_mask_file(result, name), api_answer(result, name)
+    return segment
+
+
+def make_handler(service: SegmentationService, timeout_s: float = 120):
+    def handle(image_file, truth_file, classifier: str, method: str, segmenter: str):
+        result, image, truth, name, error = segment_file(service, image_file, truth_file, classifier, method,
+                                                         segmenter, timeout_s)
+        if error is not None:
+            return error, None, None, None, None
+        return summary(result, name), *render(image, result, truth), write_mask_file(result, name)
     return handle
 
 
@@ -151,6 +218,7 @@ def build_page(service: SegmentationService, cfg: dict[str, Any]):
         with gr.Row():
             with gr.Column(scale=1):
                 image_file = gr.File(label="dermoscopy image", file_types=["image"], elem_id="image-upload")
+                preview = gr.Image(label="the uploaded image", elem_id="preview", interactive=False, height=220)
                 truth_file = gr.File(label="ground-truth mask (optional, only scored)", file_types=["image"],
                                      elem_id="truth-upload")
                 classifier = gr.Dropdown(list(service.classifiers), value=IMAGENET, label="classifier")
@@ -169,8 +237,17 @@ def build_page(service: SegmentationService, cfg: dict[str, Any]):
                     uncertainty_view = gr.Image(label="uncertainty: spread of the masks that competed for the delivered one",
                                                 elem_id="uncertainty", interactive=False)
                 download = gr.File(label="mask PNG", elem_id="download", interactive=False)
-        run.click(make_handler(service), [image_file, truth_file, classifier, method, segmenter],
-                  [status, cam_view, mask_view, uncertainty_view, download], concurrency_limit=1)
+        image_file.change(preview_image, image_file, preview, api_name=False)
+        limits = {"concurrency_limit": int(cfg["concurrency_limit"]), "concurrency_id": "models"}
+        timeout = float(cfg["request_timeout_s"])
+        run.click(make_handler(service, timeout), [image_file, truth_file, classifier, method, segmenter],
+                  [status, cam_view, mask_view, uncertainty_view, download], api_name="page", **limits)
+        # the programmatic endpoint: Client(url).predict(handle_file(path), api_name="/segment")
+        api_image = gr.File(visible=False)
+        api_mask, api_info = gr.File(visible=False), gr.JSON(visible=False)
+        gr.Button(visible=False).click(make_api(service, timeout), [api_image, classifier, method, segmenter],
+                                       [api_mask, api_info], api_name="segment", **limits)
+    page.queue(max_size=int(cfg["queue_size"]))   # a full queue answers at once: "Queue is full! Please try again."
     return page
 
 

@@ -141,6 +141,7 @@ def test_page_in_a_real_browser(server, lesion_files, tmp_path):
         page = browser.new_page(viewport={"width": 1500, "height": 1100})
         page.goto(server)
         _upload(page, "image-upload", lesion_files / "lesion.png")
+        page.locator("#preview img").wait_for(timeout=30_000)          # the upload is previewed before segmenting
         _upload(page, "truth-upload", lesion_files / "lesion_mask.png")
         status = _run_and_wait(page, "Dice")
         iou_shown = _iou_shown(status)
@@ -159,3 +160,62 @@ def test_page_in_a_real_browser(server, lesion_files, tmp_path):
         _upload(page, "image-upload", lesion_files / "lesion.png")
         assert _iou_shown(_run_and_wait(page, "Dice")) == pytest.approx(iou_shown)   # still serving
         browser.close()
+
+
+def test_the_api_returns_the_mask_and_its_description(server, lesion_files):
+    client_module = pytest.importorskip("gradio_client", reason="gradio_client is not installed")
+    from data.isic import read_mask
+
+    client = client_module.Client(server, verbose=False)
+    mask_file, info = client.predict(client_module.handle_file(str(lesion_files / "lesion.png")), api_name="/segment")
+    delivered, truth = read_mask(mask_file), read_mask(lesion_files / "lesion_mask.png")
+    assert (delivered & truth).sum() / (delivered | truth).sum() > 0.8
+    assert info["source"] and 0 <= info["confidence"] <= 1 and info["verdict"] in ("looks reliable", "please review")
+    assert info["mask_area"] == pytest.approx(delivered.mean(), abs=1e-6) and info["seconds"] > 0
+    bad_file, bad = client.predict(client_module.handle_file(str(lesion_files / "corrupt.png")), api_name="/segment")
+    assert bad_file is None and "cannot read image" in bad["error"]
+
+
+def test_a_request_past_its_time_gets_a_message_and_the_next_one_is_served(lesion_files):
+    from cam_sam.app import segment_file
+
+    class Slow:
+        calls = 0
+
+        def segment(self, image, *args, name="image"):
+            Slow.calls += 1
+            time.sleep(1.0 if Slow.calls == 1 else 0.0)
+            return "done"
+
+    result, *_, error = segment_file(Slow(), str(lesion_files / "lesion.png"), None, IMAGENET, "gradcam",
+                                     "LiteMedSAM", timeout_s=0.2)
+    assert result is None and "request_timeout_s=0.2" in error and "lesion.png" in error
+    result, *_, error = segment_file(Slow(), str(lesion_files / "lesion.png"), None, IMAGENET, "gradcam",
+                                     "LiteMedSAM", timeout_s=5)
+    assert result == "done" and error is None
+
+
+def test_four_concurrent_users_get_the_same_masks_as_one_at_a_time(server, tmp_path):
+    pytest.importorskip("gradio_client", reason="gradio_client is not installed")
+    from cam_sam.loadtest import run_load
+
+    images = []
+    for seed in range(2):
+        images.append(tmp_path / f"lesion_{seed}.png")
+        write_png(images[-1], make_synthetic_sample(seed).image)
+    result = run_load(server, images, users=4, per_user=1, max_seconds=300)
+    assert result["answered"] == 4 and result["errors"] == [] and result["busy"] == 0
+    assert result["masks_differing_from_sequential"] == 0 and result["p95_seconds"] >= result["p50_seconds"] > 0
+
+
+def test_a_full_queue_answers_busy_at_once(tmp_path):
+    pytest.importorskip("gradio_client", reason="gradio_client is not installed")
+    from cam_sam import loadtest
+
+    result = loadtest.main(["--set", "users=6", "--set", "requests_per_user=1", "--set", "n_images=1",
+                            "--set", "app_settings=['queue_size=1', 'device=cpu']",
+                            "--set", f"out_dir={tmp_path}"])
+    assert result["busy"] >= 1 and result["answered"] + result["busy"] == 6 and result["errors"] == []
+    assert result["masks_differing_from_sequential"] == 0 and (tmp_path / "loadtest.json").is_file()
+    with pytest.raises(SystemExit, match="only targets this machine"):
+        loadtest.check_loopback("http://10.0.0.1:7860/")
