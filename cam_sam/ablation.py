@@ -31,10 +31,15 @@ ARBITER = {"methods": [], "proposals": ["colour", "student", "student_box", "col
            "final_sources": ["colour", "student", "student_box"], "final_rule": "arbiter"}
 
 
+# The zero-shot colour pipeline (the default before round 4): what every colour row changes.
+ZERO_SHOT = {"methods": [], "proposals": ["colour"], "final_sources": ["colour"], "final_rule": "select",
+             "student_checkpoint": None}
+
+
 def student_runs(key: str) -> dict[str, tuple[str, dict[str, Any]]]:
     """The ablation runs of one shipped student: beside colour (delivered: colour), majority vote
     of colour, its mask and its box, its mask as a selection cue, and colour AND its mask."""
-    name, common = STUDENTS[key], {"methods": [], "prompts": {"n_perturbations": 2},
+    name, common = STUDENTS[key], {"methods": [], "prompts": {"n_perturbations": 2}, "final_rule": "select",
                                    "student_checkpoint": f"model_checkpoints/student_{key}.pt"}
     return {
         f"student_{key}": (f"colour + {name} + its box; delivered: colour",
@@ -76,21 +81,21 @@ CONFIG: dict[str, Any] = {
     "runs": {
         # name: (description, overrides of cam_sam.evaluation.SEGMENT_CONFIG)
         # the default's delivered mask, with the GradCAM box decoded and reported beside it
-        "default": ("GradCAM box + colour proposals; final from colour",
-                    {"methods": ["gradcam"], "proposals": ["colour"], "final_sources": ["colour"]}),
+        "default": ("GradCAM box + colour proposals; final from colour (the zero-shot default before round 4)",
+                    {**ZERO_SHOT, "methods": ["gradcam"]}),
         "colour_raw_no_artefact_removal": ("colour: raw lightness only, no artefact removal",
-                                           {"methods": [], "colour": {"flatfield_sigmas": [0.0], "channels": ["lightness"],
-                                                                        "remove_artefacts": False}}),
+                                           {**ZERO_SHOT, "colour": {"flatfield_sigmas": [0.0], "channels": ["lightness"],
+                                                                    "remove_artefacts": False}}),
         "colour_raw": ("colour: raw lightness only (+ artefact removal)",
-                       {"methods": [], "colour": {"flatfield_sigmas": [0.0], "channels": ["lightness"]}}),
+                       {**ZERO_SHOT, "colour": {"flatfield_sigmas": [0.0], "channels": ["lightness"]}}),
         "colour_lightness": ("colour: lightness with flat-field variants",
-                             {"methods": [], "colour": {"channels": ["lightness"]}, "agreement_weight": 0.0}),
+                             {**ZERO_SHOT, "colour": {"channels": ["lightness"]}, "agreement_weight": 0.0}),
         "colour_pred_only": ("colour: lightness and blue, choice by predicted IoU alone",
-                             {"methods": [], "agreement_weight": 0.0}),
+                             {**ZERO_SHOT, "agreement_weight": 0.0}),
         # levers of the field, each alone on the colour pipeline
-        "colour_hair": ("colour: hair removal before the proposals", {"methods": [], "colour": {"hair_removal": True}}),
+        "colour_hair": ("colour: hair removal before the proposals", {**ZERO_SHOT, "colour": {"hair_removal": True}}),
         "colour_sog": ("colour: Shades of Gray colour constancy before the proposals",
-                       {"methods": [], "colour": {"shades_of_gray_p": 6.0}}),
+                       {**ZERO_SHOT, "colour": {"shades_of_gray_p": 6.0}}),
         "arbiter_r3and": ("arbiter: colour, round 3-AND student, its box, their vote",
                           {**ARBITER, "student_checkpoint": "model_checkpoints/student_r3and.pt"}),
         "arbiter_r4": ("arbiter: colour, round 4 student, its box, their vote",
@@ -112,7 +117,7 @@ CONFIG: dict[str, Any] = {
         ["+ artefact removal (stickers, ink, cloth)", "colour_raw", "final"],
         ["+ flat-field variants (3 proposals), choice by predicted IoU", "colour_lightness", "final"],
         ["+ blue-channel proposals (up to 6)", "colour_pred_only", "final"],
-        ["+ agreement among candidates in the choice, weight 0.1 (DEFAULT)", "default", "final"],
+        ["+ agreement among candidates in the choice, weight 0.1 (the zero-shot default before round 4)", "default", "final"],
         ["default, GradCAM box also in the final pool (post hoc)", "default", ["colour", "gradcam"]],
         ["lever: hair removal before the colour proposals", "colour_hair", "final"],
         ["lever: Shades of Gray colour constancy before the colour proposals", "colour_sog", "final"],

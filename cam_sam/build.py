@@ -60,7 +60,8 @@ PIPELINE_CONFIG: dict[str, Any] = {
     "export_dir": "results/cache/onnx",      # the ONNX exports of the segmenter, made once from its weights
     "embedding_cache": None,                 # a folder: store/reuse image embeddings (same masks, no re-encoding)
     # the self-trained student (self_training/): sources "student" and "student_box"
-    "student_checkpoint": None,              # a student.pt of self_training.train_student
+    "student_checkpoint": "model_checkpoints/student_r4.pt",   # a student.pt of self_training.train_student
+                                             # (the shipped round-4 student; None: no student sources)
     "student_tta": True,                     # average the student over flips (models.student.TTA_FLIPS)
     # sources, selection and every group of settings: PipelineConfig's fields, one to one
     **asdict(PipelineConfig()),

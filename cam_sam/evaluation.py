@@ -48,15 +48,17 @@ PRESETS: dict[str, dict[str, Any]] = {
     # by predicted IoU, and "final" = best CAM method per image by predicted IoU. The paper's
     # ground-truth choices are the oracle_<method> and oracle_final rows.
     "paper": {"methods": ["gradcam", "gradcam++", "eigencam"], "proposals": [], "agreement_weight": 0.0,
-              "final_sources": ["gradcam", "gradcam++", "eigencam"],
+              "final_sources": ["gradcam", "gradcam++", "eigencam"], "final_rule": "select",
               "prompts": {"box_threshold": 0.5, "box_padding": 0.1, "n_points": 10, "point_power": 30.0,
                           "n_perturbations": 10, "perturb_scale": 0.05},
               "postprocess": {"open_frac": 0.01, "close_frac": 0.01}},
-    # The self-trained student alone (self_training/): no CAM, no segmenter encoding. Round 2-AND:
-    # best alone on the held-back crops (0.803); round 3-AND is +0.005 on validation and -0.007 on
-    # the crops, within noise, so the preset kept round 2-AND (README, self-training).
-    "fast": {"methods": [], "proposals": ["student"], "final_sources": ["student"], "student_weight": 0.0,
-             "student_checkpoint": "model_checkpoints/student_r2and.pt"},
+    # The self-trained student alone (self_training/): no CAM, no segmenter encoding; the colour
+    # regions (no segmenter either) only give its confidence an independent second opinion.
+    "fast": {"methods": [], "proposals": ["student", "colour_region"], "final_sources": ["student"],
+             "final_rule": "select", "student_weight": 0.0, "student_checkpoint": "model_checkpoints/student_r4.pt"},
+    # The zero-shot colour pipeline alone (the default until round 4): colour proposals -> LiteMedSAM.
+    "zero_shot": {"methods": [], "proposals": ["colour"], "final_sources": ["colour"], "final_rule": "select",
+                  "student_checkpoint": None},
 }
 
 OverlayFn = Callable[[Path, str, np.ndarray, "np.ndarray | None", ImageOutput, dict], None]

@@ -146,10 +146,11 @@ class PipelineConfig:
     """CAM methods (explainers.EXPLAIN_METHODS: the grad-cam ones and "lrp"), each a prompt source.
     None by default: no CAM box ever won the delivered mask in the ablation, and running one costs
     a classifier pass and 11 decodes per image; ``["gradcam"]`` reports its row beside colour's."""
-    proposals: list[str] = field(default_factory=lambda: [COLOUR])
+    proposals: list[str] = field(default_factory=lambda: [COLOUR, STUDENT, STUDENT_BOX, COLOUR_REGION])
     """Other prompt sources: any of "colour", "student", "student_box", "colour_region" (the colour
-    proposals' regions themselves, no segmenter: nearly free beside "colour")."""
-    final_sources: list[str] = field(default_factory=lambda: [COLOUR])
+    proposals' regions themselves, no segmenter: nearly free beside "colour"). The default runs the
+    teacher (colour), the student and its box, and the colour regions for the confidence."""
+    final_sources: list[str] = field(default_factory=lambda: [COLOUR, STUDENT, STUDENT_BOX])
     """Sources whose best-scored mask competes for the delivered ("final") mask."""
     agreement_weight: float = 0.1
     """Selection score = predicted IoU + this x mean IoU with the source's other candidates."""
@@ -160,7 +161,7 @@ class PipelineConfig:
     student_box_perturbations: int = 2
     """student_box: perturbed copies of that box decoded beside it (the student's box is tight
     already; the CAM boxes' ``prompts.n_perturbations`` does not apply to it)."""
-    final_rule: str = "select"
+    final_rule: str = ARBITER
     """How the delivered mask comes from the final sources: "select" (the best selection score),
     "vote" (pixels where a strict majority of the final sources' chosen masks agree; "select" when
     that is empty) or "arbiter" (among the final sources' masks and their vote, the highest

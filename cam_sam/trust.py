@@ -46,7 +46,7 @@ OUTSIDE_WEIGHT = 1.0       # x the share of the mask on the vignette
 # The confidence's plausibility penalties and the review threshold (chosen on train_every18, then
 # reported on validation: README, "which masks to trust").
 REVIEW_THRESHOLD = 0.6     # confidence below this: flagged for a human look
-CONFIDENCE_TERMS = ("agreement", "stability")   # the factors of confidence_terms multiplied
+CONFIDENCE_TERMS = ("agreement", "stability", "student_score")   # the factors of confidence_terms multiplied
 LOW_STABILITY = 0.8        # flip agreement below this: "the student changes its mask when the image is flipped"
 LOW_AGREEMENT = 0.7        # colour-student IoU (or agreement) below this: "teacher and student disagree"
 HIGH_RIM = 0.25            # rim coverage above this is reported as "mask runs along the edge of the field"

@@ -1,12 +1,12 @@
 """Pseudo-masks for self-training: the zero-shot pipeline over the training images, no mask file opened.
 
-    python -m self_training.pseudo_label                                   # round 1: the default pipeline
-    python -m self_training.pseudo_label --set student_checkpoint=model_checkpoints/student_r1.pt \\
-        --set proposals='["colour","student","student_box"]' \\
-        --set final_sources='["colour","student","student_box"]' --set out_dir=results/pseudo_r2   # round 2 (box)
-    python -m self_training.pseudo_label --set student_checkpoint=model_checkpoints/student_r1.pt \
+    python -m self_training.pseudo_label                                   # the default pipeline as teacher
+    python -m self_training.pseudo_label --set preset=zero_shot ...        # round 1: colour proposals only
+    python -m self_training.pseudo_label --set student_checkpoint=model_checkpoints/student_r2and.pt \
         --set proposals='["colour","student"]' --set final_sources='["colour","student"]' \
-        --set final_rule=vote --set out_dir=results/pseudo_r2and      # round 2-AND: colour AND the student
+        --set final_rule=vote --set out_dir=results/pseudo_r4_crops     # rounds 2-AND to 4: colour AND a student
+    ... --set image_dir=../shared/data/ISIC2017_full_frames/images --set holdout_every=0 \
+        --set out_dir=results/pseudo_r4_frames                          # the same teacher on whole frames
 
 Writes, per training image (every ``holdout_every``-th crop is left out, an unseen evaluation
 set), ``masks/<id>.png`` (the delivered mask, 0/255), ``uncertainty/<id>.png`` (per-pixel std of
@@ -25,6 +25,7 @@ import torch
 
 from cam_sam.build import DATA_CONFIG, PIPELINE_CONFIG, PIPELINE_RESUMABLE, build_pipeline, open_data
 from cam_sam.confidence import mask_confidence
+from cam_sam.evaluation import PRESETS
 from common.cli import run_main
 from common.config import config_from_argv
 from common.devices import resolve_device
@@ -34,6 +35,7 @@ from self_training.data import UNCERTAINTY_SCALE
 from self_training.holdout import HOLDOUT_EVERY, self_training_ids
 
 CONFIG: dict[str, Any] = {
+    "preset": None,                    # a named group of settings of cam_sam.evaluation.PRESETS ("zero_shot")
     "dataset": DATA_CONFIG["dataset"],
     "data_root": DATA_CONFIG["data_root"],
     "split": "train",
@@ -48,7 +50,7 @@ CONFIG: dict[str, Any] = {
     "results_root": "results",
     "out_dir": None,                   # None: results/pseudo_<time>; a path: resume there
     **PIPELINE_CONFIG,
-    "methods": [],                     # the default delivers the colour source: no CAM (as the default)
+    "methods": [],                     # no CAM (as the default pipeline)
 }
 
 log = logging.getLogger("self_training.pseudo_label")
@@ -56,7 +58,7 @@ log = logging.getLogger("self_training.pseudo_label")
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    cfg = config_from_argv(CONFIG, argv, description=__doc__.splitlines()[0])
+    cfg = config_from_argv(CONFIG, argv, description=__doc__.splitlines()[0], presets=PRESETS)
     dataset, _ = open_data(cfg, read_masks=False)       # never a mask: the pseudo-masks stay label-free
     device = resolve_device(cfg["device"])
     torch.manual_seed(cfg["seed"])

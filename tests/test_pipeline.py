@@ -39,7 +39,8 @@ def _cam(hw, box):
 
 def test_one_encoding_per_image_and_choice_by_predicted_iou():
     seg = ScriptedSegmenter()
-    cfg = PipelineConfig(methods=["gradcam"], proposals=["colour"], final_sources=["colour", "gradcam"])
+    cfg = PipelineConfig(methods=["gradcam"], proposals=["colour"], final_sources=["colour", "gradcam"],
+                         final_rule="select")
     pipe = CamSamPipeline(object(), seg, cfg)
     image = _image()
     out = pipe.segment(image, cams={"gradcam": _cam(image.shape[:2], (0, 0, 150, 110))})

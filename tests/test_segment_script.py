@@ -30,7 +30,8 @@ def test_end_to_end_on_generated_images(tmp_path, synthetic_root):
     run = tmp_path / "run"
     ids = sorted(p.stem for p in (synthetic_root / "ISIC-2017_Validation_Data").glob("*.png"))
     assert sorted(metrics["per_image"]) == ids
-    assert set(metrics["summary"]) == {"colour", "final", "oracle_colour", "oracle_final"}   # no CAM by default
+    sources = ["colour", "student", "student_box", "colour_region"]            # no CAM by default
+    assert set(metrics["summary"]) == {*sources, "vote", "final", "oracle_final", *(f"oracle_{s}" for s in sources)}
     s = metrics["summary"]["final"]
     assert s["n_images"] == 3 and s["n_failed"] == 0 and s["iou"] > 0.7     # generated lesions are easy
     for key in ("iou", "dice", "precision", "recall", "f1", "n_images", "n_failed"):

@@ -83,10 +83,15 @@ def test_confidence_drops_when_the_mask_drifts_from_the_lesion(lesion):
 
 
 def test_a_lone_source_is_trusted_by_its_own_score(lesion):
-    signals, pairwise = candidate_signals(lesion.image, {"student": lesion.mask}, {"student": 0.4})
-    trust = mask_trust(signals, "student", pairwise=pairwise)
-    assert trust.confidence == pytest.approx(0.4, abs=0.05) and trust.flagged
-    assert "unsure" in trust.reason and "disagree" not in trust.reason
+    unsure = mask_trust(*_lone(lesion, 0.4))
+    sure = mask_trust(*_lone(lesion, 0.95))
+    assert unsure.confidence < 0.4 < sure.confidence and unsure.flagged and not sure.flagged
+    assert "unsure" in unsure.reason and "disagree" not in unsure.reason
+
+
+def _lone(lesion, score):
+    signals, pairwise = candidate_signals(lesion.image, {"student": lesion.mask}, {"student": score})
+    return signals, "student", REVIEW_THRESHOLD, pairwise
 
 
 def test_trust_metrics():

@@ -41,18 +41,21 @@ CONFIG: dict[str, Any] = {
         ["round 2 (box) alone", "student_r2", "student"],
         ["round 2-AND alone", "student_r2and", "student"],
         ["round 3-AND alone", "student_r3and", "student"],
+        ["round 4 (crops + frames) alone", "student_r4", "student"],
         ["colour AND round 1", "student_r1_and", "final"],
         ["colour AND round 2-AND", "student_r2and_and", "final"],
         ["colour AND round 3-AND", "student_r3and_and", "final"],
+        ["arbiter: colour, round 4 and its box", "arbiter_r4", "final"],
     ],
     "gallery_set": "val",
-    "gallery_row": "round 3-AND alone",        # gains / losses of this row against the reference
+    "gallery_row": "round 4 (crops + frames) alone",   # gains / losses of this row against the reference
     "n_gains": 3,
     "n_losses": 3,
     # (label, student checkpoint): one gallery column each (its own mask, as the `student` source)
     "gallery_students": [["round 1", "model_checkpoints/student_r1.pt"],
                          ["round 2-AND", "model_checkpoints/student_r2and.pt"],
-                         ["round 3-AND", "model_checkpoints/student_r3and.pt"]],
+                         ["round 3-AND", "model_checkpoints/student_r3and.pt"],
+                         ["round 4", "model_checkpoints/student_r4.pt"]],
     "device": "cpu",
     "out_dir": None,                           # None: <ablation_root>/figures
     "n_bootstrap": 2000,
