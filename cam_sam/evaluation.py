@@ -53,9 +53,10 @@ PRESETS: dict[str, dict[str, Any]] = {
                           "n_perturbations": 10, "perturb_scale": 0.05},
               "postprocess": {"open_frac": 0.01, "close_frac": 0.01}},
     # The self-trained student alone (self_training/): no CAM, no segmenter encoding; the colour
-    # regions (no segmenter either) only give its confidence an independent second opinion.
+    # regions (no segmenter either) only give its confidence an independent second opinion. Round 4
+    # on whole frames: the best student alone on both evaluation sets (docs/self_training.md).
     "fast": {"methods": [], "proposals": ["student", "colour_region"], "final_sources": ["student"],
-             "final_rule": "select", "student_weight": 0.0, "student_checkpoint": "model_checkpoints/student_r4.pt"},
+             "final_rule": "select", "student_weight": 0.0, "student_checkpoint": "model_checkpoints/student_r4f.pt"},
     # The zero-shot colour pipeline alone (the default until round 4): colour proposals -> LiteMedSAM.
     "zero_shot": {"methods": [], "proposals": ["colour"], "final_sources": ["colour"], "final_rule": "select",
                   "student_checkpoint": None},
@@ -132,23 +133,13 @@ def segment_dataset(cfg: dict[str, Any], overlay: OverlayFn | None = None) -> di
             return {"error": str(exc)}
         output = pipeline.segment(sample.image, cams=load_saved_cams(cfg["cam_dir"], image_id, cfg["methods"]),
                                   image_id=image_id)
-        record: dict[str, Any] = {"final_source": output.final_source, "has_truth": sample.mask is not None}
-        if output.trust is not None:
-            record["trust"] = output.trust.to_record()
-        if output.final_mask is None:
-            errors = {m: o.error for m, o in output.sources.items()}
-            record["error"] = f"no prompt source gave a mask: {errors}"
-        else:
-            write_png(run_dir / "masks" / f"{image_id}.png", output.final_mask.astype(np.uint8) * 255)
-        if output.uncertainty is not None and cfg["save_uncertainty"]:
-            write_npy(run_dir / "uncertainty" / f"{image_id}.npy", output.uncertainty.astype(np.float16))
+        record = write_image_outputs(run_dir, image_id, output, cfg["save_uncertainty"])
+        record["has_truth"] = sample.mask is not None
         if sample.mask is not None:
             record["metrics"] = evaluate(output, sample.mask, cfg)
-        if overlay is not None and order_of[image_id] < cfg["n_overlays"]:
-            overlay(run_dir, image_id, sample.image, sample.mask, output, record)
-        if (overlay is not None and output.trust is not None and output.trust.flagged
-                and len(list((run_dir / "overlays").glob(f"{FLAGGED_PREFIX}*.png"))) < cfg["n_overlays"]):
-            overlay(run_dir, FLAGGED_PREFIX + image_id, sample.image, sample.mask, output, record)
+        if overlay is not None:
+            draw_overlays(overlay, run_dir, image_id, order_of[image_id] < cfg["n_overlays"], cfg["n_overlays"],
+                          sample, output, record)
         return record
 
     run.process(shard.take(ids), work, desc="segment" if shard.world == 1 else f"segment (rank {shard.rank})")
@@ -165,7 +156,34 @@ def segment_dataset(cfg: dict[str, Any], overlay: OverlayFn | None = None) -> di
     return metrics
 
 
+def write_image_outputs(run_dir: Path, image_id: str, output: ImageOutput, save_uncertainty: bool) -> dict[str, Any]:
+    """Write the delivered mask (and the uncertainty map) of one image; its record so far: the
+    delivered source, its trust, or why there is no mask."""
+    record: dict[str, Any] = {"final_source": output.final_source}
+    if output.trust is not None:
+        record["trust"] = output.trust.to_record()
+    if output.final_mask is None:
+        errors = {m: o.error for m, o in output.sources.items()}
+        record["error"] = f"no prompt source gave a mask: {errors}"
+    else:
+        write_png(run_dir / "masks" / f"{image_id}.png", output.final_mask.astype(np.uint8) * 255)
+    if output.uncertainty is not None and save_uncertainty:
+        write_npy(run_dir / "uncertainty" / f"{image_id}.npy", output.uncertainty.astype(np.float16))
+    return record
+
+
 FLAGGED_PREFIX = "0_flagged_"   # overlays of flagged images: named to sort before the others
+
+
+def draw_overlays(overlay: OverlayFn, run_dir: Path, image_id: str, among_first: bool, n_overlays: int,
+                  sample, output: ImageOutput, record: dict) -> None:
+    """The image's overlay when it is among the first ``n_overlays``, and a second one named
+    ``0_flagged_<id>`` (listed first) while fewer than ``n_overlays`` flagged images have one."""
+    if among_first:
+        overlay(run_dir, image_id, sample.image, sample.mask, output, record)
+    if (output.trust is not None and output.trust.flagged
+            and len(list((run_dir / "overlays").glob(f"{FLAGGED_PREFIX}*.png"))) < n_overlays):
+        overlay(run_dir, FLAGGED_PREFIX + image_id, sample.image, sample.mask, output, record)
 
 
 def add_trust(run: ResumableRun, ids: list[str], metrics: dict[str, Any]) -> dict[str, Any]:

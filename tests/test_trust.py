@@ -120,7 +120,8 @@ def test_trust_figure_from_a_run(tmp_path):
     assert (tmp_path / "fig" / "trust.png").stat().st_size > 10_000
     row = result["table"].iloc[0]
     expected = risk_coverage(confidence, ious)
-    assert row["top 80%"] == pytest.approx(expected["0.8"]) and row["top 100%"] == pytest.approx(expected["1.0"])
+    assert row["top 80%"] == pytest.approx(expected["0.8"], abs=1e-3) and row["top 100%"] == pytest.approx(expected["1.0"], abs=1e-3)
+    assert row["n"] == 30 and 0.5 < row["AUROC (IoU < 0.5)"] <= 1 and row["flagged"] == pytest.approx(np.mean([c < 0.3 for c in confidence.values()]), abs=1e-3)
     assert row["top 50%"] > row["top 100%"]            # a confidence that tracks IoU ranks the good ones first
     with pytest.raises(SystemExit, match="no metrics.json"):
         trust_figures.main(["--set", f"runs={{'b': '{tmp_path / 'nowhere'}'}}"])

@@ -60,6 +60,21 @@ def calibration(frame: pd.DataFrame, n_bins: int) -> pd.DataFrame:
                                      failures=("iou", lambda v: float(np.mean(v < FAIL_IOU))), n=("iou", "size"))
 
 
+def trust_row(label: str, frame: pd.DataFrame, coverages: list[float]) -> dict[str, Any]:
+    """One row of the trust table: AUROC for failures, risk-coverage, the flags' share and catch."""
+    from common.metrics import auroc_fail
+
+    curve = coverage_curve(frame, coverages)
+    failed = frame["iou"] < FAIL_IOU
+    auroc = auroc_fail(dict(zip(frame["id"], frame["confidence"])), dict(zip(frame["id"], frame["iou"])))
+    return {"run": label, "n": len(frame), "mean IoU": round(float(frame["iou"].mean()), 3),
+            "AUROC (IoU < 0.5)": round(auroc, 3),
+            **{f"top {c:.0%}": round(v, 3) for c, v in zip(coverages, curve)},
+            "top 80% - all": round(curve[coverages.index(0.8)] - curve[-1], 3) if 0.8 in coverages else None,
+            "flagged": round(float(frame["flagged"].mean()), 3),
+            "failures flagged": round(float(frame.loc[failed, "flagged"].mean()), 3) if failed.any() else None}
+
+
 def trust_figure(frames: dict[str, pd.DataFrame], coverages: list[float], n_bins: int):
     """The two panels (risk-coverage, calibration) for every run in ``frames``."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
@@ -102,9 +117,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             raise SystemExit(f"{path} has no scored image with a confidence")
     out = Path(cfg["out_dir"])
     save_figure(trust_figure(frames, cfg["coverages"], cfg["n_bins"]), out / "trust.png")
-    table = pd.DataFrame([{"run": label, **{f"top {c:.0%}": v for c, v in
-                                            zip(cfg["coverages"], coverage_curve(f, cfg["coverages"]))}}
-                          for label, f in frames.items()])
+    table = pd.DataFrame([trust_row(label, f, cfg["coverages"]) for label, f in frames.items()])
     write_csv(out / "trust.csv", table)
     print(table.to_markdown(index=False))
     return {"figure": str(out / "trust.png"), "table": table}
