@@ -241,6 +241,8 @@ def reasons(signals: dict[str, CandidateSignals], pairwise: dict[str, dict[str, 
         found.append("candidates spread")
     if terms["stability"] < LOW_STABILITY:
         found.append("the student changes its mask when the image is flipped")
+    if "student" in signals and terms["student_score"] < LOW_QUALITY:
+        found.append("the student is unsure of the outline")
     if s.outside > HIGH_OUTSIDE:
         found.append("mask touches the vignette")
     if s.rim > HIGH_RIM:
