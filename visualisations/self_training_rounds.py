@@ -1,10 +1,11 @@
 """Self-training at a glance, from the ablation's runs (``python -m cam_sam.ablation``).
 
 * ``self_training_rounds.png``: per evaluation set, each row's mean IoU with its 95 % bootstrap
-  interval, against the default's delivered mask and the oracle (best candidate by ground truth);
+  interval, against the zero-shot pipeline's delivered mask (the ablation's ``default`` run, the
+  default before round 4) and the oracle (best candidate by ground truth);
 * ``self_training_gallery.png``: the images of one evaluation set where a row gains most and loses
-  most against the default (picked by ground truth: a figure, not a result): the image with the
-  ground truth (red) and the default's mask (green), then each listed student's own mask.
+  most against that reference (picked by ground truth: a figure, not a result): the image with the
+  ground truth (red) and the reference's mask (green), then each listed student's own mask.
 * ``self_training_rounds.csv``: the figure's numbers.
 
 Rows whose run is missing are left out with a warning, so the figure draws whatever was run.
@@ -33,7 +34,7 @@ from visualisations.stats import bootstrap_interval  # noqa: E402
 CONFIG: dict[str, Any] = {
     "ablation_root": "results/ablation",
     "eval_sets": ["val", "train_every18"],
-    "reference": ["default", "final"],         # (run, source): the default's delivered mask
+    "reference": ["default", "final"],         # (run, source): the zero-shot pipeline (the ablation's "default" run)
     "oracle": ["default", "oracle_final"],     # drawn as a ceiling, never a result
     # (label, run, source row in its metrics.json)
     "rows": [
@@ -42,20 +43,18 @@ CONFIG: dict[str, Any] = {
         ["round 2-AND alone", "student_r2and", "student"],
         ["round 3-AND alone", "student_r3and", "student"],
         ["round 4 (crops + frames) alone", "student_r4", "student"],
-        ["colour AND round 1", "student_r1_and", "final"],
-        ["colour AND round 2-AND", "student_r2and_and", "final"],
-        ["colour AND round 3-AND", "student_r3and_and", "final"],
-        ["arbiter: colour, round 4 and its box", "arbiter_r4", "final"],
+        ["round 4 (frames only) alone", "student_r4f", "student"],
+        ["arbiter: colour, round 3-AND, its box (default)", "arbiter_r3and", "final"],
     ],
     "gallery_set": "val",
-    "gallery_row": "round 4 (crops + frames) alone",   # gains / losses of this row against the reference
+    "gallery_row": "round 4 (frames only) alone",   # gains / losses of this row against the reference
     "n_gains": 3,
     "n_losses": 3,
     # (label, student checkpoint): one gallery column each (its own mask, as the `student` source)
     "gallery_students": [["round 1", "model_checkpoints/student_r1.pt"],
                          ["round 2-AND", "model_checkpoints/student_r2and.pt"],
                          ["round 3-AND", "model_checkpoints/student_r3and.pt"],
-                         ["round 4", "model_checkpoints/student_r4.pt"]],
+                         ["round 4 (frames)", "model_checkpoints/student_r4f.pt"]],
     "device": "cpu",
     "out_dir": None,                           # None: <ablation_root>/figures
     "n_bootstrap": 2000,
@@ -64,7 +63,7 @@ CONFIG: dict[str, Any] = {
 
 log = logging.getLogger("visualisations.self_training_rounds")
 
-REFERENCE_LABEL = "default (colour -> LiteMedSAM)"
+REFERENCE_LABEL = "zero-shot (colour -> LiteMedSAM)"
 ORACLE_LABEL = "oracle (NOT a result)"
 
 
@@ -107,7 +106,7 @@ def rounds_figure(table: pd.DataFrame, eval_sets: list[str]):
         errors = np.nan_to_num(np.stack([means - rows["low"].to_numpy(float), rows["high"].to_numpy(float) - means]))
         ax.barh(y, means, xerr=errors, capsize=3, color="tab:blue", alpha=0.8)
         lines = []
-        for label, name, style, colour in ((REFERENCE_LABEL, "default", "--", "black"),
+        for label, name, style, colour in ((REFERENCE_LABEL, "zero-shot", "--", "black"),
                                            (ORACLE_LABEL, "oracle", ":", "tab:red")):
             if label in part.index:
                 ax.axvline(part.loc[label, "iou"], ls=style, color=colour)
