@@ -38,13 +38,14 @@ from cam_sam.proposals import ColourProposalConfig, field_of_view
 WORK_SIDE = 256            # px: the longer side signals are computed at
 RIM_FRACTION = 0.03        # width of the field-of-view rim band, a fraction of the longer side
 
-# The arbiter's weights (chosen on both evaluation sets together: README, "the arbiter").
+# The arbiter's weights (chosen on both evaluation sets together, over three students: docs/trust.md).
 QUALITY_WEIGHT = 0.5       # x the source's own score
 RIM_WEIGHT = 0.5           # x the share of the field-of-view rim covered
 OUTSIDE_WEIGHT = 1.0       # x the share of the mask on the vignette
 
-# The confidence's plausibility penalties and the review threshold (chosen on train_every18, then
-# reported on validation: README, "which masks to trust").
+# The confidence (its terms chosen on both evaluation sets together: docs/trust.md), the review
+# threshold (chosen on train_every18 alone, then reported on validation) and the thresholds behind
+# each plain-words reason.
 REVIEW_THRESHOLD = 0.6     # confidence below this: flagged for a human look
 CONFIDENCE_TERMS = ("agreement", "stability", "student_score")   # the factors of confidence_terms multiplied
 LOW_STABILITY = 0.8        # flip agreement below this: "the student changes its mask when the image is flipped"
@@ -52,7 +53,7 @@ LOW_AGREEMENT = 0.7        # colour-student IoU (or agreement) below this: "teac
 HIGH_RIM = 0.25            # rim coverage above this is reported as "mask runs along the edge of the field"
 HIGH_OUTSIDE = 0.05        # mask share on the vignette above this: "mask touches the vignette"
 SMALL_AREA = 0.01          # masks below this share of the image: "very small mask"
-LOW_QUALITY = 0.7          # source score below this: "the segmenter is unsure"
+LOW_QUALITY = 0.7          # source score below this: "the segmenter is unsure" ("the student is unsure of the outline")
 
 
 @dataclass
