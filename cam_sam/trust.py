@@ -248,7 +248,7 @@ def reasons(signals: dict[str, CandidateSignals], pairwise: dict[str, dict[str, 
         found.append("mask touches the vignette")
     if s.rim > HIGH_RIM:
         found.append("mask runs along the edge of the field")
-    if s.quality < LOW_QUALITY:
+    if s.quality < LOW_QUALITY and delivered != "student":   # the student's own score is said above
         found.append("the segmenter is unsure")
     if s.area < SMALL_AREA:
         found.append("very small mask")
