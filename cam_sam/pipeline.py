@@ -25,7 +25,7 @@ from cam_sam.postprocess import postprocess_mask
 from cam_sam.proposals import ColourProposalConfig, colour_components, colour_proposals
 from cam_sam.trust import REVIEW_THRESHOLD, Trust, arbitrate, candidate_signals, mask_trust, signals_among
 from cam_sam.prompts import cam_to_box, negative_points, perturb_boxes, perturb_points, sample_points
-from common.geometry import mask_to_box, pad_box
+from common.geometry import mask_to_box, pad_box, pairwise_iou
 from common.timing import StageTimer
 from data.isic import check_image_content
 from explainers.cams import CamExplainer, CamResult
@@ -89,12 +89,7 @@ def agreement(masks: np.ndarray) -> np.ndarray:
     k = len(masks)
     if k < 2:
         return np.zeros(k, np.float32)
-    flat = masks.reshape(k, -1).astype(np.float32)
-    inter = flat @ flat.T
-    area = flat.sum(axis=1)
-    union = area[:, None] + area[None, :] - inter
-    iou = np.where(union > 0, inter / np.maximum(union, 1), 1.0)
-    return ((iou.sum(axis=1) - 1.0) / (k - 1)).astype(np.float32)
+    return ((pairwise_iou(masks).sum(axis=1) - 1.0) / (k - 1)).astype(np.float32)
 
 
 def selection_scores(pred_iou: np.ndarray, masks: np.ndarray, agreement_weight: float) -> np.ndarray:
@@ -369,7 +364,7 @@ class CamSamPipeline:
         mask, from every source that did), and its :class:`~cam_sam.trust.Trust`. Uncertainty: the
         per-pixel std of the masks that compete for the delivered one (every candidate of the one
         final source when there is one; the student's Bernoulli std sqrt(p (1 - p)) when it is the
-        only source)."""
+        only final source)."""
         cfg = self.config
         produced = [s for s in cfg.sources if outputs[s].chosen is not None]
         if not produced:
@@ -403,7 +398,7 @@ class CamSamPipeline:
             # the arbiter weighs agreement among the competing masks only (not the other sources)
             final = arbitrate(signals_among(signals, pairwise, parents, pool + ([VOTE] if VOTE in masks else [])))
         mask = masks[final]
-        if produced == [STUDENT] and student_prob is not None:
+        if pool == [STUDENT] and student_prob is not None:
             uncertainty = np.sqrt(student_prob * (1 - student_prob))
         else:
             competing = outputs[pool[0]].candidates.masks if len(pool) == 1 else np.stack([masks[s] for s in pool])

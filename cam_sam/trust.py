@@ -34,6 +34,7 @@ import cv2
 import numpy as np
 
 from cam_sam.proposals import ColourProposalConfig, field_of_view
+from common.geometry import pairwise_iou
 
 WORK_SIDE = 256            # px: the longer side signals are computed at
 RIM_FRACTION = 0.03        # width of the field-of-view rim band, a fraction of the longer side
@@ -86,18 +87,14 @@ def field_and_rim(image: np.ndarray, colour: ColourProposalConfig | None = None)
     ``RIM_FRACTION`` of the longer side inside the field's edge (or the image border)."""
     hw = work_shape(image.shape[:2])
     small = cv2.resize(image, (hw[1], hw[0]), interpolation=cv2.INTER_AREA)
-    fov = field_of_view(cv2.GaussianBlur(small, (0, 0), 1.5), colour or ColourProposalConfig())
+    colour = colour or ColourProposalConfig()
+    fov = field_of_view(cv2.GaussianBlur(small, (0, 0), colour.blur_sigma), colour)
     if fov.sum() < 0.2 * fov.size:       # no plausible field (a dark image): the whole image
         fov = np.ones(hw, bool)
     width = max(1, round(RIM_FRACTION * max(hw)))
     padded = np.pad(fov.astype(np.uint8), width, constant_values=0)
     eroded = cv2.erode(padded, np.ones((2 * width + 1, 2 * width + 1), np.uint8))[width:-width, width:-width]
     return fov, fov & ~eroded.astype(bool)
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    union = np.logical_or(a, b).sum()
-    return float(np.logical_and(a, b).sum() / union) if union else 1.0
 
 
 def solidity(mask: np.ndarray) -> float:
@@ -145,7 +142,9 @@ def candidate_signals(image: np.ndarray, masks: dict[str, np.ndarray], quality: 
     Returns (signals per candidate, the pairwise IoUs ``[a][b]`` they were computed from)."""
     fov, rim = field_and_rim(image, colour)
     small = {name: _small(m, fov.shape) for name, m in masks.items()}
-    pairwise = {a: {b: iou(small[a], small[b]) for b in small if b != a} for a in small}
+    names = list(small)
+    matrix = pairwise_iou(np.stack([small[n] for n in names]))
+    pairwise = {a: {b: float(matrix[i, j]) for j, b in enumerate(names) if b != a} for i, a in enumerate(names)}
     agree = consensus(pairwise, parents)
     signals = {}
     for name, m in small.items():
@@ -168,15 +167,20 @@ def signals_among(signals: dict[str, CandidateSignals], pairwise: dict[str, dict
     return {n: replace(signals[n], consensus=agree[n]) for n in names}
 
 
-def arbiter_score(s: CandidateSignals) -> float:
-    """The arbiter's label-free score of one candidate (higher: more likely the lesion)."""
-    return s.consensus + QUALITY_WEIGHT * s.quality - RIM_WEIGHT * s.rim - OUTSIDE_WEIGHT * s.outside
+ARBITER_WEIGHTS = (QUALITY_WEIGHT, RIM_WEIGHT, OUTSIDE_WEIGHT)
 
 
-def arbitrate(signals: dict[str, CandidateSignals]) -> str:
+def arbiter_score(s: CandidateSignals, weights: tuple[float, float, float] = ARBITER_WEIGHTS) -> float:
+    """The arbiter's label-free score of one candidate (higher: more likely the lesion);
+    ``weights``: (quality, rim, outside)."""
+    wq, wr, wo = weights
+    return s.consensus + wq * s.quality - wr * s.rim - wo * s.outside
+
+
+def arbitrate(signals: dict[str, CandidateSignals], weights: tuple[float, float, float] = ARBITER_WEIGHTS) -> str:
     """The candidate with the highest :func:`arbiter_score` (ties: the first in ``signals``)."""
     names = list(signals)
-    return names[int(np.argmax([arbiter_score(signals[n]) for n in names]))]
+    return names[int(np.argmax([arbiter_score(signals[n], weights) for n in names]))]
 
 
 @dataclass

@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cam_sam.trust import OUTSIDE_WEIGHT, QUALITY_WEIGHT, RIM_WEIGHT, CandidateSignals, confidence_of, signals_among
+from cam_sam.trust import (OUTSIDE_WEIGHT, QUALITY_WEIGHT, RIM_WEIGHT, CandidateSignals, arbitrate, confidence_of,
+                           signals_among)
 from common.cli import run_main
 from common.config import config_from_argv
 from common.io import read_json, write_csv, write_text
@@ -88,12 +89,8 @@ def among(image: dict, names: list[str]) -> dict[str, CandidateSignals]:
 def choose(signals: dict[str, CandidateSignals], weights: tuple[float, float, float],
            pool: list[str] | None = None) -> str | None:
     """The arbiter's pick among ``pool`` (default: every candidate) with weights (quality, rim, outside)."""
-    wq, wr, wo = weights
     names = [n for n in (pool or signals) if n in signals]
-    if not names:
-        return None
-    return max(names, key=lambda n: (signals[n].consensus + wq * signals[n].quality - wr * signals[n].rim
-                                     - wo * signals[n].outside, n))
+    return arbitrate({n: signals[n] for n in names}, weights) if names else None
 
 
 def rule_ious(images: dict[str, dict], pick) -> dict[str, float]:

@@ -54,3 +54,14 @@ def peak_region(cam: np.ndarray, threshold: float, keep_largest: bool = True) ->
         return np.zeros(cam.shape, bool)
     region = cam >= threshold * peak
     return largest_component(region) if keep_largest else region
+
+
+def pairwise_iou(masks: np.ndarray) -> np.ndarray:
+    """(K, K) IoU of every pair of K boolean (K, H, W) masks; two empty masks count as equal (1)."""
+    k = len(masks)
+    flat = np.asarray(masks).reshape(k, -1).astype(np.float32)
+    inter = flat @ flat.T
+    area = flat.sum(axis=1)
+    union = area[:, None] + area[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1), 1.0).astype(np.float32)
+

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from common.checkpoints import CheckpointError, safe_load
+from common.geometry import pairwise_iou
 from models.registry import get_spec, read_checkpoint
 
 INPUT_SIZE = 256          # training and inference resolution (square)
@@ -158,9 +159,4 @@ def flip_agreement(masks: torch.Tensor) -> float:
     k = len(masks)
     if k < 2:
         return 1.0
-    flat = masks.reshape(k, -1).float()
-    inter = flat @ flat.T
-    area = flat.sum(1)
-    union = area[:, None] + area[None, :] - inter
-    iou = torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
-    return float((iou.sum() - k) / (k * (k - 1)))
+    return float((pairwise_iou(masks.cpu().numpy()).sum() - k) / (k * (k - 1)))
