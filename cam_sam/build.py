@@ -22,9 +22,11 @@ log = logging.getLogger(__name__)
 
 # Where the images come from (ISIC 2017, or a folder of the user's images).
 DATA_CONFIG: dict[str, Any] = {
-    "dataset": "isic2017",                   # isic2017, isic2016, isic2018, ph2, ham10000 (data.layouts)
+    "dataset": "isic2017",                   # isic2017, isic2016, isic2018, ph2, ham10000, derm7pt (data.layouts)
     "data_root": "../shared/data/ISIC2017",  # the dataset's official unzip layout (ISIC 2017: or train/ val/ test/)
-    "split": "val",                          # train, val or test ("all" for ph2 and ham10000)
+    "split": "val",                          # train, val or test ("all" for ph2 and ham10000; derm7pt:
+                                             # train, valid, test, all)
+    "derm7pt_image": "derm",                 # derm7pt: "derm" (dermoscopic) or "clinic" photographs
     "image_dir": None,                       # a folder of your own images instead of ISIC
     "mask_dir": None,                        # optional masks for image_dir (<stem>_segmentation.png)
     "every": 1,                              # every k-th image only (a spread-out subset)
@@ -145,7 +147,7 @@ def open_data(cfg: dict[str, Any], read_masks: bool = True) -> tuple[Dataset, bo
     is on the machine and ``synthetic_if_missing``. ``read_masks=False``: no mask file is ever opened."""
     if cfg["image_dir"] or Path(cfg["data_root"]).is_dir() or not cfg["synthetic_if_missing"]:
         return open_dataset(cfg["data_root"], cfg["split"], cfg["image_dir"], cfg["mask_dir"], read_masks,
-                            cfg["dataset"]), False
+                            cfg["dataset"], cfg["derm7pt_image"]), False
     root = Path(cfg["results_root"]) / "synthetic_isic2017"
     log.warning("no ISIC data at %s: segmenting %d SYNTHETIC images written to %s instead. "
                 "Point data_root at your ISIC 2017 download for real results.",

@@ -144,7 +144,7 @@ def segment_dataset(cfg: dict[str, Any], overlay: OverlayFn | None = None) -> di
 
     run.process(shard.take(ids), work, desc="segment" if shard.world == 1 else f"segment (rank {shard.rank})")
     shard.barrier()                     # every image of every rank is done
-    scored = not cfg["image_dir"] or bool(cfg["mask_dir"])
+    scored = getattr(dataset, "has_masks", True) and (not cfg["image_dir"] or bool(cfg["mask_dir"]))
     if shard.rank == 0:
         metrics = run.write_metrics(ids, sources + ["final"], scored=scored)
         metrics = add_trust(run, ids, metrics)

@@ -14,6 +14,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
+from data.holdout import holdout_ids
 from data.isic import ISICDataset
 from models.registry import resize_and_normalise
 
@@ -59,11 +60,15 @@ class LabelledImages(Dataset):
     """(tensor (3, S, S), label) pairs of one ISIC split; masks are never read."""
 
     def __init__(self, root: str, split: str, task: str, transform: Callable, every: int = 1,
-                 limit: int | None = None) -> None:
+                 limit: int | None = None, holdout_every: int = 0) -> None:
+        """``every``/``limit``: a subset for quick runs; ``holdout_every`` > 0 leaves out
+        :func:`data.holdout.holdout_ids` of the whole split (18: the unseen ``train_every18`` crops)."""
         self.isic = ISICDataset(root, split, require_masks=False)
         self.transform = transform
         self.task = task
-        chosen = list(range(len(self.isic)))[::every][: limit or None]
+        held = set(holdout_ids(self.isic.ids, holdout_every))
+        kept = [i for i, image_id in enumerate(self.isic.ids) if image_id not in held]
+        chosen = kept[::every][: limit or None]
         self.paths = [self.isic.image_paths[i] for i in chosen]
         self.ids = [self.isic.ids[i] for i in chosen]
         self.targets = np.array([label_of(self.isic.labels.get(i, {}), task) for i in self.ids])

@@ -4,8 +4,10 @@
     torchrun --nproc_per_node 4 -m classification.train        # same script, several GPUs / nodes
 
 Selection and early stopping use validation ROC-AUC (accuracy rewards predicting "benign" when
-only ~19 % are melanoma); the class imbalance is handled by a positive-class weight (or a balanced
-sampler, single process). Preprocessing is the model's own data config, identical at training,
+only ~19 % are melanoma): the melanoma AUC, or for ``task=three_class`` (melanoma / seborrheic
+keratosis / nevus, softmax) the mean one-vs-rest AUC. The class imbalance is handled by a
+positive-class weight or class weights (or a balanced sampler, single process). ``holdout_every=18``
+keeps the unseen ``train_every18`` crops out of training. Preprocessing is the model's own data config, identical at training,
 test and CAM time. The run folder holds ``best.pth`` and ``last.pth`` (model, optimiser, epoch,
 config, class names), ``log.txt``, ``metrics.jsonl`` and ``learning_curves.png``; starting the same
 command with the same ``out_dir`` resumes from ``last.pth``.
@@ -41,9 +43,10 @@ CONFIG: dict[str, Any] = {
     "train_split": "train",
     "val_split": "val",
     "train_every": 1, "train_limit": None, "val_limit": None,   # subsets, for quick runs
+    "holdout_every": 0,                  # 18: keep the unseen train_every18 crops out of training
     "classifier": "efficientnet_lite0",
     "pretrained": True,                  # ImageNet weights where they install with pip
-    "task": "melanoma",                  # "melanoma" (one logit, BCE) or "three_class"
+    "task": "melanoma",                  # "melanoma" (one logit, BCE) or "three_class" (softmax, CE)
     "epochs": 200,
     "patience": 50,                      # early stopping on validation ROC-AUC
     "batch_size": 32,
@@ -117,7 +120,8 @@ def open_run_dir(cfg: dict[str, Any], rank: int, world: int) -> Path:
 def make_loaders(cfg: dict[str, Any], data_config: dict, rank: int, world: int, use_cuda: bool):
     """(training set, its sampler, training loader, validation loader)."""
     train_set = LabelledImages(cfg["data_root"], cfg["train_split"], cfg["task"],
-                               train_transform(data_config, cfg["augment_strength"]), cfg["train_every"], cfg["train_limit"])
+                               train_transform(data_config, cfg["augment_strength"]), cfg["train_every"], cfg["train_limit"],
+                               cfg["holdout_every"])
     val_set = LabelledImages(cfg["data_root"], cfg["val_split"], cfg["task"], eval_transform(data_config),
                              limit=cfg["val_limit"])
     if cfg["imbalance"] == "balanced_sampler":
@@ -207,9 +211,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         started = time.time()
         loss = train_epoch(ddp_model, train_loader, optimizer, scaler, loss_fn, cfg, device, amp, world, main_process, epoch)
         if main_process:
-            scores, targets = predict(model, val_loader, cfg["task"], device)
+            probs, targets = predict(model, val_loader, cfg["task"], device)
             row = {"epoch": epoch, "train_loss": loss, "minutes": (time.time() - started) / 60,
-                   **validation_metrics(scores, targets, cfg["task"])}
+                   **validation_metrics(probs, targets, cfg["task"], TASKS[cfg["task"]])}
             history.append(row)
             improved = row["val_auc"] > best_auc
             best_auc, stale = (row["val_auc"], 0) if improved else (best_auc, stale + 1)

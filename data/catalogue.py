@@ -13,14 +13,17 @@ Dataset = ISICDataset | ImageFolderDataset | LayoutDataset
 
 
 def open_dataset(data_root: str | Path, split: str = "val", image_dir: str | None = None,
-                 mask_dir: str | None = None, read_masks: bool = True, dataset: str = "isic2017") -> Dataset:
+                 mask_dir: str | None = None, read_masks: bool = True, dataset: str = "isic2017",
+                 derm7pt_image: str = "derm") -> Dataset:
     """``image_dir`` given: a plain folder of the user's images; else ``dataset`` at ``data_root``:
     ``isic2017`` (:class:`ISICDataset`) or a layout of :mod:`data.layouts` (``isic2016``,
-    ``isic2018``, ``ph2``, ``ham10000``). ``read_masks=False``: the dataset never opens a mask file."""
+    ``isic2018``, ``ph2``, ``ham10000``, ``derm7pt``: its ``derm7pt_image``, "derm" or "clinic").
+    ``read_masks=False``: the dataset never opens a mask file."""
     if image_dir:
         return ImageFolderDataset(image_dir, mask_dir, read_masks)
     if dataset == "isic2017":
         return ISICDataset(data_root, split, read_masks=read_masks)
     if dataset not in LAYOUTS:
         raise ValueError(f"unknown dataset {dataset!r}; available: {', '.join(DATASETS)}")
-    return LayoutDataset(dataset, data_root, split, read_masks)
+    options = {"image": derm7pt_image} if dataset == "derm7pt" else None
+    return LayoutDataset(dataset, data_root, split, read_masks, options)

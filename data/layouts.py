@@ -1,5 +1,5 @@
-"""Other dermoscopy datasets in their official layouts: ISIC 2016 and 2018 (Task 1), PH2 and
-HAM10000. Each layout is a function ``root, split -> [Entry]``; :class:`LayoutDataset` reads the
+"""Other dermoscopy datasets in their official layouts: ISIC 2016 and 2018 (Task 1), PH2,
+HAM10000 and Derm7pt. Each layout is a function ``root, split -> [Entry]``; :class:`LayoutDataset` reads the
 entries lazily with the same interface as :class:`data.isic.ISICDataset` (``ids``,
 ``image_paths``, ``labels``, ``mask_path``, samples of (H, W, 3) uint8 and (H, W) bool).
 
@@ -15,12 +15,19 @@ Layouts (``root`` is the folder the archive unzips into)::
     ham10000  HAM10000_metadata.csv (image_id, dx, ...), images in HAM10000_images_part_1/,
               HAM10000_images_part_2/ or HAM10000_images/; masks, where the user has them, in
               HAM10000_segmentations_lesion_tschandl/ISIC_<id>_segmentation.png   (one split)
+    derm7pt   [release_v0/]meta/meta.csv (one row per case; columns diagnosis, derm, clinic, ...)
+              [release_v0/]meta/{train,valid,test}_indexes.csv   (column "indexes": 0-based rows of meta.csv)
+              [release_v0/]images/<derm or clinic path>, e.g. NEL/Nel026.jpg, NEL/NEL025.JPG
+              splits train, valid, test and all; ``image`` option "derm" (dermoscopic, the default)
+              or "clinic"; no masks (segmented and reported, never scored)
 
-Labels: ``melanoma`` (1.0 / 0.0) where the dataset says (ISIC 2016 Part 3, HAM10000's dx == "mel").
+Labels: ``melanoma`` (1.0 / 0.0) where the dataset says (ISIC 2016 Part 3, HAM10000's dx == "mel",
+Derm7pt's diagnosis starting with "melanoma").
 
 Masks: every ISIC 2016 / 2018 and PH2 image has one, so a missing mask file is an error naming it
 (the image then fails and counts IoU 0, as in ISIC 2017); HAM10000's masks are optional (an image
-without one is segmented but not scored).
+without one is segmented but not scored); Derm7pt has none. An image file that is missing fails that
+image when it is read (a run records it and goes on), naming the file.
 """
 from __future__ import annotations
 
@@ -126,10 +133,75 @@ def ham10000_entries(root: Path, split: str) -> list[Entry]:
     return entries
 
 
-LAYOUTS: dict[str, Callable[[Path, str], list[Entry]]] = {
+DERM7PT_SPLITS = {"train": "train_indexes.csv", "valid": "valid_indexes.csv", "test": "test_indexes.csv",
+                  SINGLE_SPLIT: None}
+DERM7PT_IMAGES = ("derm", "clinic")   # meta.csv's columns: the dermoscopic or the clinical photograph
+
+
+def _derm7pt_base(root: Path) -> Path:
+    """``root`` is ``release_v0/`` itself or the folder that holds it."""
+    for base in (root / "release_v0", root):
+        if (base / "meta").is_dir():
+            return base
+    raise DataError(f"no Derm7pt meta/ folder in {root} or {root / 'release_v0'}")
+
+
+def _read_csv_rows(path: Path) -> list[dict[str, str]]:
+    if not path.is_file():
+        raise DataError(f"Derm7pt file not found: {path}")
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _split_rows(meta_dir: Path, split: str, n_rows: int) -> list[int]:
+    _split_tag(split, {k: k for k in DERM7PT_SPLITS}, "Derm7pt")
+    if DERM7PT_SPLITS[split] is None:
+        return list(range(n_rows))
+    path = meta_dir / DERM7PT_SPLITS[split]
+    try:
+        rows = [int(row["indexes"]) for row in _read_csv_rows(path)]
+    except (KeyError, ValueError) as exc:
+        raise DataError(f"{path}: expected one integer column 'indexes' ({exc})") from exc
+    if any(not 0 <= r < n_rows for r in rows):
+        raise DataError(f"{path} names rows outside meta.csv's {n_rows}")
+    return rows
+
+
+def _case_insensitive(path: Path) -> Path:
+    """``path`` itself, or the file of its folder whose name differs only in case (Derm7pt mixes
+    ``.jpg`` and ``.JPG``); ``path`` unchanged when there is neither (reading it then names it)."""
+    if path.is_file() or not path.parent.is_dir():
+        return path
+    name = path.name.lower()
+    return next((p for p in sorted(path.parent.iterdir()) if p.name.lower() == name), path)
+
+
+def derm7pt_entries(root: Path, split: str, image: str = "derm") -> list[Entry]:
+    if image not in DERM7PT_IMAGES:
+        raise DataError(f"derm7pt_image must be one of {DERM7PT_IMAGES}, not {image!r}")
+    base = _derm7pt_base(root)
+    meta = _read_csv_rows(base / "meta" / "meta.csv")
+    entries, seen = [], set()
+    for row_index in _split_rows(base / "meta", split, len(meta)):
+        row = meta[row_index]
+        relative = (row.get(image) or "").strip()
+        if not relative:
+            raise DataError(f"{base / 'meta' / 'meta.csv'} row {row_index} has no {image!r} image path")
+        image_id = Path(relative).stem
+        if image_id in seen:                 # the same file name in two folders: keep both apart
+            image_id = str(Path(relative).with_suffix("")).replace("/", "_")
+        seen.add(image_id)
+        diagnosis = (row.get("diagnosis") or "").strip().lower()
+        entries.append(Entry(image_id, _case_insensitive(base / "images" / relative), None,
+                             {"melanoma": float(diagnosis.startswith("melanoma"))}))
+    return entries
+
+
+LAYOUTS: dict[str, Callable[..., list[Entry]]] = {
     "isic2016": isic2016_entries, "isic2018": isic2018_entries, "ph2": ph2_entries, "ham10000": ham10000_entries,
+    "derm7pt": derm7pt_entries,
 }
-MASKS_OPTIONAL = frozenset({"ham10000"})   # layouts whose images need not all have a mask
+MASKS_OPTIONAL = frozenset({"ham10000", "derm7pt"})   # layouts whose images need not all have a mask
 
 
 class LayoutDataset:
@@ -137,17 +209,20 @@ class LayoutDataset:
     :class:`DataError` naming the file, except in :data:`MASKS_OPTIONAL` layouts, where it gives
     ``mask=None``; ``read_masks=False``: no mask file is ever opened."""
 
-    def __init__(self, layout: str, root: str | Path, split: str, read_masks: bool = True) -> None:
+    def __init__(self, layout: str, root: str | Path, split: str, read_masks: bool = True,
+                 options: dict[str, str] | None = None) -> None:
+        """``options``: keyword arguments of the layout's function (``derm7pt``: ``image``)."""
         if layout not in LAYOUTS:
             raise ValueError(f"unknown dataset layout {layout!r}; available: isic2017, {', '.join(LAYOUTS)}")
         self.root, self.split, self.read_masks = Path(root), split, read_masks
         self.require_masks = layout not in MASKS_OPTIONAL
         if not self.root.is_dir():
             raise DataError(f"{layout} data folder not found: {self.root}")
-        self.entries = LAYOUTS[layout](self.root, split)
+        self.entries = LAYOUTS[layout](self.root, split, **(options or {}))
         self.ids = [e.image_id for e in self.entries]
         self.image_paths = [e.image_path for e in self.entries]
         self.labels = {e.image_id: e.labels for e in self.entries if e.labels}
+        self.has_masks = any(e.mask_path is not None for e in self.entries)   # False: nothing to score
         self._index = {e.image_id: e for e in self.entries}
 
     def __len__(self) -> int:

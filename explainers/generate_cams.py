@@ -34,7 +34,8 @@ from models.registry import create_classifier
 from visualisations.overlay import cam_figure
 
 CONFIG: dict[str, Any] = {
-    "dataset": "isic2017",                   # or isic2016, isic2018, ph2, ham10000 (data.layouts)
+    "dataset": "isic2017",                   # or isic2016, isic2018, ph2, ham10000, derm7pt (data.layouts)
+    "derm7pt_image": "derm",                 # derm7pt: "derm" or "clinic"
     "data_root": "../shared/data/ISIC2017",
     "split": "val",
     "every": 1,
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     device = resolve_device(cfg["device"])
     np.random.seed(cfg["seed"])   # RandomCAM and ROAD's imputer draw from numpy's global generator
     torch.manual_seed(cfg["seed"])
-    dataset = open_dataset(cfg["data_root"], cfg["split"], dataset=cfg["dataset"])
+    dataset = open_dataset(cfg["data_root"], cfg["split"], dataset=cfg["dataset"], derm7pt_image=cfg["derm7pt_image"])
     run_dir = resolve_run_dir(cfg["results_root"], cfg["out_dir"], "cams")
     run = ResumableRun(run_dir, cfg, {"limit", "n_overlays", "cam_batch_size"})
     explainers = {}

@@ -1,16 +1,12 @@
-"""Which training images self-training may use. Every ``HOLDOUT_EVERY``-th training crop (in the
-sorted id order, the 99 images of ISIC 2017 ``every=18`` runs) is kept OUT of pseudo-labelling and
-training, so that it stays an unseen second evaluation set."""
+"""Which training images self-training may use: all but :func:`data.holdout.holdout_ids` (every
+``HOLDOUT_EVERY``-th training crop, the unseen ``train_every18`` evaluation set)."""
 from __future__ import annotations
 
 import numpy as np
 
-HOLDOUT_EVERY = 18   # the `train_every18` evaluation subset used by every earlier result
+from data.holdout import HOLDOUT_EVERY, holdout_ids
 
-
-def holdout_ids(ids: list[str], every: int = HOLDOUT_EVERY) -> list[str]:
-    """The held-back evaluation ids: ``ids[::every]`` (``ids`` in the dataset's sorted order)."""
-    return list(ids[::every]) if every else []
+__all__ = ["HOLDOUT_EVERY", "holdout_ids", "self_training_ids"]
 
 
 def self_training_ids(ids: list[str], every: int = HOLDOUT_EVERY, seed: int = 0) -> list[str]:

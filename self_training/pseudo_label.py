@@ -38,6 +38,7 @@ CONFIG: dict[str, Any] = {
     "preset": None,                    # a named group of settings of cam_sam.evaluation.PRESETS ("zero_shot")
     "dataset": DATA_CONFIG["dataset"],
     "data_root": DATA_CONFIG["data_root"],
+    "derm7pt_image": DATA_CONFIG["derm7pt_image"],
     "split": "train",
     "image_dir": None,                 # a folder of unlabelled images instead of ISIC
     "mask_dir": None,                  # never read: kept for open_data's signature
