@@ -1,5 +1,6 @@
 """A web page for the zero-shot pipeline: drop a dermoscopy image, see the CAM with its prompts,
-the delivered mask, its uncertainty, the chosen source and its predicted IoU; download the mask.
+the delivered mask, its uncertainty, the chosen source and its predicted IoU, the lesion's predicted
+class (a three-class classifier); download the mask.
 
     python -m cam_sam.app                       # http://127.0.0.1:7860
     python -m cam_sam.app --set port=8080 --set classifier_checkpoints='{"melanoma": "results/classifier/best.pt"}'
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from cam_sam.build import PIPELINE_CONFIG
+from cam_sam.evaluation import MULTICLASS_CHECKPOINT
 from cam_sam.service import STUDENT_CHOICE, SegmentationService, ServiceResult
 from common.checkpoints import CheckpointError
 from common.cli import run_main
@@ -37,6 +39,7 @@ CONFIG: dict[str, Any] = {
     "port": 7860,
     "max_upload_mb": 20,                     # larger uploads are refused by the server
     "classifier_checkpoints": {},            # label -> classification/train.py checkpoint (besides ImageNet)
+    "lesion_classifier": MULTICLASS_CHECKPOINT,   # a three-class classifier naming each lesion's class (None: none)
     "segmenter_checkpoints": {},             # medsam / sam_vit_b / ... -> the user's checkpoint file
     "examples_dir": "results/app_examples",   # generated example images are written here
     "data_root": "../shared/data/ISIC2017",  # real examples from its validation split, when present
@@ -53,7 +56,7 @@ def make_service(cfg: dict[str, Any]) -> SegmentationService:
     classifiers = {IMAGENET: None, **cfg["classifier_checkpoints"]}
     segmenters = {"LiteMedSAM": ("litemedsam", None),
                   **{name: (name, path) for name, path in cfg["segmenter_checkpoints"].items()}}
-    return SegmentationService(cfg, classifiers, segmenters, resolve_device(cfg["device"]))
+    return SegmentationService(cfg, classifiers, segmenters, resolve_device(cfg["device"]), cfg["lesion_classifier"])
 
 
 def example_files(cfg: dict[str, Any]) -> list[list[str]]:
@@ -93,8 +96,19 @@ def render(image: np.ndarray, result: ServiceResult, truth: np.ndarray | None) -
     cam_title = f"{result.cam.method} ({result.cam.target})" if result.cam is not None else "CAM: flat (no region)"
     return (figure_to_array(panel_figure(cam_panel, title=cam_title)),
             figure_to_array(panel_figure(draw_mask, image, result.output.final_mask, truth,
-                                         title=f"source: {result.output.final_source}")),
+                                         title=f"source: {result.output.final_source}" + lesion_title(result.lesion))),
             figure_to_array(panel_figure(draw_uncertainty, result.output.uncertainty, title="uncertainty")))
+
+
+def lesion_title(lesion) -> str:
+    return f"; class: {lesion.name.replace('_', ' ')} ({lesion.probability:.2f})" if lesion is not None else ""
+
+
+def lesion_line(lesion) -> str:
+    """The classifier's call in words: the class, its probability, the other classes'."""
+    others = ", ".join(f"{k.replace('_', ' ')} {v:.2f}" for k, v in lesion.probabilities.items() if k != lesion.name)
+    return (f"- predicted class: **{lesion.name.replace('_', ' ')}** (probability **{lesion.probability:.2f}**; "
+            f"{others}; a three-class classifier, not a diagnosis)")
 
 
 def verdict(trust) -> str:
@@ -118,6 +132,8 @@ def summary(result: ServiceResult, name: str) -> str:
              f"- mask area: {100 * out.final_mask.mean():.1f} % of the image"]
     if out.trust is not None:
         lines.insert(1, f"- {verdict(out.trust)}")
+    if result.lesion is not None:
+        lines.insert(2, lesion_line(result.lesion))
     if result.metrics is not None:
         lines.append(f"- against your ground truth: IoU **{result.metrics['iou']:.3f}**, "
                      f"Dice **{result.metrics['dice']:.3f}** (scored after the fact; it did not steer the mask)")
@@ -135,6 +151,9 @@ def api_answer(result: ServiceResult, name: str) -> dict[str, Any]:
     chosen = result.chosen
     if chosen is not None:
         info["predicted_iou"] = round(chosen.score, 4)
+    if result.lesion is not None:
+        info.update({"class": result.lesion.name, "class_probability": round(result.lesion.probability, 4),
+                     "class_probabilities": {k: round(v, 4) for k, v in result.lesion.probabilities.items()}})
     return info
 
 

@@ -12,7 +12,7 @@ from cam_sam.proposals import ColourProposalConfig
 
 from data.catalogue import Dataset, open_dataset
 from data.synthetic import write_synthetic_isic
-from explainers.cams import CamExplainer
+from explainers.cams import DEFAULT_ENSEMBLE, CamExplainer
 from medsam.base import PromptableSegmenter
 from medsam.factory import create_segmenter
 from models.registry import create_classifier
@@ -52,6 +52,7 @@ PIPELINE_CONFIG: dict[str, Any] = {
     "target_class": None,                    # ImageNet head: None = top-1 class
     "binary_target": "melanoma",             # single-logit head: "melanoma" logit or "predicted" side
     "cam_batch_size": 32,                    # ScoreCAM / AblationCAM forward passes per batch
+    "ensemble_methods": list(DEFAULT_ENSEMBLE),   # members of the "ensemble" CAM method ("gradcam@stage5": another layer)
     "cam_dir": None,                         # reuse saved heatmaps: <cams run>/heatmaps/<model label>
     # segmenter
     "segmenter": "litemedsam",               # litemedsam, medsam, sam_vit_b, sam_vit_l, sam_vit_h
@@ -86,7 +87,7 @@ def build_explainer(cfg: dict[str, Any], device: str) -> CamExplainer:
     """The classifier (``classifier``, ``classifier_checkpoint``) and its CAM explainer."""
     classifier = create_classifier(cfg["classifier"], checkpoint=cfg["classifier_checkpoint"])
     return CamExplainer(classifier, cfg["classifier"], cfg["target_class"], cfg["cam_batch_size"], device,
-                        binary_target=cfg["binary_target"])
+                        binary_target=cfg["binary_target"], ensemble_methods=cfg["ensemble_methods"])
 
 
 def build_segmenter(cfg: dict[str, Any], device: str) -> PromptableSegmenter:
@@ -109,9 +110,9 @@ def unused_settings(cfg: dict[str, Any]) -> list[str]:
         return cfg.get(key) is not None and cfg.get(key) != PIPELINE_CONFIG[key]
 
     lines = []
-    if user_set("classifier_checkpoint") and not cfg["methods"]:
+    if user_set("classifier_checkpoint") and not cfg["methods"] and not cfg.get("multiclass"):
         lines.append(f"classifier_checkpoint={cfg['classifier_checkpoint']} is not used: no CAM method runs "
-                     "(methods=[]); add one, e.g. --set methods='[\"gradcam\"]', or drop classifier_checkpoint")
+                     "(methods=[]) and multiclass is off; add one, e.g. --set methods='[\"gradcam\"]', or drop classifier_checkpoint")
     if (user_set("segmenter_checkpoint") or user_set("segmenter")) and not needs_segmenter(cfg):
         lines.append(f"segmenter={cfg['segmenter']} / segmenter_checkpoint={cfg['segmenter_checkpoint']} is not used: "
                      f"no source of this run prompts a segmenter (methods={cfg['methods']}, proposals={cfg['proposals']})")

@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 
 from cam_sam.build import DATA_CONFIG, OUTPUT_CONFIG, PIPELINE_CONFIG, PIPELINE_RESUMABLE, build_pipeline, open_data
+from cam_sam.multiclass import CLASS_RULES, LesionClassifier, label_map, multiclass_summary, pixel_confusion, true_label
 from cam_sam.pipeline import ImageOutput
 from cam_sam.postprocess import postprocess_mask
 from common.devices import resolve_device
@@ -37,8 +38,15 @@ SEGMENT_CONFIG: dict[str, Any] = {
     "save_uncertainty": True,                # per-image std of the candidate masks (.npy)
     **PIPELINE_CONFIG,
     "oracle": True,                          # also report ground-truth-chosen upper bounds, labelled oracle_*
+    # multi-class (cam_sam.multiclass): the classifier (classifier_checkpoint, three classes) names
+    # each lesion's class; labels/<id>.png and summary["multiclass"]
+    "multiclass": False,
+    "class_rule": "image",                   # "image": the predicted class fills the mask; "cam": per pixel,
+                                             # arg-max of class probability x that class's GradCAM
 }
 SEGMENT_RESUMABLE = PIPELINE_RESUMABLE | {"limit", "n_overlays"}
+
+MULTICLASS_CHECKPOINT = "model_checkpoints/classifier_3class.pt"   # the shipped three-class Lite0
 
 # Named configurations; ``--set preset=NAME`` applies one, other --set values apply on top.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -57,6 +65,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     # on whole frames: the best student alone on both evaluation sets (docs/self_training.md).
     "fast": {"methods": [], "proposals": ["student", "colour_region"], "final_sources": ["student"],
              "final_rule": "select", "student_weight": 0.0, "student_checkpoint": "model_checkpoints/student_r4f.pt"},
+    # The default mask, labelled with the lesion's class by the shipped three-class classifier
+    # (model_checkpoints/README.md): labels/<id>.png, summary["multiclass"].
+    "multiclass": {"multiclass": True, "classifier_checkpoint": MULTICLASS_CHECKPOINT},
     # The zero-shot colour pipeline alone (the default until round 4): colour proposals -> LiteMedSAM.
     "zero_shot": {"methods": [], "proposals": ["colour"], "final_sources": ["colour"], "final_rule": "select",
                   "student_checkpoint": None},
@@ -122,6 +133,7 @@ def segment_dataset(cfg: dict[str, Any], overlay: OverlayFn | None = None) -> di
     log.info("run folder: %s", run_dir)
 
     pipeline = build_pipeline(cfg, device)
+    lesion_classifier = build_lesion_classifier(cfg, device)
     sources = pipeline.config.sources
     ids, positions = subset_ids(dataset, cfg["every"], cfg["limit"])
     order_of = {image_id: i for i, image_id in enumerate(ids)}
@@ -137,6 +149,8 @@ def segment_dataset(cfg: dict[str, Any], overlay: OverlayFn | None = None) -> di
         record["has_truth"] = sample.mask is not None
         if sample.mask is not None:
             record["metrics"] = evaluate(output, sample.mask, cfg)
+        if lesion_classifier is not None:
+            record.update(write_label_map(run_dir, sample, output, lesion_classifier, cfg["class_rule"]))
         if overlay is not None:
             draw_overlays(overlay, run_dir, image_id, order_of[image_id] < cfg["n_overlays"], cfg["n_overlays"],
                           sample, output, record)
@@ -148,6 +162,8 @@ def segment_dataset(cfg: dict[str, Any], overlay: OverlayFn | None = None) -> di
     if shard.rank == 0:
         metrics = run.write_metrics(ids, sources + ["final"], scored=scored)
         metrics = add_trust(run, ids, metrics)
+        if lesion_classifier is not None and scored:
+            metrics = add_multiclass(run, ids, metrics, getattr(dataset, "labels", {}))
     shard.barrier()                     # metrics.json is written
     if shard.rank != 0:
         metrics = read_json(run_dir / "metrics.json")
@@ -170,6 +186,55 @@ def write_image_outputs(run_dir: Path, image_id: str, output: ImageOutput, save_
     if output.uncertainty is not None and save_uncertainty:
         write_npy(run_dir / "uncertainty" / f"{image_id}.npy", output.uncertainty.astype(np.float16))
     return record
+
+
+def build_lesion_classifier(cfg: dict[str, Any], device: str) -> LesionClassifier | None:
+    """The three-class classifier of a ``multiclass`` run (``classifier``, ``classifier_checkpoint``)."""
+    if not cfg["multiclass"]:
+        return None
+    if cfg["class_rule"] not in CLASS_RULES:
+        raise SystemExit(f"class_rule must be one of {CLASS_RULES}, not {cfg['class_rule']!r}")
+    if not cfg["classifier_checkpoint"]:
+        raise SystemExit("multiclass needs a three-class classifier_checkpoint, e.g. --set preset=multiclass "
+                         f"({MULTICLASS_CHECKPOINT})")
+    return LesionClassifier(cfg["classifier"], cfg["classifier_checkpoint"], device)
+
+
+def write_label_map(run_dir: Path, sample, output: ImageOutput, classifier: LesionClassifier,
+                    class_rule: str) -> dict[str, Any]:
+    """Write ``labels/<id>.png`` (values of :data:`cam_sam.multiclass.LABEL_NAMES`) for the delivered
+    mask; the record's ``class`` (the call and its probabilities) and, when the image has a mask
+    and an ISIC 2017 Part 3 class, ``multiclass`` (true class, 4 x 4 pixel confusion)."""
+    lesion = classifier.classify(sample.image)
+    cams = classifier.class_cams(sample.image) if class_rule == "cam" and output.final_mask is not None else None
+    labels = label_map(output.final_mask, sample.image.shape[:2], lesion, cams)
+    write_png(run_dir / "labels" / f"{sample.image_id}.png", labels)
+    record: dict[str, Any] = {"class": lesion.to_record()}
+    truth = true_label(sample.labels)
+    if sample.mask is not None and truth is not None:
+        record["multiclass"] = {"true": truth, "pixel_confusion": pixel_confusion(labels, sample.mask, truth).tolist()}
+    return record
+
+
+def add_multiclass(run: ResumableRun, ids: list[str], metrics: dict[str, Any],
+                   labels: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """``summary["multiclass"]`` (:func:`cam_sam.multiclass.multiclass_summary`) from the records'
+    label-map confusions; an image that failed before it was classified (unreadable, constant)
+    counts as a wrong class when ``labels`` (the dataset's Part 3 labels) give its class."""
+    confusions, pairs = [], []
+    for image_id in ids:
+        if not run.is_done(image_id):
+            continue
+        record = run.load(image_id)
+        if "multiclass" in record:
+            confusions.append(np.asarray(record["multiclass"]["pixel_confusion"]))
+            pairs.append((record["multiclass"]["true"], record["class"]["label"]))
+        elif "class" not in record and (truth := true_label(labels.get(image_id, {}))) is not None:
+            pairs.append((truth, None))
+    if pairs:
+        metrics["summary"]["multiclass"] = multiclass_summary(confusions, pairs)
+        write_json(run.dir / "metrics.json", metrics)
+    return metrics
 
 
 FLAGGED_PREFIX = "0_flagged_"   # overlays of flagged images: named to sort before the others
@@ -253,6 +318,11 @@ def print_summary(metrics: dict[str, Any], run_dir: Path, synthetic: bool) -> No
             line += (f"; confidence AUROC for IoU < 0.5: {final['auroc_fail']:.3f}; mean IoU of the 80 % most "
                      f"confident: {final['risk_coverage']['0.8']:.3f} (all: {final['risk_coverage']['1.0']:.3f})")
         print(line)
+    multi = metrics["summary"].get("multiclass")
+    if multi:
+        per_class = ", ".join(f"{k.replace('_', ' ')} {v:.3f}" for k, v in multi["per_class_iou"].items() if v is not None)
+        print(f"multi-class: mIoU {multi['miou']:.3f} ({per_class}); pixel accuracy {multi['pixel_accuracy']:.3f}; "
+              f"image-level class accuracy {multi['image_accuracy']:.3f} (label maps: {run_dir / 'labels'})")
     if any(m.startswith("oracle_") for m in metrics["summary"]):
         print("oracle_* rows chose masks WITH the ground truth: upper bounds, not results.")
     for image_id, message in metrics["failures"].items():

@@ -18,7 +18,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from cam_sam.evaluation import PRESETS, SEGMENT_CONFIG, print_summary, segment_dataset
+from cam_sam.evaluation import FLAGGED_PREFIX, PRESETS, SEGMENT_CONFIG, print_summary, segment_dataset
 from cam_sam.pipeline import ImageOutput
 from common.cli import run_main
 from common.config import config_from_argv
@@ -56,6 +56,25 @@ def save_overlay(run_dir: Path, image_id: str, image, truth, output: ImageOutput
     fig = overlay_figure(image, heatmap, cand.boxes if cand is not None else None, points, labels,
                          output.final_mask, truth, output.uncertainty, title)
     save_figure(fig, run_dir / "overlays" / f"{image_id}.png")
+    if "class" in record:
+        save_label_overlay(run_dir, image_id, image, truth, record)
+
+
+def save_label_overlay(run_dir: Path, image_id: str, image, truth, record) -> None:
+    """``overlays/<id>_labels.png``: the label map (multiclass runs) over the image."""
+    import numpy as np
+    from PIL import Image
+
+    from cam_sam.multiclass import LABEL_NAMES
+    from visualisations.overlay import labels_figure
+
+    lesion = record["class"]
+    stem = image_id.removeprefix(FLAGGED_PREFIX)
+    title = f"{stem}: {lesion['name'].replace('_', ' ')} ({lesion['probability']:.2f})"
+    if "multiclass" in record:
+        title += f", truth {LABEL_NAMES[record['multiclass']['true']].replace('_', ' ')}"
+    labels = np.asarray(Image.open(run_dir / "labels" / f"{stem}.png"))
+    save_figure(labels_figure(image, labels, truth, title), run_dir / "overlays" / f"{image_id}_labels.png")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import numpy as np
 
 from cam_sam.build import build_explainer, build_pipeline, build_segmenter, needs_segmenter
 from cam_sam.evaluation import PRESETS
+from cam_sam.multiclass import LesionClass, LesionClassifier
 from cam_sam.pipeline import CamSamPipeline, ImageOutput
 from common.config import merge
 from common.metrics import mask_metrics
@@ -40,6 +41,7 @@ class ServiceResult:
     prompts: np.ndarray | None
     metrics: dict[str, float] | None
     seconds: float
+    lesion: LesionClass | None = None     # the three-class classifier's call, when the service has one
 
     @property
     def chosen(self):
@@ -59,11 +61,16 @@ def check_request_image(image: np.ndarray, name: str) -> None:
 class SegmentationService:
     """``base``: a CONFIG with :data:`cam_sam.build.PIPELINE_CONFIG`'s keys (the default pipeline).
     ``classifiers``: label -> classifier checkpoint (None: ImageNet weights of ``base['classifier']``).
-    ``segmenters``: label -> (segmenter name, checkpoint); :data:`STUDENT_CHOICE` needs no entry."""
+    ``segmenters``: label -> (segmenter name, checkpoint); :data:`STUDENT_CHOICE` needs no entry.
+    ``lesion_checkpoint``: a three-class classifier (:mod:`cam_sam.multiclass`) that names each
+    lesion's class beside its mask; None: no class."""
 
     def __init__(self, base: dict[str, Any], classifiers: dict[str, str | None],
-                 segmenters: dict[str, tuple[str, str | None]], device: str = "cpu") -> None:
+                 segmenters: dict[str, tuple[str, str | None]], device: str = "cpu",
+                 lesion_checkpoint: str | None = None) -> None:
         self.base, self.classifiers, self.segmenters, self.device = base, classifiers, segmenters, device
+        self.lesion_classifier = (LesionClassifier(base["classifier"], lesion_checkpoint, device)
+                                  if lesion_checkpoint else None)
         self._explainers: dict[str, Any] = {}
         self._segmenters: dict[str, Any] = {}
         self._pipelines: dict[tuple[str, str, str], CamSamPipeline] = {}
@@ -115,10 +122,11 @@ class SegmentationService:
             pipe = self.pipeline(classifier, method, segmenter)
             cam = self.explainer(classifier).explain(image, [method])[method]
             output = pipe.segment(image, cams={method: cam}, image_id=name)
+            lesion = self.lesion_classifier.classify(image) if self.lesion_classifier is not None else None
             seconds = time.perf_counter() - start
         source = output.sources.get(method)
         prompts = source.candidates.boxes if source is not None and source.candidates is not None else None
         metrics = None
         if truth is not None:
             metrics = {k: v for k, v in mask_metrics(output.final_mask, truth).items() if k in ("iou", "dice")}
-        return ServiceResult(output, None if cam.constant else cam, prompts, metrics, seconds)
+        return ServiceResult(output, None if cam.constant else cam, prompts, metrics, seconds, lesion)

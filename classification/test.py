@@ -1,6 +1,8 @@
 """Test a trained melanoma classifier: accuracy, balanced accuracy, ROC-AUC, sensitivity and
 specificity at the threshold chosen on the validation split (Youden's J), F1, confusion matrix,
-ROC curve PNG, ``metrics.json`` and the per-image ``scores.csv``.
+ROC curve PNG, ``metrics.json`` and the per-image ``scores.csv``. A three-class classifier also
+gets ``metrics.json["three_class"]`` (per-class ROC-AUC, balanced accuracy and confusion of the
+arg-max class) and ``confusion.png``.
 
     python -m classification.test --set checkpoint=results/train_.../best.pth --set split=val
 """
@@ -13,13 +15,13 @@ import pandas as pd
 from sklearn.metrics import balanced_accuracy_score, confusion_matrix, f1_score, roc_auc_score, roc_curve
 from torch.utils.data import DataLoader
 
-from classification.data import LabelledImages, eval_transform
-from classification.evaluation import predict
+from classification.data import TASKS, LabelledImages, eval_transform
+from classification.evaluation import melanoma_column, multiclass_report, predict
 from common.cli import run_main
 from common.config import config_from_argv
 from common.io import resolve_run_dir, save_figure, write_csv, write_json
 from models.registry import create_classifier, read_checkpoint, resolve_preprocessing
-from visualisations.classification_figures import roc_figure
+from visualisations.classification_figures import confusion_figure, roc_figure
 
 CONFIG: dict[str, Any] = {
     "checkpoint": None,                  # best.pth from classification.train
@@ -62,18 +64,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     model = create_classifier(arch, checkpoint=cfg["checkpoint"])
     transform = eval_transform(resolve_preprocessing(model))
 
-    def scores_of(split: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    def scores_of(split: str) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray, np.ndarray]:
         data = LabelledImages(cfg["data_root"], split, task, transform, limit=cfg["limit"])
-        scores, targets = predict(model, DataLoader(data, cfg["batch_size"], num_workers=cfg["num_workers"]), task, "cpu")
-        return scores, (targets == 1).astype(int), data.ids
+        probs, targets = predict(model, DataLoader(data, cfg["batch_size"], num_workers=cfg["num_workers"]), task, "cpu")
+        return melanoma_column(probs, task), (targets == 1).astype(int), data.ids, probs, targets
 
-    scores, melanoma, ids = scores_of(cfg["split"])
+    scores, melanoma, ids, probs, targets = scores_of(cfg["split"])
     threshold_scores, threshold_truth = ((scores, melanoma) if cfg["threshold_split"] == cfg["split"]
                                          else scores_of(cfg["threshold_split"])[:2])
     report = binary_report(scores, melanoma, youden_threshold(threshold_scores, threshold_truth))
     report.update({"checkpoint": cfg["checkpoint"], "split": cfg["split"], "threshold_split": cfg["threshold_split"],
                    "classifier": arch, "task": task})
     run_dir = resolve_run_dir(cfg["results_root"], cfg["out_dir"], "test_classifier")
+    if task != "melanoma":
+        report[task] = multiclass_report(probs, targets, TASKS[task])
+        save_figure(confusion_figure(report[task], f"{arch}, {cfg['split']} split (n = {len(targets)})"),
+                    run_dir / "confusion.png")
     write_json(run_dir / "config.json", cfg)
     write_json(run_dir / "metrics.json", report)
     write_csv(run_dir / "scores.csv", pd.DataFrame({"image_id": ids, "melanoma": melanoma, "score": scores}))

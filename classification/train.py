@@ -58,6 +58,7 @@ CONFIG: dict[str, Any] = {
     "amp": True,                         # mixed precision and channels_last, on GPU only
     "results_root": "results",
     "out_dir": None,
+    "export": None,                      # also write the best epoch's weights here in float16 (model_checkpoints/)
     "log_sample_ids": False,             # write the ids each rank saw per epoch (tests)
     "device": "auto",
     "seed": 0,
@@ -103,8 +104,9 @@ def open_run_dir(cfg: dict[str, Any], rank: int, world: int) -> Path:
     if rank == 0:
         run_dir = resolve_run_dir(cfg["results_root"], cfg["out_dir"], f"train_{cfg['classifier']}")
         previous = run_dir / "config.json"
-        if previous.is_file() and {k: v for k, v in read_json(previous).items() if k != "epochs"} != \
-                {k: v for k, v in json.loads(json.dumps(cfg)).items() if k != "epochs"}:
+        free = {"epochs", "export"}          # may change when a run resumes
+        if previous.is_file() and {k: v for k, v in read_json(previous).items() if k not in free} != \
+                {k: v for k, v in json.loads(json.dumps(cfg)).items() if k not in free}:
             raise SystemExit(f"{run_dir} holds a run with another config; choose a new out_dir")
         write_json(previous, cfg)
         file_handler = logging.FileHandler(run_dir / "log.txt")
@@ -136,6 +138,23 @@ def make_loaders(cfg: dict[str, Any], data_config: dict, rank: int, world: int, 
                               pin_memory=use_cuda, persistent_workers=cfg["num_workers"] > 0)
     val_loader = DataLoader(val_set, cfg["batch_size"], shuffle=False, num_workers=cfg["num_workers"])
     return train_set, sampler, train_loader, val_loader
+
+
+def export_best(best: Path, path: str | Path, history: list[dict]) -> None:
+    """The best epoch's model weights in float16 (half the size, for shipping; loading casts them
+    back) with their metadata (config, class names, ``num_classes``, ``arch``, the epoch and its
+    validation row); no optimiser state."""
+    state = safe_load(best, "training checkpoint")
+    row = next((h for h in history if h["epoch"] == state["epoch"]), {})
+    payload = {k: state[k] for k in ("config", "class_names", "num_classes", "arch", "epoch")}
+    payload.update({"model": {k: v.half() if v.is_floating_point() else v for k, v in state["model"].items()},
+                    "validation": row})
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+    log.info("float16 copy of epoch %d written to %s", state["epoch"], path)
 
 
 def resume(run_dir: Path, model, optimizer) -> tuple[int, float, list[dict], int]:
@@ -230,6 +249,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if stop.item():
             log.info("early stop: no better validation AUC for %d epochs", cfg["patience"])
             break
+    if main_process and cfg["export"] and (run_dir / "best.pth").is_file():
+        export_best(run_dir / "best.pth", cfg["export"], history)
     if world > 1:
         dist.barrier()
         dist.destroy_process_group()

@@ -39,7 +39,12 @@ CAM_METHODS: dict[str, type] = {
     "randomcam": RandomCAM,  # a control: random channel weights
 }
 LRP = "lrp"                  # Layer-wise Relevance Propagation (explainers.lrp, zennit): not a CAM, same contract
-EXPLAIN_METHODS = [*CAM_METHODS, LRP]
+ENSEMBLE = "ensemble"        # the mean of its members' normalised maps (CamExplainer.ensemble_methods)
+EXPLAIN_METHODS = [*CAM_METHODS, LRP, ENSEMBLE]
+DEFAULT_ENSEMBLE = ("gradcam", "gradcam++", "eigencam", "lrp")
+"""The ``ensemble`` method's members: methods of :data:`EXPLAIN_METHODS` (not ``ensemble``), each
+optionally at another CAM layer of the classifier as ``"method@layer"`` (``"gradcam@stage5"``)."""
+LAYER_SEPARATOR = "@"
 
 
 @dataclass
@@ -77,6 +82,21 @@ def make_target(model_output: torch.Tensor, target_class: int | None,
     return ClassifierOutputTarget(index), f"class_{index}"
 
 
+def mean_of_maps(maps: list[np.ndarray]) -> tuple[np.ndarray, bool]:
+    """The ensemble of K same-shape maps: each min-max normalised to [0, 1], flat or non-finite
+    ones left out (a flat member carries no ranking), then averaged. Returns (map, constant):
+    ``constant`` when every member is flat (the map is then all zeros)."""
+    kept = []
+    for m in maps:
+        m = np.nan_to_num(np.asarray(m, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+        low, high = float(m.min()), float(m.max())
+        if high - low >= 1e-6:
+            kept.append((m - low) / (high - low))
+    if not kept:
+        return np.zeros_like(np.asarray(maps[0], dtype=np.float32)), True
+    return np.mean(kept, axis=0).astype(np.float32), False
+
+
 def to_original_frame(cam: np.ndarray, hw: tuple[int, int]) -> tuple[np.ndarray, bool]:
     """(S, S) CAM -> (H, W) float32 in [0, 1]; returns (map, constant)."""
     cam = np.nan_to_num(np.asarray(cam, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
@@ -92,34 +112,50 @@ class CamExplainer:
 
     ``model``: a classifier from :func:`models.create_classifier`; ``classifier_name``: its
     registry name (target layer and reshape transform); ``batch_size``: forward passes per batch
-    for ScoreCAM and AblationCAM; ``target_class`` / ``binary_target``: see :func:`make_target`.
+    for ScoreCAM and AblationCAM; ``target_class`` / ``binary_target``: see :func:`make_target`;
+    ``ensemble_methods``: the members of the ``ensemble`` method (:data:`DEFAULT_ENSEMBLE`).
     """
 
     def __init__(self, model: torch.nn.Module, classifier_name: str, target_class: int | None = None,
                  batch_size: int = 32, device: str | torch.device = "cpu", layer: str = "last",
-                 binary_target: str = "melanoma") -> None:
+                 binary_target: str = "melanoma", ensemble_methods: tuple[str, ...] | list[str] = DEFAULT_ENSEMBLE) -> None:
         if binary_target not in BINARY_TARGETS:
             raise ValueError(f"binary_target must be one of {BINARY_TARGETS}, not {binary_target!r}")
         self.model = model.to(device).eval()
         self.spec = get_spec(classifier_name)
         self.data_config = resolve_preprocessing(model)
+        self.layer = layer
         self.target_layers = [self.spec.layer(model, layer)]
+        self.ensemble_methods = list(ensemble_methods)
+        for member in self.ensemble_methods:
+            self._check_member(member)
         self.reshape = self.spec.reshape(model) if self.spec.reshape else None
         self.target_class = target_class
         self.binary_target = binary_target
         self.batch_size = batch_size
         self.device = torch.device(device)
 
-    def _build(self, method: str):
+    def _check_member(self, member: str) -> None:
+        method, _, layer = member.partition(LAYER_SEPARATOR)
+        if method not in (*CAM_METHODS, LRP):
+            raise KeyError(f"ensemble member {member!r}: unknown method {method!r}; "
+                           f"available: {', '.join([*CAM_METHODS, LRP])}")
+        if layer and method == LRP:
+            raise KeyError(f"ensemble member {member!r}: LRP explains the whole network, it has no layer")
+        if layer:
+            self.spec.layer(self.model, layer)          # an unknown layer name is refused here, not per image
+
+    def _build(self, method: str, layer: str | None = None):
         if method not in CAM_METHODS:
             raise KeyError(f"unknown CAM method {method!r}; available: {', '.join(EXPLAIN_METHODS)}")
         cls = CAM_METHODS[method]
+        target_layers = [self.spec.layer(self.model, layer)] if layer else self.target_layers
         kwargs = {"reshape_transform": self.reshape}
         if cls is AblationCAM:
             kwargs["batch_size"] = self.batch_size
             if self.spec.reshape is vit_reshape:
                 kwargs["ablation_layer"] = AblationLayerVit()
-        cam = cls(model=self.model, target_layers=self.target_layers, **kwargs)
+        cam = cls(model=self.model, target_layers=target_layers, **kwargs)
         if cls is ScoreCAM:
             cam.batch_size = self.batch_size
         return cam
@@ -132,17 +168,28 @@ class CamExplainer:
         target, target_name = make_target(logits, self.target_class, self.binary_target)
         return tensor, target, target_name
 
+    def _raw_map(self, member: str, tensor: torch.Tensor, target: Callable) -> np.ndarray:
+        """(S, S) float32 map of one method (``"method"`` or ``"method@layer"``) on the input tensor."""
+        method, _, layer = member.partition(LAYER_SEPARATOR)
+        if method == LRP:
+            return lrp_map(self.model, tensor, target)
+        with self._build(method, layer or None) as cam:  # hooks released on exit
+            return np.asarray(cam(input_tensor=tensor, targets=[target])[0], np.float32)
+
     def explain(self, image: np.ndarray, methods: list[str], prepared: tuple | None = None) -> dict[str, CamResult]:
         """CAMs of ``image`` (H, W, 3) uint8 for each method, keyed by method name. ``prepared``:
-        what :meth:`prepare` returned for this image, to reuse its classifier pass."""
+        what :meth:`prepare` returned for this image, to reuse its classifier pass. ``ensemble``
+        is the :func:`mean_of_maps` of :attr:`ensemble_methods`' (S, S) maps; every map, member or
+        not, is computed once per call."""
         tensor, target, target_name = prepared if prepared is not None else self.prepare(image)
+        wanted = [m for m in methods if m != ENSEMBLE]
+        if ENSEMBLE in methods:
+            wanted += [m for m in self.ensemble_methods if m not in wanted]
+        raw = {member: self._raw_map(member, tensor, target) for member in wanted}
+        if ENSEMBLE in methods:
+            raw[ENSEMBLE] = mean_of_maps([raw[m] for m in self.ensemble_methods])[0]
         results = {}
         for method in methods:
-            if method == LRP:
-                raw = lrp_map(self.model, tensor, target)
-            else:
-                with self._build(method) as cam:  # hooks released on exit
-                    raw = cam(input_tensor=tensor, targets=[target])[0]
-            heatmap, constant = to_original_frame(raw, image.shape[:2])
-            results[method] = CamResult(method, heatmap, constant, target_name, raw=np.asarray(raw, np.float32))
+            heatmap, constant = to_original_frame(raw[method], image.shape[:2])
+            results[method] = CamResult(method, heatmap, constant, target_name, raw=raw[method])
         return results

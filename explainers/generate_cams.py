@@ -28,7 +28,7 @@ from common.io import read_json, resolve_run_dir, save_figure, write_csv, write_
 from common.devices import resolve_device
 from data.catalogue import open_dataset
 from data.isic import check_image_content, subset_ids
-from explainers.cams import CamExplainer
+from explainers.cams import DEFAULT_ENSEMBLE, CamExplainer
 from explainers.quality import cam_quality, quality_rows
 from models.registry import create_classifier
 from visualisations.overlay import cam_figure
@@ -44,6 +44,7 @@ CONFIG: dict[str, Any] = {
     # single-logit checkpoint, an optional "binary_target" ("melanoma" or "predicted", see explainers.cams)
     "models": [{"label": "imagenet_last", "classifier": "efficientnet_lite0", "checkpoint": None, "layer": "last"}],
     "methods": ["gradcam", "gradcam++", "eigencam", "randomcam"],   # ablationcam / scorecam: slow on CPU
+    "ensemble_methods": list(DEFAULT_ENSEMBLE),   # the members of method "ensemble" (computed once, reused)
     "cam_batch_size": 64,
     "road_percentiles": [20, 40, 60, 80],   # [] skips ROAD (its imputer costs ~1 s per percentile on CPU)
     "save_heatmaps": True,
@@ -83,7 +84,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         model = create_classifier(entry["classifier"], checkpoint=entry.get("checkpoint"))
         explainers[entry["label"]] = CamExplainer(model, entry["classifier"], None, cfg["cam_batch_size"], device,
                                                   layer=entry.get("layer", "last"),
-                                                  binary_target=entry.get("binary_target", "melanoma"))
+                                                  binary_target=entry.get("binary_target", "melanoma"),
+                                                  ensemble_methods=cfg["ensemble_methods"])
     road = ROADCombined(percentiles=cfg["road_percentiles"]) if cfg["road_percentiles"] else None
     ids, positions = subset_ids(dataset, cfg["every"], cfg["limit"])
 

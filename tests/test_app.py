@@ -53,6 +53,7 @@ def test_handler_segments_scores_and_writes_the_mask(handler, lesion_files):
         str(lesion_files / "lesion.png"), str(lesion_files / "lesion_mask.png"), IMAGENET, "gradcam", "LiteMedSAM")
     assert "chosen source" in status and _iou_shown(status) > 0.8
     assert re.search(r"confidence \*\*[01]\.\d\d\*\*: \*\*(looks reliable|please review: .+)\*\*", status), status
+    assert re.search(r"predicted class: \*\*(melanoma|seborrheic keratosis|nevus)\*\* \(probability \*\*[01]\.\d\d", status)
     for picture in (cam, mask_view, uncertainty):
         assert picture.ndim == 3 and picture.shape[2] == 3 and picture.std() > 0
     from data.isic import read_mask
@@ -147,6 +148,7 @@ def test_page_in_a_real_browser(server, lesion_files, tmp_path):
         iou_shown = _iou_shown(status)
         assert iou_shown > 0.8
         assert re.search(r"confidence [01]\.\d\d: (looks reliable|please review: )", status), status   # the verdict
+        assert re.search(r"predicted class: (melanoma|seborrheic keratosis|nevus) \(probability [01]\.\d\d", status)
         assert page.locator("#mask img").count() == 1
         link = page.locator('#download a[download="lesion_mask.png"]')
         link.wait_for(timeout=30_000)
@@ -172,6 +174,8 @@ def test_the_api_returns_the_mask_and_its_description(server, lesion_files):
     assert (delivered & truth).sum() / (delivered | truth).sum() > 0.8
     assert info["source"] and 0 <= info["confidence"] <= 1 and info["verdict"] in ("looks reliable", "please review")
     assert info["mask_area"] == pytest.approx(delivered.mean(), abs=1e-6) and info["seconds"] > 0
+    assert info["class"] in ("melanoma", "seborrheic_keratosis", "nevus")
+    assert info["class_probability"] == max(info["class_probabilities"].values())
     bad_file, bad = client.predict(client_module.handle_file(str(lesion_files / "corrupt.png")), api_name="/segment")
     assert bad_file is None and "cannot read image" in bad["error"]
 

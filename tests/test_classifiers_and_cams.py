@@ -126,3 +126,34 @@ def test_lrp_keeps_the_cam_contract_and_finds_a_generated_lesion(lite0):
     plain = cv2.GaussianBlur(plain, (0, 0), LRP_SMOOTH_SIGMA * plain.shape[0])   # smoothed like LRP's
     lrp = lrp_map(lite0, tensor, target)
     assert np.corrcoef(plain.ravel(), lrp.ravel())[0, 1] < 0.9
+
+
+def test_ensemble_keeps_the_cam_contract_differs_from_members_and_computes_each_once(lite0, monkeypatch):
+    from collections import Counter
+
+    from data.synthetic import make_synthetic_sample
+    from explainers.cams import ENSEMBLE, EXPLAIN_METHODS, mean_of_maps
+
+    sample = make_synthetic_sample(5)
+    explainer = CamExplainer(lite0, "efficientnet_lite0", ensemble_methods=["gradcam", "eigencam", "lrp", "gradcam@stage5"])
+    calls = Counter()
+    original = explainer._raw_map
+    monkeypatch.setattr(explainer, "_raw_map", lambda m, t, g: (calls.update([m]), original(m, t, g))[1])
+    cams = explainer.explain(sample.image, ["gradcam", ENSEMBLE, "eigencam"])
+    assert list(cams) == ["gradcam", ENSEMBLE, "eigencam"]             # only what was asked for
+    assert calls == Counter({"gradcam": 1, "eigencam": 1, "lrp": 1, "gradcam@stage5": 1})   # each member once
+    ensemble = cams[ENSEMBLE]
+    assert ensemble.heatmap.shape == sample.mask.shape and ensemble.heatmap.dtype == np.float32
+    assert not ensemble.constant and ensemble.heatmap.min() == 0.0 and ensemble.heatmap.max() == pytest.approx(1.0)
+    assert ensemble.target == cams["gradcam"].target and ENSEMBLE in EXPLAIN_METHODS
+    for member in ("gradcam", "eigencam"):
+        assert np.abs(ensemble.heatmap - cams[member].heatmap).mean() > 0.01, member
+    # the mean of the members' normalised maps, a flat member left out
+    a, b = np.array([[0.0, 2.0], [4.0, 4.0]]), np.array([[1.0, 0.0], [0.0, 1.0]])
+    mean, constant = mean_of_maps([a, b, np.full((2, 2), 3.0)])
+    np.testing.assert_allclose(mean, [[0.5, 0.25], [0.5, 1.0]])
+    assert not constant and mean_of_maps([np.zeros((2, 2))])[1]
+    with pytest.raises(KeyError, match="unknown method 'ensemble'"):
+        CamExplainer(lite0, "efficientnet_lite0", ensemble_methods=["ensemble"])
+    with pytest.raises(KeyError, match="no CAM layer 'stage9'"):
+        CamExplainer(lite0, "efficientnet_lite0", ensemble_methods=["gradcam@stage9"])

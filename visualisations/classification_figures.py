@@ -45,3 +45,24 @@ def roc_figure(scores: np.ndarray, melanoma: np.ndarray, report: dict):
     ax.set_title(f"Melanoma ROC, {report['split']} split (n = {report['n_images']})")
     ax.legend(loc="lower right")
     return fig
+
+
+def confusion_figure(report: dict, title: str):
+    """The confusion matrix of :func:`classification.evaluation.multiclass_report` (rows: true
+    class, columns: predicted), counts and row shares, with per-class ROC-AUC in the labels."""
+    matrix = np.asarray(report["confusion_matrix"])
+    names = [n.replace("_", " ") for n in report["class_names"]]
+    shares = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(5.6, 4.8))
+    ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    for (i, j), count in np.ndenumerate(matrix):
+        ax.text(j, i, f"{count}\n{shares[i, j]:.0%}", ha="center", va="center",
+                color="white" if shares[i, j] > 0.6 else "black", fontsize=9)
+    aucs = report["per_class_auc"]
+    ax.set_yticks(range(len(names)), [f"{n}\n(AUC {aucs[k]:.2f})" for n, k in zip(names, report["class_names"])])
+    ax.set_xticks(range(len(names)), names, rotation=20)
+    ax.set_xlabel("predicted (arg-max)")
+    ax.set_ylabel("true class")
+    ax.set_title(f"{title}\nbalanced accuracy {report['balanced_accuracy']:.3f}, macro AUC {report['macro_auc']:.3f}")
+    fig.tight_layout()
+    return fig

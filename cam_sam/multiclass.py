@@ -1,0 +1,156 @@
+"""Multi-class lesion segmentation: the delivered lesion mask becomes a label map of the lesion's
+class, and the class-aware scores of ISIC 2017 Part 3 (melanoma, seborrheic keratosis, nevus).
+
+A three-class classifier (``classification.train --set task=three_class``) names the class of the
+lesion; the label map is 0 outside the delivered mask and that class inside it (``class_rule``
+"image"), or, per pixel inside the mask, the class whose probability x class-specific GradCAM is
+highest ("cam"). The ground truth of a pixel is the lesion mask times the image's Part 3 class, so a
+lesion pixel counts for class c only when both the label map and the ground truth say c: a wrong
+class gives that class IoU 0 while the binary mask's IoU stays what it was.
+
+Label values (``labels/<id>.png``)::
+
+    0 background   1 melanoma   2 seborrheic keratosis   3 nevus
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+from classification.data import TASKS
+from explainers.cams import CamExplainer
+from models.registry import create_classifier, preprocess_image, read_checkpoint, resolve_preprocessing
+
+LABEL_NAMES = ("background", "melanoma", "seborrheic_keratosis", "nevus")
+N_LABELS = len(LABEL_NAMES)
+# the three-class classifier's output order (classification.data.TASKS) -> label value
+LABEL_OF_OUTPUT = {TASKS["three_class"].index("nevus_or_other"): 3, TASKS["three_class"].index("melanoma"): 1,
+                   TASKS["three_class"].index("seborrheic_keratosis"): 2}
+LABEL_COLOURS = {1: (230, 50, 50), 2: (50, 150, 230), 3: (60, 200, 90)}   # overlay colours (RGB)
+CLASS_RULES = ("image", "cam")
+
+
+@dataclass
+class LesionClass:
+    """The classifier's call for one image: ``label`` (1-3, :data:`LABEL_NAMES`), its probability,
+    and every class's probability by name."""
+
+    label: int
+    probability: float
+    probabilities: dict[str, float]
+
+    @property
+    def name(self) -> str:
+        return LABEL_NAMES[self.label]
+
+    def to_record(self) -> dict[str, Any]:
+        return {"label": self.label, "name": self.name, "probability": round(self.probability, 4),
+                "probabilities": {k: round(v, 4) for k, v in self.probabilities.items()}}
+
+
+class LesionClassifier:
+    """A three-class classifier (``classifier`` registry name, ``checkpoint`` of
+    ``classification.train --set task=three_class``) that names a lesion's class, and, for
+    ``class_rule="cam"``, gives each class's GradCAM on the original (H, W) frame."""
+
+    def __init__(self, classifier: str, checkpoint: str | Path, device: str | torch.device = "cpu") -> None:
+        _, meta = read_checkpoint(checkpoint)
+        task = meta.get("config", {}).get("task")
+        if task != "three_class" and meta.get("num_classes") != len(TASKS["three_class"]):
+            raise SystemExit(f"{checkpoint} is not a three-class classifier (task={task!r}, "
+                             f"num_classes={meta.get('num_classes')}): train one with "
+                             "classification.train --set task=three_class")
+        self.model = create_classifier(classifier, checkpoint=checkpoint).to(device).eval()
+        self.data_config = resolve_preprocessing(self.model)
+        self.device = torch.device(device)
+        self.explainer = CamExplainer(self.model, classifier, device=device)
+
+    @torch.no_grad()
+    def probabilities(self, image: np.ndarray) -> np.ndarray:
+        """(3,) softmax over the classifier's outputs for one (H, W, 3) uint8 image."""
+        logits = self.model(preprocess_image(image, self.data_config).to(self.device)).float()
+        return torch.softmax(logits, dim=1)[0].cpu().numpy()
+
+    def classify(self, image: np.ndarray) -> LesionClass:
+        probs = self.probabilities(image)
+        by_label = {LABEL_OF_OUTPUT[i]: float(p) for i, p in enumerate(probs)}
+        label = max(by_label, key=by_label.get)
+        return LesionClass(label, by_label[label], {LABEL_NAMES[k]: by_label[k] for k in sorted(by_label)})
+
+    def class_cams(self, image: np.ndarray) -> dict[int, np.ndarray]:
+        """label -> (H, W) float32 GradCAM in [0, 1] of that class's output."""
+        tensor = preprocess_image(image, self.data_config).to(self.device)
+        cams = {}
+        for output, label in LABEL_OF_OUTPUT.items():
+            prepared = (tensor, ClassifierOutputTarget(output), f"class_{output}")
+            cams[label] = self.explainer.explain(image, ["gradcam"], prepared)["gradcam"].heatmap
+        return cams
+
+
+def label_map(mask: np.ndarray | None, hw: tuple[int, int], lesion: LesionClass,
+              class_cams: dict[int, np.ndarray] | None = None) -> np.ndarray:
+    """(H, W) uint8 label map of a delivered (H, W) bool mask (None: all background): the lesion's
+    class inside the mask, or with ``class_cams`` the per-pixel arg-max of probability x CAM."""
+    labels = np.zeros(hw, np.uint8)
+    if mask is None:
+        return labels
+    if class_cams is None:
+        labels[mask] = lesion.label
+        return labels
+    order = sorted(class_cams)
+    score = np.stack([lesion.probabilities[LABEL_NAMES[k]] * class_cams[k] for k in order])
+    labels[mask] = np.asarray(order, np.uint8)[score.argmax(axis=0)][mask]
+    return labels
+
+
+def true_label(labels: dict[str, float]) -> int | None:
+    """The image's Part 3 class as a label value, or None when the dataset does not give both
+    ISIC 2017 columns (``melanoma``, ``seborrheic_keratosis``; both 0: nevus)."""
+    if "melanoma" not in labels or "seborrheic_keratosis" not in labels:
+        return None
+    if labels["melanoma"] >= 0.5:
+        return 1
+    return 2 if labels["seborrheic_keratosis"] >= 0.5 else 3
+
+
+def pixel_confusion(predicted: np.ndarray, truth_mask: np.ndarray, truth_label: int) -> np.ndarray:
+    """(4, 4) int64 pixel counts, rows the ground truth (mask x ``truth_label``), columns the
+    (H, W) uint8 ``predicted`` label map."""
+    truth = truth_mask.astype(np.int64) * truth_label
+    return np.bincount((truth * N_LABELS + predicted.astype(np.int64)).ravel(),
+                       minlength=N_LABELS * N_LABELS).reshape(N_LABELS, N_LABELS)
+
+
+def multiclass_summary(confusions: list[np.ndarray], image_pairs: list[tuple[int, int | None]]) -> dict[str, Any]:
+    """Class-aware scores of a split: per-class IoU over all its pixels (summed ``confusions``),
+    ``miou`` (their mean, background included), pixel accuracy; image-level accuracy and the 3 x 3
+    confusion (rows true, columns predicted; melanoma, SK, nevus) of ``image_pairs`` (true label,
+    predicted label or None for an image that failed, which counts as wrong)."""
+    total = np.sum(confusions, axis=0) if confusions else np.zeros((N_LABELS, N_LABELS), np.int64)
+    tp = np.diag(total).astype(float)
+    union = total.sum(0) + total.sum(1) - tp
+    iou = {name: (float(tp[c] / union[c]) if union[c] > 0 else None) for c, name in enumerate(LABEL_NAMES)}
+    defined = [v for v in iou.values() if v is not None]
+    image_confusion = np.zeros((3, 3), np.int64)
+    for truth, predicted in image_pairs:
+        if predicted is not None:
+            image_confusion[truth - 1, predicted - 1] += 1
+    return {"per_class_iou": iou, "miou": float(np.mean(defined)) if defined else None,
+            "pixel_accuracy": float(tp.sum() / total.sum()) if total.sum() else None,
+            "image_accuracy": (float(np.trace(image_confusion) / len(image_pairs)) if image_pairs else None),
+            "image_confusion": image_confusion.tolist(), "image_classes": list(LABEL_NAMES[1:]),
+            "n_images": len(image_pairs), "n_failed": sum(p is None for _, p in image_pairs)}
+
+
+def colour_labels(image: np.ndarray, labels: np.ndarray, alpha: float = 0.45) -> np.ndarray:
+    """(H, W, 3) uint8: ``image`` with each label's pixels tinted by :data:`LABEL_COLOURS`."""
+    out = image.astype(np.float32)
+    for label, colour in LABEL_COLOURS.items():
+        where = labels == label
+        out[where] = (1 - alpha) * out[where] + alpha * np.asarray(colour, np.float32)
+    return out.clip(0, 255).astype(np.uint8)
