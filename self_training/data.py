@@ -65,18 +65,33 @@ def keep_most_trusted(labels: list[PseudoLabel], keep_fraction: float, key: str 
     return sorted(ranked[: max(1, round(keep_fraction * len(labels)))], key=lambda p: p.image_id)
 
 
+def pixel_weight(label: PseudoLabel, hw: tuple[int, int], uncertainty_weight: float,
+                 ignore_uncertain_above: float | None = None) -> np.ndarray:
+    """(H, W) float loss weight of a pseudo-mask's pixels from its uncertainty map (normalised std
+    in [0, 1]): ``1 - uncertainty_weight x std``, or with ``ignore_uncertain_above`` 0 where the
+    std exceeds it and 1 elsewhere. No uncertainty map: every pixel weighs 1."""
+    if label.uncertainty_path is None or (uncertainty_weight <= 0 and ignore_uncertain_above is None):
+        return np.ones(hw)
+    unc = np.clip(cv2.imread(str(label.uncertainty_path), cv2.IMREAD_GRAYSCALE) / UNCERTAINTY_SCALE * 2.0, 0, 1)
+    if ignore_uncertain_above is not None:
+        return (unc <= ignore_uncertain_above).astype(np.float64)
+    return 1.0 - uncertainty_weight * unc
+
+
 class PseudoMaskDataset(Dataset):
     """(image (3, S, S) normalised, target (1, S, S) in {0, 1}, weight (1, S, S)) per item.
 
     ``weight`` = the image's weight x (1 - ``uncertainty_weight`` x normalised pixel std among
-    the candidates): pixels the candidates disagreed on count less. Training only: ``zoom_fill``
+    the candidates): pixels the candidates disagreed on count less; with ``ignore_uncertain_above``
+    the pixels whose normalised std exceeds it are ignored instead (weight 0, USL-Net's rule) and
+    every other pixel counts fully. Training only: ``zoom_fill``
     "black" zooms out onto black (``torchvision``), "skin" onto synthetic skin
     (:func:`~self_training.augment.zoom_out_on_skin`), each on ``ZOOM_OUT_P`` of the images; then glare
     (share ``glare_p``) and a dark vignette (share ``vignette_p``)."""
 
     def __init__(self, labels: list[PseudoLabel], size: int, train: bool, cache_size: int = 320,
                  uncertainty_weight: float = 0.5, vignette_p: float = 0.3, seed: int = 0,
-                 zoom_fill: str = "black", glare_p: float = 0.0) -> None:
+                 zoom_fill: str = "black", glare_p: float = 0.0, ignore_uncertain_above: float | None = None) -> None:
         if zoom_fill not in ("black", "skin"):
             raise ValueError(f"zoom_fill must be 'black' or 'skin', not {zoom_fill!r}")
         self.labels = labels
@@ -92,9 +107,7 @@ class PseudoMaskDataset(Dataset):
         for label in tqdm(labels, desc="load pseudo-masks", unit="img", leave=False):
             image = cv2.resize(read_image(label.image_path), (cache_size, cache_size), interpolation=cv2.INTER_AREA)
             mask = read_mask(label.mask_path).astype(np.uint8)
-            unc = (cv2.imread(str(label.uncertainty_path), cv2.IMREAD_GRAYSCALE) / UNCERTAINTY_SCALE * 2.0
-                   if label.uncertainty_path is not None and uncertainty_weight > 0 else np.zeros(mask.shape))
-            weight = 1.0 - uncertainty_weight * np.clip(unc, 0, 1)
+            weight = pixel_weight(label, mask.shape, uncertainty_weight, ignore_uncertain_above)
             stack = np.stack([mask, np.maximum(np.round(weight * 255), 1)]).astype(np.uint8).transpose(1, 2, 0)
             self.images.append(image)
             self.targets.append(cv2.resize(stack, (cache_size, cache_size), interpolation=cv2.INTER_NEAREST))

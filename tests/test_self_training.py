@@ -301,3 +301,16 @@ def test_training_on_two_folders_whose_ids_repeat_keeps_both(tmp_path):
     assert len(dataset) == len(labels)
     with pytest.raises(SystemExit, match="unique 'name'"):
         train_student.training_labels({**cfg, "extra_sets": [{"image_dir": str(frames_dir), "pseudo_dirs": []}]})
+
+
+def test_uncertain_pixels_weigh_less_or_are_ignored(tmp_path):
+    from self_training.data import UNCERTAINTY_SCALE, PseudoLabel, pixel_weight
+
+    std = np.array([[0.0, 0.1], [0.3, 0.5]])                       # per-pixel std of the candidate masks
+    write_png(tmp_path / "u.png", np.round(std * UNCERTAINTY_SCALE).astype(np.uint8))
+    label = PseudoLabel("a", tmp_path / "a.png", tmp_path / "m.png", tmp_path / "u.png", {})
+    np.testing.assert_allclose(pixel_weight(label, (2, 2), 0.5), [[1.0, 0.9], [0.7, 0.5]], atol=0.01)
+    np.testing.assert_array_equal(pixel_weight(label, (2, 2), 0.5, ignore_uncertain_above=0.5),
+                                  [[1.0, 1.0], [0.0, 0.0]])        # normalised std 0.6 and 1.0: ignored
+    no_map = PseudoLabel("b", tmp_path / "b.png", tmp_path / "m.png", None, {})
+    np.testing.assert_array_equal(pixel_weight(no_map, (2, 2), 0.5, 0.5), np.ones((2, 2)))
