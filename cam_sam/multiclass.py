@@ -18,12 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from classification.data import TASKS
-from explainers.cams import CamExplainer
+from explainers.cams import CamExplainer, mean_of_maps
 from models.registry import create_classifier, preprocess_image, read_checkpoint, resolve_preprocessing
 
 LABEL_NAMES = ("background", "melanoma", "seborrheic_keratosis", "nevus")
@@ -31,7 +32,8 @@ N_LABELS = len(LABEL_NAMES)
 # the three-class classifier's output order (classification.data.TASKS) -> label value
 LABEL_OF_OUTPUT = {TASKS["three_class"].index("nevus_or_other"): 3, TASKS["three_class"].index("melanoma"): 1,
                    TASKS["three_class"].index("seborrheic_keratosis"): 2}
-LABEL_COLOURS = {1: (230, 50, 50), 2: (50, 150, 230), 3: (60, 200, 90)}   # overlay colours (RGB)
+LABEL_COLOURS = {1: (230, 50, 50), 2: (255, 200, 0), 3: (60, 200, 90)}   # overlay colours (RGB; not blue:
+# ISIC images carry blue stickers)
 CLASS_RULES = ("image", "cam")
 
 
@@ -56,7 +58,7 @@ class LesionClass:
 class LesionClassifier:
     """A three-class classifier (``classifier`` registry name, ``checkpoint`` of
     ``classification.train --set task=three_class``) that names a lesion's class, and, for
-    ``class_rule="cam"``, gives each class's GradCAM on the original (H, W) frame."""
+    ``class_rule="cam"``, gives each class's GradCAM."""
 
     def __init__(self, classifier: str, checkpoint: str | Path, device: str | torch.device = "cpu") -> None:
         _, meta = read_checkpoint(checkpoint)
@@ -83,19 +85,22 @@ class LesionClassifier:
         return LesionClass(label, by_label[label], {LABEL_NAMES[k]: by_label[k] for k in sorted(by_label)})
 
     def class_cams(self, image: np.ndarray) -> dict[int, np.ndarray]:
-        """label -> (H, W) float32 GradCAM in [0, 1] of that class's output."""
+        """label -> (S, S) float32 GradCAM in [0, 1] of that class's output, on the classifier's
+        input (the whole image resized: :func:`label_map` maps it back onto the image)."""
         tensor = preprocess_image(image, self.data_config).to(self.device)
         cams = {}
         for output, label in LABEL_OF_OUTPUT.items():
             prepared = (tensor, ClassifierOutputTarget(output), f"class_{output}")
-            cams[label] = self.explainer.explain(image, ["gradcam"], prepared)["gradcam"].heatmap
+            raw = self.explainer.explain(image, ["gradcam"], prepared)["gradcam"].raw
+            cams[label] = mean_of_maps([raw])[0]          # min-max normalised; all zeros when flat
         return cams
 
 
 def label_map(mask: np.ndarray | None, hw: tuple[int, int], lesion: LesionClass,
               class_cams: dict[int, np.ndarray] | None = None) -> np.ndarray:
     """(H, W) uint8 label map of a delivered (H, W) bool mask (None: all background): the lesion's
-    class inside the mask, or with ``class_cams`` the per-pixel arg-max of probability x CAM."""
+    class inside the mask, or with ``class_cams`` (label -> (S, S) map of the whole image) the
+    per-pixel arg-max of probability x CAM, the scores resized onto the (H, W) frame once."""
     labels = np.zeros(hw, np.uint8)
     if mask is None:
         return labels
@@ -103,8 +108,10 @@ def label_map(mask: np.ndarray | None, hw: tuple[int, int], lesion: LesionClass,
         labels[mask] = lesion.label
         return labels
     order = sorted(class_cams)
-    score = np.stack([lesion.probabilities[LABEL_NAMES[k]] * class_cams[k] for k in order])
-    labels[mask] = np.asarray(order, np.uint8)[score.argmax(axis=0)][mask]
+    score = np.dstack([np.float32(lesion.probabilities[LABEL_NAMES[k]]) * class_cams[k].astype(np.float32)
+                       for k in order])
+    score = cv2.resize(score, (hw[1], hw[0]), interpolation=cv2.INTER_LINEAR)
+    labels[mask] = np.asarray(order, np.uint8)[score.argmax(axis=2)][mask]
     return labels
 
 

@@ -82,8 +82,13 @@ def test_three_class_training_round_trips_with_weights_only(tmp_path):
     state = torch.load(best, map_location="cpu", weights_only=True)          # no pickled objects in it
     assert state["num_classes"] == 3 and state["class_names"] == ["nevus_or_other", "melanoma", "seborrheic_keratosis"]
     classifier = LesionClassifier("efficientnet_lite0", best)
-    call = classifier.classify(make_synthetic_sample(7).image)
+    sample = make_synthetic_sample(7)
+    call = classifier.classify(sample.image)
     assert call.label in (1, 2, 3) and sum(call.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+    cams = classifier.class_cams(sample.image)                  # class_rule "cam": one GradCAM per class
+    assert sorted(cams) == [1, 2, 3] and all(c.shape == (224, 224) and 0 <= c.min() and c.max() <= 1 for c in cams.values())
+    per_pixel = label_map(sample.mask, sample.mask.shape, call, cams)
+    assert set(np.unique(per_pixel[sample.mask])) <= {1, 2, 3} and not per_pixel[~sample.mask].any()
     model = create_classifier("efficientnet_lite0", checkpoint=best)
     x = torch.randn(1, 3, 224, 224)
     with torch.no_grad():
