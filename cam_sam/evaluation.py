@@ -129,7 +129,7 @@ def segment_dataset(cfg: dict[str, Any], overlay: OverlayFn | None = None) -> di
     device = shard.device(resolve_device(cfg["device"]))
     torch.manual_seed(cfg["seed"])
     run_dir = resolve_run_dir(cfg["results_root"], cfg["out_dir"], "segment")
-    run = ResumableRun(run_dir, cfg, SEGMENT_RESUMABLE)
+    run = ResumableRun(run_dir, cfg, SEGMENT_RESUMABLE, defaults=SEGMENT_CONFIG)
     log.info("run folder: %s", run_dir)
 
     pipeline = build_pipeline(cfg, device)

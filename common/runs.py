@@ -36,9 +36,12 @@ def failed_metrics() -> dict[str, Any]:
 
 class ResumableRun:
     """A run folder whose config is fixed at its first start: a rerun with another config is
-    refused, except for ``resumable`` keys (plus :data:`RESUMABLE_KEYS`)."""
+    refused, except for ``resumable`` keys (plus :data:`RESUMABLE_KEYS`) and for settings the
+    project added after the run started (absent from its ``config.json``) that are at their value
+    in ``defaults``: a new setting's default keeps the behaviour the run had."""
 
-    def __init__(self, run_dir: str | Path, config: dict[str, Any], resumable: Iterable[str] = ()) -> None:
+    def __init__(self, run_dir: str | Path, config: dict[str, Any], resumable: Iterable[str] = (),
+                 defaults: dict[str, Any] | None = None) -> None:
         allowed = RESUMABLE_KEYS | set(resumable)
         self.dir = Path(run_dir)
         self.records_dir = self.dir / "records"
@@ -46,8 +49,10 @@ class ResumableRun:
         config_path = self.dir / "config.json"
         if config_path.is_file():
             previous, current = flatten(read_json(config_path)), flatten(json.loads(json.dumps(config, default=str)))
+            known = flatten(json.loads(json.dumps(defaults or {}, default=str)))
+            added_at_default = {k for k in current if k not in previous and k in known and known[k] == current[k]}
             changed = sorted(k for k in set(previous) | set(current)
-                             if k not in allowed and previous.get(k) != current.get(k))
+                             if k not in allowed | added_at_default and previous.get(k) != current.get(k))
             if changed:
                 raise SystemExit(f"{self.dir} holds a run with another config (keys {changed} differ); "
                                  "choose a new out_dir or delete that folder")

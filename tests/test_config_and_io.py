@@ -70,3 +70,16 @@ def test_pipeline_config_maps_groups_one_to_one():
     changed = apply_overrides(PIPELINE_CONFIG, ["colour.work_size=320", "prompts.box_padding=0.2"])
     typed = pipeline_config(changed)
     assert typed.colour.work_size == 320 and typed.prompts.box_padding == 0.2
+
+
+def test_a_run_resumes_after_the_project_adds_a_setting_at_its_default(tmp_path):
+    from common.runs import ResumableRun
+
+    ResumableRun(tmp_path, {"a": 1, "group": {"b": 2}})                      # started before "new" existed
+    defaults = {"a": 0, "group": {"b": 0, "c": "x"}, "new": False}
+    ResumableRun(tmp_path, {"a": 1, "group": {"b": 2, "c": "x"}, "new": False}, defaults=defaults)   # accepted
+    ResumableRun(tmp_path / "other", {"a": 1})
+    with pytest.raises(SystemExit, match=r"keys \['new'\] differ"):           # a new setting NOT at its default
+        ResumableRun(tmp_path / "other", {"a": 1, "new": True}, defaults=defaults)
+    with pytest.raises(SystemExit, match=r"keys \['a'\] differ"):              # an old setting changed
+        ResumableRun(tmp_path, {"a": 2, "group": {"b": 2, "c": "x"}, "new": False}, defaults=defaults)
