@@ -25,7 +25,8 @@ from common.io import write_csv, write_text
 # The shipped students (model_checkpoints/student_<key>.pt) and how the table names them.
 STUDENTS = {"r1": "student round 1", "r2": "student round 2", "r2and": "student round 2-AND",
             "r3and": "student round 3-AND", "r4": "student round 4 (crops + full frames)",
-            "r4f": "student round 4 (full frames only)"}
+            "r4f": "student round 4 (full frames only)",
+            "r4fe": "student round 4 (full frames, fine-tuned three-class encoder)"}
 
 # The arbiter between independent sources (cam_sam.trust), with a shipped student.
 ARBITER = {"methods": [], "proposals": ["colour", "student", "student_box", "colour_region"],
@@ -103,6 +104,8 @@ CONFIG: dict[str, Any] = {
                        {**ARBITER, "student_checkpoint": "model_checkpoints/student_r4.pt"}),
         "arbiter_r4f": ("arbiter: colour, round 4 frames-only student, its box, their vote",
                         {**ARBITER, "student_checkpoint": "model_checkpoints/student_r4f.pt"}),
+        "arbiter_r4fe": ("arbiter: colour, the round 4 frames student on the fine-tuned encoder, its box, their vote",
+                         {**ARBITER, "student_checkpoint": "model_checkpoints/student_r4fe.pt"}),
         # the self-trained students (self_training/; shipped in model_checkpoints/)
         **{name: run for key in STUDENTS for name, run in student_runs(key).items()},
     },
@@ -128,6 +131,7 @@ CONFIG: dict[str, Any] = {
         ["arbiter over colour, round 3-AND student, its box and their vote", "arbiter_r3and", "final"],
         ["arbiter over colour, round 4 student, its box and their vote", "arbiter_r4", "final"],
         ["arbiter over colour, round 4 frames-only student, its box and their vote", "arbiter_r4f", "final"],
+        ["arbiter over colour, the fine-tuned-encoder frames student, its box and their vote", "arbiter_r4fe", "final"],
         ["oracle: best candidate by ground truth (upper bound, NOT a result)", "default", "oracle_final"],
     ],
 }

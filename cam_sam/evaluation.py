@@ -62,9 +62,10 @@ PRESETS: dict[str, dict[str, Any]] = {
               "postprocess": {"open_frac": 0.01, "close_frac": 0.01}},
     # The self-trained student alone (self_training/): no CAM, no segmenter encoding; the colour
     # regions (no segmenter either) only give its confidence an independent second opinion. Round 4
-    # on whole frames: the best student alone on both evaluation sets (docs/self_training.md).
+    # on whole frames with the fine-tuned three-class classifier as its encoder: the best student
+    # alone on both evaluation sets (docs/self_training.md).
     "fast": {"methods": [], "proposals": ["student", "colour_region"], "final_sources": ["student"],
-             "final_rule": "select", "student_weight": 0.0, "student_checkpoint": "model_checkpoints/student_r4f.pt"},
+             "final_rule": "select", "student_weight": 0.0, "student_checkpoint": "model_checkpoints/student_r4fe.pt"},
     # The default mask, labelled with the lesion's class by the shipped three-class classifier
     # (model_checkpoints/README.md): labels/<id>.png, summary["multiclass"].
     "multiclass": {"multiclass": True, "classifier_checkpoint": MULTICLASS_CHECKPOINT},
