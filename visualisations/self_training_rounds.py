@@ -118,12 +118,12 @@ def rounds_figure(table: pd.DataFrame, eval_sets: list[str]):
             if np.isfinite(m) and m > left + 0.05:
                 ax.text(left + 0.01, yi, f"{m:.3f}", va="center", fontsize=8, color="white")
         n = int(part["n"].max()) if len(part) else 0
-        ax.set_title(f"{eval_set} ({n} images)\n" + ", ".join(lines), fontsize=10)
+        ax.set_title(f"{eval_set} ({n} images)\n" + "\n".join(lines), fontsize=10)
         ax.set_xlim(left, 0.9)
         ax.set_xlabel("mean IoU (95 % bootstrap CI)")
     axes[0][0].set_yticks(np.arange(len(labels)), labels)
     axes[0][0].invert_yaxis()
-    fig.suptitle("Self-training rounds against the zero-shot default (no pixel label used)")
+    fig.suptitle("Self-training rounds against the zero-shot colour pipeline (no pixel label used)")
     fig.tight_layout()
     return fig
 
