@@ -24,7 +24,7 @@ import torch
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from classification.data import TASKS
-from explainers.cams import CamExplainer, mean_of_maps
+from explainers.cams import CamExplainer, normalise_map
 from models.registry import create_classifier, preprocess_image, read_checkpoint, resolve_preprocessing
 
 LABEL_NAMES = ("background", "melanoma", "seborrheic_keratosis", "nevus")
@@ -92,7 +92,7 @@ class LesionClassifier:
         for output, label in LABEL_OF_OUTPUT.items():
             prepared = (tensor, ClassifierOutputTarget(output), f"class_{output}")
             raw = self.explainer.explain(image, ["gradcam"], prepared)["gradcam"].raw
-            cams[label] = mean_of_maps([raw])[0]          # min-max normalised; all zeros when flat
+            cams[label] = normalise_map(raw)[0]          # min-max scaled; all zeros when flat
         return cams
 
 

@@ -82,29 +82,34 @@ def make_target(model_output: torch.Tensor, target_class: int | None,
     return ClassifierOutputTarget(index), f"class_{index}"
 
 
+FLAT_RANGE = 1e-6   # a map whose max - min is below this is flat: it ranks no pixel above another
+
+
+def normalise_map(cam: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Any map -> (float32 map min-max scaled to [0, 1], constant); non-finite values count 0 and a
+    flat map (see :data:`FLAT_RANGE`) becomes all zeros with ``constant`` True."""
+    cam = np.nan_to_num(np.asarray(cam, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    low, high = float(cam.min()), float(cam.max())
+    if high - low < FLAT_RANGE:
+        return np.zeros_like(cam), True
+    return ((cam - low) / (high - low)).astype(np.float32), False
+
+
 def mean_of_maps(maps: list[np.ndarray]) -> tuple[np.ndarray, bool]:
-    """The ensemble of K same-shape maps: each min-max normalised to [0, 1], flat or non-finite
-    ones left out (a flat member carries no ranking), then averaged. Returns (map, constant):
-    ``constant`` when every member is flat (the map is then all zeros)."""
-    kept = []
-    for m in maps:
-        m = np.nan_to_num(np.asarray(m, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
-        low, high = float(m.min()), float(m.max())
-        if high - low >= 1e-6:
-            kept.append((m - low) / (high - low))
+    """The ensemble of K same-shape maps: each :func:`normalise_map`-ed, flat ones left out (a flat
+    member carries no ranking), then averaged. Returns (map, constant): ``constant`` when every
+    member is flat (the map is then all zeros)."""
+    normalised = [normalise_map(m) for m in maps]
+    kept = [m for m, constant in normalised if not constant]
     if not kept:
-        return np.zeros_like(np.asarray(maps[0], dtype=np.float32)), True
+        return normalised[0][0], True
     return np.mean(kept, axis=0).astype(np.float32), False
 
 
 def to_original_frame(cam: np.ndarray, hw: tuple[int, int]) -> tuple[np.ndarray, bool]:
     """(S, S) CAM -> (H, W) float32 in [0, 1]; returns (map, constant)."""
     cam = np.nan_to_num(np.asarray(cam, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
-    resized = cv2.resize(cam, (hw[1], hw[0]), interpolation=cv2.INTER_LINEAR)
-    low, high = float(resized.min()), float(resized.max())
-    if high - low < 1e-6:
-        return np.zeros(hw, np.float32), True
-    return ((resized - low) / (high - low)).astype(np.float32), False
+    return normalise_map(cv2.resize(cam, (hw[1], hw[0]), interpolation=cv2.INTER_LINEAR))
 
 
 class CamExplainer:
@@ -124,7 +129,6 @@ class CamExplainer:
         self.model = model.to(device).eval()
         self.spec = get_spec(classifier_name)
         self.data_config = resolve_preprocessing(model)
-        self.layer = layer
         self.target_layers = [self.spec.layer(model, layer)]
         self.ensemble_methods = list(ensemble_methods)
         for member in self.ensemble_methods:
