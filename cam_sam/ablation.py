@@ -16,7 +16,8 @@ from typing import Any
 
 import pandas as pd
 
-from cam_sam.evaluation import SEGMENT_CONFIG, segment_dataset
+from cam_sam.evaluation import PRESETS, SEGMENT_CONFIG, segment_dataset
+from cam_sam.trust import ARBITER_REVIEW_THRESHOLD
 from common.cli import run_main
 from common.metrics import paired_difference, row_ious, row_per_image, summarise
 from common.config import config_from_argv, merge
@@ -29,8 +30,7 @@ STUDENTS = {"r1": "student round 1", "r2": "student round 2", "r2and": "student 
             "r4fe": "student round 4 (full frames, fine-tuned three-class encoder)"}
 
 # The arbiter between independent sources (cam_sam.trust), with a shipped student.
-ARBITER = {"methods": [], "proposals": ["colour", "student", "student_box", "colour_region"],
-           "final_sources": ["colour", "student", "student_box"], "final_rule": "arbiter"}
+ARBITER = {k: v for k, v in PRESETS["arbiter"].items() if k != "student_checkpoint"}
 
 
 # The zero-shot colour pipeline (the default before round 4): what every colour row changes.
@@ -110,6 +110,7 @@ CONFIG: dict[str, Any] = {
         **{name: run for key in STUDENTS for name, run in student_runs(key).items()},
     },
     "only_runs": None,                 # a list of run names: run only these (rows of other runs are left out)
+    "review_threshold": ARBITER_REVIEW_THRESHOLD,   # every run's flag threshold (its runs were made with it)
     # every row's per-image IoU minus this (run, source row)'s on the same images, with a 95 % BCa
     # bootstrap interval (the default's delivered mask); only when that run is among the runs;
     # None: no such column
@@ -154,7 +155,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
             settings = {"data_root": cfg["data_root"], "split": eval_set["split"], "every": eval_set.get("every", 1),
                         "limit": eval_set.get("limit"), "out_dir": str(out_root / eval_set["name"] / run_name),
                         "n_overlays": 0, "synthetic_if_missing": False, "embedding_cache": cfg["embedding_cache"],
-                        **overrides}
+                        "review_threshold": cfg["review_threshold"], **overrides}
             print(f"== {eval_set['name']} / {run_name}")
             results[(eval_set["name"], run_name)] = segment_dataset(merge(SEGMENT_CONFIG, settings))
     reference = cfg["reference"] if cfg["reference"] and cfg["reference"][0] in runs else None

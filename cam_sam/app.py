@@ -47,7 +47,7 @@ CONFIG: dict[str, Any] = {
     "concurrency_limit": 1,                  # requests segmented at once (the models serve one at a time)
     "queue_size": 16,                        # requests waiting beyond that; a full queue answers "try again" at once
     "request_timeout_s": 120,                # a request still running after this is answered with a message
-    **PIPELINE_CONFIG,                       # the default pipeline (cam_sam.build); student for "student"
+    **PIPELINE_CONFIG,                       # the default pipeline (cam_sam.build): the "student" choice
 }
 IMAGENET = "ImageNet weights (zero-shot)"
 
@@ -210,7 +210,7 @@ def preview_image(image_file) -> np.ndarray | None:
 def make_api(service: SegmentationService, timeout_s: float = 120):
     """The ``/segment`` endpoint: (image file, classifier, method, segmenter) -> (delivered mask as
     a PNG file or None, :func:`api_answer` or ``{"error": message}``)."""
-    def segment(image_file, classifier: str = IMAGENET, method: str = "gradcam", segmenter: str = "LiteMedSAM"):
+    def segment(image_file, classifier: str = IMAGENET, method: str = "gradcam", segmenter: str = STUDENT_CHOICE):
         result, _, _, name, error = segment_file(service, image_file, None, classifier, method, segmenter, timeout_s)
         if error is not None:
             return None, {"image": name, "error": error.replace("**", "")}
@@ -243,7 +243,8 @@ def build_page(service: SegmentationService, cfg: dict[str, Any]):
                 classifier = gr.Dropdown(list(service.classifiers), value=IMAGENET, label="classifier")
                 method = gr.Dropdown(EXPLAIN_METHODS, value="gradcam", label="CAM method (lrp: relevance propagation)")
                 segmenter = gr.Dropdown(service.segmenter_choices, value=service.segmenter_choices[0],
-                                        label=f"segmenter ('{STUDENT_CHOICE}': the self-trained student alone, fast)")
+                                        label=f"segmenter ('{STUDENT_CHOICE}': the self-trained student alone, the default; "
+                                              "a segmenter: its arbiter with the teacher)")
                 run = gr.Button("Segment", variant="primary", elem_id="run")
                 gr.Examples(example_files(cfg), inputs=[image_file, truth_file], label="examples (image, mask)")
             with gr.Column(scale=2):

@@ -10,7 +10,7 @@ the wall-clock time and images per second of the whole ``cam_sam.segment`` comma
 
     python -m cam_sam.benchmark --set n_images=10
     python -m cam_sam.benchmark --set backend=torch                 # the plain PyTorch path
-    python -m cam_sam.benchmark --set preset=fast                   # the self-trained student alone
+    python -m cam_sam.benchmark --set preset=arbiter                # teacher, student and box via LiteMedSAM
     python -m cam_sam.benchmark --set processes='[1, 2]' --set n_images=120
 """
 from __future__ import annotations

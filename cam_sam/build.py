@@ -63,9 +63,10 @@ PIPELINE_CONFIG: dict[str, Any] = {
     "export_dir": "results/cache/onnx",      # the ONNX exports of the segmenter, made once from its weights
     "embedding_cache": None,                 # a folder: store/reuse image embeddings (same masks, no re-encoding)
     # the self-trained student (self_training/): sources "student" and "student_box"
-    "student_checkpoint": "model_checkpoints/student_r3and.pt",   # a student.pt of self_training.train_student
-                                             # (round 3-AND: the best arbiter partner on both evaluation sets,
-                                             # docs/trust.md; None: no student sources)
+    "student_checkpoint": "model_checkpoints/student_r4fe.pt",    # a student.pt of self_training.train_student
+                                             # (round 4 on whole frames, its encoder the fine-tuned three-class
+                                             # classifier's: the best segmenter on both evaluation sets,
+                                             # docs/self_training.md; None: no student sources)
     "student_tta": True,                     # average the student over flips (models.student.TTA_FLIPS)
     # sources, selection and every group of settings: PipelineConfig's fields, one to one
     **asdict(PipelineConfig()),

@@ -19,6 +19,7 @@ from cam_sam.build import DATA_CONFIG, OUTPUT_CONFIG, PIPELINE_CONFIG, PIPELINE_
 from cam_sam.multiclass import CLASS_RULES, LesionClassifier, label_map, multiclass_summary, pixel_confusion, true_label
 from cam_sam.pipeline import ImageOutput
 from cam_sam.postprocess import postprocess_mask
+from cam_sam.trust import ARBITER_REVIEW_THRESHOLD, REVIEW_THRESHOLD
 from common.devices import resolve_device
 from common.distributed import Shard
 from common.io import read_json, resolve_run_dir, write_csv, write_json, write_npy, write_png
@@ -31,7 +32,7 @@ log = logging.getLogger("cam_sam.segment")
 
 # Everything ``segment_dataset`` reads: data, outputs, the pipeline, evaluation.
 SEGMENT_CONFIG: dict[str, Any] = {
-    "preset": None,                          # a named group of settings from PRESETS, e.g. "paper", "fast"
+    "preset": None,                          # a named group of settings from PRESETS, e.g. "arbiter", "paper"
     **DATA_CONFIG,
     **OUTPUT_CONFIG,
     "n_overlays": 10,                        # overlay figures for the first N images
@@ -47,6 +48,8 @@ SEGMENT_CONFIG: dict[str, Any] = {
 SEGMENT_RESUMABLE = PIPELINE_RESUMABLE | {"limit", "n_overlays"}
 
 MULTICLASS_CHECKPOINT = "model_checkpoints/classifier_3class.pt"   # the shipped three-class Lite0
+STUDENT_CHECKPOINT = PIPELINE_CONFIG["student_checkpoint"]          # the default's student (round 4, frames)
+ARBITER_STUDENT_CHECKPOINT = "model_checkpoints/student_r3and.pt"   # the arbiter's partner (round 3-AND)
 
 # Named configurations; ``--set preset=NAME`` applies one, other --set values apply on top.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -62,10 +65,17 @@ PRESETS: dict[str, dict[str, Any]] = {
               "postprocess": {"open_frac": 0.01, "close_frac": 0.01}},
     # The self-trained student alone (self_training/): no CAM, no segmenter encoding; the colour
     # regions (no segmenter either) only give its confidence an independent second opinion. Round 4
-    # on whole frames with the fine-tuned three-class classifier as its encoder: the best student
-    # alone on both evaluation sets (docs/self_training.md).
+    # on whole frames with the fine-tuned three-class classifier as its encoder: the best segmenter
+    # on both evaluation sets (docs/self_training.md). It is the default; the preset pins it by name.
     "fast": {"methods": [], "proposals": ["student", "colour_region"], "final_sources": ["student"],
-             "final_rule": "select", "student_weight": 0.0, "student_checkpoint": "model_checkpoints/student_r4fe.pt"},
+             "final_rule": "select", "student_weight": 0.0, "student_checkpoint": STUDENT_CHECKPOINT,
+             "review_threshold": REVIEW_THRESHOLD},
+    # The route through the segmenter (the default during round 4): the arbiter of cam_sam.trust among
+    # the teacher (colour proposals -> LiteMedSAM), the round 3-AND student (its best partner,
+    # docs/trust.md) and the student's box decoded by LiteMedSAM. The page's segmenter choices run it.
+    "arbiter": {"methods": [], "proposals": ["colour", "student", "student_box", "colour_region"],
+                "final_sources": ["colour", "student", "student_box"], "final_rule": "arbiter",
+                "student_checkpoint": ARBITER_STUDENT_CHECKPOINT, "review_threshold": ARBITER_REVIEW_THRESHOLD},
     # The default mask, labelled with the lesion's class by the shipped three-class classifier
     # (model_checkpoints/README.md): labels/<id>.png, summary["multiclass"].
     "multiclass": {"multiclass": True, "classifier_checkpoint": MULTICLASS_CHECKPOINT},

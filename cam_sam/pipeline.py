@@ -17,6 +17,7 @@ choice afterwards, under its own label.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -41,8 +42,9 @@ SEGMENTER_SOURCES = (COLOUR, STUDENT_BOX)   # proposal sources decoded by the pr
 STUDENT_THRESHOLD = 0.5        # student probability above which a pixel is lesion
 VOTE = "vote"                  # final_source of a mask voted by the final sources (final_rule "vote")
 ARBITER = "arbiter"            # final rule: cam_sam.trust.arbitrate among the final sources and their vote
+SELECT = "select"              # final rule: the final source's mask with the best selection score
 LONE_REGION_SCORE = 0.5        # colour_region's score when only one region was found (no agreement to measure)
-FINAL_RULES = ("select", VOTE, ARBITER)
+FINAL_RULES = (SELECT, VOTE, ARBITER)
 # sources made from another source's mask (not independent of it, when that one runs too)
 DERIVED_FROM = {STUDENT_BOX: (STUDENT,), COLOUR: (COLOUR_REGION,)}
 
@@ -141,11 +143,13 @@ class PipelineConfig:
     """CAM methods (explainers.EXPLAIN_METHODS: the grad-cam ones and "lrp"), each a prompt source.
     None by default: no CAM box ever won the delivered mask in the ablation, and running one costs
     a classifier pass and 11 decodes per image; ``["gradcam"]`` reports its row beside colour's."""
-    proposals: list[str] = field(default_factory=lambda: [COLOUR, STUDENT, STUDENT_BOX, COLOUR_REGION])
+    proposals: list[str] = field(default_factory=lambda: [STUDENT, COLOUR_REGION])
     """Other prompt sources: any of "colour", "student", "student_box", "colour_region" (the colour
-    proposals' regions themselves, no segmenter: nearly free beside "colour"). The default runs the
-    teacher (colour), the student and its box, and the colour regions for the confidence."""
-    final_sources: list[str] = field(default_factory=lambda: [COLOUR, STUDENT, STUDENT_BOX])
+    proposals' regions themselves, no segmenter). The default runs the self-trained student, the
+    best configuration on both evaluation sets (docs/self_training.md), and the colour regions, an
+    independent second opinion for its confidence: no segmenter and no CAM. The route through the
+    segmenter (teacher "colour", "student_box", their arbiter) is the preset "arbiter"."""
+    final_sources: list[str] = field(default_factory=lambda: [STUDENT])
     """Sources whose best-scored mask competes for the delivered ("final") mask."""
     agreement_weight: float = 0.1
     """Selection score = predicted IoU + this x mean IoU with the source's other candidates."""
@@ -156,7 +160,7 @@ class PipelineConfig:
     student_box_perturbations: int = 2
     """student_box: perturbed copies of that box decoded beside it (the student's box is tight
     already; the CAM boxes' ``prompts.n_perturbations`` does not apply to it)."""
-    final_rule: str = ARBITER
+    final_rule: str = SELECT
     """How the delivered mask comes from the final sources: "select" (the best selection score),
     "vote" (pixels where a strict majority of the final sources' chosen masks agree; "select" when
     that is empty) or "arbiter" (among the final sources' masks and their vote, the highest
@@ -195,13 +199,25 @@ def iou_with(masks: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.maximum(union, 1), 0.0).astype(np.float32)
 
 
-def student_mask(student: StudentSegmenter, image: np.ndarray,
-                 postprocess: PostprocessConfig | None = None) -> tuple[np.ndarray, np.ndarray, float]:
-    """The ``student`` source's mask: (H, W, 3) uint8 RGB -> (probability (H, W) float32,
-    mask (H, W) bool: probability > :data:`STUDENT_THRESHOLD`, post-processed, in original
-    pixels; the student's flip agreement, see :meth:`StudentSegmenter.predict`)."""
+class StudentPrediction(NamedTuple):
+    """The student on one image: ``prob`` (H, W) float32 and ``mask`` (H, W) bool (probability >
+    :data:`STUDENT_THRESHOLD`, post-processed), both in original pixels; ``stability``: its flip
+    agreement (:meth:`StudentSegmenter.predict`); ``zoom_stability``: its agreement with itself on
+    the zoomed-out image (:meth:`StudentSegmenter.zoom_agreement`; 1.0 when not measured)."""
+
+    prob: np.ndarray
+    mask: np.ndarray
+    stability: float
+    zoom_stability: float = 1.0
+
+
+def student_mask(student: StudentSegmenter, image: np.ndarray, postprocess: PostprocessConfig | None = None,
+                 zoom: bool = False) -> StudentPrediction:
+    """The ``student`` source's mask of an (H, W, 3) uint8 RGB image; ``zoom``: also measure its
+    zoom stability (one more forward pass; the confidence uses it, the mask never does)."""
     prob, stability = student.predict(image)
-    return prob, postprocess_mask(prob > STUDENT_THRESHOLD, **asdict(postprocess or PostprocessConfig())), stability
+    mask = postprocess_mask(prob > STUDENT_THRESHOLD, **asdict(postprocess or PostprocessConfig()))
+    return StudentPrediction(prob, mask, stability, student.zoom_agreement(image, prob) if zoom else 1.0)
 
 
 class CamSamPipeline:
@@ -305,7 +321,7 @@ class CamSamPipeline:
                 errors[COLOUR] = "no colour proposal"
         student = self._student_mask(image) if cfg.needs_student else None
         if STUDENT_BOX in cfg.proposals:
-            prompts[STUDENT_BOX] = self._student_box_prompts(student[1], rng) if student is not None else None
+            prompts[STUDENT_BOX] = self._student_box_prompts(student.mask, rng) if student is not None else None
             if prompts[STUDENT_BOX] is None:
                 errors[STUDENT_BOX] = "empty student mask"
         return prompts, errors, student
@@ -319,14 +335,14 @@ class CamSamPipeline:
         with self.timer.stage("selection"):
             selection = selection_scores(pred.scores, pred.masks, cfg.agreement_weight)
             if cfg.student_weight > 0 and student is not None:
-                selection = selection + cfg.student_weight * iou_with(pred.masks, student[1])
+                selection = selection + cfg.student_weight * iou_with(pred.masks, student.mask)
             chosen = int(np.argmax(selection))
             mask = postprocess_mask(pred.masks[chosen], **asdict(cfg.postprocess))
         return SourceOutput(cam, Candidates(boxes, points, labels, pred.masks, pred.scores), chosen, mask,
                             selection=selection)
 
-    def _student_mask(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-        return student_mask(self.student, image, self.config.postprocess)
+    def _student_mask(self, image: np.ndarray) -> StudentPrediction:
+        return student_mask(self.student, image, self.config.postprocess, zoom=True)
 
     def _student_box_prompts(self, mask: np.ndarray, rng: np.random.Generator):
         """The student mask's box, padded, and perturbed copies (row 0 unperturbed); None when empty."""
@@ -349,9 +365,9 @@ class CamSamPipeline:
         mask = postprocess_mask(masks[chosen], **asdict(self.config.postprocess))
         return SourceOutput(None, Candidates(boxes, None, None, masks, score), chosen, mask, selection=score)
 
-    def _student_output(self, student: tuple[np.ndarray, np.ndarray, float]) -> SourceOutput:
+    def _student_output(self, student: StudentPrediction) -> SourceOutput:
         """The ``student`` source: its mask as the one candidate, scored by :func:`soft_iou`."""
-        prob, mask, _ = student
+        prob, mask = student.prob, student.mask
         if not mask.any():
             return SourceOutput(None, None, None, None, error="empty student mask")
         score = np.array([soft_iou(prob, mask)], np.float32)
@@ -380,12 +396,13 @@ class CamSamPipeline:
                 masks[VOTE], parents[VOTE] = voted, tuple(pool)
                 quality[VOTE] = float(np.mean([quality[s] for s in pool]))
         with self.timer.stage("trust"):
-            stability = {STUDENT: student[2]} if student is not None and STUDENT in masks else {}
+            measured = student is not None and STUDENT in masks
+            stability = {STUDENT: (student.stability, student.zoom_stability)} if measured else {}
             signals, pairwise = (candidate_signals(image, masks, quality, parents, cfg.colour, stability)
                                  if image is not None else (None, None))
         with self.timer.stage("selection"):
             return self._deliver(outputs, produced, pool, masks, (signals, pairwise, parents),
-                                 student[0] if student is not None else None)
+                                 student.prob if student is not None else None)
 
     def _deliver(self, outputs, produced, pool, masks, trust_inputs, student_prob) -> ImageOutput:
         """The final choice by ``final_rule``, the uncertainty and the trust of the delivered mask."""

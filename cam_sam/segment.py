@@ -1,11 +1,13 @@
-"""Zero-shot skin-lesion segmentation: classifier CAMs -> prompts -> promptable segmenter.
+"""Skin-lesion segmentation without pixel labels: a self-trained student, or CAMs and colour cues prompting a segmenter.
 
 Run from the repository root::
 
-    python -m cam_sam.segment                           # the embedded defaults
+    python -m cam_sam.segment                           # the embedded defaults: the self-trained student
     python -m cam_sam.segment --set split=train --set limit=50
     python -m cam_sam.segment --set image_dir=my_photos  # your own images, no masks needed
-    python -m cam_sam.segment --set preset=fast         # the self-trained student alone
+    python -m cam_sam.segment --set preset=arbiter      # teacher (colour -> LiteMedSAM), student, its box
+    python -m cam_sam.segment --set preset=zero_shot    # colour proposals -> LiteMedSAM, nothing trained
+    python -m cam_sam.segment --set preset=paper        # the paper's CAM protocol (three CAM methods)
 
 Edit CONFIG below or override any key with ``--set key=value``. Each run writes into its own
 folder under ``results/``; pass ``--set out_dir=results/NAME`` to resume an interrupted run.

@@ -4,8 +4,10 @@ once and shared by all requests.
 
 A request names a classifier, a CAM method and a segmenter by their labels; the service keeps one
 explainer per classifier, one segmenter per segmenter and one pipeline per combination. The CAM is
-always computed (it is what the page shows); whether it also prompts the segmenter is the
-pipeline configuration's business (the ``student`` choice uses no segmenter at all).
+always computed (it is what the page shows). The ``student`` choice runs the default pipeline
+(preset ``fast``: the self-trained student, no segmenter); a segmenter choice runs the preset
+``arbiter`` through that segmenter (teacher, student and its box; the CAM's box decoded and shown
+beside them).
 """
 from __future__ import annotations
 
@@ -25,7 +27,8 @@ from common.metrics import mask_metrics
 from data.isic import DataError, check_image_content
 from explainers.cams import CamResult
 
-STUDENT_CHOICE = "student"     # the segmenter choice that runs the fast preset (no segmenter)
+STUDENT_CHOICE = "student"     # the segmenter choice that runs the default, preset "fast" (no segmenter)
+SEGMENTER_PRESET = "arbiter"   # what a segmenter choice runs (cam_sam.evaluation.PRESETS)
 MAX_PIXELS = 40_000_000        # larger images are refused: decoding them would exhaust memory
 MIN_SIDE = 32                  # shorter sides are refused: nothing to see at CAM resolution
 
@@ -78,10 +81,11 @@ class SegmentationService:
 
     @property
     def segmenter_choices(self) -> list[str]:
-        return [*self.segmenters, STUDENT_CHOICE]
+        return [STUDENT_CHOICE, *self.segmenters]
 
     def config(self, classifier: str, method: str, segmenter: str) -> dict[str, Any]:
-        """The pipeline CONFIG of one choice (the default pipeline with this CAM method and models)."""
+        """The pipeline CONFIG of one choice: the student alone, or the arbiter through the chosen
+        segmenter with this CAM method decoded beside it (module docstring)."""
         if classifier not in self.classifiers:
             raise ValueError(f"unknown classifier {classifier!r}; available: {list(self.classifiers)}")
         cfg = merge(self.base, {"classifier_checkpoint": self.classifiers[classifier]})
@@ -90,7 +94,8 @@ class SegmentationService:
         if segmenter not in self.segmenters:
             raise ValueError(f"unknown segmenter {segmenter!r}; available: {self.segmenter_choices}")
         name, checkpoint = self.segmenters[segmenter]
-        return merge(cfg, {"methods": [method], "segmenter": name, "segmenter_checkpoint": checkpoint})
+        return merge(cfg, {**PRESETS[SEGMENTER_PRESET], "methods": [method], "segmenter": name,
+                           "segmenter_checkpoint": checkpoint})
 
     def pipeline(self, classifier: str, method: str, segmenter: str) -> CamSamPipeline:
         key = (classifier, method, segmenter)

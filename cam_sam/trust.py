@@ -19,7 +19,9 @@ Signals of one candidate (all in [0, 1], computed on a copy whose longer side is
   the field; a mask that fills the field of view covers all of it;
 * ``outside``: share of the mask lying on the dark vignette (outside the field of view);
 * ``area``: the mask's share of the image; ``solidity``: area over convex-hull area;
-* ``stability``: the mean IoU of the student's masks of the flipped image (1 where not measured).
+* ``stability``: the mean IoU of the student's masks of the flipped image (1 where not measured);
+* ``zoom_stability``: the IoU of the student's mask with its mask of the zoomed-out image (a black
+  border added, :meth:`models.student.StudentSegmenter.zoom_agreement`; 1 where not measured).
 
 The arbiter's score is ``consensus + QUALITY_WEIGHT x quality - RIM_WEIGHT x rim - OUTSIDE_WEIGHT x
 outside`` (the constants below, and how they were chosen). The confidence of the delivered mask
@@ -45,11 +47,13 @@ RIM_WEIGHT = 0.5           # x the share of the field-of-view rim covered
 OUTSIDE_WEIGHT = 1.0       # x the share of the mask on the vignette
 
 # The confidence (its terms chosen on both evaluation sets together: docs/trust.md), the review
-# threshold (chosen on train_every18 alone, then reported on validation) and the thresholds behind
-# each plain-words reason.
-REVIEW_THRESHOLD = 0.6     # confidence below this: flagged for a human look
-CONFIDENCE_TERMS = ("agreement", "stability", "student_score")   # the factors of confidence_terms multiplied
-LOW_STABILITY = 0.8        # flip agreement below this: "the student changes its mask when the image is flipped"
+# thresholds (each the largest on a grid of 0.025 steps that flags at most 25 % of train_every18 for
+# its configuration, then reported on validation) and the thresholds behind each plain-words reason.
+REVIEW_THRESHOLD = 0.5     # the default (the student alone): confidence below this is flagged for a human look
+ARBITER_REVIEW_THRESHOLD = 0.6   # the arbiter over teacher and student (preset "arbiter"; chosen in round 4)
+CONFIDENCE_TERMS = ("agreement", "stability", "student_score", "zoom")   # the factors of confidence_terms multiplied
+LOW_STABILITY = 0.8        # flip (zoom) agreement below this: "the student changes its mask when the image is
+                           # flipped" ("... zoomed out")
 LOW_AGREEMENT = 0.7        # colour-student IoU (or agreement) below this: "teacher and student disagree"
 HIGH_RIM = 0.25            # rim coverage above this is reported as "mask runs along the edge of the field"
 HIGH_OUTSIDE = 0.05        # mask share on the vignette above this: "mask touches the vignette"
@@ -68,6 +72,7 @@ class CandidateSignals:
     area: float
     solidity: float
     stability: float = 1.0
+    zoom_stability: float = 1.0
 
 
 def _small(mask: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
@@ -132,13 +137,13 @@ def consensus(pairwise: dict[str, dict[str, float]], parents: dict[str, tuple[st
 def candidate_signals(image: np.ndarray, masks: dict[str, np.ndarray], quality: dict[str, float],
                       parents: dict[str, tuple[str, ...]] | None = None,
                       colour: ColourProposalConfig | None = None,
-                      stability: dict[str, float] | None = None
+                      stability: dict[str, tuple[float, float]] | None = None
                       ) -> tuple[dict[str, CandidateSignals], dict[str, dict[str, float]]]:
     """Signals of every candidate in ``masks`` (name -> (H, W) bool, original pixels) of the
     (H, W, 3) uint8 ``image``. ``quality``: each candidate's own score; ``parents``: for a derived
     candidate, the candidates it was made from (they are not independent of it: a parent and its
     child are left out of each other's consensus, as are two children of one parent);
-    ``stability``: a candidate's agreement with itself under flips, where measured (the student).
+    ``stability``: a candidate's agreement with itself (under flips, zoomed out), where measured (the student).
     Returns (signals per candidate, the pairwise IoUs ``[a][b]`` they were computed from)."""
     fov, rim = field_and_rim(image, colour)
     small = {name: _small(m, fov.shape) for name, m in masks.items()}
@@ -148,10 +153,11 @@ def candidate_signals(image: np.ndarray, masks: dict[str, np.ndarray], quality: 
     agree = consensus(pairwise, parents)
     signals = {}
     for name, m in small.items():
+        flips, zoom = (stability or {}).get(name, (1.0, 1.0))
         signals[name] = CandidateSignals(
             consensus=agree[name], quality=float(np.clip(quality.get(name, 0.0), 0, 1)),
             rim=float((m & rim).sum() / max(rim.sum(), 1)), outside=float((m & ~fov).sum() / max(m.sum(), 1)),
-            area=float(m.mean()), solidity=solidity(m), stability=float((stability or {}).get(name, 1.0)))
+            area=float(m.mean()), solidity=solidity(m), stability=float(flips), zoom_stability=float(zoom))
     return signals, pairwise
 
 
@@ -214,6 +220,7 @@ def confidence_terms(signals: dict[str, CandidateSignals], pairwise: dict[str, d
       how much the routes to a mask agree); with a single candidate, its own score;
     * ``stability``: the student's flip agreement (1 without a student);
     * ``student_score``: the student's own soft IoU (1 without a student);
+    * ``zoom``: the student's agreement with itself on the zoomed-out image (1 without a student);
     * ``plausibility``: (1 - rim coverage) x (1 - share on the vignette) of the delivered mask."""
     names = [n for n in (agreement_among or signals) if n in signals]
     agreement = source_agreement(pairwise or {}, names) if len(names) > 1 and pairwise else signals[delivered].quality
@@ -221,6 +228,7 @@ def confidence_terms(signals: dict[str, CandidateSignals], pairwise: dict[str, d
     d = signals[delivered]
     return {"agreement": float(agreement), "stability": student.stability if student else 1.0,
             "student_score": student.quality if student else 1.0,
+            "zoom": student.zoom_stability if student else 1.0,
             "plausibility": (1 - d.rim) * (1 - d.outside)}
 
 
@@ -246,6 +254,8 @@ def reasons(signals: dict[str, CandidateSignals], pairwise: dict[str, dict[str, 
         found.append("candidates spread")
     if terms["stability"] < LOW_STABILITY:
         found.append("the student changes its mask when the image is flipped")
+    if terms["zoom"] < LOW_STABILITY:
+        found.append("the student changes its mask when the image is zoomed out")
     if "student" in signals and terms["student_score"] < LOW_QUALITY:
         found.append("the student is unsure of the outline")
     if s.outside > HIGH_OUTSIDE:

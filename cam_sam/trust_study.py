@@ -47,18 +47,19 @@ CONFIG: dict[str, Any] = {
     "thresholds": [round(0.3 + 0.025 * k, 3) for k in range(25)],   # 0.3 ... 0.9
     "arbiter_weights": [QUALITY_WEIGHT, RIM_WEIGHT, OUTSIDE_WEIGHT],
     "confidence_setups": [
-        {"label": "default (arbiter)", "candidates": ["colour", "student", "student_box", "vote", "colour_region"],
+        {"label": "arbiter", "candidates": ["colour", "student", "student_box", "vote", "colour_region"],
          "pool": ["colour", "student", "student_box", "vote"], "delivered": "arbiter"},
-        {"label": "default, agreement of colour, student, colour regions",
+        {"label": "arbiter, agreement of colour, student, colour regions",
          "candidates": ["colour", "student", "colour_region"],
          "pool": ["colour", "student", "student_box", "vote"], "delivered": "arbiter"},
-        {"label": "default, agreement of student and colour regions", "candidates": ["student", "colour_region"],
+        {"label": "arbiter, agreement of student and colour regions", "candidates": ["student", "colour_region"],
          "pool": ["colour", "student", "student_box", "vote"], "delivered": "arbiter"},
-        {"label": "fast (student + colour regions)", "candidates": ["student", "colour_region"],
+        {"label": "default = fast (student + colour regions)", "candidates": ["student", "colour_region"],
          "pool": ["student"], "delivered": "student"},
         {"label": "fast, student alone", "candidates": ["student"], "pool": ["student"], "delivered": "student"},
     ],
     "confidence_terms": [["agreement"], ["agreement", "stability"], ["agreement", "stability", "student_score"],
+                         ["agreement", "stability", "student_score", "zoom"],
                          ["agreement", "plausibility"], ["agreement", "stability", "plausibility"]],
     "out": "results/trust_study",
 }

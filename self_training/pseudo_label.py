@@ -1,10 +1,8 @@
 """Pseudo-masks for self-training: the zero-shot pipeline over the training images, no mask file opened.
 
-    python -m self_training.pseudo_label                                   # the default pipeline as teacher
+    python -m self_training.pseudo_label --set out_dir=results/pseudo_r4_crops   # colour AND student_r2and
     python -m self_training.pseudo_label --set preset=zero_shot ...        # round 1: colour proposals only
-    python -m self_training.pseudo_label --set student_checkpoint=model_checkpoints/student_r2and.pt \
-        --set proposals='["colour","student"]' --set final_sources='["colour","student"]' \
-        --set final_rule=vote --set out_dir=results/pseudo_r4_crops     # rounds 2-AND to 4: colour AND a student
+    python -m self_training.pseudo_label --set preset=arbiter ...          # the arbiter as teacher
     ... --set image_dir=../shared/data/ISIC2017_full_frames/images --set holdout_every=0 \
         --set out_dir=results/pseudo_r4_frames                          # the same teacher on whole frames
 
@@ -34,6 +32,10 @@ from common.runs import ResumableRun
 from self_training.data import UNCERTAINTY_SCALE
 from self_training.holdout import HOLDOUT_EVERY, self_training_ids
 
+# The teacher of rounds 2-AND to 4 (it labelled the default student's training frames).
+TEACHER: dict[str, Any] = {"methods": [], "proposals": ["colour", "student"], "final_sources": ["colour", "student"],
+                           "final_rule": "vote", "student_checkpoint": "model_checkpoints/student_r2and.pt"}
+
 CONFIG: dict[str, Any] = {
     "preset": None,                    # a named group of settings of cam_sam.evaluation.PRESETS ("zero_shot")
     "dataset": DATA_CONFIG["dataset"],
@@ -51,7 +53,10 @@ CONFIG: dict[str, Any] = {
     "results_root": "results",
     "out_dir": None,                   # None: results/pseudo_<time>; a path: resume there
     **PIPELINE_CONFIG,
-    "methods": [],                     # no CAM (as the default pipeline)
+    # the teacher: colour proposals -> LiteMedSAM AND a student (pixels both call lesion), the best
+    # teacher of every round since 2-AND (docs/self_training.md); not the default pipeline, whose
+    # student alone would label its own training data
+    **TEACHER,
 }
 
 log = logging.getLogger("self_training.pseudo_label")

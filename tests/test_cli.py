@@ -15,7 +15,8 @@ def _run(module: str, *sets: str) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("module, sets, expected", [
     ("cam_sam.segment", ["data_root=/nonexistent/isic", "synthetic_if_missing=false"], "/nonexistent/isic"),
     ("cam_sam.segment", ["split=holiday", "data_root=."], "holiday"),
-    ("cam_sam.segment", ["segmenter=sam_vit_b", "segmenter_checkpoint=/nowhere/sam.pth", "image_dir={tmp}/images"], "/nowhere/sam.pth"),
+    ("cam_sam.segment", ["preset=arbiter", "segmenter=sam_vit_b", "segmenter_checkpoint=/nowhere/sam.pth",
+                         "image_dir={tmp}/images"], "/nowhere/sam.pth"),
     ("classification.test", ["checkpoint=/nowhere/clf.pth"], "/nowhere/clf.pth"),
 ])
 def test_user_errors_are_one_line(tmp_path, module, sets, expected):

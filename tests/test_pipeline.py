@@ -119,11 +119,18 @@ def test_paper_preset_point_prompts_reach_the_segmenter():
     assert out.sources["gradcam"].candidates.points.shape == points.shape
 
 
+class _ScriptedStudent:
+    """A student whose ``predict`` a test writes; it never changes its mask when zoomed out."""
+
+    def zoom_agreement(self, image, prob):
+        return 1.0
+
+
 def test_student_sources_need_a_student_and_skip_the_encoder():
     with pytest.raises(ValueError, match="student"):
         CamSamPipeline(None, None, PipelineConfig(methods=[], proposals=["student"], final_sources=["student"]))
 
-    class HalfStudent:
+    class HalfStudent(_ScriptedStudent):
         def predict(self, image):
             prob = np.zeros(image.shape[:2], np.float32)
             prob[40:80, 60:100] = 0.9
@@ -138,7 +145,7 @@ def test_student_sources_need_a_student_and_skip_the_encoder():
 
 
 def test_vote_keeps_pixels_most_final_sources_agree_on():
-    class LeftStudent:
+    class LeftStudent(_ScriptedStudent):
         def predict(self, image):
             prob = np.zeros(image.shape[:2], np.float32)
             prob[40:80, 50:90] = 0.9          # shifted 10 px left of the dark square at [40:80, 60:100]
@@ -156,7 +163,7 @@ def test_vote_keeps_pixels_most_final_sources_agree_on():
 
 
 def test_vote_of_colour_and_student_is_their_intersection():
-    class LeftStudent:
+    class LeftStudent(_ScriptedStudent):
         def predict(self, image):
             prob = np.zeros(image.shape[:2], np.float32)
             prob[40:80, 50:90] = 0.9

@@ -30,8 +30,10 @@ def test_end_to_end_on_generated_images(tmp_path, synthetic_root):
     run = tmp_path / "run"
     ids = sorted(p.stem for p in (synthetic_root / "ISIC-2017_Validation_Data").glob("*.png"))
     assert sorted(metrics["per_image"]) == ids
-    sources = ["colour", "student", "student_box", "colour_region"]            # no CAM by default
-    assert set(metrics["summary"]) == {*sources, "vote", "final", "oracle_final", *(f"oracle_{s}" for s in sources)}
+    sources = ["student", "colour_region"]        # the default: the shipped student, no CAM, no segmenter
+    assert set(metrics["summary"]) == {*sources, "final", "oracle_final", *(f"oracle_{s}" for s in sources)}
+    assert all(rec["final"]["source"] == "student" for rec in metrics["per_image"].values())
+    assert read_json(run / "config.json")["student_checkpoint"] == "model_checkpoints/student_r4fe.pt"
     s = metrics["summary"]["final"]
     assert s["n_images"] == 3 and s["n_failed"] == 0 and s["iou"] > 0.7     # generated lesions are easy
     for key in ("iou", "dice", "precision", "recall", "f1", "n_images", "n_failed"):
@@ -44,6 +46,19 @@ def test_end_to_end_on_generated_images(tmp_path, synthetic_root):
     # the oracle can only be as good or better than the honest choice among the same candidates
     for image_id in ids:
         rec = metrics["per_image"][image_id]
+        assert rec["oracle_final"]["iou"] >= rec["final"]["iou"] - 1e-9
+        assert 0.0 <= rec["final"]["confidence"] <= 1.0
+
+
+def test_the_arbiter_preset_runs_teacher_student_and_box_through_litemedsam(tmp_path, synthetic_root):
+    metrics = _run(tmp_path, synthetic_root, "preset=arbiter")
+    sources = ["colour", "student", "student_box", "colour_region"]
+    assert set(metrics["summary"]) == {*sources, "vote", "final", "oracle_final", *(f"oracle_{s}" for s in sources)}
+    assert metrics["summary"]["final"]["iou"] > 0.7
+    config = read_json(tmp_path / "run" / "config.json")
+    assert config["final_rule"] == "arbiter" and config["student_checkpoint"] == "model_checkpoints/student_r3and.pt"
+    for rec in metrics["per_image"].values():
+        assert rec["final"]["source"] in (*sources, "vote")
         assert rec["oracle_colour"]["iou"] >= rec["colour"]["iou"] - 1e-9
 
 

@@ -103,6 +103,39 @@ def test_flip_agreement():
     assert flip_agreement(apart) == pytest.approx(1 / 3)
 
 
+class _FollowsTheLesion(torch.nn.Module):
+    """Calls lesion the reddest pixels (red minus blue; never the black border or its blend with
+    the skin): its mask moves with the image."""
+
+    def forward(self, x):
+        return torch.where(x[:, :1] - x[:, 2:] > 0.6, 20.0, -20.0)
+
+
+class _IgnoresTheImage(torch.nn.Module):
+    """Calls lesion a fixed disk of the input frame, whatever the image shows."""
+
+    def forward(self, x):
+        size = x.shape[-1]
+        yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+        disk = ((yy - size / 2) ** 2 + (xx - size / 2) ** 2 < (size / 5) ** 2).float()
+        return (40 * disk - 20).expand(len(x), 1, size, size)
+
+
+def test_zoom_agreement_is_high_for_a_student_that_follows_the_lesion():
+    image = np.full((120, 160, 3), (220, 180, 160), np.uint8)         # skin: red - blue 60
+    yy, xx = np.mgrid[:120, :160]
+    image[(yy - 60) ** 2 + (xx - 80) ** 2 < 30 ** 2] = (120, 60, 20)   # lesion: red - blue 100
+    config = StudentConfig(input_size=64)
+    follows = StudentSegmenter(_FollowsTheLesion(), config, tta=False)
+    ignores = StudentSegmenter(_IgnoresTheImage(), config, tta=False)
+    high = follows.zoom_agreement(image, follows.predict_proba(image))
+    low = ignores.zoom_agreement(image, ignores.predict_proba(image))
+    assert high > 0.85 and low < 0.7, (high, low)
+    empty = np.zeros((120, 160), np.float32)
+    assert StudentSegmenter(_FollowsTheLesion(), config, tta=False).zoom_agreement(
+        np.full((120, 160, 3), (220, 180, 160), np.uint8), empty) == 1.0          # nothing either way: they agree
+
+
 def test_start_extends_an_earlier_run_in_another_folder(tmp_path):
     root = write_synthetic_isic(tmp_path / "data", n_images=3, split="train")
     common = {"data_root": root, "holdout_every": 0, "prompts.n_perturbations": 0}

@@ -82,6 +82,17 @@ def test_confidence_drops_when_the_mask_drifts_from_the_lesion(lesion):
             or "edge of the field" in values["grown into the vignette"].reason)
 
 
+def test_a_student_that_changes_its_mask_when_zoomed_out_is_trusted_less(lesion):
+    masks = {"student": lesion.mask, "colour_region": lesion.mask}
+    steady, pairwise = candidate_signals(lesion.image, masks, {"student": 0.9, "colour_region": 0.9},
+                                         stability={"student": (0.95, 0.95)})
+    wobbly, _ = candidate_signals(lesion.image, masks, {"student": 0.9, "colour_region": 0.9},
+                                  stability={"student": (0.95, 0.5)})
+    sure, unsure = mask_trust(steady, "student", pairwise=pairwise), mask_trust(wobbly, "student", pairwise=pairwise)
+    assert unsure.confidence < sure.confidence - 0.3 and unsure.flagged and not sure.flagged
+    assert "zoomed out" in unsure.reason and wobbly["student"].zoom_stability == 0.5
+
+
 def test_a_lone_source_is_trusted_by_its_own_score(lesion):
     unsure = mask_trust(*_lone(lesion, 0.4))
     sure = mask_trust(*_lone(lesion, 0.95))
