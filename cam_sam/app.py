@@ -1,4 +1,4 @@
-"""A web page for the zero-shot pipeline: drop a dermoscopy image, see the CAM with its prompts,
+"""A web page for the pipeline: drop a dermoscopy image, see the CAM with its prompts,
 the delivered mask, its uncertainty, the chosen source and its predicted IoU, the lesion's predicted
 class (a three-class classifier); download the mask.
 
@@ -125,9 +125,10 @@ def summary(result: ServiceResult, name: str) -> str:
         errors = "; ".join(f"{s}: {o.error}" for s, o in out.sources.items() if o.error)
         return f"**No mask for {name}**: no prompt source produced one ({errors})."
     chosen = result.chosen
+    score_name = "the student's own score (soft IoU)" if out.final_source == "student" else "predicted IoU"
     lines = [f"**{name}** segmented in {result.seconds:.1f} s",
              f"- chosen source: **{out.final_source}**",
-             f"- predicted IoU: **{chosen.score:.3f}** (selection score {chosen.selection_score:.3f})"
+             f"- {score_name}: **{chosen.score:.3f}** (selection score {chosen.selection_score:.3f})"
              if chosen is not None else "- predicted IoU: n/a (voted mask)",
              f"- mask area: {100 * out.final_mask.mean():.1f} % of the image"]
     if out.trust is not None:
@@ -231,9 +232,11 @@ def make_handler(service: SegmentationService, timeout_s: float = 120):
 def build_page(service: SegmentationService, cfg: dict[str, Any]):
     import gradio as gr
 
-    with gr.Blocks(title="CAM to segmentation: zero-shot skin lesions") as page:
-        gr.Markdown("## Zero-shot skin-lesion segmentation\nA classifier's CAM and colour cues prompt a "
-                    "promptable segmenter; no pixel label was used to build it. Not a medical device.")
+    with gr.Blocks(title="Skin-lesion segmentation without pixel labels") as page:
+        gr.Markdown("## Skin-lesion segmentation without pixel labels\nA student segmenter self-trained on "
+                    "the classifier's backbone delivers the mask; choose a segmenter to let the classifier's CAM "
+                    "and colour cues prompt it instead. No pixel label was used to build either. "
+                    "Not a medical device.")
         with gr.Row():
             with gr.Column(scale=1):
                 image_file = gr.File(label="dermoscopy image", file_types=["image"], elem_id="image-upload")
