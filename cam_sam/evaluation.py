@@ -19,7 +19,7 @@ from cam_sam.build import DATA_CONFIG, OUTPUT_CONFIG, PIPELINE_CONFIG, PIPELINE_
 from cam_sam.multiclass import CLASS_RULES, LesionClassifier, label_map, multiclass_summary, pixel_confusion, true_label
 from cam_sam.pipeline import ImageOutput
 from cam_sam.postprocess import postprocess_mask
-from cam_sam.trust import ARBITER_REVIEW_THRESHOLD, REVIEW_THRESHOLD
+from cam_sam.trust import ARBITER_REVIEW_THRESHOLD, FAST_REVIEW_THRESHOLD, REVIEW_THRESHOLD
 from common.devices import resolve_device
 from common.distributed import Shard
 from common.io import read_json, resolve_run_dir, write_csv, write_json, write_npy, write_png
@@ -51,6 +51,12 @@ MULTICLASS_CHECKPOINT = "model_checkpoints/classifier_3class.pt"   # the shipped
 STUDENT_CHECKPOINT = PIPELINE_CONFIG["student_checkpoint"]          # the default's student (round 4, frames)
 ARBITER_STUDENT_CHECKPOINT = "model_checkpoints/student_r3and.pt"   # the arbiter's partner (round 3-AND)
 
+# The default configuration spelled out (PipelineConfig's and PIPELINE_CONFIG's defaults).
+STUDENT_PRESET: dict[str, Any] = {
+    "methods": [], "proposals": ["student", "colour_region"], "final_sources": ["student"], "final_rule": "select",
+    "student_weight": 0.0, "student_checkpoint": STUDENT_CHECKPOINT, "zoom_stability": True,
+    "review_threshold": REVIEW_THRESHOLD}
+
 # Named configurations; ``--set preset=NAME`` applies one, other --set values apply on top.
 PRESETS: dict[str, dict[str, Any]] = {
     # The paper's protocol as the paper describes it (not as its code does): box from the CAM
@@ -67,9 +73,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     # regions (no segmenter either) only give its confidence an independent second opinion. Round 4
     # on whole frames with the fine-tuned three-class classifier as its encoder: the best segmenter
     # on both evaluation sets (docs/self_training.md). It is the default; the preset pins it by name.
-    "fast": {"methods": [], "proposals": ["student", "colour_region"], "final_sources": ["student"],
-             "final_rule": "select", "student_weight": 0.0, "student_checkpoint": STUDENT_CHECKPOINT,
-             "review_threshold": REVIEW_THRESHOLD},
+    "student": STUDENT_PRESET,
+    # The same masks at the least cost: the confidence goes without the student's zoom-out pass (it
+    # ranks failures a little less well: docs/trust.md).
+    "fast": {**STUDENT_PRESET, "zoom_stability": False, "review_threshold": FAST_REVIEW_THRESHOLD},
     # The route through the segmenter (the default during round 4): the arbiter of cam_sam.trust among
     # the teacher (colour proposals -> LiteMedSAM), the round 3-AND student (its best partner,
     # docs/trust.md) and the student's box decoded by LiteMedSAM. The page's segmenter choices run it.

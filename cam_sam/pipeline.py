@@ -8,7 +8,8 @@ points); ``colour`` lesion proposals (:mod:`cam_sam.proposals`); and, with a tra
 candidates are decoded against the same image embedding; within a source and then among the
 sources named in ``final_sources``, the mask with the highest selection score is delivered: the
 segmenter's predicted IoU plus a small weight times the candidate's agreement with the others
-(plus, with ``student_weight``, its IoU with the student's mask).
+(plus, with ``student_weight``, its IoU with the student's mask). The default configuration
+(``PipelineConfig()``) runs the student and the colour regions only: no encoding, no decoding.
 
 The pipeline never sees a ground-truth mask: :meth:`CamSamPipeline.segment` takes the image alone.
 It returns every candidate mask with its predicted IoU, so an evaluator may compute an *oracle*
@@ -166,6 +167,10 @@ class PipelineConfig:
     that is empty) or "arbiter" (among the final sources' masks and their vote, the highest
     label-free arbiter score of :mod:`cam_sam.trust`: agreement between independent sources, the
     source's own score, plausibility)."""
+    zoom_stability: bool = True
+    """Measure the student's agreement with itself on the zoomed-out image for the confidence
+    (:meth:`StudentSegmenter.zoom_agreement`: one more student pass, about 0.04 s on the 2-core
+    CPU); it never changes a mask. Off in the preset "fast"."""
     review_threshold: float = REVIEW_THRESHOLD
     """A delivered mask whose confidence (:mod:`cam_sam.trust`) is below this is flagged for review."""
     prompts: PromptConfig = field(default_factory=PromptConfig)
@@ -342,7 +347,7 @@ class CamSamPipeline:
                             selection=selection)
 
     def _student_mask(self, image: np.ndarray) -> StudentPrediction:
-        return student_mask(self.student, image, self.config.postprocess, zoom=True)
+        return student_mask(self.student, image, self.config.postprocess, zoom=self.config.zoom_stability)
 
     def _student_box_prompts(self, mask: np.ndarray, rng: np.random.Generator):
         """The student mask's box, padded, and perturbed copies (row 0 unperturbed); None when empty."""

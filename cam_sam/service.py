@@ -5,7 +5,7 @@ once and shared by all requests.
 A request names a classifier, a CAM method and a segmenter by their labels; the service keeps one
 explainer per classifier, one segmenter per segmenter and one pipeline per combination. The CAM is
 always computed (it is what the page shows). The ``student`` choice runs the default pipeline
-(preset ``fast``: the self-trained student, no segmenter); a segmenter choice runs the preset
+(preset ``student``: the self-trained student, no segmenter); a segmenter choice runs the preset
 ``arbiter`` through that segmenter (teacher, student and its box; the CAM's box decoded and shown
 beside them).
 """
@@ -27,7 +27,7 @@ from common.metrics import mask_metrics
 from data.isic import DataError, check_image_content
 from explainers.cams import CamResult
 
-STUDENT_CHOICE = "student"     # the segmenter choice that runs the default, preset "fast" (no segmenter)
+STUDENT_CHOICE = "student"     # the segmenter choice that runs the default, preset "student" (no segmenter)
 SEGMENTER_PRESET = "arbiter"   # what a segmenter choice runs (cam_sam.evaluation.PRESETS)
 MAX_PIXELS = 40_000_000        # larger images are refused: decoding them would exhaust memory
 MIN_SIDE = 32                  # shorter sides are refused: nothing to see at CAM resolution
@@ -90,7 +90,7 @@ class SegmentationService:
             raise ValueError(f"unknown classifier {classifier!r}; available: {list(self.classifiers)}")
         cfg = merge(self.base, {"classifier_checkpoint": self.classifiers[classifier]})
         if segmenter == STUDENT_CHOICE:
-            return merge(cfg, PRESETS["fast"])
+            return merge(cfg, PRESETS[STUDENT_CHOICE])
         if segmenter not in self.segmenters:
             raise ValueError(f"unknown segmenter {segmenter!r}; available: {self.segmenter_choices}")
         name, checkpoint = self.segmenters[segmenter]

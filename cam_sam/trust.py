@@ -50,6 +50,7 @@ OUTSIDE_WEIGHT = 1.0       # x the share of the mask on the vignette
 # thresholds (each the largest on a grid of 0.025 steps that flags at most 25 % of train_every18 for
 # its configuration, then reported on validation) and the thresholds behind each plain-words reason.
 REVIEW_THRESHOLD = 0.5     # the default (the student alone): confidence below this is flagged for a human look
+FAST_REVIEW_THRESHOLD = 0.55     # the same without the zoom term (preset "fast")
 ARBITER_REVIEW_THRESHOLD = 0.6   # the arbiter over teacher and student (preset "arbiter"; chosen in round 4)
 CONFIDENCE_TERMS = ("agreement", "stability", "student_score", "zoom")   # the factors of confidence_terms multiplied
 LOW_STABILITY = 0.8        # flip (zoom) agreement below this: "the student changes its mask when the image is

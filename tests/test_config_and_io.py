@@ -83,3 +83,12 @@ def test_a_run_resumes_after_the_project_adds_a_setting_at_its_default(tmp_path)
         ResumableRun(tmp_path / "other", {"a": 1, "new": True}, defaults=defaults)
     with pytest.raises(SystemExit, match=r"keys \['a'\] differ"):              # an old setting changed
         ResumableRun(tmp_path, {"a": 2, "group": {"b": 2, "c": "x"}, "new": False}, defaults=defaults)
+
+
+def test_the_student_preset_is_the_default_spelled_out():
+    """preset=student pins the default by name: applied to the defaults it changes nothing."""
+    from cam_sam.evaluation import PRESETS, SEGMENT_CONFIG
+
+    assert all(SEGMENT_CONFIG[k] == v for k, v in PRESETS["student"].items())
+    fast = PRESETS["fast"]
+    assert {k for k in fast if fast[k] != PRESETS["student"][k]} == {"zoom_stability", "review_threshold"}
