@@ -196,3 +196,20 @@ def test_a_model_file_the_run_would_never_open_is_refused(tmp_path, synthetic_ro
 def test_a_segmenter_checkpoint_without_a_segmenter_source_is_refused(tmp_path, synthetic_root):
     with pytest.raises(SystemExit, match="segmenter_checkpoint=medsam_vit_b.pth is not used"):
         _run(tmp_path, synthetic_root, "preset=fast", "segmenter=medsam", "segmenter_checkpoint=medsam_vit_b.pth")
+
+
+def test_the_fast_preset_delivers_the_default_masks(tmp_path, synthetic_root):
+    """The zoom-out pass only feeds the confidence: without it (preset=fast) every mask is the same."""
+    default = segment.main(["--set", f"data_root={synthetic_root}", "--set", f"out_dir={tmp_path / 'default'}",
+                            "--set", f"results_root={tmp_path}", "--set", "n_overlays=0"])
+    fast = segment.main(["--set", f"data_root={synthetic_root}", "--set", f"out_dir={tmp_path / 'fast'}",
+                         "--set", f"results_root={tmp_path}", "--set", "n_overlays=0", "--set", "preset=fast"])
+    for image_id in default["per_image"]:
+        a = np.asarray(Image.open(tmp_path / "default" / "masks" / f"{image_id}.png"))
+        b = np.asarray(Image.open(tmp_path / "fast" / "masks" / f"{image_id}.png"))
+        assert np.array_equal(a, b)
+        zoom = read_json(tmp_path / "default" / "records" / f"{image_id}.json")["trust"]["signals"]["student"]
+        assert 0.0 <= zoom["zoom_stability"] <= 1.0
+        unzoomed = read_json(tmp_path / "fast" / "records" / f"{image_id}.json")["trust"]["signals"]["student"]
+        assert unzoomed["zoom_stability"] == 1.0       # not measured
+    assert fast["summary"]["final"]["iou"] == pytest.approx(default["summary"]["final"]["iou"])
