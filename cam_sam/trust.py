@@ -21,7 +21,14 @@ Signals of one candidate (all in [0, 1], computed on a copy whose longer side is
 * ``area``: the mask's share of the image; ``solidity``: area over convex-hull area;
 * ``stability``: the mean IoU of the student's masks of the flipped image (1 where not measured);
 * ``zoom_stability``: the IoU of the student's mask with its mask of the zoomed-out image (a black
-  border added, :meth:`models.student.StudentSegmenter.zoom_agreement`; 1 where not measured).
+  border added, :meth:`models.student.StudentSegmenter.zoom_agreement`; 1 where not measured);
+* ``contrast``: the lightness-weighted CIELAB distance (:func:`contrast_lab`: L x
+  :data:`LIGHTNESS_WEIGHT`, a and b as they are) between the mask's mean colour and that of a
+  ring of skin just outside it (:data:`CONTRAST_RING` wide, inside the field
+  of view): a lesion differs from the skin around it, a mask that took the skin itself (the
+  student's usual failure on a small, faint lesion in a whole frame) does not. A mask with no
+  ring of field around it (it fills the field) has contrast 0. Not in [0, 1]; ``None`` where not
+  measured (records written before it existed).
 
 The arbiter's score is ``consensus + QUALITY_WEIGHT x quality - RIM_WEIGHT x rim - OUTSIDE_WEIGHT x
 outside`` (the constants below, and how they were chosen). The confidence of the delivered mask
@@ -40,6 +47,11 @@ from common.geometry import pairwise_iou
 
 WORK_SIDE = 256            # px: the longer side signals are computed at
 RIM_FRACTION = 0.03        # width of the field-of-view rim band, a fraction of the longer side
+CONTRAST_RING = 0.05       # width of the ring of skin around a mask for its colour contrast, a fraction of the longer side
+LIGHTNESS_WEIGHT = 2.55    # L (0-100) is stretched to 0-255 before the distance, as in OpenCV's 8-bit CIELAB: a lesion
+                           # differs from skin most in lightness (unweighted Delta E 1976: AUROC 0.85 / 0.91 alone,
+                           # weighted 0.89 / 0.89, default on validation / train_every18; docs/trust.md)
+MIN_RING_PIXELS = 10       # fewer ring pixels than this (at the work size): no skin around the mask, contrast 0
 
 # The arbiter's weights (chosen on both evaluation sets together, over three students: docs/trust.md).
 QUALITY_WEIGHT = 0.5       # x the source's own score
@@ -49,10 +61,15 @@ OUTSIDE_WEIGHT = 1.0       # x the share of the mask on the vignette
 # The confidence (its terms chosen on both evaluation sets together: docs/trust.md), the review
 # thresholds (each the largest on a grid of 0.025 steps that flags at most 25 % of train_every18 for
 # its configuration, then reported on validation) and the thresholds behind each plain-words reason.
-REVIEW_THRESHOLD = 0.5     # the default (the student alone): confidence below this is flagged for a human look
-FAST_REVIEW_THRESHOLD = 0.55     # the same without the zoom term (preset "fast")
-ARBITER_REVIEW_THRESHOLD = 0.6   # the arbiter over teacher and student (preset "arbiter"; chosen in round 4)
-CONFIDENCE_TERMS = ("agreement", "stability", "student_score", "zoom")   # the factors of confidence_terms multiplied
+REVIEW_THRESHOLD = 0.45    # the default (the student alone): confidence below this is flagged for a human look
+FAST_REVIEW_THRESHOLD = 0.475    # the same without the zoom term (preset "fast")
+ARBITER_REVIEW_THRESHOLD = 0.55  # the arbiter over teacher and student (preset "arbiter")
+CONFIDENCE_TERMS = ("agreement", "stability", "student_score", "zoom", "contrast")   # the factors of
+                                                                        # confidence_terms multiplied
+CONTRAST_SCALE = 30.0      # contrast at and above which the contrast term is 1 (min(1, contrast / this)); chosen
+                           # among 10-40 for the best mean AUROC over both sets and the default, fast and
+                           # arbiter presets together (docs/trust.md, session 5)
+LOW_CONTRAST = 0.5         # contrast term below this (distance < 15): "the mask barely differs in colour from the skin around it"
 LOW_STABILITY = 0.8        # flip (zoom) agreement below this: "the student changes its mask when the image is
                            # flipped" ("... zoomed out")
 LOW_AGREEMENT = 0.7        # colour-student IoU (or agreement) below this: "teacher and student disagree"
@@ -74,6 +91,7 @@ class CandidateSignals:
     solidity: float
     stability: float = 1.0
     zoom_stability: float = 1.0
+    contrast: float | None = None
 
 
 def _small(mask: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
@@ -87,12 +105,39 @@ def work_shape(hw: tuple[int, int]) -> tuple[int, int]:
     return max(1, round(hw[0] * scale)), max(1, round(hw[1] * scale))
 
 
+def work_image(image: np.ndarray) -> np.ndarray:
+    """The (H, W, 3) uint8 image resized (area-averaged) to the work size of :func:`work_shape`."""
+    hw = work_shape(image.shape[:2])
+    return cv2.resize(image, (hw[1], hw[0]), interpolation=cv2.INTER_AREA)
+
+
+def contrast_lab(image: np.ndarray) -> np.ndarray:
+    """(h, w, 3) float32 CIELAB of the work-size copy of the (H, W, 3) uint8 RGB ``image``, its
+    lightness (0-100) multiplied by :data:`LIGHTNESS_WEIGHT`."""
+    lab = cv2.cvtColor(work_image(image).astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
+    lab[..., 0] *= LIGHTNESS_WEIGHT
+    return lab
+
+
+def colour_contrast(lab: np.ndarray, mask: np.ndarray, fov: np.ndarray) -> float:
+    """Euclidean distance between the mean colour of ``mask`` and of the ring of field around it.
+    ``lab``: (h, w, 3) float32 from :func:`contrast_lab` (the work size); ``mask``, ``fov``: (h, w)
+    bool there. The ring is :data:`CONTRAST_RING` x the longer side wide, outside the mask and
+    inside the field of view; an empty mask, or one with (almost) no ring (it fills the field), gives 0."""
+    width = max(1, round(CONTRAST_RING * max(mask.shape)))
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * width + 1, 2 * width + 1))
+    ring = cv2.dilate(mask.astype(np.uint8), disc).astype(bool) & ~mask & fov
+    if not mask.any() or ring.sum() < MIN_RING_PIXELS:
+        return 0.0
+    return float(np.linalg.norm(lab[mask].mean(0) - lab[ring].mean(0)))
+
+
 def field_and_rim(image: np.ndarray, colour: ColourProposalConfig | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(field of view, its rim band), both (h, w) bool at the work size. The field of view is
     :func:`cam_sam.proposals.field_of_view` (the dark vignette removed); the rim is the band of
     ``RIM_FRACTION`` of the longer side inside the field's edge (or the image border)."""
-    hw = work_shape(image.shape[:2])
-    small = cv2.resize(image, (hw[1], hw[0]), interpolation=cv2.INTER_AREA)
+    small = work_image(image)
+    hw = small.shape[:2]
     colour = colour or ColourProposalConfig()
     fov = field_of_view(cv2.GaussianBlur(small, (0, 0), colour.blur_sigma), colour)
     if fov.sum() < 0.2 * fov.size:       # no plausible field (a dark image): the whole image
@@ -147,6 +192,7 @@ def candidate_signals(image: np.ndarray, masks: dict[str, np.ndarray], quality: 
     ``stability``: a candidate's agreement with itself (under flips, zoomed out), where measured (the student).
     Returns (signals per candidate, the pairwise IoUs ``[a][b]`` they were computed from)."""
     fov, rim = field_and_rim(image, colour)
+    lab = contrast_lab(image)
     small = {name: _small(m, fov.shape) for name, m in masks.items()}
     names = list(small)
     matrix = pairwise_iou(np.stack([small[n] for n in names]))
@@ -158,7 +204,8 @@ def candidate_signals(image: np.ndarray, masks: dict[str, np.ndarray], quality: 
         signals[name] = CandidateSignals(
             consensus=agree[name], quality=float(np.clip(quality.get(name, 0.0), 0, 1)),
             rim=float((m & rim).sum() / max(rim.sum(), 1)), outside=float((m & ~fov).sum() / max(m.sum(), 1)),
-            area=float(m.mean()), solidity=solidity(m), stability=float(flips), zoom_stability=float(zoom))
+            area=float(m.mean()), solidity=solidity(m), stability=float(flips), zoom_stability=float(zoom),
+            contrast=colour_contrast(lab, m, fov))
     return signals, pairwise
 
 
@@ -222,6 +269,7 @@ def confidence_terms(signals: dict[str, CandidateSignals], pairwise: dict[str, d
     * ``stability``: the student's flip agreement (1 without a student);
     * ``student_score``: the student's own soft IoU (1 without a student);
     * ``zoom``: the student's agreement with itself on the zoomed-out image (1 without a student);
+    * ``contrast``: ``min(1, contrast / CONTRAST_SCALE)`` of the delivered mask (1 where not measured);
     * ``plausibility``: (1 - rim coverage) x (1 - share on the vignette) of the delivered mask."""
     names = [n for n in (agreement_among or signals) if n in signals]
     agreement = source_agreement(pairwise or {}, names) if len(names) > 1 and pairwise else signals[delivered].quality
@@ -230,6 +278,7 @@ def confidence_terms(signals: dict[str, CandidateSignals], pairwise: dict[str, d
     return {"agreement": float(agreement), "stability": student.stability if student else 1.0,
             "student_score": student.quality if student else 1.0,
             "zoom": student.zoom_stability if student else 1.0,
+            "contrast": 1.0 if d.contrast is None else float(min(1.0, d.contrast / CONTRAST_SCALE)),
             "plausibility": (1 - d.rim) * (1 - d.outside)}
 
 
@@ -259,6 +308,8 @@ def reasons(signals: dict[str, CandidateSignals], pairwise: dict[str, dict[str, 
         found.append("the student changes its mask when the image is zoomed out")
     if "student" in signals and terms["student_score"] < LOW_QUALITY:
         found.append("the student is unsure of the outline")
+    if terms["contrast"] < LOW_CONTRAST:
+        found.append("the mask barely differs in colour from the skin around it")
     if s.outside > HIGH_OUTSIDE:
         found.append("mask touches the vignette")
     if s.rim > HIGH_RIM:

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from cam_sam.proposals import field_of_view
-from cam_sam.trust import (REVIEW_THRESHOLD, arbitrate, candidate_signals, field_and_rim, mask_trust, solidity)
+from cam_sam.trust import (REVIEW_THRESHOLD, arbitrate, candidate_signals, colour_contrast, contrast_lab, field_and_rim,
+                           mask_trust, solidity)
 from common.metrics import auroc_fail, flag_summary, risk_coverage
 from data.synthetic import make_synthetic_sample
 
@@ -91,6 +92,30 @@ def test_a_student_that_changes_its_mask_when_zoomed_out_is_trusted_less(lesion)
     sure, unsure = mask_trust(steady, "student", pairwise=pairwise), mask_trust(wobbly, "student", pairwise=pairwise)
     assert unsure.confidence < sure.confidence - 0.3 and unsure.flagged and not sure.flagged
     assert "zoomed out" in unsure.reason and wobbly["student"].zoom_stability == 0.5
+
+
+def test_a_mask_on_plain_skin_is_trusted_less_even_when_the_sources_agree(lesion):
+    """Teacher and student both outline a patch of skin beside the lesion (they agree, flips and
+    zoom are steady): only its colour contrast with the skin around it gives it away."""
+    skin = _shifted(lesion.mask, 90, 60) & ~cv2.dilate(lesion.mask.astype(np.uint8), np.ones((15, 15), np.uint8)).astype(bool)
+    trusts, contrasts = {}, {}
+    for name, mask in {"lesion": lesion.mask, "skin": skin}.items():
+        signals, pairwise = candidate_signals(lesion.image, {"student": mask, "colour_region": mask},
+                                              {"student": 0.9, "colour_region": 0.9}, stability={"student": (0.95, 0.95)})
+        trusts[name], contrasts[name] = mask_trust(signals, "student", pairwise=pairwise), signals["student"].contrast
+    assert contrasts["lesion"] > 3 * contrasts["skin"]
+    assert trusts["skin"].confidence < trusts["lesion"].confidence - 0.3
+    assert trusts["skin"].flagged and not trusts["lesion"].flagged
+    assert "barely differs in colour from the skin around it" in trusts["skin"].reason
+
+
+def test_colour_contrast_of_a_mask_with_no_skin_around_it_is_zero(lesion):
+    fov, _ = field_and_rim(lesion.image)
+    lab = contrast_lab(lesion.image)
+    assert lab.shape[:2] == fov.shape
+    assert colour_contrast(lab, fov, fov) == 0.0 and colour_contrast(lab, np.zeros_like(fov), fov) == 0.0
+    lesion_small = cv2.resize(lesion.mask.astype(np.uint8), fov.shape[::-1], interpolation=cv2.INTER_NEAREST) > 0
+    assert colour_contrast(lab, lesion_small, fov) > 30
 
 
 def test_a_lone_source_is_trusted_by_its_own_score(lesion):
