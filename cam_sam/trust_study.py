@@ -60,6 +60,7 @@ CONFIG: dict[str, Any] = {
     ],
     "confidence_terms": [["agreement"], ["agreement", "stability"], ["agreement", "stability", "student_score"],
                          ["agreement", "stability", "student_score", "zoom"],
+                         ["agreement", "stability", "student_score", "zoom", "contrast"],
                          ["agreement", "plausibility"], ["agreement", "stability", "plausibility"]],
     "out": "results/trust_study",
 }
