@@ -106,8 +106,11 @@ def work_shape(hw: tuple[int, int]) -> tuple[int, int]:
 
 
 def work_image(image: np.ndarray) -> np.ndarray:
-    """The (H, W, 3) uint8 image resized (area-averaged) to the work size of :func:`work_shape`."""
+    """The (H, W, 3) uint8 image resized (area-averaged) to the work size of :func:`work_shape`;
+    an image already at that size is returned as it is (so a caller may resize once and pass the copy on)."""
     hw = work_shape(image.shape[:2])
+    if image.shape[:2] == hw:
+        return image
     return cv2.resize(image, (hw[1], hw[0]), interpolation=cv2.INTER_AREA)
 
 
@@ -191,8 +194,9 @@ def candidate_signals(image: np.ndarray, masks: dict[str, np.ndarray], quality: 
     child are left out of each other's consensus, as are two children of one parent);
     ``stability``: a candidate's agreement with itself (under flips, zoomed out), where measured (the student).
     Returns (signals per candidate, the pairwise IoUs ``[a][b]`` they were computed from)."""
-    fov, rim = field_and_rim(image, colour)
-    lab = contrast_lab(image)
+    small_image = work_image(image)          # resized once for the field of view and the colour contrast
+    fov, rim = field_and_rim(small_image, colour)
+    lab = contrast_lab(small_image)
     small = {name: _small(m, fov.shape) for name, m in masks.items()}
     names = list(small)
     matrix = pairwise_iou(np.stack([small[n] for n in names]))
