@@ -16,14 +16,14 @@ import pandas as pd
 import torch
 
 from cam_sam.build import DATA_CONFIG, OUTPUT_CONFIG, PIPELINE_CONFIG, PIPELINE_RESUMABLE, build_pipeline, open_data
-from cam_sam.multiclass import CLASS_RULES, LesionClassifier, label_map, multiclass_summary, pixel_confusion, true_label
+from cam_sam.multiclass import CLASS_RULES, LABEL_NAMES, LesionClassifier, label_map, multiclass_summary, pixel_confusion, true_label
 from cam_sam.pipeline import ImageOutput
 from cam_sam.postprocess import postprocess_mask
 from cam_sam.trust import ARBITER_REVIEW_THRESHOLD, FAST_REVIEW_THRESHOLD, REVIEW_THRESHOLD
 from common.devices import resolve_device
 from common.distributed import Shard
 from common.io import read_json, resolve_run_dir, write_csv, write_json, write_npy, write_png
-from common.metrics import auroc_fail, flag_summary, mask_metrics, risk_coverage
+from common.metrics import auroc_fail, failure_counts, flag_summary, mask_metrics, risk_coverage
 from common.runs import ResumableRun
 from data.isic import DataError, subset_ids
 from explainers.cams import CamResult
@@ -178,15 +178,25 @@ def segment_dataset(cfg: dict[str, Any], overlay: OverlayFn | None = None) -> di
     shard.barrier()                     # every image of every rank is done
     scored = getattr(dataset, "has_masks", True) and (not cfg["image_dir"] or bool(cfg["mask_dir"]))
     if shard.rank == 0:
-        metrics = run.write_metrics(ids, sources + ["final"], scored=scored)
-        metrics = add_trust(run, ids, metrics)
-        if lesion_classifier is not None and scored:
-            metrics = add_multiclass(run, ids, metrics, getattr(dataset, "labels", {}))
+        metrics = summarise_run(run, ids, sources, scored, getattr(dataset, "labels", {}), lesion_classifier is not None)
     shard.barrier()                     # metrics.json is written
     if shard.rank != 0:
         metrics = read_json(run_dir / "metrics.json")
     shard.close()
     metrics["run_dir"], metrics["synthetic"] = str(run_dir), synthetic
+    return metrics
+
+
+def summarise_run(run: ResumableRun, ids: list[str], sources: list[str], scored: bool,
+                  labels: dict[str, dict], multiclass: bool) -> dict[str, Any]:
+    """``metrics.json`` from the records: scores per source, trust, failure kinds by class and,
+    with ``multiclass``, the class figures."""
+    metrics = run.write_metrics(ids, sources + ["final"], scored=scored)
+    metrics = add_trust(run, ids, metrics)
+    if scored:
+        metrics = add_failures_by_class(run, metrics, labels)
+        if multiclass:
+            metrics = add_multiclass(run, ids, metrics, labels)
     return metrics
 
 
@@ -307,6 +317,25 @@ def add_trust(run: ResumableRun, ids: list[str], metrics: dict[str, Any]) -> dic
     return metrics
 
 
+def add_failures_by_class(run: ResumableRun, metrics: dict[str, Any], labels: dict[str, dict]) -> dict[str, Any]:
+    """``summary["final"]["by_class"]``: per ISIC 2017 class (where the dataset gives one), the
+    number of images, their mean IoU and their failure kinds (:func:`common.metrics.failure_counts`).
+    Written into ``metrics.json``; unchanged metrics when no image has a class."""
+    per_image = metrics["per_image"]
+    groups: dict[str, list[dict]] = {}
+    for image_id, rows in per_image.items():
+        label = true_label(labels.get(image_id, {}))
+        if label is not None and "iou" in rows.get("final", {}):
+            groups.setdefault(LABEL_NAMES[label], []).append(rows["final"])
+    if not groups or "final" not in metrics["summary"]:
+        return metrics
+    metrics["summary"]["final"]["by_class"] = {
+        name: {"n_images": len(rows), "iou": float(np.mean([r["iou"] for r in rows])),
+               "failure_kinds": failure_counts(rows)} for name, rows in sorted(groups.items())}
+    write_json(run.dir / "metrics.json", metrics)
+    return metrics
+
+
 def load_saved_cams(cam_dir: str | None, image_id: str, methods: list[str]) -> dict[str, CamResult]:
     """Heatmaps written by explainers.generate_cams (``<cam_dir>/<method>/<id>.npy``), where they exist."""
     if not cam_dir:
@@ -330,6 +359,16 @@ def print_summary(metrics: dict[str, Any], run_dir: Path, synthetic: bool) -> No
         print(f"{method:<22}{s['iou']:7.3f}{s['dice']:7.3f}{s['precision']:7.3f}{s['recall']:7.3f}"
               f"{s['share_iou_ge_0.65']:9.2f}{s['n_images']:5d}{s['n_failed']:7d}")
     final = metrics["summary"].get("final", {})
+    if "failure_kinds" in final:
+        kinds = final["failure_kinds"]
+        line = (f"failures (IoU < 0.5): {kinds['over']} over-segmented (the field around the lesion), "
+                f"{kinds['under']} under-segmented, {kinds['other']} other")
+        by_class = final.get("by_class", {})
+        if by_class:
+            line += "; by class: " + ", ".join(f"{name} {c['iou']:.3f} (n {c['n_images']}, over/under/other "
+                                             f"{c['failure_kinds']['over']}/{c['failure_kinds']['under']}/"
+                                             f"{c['failure_kinds']['other']})" for name, c in by_class.items())
+        print(line)
     if "n_flagged" in final:
         line = f"flagged for review: {final['n_flagged']} images (list: {run_dir / 'flagged.csv'})"
         if final.get("auroc_fail") is not None:

@@ -9,12 +9,23 @@ import numpy as np
 
 METRIC_NAMES = ("iou", "dice", "precision", "recall", "f1")
 IOU_SUCCESS = 0.65
+FAIL_IOU = 0.5                                   # an image below this IoU counts as a failure
+
+# The kinds of failure (IoU < FAIL_IOU) that the student's mistakes fall into. Over-segmentation:
+# the mask is more than OVER_AREA times the ground truth's area and covers more than COVERED of it
+# (the skin field outlined around a visible lesion). Under-segmentation, its mirror: the mask is
+# less than 1 / OVER_AREA of the truth's area and more than COVERED of it lies inside the truth
+# (a large faint lesion cut to a dark spot or its centre). Anything else, an empty or missing mask
+# included, is "other".
+OVER_AREA = 1.8
+COVERED = 0.6
+FAILURE_KINDS = ("over", "under", "other")
 
 
-def mask_metrics(pred: np.ndarray | None, truth: np.ndarray) -> dict[str, float]:
+def mask_metrics(pred: np.ndarray | None, truth: np.ndarray) -> dict[str, float | None]:
     """Precision, recall, F1, IoU and Dice of boolean (H, W) masks. ``pred=None`` (a failure)
     scores 0 everywhere. Conventions for empty sets: an empty prediction of an empty truth is
-    perfect (1.0); otherwise 0/0 is 0."""
+    perfect (1.0); otherwise 0/0 is 0. ``area_ratio``: the mask's area over the truth's."""
     truth = truth.astype(bool)
     if pred is None:
         return {name: 0.0 for name in METRIC_NAMES}
@@ -25,12 +36,36 @@ def mask_metrics(pred: np.ndarray | None, truth: np.ndarray) -> dict[str, float]
     fp = float(np.count_nonzero(pred & ~truth))
     fn = float(np.count_nonzero(~pred & truth))
     if tp + fp + fn == 0:
-        return {name: 1.0 for name in METRIC_NAMES}
+        return {**{name: 1.0 for name in METRIC_NAMES}, "area_ratio": 1.0}
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / (tp + fn) if tp + fn else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    # the mask's area over the truth's (None where the truth is empty): the failure kind's input
+    area_ratio = (tp + fp) / (tp + fn) if tp + fn else None
     return {"iou": tp / (tp + fp + fn), "dice": 2 * tp / (2 * tp + fp + fn), "precision": precision,
-            "recall": recall, "f1": f1}
+            "recall": recall, "f1": f1, "area_ratio": area_ratio}
+
+
+def failure_kind(metrics: dict) -> str | None:
+    """None for a success (IoU >= ``FAIL_IOU``); else ``"over"``, ``"under"`` or ``"other"`` (see
+    :data:`OVER_AREA`). ``metrics``: one image's :func:`mask_metrics` (a failed image, without
+    ``area_ratio``, is "other")."""
+    if metrics["iou"] >= FAIL_IOU:
+        return None
+    ratio = metrics.get("area_ratio")
+    if metrics.get("failed") or ratio is None:
+        return "other"
+    if ratio > OVER_AREA and metrics["recall"] > COVERED:
+        return "over"
+    if ratio < 1.0 / OVER_AREA and metrics["precision"] > COVERED:
+        return "under"
+    return "other"
+
+
+def failure_counts(rows: list[dict]) -> dict[str, int]:
+    """``{"over": n, "under": n, "other": n}`` among ``rows`` (per-image :func:`mask_metrics`)."""
+    kinds = [failure_kind(r) for r in rows]
+    return {kind: sum(k == kind for k in kinds) for kind in FAILURE_KINDS}
 
 
 def summarise(per_image: dict[str, dict[str, dict]], methods: list[str]) -> dict[str, dict]:
@@ -48,7 +83,8 @@ def summarise(per_image: dict[str, dict[str, dict]], methods: list[str]) -> dict
         ious = np.array([r["iou"] for r in rows])
         entry.update({"iou_median": float(np.median(ious)), "iou_std": float(np.std(ious)),
                       "share_iou_ge_0.65": float(np.mean(ious >= IOU_SUCCESS)),
-                      "n_images": len(rows), "n_failed": int(sum(bool(r.get("failed")) for r in rows))})
+                      "n_images": len(rows), "n_failed": int(sum(bool(r.get("failed")) for r in rows)),
+                      "failure_kinds": failure_counts(rows)})
         summary[method] = entry
     return summary
 
@@ -98,7 +134,6 @@ def row_ious(per_image: dict[str, dict], source: str | list[str]) -> dict[str, f
     return {i: float(r[key]["iou"]) for i, r in rows.items() if "iou" in r.get(key, {})}
 
 
-FAIL_IOU = 0.5                                   # an image below this IoU counts as a failure
 COVERAGES = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)       # shares of the most confident images in risk-coverage
 
 

@@ -30,7 +30,7 @@ from common.devices import resolve_device
 from common.io import resolve_run_dir, write_png
 from common.runs import ResumableRun
 from self_training.data import UNCERTAINTY_SCALE
-from self_training.holdout import HOLDOUT_EVERY, self_training_ids
+from self_training.holdout import HOLDOUT_EVERY, holdout_ids, self_training_ids
 
 # The teacher of rounds 2-AND to 4 (it labelled the default student's training frames).
 TEACHER: dict[str, Any] = {"methods": [], "proposals": ["colour", "student"], "final_sources": ["colour", "student"],
@@ -45,6 +45,8 @@ CONFIG: dict[str, Any] = {
     "image_dir": None,                 # a folder of unlabelled images instead of ISIC
     "mask_dir": None,                  # never read: kept for open_data's signature
     "holdout_every": HOLDOUT_EVERY,    # every k-th training id stays out (0: use all)
+    "held_out_only": False,            # label ONLY those held-out ids instead (a development set that
+                                       # training never sees, e.g. the source of synthetic dev pairs)
     "limit": None,                     # at most N images (in the seeded order, after "start")
     "start": 0,                        # skip the first N of the seeded order: extends an earlier run in
                                        # another out_dir (its "limit" here); training reads both folders
@@ -72,7 +74,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     run = ResumableRun(run_dir, cfg, PIPELINE_RESUMABLE | {"limit"})
     log.info("run folder: %s", run_dir)
     pipeline = build_pipeline(cfg, device)
-    ids = self_training_ids(dataset.ids, cfg["holdout_every"], cfg["seed"])[cfg["start"]:][: cfg["limit"] or None]
+    if cfg["held_out_only"]:
+        if not cfg["holdout_every"]:
+            raise SystemExit("held_out_only needs holdout_every > 0 (which ids are held out)")
+        ids = holdout_ids(dataset.ids, cfg["holdout_every"])[cfg["start"]:][: cfg["limit"] or None]
+    else:
+        ids = self_training_ids(dataset.ids, cfg["holdout_every"], cfg["seed"])[cfg["start"]:][: cfg["limit"] or None]
     positions = {image_id: i for i, image_id in enumerate(dataset.ids)}
 
     def work(_: int, image_id: str) -> dict[str, Any]:

@@ -39,7 +39,7 @@ from common.distributed import ShardedShuffle, setup_distributed
 from common.io import read_json, resolve_run_dir, write_json
 from data.catalogue import open_dataset
 from common.checkpoints import safe_load
-from models.student import StudentConfig, build_student, load_backbone, save_student
+from models.student import StudentConfig, build_student, load_backbone, load_student, save_student
 from self_training.data import PseudoLabel, PseudoMaskDataset, collect_pseudo_labels, keep_most_trusted
 from self_training.holdout import HOLDOUT_EVERY, holdout_ids
 from self_training.losses import weighted_bce_dice
@@ -51,10 +51,15 @@ CONFIG: dict[str, Any] = {
     "image_dir": None,                      # a folder of unlabelled images instead of ISIC
     "pseudo_dirs": ["results/pseudo_r1"],   # pseudo-labelling runs (a later one's masks win)
     "extra_sets": [],                       # more image folders, each {"name", "image_dir", "pseudo_dirs"}
-                                            # (or "dataset"/"data_root"/"split" instead of image_dir)
+                                            # (or "dataset"/"data_root"/"split" instead of image_dir); optional
+                                            # "keep_fraction" (this set's own) and "share": the set is sampled
+                                            # (repeated or thinned, seeded) to be that share of the training
+                                            # items (synthetic pairs: self_training.make_synthetic)
     "holdout_every": HOLDOUT_EVERY,         # refuse to train on these ids (the unseen evaluation crops)
     "backbone": "efficientnet_lite0",       # classifier registry name of the encoder
     "classifier_checkpoint": None,          # classification/train.py file; None: ImageNet weights
+    "init_student": None,                   # a student checkpoint to start from instead (a fine-tune, or a
+                                            # curriculum's second stage); its backbone must be "backbone"
     "input_size": 256,
     "cache_size": 320,                      # images kept in memory at this side before augmentation
     "keep_fraction": 0.8,                   # the most trusted share of pseudo-masks (by confidence_key)
@@ -84,17 +89,31 @@ RESUMABLE = {"num_workers", "threads", "device", "export", "out_dir"}
 log = logging.getLogger("self_training.train_student")
 
 
-def _set_labels(name: str, dataset, pseudo_dirs: list[str], held: set[str], cfg: dict[str, Any]) -> list[PseudoLabel]:
-    """One training set's pseudo-labels, ids in ``held`` refused, the least trusted dropped."""
+def _set_labels(name: str, dataset, pseudo_dirs: list[str], held: set[str], cfg: dict[str, Any],
+                keep_fraction: float | None = None) -> list[PseudoLabel]:
+    """One training set's pseudo-labels, ids in ``held`` refused, the least trusted dropped (its
+    own ``keep_fraction``, else the run's)."""
+    keep = cfg["keep_fraction"] if keep_fraction is None else float(keep_fraction)
     paths = dict(zip(dataset.ids, dataset.image_paths))
     labels = [p for p in collect_pseudo_labels(pseudo_dirs, paths) if p.image_id not in held]
-    kept = keep_most_trusted(labels, cfg["keep_fraction"], cfg["confidence_key"])
+    kept = keep_most_trusted(labels, keep, cfg["confidence_key"])
     log.info("%s: %d pseudo-masks, %d kept (keep_fraction %.2f by %s)", name, len(labels), len(kept),
-             cfg["keep_fraction"], cfg["confidence_key"])
+             keep, cfg["confidence_key"])
     return kept
 
 
-EXTRA_SET_KEYS = {"name", "image_dir", "dataset", "data_root", "split", "pseudo_dirs"}
+def resample_to_share(labels: list[PseudoLabel], n_others: int, share: float, seed: int) -> list[PseudoLabel]:
+    """``labels`` repeated or thinned (a seeded draw, whole copies first) to ``share`` of the
+    items once ``n_others`` other items join them: ``round(share / (1 - share) * n_others)`` items."""
+    if not 0 < share < 1:
+        raise SystemExit(f"extra_sets share must be in (0, 1), not {share}")
+    n = max(1, round(share / (1 - share) * n_others))
+    rng = np.random.default_rng(seed)
+    whole, rest = divmod(n, len(labels))
+    return labels * whole + [labels[i] for i in sorted(rng.choice(len(labels), rest, replace=False))]
+
+
+EXTRA_SET_KEYS = {"name", "image_dir", "dataset", "data_root", "split", "pseudo_dirs", "keep_fraction", "share"}
 
 
 def training_labels(cfg: dict[str, Any]) -> list[PseudoLabel]:
@@ -105,6 +124,7 @@ def training_labels(cfg: dict[str, Any]) -> list[PseudoLabel]:
     held = set(holdout_ids(main_set.ids, cfg["holdout_every"])) if not cfg["image_dir"] else set()
     labels = _set_labels("main set", main_set, cfg["pseudo_dirs"], held, cfg)
     names: set[str] = set()
+    shared: list[tuple[dict, list[PseudoLabel]]] = []      # sets with a "share", sized once the rest is known
     for spec in cfg["extra_sets"]:
         name = spec.get("name")
         if not name or ":" in name or name in names or "pseudo_dirs" not in spec or set(spec) - EXTRA_SET_KEYS:
@@ -113,8 +133,17 @@ def training_labels(cfg: dict[str, Any]) -> list[PseudoLabel]:
         names.add(name)
         dataset = open_dataset(spec.get("data_root", cfg["data_root"]), spec.get("split", cfg["split"]),
                                spec.get("image_dir"), read_masks=False, dataset=spec.get("dataset", cfg["dataset"]))
-        labels += [replace(p, image_id=f"{name}:{p.image_id}")
-                   for p in _set_labels(name, dataset, spec["pseudo_dirs"], held, cfg)]
+        named = [replace(p, image_id=f"{name}:{p.image_id}")
+                 for p in _set_labels(name, dataset, spec["pseudo_dirs"], held, cfg, spec.get("keep_fraction"))]
+        if "share" in spec and named:
+            shared.append((spec, named))
+        else:
+            labels += named
+    n_others = len(labels)
+    for spec, named in shared:
+        sized = resample_to_share(named, n_others, float(spec["share"]), cfg["seed"])
+        log.info("%s: %d items (share %.2f of %d)", spec["name"], len(sized), spec["share"], n_others + len(sized))
+        labels += sized
     if not labels:
         raise SystemExit(f"no pseudo-masks found in {cfg['pseudo_dirs']} or extra_sets: "
                          "run self_training.pseudo_label first")
@@ -122,6 +151,15 @@ def training_labels(cfg: dict[str, Any]) -> list[PseudoLabel]:
 
 
 def make_student(cfg: dict[str, Any]) -> tuple[torch.nn.Module, StudentConfig]:
+    """The student to train: from ``init_student`` (every weight), else a new U-Net whose encoder
+    is the classifier's (``classifier_checkpoint`` or ImageNet)."""
+    if cfg["init_student"]:
+        model, config, _ = load_student(cfg["init_student"])
+        if config.backbone != cfg["backbone"] or config.input_size != cfg["input_size"]:
+            raise SystemExit(f"init_student {cfg['init_student']} is a {config.backbone} at {config.input_size} px, "
+                             f"not {cfg['backbone']} at {cfg['input_size']}")
+        log.info("every weight from %s", cfg["init_student"])
+        return model.float(), config
     config = StudentConfig(backbone=cfg["backbone"], input_size=cfg["input_size"])
     model = build_student(config)
     copied = load_backbone(model, cfg["backbone"], cfg["classifier_checkpoint"])

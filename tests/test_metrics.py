@@ -58,3 +58,41 @@ def test_paired_difference_keeps_the_pairing():
     assert d["low"] < 0 < d["high"]
     same = paired_difference({"a": 0.5, "b": 0.75, "extra": 1.0}, {"a": 0.25, "b": 0.5})
     assert same["n"] == 2 and same["diff"] == same["low"] == same["high"] == 0.25
+
+
+def test_failure_kinds_on_hand_made_masks():
+    """A field outlined around a small lesion is an over-segmentation, the centre of a large lesion
+    an under-segmentation, a mask beside the lesion or a failed image "other"; successes are none."""
+    from common.metrics import failure_counts, failure_kind
+
+    truth = np.zeros((100, 100), bool)
+    truth[40:60, 40:60] = True                                # 400 px
+    field = np.zeros_like(truth)
+    field[10:90, 10:90] = True                                # 16 x the lesion, covering all of it
+    assert failure_kind(mask_metrics(field, truth)) == "over"
+    big = np.zeros_like(truth)
+    big[10:90, 10:90] = True
+    centre = np.zeros_like(truth)
+    centre[45:55, 45:55] = True                               # 1/64 of the lesion, all inside it
+    assert failure_kind(mask_metrics(centre, big)) == "under"
+    beside = np.zeros_like(truth)
+    beside[0:20, 0:20] = True
+    assert failure_kind(mask_metrics(beside, truth)) == "other"
+    assert failure_kind({**mask_metrics(None, truth), "failed": True}) == "other"
+    assert failure_kind(mask_metrics(truth, truth)) is None
+    # 1.8 x the area but covering only half of the lesion: a miss, not the field around it
+    shifted = np.zeros_like(truth)
+    shifted[50:77, 50:77] = True
+    assert failure_kind(mask_metrics(shifted, truth)) == "other"
+    rows = [mask_metrics(m, t) for m, t in ((field, truth), (centre, big), (beside, truth), (truth, truth))]
+    assert failure_counts(rows) == {"over": 1, "under": 1, "other": 1}
+
+
+def test_summary_counts_failure_kinds():
+    from common.metrics import summarise
+
+    truth = np.zeros((10, 10), bool)
+    truth[4:6, 4:6] = True
+    per_image = {"a": {"final": mask_metrics(np.ones((10, 10), bool), truth)},
+                 "b": {"final": mask_metrics(truth, truth)}}
+    assert summarise(per_image, ["final"])["final"]["failure_kinds"] == {"over": 1, "under": 0, "other": 0}

@@ -1,0 +1,50 @@
+"""The student exported as ONNX: its masks equal PyTorch's, the README's onnxruntime example
+delivers the pipeline's mask, and a missing checkpoint is refused with one line."""
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cam_sam import export
+from common.metrics import mask_metrics
+from data.synthetic import make_synthetic_sample
+from models.student import StudentSegmenter
+from cam_sam.postprocess import postprocess_mask
+
+REPO = Path(__file__).resolve().parents[1]
+STUDENT = REPO / "model_checkpoints" / "student_r4fe.pt"
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    out = tmp_path_factory.mktemp("export") / "student.onnx"
+    result = export.main(["--set", f"student_checkpoint={STUDENT}", "--set", f"out={out}", "--set", "n_check=2",
+                          "--set", "data_root=/nonexistent"])
+    return out, result
+
+
+def test_exported_masks_equal_pytorch(exported):
+    out, result = exported
+    assert out.is_file() and out.with_suffix(".json").is_file()
+    assert len(result["ious"]) == 2 and min(result["ious"]) >= 0.999
+
+
+def test_the_readme_example_gives_the_pipelines_mask(exported, tmp_path, monkeypatch):
+    out, _ = exported
+    code = re.search(r"<!-- onnx-example -->\n```python\n(.*?)```", (REPO / "README.md").read_text(), re.S).group(1)
+    sample = make_synthetic_sample(7)
+    Image.fromarray(sample.image).save(tmp_path / "lesion.jpg", quality=98)
+    monkeypatch.chdir(tmp_path)
+    exec(code.replace("results/export/student.onnx", str(out)), {})
+    mask = np.asarray(Image.open(tmp_path / "lesion_mask.png")) > 0
+    image = np.asarray(Image.open(tmp_path / "lesion.jpg").convert("RGB"))
+    reference = postprocess_mask(StudentSegmenter.from_checkpoint(STUDENT).predict_proba(image) > 0.5)
+    assert mask.shape == reference.shape and mask_metrics(mask, reference)["iou"] >= 0.98
+
+
+def test_a_missing_checkpoint_is_refused_with_one_line(tmp_path):
+    with pytest.raises(SystemExit, match="student checkpoint not found: .*nope.pt"):
+        export.main(["--set", f"student_checkpoint={tmp_path / 'nope.pt'}", "--set", f"out={tmp_path / 'x.onnx'}"])
+    assert not (tmp_path / "x.onnx").exists()

@@ -1,0 +1,156 @@
+"""Synthetic pairs: the target is exactly the pasted mask, the image changes only where a lesion was
+removed or pasted, and the script builds them from pseudo-labelling runs without opening a mask
+file of the data; the training set's share of them is a setting."""
+import numpy as np
+import pytest
+
+from common.config import merge
+from common.io import read_json, write_json, write_png
+from data.isic import read_image, read_mask
+from data.synthetic import make_synthetic_sample
+from self_training import make_synthetic, train_student
+from self_training.data import PseudoLabel
+from self_training.synthetic_pairs import (Background, PasteConfig, make_donor, make_pair, paste_lesion,
+                                           remove_lesion)
+
+from tests.conftest import ellipse_mask
+
+CONFIG = PasteConfig(size=128, area_bins=((0.05, 0.1),), strength_bins=((1.0, 1.0),), min_contrast=0.0)
+
+
+def _frame(seed: int):
+    """A generated 128 x 128 frame and its lesion's mask."""
+    sample = make_synthetic_sample(seed, size=(128, 128))
+    return sample.image, sample.mask
+
+
+def test_the_target_is_the_pasted_mask_pixel_for_pixel():
+    """A generated lesion cut by its own mask and pasted at full strength: the target equals the
+    donor's mask moved to where it went (same area, no rotation of area), and the image differs from
+    the background only within the feathered edge around the target."""
+    image, mask = _frame(1)
+    donor = make_donor("donor", image, mask)
+    background_image = np.full((128, 128, 3), (200, 160, 140), np.uint8)
+    fov = np.ones((128, 128), bool)
+    rng = np.random.default_rng(0)
+    pasted, target = paste_lesion(background_image, donor, 0.08, 1.0, rng, fov, None, CONFIG)
+    # the target is the donor's mask, flipped/turned and scaled as drawn: rebuild it the same way
+    rng = np.random.default_rng(0)
+    from self_training.synthetic_pairs import _place, _shaped
+    _, shaped = _shaped(donor, 0.08, rng, CONFIG)
+    y, x = _place(shaped, fov, np.zeros_like(fov), rng, CONFIG)
+    expected = np.zeros((128, 128), bool)
+    expected[max(0, y):y + shaped.shape[0], max(0, x):x + shaped.shape[1]] = \
+        shaped[max(0, -y):128 - y, max(0, -x):128 - x]
+    assert np.array_equal(target, expected)
+    assert abs(target.mean() - 0.08) < 0.02
+    changed = np.abs(pasted.astype(int) - background_image.astype(int)).sum(2) > 3
+    halo = np.zeros_like(target)
+    from scipy.ndimage import binary_dilation
+    halo = binary_dilation(target, iterations=4)
+    assert changed[target].mean() > 0.9 and not changed[~halo].any()
+
+
+def test_removing_a_lesion_changes_only_the_grown_hole_and_hides_it():
+    image, mask = _frame(2)
+    rng = np.random.default_rng(0)
+    clean = remove_lesion(image, mask, rng, CONFIG)
+    from scipy.ndimage import binary_dilation
+    grow = round(CONFIG.hole_grow * 128)
+    around = binary_dilation(mask, np.ones((3, 3), bool), iterations=2 * grow + 1)
+    assert np.array_equal(clean[~around], image[~around])
+    # the lesion (dark) is gone: its pixels now look like the skin around it
+    skin = ~binary_dilation(mask, iterations=3 * grow)
+    lesion_before = np.abs(image[mask].mean(0) - image[skin].mean(0)).sum()
+    lesion_after = np.abs(clean[mask].mean(0) - image[skin].mean(0)).sum()
+    assert lesion_after < 0.25 * lesion_before
+
+
+def test_pair_kinds_and_their_targets():
+    image, mask = _frame(3)
+    donors = [make_donor("a", *_frame(4)), make_donor("b", *_frame(5))]
+    background = Background("bg", remove_lesion(image, mask, np.random.default_rng(0), CONFIG), np.ones((128, 128), bool))
+    config = PasteConfig(size=128, area_bins=((0.02, 0.04), (0.04, 0.06)), min_contrast=0.0)
+    empty_image, empty_target, record = make_pair(background, donors, np.random.default_rng(1), config, "empty")
+    assert not empty_target.any() and np.array_equal(empty_image, background.image) and record["kind"] == "empty"
+    two_image, two_target, record = make_pair(background, donors, np.random.default_rng(1), config, "two")
+    assert record["kind"] == "two" and record["donors"] == ["a", "b"]
+    from scipy.ndimage import label
+    assert label(two_target)[1] == 2                         # two separate lesions, both in the target
+    assert abs(two_target.mean() - sum(record["areas"])) < 1e-9
+
+
+def test_a_lesion_too_faint_to_see_is_not_a_target():
+    """With strength 0 the pasted lesion is invisible: at full strength it is pasted again, and a
+    donor that stays invisible (skin-coloured) is left out, so the target stays empty."""
+    image, mask = _frame(6)
+    background = Background("bg", np.full((128, 128, 3), 180, np.uint8), np.ones((128, 128), bool))
+    config = PasteConfig(size=128, area_bins=((0.05, 0.1),), strength_bins=((0.0, 0.0),), min_contrast=10.0)
+    visible = make_donor("dark", image, mask)
+    _, target, record = make_pair(background, [visible], np.random.default_rng(0), config, "single")
+    assert target.any() and record["strengths"] == [1.0]
+    flat = np.full((128, 128, 3), 180, np.uint8)
+    invisible = make_donor("flat", flat, ellipse_mask((128, 128), (64, 64), (20, 15)))
+    _, target, record = make_pair(background, [invisible], np.random.default_rng(0), config, "single")
+    assert not target.any() and record["kind"] == "empty"
+
+
+def test_the_script_builds_pairs_from_pseudo_runs_only(tmp_path):
+    """Frames with their pseudo-masks (and ground-truth masks that cannot be read beside them):
+    the script writes images, masks, records and a montage; the same seed gives the same pairs."""
+    frames, pseudo = tmp_path / "frames", tmp_path / "pseudo"
+    for i in range(6):
+        image, mask = _frame(10 + i)
+        write_png(frames / f"F{i}.png", image)
+        (frames / f"F{i}_segmentation.png").write_bytes(b"not a png")
+        write_png(pseudo / "masks" / f"F{i}.png", mask.astype(np.uint8) * 255)
+        write_json(pseudo / "records" / f"F{i}.json", {"confidence": {"selection_score": 0.9}})
+    common = ["--set", f"image_dir={frames}", "--set", f'pseudo_dirs=["{pseudo}"]', "--set", "n_pairs=6",
+              "--set", "paste.size=128", "--set", "n_montage=6", "--set", "paste.min_contrast=0"]
+    result = make_synthetic.main(common + ["--set", f"out_dir={tmp_path / 'a'}"])
+    make_synthetic.main(common + ["--set", f"out_dir={tmp_path / 'b'}"])
+    assert result["n_pairs"] == 6 and (tmp_path / "a" / "montage.png").is_file()
+    for i in range(6):
+        a = read_image(tmp_path / "a" / "images" / f"syn_{i:05d}.png")
+        assert a.shape == (128, 128, 3)
+        assert np.array_equal(a, read_image(tmp_path / "b" / "images" / f"syn_{i:05d}.png"))
+        record = read_json(tmp_path / "a" / "records" / f"syn_{i:05d}.json")
+        target = read_mask(tmp_path / "a" / "masks" / f"syn_{i:05d}.png")
+        assert record["synthetic"]["background"] not in record["synthetic"]["donors"]
+        assert abs(target.mean() - sum(record["synthetic"]["areas"])) < 1e-9
+
+
+def test_a_set_share_repeats_or_thins_it_to_that_share():
+    labels = [PseudoLabel(f"s{i}", None, None, None, {}) for i in range(10)]
+    more = train_student.resample_to_share(labels, n_others=60, share=0.25, seed=0)   # 20 items: each twice
+    assert len(more) == 20 and all(more.count(p) == 2 for p in labels)
+    fewer = train_student.resample_to_share(labels, n_others=12, share=0.25, seed=0)  # 4 distinct items
+    assert len(fewer) == 4 and len({p.image_id for p in fewer}) == 4
+    assert fewer == train_student.resample_to_share(labels, n_others=12, share=0.25, seed=0)
+    with pytest.raises(SystemExit, match="share"):
+        train_student.resample_to_share(labels, 10, 1.0, 0)
+
+
+def test_an_extra_set_with_a_share_and_its_own_keep_fraction(tmp_path):
+    from data.synthetic import write_synthetic_isic
+    from data.isic import ISICDataset
+    root = write_synthetic_isic(tmp_path / "crops", n_images=8, split="train", seed=7)
+    pseudo = tmp_path / "pseudo"
+    for i, sample in enumerate(ISICDataset(root, "train")):
+        write_png(pseudo / "masks" / f"{sample.image_id}.png", sample.mask.astype(np.uint8) * 255)
+        write_json(pseudo / "records" / f"{sample.image_id}.json", {"confidence": {"selection_score": 1 - 0.01 * i}})
+    syn = tmp_path / "syn"
+    for i in range(3):
+        image, mask = _frame(20 + i)
+        write_png(syn / "images" / f"syn_{i:05d}.png", image)
+        write_png(syn / "masks" / f"syn_{i:05d}.png", mask.astype(np.uint8) * 255)
+        write_json(syn / "records" / f"syn_{i:05d}.json", {"confidence": {"selection_score": 1.0}})
+    cfg = merge(train_student.CONFIG, {"data_root": str(root), "pseudo_dirs": [str(pseudo)], "holdout_every": 0,
+                                       "keep_fraction": 0.5,
+                                       "extra_sets": [{"name": "syn", "image_dir": str(syn / "images"),
+                                                       "pseudo_dirs": [str(syn)], "keep_fraction": 1.0,
+                                                       "share": 0.5}]})
+    labels = train_student.training_labels(cfg)
+    real = [p for p in labels if not p.image_id.startswith("syn:")]
+    synthetic = [p for p in labels if p.image_id.startswith("syn:")]
+    assert len(real) == 4 and len(synthetic) == 4 and len({p.image_id for p in synthetic}) == 3
