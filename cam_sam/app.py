@@ -111,9 +111,18 @@ def lesion_line(lesion) -> str:
             f"{others}; a three-class classifier, not a diagnosis)")
 
 
+def verdict_words(trust) -> str:
+    """"looks reliable", "please review", or, for an image unlike the student's training images
+    (:mod:`cam_sam.depth`), "out of its depth"."""
+    if trust.out_of_depth:
+        return "out of its depth"
+    return "please review" if trust.flagged else "looks reliable"
+
+
 def verdict(trust) -> str:
-    """The plain verdict on a delivered mask: "looks reliable" or "please review: <reason>"."""
-    text = f"please review: {trust.reason}" if trust.flagged else "looks reliable"
+    """The plain verdict on a delivered mask: "looks reliable", "please review: <reason>", or
+    "out of its depth: <what to do>"."""
+    text = f"{verdict_words(trust)}: {trust.reason}" if trust.flagged else "looks reliable"
     return f"confidence **{trust.confidence:.2f}**: **{text}**"
 
 
@@ -148,7 +157,8 @@ def api_answer(result: ServiceResult, name: str) -> dict[str, Any]:
                             "mask_area": float(out.final_mask.mean()) if out.final_mask is not None else None}
     if out.trust is not None:
         info.update({"confidence": round(out.trust.confidence, 4), "flagged": out.trust.flagged,
-                     "reason": out.trust.reason, "verdict": "please review" if out.trust.flagged else "looks reliable"})
+                     "reason": out.trust.reason, "verdict": verdict_words(out.trust),
+                     "out_of_depth": bool(out.trust.out_of_depth)})
     chosen = result.chosen
     if chosen is not None:
         info["predicted_iou"] = round(chosen.score, 4)

@@ -7,6 +7,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from cam_sam.depth import DepthCheck
 from cam_sam.pipeline import SEGMENTER_SOURCES, CamSamPipeline, PipelineConfig, PostprocessConfig, PromptConfig
 from cam_sam.proposals import ColourProposalConfig
 
@@ -137,11 +138,31 @@ def build_pipeline(cfg: dict[str, Any], device: str, explainer: CamExplainer | N
         explainer = build_explainer(cfg, device)
     if needs_segmenter(cfg) and segmenter is None:
         segmenter = build_segmenter(cfg, device)
-    student = None
+    student, depth = None, None
     if cfg["student_checkpoint"]:
         student = StudentSegmenter.from_checkpoint(cfg["student_checkpoint"], device, cfg["student_tta"])
+        depth = load_depth_check(cfg["student_checkpoint"])
     return CamSamPipeline(explainer if cfg["methods"] else None, segmenter if needs_segmenter(cfg) else None,
-                          pipeline_config(cfg), student)
+                          pipeline_config(cfg), student, depth)
+
+
+def depth_path(student_checkpoint: str | Path) -> Path:
+    """Where a student's depth statistics ship: ``<checkpoint without .pt>.depth.npz`` beside it."""
+    path = Path(student_checkpoint)
+    return path.with_name(path.stem + ".depth.npz")
+
+
+def load_depth_check(student_checkpoint: str | Path) -> DepthCheck | None:
+    """The student's :class:`~cam_sam.depth.DepthCheck` (None, said once in the log, when it has none:
+    its masks then get no out-of-depth verdict)."""
+    path = depth_path(student_checkpoint)
+    if not path.is_file():
+        log.info("no depth statistics %s beside the student: no out-of-depth check", path)
+        return None
+    try:
+        return DepthCheck.load(path)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from exc
 
 
 def open_data(cfg: dict[str, Any], read_masks: bool = True) -> tuple[Dataset, bool]:

@@ -296,13 +296,15 @@ def add_trust(run: ResumableRun, ids: list[str], metrics: dict[str, Any]) -> dic
     per_image = metrics["per_image"]
     for image_id, t in trust.items():
         per_image.setdefault(image_id, {}).setdefault("final", {}).update(
-            {"confidence": t["confidence"], "flagged": t["flagged"], "reason": t["reason"]})
+            {"confidence": t["confidence"], "flagged": t["flagged"], "reason": t["reason"],
+             "out_of_depth": t.get("out_of_depth")})
     confidence = {i: t["confidence"] for i, t in trust.items()}
     flagged = {i: bool(t["flagged"]) for i, t in trust.items()}
     ious = {i: per_image[i]["final"]["iou"] for i in trust if "iou" in per_image[i]["final"]}
     ious.update({i: 0.0 for i in per_image if i not in trust and "iou" in per_image[i].get("final", {})})
     summary = metrics["summary"].setdefault("final", {"n_images": len(trust)})
     summary.update(flag_summary(flagged, ious or None))
+    summary["n_out_of_depth"] = int(sum(bool(t.get("out_of_depth")) for t in trust.values()))
     if ious:
         confidence.update({i: 0.0 for i in ious if i not in confidence})   # a failed image: confidence 0
         summary.update({"auroc_fail": auroc_fail(confidence, ious), "risk_coverage": risk_coverage(confidence, ious)})
@@ -371,6 +373,8 @@ def print_summary(metrics: dict[str, Any], run_dir: Path, synthetic: bool) -> No
         print(line)
     if "n_flagged" in final:
         line = f"flagged for review: {final['n_flagged']} images (list: {run_dir / 'flagged.csv'})"
+        if final.get("n_out_of_depth"):
+            line += f", {final['n_out_of_depth']} of them unlike the student's training images (out of its depth)"
         if final.get("auroc_fail") is not None:
             line += (f"; confidence AUROC for IoU < 0.5: {final['auroc_fail']:.3f}; mean IoU of the 80 % most "
                      f"confident: {final['risk_coverage']['0.8']:.3f} (all: {final['risk_coverage']['1.0']:.3f})")

@@ -25,6 +25,7 @@ import numpy as np
 
 from cam_sam.postprocess import postprocess_mask
 from cam_sam.proposals import ColourProposalConfig, colour_components, colour_proposals
+from cam_sam.depth import DepthCheck
 from cam_sam.trust import REVIEW_THRESHOLD, Trust, arbitrate, candidate_signals, mask_trust, signals_among
 from cam_sam.prompts import cam_to_box, negative_points, perturb_boxes, perturb_points, sample_points
 from common.geometry import mask_to_box, pad_box, pairwise_iou
@@ -216,15 +217,16 @@ class StudentPrediction(NamedTuple):
     mask: np.ndarray
     stability: float
     zoom_stability: float = 1.0
+    features: np.ndarray | None = None      # (C,) the encoder's pooled deepest features (cam_sam.depth)
 
 
 def student_mask(student: StudentSegmenter, image: np.ndarray, postprocess: PostprocessConfig | None = None,
                  zoom: bool = False) -> StudentPrediction:
     """The ``student`` source's mask of an (H, W, 3) uint8 RGB image; ``zoom``: also measure its
     zoom stability (one more forward pass; the confidence uses it, the mask never does)."""
-    prob, stability = student.predict(image)
+    prob, stability, features = student.predict_with_features(image)
     mask = postprocess_mask(prob > STUDENT_THRESHOLD, **asdict(postprocess or PostprocessConfig()))
-    return StudentPrediction(prob, mask, stability, student.zoom_agreement(image, prob) if zoom else 1.0)
+    return StudentPrediction(prob, mask, stability, student.zoom_agreement(image, prob) if zoom else 1.0, features)
 
 
 class CamSamPipeline:
@@ -236,7 +238,7 @@ class CamSamPipeline:
     """
 
     def __init__(self, explainer: CamExplainer | None, segmenter: PromptableSegmenter | None, config: PipelineConfig,
-                 student: StudentSegmenter | None = None) -> None:
+                 student: StudentSegmenter | None = None, depth: DepthCheck | None = None) -> None:
         unknown = [p for p in config.proposals if p not in PROPOSAL_SOURCES]
         if unknown:
             raise ValueError(f"unknown proposal source(s) {unknown}; available: {list(PROPOSAL_SOURCES)}")
@@ -255,6 +257,7 @@ class CamSamPipeline:
         self.segmenter = segmenter
         self.config = config
         self.student = student
+        self.depth = depth          # is the image like the student's training images (cam_sam.depth)
         self.timer = StageTimer()   # seconds per stage, read by cam_sam.benchmark
 
     def cam_prompts(self, cam: np.ndarray, rng: np.random.Generator):
@@ -408,10 +411,10 @@ class CamSamPipeline:
             signals, pairwise = (candidate_signals(image, masks, quality, parents, cfg.colour, stability)
                                  if image is not None else (None, None))
         with self.timer.stage("selection"):
-            return self._deliver(outputs, produced, pool, masks, (signals, pairwise, parents),
-                                 student.prob if student is not None else None)
+            return self._deliver(outputs, produced, pool, masks, (signals, pairwise, parents), student, image)
 
-    def _deliver(self, outputs, produced, pool, masks, trust_inputs, student_prob) -> ImageOutput:
+    def _deliver(self, outputs, produced, pool, masks, trust_inputs, student: StudentPrediction | None,
+                 image: np.ndarray | None) -> ImageOutput:
         """The final choice by ``final_rule``, the uncertainty and the trust of the delivered mask."""
         cfg = self.config
         signals, pairwise, parents = trust_inputs
@@ -422,11 +425,15 @@ class CamSamPipeline:
             # the arbiter weighs agreement among the competing masks only (not the other sources)
             final = arbitrate(signals_among(signals, pairwise, parents, pool + ([VOTE] if VOTE in masks else [])))
         mask = masks[final]
-        if pool == [STUDENT] and student_prob is not None:
-            uncertainty = np.sqrt(student_prob * (1 - student_prob))
+        if pool == [STUDENT] and student is not None:
+            uncertainty = np.sqrt(student.prob * (1 - student.prob))
         else:
             competing = outputs[pool[0]].candidates.masks if len(pool) == 1 else np.stack([masks[s] for s in pool])
             uncertainty = competing.astype(np.float32).std(axis=0)
-        trust = mask_trust(signals, final, cfg.review_threshold, pairwise, parents) if signals is not None else None
+        measured = self.depth is not None and student is not None and student.features is not None and image is not None
+        distance = self.depth.distance(student.features) if measured else None
+        trust = (mask_trust(signals, final, cfg.review_threshold, pairwise, parents, distance,
+                            None if distance is None else self.depth.is_out(student.features, image))
+                 if signals is not None else None)
         derived = {VOTE: masks[VOTE]} if VOTE in masks else {}
         return ImageOutput(outputs, final, mask, uncertainty=uncertainty, trust=trust, derived=derived)

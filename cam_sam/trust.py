@@ -42,6 +42,7 @@ from dataclasses import asdict, dataclass, replace
 import cv2
 import numpy as np
 
+from cam_sam.depth import OUT_OF_DEPTH_REASON
 from cam_sam.proposals import ColourProposalConfig, field_of_view
 from common.geometry import pairwise_iou
 
@@ -252,10 +253,13 @@ class Trust:
     signals: dict[str, dict]     # every candidate's signals, for records and figures
     pairwise: dict[str, dict[str, float]] | None = None   # IoU of every pair of candidates
     parents: dict[str, list[str]] | None = None           # which candidates a derived one was made from
+    depth_distance: float | None = None    # the image's distance from the student's training images (cam_sam.depth)
+    out_of_depth: bool | None = None       # beyond the check's threshold: flagged, with its own reason
 
     def to_record(self) -> dict:
         return {"confidence": self.confidence, "flagged": self.flagged, "reason": self.reason,
-                "signals": self.signals, "pairwise": self.pairwise, "parents": self.parents}
+                "signals": self.signals, "pairwise": self.pairwise, "parents": self.parents,
+                "depth_distance": self.depth_distance, "out_of_depth": self.out_of_depth}
 
 
 def source_agreement(pairwise: dict[str, dict[str, float]], names: list[str]) -> float:
@@ -327,12 +331,15 @@ def reasons(signals: dict[str, CandidateSignals], pairwise: dict[str, dict[str, 
 
 def mask_trust(signals: dict[str, CandidateSignals], delivered: str,
                review_threshold: float = REVIEW_THRESHOLD, pairwise: dict[str, dict[str, float]] | None = None,
-               parents: dict[str, tuple[str, ...]] | None = None) -> Trust:
+               parents: dict[str, tuple[str, ...]] | None = None, depth_distance: float | None = None,
+               out_of_depth: bool | None = None) -> Trust:
     """The :class:`Trust` of candidate ``delivered`` among ``signals`` (every candidate of the
-    image, with their ``pairwise`` IoUs; ``parents`` is kept in the record)."""
+    image, with their ``pairwise`` IoUs; ``parents`` is kept in the record). An image
+    ``out_of_depth`` (:mod:`cam_sam.depth`) is flagged with that one reason: the other reasons
+    assume a dermoscopy frame like the training images."""
     value = confidence_of(signals, pairwise, delivered)
     why = reasons(signals, pairwise, delivered)
-    flagged = value < review_threshold
-    reason = "; ".join(why) if why else "low confidence"
+    flagged = value < review_threshold or bool(out_of_depth)
+    reason = OUT_OF_DEPTH_REASON if out_of_depth else ("; ".join(why) if why else "low confidence")
     return Trust(value, flagged, reason if flagged else "", {k: asdict(v) for k, v in signals.items()}, pairwise,
-                 {k: list(v) for k, v in (parents or {}).items()})
+                 {k: list(v) for k, v in (parents or {}).items()}, depth_distance, out_of_depth)

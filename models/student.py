@@ -135,6 +135,13 @@ class StudentSegmenter:
         self.config = config
         self.device = torch.device(device)
         self.flips = TTA_FLIPS if tta else ((),)
+        self._deepest: torch.Tensor | None = None
+        # the encoder's deepest feature map of the last forward pass: its spatial mean is what the
+        # student "sees" in an image (cam_sam.depth compares it with its training images')
+        self.model.encoder.register_forward_hook(self._keep_deepest)
+
+    def _keep_deepest(self, module, inputs, output) -> None:
+        self._deepest = output[-1].detach()
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu", tta: bool = True) -> "StudentSegmenter":
@@ -147,12 +154,20 @@ class StudentSegmenter:
         agreement): the mean IoU between the masks (probability > 0.5, at the input size) of the
         flipped copies, 1.0 without ``tta``. A student that sees a different lesion when the image
         is mirrored is less sure of it."""
+        prob, agreement, _ = self.predict_with_features(image)
+        return prob, agreement
+
+    @torch.no_grad()
+    def predict_with_features(self, image: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
+        """:meth:`predict`, plus the (C,) float32 spatial mean of the encoder's deepest features
+        over the flipped copies (the same forward pass; no extra cost)."""
         x = to_input(image, self.config.input_size).to(self.device)
         batch = torch.cat([x.flip(dims) if dims else x for dims in self.flips])
         probs = torch.sigmoid(self.model(batch).float())
+        features = self._deepest.float().mean((0, 2, 3)).cpu().numpy()
         aligned = torch.stack([p.flip(dims) if dims else p for p, dims in zip(probs, self.flips)])   # (K, 1, S, S)
         prob = F.interpolate(aligned.mean(0, keepdim=True), image.shape[:2], mode="bilinear", align_corners=False)
-        return prob[0, 0].cpu().numpy(), flip_agreement(aligned[:, 0] > 0.5)
+        return prob[0, 0].cpu().numpy(), flip_agreement(aligned[:, 0] > 0.5), features
 
     def predict_proba(self, image: np.ndarray) -> np.ndarray:
         """(H, W, 3) uint8 RGB -> (H, W) float32 probability of lesion, original pixels."""

@@ -125,6 +125,9 @@ class _ScriptedStudent:
     def zoom_agreement(self, image, prob):
         return 1.0
 
+    def predict_with_features(self, image):
+        return (*self.predict(image), np.zeros(4, np.float32))   # features: the pipeline has no depth check here
+
 
 def test_student_sources_need_a_student_and_skip_the_encoder():
     with pytest.raises(ValueError, match="student"):

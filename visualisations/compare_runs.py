@@ -23,6 +23,7 @@ from common.metrics import failure_counts, paired_difference
 CONFIG: dict[str, Any] = {
     "runs": {},               # name -> {evaluation set -> run folder of cam_sam.segment}
     "reference": None,        # the name whose per-image IoUs the others are paired with
+    "choices": {},            # name -> [run, run]: per image, the mask whose confidence (label-free) is higher
     "source": "final",        # the metrics row compared
     "out": "results/compare/table",
     "seed": 0,
@@ -37,19 +38,31 @@ def _rows(run_dir: str | Path, source: str) -> dict[str, dict]:
     return {i: r[source] for i, r in per_image.items() if "iou" in r.get(source, {})}
 
 
-def compare(runs: dict[str, dict[str, str]], reference: str, source: str = "final", seed: int = 0) -> pd.DataFrame:
+def choose_by_confidence(first: dict[str, dict], second: dict[str, dict]) -> dict[str, dict]:
+    """Per image, the row (``final`` metrics with its ``confidence``) of whichever run is more
+    confident in its mask (ties: ``first``); the ground truth only scores the choice."""
+    common = sorted(set(first) & set(second))
+    return {i: second[i] if second[i].get("confidence", 0.0) > first[i].get("confidence", 0.0) else first[i]
+            for i in common}
+
+
+def compare(runs: dict[str, dict[str, str]], reference: str, source: str = "final", seed: int = 0,
+            choices: dict[str, list[str]] | None = None) -> pd.DataFrame:
     """One row per (run, evaluation set): n, mean IoU, the paired difference with ``reference``
-    (and its interval), failures by kind."""
+    (and its interval), failures by kind. ``choices`` add rows that take, per image, the more
+    confident of two runs' masks (:func:`choose_by_confidence`)."""
     if reference not in runs:
         raise SystemExit(f"reference {reference!r} is not among the runs {sorted(runs)}")
     table = []
-    for name, sets in runs.items():
-        for set_name, run_dir in sets.items():
-            rows = _rows(run_dir, source)
+    rows_of = {name: {s: _rows(d, source) for s, d in sets.items()} for name, sets in runs.items()}
+    for name, (a, b) in (choices or {}).items():
+        rows_of[name] = {s: choose_by_confidence(rows_of[a][s], rows_of[b][s]) for s in rows_of[a] if s in rows_of[b]}
+    for name, sets in rows_of.items():
+        for set_name, rows in sets.items():
             ious = {i: float(r["iou"]) for i, r in rows.items()}
             entry = {"run": name, "set": set_name, "n": len(rows), "iou": sum(ious.values()) / max(len(ious), 1)}
-            if set_name in runs[reference]:
-                ref = {i: float(r["iou"]) for i, r in _rows(runs[reference][set_name], source).items()}
+            if set_name in rows_of[reference]:
+                ref = {i: float(r["iou"]) for i, r in rows_of[reference][set_name].items()}
                 d = paired_difference(ious, ref, seed=seed)
                 entry.update({"diff": d["diff"], "low": d["low"], "high": d["high"]})
             kinds = failure_counts(list(rows.values()))
@@ -70,7 +83,7 @@ def to_markdown(frame: pd.DataFrame, reference: str) -> str:
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:
     cfg = config_from_argv(CONFIG, argv, description=__doc__.splitlines()[0])
-    frame = compare(cfg["runs"], cfg["reference"], cfg["source"], cfg["seed"])
+    frame = compare(cfg["runs"], cfg["reference"], cfg["source"], cfg["seed"], cfg["choices"])
     text = to_markdown(frame, cfg["reference"])
     write_text(f"{cfg['out']}.md", text)
     write_csv(f"{cfg['out']}.csv", frame)

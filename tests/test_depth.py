@@ -1,0 +1,51 @@
+"""The out-of-depth check: a photograph that is not dermoscopy gets its own verdict, a generated
+lesion does not; the statistics ship beside the student and load without pickle."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cam_sam.build import PIPELINE_CONFIG, build_pipeline, depth_path
+from cam_sam.depth import OUT_OF_DEPTH_REASON, DepthCheck, fit_depth
+from data.synthetic import make_synthetic_sample
+
+REPO = Path(__file__).resolve().parents[1]
+STUDENT = REPO / PIPELINE_CONFIG["student_checkpoint"]
+
+
+def test_fit_flags_points_far_from_the_training_cloud(tmp_path):
+    rng = np.random.default_rng(0)
+    train = rng.normal(0, 1, (500, 8))
+    check = fit_depth(train)
+    fresh = rng.normal(0, 1, (2000, 8))                      # new images of the same kind: about 1 % out
+    assert np.mean([check.is_out(f) for f in fresh]) < 0.03
+    assert check.is_out(np.full(8, 6.0)) and not check.is_out(np.zeros(8))
+    check.save(tmp_path / "s.depth.npz")
+    again = DepthCheck.load(tmp_path / "s.depth.npz")
+    assert again.threshold == check.threshold and np.allclose(again.precision, check.precision, rtol=1e-5)
+    assert abs(again.distance(np.full(8, 2.0)) - check.distance(np.full(8, 2.0))) < 1e-4
+    (tmp_path / "bad.depth.npz").write_bytes(b"not an npz")
+    with pytest.raises(ValueError, match="bad.depth.npz"):
+        DepthCheck.load(tmp_path / "bad.depth.npz")
+
+
+def test_the_shipped_student_has_its_statistics_beside_it():
+    assert depth_path(STUDENT).is_file()
+    check = DepthCheck.load(depth_path(STUDENT))
+    assert check.mean.ndim == 1 and check.precision.shape == (len(check.mean),) * 2 and check.threshold > 0
+
+
+@pytest.fixture(scope="module")
+def pipeline():
+    return build_pipeline(dict(PIPELINE_CONFIG), "cpu")
+
+
+def test_photographs_are_out_of_depth_and_generated_lesions_are_not(pipeline):
+    from skimage import data
+
+    for photo in (data.astronaut(), data.coffee(), data.chelsea()):
+        trust = pipeline.segment(np.ascontiguousarray(photo)).trust
+        assert trust.out_of_depth and trust.flagged and trust.reason == OUT_OF_DEPTH_REASON
+    for seed in (1, 2, 3):
+        trust = pipeline.segment(make_synthetic_sample(seed).image).trust
+        assert trust.out_of_depth is False and trust.reason != OUT_OF_DEPTH_REASON
