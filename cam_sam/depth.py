@@ -27,8 +27,8 @@ OUT_OF_DEPTH_REASON = "not a dermoscopy image like the training data: check this
 # fit on the other half). In 320 dimensions a training image's distance from a fit that includes it
 # is biased low, so an in-sample quantile would call a third of the validation images out of depth.
 THRESHOLD_QUANTILE = 0.99
-GREY_CHROMA = 4.0            # mean CIELAB chroma (0-~130) below which an image counts as greyscale:
-                             # dermoscopy is in colour (skin chroma is about 15-30)
+GREY_CHROMA = 2.0            # mean CIELAB chroma (0-~130) below which an image counts as greyscale
+                             # (a grey photograph: 0; pale dermoscopy frames reach down to about 3.9)
 
 
 def mean_chroma(image: np.ndarray) -> float:

@@ -137,8 +137,11 @@ class StudentSegmenter:
         self.flips = TTA_FLIPS if tta else ((),)
         self._deepest: torch.Tensor | None = None
         # the encoder's deepest feature map of the last forward pass: its spatial mean is what the
-        # student "sees" in an image (cam_sam.depth compares it with its training images')
-        self.model.encoder.register_forward_hook(self._keep_deepest)
+        # student "sees" in an image (cam_sam.depth compares it with its training images'); a
+        # model without an ``encoder`` (not a segmentation-models-pytorch U-Net) gives no features
+        encoder = getattr(self.model, "encoder", None)
+        if isinstance(encoder, torch.nn.Module):
+            encoder.register_forward_hook(self._keep_deepest)
 
     def _keep_deepest(self, module, inputs, output) -> None:
         self._deepest = output[-1].detach()
@@ -158,13 +161,13 @@ class StudentSegmenter:
         return prob, agreement
 
     @torch.no_grad()
-    def predict_with_features(self, image: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
+    def predict_with_features(self, image: np.ndarray) -> tuple[np.ndarray, float, np.ndarray | None]:
         """:meth:`predict`, plus the (C,) float32 spatial mean of the encoder's deepest features
-        over the flipped copies (the same forward pass; no extra cost)."""
+        over the flipped copies (the same forward pass; no extra cost; None without an encoder)."""
         x = to_input(image, self.config.input_size).to(self.device)
         batch = torch.cat([x.flip(dims) if dims else x for dims in self.flips])
         probs = torch.sigmoid(self.model(batch).float())
-        features = self._deepest.float().mean((0, 2, 3)).cpu().numpy()
+        features = self._deepest.float().mean((0, 2, 3)).cpu().numpy() if self._deepest is not None else None
         aligned = torch.stack([p.flip(dims) if dims else p for p, dims in zip(probs, self.flips)])   # (K, 1, S, S)
         prob = F.interpolate(aligned.mean(0, keepdim=True), image.shape[:2], mode="bilinear", align_corners=False)
         return prob[0, 0].cpu().numpy(), flip_agreement(aligned[:, 0] > 0.5), features
