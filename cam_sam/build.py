@@ -10,6 +10,7 @@ from typing import Any
 from cam_sam.depth import DepthCheck
 from cam_sam.pipeline import SEGMENTER_SOURCES, CamSamPipeline, PipelineConfig, PostprocessConfig, PromptConfig
 from cam_sam.proposals import ColourProposalConfig
+from cam_sam.student_runtime import use_student_backend
 
 from data.catalogue import Dataset, open_dataset
 from data.synthetic import write_synthetic_isic
@@ -69,6 +70,8 @@ PIPELINE_CONFIG: dict[str, Any] = {
                                              # classifier's: the best segmenter on both evaluation sets,
                                              # docs/self_training.md; None: no student sources)
     "student_tta": True,                     # average the student over flips (models.student.TTA_FLIPS)
+    "student_backend": "auto",               # the student's network: torch, onnxruntime, openvino; auto: as
+                                             # "backend" (cam_sam/student_runtime.py; exported into export_dir)
     # sources, selection and every group of settings: PipelineConfig's fields, one to one
     **asdict(PipelineConfig()),
     "device": "auto",
@@ -141,6 +144,7 @@ def build_pipeline(cfg: dict[str, Any], device: str, explainer: CamExplainer | N
     student, depth = None, None
     if cfg["student_checkpoint"]:
         student = StudentSegmenter.from_checkpoint(cfg["student_checkpoint"], device, cfg["student_tta"])
+        use_student_backend(student, cfg["student_backend"], cfg["export_dir"], device)
         depth = load_depth_check(cfg["student_checkpoint"])
     return CamSamPipeline(explainer if cfg["methods"] else None, segmenter if needs_segmenter(cfg) else None,
                           pipeline_config(cfg), student, depth)

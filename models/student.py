@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -136,6 +137,9 @@ class StudentSegmenter:
         self.device = torch.device(device)
         self.flips = TTA_FLIPS if tta else ((),)
         self._deepest: torch.Tensor | None = None
+        # batch (B, 3, S, S) -> [logits (B, 1, S, S), pooled deepest features (B, C)] as numpy arrays:
+        # an exported copy of the network (cam_sam.student_runtime); None: the torch model itself
+        self.runner: Callable[..., list[np.ndarray]] | None = None
         # the encoder's deepest feature map of the last forward pass: its spatial mean is what the
         # student "sees" in an image (cam_sam.depth compares it with its training images'); a
         # model without an ``encoder`` (not a segmentation-models-pytorch U-Net) gives no features
@@ -144,7 +148,17 @@ class StudentSegmenter:
             encoder.register_forward_hook(self._keep_deepest)
 
     def _keep_deepest(self, module, inputs, output) -> None:
-        self._deepest = output[-1].detach()
+        self._deepest = output[-1]
+
+    def forward(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(logits (B, 1, S, S), the deepest features' spatial mean (B, C) or None) of a normalised
+        (B, 3, S, S) batch, through :attr:`runner` when one is set, else the torch model."""
+        if self.runner is not None:
+            logits, pooled = self.runner(image=batch.cpu().numpy().astype(np.float32))
+            return torch.from_numpy(logits).to(batch.device), torch.from_numpy(pooled).to(batch.device)
+        self._deepest = None
+        logits = self.model(batch)
+        return logits, self._deepest.mean((2, 3)) if self._deepest is not None else None
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu", tta: bool = True) -> "StudentSegmenter":
@@ -166,8 +180,9 @@ class StudentSegmenter:
         over the flipped copies (the same forward pass; no extra cost; None without an encoder)."""
         x = to_input(image, self.config.input_size).to(self.device)
         batch = torch.cat([x.flip(dims) if dims else x for dims in self.flips])
-        probs = torch.sigmoid(self.model(batch).float())
-        features = self._deepest.float().mean((0, 2, 3)).cpu().numpy() if self._deepest is not None else None
+        logits, pooled = self.forward(batch)
+        probs = torch.sigmoid(logits.float())
+        features = pooled.float().mean(0).cpu().numpy() if pooled is not None else None
         aligned = torch.stack([p.flip(dims) if dims else p for p, dims in zip(probs, self.flips)])   # (K, 1, S, S)
         prob = F.interpolate(aligned.mean(0, keepdim=True), image.shape[:2], mode="bilinear", align_corners=False)
         return prob[0, 0].cpu().numpy(), flip_agreement(aligned[:, 0] > 0.5), features
@@ -186,8 +201,8 @@ class StudentSegmenter:
         h, w = image.shape[:2]
         ph, pw = round(h * pad), round(w * pad)
         size = self.config.input_size
-        zoomed = torch.sigmoid(self.model(to_input(np.pad(image, ((ph, ph), (pw, pw), (0, 0))), size)
-                                          .to(self.device)).float())
+        zoomed = torch.sigmoid(self.forward(to_input(np.pad(image, ((ph, ph), (pw, pw), (0, 0))), size)
+                                            .to(self.device))[0].float())
         top, left = round(ph * size / (h + 2 * ph)), round(pw * size / (w + 2 * pw))
         bottom, right = size - top, size - left
         back = F.interpolate(zoomed[..., top:bottom, left:right], (size, size), mode="bilinear", align_corners=False)

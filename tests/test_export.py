@@ -48,3 +48,23 @@ def test_a_missing_checkpoint_is_refused_with_one_line(tmp_path):
     with pytest.raises(SystemExit, match="student checkpoint not found: .*nope.pt"):
         export.main(["--set", f"student_checkpoint={tmp_path / 'nope.pt'}", "--set", f"out={tmp_path / 'x.onnx'}"])
     assert not (tmp_path / "x.onnx").exists()
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_the_student_through_a_runtime_gives_the_torch_masks_and_features(backend, tmp_path):
+    """The pipeline's student on ONNX Runtime / OpenVINO (exported from its weights, cached):
+    masks equal to PyTorch's, the same pooled features (the out-of-depth check reads them)."""
+    pytest.importorskip(backend)
+    from cam_sam.student_runtime import use_student_backend
+
+    reference = StudentSegmenter.from_checkpoint(STUDENT)
+    runtime = StudentSegmenter.from_checkpoint(STUDENT)
+    assert use_student_backend(runtime, backend, tmp_path) == backend and runtime.runner is not None
+    for seed in (11, 12):
+        image = make_synthetic_sample(seed).image
+        p_ref, agreement_ref, f_ref = reference.predict_with_features(image)
+        p_rt, agreement_rt, f_rt = runtime.predict_with_features(image)
+        assert mask_metrics(p_rt > 0.5, p_ref > 0.5)["iou"] >= 0.999
+        assert abs(agreement_rt - agreement_ref) < 1e-3 and np.abs(f_rt - f_ref).max() < 1e-3
+        assert abs(runtime.zoom_agreement(image, p_rt) - reference.zoom_agreement(image, p_ref)) < 1e-3
+    assert len(list(tmp_path.glob("student_*.onnx"))) == 1                       # exported once, cached
