@@ -20,7 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from cam_sam.build import DATA_CONFIG, PIPELINE_CONFIG, depth_path
-from cam_sam.depth import THRESHOLD_QUANTILE, fit_depth, mean_chroma
+from cam_sam.depth import GREY_CHROMA, THRESHOLD_QUANTILE, fit_depth, mean_chroma
 from common.cli import run_main
 from common.config import config_from_argv
 from common.io import resolve_run_dir, write_json
@@ -55,15 +55,25 @@ def spread(items: list, n: int) -> list:
     return [items[i] for i in np.linspace(0, len(items) - 1, n).round().astype(int)]
 
 
-def features_of(student: StudentSegmenter, images, desc: str) -> np.ndarray:
-    """(N, C) pooled deepest features, one row per image (unreadable files skipped, logged)."""
-    rows = []
+def features_of(student: StudentSegmenter, images, desc: str) -> tuple[np.ndarray, np.ndarray]:
+    """((N, C) pooled deepest features, (N,) mean chroma), one row per image (unreadable files
+    skipped, logged)."""
+    rows, chroma = [], []
     for load in tqdm(images, desc=desc, unit="img", leave=False):
         try:
-            rows.append(student.predict_with_features(load())[2])
+            image = load()
+            rows.append(student.predict_with_features(image)[2])
+            chroma.append(mean_chroma(image))
         except DataError as exc:
             log.warning("skipped: %s", exc)
-    return np.array(rows)
+    return np.array(rows), np.array(chroma)
+
+
+def share_out(check, features: np.ndarray, chroma: np.ndarray) -> dict[str, float]:
+    """How a set is called, as the pipeline calls each image (distance, or greyscale)."""
+    distances = np.array([check.distance(f) for f in features])
+    out = (distances > check.threshold) | (chroma < GREY_CHROMA)
+    return {"n": len(out), "share_out": float(out.mean()), "max_distance": float(distances.max())}
 
 
 def training_loaders(cfg: dict[str, Any]) -> list:
@@ -101,22 +111,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         raise SystemExit(f"student checkpoint not found: {checkpoint}")
     run_dir = resolve_run_dir(cfg["results_root"], cfg["out_dir"], "depth")
     student = StudentSegmenter.from_checkpoint(checkpoint, cfg["device"], tta=True)
-    train = features_of(student, training_loaders(cfg), "training images")
+    train, _ = features_of(student, training_loaders(cfg), "training images")
     check = fit_depth(train, cfg["quantile"], cfg["seed"])
     check.save(depth_path(checkpoint))
     report: dict[str, Any] = {"n_training": len(train), "threshold": check.threshold, "sets": {}}
-    evaluation = {"val": open_dataset(cfg["data_root"], "val", None, read_masks=False)}
     crops = open_dataset(cfg["data_root"], "train", None, read_masks=False)
-    evaluation["train_every18"] = crops
-    for name, data in evaluation.items():
-        paths = data.image_paths if name == "val" else [p for i, p in zip(crops.ids, crops.image_paths)
-                                                        if i in set(holdout_ids(crops.ids, HOLDOUT_EVERY))]
-        distances = [check.distance(f) for f in features_of(student, [lambda p=p: read_image(p) for p in paths], name)]
-        report["sets"][name] = {"n": len(distances), "share_out": float(np.mean(np.array(distances) > check.threshold)),
-                                "max_distance": float(max(distances))}
+    held = set(holdout_ids(crops.ids, HOLDOUT_EVERY))
+    evaluation = {"val": open_dataset(cfg["data_root"], "val", None, read_masks=False).image_paths,
+                  "train_every18": [p for i, p in zip(crops.ids, crops.image_paths) if i in held]}
+    for name, paths in evaluation.items():
+        report["sets"][name] = share_out(check, *features_of(student, [lambda p=p: read_image(p) for p in paths], name))
     generated = [make_synthetic_sample(5000 + i).image for i in range(cfg["n_generated"])]
-    distances = [check.distance(f) for f in features_of(student, [lambda im=im: im for im in generated], "generated")]
-    report["sets"]["generated"] = {"n": len(distances), "share_out": float(np.mean(np.array(distances) > check.threshold))}
+    report["sets"]["generated"] = share_out(check, *features_of(student, [lambda im=im: im for im in generated],
+                                                                "generated"))
     photos = photographs(cfg["photographs"])
     report["photographs"] = {}
     for name, image in photos.items():
