@@ -154,6 +154,8 @@ def make_student(cfg: dict[str, Any]) -> tuple[torch.nn.Module, StudentConfig]:
     """The student to train: from ``init_student`` (every weight), else a new U-Net whose encoder
     is the classifier's (``classifier_checkpoint`` or ImageNet)."""
     if cfg["init_student"]:
+        if not Path(cfg["init_student"]).is_file():
+            raise SystemExit(f"init_student not found: {cfg['init_student']}")
         model, config, _ = load_student(cfg["init_student"])
         if config.backbone != cfg["backbone"] or config.input_size != cfg["input_size"]:
             raise SystemExit(f"init_student {cfg['init_student']} is a {config.backbone} at {config.input_size} px, "

@@ -154,3 +154,8 @@ def test_an_extra_set_with_a_share_and_its_own_keep_fraction(tmp_path):
     real = [p for p in labels if not p.image_id.startswith("syn:")]
     synthetic = [p for p in labels if p.image_id.startswith("syn:")]
     assert len(real) == 4 and len(synthetic) == 4 and len({p.image_id for p in synthetic}) == 3
+
+
+def test_a_missing_init_student_is_refused_with_one_line(tmp_path):
+    with pytest.raises(SystemExit, match="init_student not found: .*nope.pt"):
+        train_student.make_student({**train_student.CONFIG, "init_student": str(tmp_path / "nope.pt")})
