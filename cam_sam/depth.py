@@ -53,9 +53,13 @@ class DepthCheck:
         d = np.asarray(features, np.float64) - self.mean
         return float(np.sqrt(max(d @ self.precision @ d, 0.0)))
 
+    def assess(self, features: np.ndarray, image: np.ndarray | None = None) -> tuple[float, bool]:
+        """(distance, out of depth): farther than ``threshold``, or (given the ``image``) greyscale."""
+        distance = self.distance(features)
+        return distance, distance > self.threshold or (image is not None and mean_chroma(image) < GREY_CHROMA)
+
     def is_out(self, features: np.ndarray, image: np.ndarray | None = None) -> bool:
-        """Out of depth: farther than ``threshold``, or (given the ``image``) greyscale."""
-        return self.distance(features) > self.threshold or (image is not None and mean_chroma(image) < GREY_CHROMA)
+        return self.assess(features, image)[1]
 
     def save(self, path: str | Path) -> None:
         def write(tmp: Path) -> None:

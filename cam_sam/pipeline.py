@@ -431,9 +431,8 @@ class CamSamPipeline:
             competing = outputs[pool[0]].candidates.masks if len(pool) == 1 else np.stack([masks[s] for s in pool])
             uncertainty = competing.astype(np.float32).std(axis=0)
         measured = self.depth is not None and student is not None and student.features is not None and image is not None
-        distance = self.depth.distance(student.features) if measured else None
-        trust = (mask_trust(signals, final, cfg.review_threshold, pairwise, parents, distance,
-                            None if distance is None else self.depth.is_out(student.features, image))
+        distance, out_of_depth = self.depth.assess(student.features, image) if measured else (None, None)
+        trust = (mask_trust(signals, final, cfg.review_threshold, pairwise, parents, distance, out_of_depth)
                  if signals is not None else None)
         derived = {VOTE: masks[VOTE]} if VOTE in masks else {}
         return ImageOutput(outputs, final, mask, uncertainty=uncertainty, trust=trust, derived=derived)

@@ -34,6 +34,7 @@ import cv2
 import numpy as np
 
 from cam_sam.trust import colour_contrast, contrast_lab, field_and_rim
+from common.geometry import largest_component
 
 
 @dataclass(frozen=True)
@@ -82,14 +83,6 @@ def _rgb(lab: np.ndarray) -> np.ndarray:
 def _ring(mask: np.ndarray, width: int) -> np.ndarray:
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * width + 1, 2 * width + 1))
     return cv2.dilate(mask.astype(np.uint8), disc).astype(bool) & ~mask
-
-
-def largest_component(mask: np.ndarray) -> np.ndarray:
-    """The largest 8-connected component of a (H, W) bool mask (empty stays empty)."""
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-    if n <= 1:
-        return np.zeros_like(mask, bool)
-    return labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
 
 
 def mask_contrast(image: np.ndarray, mask: np.ndarray) -> float:
