@@ -36,6 +36,7 @@ class PseudoLabel:
     mask_path: Path
     uncertainty_path: Path | None
     confidence: dict
+    unknown_path: Path | None = None    # 255 where the target is not known (synthetic pairs): no loss there
 
 
 def collect_pseudo_labels(pseudo_dirs: list[str | Path], image_paths: dict[str, Path]) -> list[PseudoLabel]:
@@ -52,8 +53,10 @@ def collect_pseudo_labels(pseudo_dirs: list[str | Path], image_paths: dict[str, 
             if "error" in record or not mask_path.is_file() or image_id not in image_paths:
                 continue
             unc = folder / "uncertainty" / f"{image_id}.png"
+            unknown = folder / "unknown" / f"{image_id}.png"
             found[image_id] = PseudoLabel(image_id, image_paths[image_id], mask_path,
-                                          unc if unc.is_file() else None, record.get("confidence", {}))
+                                          unc if unc.is_file() else None, record.get("confidence", {}),
+                                          unknown if unknown.is_file() else None)
     return [found[k] for k in sorted(found)]
 
 
@@ -69,13 +72,16 @@ def pixel_weight(label: PseudoLabel, hw: tuple[int, int], uncertainty_weight: fl
                  ignore_uncertain_above: float | None = None) -> np.ndarray:
     """(H, W) float loss weight of a pseudo-mask's pixels from its uncertainty map (normalised std
     in [0, 1]): ``1 - uncertainty_weight x std``, or with ``ignore_uncertain_above`` 0 where the
-    std exceeds it and 1 elsewhere. No uncertainty map: every pixel weighs 1."""
-    if label.uncertainty_path is None or (uncertainty_weight <= 0 and ignore_uncertain_above is None):
-        return np.ones(hw)
-    unc = np.clip(cv2.imread(str(label.uncertainty_path), cv2.IMREAD_GRAYSCALE) / UNCERTAINTY_SCALE * 2.0, 0, 1)
-    if ignore_uncertain_above is not None:
-        return (unc <= ignore_uncertain_above).astype(np.float64)
-    return 1.0 - uncertainty_weight * unc
+    std exceeds it and 1 elsewhere. No uncertainty map: every pixel weighs 1. Pixels of the label's
+    unknown map (if any) weigh 0."""
+    weight = np.ones(hw)
+    if label.uncertainty_path is not None and (uncertainty_weight > 0 or ignore_uncertain_above is not None):
+        unc = np.clip(cv2.imread(str(label.uncertainty_path), cv2.IMREAD_GRAYSCALE) / UNCERTAINTY_SCALE * 2.0, 0, 1)
+        weight = (unc <= ignore_uncertain_above).astype(np.float64) if ignore_uncertain_above is not None \
+            else 1.0 - uncertainty_weight * unc
+    if label.unknown_path is not None:
+        weight = weight * (read_mask(label.unknown_path) == 0)
+    return weight
 
 
 class PseudoMaskDataset(Dataset):

@@ -11,8 +11,10 @@ the backgrounds (see :mod:`self_training.synthetic_pairs`); which frames a run m
 frames those runs labelled, so a development set built from held-out frames
 (``self_training.pseudo_label --set held_out_only=true``) never shares an image with training.
 
-Writes ``images/<pair>.png``, ``masks/<pair>.png`` (0/255) and ``records/<pair>.json`` (how the
-pair was made, and a confidence of 1: the mask is right by construction), so the folder is both an
+Writes ``images/<pair>.png``, ``masks/<pair>.png`` (0/255), ``records/<pair>.json`` (how the
+pair was made, and a confidence of 1: the mask is right by construction) and, with
+``paste.unknown_grow`` > 0, ``unknown/<pair>.png`` (255 where the target is not known: left out of
+the student's loss), so the folder is both an
 image folder and a pseudo-labelling run for ``self_training.train_student``'s ``extra_sets``, and
 ``cam_sam.segment --set image_dir=<out>/images --set mask_dir=<out>/masks`` scores a student on
 it. Also ``montage.png`` (the first pairs, their target outlined) and ``pools.json``. Each pair is
@@ -117,9 +119,10 @@ def _touches_border(mask: np.ndarray, share: float) -> bool:
 
 
 def draw_pair(index: int, donors: list[list[Donor]], backgrounds: list, cfg: dict[str, Any],
-              config: PasteConfig) -> tuple[np.ndarray, np.ndarray, dict]:
+              config: PasteConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, dict]:
     """Pair ``index``, from its own generator seeded by (seed, index): a background, donors drawn
-    by contrast bin (never the background's own frame), then :func:`make_pair`."""
+    by contrast bin (never the background's own frame), then :func:`make_pair`. (image, target,
+    the pixels the target does not vouch for or None, record)."""
     rng = np.random.default_rng([cfg["seed"], index])
     background_id, image, mask = backgrounds[int(rng.integers(len(backgrounds)))]
     background: Background = make_background(background_id, image, mask, rng, config)
@@ -130,7 +133,9 @@ def draw_pair(index: int, donors: list[list[Donor]], backgrounds: list, cfg: dic
         donor = group[int(rng.integers(len(group)))]
         if donor.image_id != background_id and donor not in chosen:
             chosen.append(donor)
-    return make_pair(background, chosen, rng, config, kind)
+    image, target, record = make_pair(background, chosen, rng, config, kind)
+    unknown = None if background.unknown is None else background.unknown & ~target
+    return image, target, unknown, record
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -146,9 +151,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ids = [f"syn_{i:05d}" for i in range(int(cfg["n_pairs"]))]
 
     def work(index: int, pair_id: str) -> dict[str, Any]:
-        image, target, record = draw_pair(index, donors, backgrounds, cfg, config)
+        image, target, unknown, record = draw_pair(index, donors, backgrounds, cfg, config)
         write_png(run_dir / "images" / f"{pair_id}.png", image)
         write_png(run_dir / "masks" / f"{pair_id}.png", target.astype(np.uint8) * 255)
+        if unknown is not None:
+            write_png(run_dir / "unknown" / f"{pair_id}.png", unknown.astype(np.uint8) * 255)
         # the mask is right by construction: full trust (train_student keeps by this key)
         return {"synthetic": record, "confidence": {"selection_score": 1.0, "trust": 1.0}}
 

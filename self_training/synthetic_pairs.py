@@ -11,7 +11,9 @@ What a pair is built from (:func:`make_pair`):
   resolution (OpenCV's Telea inpainting: smooth, no texture), then the fine texture of a shifted
   patch of the same frame's skin (the patch minus its blur: pores, hair, grain) is added back, and
   the fill is feathered into the frame. The frame keeps its own hair, ink, bubbles, rulers and
-  vignette, which the student must learn to leave out.
+  vignette, which the student must learn to leave out. With ``unknown_grow`` the removed lesion's
+  surroundings are left out of the loss: a teacher that cut a large, faint lesion short leaves its
+  rim behind, and a target of skin there would teach the student to cut such lesions short too.
 - **the lesion**: the donor's pixels under its pseudo-mask, cut out, flipped or turned by quarter
   turns, stretched to a drawn *area* (a share of the frame, from small to filling it), moved to a
   drawn place in the background's field of view, its colour moved by the difference between the
@@ -49,6 +51,10 @@ class PasteConfig:
     two_lesion_share: float = 0.1           # share of pairs with two lesions (each from the two smallest area bins)
     empty_share: float = 0.05               # share of pairs with no lesion (the background alone)
     hole_grow: float = 0.05                 # the removed lesion's mask is grown by this share of the side
+    unknown_grow: float = 0.0               # share of the side: the removed lesion's mask grown by this is
+                                            # *unknown* in the target (no loss there), since a teacher that cut a
+                                            # faint lesion short leaves its rim behind, which would be taught as
+                                            # skin; 0: every pixel is known
     inpaint_side: int = 48                  # px, the hole is filled smoothly at this resolution
     texture_sigma: float = 8.0              # px, the blur whose residue is the cloned skin texture (mottling, pores, hair)
     shift_tries: int = 40                   # random shifts tried for the texture patch
@@ -269,11 +275,13 @@ def _fill_outside(lab: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Background:
-    """A frame with its lesion removed: ``image`` (size, size, 3) uint8, ``fov`` (size, size) bool."""
+    """A frame with its lesion removed: ``image`` (size, size, 3) uint8, ``fov`` (size, size) bool,
+    ``unknown`` (size, size) bool: where the removed lesion may have left a trace (``unknown_grow``)."""
 
     image_id: str
     image: np.ndarray
     fov: np.ndarray
+    unknown: np.ndarray | None = None
 
 
 def make_background(image_id: str, image: np.ndarray, mask: np.ndarray, rng: np.random.Generator,
@@ -287,7 +295,11 @@ def make_background(image_id: str, image: np.ndarray, mask: np.ndarray, rng: np.
     clean = remove_lesion(image, mask, rng, config)
     fov, _ = field_and_rim(clean)
     fov = cv2.resize(fov.astype(np.uint8), side, interpolation=cv2.INTER_NEAREST).astype(bool)
-    return Background(image_id, clean, fov)
+    unknown = None
+    if config.unknown_grow > 0 and mask.any():
+        grow = max(1, round(config.unknown_grow * config.size))
+        unknown = cv2.dilate(mask.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1,) * 2)).astype(bool)
+    return Background(image_id, clean, fov, unknown)
 
 
 def draw_kind(rng: np.random.Generator, config: PasteConfig = PasteConfig()) -> str:

@@ -159,3 +159,40 @@ def test_an_extra_set_with_a_share_and_its_own_keep_fraction(tmp_path):
 def test_a_missing_init_student_is_refused_with_one_line(tmp_path):
     with pytest.raises(SystemExit, match="init_student not found: .*nope.pt"):
         train_student.make_student({**train_student.CONFIG, "init_student": str(tmp_path / "nope.pt")})
+
+
+def test_the_removed_lesions_surroundings_are_unknown_and_weigh_nothing(tmp_path):
+    """With ``unknown_grow`` the removed lesion's mask, grown, is unknown (a teacher that cut a
+    faint lesion short leaves its rim there); a lesion pasted over it is known; the script writes
+    the map beside the pair and the student's pixel weight is 0 there."""
+    from scipy.ndimage import binary_dilation
+
+    from self_training.data import pixel_weight
+    from self_training.synthetic_pairs import make_background
+
+    image, mask = _frame(7)
+    config = PasteConfig(size=128, area_bins=((0.05, 0.1),), strength_bins=((1.0, 1.0),), min_contrast=0.0,
+                         unknown_grow=0.1)
+    background = make_background("bg", image, mask, np.random.default_rng(0), config)
+    assert background.unknown[mask].all() and background.unknown[binary_dilation(mask, iterations=10)].all()
+    assert not background.unknown[~binary_dilation(mask, np.ones((3, 3), bool), iterations=14)].any()
+    assert make_background("bg", image, mask, np.random.default_rng(0), CONFIG).unknown is None
+
+    frames, pseudo = tmp_path / "frames", tmp_path / "pseudo"
+    for i in range(4):
+        frame, lesion = _frame(20 + i)
+        write_png(frames / f"F{i}.png", frame)
+        write_png(pseudo / "masks" / f"F{i}.png", lesion.astype(np.uint8) * 255)
+        write_json(pseudo / "records" / f"F{i}.json", {"confidence": {"selection_score": 0.9}})
+    make_synthetic.main(["--set", f"image_dir={frames}", "--set", f'pseudo_dirs=["{pseudo}"]', "--set", "n_pairs=4",
+                         "--set", "paste.size=128", "--set", "paste.min_contrast=0", "--set", "paste.unknown_grow=0.1",
+                         "--set", f"out_dir={tmp_path / 'syn'}"])
+    from self_training.data import collect_pseudo_labels
+    labels = collect_pseudo_labels([tmp_path / "syn"], {f"syn_{i:05d}": tmp_path / "syn" / "images" / f"syn_{i:05d}.png"
+                                                       for i in range(4)})
+    assert len(labels) == 4 and all(label.unknown_path is not None for label in labels)
+    for label in labels:
+        unknown, target = read_mask(label.unknown_path), read_mask(label.mask_path)
+        assert unknown.any() and not (unknown & target).any()
+        weight = pixel_weight(label, target.shape, 0.5)
+        assert (weight[unknown] == 0).all() and (weight[~unknown] == 1).all()
