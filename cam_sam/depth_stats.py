@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from cam_sam.build import DATA_CONFIG, PIPELINE_CONFIG, depth_path
+from cam_sam.settings import DATA_CONFIG, PIPELINE_CONFIG
+from cam_sam.runs.build import depth_path
 from cam_sam.depth import GREY_CHROMA, THRESHOLD_QUANTILE, fit_depth, mean_chroma
 from common.cli import run_main
 from common.config import config_from_argv

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from cam_sam.build import DATA_CONFIG, PIPELINE_CONFIG
+from cam_sam.settings import DATA_CONFIG, PIPELINE_CONFIG
 from common.cli import run_main
 from common.config import config_from_argv
 from common.geometry import pairwise_iou

@@ -11,7 +11,7 @@ segmenter's predicted IoU plus a small weight times the candidate's agreement wi
 (plus, with ``student_weight``, its IoU with the student's mask). The default configuration
 (``PipelineConfig()``) runs the student and the colour regions only: no encoding, no decoding.
 
-The pipeline never sees a ground-truth mask: :meth:`CamSamPipeline.segment` takes the image alone.
+The pipeline never sees a ground-truth mask: :meth:`LesionPipeline.segment` takes the image alone.
 It returns every candidate mask with its predicted IoU, so an evaluator may compute an *oracle*
 choice afterwards, under its own label.
 """
@@ -229,8 +229,10 @@ def student_mask(student: StudentSegmenter, image: np.ndarray, postprocess: Post
     return StudentPrediction(prob, mask, stability, student.zoom_agreement(image, prob) if zoom else 1.0, features)
 
 
-class CamSamPipeline:
-    """Zero-shot segmentation of single images.
+class LesionPipeline:
+    """Lesion segmentation of single images, without pixel labels: by the self-trained student
+    alone (the default), or by CAM and colour prompts decoded by a promptable segmenter, or both
+    with a label-free choice among them.
 
     ``explainer`` gives the CAMs; ``segmenter`` encodes each image once and decodes every prompt
     of every source against that one embedding; ``student`` (optional) gives the student sources.
@@ -258,7 +260,7 @@ class CamSamPipeline:
         self.config = config
         self.student = student
         self.depth = depth          # is the image like the student's training images (cam_sam.depth)
-        self.timer = StageTimer()   # seconds per stage, read by cam_sam.benchmark
+        self.timer = StageTimer()   # seconds per stage, read by cam_sam.studies.benchmark
 
     def cam_prompts(self, cam: np.ndarray, rng: np.random.Generator):
         """(boxes (K, 4), points (K, N, 2) | None, labels (K, N) | None) for one CAM, or None when

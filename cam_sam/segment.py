@@ -20,14 +20,15 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from cam_sam.evaluation import FLAGGED_PREFIX, PRESETS, SEGMENT_CONFIG, print_summary, segment_dataset
+from cam_sam.settings import PRESETS, SEGMENT_CONFIG
+from cam_sam.runs.dataset import FLAGGED_PREFIX, print_summary, segment_dataset
 from cam_sam.pipeline import ImageOutput
 from common.cli import run_main
 from common.config import config_from_argv
 from common.io import save_figure
 
-# Every key and its documentation: cam_sam.evaluation.SEGMENT_CONFIG (data, outputs, evaluation)
-# and cam_sam.build.PIPELINE_CONFIG (classifier, CAMs, segmenter, prompts, colour proposals,
+# Every key and its documentation: cam_sam.settings.SEGMENT_CONFIG (data, outputs, evaluation)
+# and cam_sam.settings.PIPELINE_CONFIG (classifier, CAMs, segmenter, prompts, colour proposals,
 # student, selection, post-processing). Change a default here, or per run with --set key=value.
 CONFIG: dict[str, Any] = {
     **SEGMENT_CONFIG,

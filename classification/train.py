@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -33,8 +32,9 @@ from classification.evaluation import predict, validation_metrics
 from common.cli import run_main
 from common.config import config_from_argv
 from common.distributed import ShardedShuffle, setup_distributed
-from common.io import read_json, read_jsonl, resolve_run_dir, save_figure, write_json, write_text
-from common.checkpoints import safe_load
+from common.runs import fix_run_config
+from common.io import read_jsonl, resolve_run_dir, save_figure, write_json, write_text
+from common.checkpoints import safe_load, save_atomically
 from models.registry import create_classifier, resolve_preprocessing
 from visualisations.classification_figures import learning_curves_figure
 
@@ -92,9 +92,7 @@ def save_checkpoint(path: Path, model, optimizer, epoch: int, best_auc: float, c
     payload = {"model": module.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
                "best_auc": best_auc, "config": cfg, "class_names": TASKS[cfg["task"]],
                "num_classes": num_classes, "arch": cfg["classifier"]}
-    tmp = path.with_suffix(".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    save_atomically(payload, path)
 
 
 def open_run_dir(cfg: dict[str, Any], rank: int, world: int) -> Path:
@@ -103,12 +101,7 @@ def open_run_dir(cfg: dict[str, Any], rank: int, world: int) -> Path:
     run_dir = Path(cfg["out_dir"]) if cfg["out_dir"] else None
     if rank == 0:
         run_dir = resolve_run_dir(cfg["results_root"], cfg["out_dir"], f"train_{cfg['classifier']}")
-        previous = run_dir / "config.json"
-        free = {"epochs", "export"}          # may change when a run resumes
-        if previous.is_file() and {k: v for k, v in read_json(previous).items() if k not in free} != \
-                {k: v for k, v in json.loads(json.dumps(cfg)).items() if k not in free}:
-            raise SystemExit(f"{run_dir} holds a run with another config; choose a new out_dir")
-        write_json(previous, cfg)
+        fix_run_config(run_dir, cfg, resumable={"epochs", "export"}, defaults=CONFIG)
         file_handler = logging.FileHandler(run_dir / "log.txt")
         file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         log.addHandler(file_handler)
@@ -149,11 +142,7 @@ def export_best(best: Path, path: str | Path, history: list[dict]) -> None:
     payload = {k: state[k] for k in ("config", "class_names", "num_classes", "arch", "epoch")}
     payload.update({"model": {k: v.half() if v.is_floating_point() else v for k, v in state["model"].items()},
                     "validation": row})
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    save_atomically(payload, path)
     log.info("float16 copy of epoch %d written to %s", state["epoch"], path)
 
 

@@ -8,9 +8,18 @@ from pathlib import Path
 
 import torch
 
+from common.io import write_atomically
+
 
 class CheckpointError(RuntimeError):
     """A checkpoint that is missing, unreadable, unsafe or does not fit; the message names the file."""
+
+
+def save_atomically(payload: dict, path: str | Path) -> None:
+    """``torch.save`` of ``payload`` (tensors and plain values only, so :func:`safe_load` reads it)
+    to a temporary file beside ``path``, moved onto it in one step: an interrupted save never
+    leaves a truncated checkpoint where the last good one was."""
+    write_atomically(path, lambda tmp: torch.save(payload, tmp))
 
 
 def safe_load(path: str | Path, kind: str = "checkpoint", hint: str = "") -> object:

@@ -34,29 +34,39 @@ def failed_metrics() -> dict[str, Any]:
     return {**{name: 0.0 for name in METRIC_NAMES}, "failed": True}
 
 
+def fix_run_config(run_dir: str | Path, config: dict[str, Any], resumable: Iterable[str] = (),
+                   defaults: dict[str, Any] | None = None) -> None:
+    """Write ``config`` to ``run_dir/config.json``, or, when a run already started there with
+    another config, end with one line naming the keys that differ. Keys that may differ:
+    ``resumable`` (plus :data:`RESUMABLE_KEYS`), and settings the project added after the run
+    started (absent from its ``config.json``) at their value in ``defaults`` (a new setting's
+    default keeps the behaviour the run had). Nested groups compare key by key."""
+    run_dir = Path(run_dir)
+    allowed = RESUMABLE_KEYS | set(resumable)
+    config_path = run_dir / "config.json"
+    if config_path.is_file():
+        previous, current = flatten(read_json(config_path)), flatten(json.loads(json.dumps(config, default=str)))
+        known = flatten(json.loads(json.dumps(defaults or {}, default=str)))
+        added_at_default = {k for k in current if k not in previous and k in known and known[k] == current[k]}
+        changed = sorted(k for k in set(previous) | set(current)
+                         if k.split(".")[0] not in allowed and k not in allowed | added_at_default
+                         and previous.get(k) != current.get(k))
+        if changed:
+            raise SystemExit(f"{run_dir} holds a run with another config (keys {changed} differ); "
+                             "choose a new out_dir or delete that folder")
+    write_json(config_path, config)
+
+
 class ResumableRun:
-    """A run folder whose config is fixed at its first start: a rerun with another config is
-    refused, except for ``resumable`` keys (plus :data:`RESUMABLE_KEYS`) and for settings the
-    project added after the run started (absent from its ``config.json``) that are at their value
-    in ``defaults``: a new setting's default keeps the behaviour the run had."""
+    """A run folder of one record per image, whose config is fixed at its first start
+    (:func:`fix_run_config`: a rerun with another config is refused, but for ``resumable`` keys)."""
 
     def __init__(self, run_dir: str | Path, config: dict[str, Any], resumable: Iterable[str] = (),
                  defaults: dict[str, Any] | None = None) -> None:
-        allowed = RESUMABLE_KEYS | set(resumable)
         self.dir = Path(run_dir)
         self.records_dir = self.dir / "records"
         self.records_dir.mkdir(parents=True, exist_ok=True)
-        config_path = self.dir / "config.json"
-        if config_path.is_file():
-            previous, current = flatten(read_json(config_path)), flatten(json.loads(json.dumps(config, default=str)))
-            known = flatten(json.loads(json.dumps(defaults or {}, default=str)))
-            added_at_default = {k for k in current if k not in previous and k in known and known[k] == current[k]}
-            changed = sorted(k for k in set(previous) | set(current)
-                             if k not in allowed | added_at_default and previous.get(k) != current.get(k))
-            if changed:
-                raise SystemExit(f"{self.dir} holds a run with another config (keys {changed} differ); "
-                                 "choose a new out_dir or delete that folder")
-        write_json(config_path, config)
+        fix_run_config(self.dir, config, resumable, defaults)
 
     def record_path(self, image_id: str) -> Path:
         return self.records_dir / f"{image_id}.json"

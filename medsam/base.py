@@ -96,6 +96,7 @@ class PromptableSegmenter(ABC):
 
     name = "segmenter"
     input_size = 1024
+    RESIZE = "longest_side"     # how preprocess fits an image: "longest_side" (aspect kept, padded) or "stretch"
 
     def __init__(self, model: torch.nn.Module, device: str | torch.device = "cpu", batch_size: int = 64) -> None:
         self.model = model.to(device).eval()
@@ -150,9 +151,12 @@ class PromptableSegmenter(ABC):
     def preprocess(self, image: np.ndarray) -> tuple[torch.Tensor, ResizeFrame]:
         """(H, W, 3) uint8 RGB -> ((1, 3, S, S) float tensor, its frame)."""
 
-    @abstractmethod
     def frame_of(self, image: np.ndarray) -> ResizeFrame:
-        """The frame :meth:`preprocess` would place ``image`` in (without computing the tensor)."""
+        """The frame :meth:`preprocess` places ``image`` in (without computing the tensor): its
+        longest side scaled to the input size, or, with ``RESIZE = "stretch"``, both sides."""
+        if self.RESIZE == "stretch":
+            return ResizeFrame.stretch(image.shape[:2], self.input_size)
+        return ResizeFrame.longest_side(image.shape[:2], self.input_size)
 
     @torch.no_grad()
     def set_image(self, image: np.ndarray) -> None:

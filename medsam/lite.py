@@ -27,9 +27,6 @@ class LiteMedSAMSegmenter(PromptableSegmenter):
         model.load_state_dict(load_state_dict(path), strict=True)
         super().__init__(model, device, batch_size)
 
-    def frame_of(self, image: np.ndarray) -> ResizeFrame:
-        return ResizeFrame.longest_side(image.shape[:2], self.input_size)
-
     def preprocess(self, image: np.ndarray) -> tuple[torch.Tensor, ResizeFrame]:
         frame = self.frame_of(image)
         h, w = frame.resized_hw

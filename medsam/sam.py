@@ -48,11 +48,8 @@ class SAMSegmenter(PromptableSegmenter):
         self.resizer = ResizeLongestSide(self.input_size)
         super().__init__(model, device, batch_size)
 
-    def frame_of(self, image: np.ndarray) -> ResizeFrame:
-        """``ResizeLongestSide`` rounds the scaled sides as :meth:`ResizeFrame.longest_side` does."""
-        return ResizeFrame.longest_side(image.shape[:2], self.input_size)
-
     def preprocess(self, image: np.ndarray) -> tuple[torch.Tensor, ResizeFrame]:
+        # ResizeLongestSide rounds the scaled sides as ResizeFrame.longest_side (frame_of) does
         resized = self.resizer.apply_image(image)
         frame = ResizeFrame(tuple(image.shape[:2]), tuple(resized.shape[:2]), self.input_size)
         tensor = torch.as_tensor(resized).permute(2, 0, 1).contiguous()[None].float().to(self.device)
@@ -65,13 +62,11 @@ class MedSAMSegmenter(PromptableSegmenter):
 
     name = "medsam"
     input_size = 1024
+    RESIZE = "stretch"
 
     def __init__(self, checkpoint: str | Path | None = None, device: str | torch.device = "cpu",
                  batch_size: int = 64) -> None:
         super().__init__(build_sam("vit_b", checkpoint), device, batch_size)
-
-    def frame_of(self, image: np.ndarray) -> ResizeFrame:
-        return ResizeFrame.stretch(image.shape[:2], self.input_size)
 
     def preprocess(self, image: np.ndarray) -> tuple[torch.Tensor, ResizeFrame]:
         frame = self.frame_of(image)

@@ -14,7 +14,6 @@ are read with ``weights_only=True``.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -23,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from common.checkpoints import CheckpointError, safe_load
+from common.checkpoints import CheckpointError, safe_load, save_atomically
 from common.geometry import pairwise_iou
 from models.registry import get_spec, read_checkpoint
 
@@ -79,14 +78,10 @@ def save_student(path: str | Path, model: torch.nn.Module, config: StudentConfig
     """Write ``{"model": state_dict, "config": asdict(config), **extra}`` atomically; ``extra``
     must hold plain values (numbers, strings, lists, dicts) or tensors. ``half``: floating-point
     tensors stored as float16 (half the size, for shipping; loading casts them back)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.half() if half and v.is_floating_point() else v for k, v in model.state_dict().items()}
     payload = {"model": state, "config": {**asdict(config), "decoder_channels": list(config.decoder_channels)},
                **(extra or {})}
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    save_atomically(payload, path)
 
 
 def load_student(path: str | Path) -> tuple[torch.nn.Module, StudentConfig, dict]:
@@ -185,7 +180,7 @@ class StudentSegmenter:
         features = pooled.float().mean(0).cpu().numpy() if pooled is not None else None
         aligned = torch.stack([p.flip(dims) if dims else p for p, dims in zip(probs, self.flips)])   # (K, 1, S, S)
         prob = F.interpolate(aligned.mean(0, keepdim=True), image.shape[:2], mode="bilinear", align_corners=False)
-        return prob[0, 0].cpu().numpy(), flip_agreement(aligned[:, 0] > 0.5), features
+        return prob[0, 0].cpu().numpy(), view_agreement(aligned[:, 0] > 0.5), features
 
     def predict_proba(self, image: np.ndarray) -> np.ndarray:
         """(H, W, 3) uint8 RGB -> (H, W) float32 probability of lesion, original pixels."""
@@ -208,12 +203,34 @@ class StudentSegmenter:
         back = F.interpolate(zoomed[..., top:bottom, left:right], (size, size), mode="bilinear", align_corners=False)
         mine = F.interpolate(torch.from_numpy(np.ascontiguousarray(prob, np.float32))[None, None], (size, size),
                              mode="bilinear", align_corners=False)
-        return flip_agreement(torch.cat([back[:, 0], mine[:, 0].to(back.device)]) > 0.5)
+        return view_agreement(torch.cat([back[:, 0], mine[:, 0].to(back.device)]) > 0.5)
 
 
-def flip_agreement(masks: torch.Tensor) -> float:
-    """Mean pairwise IoU of K boolean (K, S, S) masks (1.0 for K = 1; two empty masks agree)."""
+def view_agreement(masks: torch.Tensor) -> float:
+    """Mean pairwise IoU of K boolean (K, S, S) masks of the same image seen K ways (flips, or the
+    frame and a zoomed-out view mapped back): 1.0 for K = 1; two empty masks agree."""
     k = len(masks)
     if k < 2:
         return 1.0
     return float((pairwise_iou(masks.cpu().numpy()).sum() - k) / (k * (k - 1)))
+
+
+def average_weights(states: list[dict[str, torch.Tensor]], weights: list[float]) -> dict[str, torch.Tensor]:
+    """The weighted mean of state dicts of one architecture (weight-space ensembling, WiSE-FT /
+    model soups: students fine-tuned from one start lie in one basin, so their mean is a network
+    that trades their behaviours at no inference cost). ``weights`` are normalised to sum 1;
+    integer buffers (BatchNorm's batch counts) are taken from the first state."""
+    if len(states) != len(weights) or not states:
+        raise ValueError(f"{len(states)} state dicts and {len(weights)} weights: give one weight per state")
+    keys = set(states[0])
+    for state in states[1:]:
+        if set(state) != keys:
+            raise ValueError("the students differ in architecture: their state dicts have other keys")
+    total = float(sum(weights))
+    mean = {}
+    for key, first in states[0].items():
+        if not first.is_floating_point():
+            mean[key] = first.clone()
+            continue
+        mean[key] = sum(w / total * s[key].float() for w, s in zip(weights, states)).to(first.dtype)
+    return mean

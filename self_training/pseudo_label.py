@@ -9,7 +9,7 @@
 Writes, per training image (every ``holdout_every``-th crop is left out, an unseen evaluation
 set), ``masks/<id>.png`` (the delivered mask, 0/255), ``uncertainty/<id>.png`` (per-pixel std of
 the masks that competed for it, x510, uint8) and ``records/<id>.json`` (its label-free confidence,
-see :func:`cam_sam.confidence.mask_confidence`, with the confidence of :mod:`cam_sam.trust` as
+see :func:`cam_sam.pseudo_label_scores.mask_confidence`, with the confidence of :mod:`cam_sam.trust` as
 ``trust``). Images are visited in a seeded random order, so an interrupted run is a uniform
 sample; rerunning with the same ``out_dir`` resumes.
 """
@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from cam_sam.build import DATA_CONFIG, PIPELINE_CONFIG, PIPELINE_RESUMABLE, build_pipeline, open_data
-from cam_sam.confidence import mask_confidence
-from cam_sam.evaluation import PRESETS
+from cam_sam.settings import DATA_CONFIG, PIPELINE_CONFIG, PIPELINE_RESUMABLE, PRESETS
+from cam_sam.runs.build import build_pipeline, open_data
+from cam_sam.pseudo_label_scores import mask_confidence
 from common.cli import run_main
 from common.config import config_from_argv
 from common.devices import resolve_device
@@ -37,7 +37,7 @@ TEACHER: dict[str, Any] = {"methods": [], "proposals": ["colour", "student"], "f
                            "final_rule": "vote", "student_checkpoint": "model_checkpoints/student_r2and.pt"}
 
 CONFIG: dict[str, Any] = {
-    "preset": None,                    # a named group of settings of cam_sam.evaluation.PRESETS ("zero_shot")
+    "preset": None,                    # a named group of settings of cam_sam.settings.PRESETS ("zero_shot")
     "dataset": DATA_CONFIG["dataset"],
     "data_root": DATA_CONFIG["data_root"],
     "derm7pt_image": DATA_CONFIG["derm7pt_image"],

@@ -32,11 +32,12 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from cam_sam.build import DATA_CONFIG
+from cam_sam.settings import DATA_CONFIG
 from common.cli import run_main
 from common.config import config_from_argv
 from common.distributed import ShardedShuffle, setup_distributed
-from common.io import read_json, resolve_run_dir, write_json
+from common.io import resolve_run_dir, write_json
+from common.runs import fix_run_config
 from data.catalogue import open_dataset
 from common.checkpoints import safe_load
 from models.student import StudentConfig, build_student, load_backbone, load_student, save_student
@@ -218,15 +219,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     torch.manual_seed(cfg["seed"])
     run_dir = resolve_run_dir(cfg["results_root"], cfg["out_dir"], "student") if main_process else Path(cfg["out_dir"] or ".")
     if main_process:
-        previous = run_dir / "config.json"
-        if previous.is_file():
-            # a key the earlier run did not know yet counts as its default then
-            earlier = {**CONFIG, **read_json(previous)}
-            changed = sorted(k for k, v in earlier.items() if k not in RESUMABLE and cfg.get(k) != v)
-            if changed:
-                raise SystemExit(f"{run_dir} holds a training run with another config (keys {changed} differ); "
-                                 "choose a new out_dir")
-        write_json(run_dir / "config.json", cfg)
+        fix_run_config(run_dir, cfg, RESUMABLE, defaults=CONFIG)
 
     labels = training_labels(cfg)
     dataset = PseudoMaskDataset(labels, cfg["input_size"], train=True, cache_size=cfg["cache_size"],

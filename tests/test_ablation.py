@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-import cam_sam.ablation as ablation
+import cam_sam.studies.ablation as ablation
 from common.metrics import METRIC_NAMES, summarise
 
 

@@ -1,4 +1,4 @@
-"""The web page (cam_sam.app): its request handler on generated images, then the real page in a
+"""The web page (cam_sam.serve.app): its request handler on generated images, then the real page in a
 headless Chromium (Debian's ``chromium`` driven by playwright; skipped where either is missing)."""
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cam_sam.app import CONFIG, IMAGENET, make_handler, make_service
+from cam_sam.serve.app import CONFIG, IMAGENET, make_handler, make_service
 from common.config import merge
 from common.io import write_png
 from data.synthetic import make_synthetic_sample
@@ -84,7 +84,7 @@ def server(tmp_path_factory):
     port = _free_port()
     log = tmp_path_factory.mktemp("server") / "app.log"
     with open(log, "w") as handle:
-        proc = subprocess.Popen([sys.executable, "-m", "cam_sam.app", "--set", f"port={port}", "--set", "max_upload_mb=1",
+        proc = subprocess.Popen([sys.executable, "-m", "cam_sam.serve.app", "--set", f"port={port}", "--set", "max_upload_mb=1",
                                  "--set", f"examples_dir={log.parent / 'examples'}", "--set", "device=cpu"],
                                 cwd=REPO, stdout=handle, stderr=subprocess.STDOUT, env={**os.environ})
     url = f"http://127.0.0.1:{port}/"
@@ -181,7 +181,7 @@ def test_the_api_returns_the_mask_and_its_description(server, lesion_files):
 
 
 def test_a_request_past_its_time_gets_a_message_and_the_next_one_is_served(lesion_files):
-    from cam_sam.app import segment_file
+    from cam_sam.serve.app import segment_file
 
     class Slow:
         calls = 0
@@ -201,7 +201,7 @@ def test_a_request_past_its_time_gets_a_message_and_the_next_one_is_served(lesio
 
 def test_four_concurrent_users_get_the_same_masks_as_one_at_a_time(server, tmp_path):
     pytest.importorskip("gradio_client", reason="gradio_client is not installed")
-    from cam_sam.loadtest import run_load
+    from cam_sam.serve.loadtest import run_load
 
     images = []
     for seed in range(2):
@@ -214,7 +214,7 @@ def test_four_concurrent_users_get_the_same_masks_as_one_at_a_time(server, tmp_p
 
 def test_a_full_queue_answers_busy_at_once(tmp_path):
     pytest.importorskip("gradio_client", reason="gradio_client is not installed")
-    from cam_sam import loadtest
+    from cam_sam.serve import loadtest
 
     result = loadtest.main(["--set", "users=6", "--set", "requests_per_user=1", "--set", "n_images=1",
                             "--set", "app_settings=['queue_size=1', 'device=cpu']",

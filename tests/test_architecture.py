@@ -6,9 +6,19 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 # Lower layers never import higher ones. visualisations draws for scripts: no library imports it.
+# Inside cam_sam: the one-image core (cam_sam.<module>: no files, no CLI) < the settings' schema <
+# dataset runs < serving and studies (siblings: neither imports the other). A module's layer is
+# that of the longest name here it starts with.
 LAYERS = {"common": 0, "data": 1, "models": 1, "medsam": 1, "explainers": 2, "classification": 2,
-          "cam_sam": 3, "self_training": 4, "visualisations": 5}
+          "cam_sam": 3.0, "cam_sam.settings": 3.1, "cam_sam.runs": 3.2, "cam_sam.serve": 3.3, "cam_sam.studies": 3.3,
+          "self_training": 4, "visualisations": 5}
+SIBLINGS = {("cam_sam.serve", "cam_sam.studies"), ("cam_sam.studies", "cam_sam.serve")}
 MAX_LIBRARY_FUNCTION_LINES = 60
+
+
+def _layer_of(module: str) -> str:
+    """The LAYERS entry ``module`` belongs to: the longest one it is, or starts with plus a dot."""
+    return max((k for k in LAYERS if module == k or module.startswith(k + ".")), key=len)
 
 
 def _module_name(path: Path) -> str:
@@ -17,7 +27,7 @@ def _module_name(path: Path) -> str:
 
 
 def _modules() -> dict[str, Path]:
-    return {_module_name(p): p for package in LAYERS for p in (REPO / package).rglob("*.py")}
+    return {_module_name(p): p for package in LAYERS if "." not in package for p in (REPO / package).rglob("*.py")}
 
 
 def _is_script(path: Path) -> bool:
@@ -52,8 +62,10 @@ def _violations(modules: dict[str, Path], graph: dict[str, set[str]]) -> list[st
             target_path = modules.get(target)
             if target_path is not None and _is_script(target_path) and target != name:
                 problems.append(f"{name} imports the script {target}")
-            if not script and LAYERS[target.split(".")[0]] > LAYERS[name.split(".")[0]]:
+            if not script and LAYERS[_layer_of(target)] > LAYERS[_layer_of(name)]:
                 problems.append(f"{name} (library) imports the higher layer {target}")
+            if (_layer_of(name), _layer_of(target)) in SIBLINGS:
+                problems.append(f"{name} imports {target}: serving and studies never import each other")
     return sorted(problems)
 
 
@@ -88,6 +100,8 @@ def test_the_checker_sees_violations(tmp_path):
     """The rules can fail: an upward library import and a script importing a script are caught."""
     files = {"common.low": "from cam_sam import high\n",
              "cam_sam.high": "import numpy\n",
+             "cam_sam.core": "from cam_sam.runs import build\n",
+             "cam_sam.runs.build": "import numpy\n",
              "cam_sam.script_a": "from cam_sam import script_b\nif __name__ == \"__main__\":\n    pass\n",
              "cam_sam.script_b": "if __name__ == \"__main__\":\n    pass\n"}
     modules = {}
@@ -96,7 +110,8 @@ def test_the_checker_sees_violations(tmp_path):
         modules[name].write_text(text)
     graph = {name: _imports(path, modules) for name, path in modules.items()}
     assert graph["common.low"] == {"cam_sam.high"}
-    assert _violations(modules, graph) == ["cam_sam.script_a imports the script cam_sam.script_b",
+    assert _violations(modules, graph) == ["cam_sam.core (library) imports the higher layer cam_sam.runs.build",
+                                           "cam_sam.script_a imports the script cam_sam.script_b",
                                            "common.low (library) imports the higher layer cam_sam.high"]
 
 

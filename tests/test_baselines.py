@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from cam_sam.baselines import BASELINES, GT_BASELINES, baseline_prompts, centroid_point, main, otsu_grey_region
+from cam_sam.studies.baselines import BASELINES, GT_BASELINES, baseline_prompts, centroid_point, main, otsu_grey_region
 from common.geometry import mask_to_box
 from data.synthetic import make_synthetic_sample, write_synthetic_isic
 from explainers.cams import CamResult
@@ -59,7 +59,7 @@ def test_honest_baselines_ignore_the_ground_truth():
 
 def test_baselines_script_on_generated_images(tmp_path):
     root = write_synthetic_isic(tmp_path / "data", n_images=2, split="val")
-    metrics = main(["--set", f"data_root={root}", "--set", f"out_dir={tmp_path / 'run'}"])
+    metrics = main(["--set", f"data_root={root}", "--set", f"out_dir={tmp_path / 'run'}", "--set", "backend=torch"])
     assert list(metrics["summary"]) == list(BASELINES)
     assert metrics["summary"]["gt_box"]["iou"] > 0.8          # a tight box on the synthetic lesion
     first = next(iter(metrics["per_image"].values()))

@@ -15,6 +15,9 @@ def _run(module: str, *sets: str) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("module, sets, expected", [
     ("cam_sam.segment", ["data_root=/nonexistent/isic", "synthetic_if_missing=false"], "/nonexistent/isic"),
     ("cam_sam.segment", ["split=holiday", "data_root=."], "holiday"),
+    # a data root the user gave that is not there (a typo) is no reason to segment generated images
+    ("cam_sam.segment", ["data_root=/data/ISIC2017_typo"], "/data/ISIC2017_typo"),
+    ("cam_sam.segment", ["dataset=ph2", "data_root=/nowhere/ph2", "split=all"], "/nowhere/ph2"),
     ("cam_sam.segment", ["preset=arbiter", "segmenter=sam_vit_b", "segmenter_checkpoint=/nowhere/sam.pth",
                          "image_dir={tmp}/images"], "/nowhere/sam.pth"),
     ("classification.test", ["checkpoint=/nowhere/clf.pth"], "/nowhere/clf.pth"),

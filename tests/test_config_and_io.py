@@ -63,7 +63,8 @@ def test_dotted_keys_reach_into_groups_and_groups_merge():
 def test_pipeline_config_maps_groups_one_to_one():
     from dataclasses import asdict
 
-    from cam_sam.build import PIPELINE_CONFIG, pipeline_config
+    from cam_sam.settings import PIPELINE_CONFIG
+    from cam_sam.runs.build import pipeline_config
     from cam_sam.pipeline import PipelineConfig
 
     assert asdict(pipeline_config(PIPELINE_CONFIG)) == asdict(PipelineConfig())
@@ -87,7 +88,7 @@ def test_a_run_resumes_after_the_project_adds_a_setting_at_its_default(tmp_path)
 
 def test_the_student_preset_is_the_default_spelled_out():
     """preset=student pins the default by name: applied to the defaults it changes nothing."""
-    from cam_sam.evaluation import PRESETS, SEGMENT_CONFIG
+    from cam_sam.settings import PRESETS, SEGMENT_CONFIG
 
     assert all(SEGMENT_CONFIG[k] == v for k, v in PRESETS["student"].items())
     fast = PRESETS["fast"]

@@ -5,7 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cam_sam.build import PIPELINE_CONFIG, build_pipeline, depth_path
+from cam_sam.settings import PIPELINE_CONFIG
+from cam_sam.runs.build import build_pipeline, depth_path
 from cam_sam.depth import OUT_OF_DEPTH_REASON, DepthCheck, fit_depth
 from data.synthetic import make_synthetic_sample
 

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cam_sam.build import DATA_CONFIG, open_data
+from cam_sam.settings import DATA_CONFIG
+from cam_sam.runs.build import open_data
 from common.config import merge
 from data import DataError, open_dataset
 from data.synthetic import make_synthetic_sample

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from cam_sam.pipeline import CamSamPipeline, PipelineConfig
+from cam_sam.pipeline import LesionPipeline, PipelineConfig
 from explainers.cams import CamResult
 from medsam.base import Prediction
 
@@ -41,7 +41,7 @@ def test_one_encoding_per_image_and_choice_by_predicted_iou():
     seg = ScriptedSegmenter()
     cfg = PipelineConfig(methods=["gradcam"], proposals=["colour"], final_sources=["colour", "gradcam"],
                          final_rule="select")
-    pipe = CamSamPipeline(object(), seg, cfg)
+    pipe = LesionPipeline(object(), seg, cfg)
     image = _image()
     out = pipe.segment(image, cams={"gradcam": _cam(image.shape[:2], (0, 0, 150, 110))})
     assert seg.encoded == 1
@@ -55,7 +55,7 @@ def test_one_encoding_per_image_and_choice_by_predicted_iou():
 def test_final_sources_restrict_the_choice_and_fall_back():
     image = _image()
     cams = {"gradcam": _cam(image.shape[:2], (0, 0, 150, 110))}
-    pipe = CamSamPipeline(object(), ScriptedSegmenter(), PipelineConfig(methods=["gradcam"], proposals=["colour"],
+    pipe = LesionPipeline(object(), ScriptedSegmenter(), PipelineConfig(methods=["gradcam"], proposals=["colour"],
                                                                            final_sources=["colour"]))
     assert pipe.segment(image, cams=cams).final_source == "colour"
     # a constant CAM gives no prompt: reported, and the colour source still delivers
@@ -63,16 +63,16 @@ def test_final_sources_restrict_the_choice_and_fall_back():
     out = pipe.segment(image, cams=flat)
     assert out.sources["gradcam"].error == "constant CAM" and out.final_source == "colour"
     # final_sources without a mask: the pipeline falls back to any source that produced one
-    pipe = CamSamPipeline(object(), ScriptedSegmenter(), PipelineConfig(methods=["gradcam"], proposals=["colour"],
+    pipe = LesionPipeline(object(), ScriptedSegmenter(), PipelineConfig(methods=["gradcam"], proposals=["colour"],
                                                                            final_sources=["gradcam"]))
     assert pipe.segment(image, cams=flat).final_source == "colour"
 
 
 def test_bad_configuration_is_refused():
     with pytest.raises(ValueError, match="final_sources"):
-        CamSamPipeline(object(), ScriptedSegmenter(), PipelineConfig(methods=[], proposals=["colour"], final_sources=["gradcam"]))
+        LesionPipeline(object(), ScriptedSegmenter(), PipelineConfig(methods=[], proposals=["colour"], final_sources=["gradcam"]))
     with pytest.raises(ValueError, match="unknown proposal"):
-        CamSamPipeline(object(), ScriptedSegmenter(), PipelineConfig(proposals=["otsu"]))
+        LesionPipeline(object(), ScriptedSegmenter(), PipelineConfig(proposals=["otsu"]))
 
 
 def test_agreement_and_selection_scores_hand_computed():
@@ -99,7 +99,7 @@ class RecordingSegmenter(ScriptedSegmenter):
 
 
 def test_paper_preset_point_prompts_reach_the_segmenter():
-    from cam_sam.evaluation import PRESETS
+    from cam_sam.settings import PRESETS
     from cam_sam.pipeline import PromptConfig
 
     paper = PRESETS["paper"]["prompts"]
@@ -107,7 +107,7 @@ def test_paper_preset_point_prompts_reach_the_segmenter():
     seg = RecordingSegmenter()
     cfg = PipelineConfig(methods=["gradcam"], proposals=[], final_sources=["gradcam"], prompts=prompts)
     image = _image()
-    out = CamSamPipeline(object(), seg, cfg).segment(image, cams={"gradcam": _cam(image.shape[:2], (60, 40, 100, 80))})
+    out = LesionPipeline(object(), seg, cfg).segment(image, cams={"gradcam": _cam(image.shape[:2], (60, 40, 100, 80))})
     boxes, points, labels = seg.last
     k = 1 + paper["n_perturbations"]
     assert boxes.shape == (k, 4) and points.shape == (k, paper["n_points"] + 4, 2) and labels.shape == (k, paper["n_points"] + 4)
@@ -131,7 +131,7 @@ class _ScriptedStudent:
 
 def test_student_sources_need_a_student_and_skip_the_encoder():
     with pytest.raises(ValueError, match="student"):
-        CamSamPipeline(None, None, PipelineConfig(methods=[], proposals=["student"], final_sources=["student"]))
+        LesionPipeline(None, None, PipelineConfig(methods=[], proposals=["student"], final_sources=["student"]))
 
     class HalfStudent(_ScriptedStudent):
         def predict(self, image):
@@ -139,7 +139,7 @@ def test_student_sources_need_a_student_and_skip_the_encoder():
             prob[40:80, 60:100] = 0.9
             return prob, 1.0
 
-    pipe = CamSamPipeline(None, None, PipelineConfig(methods=[], proposals=["student"], final_sources=["student"]),
+    pipe = LesionPipeline(None, None, PipelineConfig(methods=[], proposals=["student"], final_sources=["student"]),
                           student=HalfStudent())
     out = pipe.segment(_image())
     assert out.final_source == "student" and out.final_mask[40:80, 60:100].all() and out.final_mask.sum() == 40 * 40
@@ -156,13 +156,13 @@ def test_vote_keeps_pixels_most_final_sources_agree_on():
 
     cfg = PipelineConfig(methods=[], proposals=["colour", "student", "student_box"],
                          final_sources=["colour", "student", "student_box"], final_rule="vote")
-    out = CamSamPipeline(None, ScriptedSegmenter(), cfg, student=LeftStudent()).segment(_image())
+    out = LesionPipeline(None, ScriptedSegmenter(), cfg, student=LeftStudent()).segment(_image())
     assert out.final_source == "vote"
     masks = [out.sources[s].mask for s in ("colour", "student", "student_box")]
     expected = np.sum(masks, axis=0) >= 2
     assert np.array_equal(out.final_mask, expected) and out.final_mask.any()
     with pytest.raises(ValueError, match="final_rule"):
-        CamSamPipeline(None, ScriptedSegmenter(), PipelineConfig(methods=[], final_rule="mean"))
+        LesionPipeline(None, ScriptedSegmenter(), PipelineConfig(methods=[], final_rule="mean"))
 
 
 def test_vote_of_colour_and_student_is_their_intersection():
@@ -174,7 +174,7 @@ def test_vote_of_colour_and_student_is_their_intersection():
 
     cfg = PipelineConfig(methods=[], proposals=["colour", "student"], final_sources=["colour", "student"],
                          final_rule="vote")
-    out = CamSamPipeline(None, ScriptedSegmenter(), cfg, student=LeftStudent()).segment(_image())
+    out = LesionPipeline(None, ScriptedSegmenter(), cfg, student=LeftStudent()).segment(_image())
     colour, student = out.sources["colour"].mask, out.sources["student"].mask
     assert out.final_source == "vote" and not np.array_equal(colour, student)
     assert np.array_equal(out.final_mask, colour & student) and out.final_mask.any()

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from cam_sam import segment
-from cam_sam.pipeline import CamSamPipeline
+from cam_sam.pipeline import LesionPipeline
 from common.io import read_json
 from data.synthetic import write_synthetic_isic
 from tests.conftest import SHARED_ISIC, requires_isic
@@ -86,7 +86,7 @@ class SimulatedKill(BaseException):
 def test_interrupted_run_resumes(tmp_path, synthetic_root, monkeypatch):
     calls = []
     armed = [True]
-    original = CamSamPipeline.segment
+    original = LesionPipeline.segment
 
     def flaky(self, image, cams=None, image_id="image"):
         calls.append(image_id)
@@ -95,7 +95,7 @@ def test_interrupted_run_resumes(tmp_path, synthetic_root, monkeypatch):
             raise SimulatedKill()     # the run dies during the second image
         return original(self, image, cams, image_id)
 
-    monkeypatch.setattr(CamSamPipeline, "segment", flaky)
+    monkeypatch.setattr(LesionPipeline, "segment", flaky)
     with pytest.raises(SimulatedKill):
         _run(tmp_path, synthetic_root)
     records = tmp_path / "run" / "records"
@@ -129,7 +129,7 @@ def test_honest_output_does_not_read_the_ground_truth(tmp_path, synthetic_root):
 def test_flagged_csv_lists_flagged_images_least_confident_first_and_survives_a_resume(tmp_path, synthetic_root,
                                                                                      monkeypatch):
     calls = []
-    original = CamSamPipeline.segment
+    original = LesionPipeline.segment
 
     def dies_on_the_third(self, image, cams=None, image_id="image"):
         calls.append(image_id)
@@ -137,10 +137,10 @@ def test_flagged_csv_lists_flagged_images_least_confident_first_and_survives_a_r
             raise SimulatedKill()
         return original(self, image, cams, image_id)
 
-    monkeypatch.setattr(CamSamPipeline, "segment", dies_on_the_third)
+    monkeypatch.setattr(LesionPipeline, "segment", dies_on_the_third)
     with pytest.raises(SimulatedKill):
         _run(tmp_path, synthetic_root, "review_threshold=1.01")       # every mask flagged
-    monkeypatch.setattr(CamSamPipeline, "segment", original)
+    monkeypatch.setattr(LesionPipeline, "segment", original)
     metrics = _run(tmp_path, synthetic_root, "review_threshold=1.01")
     flagged = pd.read_csv(tmp_path / "run" / "flagged.csv")
     assert list(flagged.columns) == ["id", "confidence", "reason", "mask"]
@@ -167,7 +167,12 @@ def test_user_image_folder_without_masks(tmp_path, synthetic_root):
     assert len(list((tmp_path / "run" / "masks").glob("*.png"))) == 1
 
 
-def test_no_data_falls_back_to_labelled_synthetic_images(tmp_path):
+def test_no_data_falls_back_to_labelled_synthetic_images(tmp_path, monkeypatch):
+    """The default data root missing (a fresh machine): generated images, labelled synthetic. A
+    root the user gave that is missing ends the run instead (tests/test_cli.py)."""
+    from cam_sam.runs import build
+
+    monkeypatch.setitem(build.DATA_CONFIG, "data_root", str(tmp_path / "nowhere"))   # as if it were the default
     metrics = _run(tmp_path, tmp_path / "nowhere", "n_synthetic=1")
     assert read_json(tmp_path / "run" / "config.json")["data_is_synthetic"] is True
     assert metrics["summary"]["final"]["n_images"] == 1
@@ -213,3 +218,27 @@ def test_the_fast_preset_delivers_the_default_masks(tmp_path, synthetic_root):
         unzoomed = read_json(tmp_path / "fast" / "records" / f"{image_id}.json")["trust"]["signals"]["student"]
         assert unzoomed["zoom_stability"] == 1.0       # not measured
     assert fast["summary"]["final"]["iou"] == pytest.approx(default["summary"]["final"]["iou"])
+
+
+def test_an_unscored_run_says_what_it_did(tmp_path, capsys):
+    """Images without masks: no empty score table, but how many were segmented and where."""
+    from cam_sam.runs.dataset import print_summary
+
+    for i in range(3):
+        (tmp_path / "masks").mkdir(exist_ok=True)
+        (tmp_path / "masks" / f"im{i}.png").write_bytes(b"")
+    metrics = {"summary": {"final": {"n_images": 3, "n_flagged": 1, "share_flagged": 1 / 3, "n_out_of_depth": 0}},
+               "per_image": {}, "failures": {}}
+    print_summary(metrics, tmp_path, synthetic=False)
+    out = capsys.readouterr().out
+    assert "3 images segmented, no ground truth" in out and str(tmp_path / "masks") in out
+    assert "IoU" not in out.splitlines()[2] and "flagged for review: 1 images" in out
+
+
+def test_overlay_titles_say_only_what_is_drawn():
+    from visualisations.overlay import overlay_titles
+
+    assert overlay_titles(False, False, False) == ("no CAM, no prompt (the student's own mask)", "mask (green)")
+    assert overlay_titles(True, True, True) == ("CAM and prompts (box: solid; perturbed: dashed)",
+                                                "mask (green) vs ground truth (red)")
+    assert overlay_titles(False, True, False)[0].startswith("prompts")

@@ -8,14 +8,15 @@ import torch
 from PIL import Image
 
 from cam_sam import segment
-from cam_sam.build import PIPELINE_CONFIG, build_pipeline
+from cam_sam.settings import PIPELINE_CONFIG
+from cam_sam.runs.build import build_pipeline
 from common.metrics import mask_metrics
 from common.config import merge
 from common.io import read_json, write_json, write_png
 from data.isic import ISICDataset
 from data.synthetic import make_synthetic_sample, write_synthetic_isic
 from models.registry import CheckpointError
-from models.student import flip_agreement, StudentConfig, StudentSegmenter, build_student, load_backbone, load_student, save_student
+from models.student import view_agreement, StudentConfig, StudentSegmenter, build_student, load_backbone, load_student, save_student
 from self_training import pseudo_label, train_student
 from self_training.data import PseudoMaskDataset, collect_pseudo_labels, keep_most_trusted
 from self_training.holdout import holdout_ids, self_training_ids
@@ -93,14 +94,14 @@ def test_pseudo_labelling_full_frames_never_reads_masks(tmp_path):
     assert len(list((tmp_path / "a" / "masks").glob("*.png"))) == 3
 
 
-def test_flip_agreement():
+def test_view_agreement():
     same = torch.zeros(3, 8, 8, dtype=torch.bool)
     same[:, 2:6, 2:6] = True
-    assert flip_agreement(same) == pytest.approx(1.0) and flip_agreement(same[:1]) == 1.0
+    assert view_agreement(same) == pytest.approx(1.0) and view_agreement(same[:1]) == 1.0
     apart = same.clone()
     apart[1] = False
     apart[1, 0:2, 0:2] = True
-    assert flip_agreement(apart) == pytest.approx(1 / 3)
+    assert view_agreement(apart) == pytest.approx(1 / 3)
 
 
 class _FollowsTheLesion(torch.nn.Module):
@@ -217,6 +218,31 @@ def test_checkpoint_round_trips_with_weights_only(tmp_path):
     x = torch.randn(1, 3, SMALL, SMALL)
     with torch.no_grad():
         assert torch.equal(model(x), loaded(x))
+
+
+def test_averaging_students_gives_the_mean_of_their_weights(tmp_path):
+    """The script's student holds the weighted mean of every float tensor, the first student's
+    integer buffers, and loads like any student; students of two architectures are refused."""
+    from self_training import average_students
+
+    config = StudentConfig(input_size=SMALL)
+    torch.manual_seed(0)
+    a, b = build_student(config), build_student(config)
+    save_student(tmp_path / "a.pt", a, config)
+    save_student(tmp_path / "b.pt", b, config)
+    average_students.main(["--set", f'students=["{tmp_path / "a.pt"}", "{tmp_path / "b.pt"}"]',
+                           "--set", "weights=[3, 1]", "--set", f"out={tmp_path / 'mean.pt'}"])
+    mean, mean_config, payload = load_student(tmp_path / "mean.pt")
+    assert mean_config == config and payload["averaging_weights"] == [3.0, 1.0]
+    for key, value in mean.state_dict().items():
+        expected = 0.75 * a.state_dict()[key].float() + 0.25 * b.state_dict()[key].float() \
+            if value.is_floating_point() else a.state_dict()[key]
+        torch.testing.assert_close(value.float(), expected.float())
+    other = StudentConfig(input_size=SMALL, decoder_channels=(32, 16, 8, 8, 8))
+    save_student(tmp_path / "c.pt", build_student(other), other)
+    with pytest.raises(SystemExit, match="different configs"):
+        average_students.main(["--set", f'students=["{tmp_path / "a.pt"}", "{tmp_path / "c.pt"}"]',
+                               "--set", f"out={tmp_path / 'x.pt'}"])
 
 
 class _Evil:

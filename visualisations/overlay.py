@@ -1,6 +1,6 @@
 """The per-image pictures: image, CAM with its prompts, mask against ground truth, candidate
 spread (uncertainty). Each panel has its own ``draw_*`` function so that the segment overlays,
-the web page (``cam_sam.app``) and the demo notebook draw exactly the same thing. No backend is
+the web page (``cam_sam.serve.app``) and the demo notebook draw exactly the same thing. No backend is
 forced here (a notebook keeps its inline one); :func:`panel_figure` draws off-screen, without pyplot,
 so a server's worker threads may call it."""
 from __future__ import annotations
@@ -84,6 +84,16 @@ def cam_figure(image: np.ndarray, cam: np.ndarray, truth: np.ndarray | None, tit
     return panel_figure(draw_cam, image, cam, truth, title=title, size=(6, 5))
 
 
+def overlay_titles(has_cam: bool, has_prompts: bool, has_truth: bool) -> tuple[str, str]:
+    """The titles of the prompt panel and the mask panel, saying only what is drawn: the default
+    (the student) has no CAM and no prompt, and a user's own images have no ground truth."""
+    if has_cam:
+        prompts = "CAM and prompts (box: solid; perturbed: dashed)" if has_prompts else "CAM"
+    else:
+        prompts = "prompts (box: solid; perturbed: dashed)" if has_prompts else "no CAM, no prompt (the student's own mask)"
+    return prompts, "mask (green) vs ground truth (red)" if has_truth else "mask (green)"
+
+
 def overlay_figure(image: np.ndarray, cam: np.ndarray | None, boxes: np.ndarray | None,
                    points: np.ndarray | None, point_labels: np.ndarray | None, mask: np.ndarray | None,
                    truth: np.ndarray | None, uncertainty: np.ndarray | None, title: str):
@@ -94,9 +104,10 @@ def overlay_figure(image: np.ndarray, cam: np.ndarray | None, boxes: np.ndarray 
     axes[0].set_title("image")
     draw_cam(axes[1], image, cam)
     draw_prompts(axes[1], boxes, points, point_labels)
-    axes[1].set_title("CAM and prompts (box: solid; perturbed: dashed)")
+    prompt_title, mask_title = overlay_titles(cam is not None, boxes is not None or points is not None, truth is not None)
+    axes[1].set_title(prompt_title)
     draw_mask(axes[2], image, mask, truth)
-    axes[2].set_title("mask (green) vs ground truth (red)")
+    axes[2].set_title(mask_title)
     draw_uncertainty(axes[3], uncertainty)
     axes[3].set_title("uncertainty")
     for ax in axes:

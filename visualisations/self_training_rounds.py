@@ -1,4 +1,4 @@
-"""Self-training at a glance, from the ablation's runs (``python -m cam_sam.ablation``).
+"""Self-training at a glance, from the ablation's runs (``python -m cam_sam.studies.ablation``).
 
 * ``self_training_rounds.png``: per evaluation set, each row's mean IoU with its 95 % bootstrap
   interval, against the zero-shot pipeline's delivered mask (the ablation's ``default`` run, the
@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     out_dir = Path(cfg["out_dir"] or Path(cfg["ablation_root"]) / "figures")
     table = rounds_table(cfg)
     if table.empty:
-        raise SystemExit(f"no ablation runs under {cfg['ablation_root']}: run python -m cam_sam.ablation first")
+        raise SystemExit(f"no ablation runs under {cfg['ablation_root']}: run python -m cam_sam.studies.ablation first")
     write_csv(out_dir / "self_training_rounds.csv", table.round(4))
     save_figure(rounds_figure(table, [s for s in cfg["eval_sets"] if s in set(table["eval_set"])]),
                 out_dir / "self_training_rounds.png")

@@ -8,10 +8,10 @@ the wall-clock time and images per second of the whole ``cam_sam.segment`` comma
 ``n_images`` images for each number of processes (``torchrun``), and whether their
 ``metrics.json`` agree.
 
-    python -m cam_sam.benchmark --set n_images=10
-    python -m cam_sam.benchmark --set backend=torch                 # the plain PyTorch path
-    python -m cam_sam.benchmark --set preset=arbiter                # teacher, student and box via LiteMedSAM
-    python -m cam_sam.benchmark --set processes='[1, 2]' --set n_images=120
+    python -m cam_sam.studies.benchmark --set n_images=10
+    python -m cam_sam.studies.benchmark --set backend=torch                 # the plain PyTorch path
+    python -m cam_sam.studies.benchmark --set preset=arbiter                # teacher, student and box via LiteMedSAM
+    python -m cam_sam.studies.benchmark --set processes='[1, 2]' --set n_images=120
 """
 from __future__ import annotations
 
@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from cam_sam.build import build_pipeline, open_data
-from cam_sam.evaluation import PRESETS, SEGMENT_CONFIG
+from cam_sam.runs.build import build_pipeline, open_data
+from cam_sam.settings import PRESETS, SEGMENT_CONFIG
 from common.cli import run_main
 from common.config import config_from_argv
 from common.devices import resolve_device

@@ -1,5 +1,5 @@
-"""One image at a time, for interactive use (the web page ``cam_sam.app``, the demo notebook):
-the same :func:`cam_sam.build.build_pipeline` as ``cam_sam.segment``, with every model loaded
+"""One image at a time, for interactive use (the web page ``cam_sam.serve.app``, the demo notebook):
+the same :func:`cam_sam.runs.build.build_pipeline` as ``cam_sam.segment``, with every model loaded
 once and shared by all requests.
 
 A request names a classifier, a CAM method and a segmenter by their labels; the service keeps one
@@ -18,17 +18,17 @@ from typing import Any
 
 import numpy as np
 
-from cam_sam.build import build_explainer, build_pipeline, build_segmenter, needs_segmenter
-from cam_sam.evaluation import PRESETS
+from cam_sam.runs.build import build_explainer, build_pipeline, build_segmenter, needs_segmenter
+from cam_sam.settings import PRESETS
 from cam_sam.multiclass import LesionClass, LesionClassifier
-from cam_sam.pipeline import CamSamPipeline, ImageOutput
+from cam_sam.pipeline import LesionPipeline, ImageOutput
 from common.config import merge
 from common.metrics import mask_metrics
 from data.isic import DataError, check_image_content
 from explainers.cams import CamResult
 
 STUDENT_CHOICE = "student"     # the segmenter choice that runs the default, preset "student" (no segmenter)
-SEGMENTER_PRESET = "arbiter"   # what a segmenter choice runs (cam_sam.evaluation.PRESETS)
+SEGMENTER_PRESET = "arbiter"   # what a segmenter choice runs (cam_sam.settings.PRESETS)
 MAX_PIXELS = 40_000_000        # larger images are refused: decoding them would exhaust memory
 MIN_SIDE = 32                  # shorter sides are refused: nothing to see at CAM resolution
 
@@ -62,7 +62,7 @@ def check_request_image(image: np.ndarray, name: str) -> None:
 
 
 class SegmentationService:
-    """``base``: a CONFIG with :data:`cam_sam.build.PIPELINE_CONFIG`'s keys (the default pipeline).
+    """``base``: a CONFIG with :data:`cam_sam.settings.PIPELINE_CONFIG`'s keys (the default pipeline).
     ``classifiers``: label -> classifier checkpoint (None: ImageNet weights of ``base['classifier']``).
     ``segmenters``: label -> (segmenter name, checkpoint); :data:`STUDENT_CHOICE` needs no entry.
     ``lesion_checkpoint``: a three-class classifier (:mod:`cam_sam.multiclass`) that names each
@@ -76,7 +76,7 @@ class SegmentationService:
                                   if lesion_checkpoint else None)
         self._explainers: dict[str, Any] = {}
         self._segmenters: dict[str, Any] = {}
-        self._pipelines: dict[tuple[str, str, str], CamSamPipeline] = {}
+        self._pipelines: dict[tuple[str, str, str], LesionPipeline] = {}
         self._lock = threading.Lock()   # one request at a time uses the models
 
     @property
@@ -97,7 +97,7 @@ class SegmentationService:
         return merge(cfg, {**PRESETS[SEGMENTER_PRESET], "methods": [method], "segmenter": name,
                            "segmenter_checkpoint": checkpoint})
 
-    def pipeline(self, classifier: str, method: str, segmenter: str) -> CamSamPipeline:
+    def pipeline(self, classifier: str, method: str, segmenter: str) -> LesionPipeline:
         key = (classifier, method, segmenter)
         if key not in self._pipelines:
             cfg = self.config(classifier, method, segmenter)

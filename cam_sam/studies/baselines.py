@@ -11,7 +11,7 @@ Ground-truth-derived upper bounds are named ``gt_*`` and flagged in ``metrics.js
 * ``randomcam_box``: the box of a RandomCAM (grad-cam's random-weight control), thresholded at 0.5
   with 10 % padding, into the segmenter.
 
-    python -m cam_sam.baselines --set split=val
+    python -m cam_sam.studies.baselines --set split=val
 """
 from __future__ import annotations
 
@@ -21,31 +21,32 @@ from typing import Any
 import numpy as np
 from skimage.filters import threshold_otsu
 
-from cam_sam.evaluation import SEGMENT_CONFIG, print_summary
-from cam_sam.build import PIPELINE_RESUMABLE
-from common.devices import resolve_device
-from common.cli import run_main
-from common.metrics import mask_metrics
 from cam_sam.postprocess import postprocess_mask
-from cam_sam.proposals import DEFAULT_COLOUR, field_of_view
 from cam_sam.prompts import cam_to_box
-from common.geometry import clip_box, largest_component, mask_to_box, pad_box
-from common.runs import ResumableRun
+from cam_sam.proposals import DEFAULT_COLOUR, field_of_view
+from cam_sam.runs.build import build_explainer, build_segmenter
+from cam_sam.runs.dataset import print_summary
+from cam_sam.settings import PIPELINE_RESUMABLE, SEGMENT_CONFIG
+from common.cli import run_main
 from common.config import config_from_argv
+from common.devices import resolve_device
+from common.geometry import clip_box, largest_component, mask_to_box, pad_box
 from common.io import resolve_run_dir
+from common.metrics import mask_metrics
+from common.runs import ResumableRun
 from data.catalogue import open_dataset
 from data.isic import check_image_content, subset_ids
-from explainers.cams import CamExplainer
-from medsam.factory import create_segmenter
-from models.registry import create_classifier
 
 GT_BASELINES = ("gt_box", "gt_box_pad5", "gt_centroid_point")
 BASELINES = GT_BASELINES + ("whole_image_box", "centred_box_80", "otsu_grey_mask", "otsu_grey_box", "randomcam_box")
 
 CONFIG: dict[str, Any] = {
-    **{k: SEGMENT_CONFIG[k] for k in ("dataset", "data_root", "split", "every", "limit", "results_root", "out_dir", "classifier",
-                                      "classifier_checkpoint", "target_class", "binary_target", "segmenter", "segmenter_checkpoint",
-                                      "decode_batch_size", "device", "seed")},
+    # the keys of cam_sam.settings.SEGMENT_CONFIG these baselines read: data, outputs, and the
+    # classifier and segmenter as cam_sam.runs.build builds them (backend, embedding cache)
+    **{k: SEGMENT_CONFIG[k] for k in ("dataset", "data_root", "split", "every", "limit", "results_root", "out_dir",
+                                      "classifier", "classifier_checkpoint", "target_class", "binary_target",
+                                      "cam_batch_size", "ensemble_methods", "segmenter", "segmenter_checkpoint",
+                                      "decode_batch_size", "backend", "export_dir", "embedding_cache", "device", "seed")},
     "baselines": list(BASELINES),
     "postprocess": {"keep_largest": True, "fill_holes": True},   # fields of cam_sam.pipeline.PostprocessConfig
 }
@@ -104,12 +105,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     np.random.seed(cfg["seed"])   # RandomCAM draws from numpy's global generator
     run_dir = resolve_run_dir(cfg["results_root"], cfg["out_dir"], f"baselines_{cfg['segmenter']}")
     run = ResumableRun(run_dir, cfg, PIPELINE_RESUMABLE | {"limit"})
-    explainer = None
-    if "randomcam_box" in cfg["baselines"]:
-        classifier = create_classifier(cfg["classifier"], checkpoint=cfg["classifier_checkpoint"])
-        explainer = CamExplainer(classifier, cfg["classifier"], cfg["target_class"], device=device,
-                                 binary_target=cfg["binary_target"])
-    segmenter = create_segmenter(cfg["segmenter"], cfg["segmenter_checkpoint"], device, cfg["decode_batch_size"])
+    explainer = build_explainer(cfg, device) if "randomcam_box" in cfg["baselines"] else None
+    segmenter = build_segmenter(cfg, device)
     post = dict(cfg["postprocess"])
     ids, positions = subset_ids(dataset, cfg["every"], cfg["limit"])
 

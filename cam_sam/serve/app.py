@@ -2,10 +2,10 @@
 the delivered mask, its uncertainty, the chosen source and its predicted IoU, the lesion's predicted
 class (a three-class classifier); download the mask.
 
-    python -m cam_sam.app                       # http://127.0.0.1:7860
-    python -m cam_sam.app --set port=8080 --set classifier_checkpoints='{"melanoma": "results/classifier/best.pt"}'
+    python -m cam_sam.serve.app                       # http://127.0.0.1:7860
+    python -m cam_sam.serve.app --set port=8080 --set classifier_checkpoints='{"melanoma": "results/classifier/best.pt"}'
 
-It serves :class:`cam_sam.service.SegmentationService`: the same pipeline as ``cam_sam.segment``,
+It serves :class:`cam_sam.serve.service.SegmentationService`: the same pipeline as ``cam_sam.segment``,
 models loaded once. An optional ground-truth mask is scored after the mask is delivered (IoU,
 Dice); it never steers the result. Listens on 127.0.0.1 unless ``host`` says otherwise.
 """
@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from cam_sam.build import PIPELINE_CONFIG
-from cam_sam.evaluation import MULTICLASS_CHECKPOINT
-from cam_sam.service import STUDENT_CHOICE, SegmentationService, ServiceResult
+from cam_sam.settings import PIPELINE_CONFIG
+from cam_sam.settings import MULTICLASS_CHECKPOINT
+from cam_sam.serve.service import STUDENT_CHOICE, SegmentationService, ServiceResult
 from common.checkpoints import CheckpointError
 from common.cli import run_main
 from common.config import config_from_argv
@@ -32,7 +32,7 @@ from data.isic import DataError, ISICDataset, read_image, read_mask
 from data.synthetic import make_synthetic_sample
 from explainers.cams import EXPLAIN_METHODS
 
-log = logging.getLogger("cam_sam.app")
+log = logging.getLogger("cam_sam.serve.app")
 
 CONFIG: dict[str, Any] = {
     "host": "127.0.0.1",                     # 0.0.0.0 exposes the page to the network: think first
@@ -47,7 +47,7 @@ CONFIG: dict[str, Any] = {
     "concurrency_limit": 1,                  # requests segmented at once (the models serve one at a time)
     "queue_size": 16,                        # requests waiting beyond that; a full queue answers "try again" at once
     "request_timeout_s": 120,                # a request still running after this is answered with a message
-    **PIPELINE_CONFIG,                       # the default pipeline (cam_sam.build): the "student" choice
+    **PIPELINE_CONFIG,                       # the default pipeline (cam_sam.runs.build): the "student" choice
 }
 IMAGENET = "ImageNet weights (zero-shot)"
 

@@ -13,7 +13,7 @@ and recomputes offline, without new inference:
 Ground truth is read here only to score: the choice of weights it reports is a development choice
 made on the evaluation sets, which the README says. ::
 
-    python -m cam_sam.trust_study --set runs='{"val": "results/arbiter/val/r4", "train_every18": "results/arbiter/train_every18/r4"}'
+    python -m cam_sam.studies.trust_study --set runs='{"val": "results/arbiter/val/r4", "train_every18": "results/arbiter/train_every18/r4"}'
 """
 from __future__ import annotations
 

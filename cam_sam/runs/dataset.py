@@ -1,5 +1,5 @@
 """Segmenting a dataset into a resumable run folder and scoring it: the library behind
-``cam_sam.segment``, ``cam_sam.ablation`` and the student evaluations.
+``cam_sam.segment``, ``cam_sam.studies.ablation`` and the student evaluations.
 
 Scores use the ground truth only after the pipeline has delivered its mask. ``oracle_*`` rows
 choose among the same candidates WITH the ground truth: upper bounds, labelled so.
@@ -15,11 +15,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from cam_sam.build import DATA_CONFIG, OUTPUT_CONFIG, PIPELINE_CONFIG, PIPELINE_RESUMABLE, build_pipeline, open_data
 from cam_sam.multiclass import CLASS_RULES, LABEL_NAMES, LesionClassifier, label_map, multiclass_summary, pixel_confusion, true_label
 from cam_sam.pipeline import ImageOutput
 from cam_sam.postprocess import postprocess_mask
-from cam_sam.trust import ARBITER_REVIEW_THRESHOLD, FAST_REVIEW_THRESHOLD, REVIEW_THRESHOLD
+from cam_sam.runs.build import build_pipeline, open_data
+from cam_sam.settings import MULTICLASS_CHECKPOINT, SEGMENT_CONFIG, SEGMENT_RESUMABLE
 from common.devices import resolve_device
 from common.distributed import Shard
 from common.io import read_json, resolve_run_dir, write_csv, write_json, write_npy, write_png
@@ -29,67 +29,6 @@ from data.isic import DataError, subset_ids
 from explainers.cams import CamResult
 
 log = logging.getLogger("cam_sam.segment")
-
-# Everything ``segment_dataset`` reads: data, outputs, the pipeline, evaluation.
-SEGMENT_CONFIG: dict[str, Any] = {
-    "preset": None,                          # a named group of settings from PRESETS, e.g. "arbiter", "paper"
-    **DATA_CONFIG,
-    **OUTPUT_CONFIG,
-    "n_overlays": 10,                        # overlay figures for the first N images
-    "save_uncertainty": True,                # per-image std of the candidate masks (.npy)
-    **PIPELINE_CONFIG,
-    "oracle": True,                          # also report ground-truth-chosen upper bounds, labelled oracle_*
-    # multi-class (cam_sam.multiclass): the classifier (classifier_checkpoint, three classes) names
-    # each lesion's class; labels/<id>.png and summary["multiclass"]
-    "multiclass": False,
-    "class_rule": "image",                   # "image": the predicted class fills the mask; "cam": per pixel,
-                                             # arg-max of class probability x that class's GradCAM
-}
-SEGMENT_RESUMABLE = PIPELINE_RESUMABLE | {"limit", "n_overlays"}
-
-MULTICLASS_CHECKPOINT = "model_checkpoints/classifier_3class.pt"   # the shipped three-class Lite0
-STUDENT_CHECKPOINT = PIPELINE_CONFIG["student_checkpoint"]          # the default's student (round 4, frames)
-ARBITER_STUDENT_CHECKPOINT = "model_checkpoints/student_r3and.pt"   # the arbiter's partner (round 3-AND)
-
-# The default configuration spelled out (PipelineConfig's and PIPELINE_CONFIG's defaults).
-STUDENT_PRESET: dict[str, Any] = {
-    "methods": [], "proposals": ["student", "colour_region"], "final_sources": ["student"], "final_rule": "select",
-    "student_weight": 0.0, "student_checkpoint": STUDENT_CHECKPOINT, "zoom_stability": True,
-    "review_threshold": REVIEW_THRESHOLD}
-
-# Named configurations; ``--set preset=NAME`` applies one, other --set values apply on top.
-PRESETS: dict[str, dict[str, Any]] = {
-    # The paper's protocol as the paper describes it (not as its code does): box from the CAM
-    # thresholded at 0.5 with 10 % padding, 10 points sampled from CAM**30, 10 perturbed prompts
-    # (5 % of the box), morphological opening and closing. Honest rows: each method's mask chosen
-    # by predicted IoU, and "final" = best CAM method per image by predicted IoU. The paper's
-    # ground-truth choices are the oracle_<method> and oracle_final rows.
-    "paper": {"methods": ["gradcam", "gradcam++", "eigencam"], "proposals": [], "agreement_weight": 0.0,
-              "final_sources": ["gradcam", "gradcam++", "eigencam"], "final_rule": "select",
-              "prompts": {"box_threshold": 0.5, "box_padding": 0.1, "n_points": 10, "point_power": 30.0,
-                          "n_perturbations": 10, "perturb_scale": 0.05},
-              "postprocess": {"open_frac": 0.01, "close_frac": 0.01}},
-    # The self-trained student alone (self_training/): no CAM, no segmenter encoding; the colour
-    # regions (no segmenter either) only give its confidence an independent second opinion. Round 4
-    # on whole frames with the fine-tuned three-class classifier as its encoder: the best segmenter
-    # on both evaluation sets (docs/self_training.md). It is the default; the preset pins it by name.
-    "student": STUDENT_PRESET,
-    # The same masks at the least cost: the confidence goes without the student's zoom-out pass (it
-    # ranks failures a little less well: docs/trust.md).
-    "fast": {**STUDENT_PRESET, "zoom_stability": False, "review_threshold": FAST_REVIEW_THRESHOLD},
-    # The route through the segmenter (the default during round 4): the arbiter of cam_sam.trust among
-    # the teacher (colour proposals -> LiteMedSAM), the round 3-AND student (its best partner,
-    # docs/trust.md) and the student's box decoded by LiteMedSAM. The page's segmenter choices run it.
-    "arbiter": {"methods": [], "proposals": ["colour", "student", "student_box", "colour_region"],
-                "final_sources": ["colour", "student", "student_box"], "final_rule": "arbiter",
-                "student_checkpoint": ARBITER_STUDENT_CHECKPOINT, "review_threshold": ARBITER_REVIEW_THRESHOLD},
-    # The default mask, labelled with the lesion's class by the shipped three-class classifier
-    # (model_checkpoints/README.md): labels/<id>.png, summary["multiclass"].
-    "multiclass": {"multiclass": True, "classifier_checkpoint": MULTICLASS_CHECKPOINT},
-    # The zero-shot colour pipeline alone (the default until round 4): colour proposals -> LiteMedSAM.
-    "zero_shot": {"methods": [], "proposals": ["colour"], "final_sources": ["colour"], "final_rule": "select",
-                  "student_checkpoint": None},
-}
 
 OverlayFn = Callable[[Path, str, np.ndarray, "np.ndarray | None", ImageOutput, dict], None]
 
@@ -143,7 +82,7 @@ def segment_dataset(cfg: dict[str, Any], overlay: OverlayFn | None = None) -> di
     if shard.world > 1 and resolve_device(cfg["device"]) == "cpu":
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // shard.local_world))
     dataset, synthetic = open_data(cfg)
-    cfg["data_is_synthetic"] = synthetic
+    cfg = {**cfg, "data_is_synthetic": synthetic}     # recorded in the run's config; the caller's dict is left as it was
     device = shard.device(resolve_device(cfg["device"]))
     torch.manual_seed(cfg["seed"])
     run_dir = resolve_run_dir(cfg["results_root"], cfg["out_dir"], "segment")
@@ -352,14 +291,32 @@ def load_saved_cams(cam_dir: str | None, image_id: str, methods: list[str]) -> d
 
 
 def print_summary(metrics: dict[str, Any], run_dir: Path, synthetic: bool) -> None:
+    """What a run did, for a person: the score table where the images have masks, else how many
+    were segmented and where the masks are; failure kinds, review flags, classes, failed images."""
     tag = " (SYNTHETIC images)" if synthetic else ""
     print(f"\nResults{tag} in {run_dir}")
+    if any("iou" in s for s in metrics["summary"].values()):
+        print_score_table(metrics["summary"])
+    else:
+        n_masks = len(list((run_dir / "masks").glob("*.png")))
+        print(f"{n_masks} images segmented, no ground truth to score them (masks: {run_dir / 'masks'}; "
+              f"give mask_dir to score)")
+    print_final_details(metrics, run_dir)
+    for image_id, message in metrics["failures"].items():
+        print(f"failed: {image_id}: {message}")
+
+
+def print_score_table(summary: dict[str, dict]) -> None:
     print(f"{'method':<22}{'IoU':>7}{'Dice':>7}{'Prec':>7}{'Rec':>7}{'IoU>=.65':>9}{'n':>5}{'failed':>7}")
-    for method, s in metrics["summary"].items():
+    for method, s in summary.items():
         if "iou" not in s:
             continue
         print(f"{method:<22}{s['iou']:7.3f}{s['dice']:7.3f}{s['precision']:7.3f}{s['recall']:7.3f}"
               f"{s['share_iou_ge_0.65']:9.2f}{s['n_images']:5d}{s['n_failed']:7d}")
+
+
+def print_final_details(metrics: dict[str, Any], run_dir: Path) -> None:
+    """The delivered masks' failure kinds (by class), review flags and multi-class figures."""
     final = metrics["summary"].get("final", {})
     if "failure_kinds" in final:
         kinds = final["failure_kinds"]
@@ -386,5 +343,3 @@ def print_summary(metrics: dict[str, Any], run_dir: Path, synthetic: bool) -> No
               f"image-level class accuracy {multi['image_accuracy']:.3f} (label maps: {run_dir / 'labels'})")
     if any(m.startswith("oracle_") for m in metrics["summary"]):
         print("oracle_* rows chose masks WITH the ground truth: upper bounds, not results.")
-    for image_id, message in metrics["failures"].items():
-        print(f"failed: {image_id}: {message}")

@@ -1,13 +1,13 @@
 """Ablation of the zero-shot pipeline: one change at a time, on two evaluation sets.
 
-Runs :func:`cam_sam.evaluation.segment_dataset` (what ``cam_sam.segment`` runs) once per (variant, evaluation set) into
+Runs :func:`cam_sam.runs.dataset.segment_dataset` (what ``cam_sam.segment`` runs) once per (variant, evaluation set) into
 ``results/ablation/<set>/<variant>/`` (resumable: rerun to continue), then writes
 ``ablation.csv`` and ``ablation.md``. Rows marked "post hoc" are recomputed from the records of
 another run by the same honest rule (highest selection score among the named sources), without
 new inference. Ground truth is used only to score.
 
-    python -m cam_sam.ablation
-    python -m cam_sam.ablation --set eval_sets='[{"name": "val", "split": "val"}]'
+    python -m cam_sam.studies.ablation
+    python -m cam_sam.studies.ablation --set eval_sets='[{"name": "val", "split": "val"}]'
 """
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from typing import Any
 
 import pandas as pd
 
-from cam_sam.evaluation import PRESETS, SEGMENT_CONFIG, segment_dataset
+from cam_sam.settings import PRESETS, SEGMENT_CONFIG
+from cam_sam.runs.dataset import segment_dataset
 from common.cli import run_main
 from common.metrics import paired_difference, row_ious, row_per_image, summarise
 from common.config import config_from_argv, merge
@@ -37,7 +38,7 @@ ARBITER = {k: v for k, v in PRESETS["arbiter"].items() if k not in ("student_che
 ABLATION_REVIEW_THRESHOLD = 0.6
 
 
-# The zero-shot colour pipeline (the default before round 4): what every colour row changes.
+# The zero-shot colour pipeline: what every colour row changes.
 ZERO_SHOT = {"methods": [], "proposals": ["colour"], "final_sources": ["colour"], "final_rule": "select",
              "student_checkpoint": None}
 
@@ -85,7 +86,7 @@ CONFIG: dict[str, Any] = {
     # the training crops use no masks in this method: a second honest evaluation set
     "eval_sets": [{"name": "val", "split": "val"}, {"name": "train_every18", "split": "train", "every": 18}],
     "runs": {
-        # name: (description, overrides of cam_sam.evaluation.SEGMENT_CONFIG)
+        # name: (description, overrides of cam_sam.settings.SEGMENT_CONFIG)
         # the default's delivered mask, with the GradCAM box decoded and reported beside it
         "default": ("GradCAM box + colour proposals; final from colour (the zero-shot default before round 4)",
                     {**ZERO_SHOT, "methods": ["gradcam"]}),

@@ -1,13 +1,13 @@
 """Load test of the page's ``/segment`` endpoint: N simulated users, M requests each, against a
 page on this machine only (127.0.0.1), bounded in count and time; it stops by itself.
 
-Starts ``cam_sam.app`` on a free local port (or uses ``url``, which must be a loopback address),
+Starts ``cam_sam.serve.app`` on a free local port (or uses ``url``, which must be a loopback address),
 segments each test image once, one request at a time (the reference masks), then lets ``users``
 threads send ``requests_per_user`` requests each through ``gradio_client``; reports requests per
 second, p50 / p95 latency, errors and "busy" answers (full queue), and checks that every mask
 equals the one-at-a-time mask of the same image. Writes ``loadtest.json`` into ``out_dir``.
 
-    python -m cam_sam.loadtest --set users=4 --set requests_per_user=3
+    python -m cam_sam.serve.loadtest --set users=4 --set requests_per_user=3
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ from common.io import write_json, write_png
 from data.isic import read_mask
 from data.synthetic import make_synthetic_sample
 
-log = logging.getLogger("cam_sam.loadtest")
+log = logging.getLogger("cam_sam.serve.loadtest")
 
 CONFIG: dict[str, Any] = {
     "url": None,                 # a running page on 127.0.0.1; None: start one here
@@ -54,9 +54,9 @@ def free_port() -> int:
 
 
 def start_page(settings: list[str], startup_seconds: float) -> tuple[subprocess.Popen, str]:
-    """Start ``cam_sam.app`` on a free loopback port; (process, url) once it answers."""
+    """Start ``cam_sam.serve.app`` on a free loopback port; (process, url) once it answers."""
     port = free_port()
-    args = [sys.executable, "-m", "cam_sam.app", "--set", f"port={port}", "--set", "host=127.0.0.1"]
+    args = [sys.executable, "-m", "cam_sam.serve.app", "--set", f"port={port}", "--set", "host=127.0.0.1"]
     for setting in settings:
         args += ["--set", setting]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ})

@@ -1,0 +1,136 @@
+"""The one schema of the settings a dataset run reads: every CONFIG key with its default and its
+documentation, the named presets, and the shipped checkpoints they name. Scripts spread these
+dicts into their CONFIG; :mod:`cam_sam.runs.build` turns a CONFIG into library objects.
+
+- :data:`DATA_CONFIG`: where the images come from; :data:`OUTPUT_CONFIG`: where a run writes;
+- :data:`PIPELINE_CONFIG`: the pipeline (classifier, CAMs, segmenter, student, sources, selection,
+  post-processing; the groups are :class:`~cam_sam.pipeline.PipelineConfig`'s fields);
+- :data:`SEGMENT_CONFIG`: everything ``cam_sam.segment`` reads; :data:`PRESETS`: named groups of
+  settings (``--set preset=NAME``).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from cam_sam.pipeline import PipelineConfig
+from cam_sam.trust import ARBITER_REVIEW_THRESHOLD, FAST_REVIEW_THRESHOLD, REVIEW_THRESHOLD
+from explainers.cams import DEFAULT_ENSEMBLE
+
+# Where the images come from (ISIC 2017, or a folder of the user's images).
+DATA_CONFIG: dict[str, Any] = {
+    "dataset": "isic2017",                   # isic2017, isic2016, isic2018, ph2, ham10000, derm7pt (data.layouts)
+    "data_root": "../shared/data/ISIC2017",  # the dataset's official unzip layout (ISIC 2017: or train/ val/ test/)
+    "split": "val",                          # train, val or test ("all" for ph2 and ham10000; derm7pt:
+                                             # train, valid, test, all)
+    "derm7pt_image": "derm",                 # derm7pt: "derm" (dermoscopic) or "clinic" photographs
+    "image_dir": None,                       # a folder of your own images instead of ISIC
+    "mask_dir": None,                        # optional masks for image_dir (<stem>_segmentation.png)
+    "every": 1,                              # every k-th image only (a spread-out subset)
+    "limit": None,                           # at most N images (after "every")
+    "synthetic_if_missing": True,            # no data_root: segment generated (synthetic) images
+    "n_synthetic": 4,
+}
+
+# Where a run writes.
+OUTPUT_CONFIG: dict[str, Any] = {
+    "results_root": "results",
+    "out_dir": None,                         # None: a new results/<script>_<time>; a path: resume there
+}
+
+# The settings of the zero-shot pipeline, shared by every script that builds one (segment,
+# benchmark, baselines, pseudo-labelling); each script spreads them into its CONFIG. The groups
+# "prompts", "colour" and "postprocess" are the fields of PromptConfig, ColourProposalConfig and
+# PostprocessConfig (documented there), taken from those dataclasses' own defaults.
+PIPELINE_CONFIG: dict[str, Any] = {
+    # classifier and CAMs
+    "classifier": "efficientnet_lite0",      # models/ registry name
+    "classifier_checkpoint": None,           # a file from classification/train.py; None: ImageNet weights
+    "target_class": None,                    # ImageNet head: None = top-1 class
+    "binary_target": "melanoma",             # single-logit head: "melanoma" logit or "predicted" side
+    "cam_batch_size": 32,                    # ScoreCAM / AblationCAM forward passes per batch
+    "ensemble_methods": list(DEFAULT_ENSEMBLE),   # members of the "ensemble" CAM method ("gradcam@stage5": another layer)
+    "cam_dir": None,                         # reuse saved heatmaps: <cams run>/heatmaps/<model label>
+    # segmenter
+    "segmenter": "litemedsam",               # litemedsam, medsam, sam_vit_b, sam_vit_l, sam_vit_h
+    "segmenter_checkpoint": None,            # needed for medsam and sam_*
+    "decode_batch_size": 16,
+    "backend": "auto",                       # encoder + box decoder: torch, onnxruntime, openvino; auto: fastest
+                                             # installed on CPU (openvino), torch on GPU (medsam/runtime.py)
+    "export_dir": "results/cache/onnx",      # the ONNX exports of the segmenter, made once from its weights
+    "embedding_cache": None,                 # a folder: store/reuse image embeddings (same masks, no re-encoding)
+    # the self-trained student (self_training/): sources "student" and "student_box"
+    "student_checkpoint": "model_checkpoints/student_r4fe.pt",    # a student.pt of self_training.train_student
+                                             # (round 4 on whole frames, its encoder the fine-tuned three-class
+                                             # classifier's: the best segmenter on both evaluation sets,
+                                             # docs/self_training.md; None: no student sources)
+    "student_tta": True,                     # average the student over flips (models.student.TTA_FLIPS)
+    "student_backend": "auto",               # the student's network: torch, onnxruntime, openvino; auto: as
+                                             # "backend" (cam_sam/student_runtime.py; exported into export_dir)
+    # sources, selection and every group of settings: PipelineConfig's fields, one to one
+    **asdict(PipelineConfig()),
+    "device": "auto",
+}
+# Pipeline keys that may change when a run resumes: they change speed, never a result.
+PIPELINE_RESUMABLE = frozenset({"device", "decode_batch_size", "cam_batch_size", "embedding_cache", "export_dir"})
+
+# Everything ``segment_dataset`` reads: data, outputs, the pipeline, evaluation.
+SEGMENT_CONFIG: dict[str, Any] = {
+    "preset": None,                          # a named group of settings from PRESETS, e.g. "arbiter", "paper"
+    **DATA_CONFIG,
+    **OUTPUT_CONFIG,
+    "n_overlays": 10,                        # overlay figures for the first N images
+    "save_uncertainty": True,                # per-image std of the candidate masks (.npy)
+    **PIPELINE_CONFIG,
+    "oracle": True,                          # also report ground-truth-chosen upper bounds, labelled oracle_*
+    # multi-class (cam_sam.multiclass): the classifier (classifier_checkpoint, three classes) names
+    # each lesion's class; labels/<id>.png and summary["multiclass"]
+    "multiclass": False,
+    "class_rule": "image",                   # "image": the predicted class fills the mask; "cam": per pixel,
+                                             # arg-max of class probability x that class's GradCAM
+}
+SEGMENT_RESUMABLE = PIPELINE_RESUMABLE | {"limit", "n_overlays"}
+
+MULTICLASS_CHECKPOINT = "model_checkpoints/classifier_3class.pt"   # the shipped three-class Lite0
+STUDENT_CHECKPOINT = PIPELINE_CONFIG["student_checkpoint"]          # the default's student (round 4, frames)
+ARBITER_STUDENT_CHECKPOINT = "model_checkpoints/student_r3and.pt"   # the arbiter's partner (round 3-AND)
+
+# The default configuration spelled out (PipelineConfig's and PIPELINE_CONFIG's defaults).
+STUDENT_PRESET: dict[str, Any] = {
+    "methods": [], "proposals": ["student", "colour_region"], "final_sources": ["student"], "final_rule": "select",
+    "student_weight": 0.0, "student_checkpoint": STUDENT_CHECKPOINT, "zoom_stability": True,
+    "review_threshold": REVIEW_THRESHOLD}
+
+# Named configurations; ``--set preset=NAME`` applies one, other --set values apply on top.
+PRESETS: dict[str, dict[str, Any]] = {
+    # The paper's protocol as the paper describes it (not as its code does): box from the CAM
+    # thresholded at 0.5 with 10 % padding, 10 points sampled from CAM**30, 10 perturbed prompts
+    # (5 % of the box), morphological opening and closing. Honest rows: each method's mask chosen
+    # by predicted IoU, and "final" = best CAM method per image by predicted IoU. The paper's
+    # ground-truth choices are the oracle_<method> and oracle_final rows.
+    "paper": {"methods": ["gradcam", "gradcam++", "eigencam"], "proposals": [], "agreement_weight": 0.0,
+              "final_sources": ["gradcam", "gradcam++", "eigencam"], "final_rule": "select",
+              "prompts": {"box_threshold": 0.5, "box_padding": 0.1, "n_points": 10, "point_power": 30.0,
+                          "n_perturbations": 10, "perturb_scale": 0.05},
+              "postprocess": {"open_frac": 0.01, "close_frac": 0.01}},
+    # The self-trained student alone (self_training/): no CAM, no segmenter encoding; the colour
+    # regions (no segmenter either) only give its confidence an independent second opinion. Round 4
+    # on whole frames with the fine-tuned three-class classifier as its encoder: the best segmenter
+    # on both evaluation sets (docs/self_training.md). It is the default; the preset pins it by name.
+    "student": STUDENT_PRESET,
+    # The same masks at the least cost: the confidence goes without the student's zoom-out pass (it
+    # ranks failures a little less well: docs/trust.md).
+    "fast": {**STUDENT_PRESET, "zoom_stability": False, "review_threshold": FAST_REVIEW_THRESHOLD},
+    # The route through the segmenter the arbiter of cam_sam.trust among
+    # the teacher (colour proposals -> LiteMedSAM), the round 3-AND student (its best partner,
+    # docs/trust.md) and the student's box decoded by LiteMedSAM. The page's segmenter choices run it.
+    "arbiter": {"methods": [], "proposals": ["colour", "student", "student_box", "colour_region"],
+                "final_sources": ["colour", "student", "student_box"], "final_rule": "arbiter",
+                "student_checkpoint": ARBITER_STUDENT_CHECKPOINT, "review_threshold": ARBITER_REVIEW_THRESHOLD},
+    # The default mask, labelled with the lesion's class by the shipped three-class classifier
+    # (model_checkpoints/README.md): labels/<id>.png, summary["multiclass"].
+    "multiclass": {"multiclass": True, "classifier_checkpoint": MULTICLASS_CHECKPOINT},
+    # The zero-shot colour pipeline alone colour proposals -> LiteMedSAM.
+    "zero_shot": {"methods": [], "proposals": ["colour"], "final_sources": ["colour"], "final_rule": "select",
+                  "student_checkpoint": None},
+}
