@@ -17,7 +17,7 @@ choice afterwards, under its own label.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import NamedTuple
 
 import cv2
@@ -25,6 +25,7 @@ import numpy as np
 
 from cam_sam.postprocess import postprocess_mask
 from cam_sam.proposals import ColourProposalConfig, colour_components, colour_proposals
+from cam_sam.calibration import Calibration
 from cam_sam.depth import DepthCheck
 from cam_sam.trust import REVIEW_THRESHOLD, Trust, arbitrate, candidate_signals, mask_trust, signals_among
 from cam_sam.prompts import cam_to_box, negative_points, perturb_boxes, perturb_points, sample_points
@@ -240,7 +241,8 @@ class LesionPipeline:
     """
 
     def __init__(self, explainer: CamExplainer | None, segmenter: PromptableSegmenter | None, config: PipelineConfig,
-                 student: StudentSegmenter | None = None, depth: DepthCheck | None = None) -> None:
+                 student: StudentSegmenter | None = None, depth: DepthCheck | None = None,
+                 calibration: Calibration | None = None) -> None:
         unknown = [p for p in config.proposals if p not in PROPOSAL_SOURCES]
         if unknown:
             raise ValueError(f"unknown proposal source(s) {unknown}; available: {list(PROPOSAL_SOURCES)}")
@@ -260,6 +262,7 @@ class LesionPipeline:
         self.config = config
         self.student = student
         self.depth = depth          # is the image like the student's training images (cam_sam.depth)
+        self.calibration = calibration   # confidence -> expected IoU (cam_sam.calibration)
         self.timer = StageTimer()   # seconds per stage, read by cam_sam.studies.benchmark
 
     def cam_prompts(self, cam: np.ndarray, rng: np.random.Generator):
@@ -436,5 +439,7 @@ class LesionPipeline:
         distance, out_of_depth = self.depth.assess(student.features, image) if measured else (None, None)
         trust = (mask_trust(signals, final, cfg.review_threshold, pairwise, parents, distance, out_of_depth)
                  if signals is not None else None)
+        if trust is not None and self.calibration is not None:
+            trust = replace(trust, expected_iou=self.calibration(trust.confidence))
         derived = {VOTE: masks[VOTE]} if VOTE in masks else {}
         return ImageOutput(outputs, final, mask, uncertainty=uncertainty, trust=trust, derived=derived)

@@ -121,6 +121,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     # The same masks at the least cost: the confidence goes without the student's zoom-out pass (it
     # ranks failures a little less well: docs/trust.md).
     "fast": {**STUDENT_PRESET, "zoom_stability": False, "review_threshold": FAST_REVIEW_THRESHOLD},
+    # One pass of the student: no flips (its confidence then has no flip agreement) and no
+    # zoomed-out pass, for throughput (docs/speed.md); its masks are not the default's.
+    "realtime": {**STUDENT_PRESET, "zoom_stability": False, "student_tta": False,
+                 "review_threshold": FAST_REVIEW_THRESHOLD},
     # The route through the segmenter the arbiter of cam_sam.trust among
     # the teacher (colour proposals -> LiteMedSAM), the round 3-AND student (its best partner,
     # docs/trust.md) and the student's box decoded by LiteMedSAM. The page's segmenter choices run it.

@@ -255,11 +255,13 @@ class Trust:
     parents: dict[str, list[str]] | None = None           # which candidates a derived one was made from
     depth_distance: float | None = None    # the image's distance from the student's training images (cam_sam.depth)
     out_of_depth: bool | None = None       # beyond the check's threshold: flagged, with its own reason
+    expected_iou: float | None = None      # the confidence mapped to IoU (cam_sam.calibration), where a map ships
 
     def to_record(self) -> dict:
         return {"confidence": self.confidence, "flagged": self.flagged, "reason": self.reason,
                 "signals": self.signals, "pairwise": self.pairwise, "parents": self.parents,
-                "depth_distance": self.depth_distance, "out_of_depth": self.out_of_depth}
+                "depth_distance": self.depth_distance, "out_of_depth": self.out_of_depth,
+                "expected_iou": self.expected_iou}
 
 
 def source_agreement(pairwise: dict[str, dict[str, float]], names: list[str]) -> float:

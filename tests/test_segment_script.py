@@ -143,7 +143,7 @@ def test_flagged_csv_lists_flagged_images_least_confident_first_and_survives_a_r
     monkeypatch.setattr(LesionPipeline, "segment", original)
     metrics = _run(tmp_path, synthetic_root, "review_threshold=1.01")
     flagged = pd.read_csv(tmp_path / "run" / "flagged.csv")
-    assert list(flagged.columns) == ["id", "confidence", "reason", "mask"]
+    assert list(flagged.columns) == ["id", "expected_iou", "confidence", "reason", "mask"]
     assert sorted(flagged["id"]) == sorted(metrics["per_image"]) and len(flagged) == 3
     assert list(flagged["confidence"]) == sorted(flagged["confidence"])
     assert all(Path(m).is_file() for m in flagged["mask"]) and flagged["reason"].str.len().min() > 0

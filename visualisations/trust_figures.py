@@ -22,6 +22,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from cam_sam.runs.dataset import confidence_and_iou  # noqa: E402
 from common.cli import run_main  # noqa: E402
 from common.config import config_from_argv  # noqa: E402
 from common.io import read_json, save_figure, write_csv  # noqa: E402
@@ -33,18 +34,6 @@ CONFIG: dict[str, Any] = {
     "n_bins": 5,                      # calibration bins (equal counts of images)
     "out_dir": "results/trust_figures",
 }
-
-
-def confidence_and_iou(metrics: dict[str, Any]) -> pd.DataFrame:
-    """(id, confidence, iou, flagged) of every scored image of a run's metrics; an image without a
-    delivered mask has confidence 0 and IoU 0."""
-    rows = []
-    for image_id, record in metrics["per_image"].items():
-        final = record.get("final", {})
-        if "iou" in final:
-            rows.append({"id": image_id, "confidence": float(final.get("confidence") or 0.0),
-                         "iou": float(final["iou"]), "flagged": bool(final.get("flagged", True))})
-    return pd.DataFrame(rows, columns=["id", "confidence", "iou", "flagged"])
 
 
 def coverage_curve(frame: pd.DataFrame, coverages: list[float]) -> list[float]:

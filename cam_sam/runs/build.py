@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from cam_sam.calibration import Calibration, confidence_variant, load_calibration
 from cam_sam.depth import DepthCheck
 from cam_sam.pipeline import SEGMENTER_SOURCES, LesionPipeline, PipelineConfig, PostprocessConfig, PromptConfig
 from cam_sam.proposals import ColourProposalConfig
@@ -87,19 +88,40 @@ def build_pipeline(cfg: dict[str, Any], device: str, explainer: CamExplainer | N
         explainer = build_explainer(cfg, device)
     if needs_segmenter(cfg) and segmenter is None:
         segmenter = build_segmenter(cfg, device)
-    student, depth = None, None
+    student, depth, calibration = None, None, None
     if cfg["student_checkpoint"]:
         student = StudentSegmenter.from_checkpoint(cfg["student_checkpoint"], device, cfg["student_tta"])
         use_student_backend(student, cfg["student_backend"], cfg["export_dir"], device)
         depth = load_depth_check(cfg["student_checkpoint"])
+        calibration = load_student_calibration(cfg["student_checkpoint"],
+                                               confidence_variant(cfg["zoom_stability"], cfg["student_tta"]))
     return LesionPipeline(explainer if cfg["methods"] else None, segmenter if needs_segmenter(cfg) else None,
-                          pipeline_config(cfg), student, depth)
+                          pipeline_config(cfg), student, depth, calibration)
 
 
 def depth_path(student_checkpoint: str | Path) -> Path:
     """Where a student's depth statistics ship: ``<checkpoint without .pt>.depth.npz`` beside it."""
     path = Path(student_checkpoint)
     return path.with_name(path.stem + ".depth.npz")
+
+
+def calibration_path(student_checkpoint: str | Path) -> Path:
+    """Where a student's confidence -> expected IoU maps ship: ``<checkpoint without .pt>.calibration.json``."""
+    path = Path(student_checkpoint)
+    return path.with_name(path.stem + ".calibration.json")
+
+
+def load_student_calibration(student_checkpoint: str | Path, variant: str) -> Calibration | None:
+    """The student's :class:`~cam_sam.calibration.Calibration` for the confidence ``variant``
+    (None, said in the log, when none ships: its masks then get no expected IoU)."""
+    path = calibration_path(student_checkpoint)
+    try:
+        calibration = load_calibration(path, variant) if path.is_file() else None
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from exc
+    if calibration is None:
+        log.info("no calibration %s [%s] beside the student: no expected IoU", path, variant)
+    return calibration
 
 
 def load_depth_check(student_checkpoint: str | Path) -> DepthCheck | None:

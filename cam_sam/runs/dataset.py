@@ -236,7 +236,7 @@ def add_trust(run: ResumableRun, ids: list[str], metrics: dict[str, Any]) -> dic
     for image_id, t in trust.items():
         per_image.setdefault(image_id, {}).setdefault("final", {}).update(
             {"confidence": t["confidence"], "flagged": t["flagged"], "reason": t["reason"],
-             "out_of_depth": t.get("out_of_depth")})
+             "out_of_depth": t.get("out_of_depth"), "expected_iou": t.get("expected_iou")})
     confidence = {i: t["confidence"] for i, t in trust.items()}
     flagged = {i: bool(t["flagged"]) for i, t in trust.items()}
     ious = {i: per_image[i]["final"]["iou"] for i in trust if "iou" in per_image[i]["final"]}
@@ -247,11 +247,16 @@ def add_trust(run: ResumableRun, ids: list[str], metrics: dict[str, Any]) -> dic
     if ious:
         confidence.update({i: 0.0 for i in ious if i not in confidence})   # a failed image: confidence 0
         summary.update({"auroc_fail": auroc_fail(confidence, ious), "risk_coverage": risk_coverage(confidence, ious)})
+    expected = {i: t.get("expected_iou") for i, t in trust.items()}
+    if all(v is not None for v in expected.values()):
+        summary["mean_expected_iou"] = float(np.mean(list(expected.values())))
+    # least expected IoU (where a calibration ships; it orders as the confidence does) first
     rows = sorted((i for i in trust if flagged[i]), key=lambda i: (confidence[i], i))
     write_csv(run.dir / "flagged.csv", pd.DataFrame(
-        [{"id": i, "confidence": round(confidence[i], 4), "reason": trust[i]["reason"],
+        [{"id": i, "expected_iou": None if expected[i] is None else round(expected[i], 3),
+          "confidence": round(confidence[i], 4), "reason": trust[i]["reason"],
           "mask": str(run.dir / "masks" / f"{i}.png")} for i in rows],
-        columns=["id", "confidence", "reason", "mask"]))
+        columns=["id", "expected_iou", "confidence", "reason", "mask"]))
     # undefined figures (no failed image, or only failed ones) are null, as in the file
     summary.update({k: None for k, v in summary.items() if isinstance(v, float) and np.isnan(v)})
     write_json(run.dir / "metrics.json", metrics)
@@ -343,3 +348,15 @@ def print_final_details(metrics: dict[str, Any], run_dir: Path) -> None:
               f"image-level class accuracy {multi['image_accuracy']:.3f} (label maps: {run_dir / 'labels'})")
     if any(m.startswith("oracle_") for m in metrics["summary"]):
         print("oracle_* rows chose masks WITH the ground truth: upper bounds, not results.")
+
+
+def confidence_and_iou(metrics: dict[str, Any]) -> pd.DataFrame:
+    """(id, confidence, iou, flagged) of every scored image of a run's metrics; an image without a
+    delivered mask has confidence 0 and IoU 0."""
+    rows = []
+    for image_id, record in metrics["per_image"].items():
+        final = record.get("final", {})
+        if "iou" in final:
+            rows.append({"id": image_id, "confidence": float(final.get("confidence") or 0.0),
+                         "iou": float(final["iou"]), "flagged": bool(final.get("flagged", True))})
+    return pd.DataFrame(rows, columns=["id", "confidence", "iou", "flagged"])

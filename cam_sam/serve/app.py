@@ -123,6 +123,9 @@ def verdict(trust) -> str:
     """The plain verdict on a delivered mask: "looks reliable", "please review: <reason>", or
     "out of its depth: <what to do>"."""
     text = f"{verdict_words(trust)}: {trust.reason}" if trust.flagged else "looks reliable"
+    if trust.expected_iou is not None:
+        return (f"expected IoU **{trust.expected_iou:.2f}** (confidence {trust.confidence:.2f}, mapped on images "
+                f"with known masks): **{text}**")
     return f"confidence **{trust.confidence:.2f}**: **{text}**"
 
 
@@ -158,7 +161,8 @@ def api_answer(result: ServiceResult, name: str) -> dict[str, Any]:
     if out.trust is not None:
         info.update({"confidence": round(out.trust.confidence, 4), "flagged": out.trust.flagged,
                      "reason": out.trust.reason, "verdict": verdict_words(out.trust),
-                     "out_of_depth": bool(out.trust.out_of_depth)})
+                     "out_of_depth": bool(out.trust.out_of_depth),
+                     "expected_iou": None if out.trust.expected_iou is None else round(out.trust.expected_iou, 3)})
     chosen = result.chosen
     if chosen is not None:
         info["predicted_iou"] = round(chosen.score, 4)

@@ -1,0 +1,93 @@
+"""Confidence -> expected IoU: the map is monotone, ships as a file beside the student (no data at
+run time), reaches the pipeline's trust and flagged.csv, and the study script fits and checks it
+from runs' metrics.json alone."""
+import json
+
+import numpy as np
+import pytest
+
+from cam_sam.calibration import Calibration, confidence_variant, load_calibration, save_calibration
+from common.io import write_json
+
+
+def test_the_fitted_map_is_monotone_and_clipped():
+    rng = np.random.default_rng(0)
+    confidence = rng.uniform(0, 1, 300)
+    iou = np.clip(confidence + rng.normal(0, 0.2, 300), 0, 1)
+    calibration = Calibration.fit(confidence, iou, "made up")
+    grid = np.linspace(-0.5, 1.5, 200)
+    expected = calibration(grid)
+    assert np.all(np.diff(expected) >= 0) and expected.min() >= 0 and expected.max() <= 1
+    assert calibration(0.9) > calibration(0.1) + 0.4          # it follows the data
+    assert isinstance(calibration(0.5), float)
+
+
+def test_it_round_trips_through_the_shipped_file_per_variant(tmp_path):
+    path = tmp_path / "student.calibration.json"
+    fast = Calibration(np.array([0.2, 0.8]), np.array([0.3, 0.9]), "val")
+    save_calibration(path, "no_zoom", fast)
+    save_calibration(path, "zoom", Calibration(np.array([0.5]), np.array([0.7])))
+    loaded = load_calibration(path, "no_zoom")
+    assert loaded(0.5) == pytest.approx(0.6) and loaded.fitted_on == "val"
+    assert load_calibration(path, "zoom")(0.1) == pytest.approx(0.7)
+    assert load_calibration(path, "no_zoom_one_pass") is None
+    assert confidence_variant(False, True) == "no_zoom" and confidence_variant(True, False) == "zoom_one_pass"
+    write_json(path, {"zoom": {"confidence": [0.5, 0.2], "expected_iou": [0.1, 0.2]}})
+    with pytest.raises(ValueError, match="monotone"):
+        load_calibration(path, "zoom")
+
+
+def test_the_pipeline_gives_the_expected_iou_in_records_and_flagged_csv(tmp_path):
+    """A student with a calibration file beside it: every record's trust has the expected IoU of
+    its confidence, and flagged.csv lists it."""
+    import shutil
+
+    import pandas as pd
+
+    from cam_sam import segment
+    from data.synthetic import write_synthetic_isic
+
+    student = tmp_path / "student.pt"
+    shutil.copy("model_checkpoints/student_r4fe.pt", student)
+    save_calibration(tmp_path / "student.calibration.json", "no_zoom",
+                     Calibration(np.array([0.0, 1.0]), np.array([0.1, 0.9])))
+    root = write_synthetic_isic(tmp_path / "data", n_images=2, split="val")
+    metrics = segment.main([x for a in [f"data_root={root}", f"out_dir={tmp_path / 'run'}", "preset=fast",
+                                        f"student_checkpoint={student}", "student_backend=torch", "n_overlays=0",
+                                        "review_threshold=1.01"] for x in ("--set", a)])
+    for image_id, rows in metrics["per_image"].items():
+        final = rows["final"]
+        assert final["expected_iou"] == pytest.approx(0.1 + 0.8 * final["confidence"])
+    flagged = pd.read_csv(tmp_path / "run" / "flagged.csv")
+    assert len(flagged) == 2 and flagged["expected_iou"].notna().all()
+    assert metrics["summary"]["final"]["mean_expected_iou"] == pytest.approx(flagged["expected_iou"].mean(), abs=1e-3)
+
+
+def test_the_study_fits_on_pooled_runs_and_leaves_each_out(tmp_path):
+    from cam_sam.studies import calibration as study
+
+    rng = np.random.default_rng(1)
+    runs = {}
+    for name in ("a", "b"):
+        confidence = rng.uniform(0, 1, 60)
+        iou = np.clip(confidence + rng.normal(0, 0.15, 60), 0, 1)
+        per_image = {f"{name}{i}": {"final": {"iou": float(v), "confidence": float(c)}} for i, (c, v) in enumerate(zip(confidence, iou))}
+        write_json(tmp_path / name / "metrics.json", {"per_image": per_image, "summary": {}})
+        runs[name] = str(tmp_path / name)
+    out = tmp_path / "shipped.calibration.json"
+    result = study.main(["--set", f"fit={json.dumps(runs)}", "--set", f"sets={json.dumps(runs)}", "--set", "variant=zoom",
+                         "--set", f"out_dir={tmp_path / 'report'}", "--set", f"write_to={out}"])
+    fitted = {(r["fitted_on"], r["set"]) for r in result["report"]}
+    assert {("a+b", "a+b"), ("a+b", "a"), ("b", "a"), ("a", "b")} <= fitted
+    pooled = next(r for r in result["report"] if r["fitted_on"] == "a+b" and r["set"] == "a+b")
+    assert pooled["failures_flagged"] >= 0.8 and pooled["max_decile_gap"] < 0.2
+    assert load_calibration(out, "zoom") is not None and (tmp_path / "report" / "reliability.png").is_file()
+
+
+def test_the_page_and_the_api_give_the_expected_iou():
+    from cam_sam.serve.app import verdict
+    from cam_sam.trust import Trust
+
+    trust = Trust(0.42, True, "the student changes its mask when the image is flipped", {}, expected_iou=0.57)
+    assert verdict(trust).startswith("expected IoU **0.57**") and "please review" in verdict(trust)
+    assert verdict(Trust(0.9, False, "", {})).startswith("confidence **0.90**")
