@@ -20,7 +20,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from cam_sam.settings import PRESETS, SEGMENT_CONFIG
+from cam_sam.settings import PRESETS, SEGMENT_CONFIG, resolve_run
 from cam_sam.runs.dataset import FLAGGED_PREFIX, print_summary, segment_dataset
 from cam_sam.pipeline import ImageOutput
 from common.cli import run_main
@@ -38,7 +38,7 @@ CONFIG: dict[str, Any] = {
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     cfg = config_from_argv(CONFIG, argv, description=__doc__.splitlines()[0], presets=PRESETS)
-    metrics = segment_dataset(cfg, overlay=save_overlay)
+    metrics = segment_dataset(resolve_run(cfg), overlay=save_overlay)
     print_summary(metrics, Path(metrics["run_dir"]), metrics["synthetic"])
     return metrics
 

@@ -1,6 +1,7 @@
 """The one schema of the settings a dataset run reads: every CONFIG key with its default and its
-documentation, the named presets, and the shipped checkpoints they name. Scripts spread these
-dicts into their CONFIG; :mod:`cam_sam.runs.build` turns a CONFIG into library objects.
+documentation, the named presets, the shipped checkpoints they name, and the typed settings a
+script resolves its CONFIG into at its top (:func:`resolve_run`, :class:`DataSettings`,
+:class:`ModelSettings`, :func:`pipeline_config`): the library takes those, never the dict.
 
 - :data:`DATA_CONFIG`: where the images come from; :data:`OUTPUT_CONFIG`: where a run writes;
 - :data:`PIPELINE_CONFIG`: the pipeline (classifier, CAMs, segmenter, student, sources, selection,
@@ -10,10 +11,11 @@ dicts into their CONFIG; :mod:`cam_sam.runs.build` turns a CONFIG into library o
 """
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from cam_sam.pipeline import PipelineConfig
+from cam_sam.pipeline import PipelineConfig, PostprocessConfig, PromptConfig
+from cam_sam.proposals import ColourProposalConfig
 from cam_sam.trust import ARBITER_REVIEW_THRESHOLD, FAST_REVIEW_THRESHOLD, REVIEW_THRESHOLD
 from explainers.cams import DEFAULT_ENSEMBLE
 
@@ -121,9 +123,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     # The same masks at the least cost: the confidence goes without the student's zoom-out pass (it
     # ranks failures a little less well: docs/trust.md).
     "fast": {**STUDENT_PRESET, "zoom_stability": False, "review_threshold": FAST_REVIEW_THRESHOLD},
-    # One pass of the student: no flips (its confidence then has no flip agreement) and no
-    # zoomed-out pass, for throughput (docs/speed.md); its masks are not the default's.
-    "realtime": {**STUDENT_PRESET, "zoom_stability": False, "student_tta": False,
+    # One pass of the student and nothing else: no flips (so no flip agreement), no zoomed-out
+    # pass, no colour regions (so no second opinion): its confidence is the student's own score
+    # and the colour contrast. For throughput (docs/speed.md); its masks are not the default's.
+    "realtime": {**STUDENT_PRESET, "proposals": ["student"], "zoom_stability": False, "student_tta": False,
                  "review_threshold": FAST_REVIEW_THRESHOLD},
     # The route through the segmenter the arbiter of cam_sam.trust among
     # the teacher (colour proposals -> LiteMedSAM), the round 3-AND student (its best partner,
@@ -138,3 +141,109 @@ PRESETS: dict[str, dict[str, Any]] = {
     "zero_shot": {"methods": [], "proposals": ["colour"], "final_sources": ["colour"], "final_rule": "select",
                   "student_checkpoint": None},
 }
+
+
+def _pick(cls, cfg: dict[str, Any], defaults: dict[str, Any]):
+    """``cls`` from the keys of ``cfg`` named like its fields (missing ones: ``defaults``)."""
+    return cls(**{f.name: cfg[f.name] if f.name in cfg else defaults[f.name] for f in fields(cls)})
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    """Where the images come from (:data:`DATA_CONFIG`'s keys, documented there), plus where a
+    generated stand-in goes (``results_root``) and its ``seed``."""
+
+    dataset: str
+    data_root: str
+    split: str
+    derm7pt_image: str
+    image_dir: str | None
+    mask_dir: str | None
+    every: int
+    limit: int | None
+    synthetic_if_missing: bool
+    n_synthetic: int
+    results_root: str = "results"
+    seed: int = 0
+
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any]) -> "DataSettings":
+        return _pick(cls, cfg, {**DATA_CONFIG, **OUTPUT_CONFIG, "seed": 0})
+
+    @property
+    def given_by_user(self) -> bool:
+        """A data root or dataset other than the defaults: missing data is then an error, not a
+        reason to segment generated images."""
+        return self.data_root != DATA_CONFIG["data_root"] or self.dataset != DATA_CONFIG["dataset"]
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """Which networks a pipeline loads and how they run (:data:`PIPELINE_CONFIG`'s model keys,
+    documented there)."""
+
+    classifier: str
+    classifier_checkpoint: str | None
+    target_class: int | None
+    binary_target: str
+    cam_batch_size: int
+    ensemble_methods: list
+    cam_dir: str | None
+    segmenter: str
+    segmenter_checkpoint: str | None
+    decode_batch_size: int
+    backend: str
+    export_dir: str
+    embedding_cache: str | None
+    student_checkpoint: str | None
+    student_tta: bool
+    student_backend: str
+    device: str
+
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any]) -> "ModelSettings":
+        return _pick(cls, cfg, PIPELINE_CONFIG)
+
+    def user_set(self, key: str) -> bool:
+        """The user changed this model file or name from :data:`PIPELINE_CONFIG`'s default."""
+        value = getattr(self, key)
+        return value is not None and value != PIPELINE_CONFIG[key]
+
+
+def pipeline_config(cfg: dict[str, Any]) -> PipelineConfig:
+    """The typed pipeline settings from a script's CONFIG (its :class:`PipelineConfig` keys)."""
+    picked = {k: cfg[k] for k in PipelineConfig.__dataclass_fields__}
+    return PipelineConfig(**{**picked, "prompts": PromptConfig(**picked["prompts"]),
+                             "colour": ColourProposalConfig(**picked["colour"]),
+                             "postprocess": PostprocessConfig(**picked["postprocess"])})
+
+
+def resolve_pipeline(cfg: dict[str, Any]) -> tuple[ModelSettings, PipelineConfig]:
+    """(models, pipeline) of a CONFIG with :data:`PIPELINE_CONFIG`'s keys, for
+    :func:`cam_sam.runs.build.build_pipeline` (``build_pipeline(*resolve_pipeline(cfg), device)``)."""
+    return ModelSettings.from_config(cfg), pipeline_config(cfg)
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """One dataset run of ``cam_sam.segment``, resolved: its data, models and pipeline, what it
+    writes, and ``config``, the whole CONFIG as given (recorded beside the results)."""
+
+    data: DataSettings
+    models: ModelSettings
+    pipeline: PipelineConfig
+    out_dir: str | None
+    n_overlays: int
+    save_uncertainty: bool
+    oracle: bool
+    multiclass: bool
+    class_rule: str
+    seed: int
+    config: dict
+
+
+def resolve_run(cfg: dict[str, Any]) -> RunSettings:
+    """The typed settings of a run from the keys of :data:`SEGMENT_CONFIG` (a script's CONFIG)."""
+    return RunSettings(DataSettings.from_config(cfg), ModelSettings.from_config(cfg), pipeline_config(cfg),
+                       cfg["out_dir"], cfg["n_overlays"], cfg["save_uncertainty"], cfg["oracle"], cfg["multiclass"],
+                       cfg["class_rule"], cfg["seed"], dict(cfg))

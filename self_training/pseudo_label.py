@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from cam_sam.settings import DATA_CONFIG, PIPELINE_CONFIG, PIPELINE_RESUMABLE, PRESETS
+from cam_sam.settings import DATA_CONFIG, PIPELINE_CONFIG, PIPELINE_RESUMABLE, PRESETS, DataSettings, resolve_pipeline
 from cam_sam.runs.build import build_pipeline, open_data
 from cam_sam.pseudo_label_scores import mask_confidence
 from common.cli import run_main
@@ -67,13 +67,13 @@ log = logging.getLogger("self_training.pseudo_label")
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     cfg = config_from_argv(CONFIG, argv, description=__doc__.splitlines()[0], presets=PRESETS)
-    dataset, _ = open_data(cfg, read_masks=False)       # never a mask: the pseudo-masks stay label-free
+    dataset, _ = open_data(DataSettings.from_config(cfg), read_masks=False)       # never a mask: the pseudo-masks stay label-free
     device = resolve_device(cfg["device"])
     torch.manual_seed(cfg["seed"])
     run_dir = resolve_run_dir(cfg["results_root"], cfg["out_dir"], "pseudo")
     run = ResumableRun(run_dir, cfg, PIPELINE_RESUMABLE | {"limit"})
     log.info("run folder: %s", run_dir)
-    pipeline = build_pipeline(cfg, device)
+    pipeline = build_pipeline(*resolve_pipeline(cfg), device)
     if cfg["held_out_only"]:
         if not cfg["holdout_every"]:
             raise SystemExit("held_out_only needs holdout_every > 0 (which ids are held out)")

@@ -20,7 +20,7 @@ def test_table_rows_post_hoc_choice_and_interval_against_the_reference(tmp_path,
                         {i: {"final": 0.9, "colour": 0.9, "gradcam": 0.95 if i == "i0" else 0.1} for i in ids})
     worse = fake_metrics({i: {"final": 0.6 + 0.01 * k, "colour": 0.6, "gradcam": 0.5} for k, i in enumerate(ids)},
                          {i: {"final": 0.9, "colour": 0.9, "gradcam": 0.1} for i in ids})
-    monkeypatch.setattr(ablation, "segment_dataset", lambda cfg: good if cfg["out_dir"].endswith("default") else worse)
+    monkeypatch.setattr(ablation, "segment_dataset", lambda run: good if run.out_dir.endswith("default") else worse)
     rows = [["the default", "default", "final"],
             ["other", "other", "final"],
             ["default or gradcam by score (post hoc)", "default", ["colour", "gradcam"]]]

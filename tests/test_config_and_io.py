@@ -64,7 +64,7 @@ def test_pipeline_config_maps_groups_one_to_one():
     from dataclasses import asdict
 
     from cam_sam.settings import PIPELINE_CONFIG
-    from cam_sam.runs.build import pipeline_config
+    from cam_sam.settings import pipeline_config
     from cam_sam.pipeline import PipelineConfig
 
     assert asdict(pipeline_config(PIPELINE_CONFIG)) == asdict(PipelineConfig())

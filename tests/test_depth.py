@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cam_sam.settings import PIPELINE_CONFIG
+from cam_sam.settings import PIPELINE_CONFIG, resolve_pipeline
 from cam_sam.runs.build import build_pipeline, depth_path
 from cam_sam.depth import OUT_OF_DEPTH_REASON, DepthCheck, fit_depth
 from data.synthetic import make_synthetic_sample
@@ -38,7 +38,7 @@ def test_the_shipped_student_has_its_statistics_beside_it():
 
 @pytest.fixture(scope="module")
 def pipeline():
-    return build_pipeline(dict(PIPELINE_CONFIG), "cpu")
+    return build_pipeline(*resolve_pipeline(PIPELINE_CONFIG), "cpu")
 
 
 def test_photographs_are_out_of_depth_and_generated_lesions_are_not(pipeline):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cam_sam.settings import DATA_CONFIG
+from cam_sam.settings import DATA_CONFIG, DataSettings
 from cam_sam.runs.build import open_data
 from common.config import merge
 from data import DataError, open_dataset
@@ -123,7 +123,7 @@ def test_a_missing_mask_fails_the_image_where_every_image_has_one(tmp_path):
 
 def test_dataset_config_key_reaches_the_scripts(tmp_path):
     _ph2(tmp_path)
-    dataset, synthetic = open_data(merge(DATA_CONFIG, {"dataset": "ph2", "data_root": str(tmp_path), "split": "all"}))
+    dataset, synthetic = open_data(DataSettings.from_config(merge(DATA_CONFIG, {"dataset": "ph2", "data_root": str(tmp_path), "split": "all"})))
     assert not synthetic and dataset.ids == ["IMD002", "IMD003"]
 
 

@@ -170,9 +170,9 @@ def test_user_image_folder_without_masks(tmp_path, synthetic_root):
 def test_no_data_falls_back_to_labelled_synthetic_images(tmp_path, monkeypatch):
     """The default data root missing (a fresh machine): generated images, labelled synthetic. A
     root the user gave that is missing ends the run instead (tests/test_cli.py)."""
-    from cam_sam.runs import build
+    from cam_sam import settings
 
-    monkeypatch.setitem(build.DATA_CONFIG, "data_root", str(tmp_path / "nowhere"))   # as if it were the default
+    monkeypatch.setitem(settings.DATA_CONFIG, "data_root", str(tmp_path / "nowhere"))   # as if it were the default
     metrics = _run(tmp_path, tmp_path / "nowhere", "n_synthetic=1")
     assert read_json(tmp_path / "run" / "config.json")["data_is_synthetic"] is True
     assert metrics["summary"]["final"]["n_images"] == 1

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from cam_sam import segment
-from cam_sam.settings import PIPELINE_CONFIG
+from cam_sam.settings import PIPELINE_CONFIG, resolve_pipeline
 from cam_sam.runs.build import build_pipeline
 from common.metrics import mask_metrics
 from common.config import merge
@@ -266,7 +266,7 @@ def test_student_sources_segment_a_generated_lesion(trained_student):
     assert result["history"][-1]["loss"] < result["history"][0]["loss"]
     cfg = merge(PIPELINE_CONFIG, {"methods": [], "proposals": ["student", "student_box"], "final_sources": ["student_box"],
                                   "student_checkpoint": str(path), "prompts.n_perturbations": 2, "device": "cpu"})
-    pipeline = build_pipeline(cfg, "cpu")
+    pipeline = build_pipeline(*resolve_pipeline(cfg), "cpu")
     sample = make_synthetic_sample(7)
     out = pipeline.segment(sample.image)
     for source in ("student", "student_box"):
@@ -280,7 +280,7 @@ def test_student_weight_steers_the_choice_towards_the_student(trained_student):
     sample = make_synthetic_sample(8)
     cfg = merge(PIPELINE_CONFIG, {"methods": [], "proposals": ["colour"], "final_sources": ["colour"],
                                   "student_checkpoint": str(path), "student_weight": 10.0, "device": "cpu"})
-    out = build_pipeline(cfg, "cpu").segment(sample.image)
+    out = build_pipeline(*resolve_pipeline(cfg), "cpu").segment(sample.image)
     colour = out.sources["colour"]
     ref = student.predict_proba(sample.image) > 0.5
     ious = [mask_metrics(m, ref)["iou"] for m in colour.candidates.masks]

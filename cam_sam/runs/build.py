@@ -1,17 +1,15 @@
-"""Building the pipeline and opening data from a script's settings (the keys of
-:mod:`cam_sam.settings`): the one place every script (segment, benchmark, baselines,
-pseudo-labelling, the page) turns settings into library objects."""
+"""Building the pipeline and opening data from a run's typed settings (:mod:`cam_sam.settings`):
+the one place every script (segment, benchmark, baselines, pseudo-labelling, the page) turns
+settings into library objects."""
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 
 from cam_sam.calibration import Calibration, confidence_variant, load_calibration
 from cam_sam.depth import DepthCheck
-from cam_sam.pipeline import SEGMENTER_SOURCES, LesionPipeline, PipelineConfig, PostprocessConfig, PromptConfig
-from cam_sam.proposals import ColourProposalConfig
-from cam_sam.settings import DATA_CONFIG, PIPELINE_CONFIG
+from cam_sam.pipeline import SEGMENTER_SOURCES, LesionPipeline, PipelineConfig
+from cam_sam.settings import DataSettings, ModelSettings
 from cam_sam.student_runtime import use_student_backend
 
 from data.catalogue import Dataset, open_dataset
@@ -27,76 +25,66 @@ log = logging.getLogger(__name__)
 
 
 
-def pipeline_config(cfg: dict[str, Any]) -> PipelineConfig:
-    """The typed pipeline settings from a script's CONFIG (its :class:`PipelineConfig` keys)."""
-    fields = {k: cfg[k] for k in PipelineConfig.__dataclass_fields__}
-    return PipelineConfig(**{**fields, "prompts": PromptConfig(**fields["prompts"]),
-                             "colour": ColourProposalConfig(**fields["colour"]),
-                             "postprocess": PostprocessConfig(**fields["postprocess"])})
-
-
-def build_explainer(cfg: dict[str, Any], device: str) -> CamExplainer:
+def build_explainer(models: ModelSettings, device: str) -> CamExplainer:
     """The classifier (``classifier``, ``classifier_checkpoint``) and its CAM explainer."""
-    classifier = create_classifier(cfg["classifier"], checkpoint=cfg["classifier_checkpoint"])
-    return CamExplainer(classifier, cfg["classifier"], cfg["target_class"], cfg["cam_batch_size"], device,
-                        binary_target=cfg["binary_target"], ensemble_methods=cfg["ensemble_methods"])
+    classifier = create_classifier(models.classifier, checkpoint=models.classifier_checkpoint)
+    return CamExplainer(classifier, models.classifier, models.target_class, models.cam_batch_size, device,
+                        binary_target=models.binary_target, ensemble_methods=models.ensemble_methods)
 
 
-def build_segmenter(cfg: dict[str, Any], device: str) -> PromptableSegmenter:
+def build_segmenter(models: ModelSettings, device: str) -> PromptableSegmenter:
     """The promptable segmenter (``segmenter``, ``segmenter_checkpoint``) on its ``backend``, with
     the embedding cache."""
-    segmenter = create_segmenter(cfg["segmenter"], cfg["segmenter_checkpoint"], device, cfg["decode_batch_size"])
-    segmenter.use_backend(cfg["backend"], cfg["export_dir"])
-    segmenter.use_cache(cfg.get("embedding_cache"), f"{cfg['segmenter']}|{cfg['segmenter_checkpoint']}")
+    segmenter = create_segmenter(models.segmenter, models.segmenter_checkpoint, device, models.decode_batch_size)
+    segmenter.use_backend(models.backend, models.export_dir)
+    segmenter.use_cache(models.embedding_cache, f"{models.segmenter}|{models.segmenter_checkpoint}")
     return segmenter
 
 
-def needs_segmenter(cfg: dict[str, Any]) -> bool:
-    return bool(cfg["methods"]) or any(p in SEGMENTER_SOURCES for p in cfg["proposals"])
+def needs_segmenter(pipeline: PipelineConfig) -> bool:
+    return bool(pipeline.methods) or any(p in SEGMENTER_SOURCES for p in pipeline.proposals)
 
 
-def unused_settings(cfg: dict[str, Any]) -> list[str]:
+def unused_settings(models: ModelSettings, pipeline: PipelineConfig, multiclass: bool = False) -> list[str]:
     """One line per model file the user set (it differs from :data:`PIPELINE_CONFIG`'s default)
     that this configuration will never open, naming the setting that makes it unused."""
-    def user_set(key: str) -> bool:
-        return cfg.get(key) is not None and cfg.get(key) != PIPELINE_CONFIG[key]
-
     lines = []
-    if user_set("classifier_checkpoint") and not cfg["methods"] and not cfg.get("multiclass"):
-        lines.append(f"classifier_checkpoint={cfg['classifier_checkpoint']} is not used: no CAM method runs "
+    if models.user_set("classifier_checkpoint") and not pipeline.methods and not multiclass:
+        lines.append(f"classifier_checkpoint={models.classifier_checkpoint} is not used: no CAM method runs "
                      "(methods=[]) and multiclass is off; add one, e.g. --set methods='[\"gradcam\"]', or drop classifier_checkpoint")
-    if (user_set("segmenter_checkpoint") or user_set("segmenter")) and not needs_segmenter(cfg):
-        lines.append(f"segmenter={cfg['segmenter']} / segmenter_checkpoint={cfg['segmenter_checkpoint']} is not used: "
-                     f"no source of this run prompts a segmenter (methods={cfg['methods']}, proposals={cfg['proposals']})")
-    if user_set("student_checkpoint") and not pipeline_config(cfg).needs_student:
-        lines.append(f"student_checkpoint={cfg['student_checkpoint']} is not used: no student source runs "
-                     f"(proposals={cfg['proposals']}, student_weight={cfg['student_weight']}); add \"student\" to proposals")
+    if (models.user_set("segmenter_checkpoint") or models.user_set("segmenter")) and not needs_segmenter(pipeline):
+        lines.append(f"segmenter={models.segmenter} / segmenter_checkpoint={models.segmenter_checkpoint} is not used: "
+                     f"no source of this run prompts a segmenter (methods={pipeline.methods}, proposals={pipeline.proposals})")
+    if models.user_set("student_checkpoint") and not pipeline.needs_student:
+        lines.append(f"student_checkpoint={models.student_checkpoint} is not used: no student source runs "
+                     f"(proposals={pipeline.proposals}, student_weight={pipeline.student_weight}); add \"student\" to proposals")
     return lines
 
 
-def build_pipeline(cfg: dict[str, Any], device: str, explainer: CamExplainer | None = None,
-                   segmenter: PromptableSegmenter | None = None, refuse_unused: bool = True) -> LesionPipeline:
+def build_pipeline(models: ModelSettings, pipeline: PipelineConfig, device: str, explainer: CamExplainer | None = None,
+                   segmenter: PromptableSegmenter | None = None, refuse_unused: bool = True,
+                   multiclass: bool = False) -> LesionPipeline:
     """Classifier and explainer (only when CAM methods are asked for), segmenter and pipeline.
     ``explainer`` / ``segmenter``: already built ones to share (an app serving many requests).
     ``refuse_unused``: a model file the user set that this configuration never opens ends the run
-    with one line naming both settings (:func:`unused_settings`): running on would let them believe
-    it shaped the result."""
-    problems = unused_settings(cfg) if refuse_unused else []
+    with one line naming both settings (:func:`unused_settings`; ``multiclass`` runs use the
+    classifier): running on would let them believe it shaped the result."""
+    problems = unused_settings(models, pipeline, multiclass) if refuse_unused else []
     if problems:
         raise SystemExit("; ".join(problems))
-    if cfg["methods"] and explainer is None:
-        explainer = build_explainer(cfg, device)
-    if needs_segmenter(cfg) and segmenter is None:
-        segmenter = build_segmenter(cfg, device)
+    if pipeline.methods and explainer is None:
+        explainer = build_explainer(models, device)
+    if needs_segmenter(pipeline) and segmenter is None:
+        segmenter = build_segmenter(models, device)
     student, depth, calibration = None, None, None
-    if cfg["student_checkpoint"]:
-        student = StudentSegmenter.from_checkpoint(cfg["student_checkpoint"], device, cfg["student_tta"])
-        use_student_backend(student, cfg["student_backend"], cfg["export_dir"], device)
-        depth = load_depth_check(cfg["student_checkpoint"])
-        calibration = load_student_calibration(cfg["student_checkpoint"],
-                                               confidence_variant(cfg["zoom_stability"], cfg["student_tta"]))
-    return LesionPipeline(explainer if cfg["methods"] else None, segmenter if needs_segmenter(cfg) else None,
-                          pipeline_config(cfg), student, depth, calibration)
+    if models.student_checkpoint:
+        student = StudentSegmenter.from_checkpoint(models.student_checkpoint, device, models.student_tta)
+        use_student_backend(student, models.student_backend, models.export_dir, device)
+        depth = load_depth_check(models.student_checkpoint)
+        calibration = load_student_calibration(models.student_checkpoint,
+                                               confidence_variant(pipeline.zoom_stability, models.student_tta))
+    return LesionPipeline(explainer if pipeline.methods else None, segmenter if needs_segmenter(pipeline) else None,
+                          pipeline, student, depth, calibration)
 
 
 def depth_path(student_checkpoint: str | Path) -> Path:
@@ -137,22 +125,21 @@ def load_depth_check(student_checkpoint: str | Path) -> DepthCheck | None:
         raise SystemExit(str(exc)) from exc
 
 
-def open_data(cfg: dict[str, Any], read_masks: bool = True) -> tuple[Dataset, bool]:
+def open_data(data: DataSettings, read_masks: bool = True) -> tuple[Dataset, bool]:
     """(the dataset to segment, whether it is synthetic): generated synthetic images only when the
     user gave no data at all (the default ISIC 2017 root, missing on this machine) and
     ``synthetic_if_missing``; a data root or dataset the user gave that is not there ends the run
     with one line naming it. ``read_masks=False``: no mask file is ever opened."""
-    root = Path(cfg["data_root"])
-    data_given = cfg["data_root"] != DATA_CONFIG["data_root"] or cfg["dataset"] != DATA_CONFIG["dataset"]
-    if not cfg["image_dir"] and not root.is_dir() and (data_given or not cfg["synthetic_if_missing"]):
-        raise DataError(f"no {cfg['dataset']} data: the folder {root} does not exist (data_root); "
-                         "point data_root at the dataset's unzipped download, or set image_dir")
-    if cfg["image_dir"] or root.is_dir():
-        return open_dataset(cfg["data_root"], cfg["split"], cfg["image_dir"], cfg["mask_dir"], read_masks,
-                            cfg["dataset"], cfg["derm7pt_image"]), False
-    root = Path(cfg["results_root"]) / "synthetic_isic2017"
+    root = Path(data.data_root)
+    if not data.image_dir and not root.is_dir() and (data.given_by_user or not data.synthetic_if_missing):
+        raise DataError(f"no {data.dataset} data: the folder {root} does not exist (data_root); "
+                        "point data_root at the dataset's unzipped download, or set image_dir")
+    if data.image_dir or root.is_dir():
+        return open_dataset(data.data_root, data.split, data.image_dir, data.mask_dir, read_masks,
+                            data.dataset, data.derm7pt_image), False
+    synthetic_root = Path(data.results_root) / "synthetic_isic2017"
     log.warning("no ISIC data at %s: segmenting %d SYNTHETIC images written to %s instead. "
                 "Point data_root at your ISIC 2017 download for real results.",
-                cfg["data_root"], cfg["n_synthetic"], root)
-    write_synthetic_isic(root, cfg["n_synthetic"], cfg["split"], seed=cfg["seed"])
-    return open_dataset(root, cfg["split"], read_masks=read_masks), True
+                data.data_root, data.n_synthetic, synthetic_root)
+    write_synthetic_isic(synthetic_root, data.n_synthetic, data.split, seed=data.seed)
+    return open_dataset(synthetic_root, data.split, read_masks=read_masks), True

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
 
@@ -16,10 +17,10 @@ import pandas as pd
 import torch
 
 from cam_sam.multiclass import CLASS_RULES, LABEL_NAMES, LesionClassifier, label_map, multiclass_summary, pixel_confusion, true_label
-from cam_sam.pipeline import ImageOutput
+from cam_sam.pipeline import ImageOutput, PostprocessConfig
 from cam_sam.postprocess import postprocess_mask
 from cam_sam.runs.build import build_pipeline, open_data
-from cam_sam.settings import MULTICLASS_CHECKPOINT, SEGMENT_CONFIG, SEGMENT_RESUMABLE
+from cam_sam.settings import MULTICLASS_CHECKPOINT, SEGMENT_CONFIG, SEGMENT_RESUMABLE, ModelSettings, RunSettings
 from common.devices import resolve_device
 from common.distributed import Shard
 from common.io import read_json, resolve_run_dir, write_csv, write_json, write_npy, write_png
@@ -33,12 +34,13 @@ log = logging.getLogger("cam_sam.segment")
 OverlayFn = Callable[[Path, str, np.ndarray, "np.ndarray | None", ImageOutput, dict], None]
 
 
-def evaluate(output: ImageOutput, truth: np.ndarray, cfg: dict[str, Any]) -> dict[str, dict]:
+def evaluate(output: ImageOutput, truth: np.ndarray, postprocess: PostprocessConfig, oracle: bool) -> dict[str, dict]:
     """Metrics per prompt source (each CAM method, ``colour``) and for the delivered (``final``)
     mask; with ``oracle``, also the ground-truth-chosen upper bounds ``oracle_<source>`` (best of
-    that source's candidates) and ``oracle_final`` (best candidate of any source)."""
+    that source's candidates, post-processed as the pipeline does) and ``oracle_final`` (best
+    candidate of any source)."""
     scores: dict[str, dict] = {}
-    post = dict(cfg["postprocess"])
+    post = asdict(postprocess)
     best_any = None
     for source, out in output.sources.items():
         entry = mask_metrics(out.mask, truth)
@@ -49,50 +51,52 @@ def evaluate(output: ImageOutput, truth: np.ndarray, cfg: dict[str, Any]) -> dic
         if out.error:
             entry["error"] = out.error
         scores[source] = entry
-        if cfg["oracle"]:
-            oracle = mask_metrics(None, truth)
+        if oracle:
+            best = mask_metrics(None, truth)
             if out.candidates is not None:
                 candidates = [mask_metrics(postprocess_mask(m, **post), truth) for m in out.candidates.masks]
-                oracle = max(candidates, key=lambda m: m["iou"])
-            scores[f"oracle_{source}"] = oracle
-            if best_any is None or oracle["iou"] > best_any["iou"]:
-                best_any = oracle
+                best = max(candidates, key=lambda m: m["iou"])
+            scores[f"oracle_{source}"] = best
+            if best_any is None or best["iou"] > best_any["iou"]:
+                best_any = best
     for name, mask in output.derived.items():
         scores[name] = mask_metrics(mask, truth)
     final = mask_metrics(output.final_mask, truth)
     final.update({"failed": output.final_mask is None, "source": output.final_source})
     scores["final"] = final
-    if cfg["oracle"]:
+    if oracle:
         scores["oracle_final"] = best_any
     return scores
 
 
-def segment_dataset(cfg: dict[str, Any], overlay: OverlayFn | None = None) -> dict[str, Any]:
-    """Segment (and, where masks exist, score) every image of the configured data into a
-    resumable run folder; returns ``metrics.json``'s content. ``cfg``: the keys of
-    :data:`SEGMENT_CONFIG`. ``overlay(run_dir, image_id, image, truth, output, record)`` draws the
-    figure of each of the first ``n_overlays`` images (scripts pass one; the library draws nothing).
+def segment_dataset(run_settings: RunSettings, overlay: OverlayFn | None = None) -> dict[str, Any]:
+    """Segment (and, where masks exist, score) every image of the run's data into a resumable run
+    folder; returns ``metrics.json``'s content. ``run_settings``: :func:`cam_sam.settings.resolve_run`
+    of a script's CONFIG (its ``config`` is recorded as the run's). ``overlay(run_dir, image_id,
+    image, truth, output, record)`` draws the figure of each of the first ``n_overlays`` images
+    (scripts pass one; the library draws nothing).
 
     Under ``torchrun`` each process segments its share of the ids (:class:`Shard`) into the same
     folder; after all are done, rank 0 writes ``metrics.json`` from every record, so the result is
     the same for any number of processes, and a rerun with another number resumes."""
+    settings, models, data = run_settings, run_settings.models, run_settings.data
     shard = Shard.from_environment()
-    if shard.world > 1 and not cfg["out_dir"]:
+    if shard.world > 1 and not settings.out_dir:
         raise SystemExit("under torchrun, set out_dir: every process writes into that one folder")
-    if shard.world > 1 and resolve_device(cfg["device"]) == "cpu":
+    if shard.world > 1 and resolve_device(models.device) == "cpu":
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // shard.local_world))
-    dataset, synthetic = open_data(cfg)
-    cfg = {**cfg, "data_is_synthetic": synthetic}     # recorded in the run's config; the caller's dict is left as it was
-    device = shard.device(resolve_device(cfg["device"]))
-    torch.manual_seed(cfg["seed"])
-    run_dir = resolve_run_dir(cfg["results_root"], cfg["out_dir"], "segment")
-    run = ResumableRun(run_dir, cfg, SEGMENT_RESUMABLE, defaults=SEGMENT_CONFIG)
+    dataset, synthetic = open_data(data)
+    device = shard.device(resolve_device(models.device))
+    torch.manual_seed(settings.seed)
+    run_dir = resolve_run_dir(data.results_root, settings.out_dir, "segment")
+    run = ResumableRun(run_dir, {**settings.config, "data_is_synthetic": synthetic}, SEGMENT_RESUMABLE,
+                       defaults=SEGMENT_CONFIG)
     log.info("run folder: %s", run_dir)
 
-    pipeline = build_pipeline(cfg, device)
-    lesion_classifier = build_lesion_classifier(cfg, device)
+    pipeline = build_pipeline(models, settings.pipeline, device, multiclass=settings.multiclass)
+    lesion_classifier = build_lesion_classifier(models, settings.multiclass, settings.class_rule, device)
     sources = pipeline.config.sources
-    ids, positions = subset_ids(dataset, cfg["every"], cfg["limit"])
+    ids, positions = subset_ids(dataset, data.every, data.limit)
     order_of = {image_id: i for i, image_id in enumerate(ids)}
 
     def work(_: int, image_id: str) -> dict[str, Any]:
@@ -100,22 +104,22 @@ def segment_dataset(cfg: dict[str, Any], overlay: OverlayFn | None = None) -> di
             sample = dataset[positions[image_id]]
         except DataError as exc:
             return {"error": str(exc)}
-        output = pipeline.segment(sample.image, cams=load_saved_cams(cfg["cam_dir"], image_id, cfg["methods"]),
+        output = pipeline.segment(sample.image, cams=load_saved_cams(models.cam_dir, image_id, settings.pipeline.methods),
                                   image_id=image_id)
-        record = write_image_outputs(run_dir, image_id, output, cfg["save_uncertainty"])
+        record = write_image_outputs(run_dir, image_id, output, settings.save_uncertainty)
         record["has_truth"] = sample.mask is not None
         if sample.mask is not None:
-            record["metrics"] = evaluate(output, sample.mask, cfg)
+            record["metrics"] = evaluate(output, sample.mask, settings.pipeline.postprocess, settings.oracle)
         if lesion_classifier is not None:
-            record.update(write_label_map(run_dir, sample, output, lesion_classifier, cfg["class_rule"]))
+            record.update(write_label_map(run_dir, sample, output, lesion_classifier, settings.class_rule))
         if overlay is not None:
-            draw_overlays(overlay, run_dir, image_id, order_of[image_id] < cfg["n_overlays"], cfg["n_overlays"],
+            draw_overlays(overlay, run_dir, image_id, order_of[image_id] < settings.n_overlays, settings.n_overlays,
                           sample, output, record)
         return record
 
     run.process(shard.take(ids), work, desc="segment" if shard.world == 1 else f"segment (rank {shard.rank})")
     shard.barrier()                     # every image of every rank is done
-    scored = getattr(dataset, "has_masks", True) and (not cfg["image_dir"] or bool(cfg["mask_dir"]))
+    scored = getattr(dataset, "has_masks", True) and (not data.image_dir or bool(data.mask_dir))
     if shard.rank == 0:
         metrics = summarise_run(run, ids, sources, scored, getattr(dataset, "labels", {}), lesion_classifier is not None)
     shard.barrier()                     # metrics.json is written
@@ -155,16 +159,17 @@ def write_image_outputs(run_dir: Path, image_id: str, output: ImageOutput, save_
     return record
 
 
-def build_lesion_classifier(cfg: dict[str, Any], device: str) -> LesionClassifier | None:
+def build_lesion_classifier(models: ModelSettings, multiclass: bool, class_rule: str,
+                            device: str) -> LesionClassifier | None:
     """The three-class classifier of a ``multiclass`` run (``classifier``, ``classifier_checkpoint``)."""
-    if not cfg["multiclass"]:
+    if not multiclass:
         return None
-    if cfg["class_rule"] not in CLASS_RULES:
-        raise SystemExit(f"class_rule must be one of {CLASS_RULES}, not {cfg['class_rule']!r}")
-    if not cfg["classifier_checkpoint"]:
+    if class_rule not in CLASS_RULES:
+        raise SystemExit(f"class_rule must be one of {CLASS_RULES}, not {class_rule!r}")
+    if not models.classifier_checkpoint:
         raise SystemExit("multiclass needs a three-class classifier_checkpoint, e.g. --set preset=multiclass "
                          f"({MULTICLASS_CHECKPOINT})")
-    return LesionClassifier(cfg["classifier"], cfg["classifier_checkpoint"], device)
+    return LesionClassifier(models.classifier, models.classifier_checkpoint, device)
 
 
 def write_label_map(run_dir: Path, sample, output: ImageOutput, classifier: LesionClassifier,

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from cam_sam.runs.build import build_explainer, build_pipeline, build_segmenter, needs_segmenter
-from cam_sam.settings import PRESETS
+from cam_sam.settings import PRESETS, ModelSettings, resolve_pipeline
 from cam_sam.multiclass import LesionClass, LesionClassifier
 from cam_sam.pipeline import LesionPipeline, ImageOutput
 from common.config import merge
@@ -101,18 +101,20 @@ class SegmentationService:
         key = (classifier, method, segmenter)
         if key not in self._pipelines:
             cfg = self.config(classifier, method, segmenter)
+            models, pipeline = resolve_pipeline(cfg)
             seg = None
-            if needs_segmenter(cfg):
-                seg = self._segmenters.get(segmenter) or build_segmenter(cfg, self.device)
+            if needs_segmenter(pipeline):
+                seg = self._segmenters.get(segmenter) or build_segmenter(models, self.device)
                 self._segmenters[segmenter] = seg
             # the page always computes the CAM it shows, so its classifier is never unused
-            self._pipelines[key] = build_pipeline(cfg, self.device, self.explainer(classifier), seg, refuse_unused=False)
+            self._pipelines[key] = build_pipeline(models, pipeline, self.device, self.explainer(classifier), seg,
+                                                  refuse_unused=False)
         return self._pipelines[key]
 
     def explainer(self, classifier: str):
         if classifier not in self._explainers:
             cfg = merge(self.base, {"classifier_checkpoint": self.classifiers[classifier]})
-            self._explainers[classifier] = build_explainer(cfg, self.device)
+            self._explainers[classifier] = build_explainer(ModelSettings.from_config(cfg), self.device)
         return self._explainers[classifier]
 
     def segment(self, image: np.ndarray, classifier: str, method: str, segmenter: str,

@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from cam_sam.settings import PRESETS, SEGMENT_CONFIG
+from cam_sam.settings import PRESETS, SEGMENT_CONFIG, resolve_run
 from cam_sam.runs.dataset import segment_dataset
 from common.cli import run_main
 from common.metrics import paired_difference, row_ious, row_per_image, summarise
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                         "n_overlays": 0, "synthetic_if_missing": False, "embedding_cache": cfg["embedding_cache"],
                         "review_threshold": cfg["review_threshold"], **overrides}
             print(f"== {eval_set['name']} / {run_name}")
-            results[(eval_set["name"], run_name)] = segment_dataset(merge(SEGMENT_CONFIG, settings))
+            results[(eval_set["name"], run_name)] = segment_dataset(resolve_run(merge(SEGMENT_CONFIG, settings)))
     reference = cfg["reference"] if cfg["reference"] and cfg["reference"][0] in runs else None
     table = []
     for label, run_name, source in cfg["rows"]:

@@ -26,7 +26,7 @@ from cam_sam.prompts import cam_to_box
 from cam_sam.proposals import DEFAULT_COLOUR, field_of_view
 from cam_sam.runs.build import build_explainer, build_segmenter
 from cam_sam.runs.dataset import print_summary
-from cam_sam.settings import PIPELINE_RESUMABLE, SEGMENT_CONFIG
+from cam_sam.settings import PIPELINE_RESUMABLE, SEGMENT_CONFIG, ModelSettings
 from common.cli import run_main
 from common.config import config_from_argv
 from common.devices import resolve_device
@@ -105,8 +105,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     np.random.seed(cfg["seed"])   # RandomCAM draws from numpy's global generator
     run_dir = resolve_run_dir(cfg["results_root"], cfg["out_dir"], f"baselines_{cfg['segmenter']}")
     run = ResumableRun(run_dir, cfg, PIPELINE_RESUMABLE | {"limit"})
-    explainer = build_explainer(cfg, device) if "randomcam_box" in cfg["baselines"] else None
-    segmenter = build_segmenter(cfg, device)
+    models = ModelSettings.from_config(cfg)     # the keys it has not: PIPELINE_CONFIG's defaults
+    explainer = build_explainer(models, device) if "randomcam_box" in cfg["baselines"] else None
+    segmenter = build_segmenter(models, device)
     post = dict(cfg["postprocess"])
     ids, positions = subset_ids(dataset, cfg["every"], cfg["limit"])
 

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from cam_sam.runs.build import build_pipeline, open_data
-from cam_sam.settings import PRESETS, SEGMENT_CONFIG
+from cam_sam.settings import PRESETS, SEGMENT_CONFIG, DataSettings, resolve_pipeline
 from common.cli import run_main
 from common.config import config_from_argv
 from common.devices import resolve_device
@@ -54,7 +54,7 @@ def _write_outputs(folder: Path, output) -> None:
 
 def time_pipeline(cfg: dict[str, Any], images: list[np.ndarray], device: str) -> dict[str, Any]:
     """Per-image end-to-end and per-stage seconds, writing, and the plain torch encoder pass."""
-    pipeline = build_pipeline(cfg, device)
+    pipeline = build_pipeline(*resolve_pipeline(cfg), device)
     if pipeline.segmenter is not None:
         pipeline.segmenter.use_cache(None, "")   # a benchmark times real encodings, never the disk cache
     reference = create_segmenter(cfg["segmenter"], cfg["segmenter_checkpoint"], device, cfg["decode_batch_size"])
@@ -102,7 +102,7 @@ def time_processes(cfg: dict[str, Any], counts: list[int], folder: Path) -> list
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     cfg = config_from_argv(CONFIG, argv, description=__doc__.splitlines()[0], presets=PRESETS)
-    dataset, synthetic = open_data(cfg)
+    dataset, synthetic = open_data(DataSettings.from_config(cfg))
     device = resolve_device(cfg["device"])
     images = [dataset[i].image for i in range(min(cfg["n_images"] + cfg["warmup"], len(dataset)))]
     result = {"synthetic": synthetic, "device": device, "threads": torch.get_num_threads(),
