@@ -242,3 +242,19 @@ def test_overlay_titles_say_only_what_is_drawn():
     assert overlay_titles(True, True, True) == ("CAM and prompts (box: solid; perturbed: dashed)",
                                                 "mask (green) vs ground truth (red)")
     assert overlay_titles(False, True, False)[0].startswith("prompts")
+
+
+def test_overlays_drawn_off_the_main_path_leave_the_records_as_they_were(tmp_path, synthetic_root):
+    """The overlay figures come from a worker process: the same records as a run that draws none,
+    and every figure there when the run returns."""
+    def run(name, n_overlays):
+        segment.main([x for a in [f"data_root={synthetic_root}", f"out_dir={tmp_path / name}", f"results_root={tmp_path}",
+                                  f"n_overlays={n_overlays}", "preset=fast", "student_backend=torch",
+                                  "review_threshold=1.01"] for x in ("--set", a)])
+        return {p.name: read_json(p) for p in sorted((tmp_path / name / "records").glob("*.json"))}
+
+    drawn, plain = run("drawn", 2), run("plain", 0)
+    assert drawn == plain and len(drawn) == 3
+    overlays = sorted(p.name for p in (tmp_path / "drawn" / "overlays").glob("*.png"))
+    assert len(overlays) == 4 and sum(name.startswith("0_flagged_") for name in overlays) == 2   # 2 first + 2 flagged
+    assert not (tmp_path / "plain" / "overlays").exists()

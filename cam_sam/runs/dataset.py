@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Callable
 
@@ -72,9 +74,8 @@ def evaluate(output: ImageOutput, truth: np.ndarray, postprocess: PostprocessCon
 def segment_dataset(run_settings: RunSettings, overlay: OverlayFn | None = None) -> dict[str, Any]:
     """Segment (and, where masks exist, score) every image of the run's data into a resumable run
     folder; returns ``metrics.json``'s content. ``run_settings``: :func:`cam_sam.settings.resolve_run`
-    of a script's CONFIG (its ``config`` is recorded as the run's). ``overlay(run_dir, image_id,
-    image, truth, output, record)`` draws the figure of each of the first ``n_overlays`` images
-    (scripts pass one; the library draws nothing).
+    of a script's CONFIG (its ``config`` is recorded). ``overlay(run_dir, image_id, image, truth,
+    output, record)`` draws an image's figure (scripts pass one), in a worker (:class:`OverlayWriter`).
 
     Under ``torchrun`` each process segments its share of the ids (:class:`Shard`) into the same
     folder; after all are done, rank 0 writes ``metrics.json`` from every record, so the result is
@@ -92,7 +93,6 @@ def segment_dataset(run_settings: RunSettings, overlay: OverlayFn | None = None)
     run = ResumableRun(run_dir, {**settings.config, "data_is_synthetic": synthetic}, SEGMENT_RESUMABLE,
                        defaults=SEGMENT_CONFIG)
     log.info("run folder: %s", run_dir)
-
     pipeline = build_pipeline(models, settings.pipeline, device, multiclass=settings.multiclass)
     lesion_classifier = build_lesion_classifier(models, settings.multiclass, settings.class_rule, device)
     sources = pipeline.config.sources
@@ -112,12 +112,14 @@ def segment_dataset(run_settings: RunSettings, overlay: OverlayFn | None = None)
             record["metrics"] = evaluate(output, sample.mask, settings.pipeline.postprocess, settings.oracle)
         if lesion_classifier is not None:
             record.update(write_label_map(run_dir, sample, output, lesion_classifier, settings.class_rule))
-        if overlay is not None:
-            draw_overlays(overlay, run_dir, image_id, order_of[image_id] < settings.n_overlays, settings.n_overlays,
-                          sample, output, record)
+        overlays.draw(image_id, order_of[image_id] < settings.n_overlays, sample, output, record)
         return record
 
-    run.process(shard.take(ids), work, desc="segment" if shard.world == 1 else f"segment (rank {shard.rank})")
+    overlays = OverlayWriter(overlay, run_dir, settings.n_overlays)
+    try:
+        run.process(shard.take(ids), work, desc="segment" if shard.world == 1 else f"segment (rank {shard.rank})")
+    finally:
+        overlays.close()
     shard.barrier()                     # every image of every rank is done
     scored = getattr(dataset, "has_masks", True) and (not data.image_dir or bool(data.mask_dir))
     if shard.rank == 0:
@@ -212,15 +214,39 @@ def add_multiclass(run: ResumableRun, ids: list[str], metrics: dict[str, Any],
 FLAGGED_PREFIX = "0_flagged_"   # overlays of flagged images: named to sort before the others
 
 
-def draw_overlays(overlay: OverlayFn, run_dir: Path, image_id: str, among_first: bool, n_overlays: int,
-                  sample, output: ImageOutput, record: dict) -> None:
-    """The image's overlay when it is among the first ``n_overlays``, and a second one named
-    ``0_flagged_<id>`` (listed first) while fewer than ``n_overlays`` flagged images have one."""
-    if among_first:
-        overlay(run_dir, image_id, sample.image, sample.mask, output, record)
-    if (output.trust is not None and output.trust.flagged
-            and len(list((run_dir / "overlays").glob(f"{FLAGGED_PREFIX}*.png"))) < n_overlays):
-        overlay(run_dir, FLAGGED_PREFIX + image_id, sample.image, sample.mask, output, record)
+class OverlayWriter:
+    """Draws the overlay figures (matplotlib: about a second each) in one worker process, off the
+    segmentation path; :meth:`close` waits for them. The image's overlay when it is among the first
+    ``n_overlays``, and a second one named ``0_flagged_<id>`` (listed first) while fewer than
+    ``n_overlays`` flagged images have one. A figure that fails is logged; the run goes on (the
+    records, not the figures, are what a run resumes from)."""
+
+    def __init__(self, overlay: OverlayFn | None, run_dir: Path, n_overlays: int) -> None:
+        self.overlay, self.run_dir, self.n_overlays = overlay, run_dir, n_overlays
+        self.n_flagged = len(list((run_dir / "overlays").glob(f"{FLAGGED_PREFIX}*.png")))
+        self.pool = ProcessPoolExecutor(1, mp_context=get_context("spawn")) if overlay and n_overlays > 0 else None
+        self.pending: list = []
+
+    def draw(self, image_id: str, among_first: bool, sample, output: ImageOutput, record: dict) -> None:
+        if self.pool is None:
+            return
+        names = [image_id] if among_first else []
+        if output.trust is not None and output.trust.flagged and self.n_flagged < self.n_overlays:
+            self.n_flagged += 1
+            names.append(FLAGGED_PREFIX + image_id)
+        for name in names:
+            self.pending.append(self.pool.submit(self.overlay, self.run_dir, name, sample.image, sample.mask,
+                                                 output, record))
+
+    def close(self) -> None:
+        if self.pool is None:
+            return
+        for future in self.pending:
+            try:
+                future.result()
+            except Exception as exc:  # a figure must not fail the run
+                log.error("an overlay figure failed: %s: %s", type(exc).__name__, exc)
+        self.pool.shutdown()
 
 
 def add_trust(run: ResumableRun, ids: list[str], metrics: dict[str, Any]) -> dict[str, Any]:
