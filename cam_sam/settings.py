@@ -16,7 +16,7 @@ from typing import Any
 
 from cam_sam.pipeline import PipelineConfig, PostprocessConfig, PromptConfig
 from cam_sam.proposals import ColourProposalConfig
-from cam_sam.trust import ARBITER_REVIEW_THRESHOLD, FAST_REVIEW_THRESHOLD, REVIEW_THRESHOLD
+from cam_sam.trust import ARBITER_REVIEW_THRESHOLD, FAST_REVIEW_THRESHOLD, REALTIME_REVIEW_THRESHOLD, REVIEW_THRESHOLD
 from explainers.cams import DEFAULT_ENSEMBLE
 
 # Where the images come from (ISIC 2017, or a folder of the user's images).
@@ -127,7 +127,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # pass, no colour regions (so no second opinion): its confidence is the student's own score
     # and the colour contrast. For throughput (docs/speed.md); its masks are not the default's.
     "realtime": {**STUDENT_PRESET, "proposals": ["student"], "zoom_stability": False, "student_tta": False,
-                 "review_threshold": FAST_REVIEW_THRESHOLD},
+                 "review_threshold": REALTIME_REVIEW_THRESHOLD},
     # The route through the segmenter the arbiter of cam_sam.trust among
     # the teacher (colour proposals -> LiteMedSAM), the round 3-AND student (its best partner,
     # docs/trust.md) and the student's box decoded by LiteMedSAM. The page's segmenter choices run it.

@@ -4,8 +4,9 @@ Fits :class:`cam_sam.calibration.Calibration` (isotonic) on the ``fit`` runs, po
 synthetic development set: pairs from frames that never entered training, masks known by
 construction; or evaluation sets) and reports, on every run of ``sets``, how far each decile's expected IoU is from
 its mean IoU, the confidence's AUROC for IoU < 0.5, and what a review threshold on the expected
-IoU would flag. The threshold is chosen on the fit runs alone: the lowest expected IoU below which
-``min_failures_flagged`` of their failures fall. With several fit runs, each is also left out in
+IoU would flag, and the confidence it amounts to (a preset's ``review_threshold``). The threshold
+is chosen on the fit runs alone: the lowest expected IoU below which ``min_failures_flagged`` of
+the failures of each fit run fall. With several fit runs, each is also left out in
 turn: fitted on the others, checked on it (how the choice transfers). Reads only the runs' ``metrics.json``; writes ``calibration.md``,
 ``calibration.csv``, ``reliability.png`` into ``out_dir`` and, with ``write_to``, puts the fit
 into the student's calibration file under ``variant``.
@@ -49,12 +50,23 @@ def deciles(calibration: Calibration, frame: pd.DataFrame, n: int) -> pd.DataFra
     return table.assign(gap=(table["expected"] - table["iou"]).abs())
 
 
-def review_threshold(calibration: Calibration, frame: pd.DataFrame, share: float) -> float:
-    """The lowest expected-IoU threshold that flags (expected < threshold) ``share`` of the failures."""
-    expected = np.sort(calibration(frame.loc[frame["iou"] < FAIL_IOU, "confidence"].to_numpy()))
-    if not len(expected):
-        return 0.0
-    return float(expected[min(len(expected) - 1, int(np.ceil(share * len(expected))) - 1)] + 1e-6)
+def review_threshold(calibration: Calibration, frames: list[pd.DataFrame], share: float) -> float:
+    """The lowest expected-IoU threshold that flags (expected < threshold) ``share`` of the
+    failures of each of ``frames`` (the highest of their own thresholds)."""
+    thresholds = [0.0]
+    for frame in frames:
+        expected = np.sort(calibration(frame.loc[frame["iou"] < FAIL_IOU, "confidence"].to_numpy()))
+        if len(expected):
+            thresholds.append(float(expected[min(len(expected) - 1, int(np.ceil(share * len(expected))) - 1)] + 1e-6))
+    return max(thresholds)
+
+
+def confidence_below(calibration: Calibration, expected_iou: float) -> float:
+    """The confidence at which the map reaches ``expected_iou``: masks whose confidence is below
+    it are the masks whose expected IoU is below ``expected_iou`` (the map is monotone)."""
+    grid = np.linspace(0.0, 1.0, 100_001)
+    above = grid[calibration(grid) >= expected_iou]
+    return float(above[0]) if len(above) else 1.0
 
 
 def check(calibration: Calibration, threshold: float, frame: pd.DataFrame, n: int) -> dict[str, Any]:
@@ -103,9 +115,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     rows, tables = [], {}
     for fitted_on, checked in fits.items():
         calibration = Calibration.fit(frames[fitted_on]["confidence"], frames[fitted_on]["iou"], fitted_on)
-        threshold = review_threshold(calibration, frames[fitted_on], cfg["min_failures_flagged"])
+        threshold = review_threshold(calibration, [frames[n] for n in fitted_on.split("+")], cfg["min_failures_flagged"])
         for name in [fitted_on] + checked:
             rows.append({"fitted_on": fitted_on, "set": name, "threshold": threshold,
+                         "confidence_threshold": confidence_below(calibration, threshold),
                          **check(calibration, threshold, frames[name], cfg["n_deciles"])})
             if fitted_on == fit_name:
                 tables[name] = deciles(calibration, frames[name], cfg["n_deciles"])
