@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from tqdm import tqdm
 
@@ -80,15 +82,19 @@ class ResumableRun:
     def save(self, image_id: str, record: dict[str, Any]) -> None:
         write_json(self.record_path(image_id), record)
 
-    def process(self, ids: list[str], work: Callable[[int, str], dict[str, Any]], desc: str) -> None:
-        """Call ``work(position_in_ids, image_id)`` for every id without a record, saving what it returns.
-        An exception is recorded as that image's failure and the run goes on."""
+    def process(self, ids: list[str], work: Callable[..., dict[str, Any]], desc: str,
+                load: Callable[[str], Any] | None = None, ahead: int = 2) -> None:
+        """Call ``work(position_in_ids, image_id)`` for every id without a record, saving what it
+        returns. With ``load``, ``work(position, image_id, load(image_id))``, the loads running
+        ``ahead`` images in advance in a thread (decoding overlaps the work). An exception, in
+        ``load`` or ``work``, is recorded as that image's failure and the run goes on."""
         todo = [(i, image_id) for i, image_id in enumerate(ids) if not self.is_done(image_id)]
         if len(todo) < len(ids):
             log.info("resuming: %d of %d images already done", len(ids) - len(todo), len(ids))
+        loaded = prefetch(load, [image_id for _, image_id in todo], ahead) if load else None
         for index, image_id in tqdm(todo, desc=desc, unit="img"):
             try:
-                record = work(index, image_id)
+                record = work(index, image_id) if loaded is None else work(index, image_id, next(loaded).result())
             except KeyboardInterrupt:
                 raise
             except Exception as exc:  # one bad image must not stop the run
@@ -120,3 +126,14 @@ class ResumableRun:
         metrics = {"summary": summarise(per_image, ordered), "per_image": per_image, "failures": failures}
         write_json(self.dir / "metrics.json", metrics)
         return metrics
+
+
+def prefetch(load: Callable[[str], Any], ids: list[str], ahead: int) -> Iterator[Future]:
+    """Futures of ``load(id)`` for ``ids`` in order, each started ``ahead`` items before it is
+    wanted, in one worker thread (a failed load raises when its result is asked for)."""
+    with ThreadPoolExecutor(1) as pool:
+        pending: deque[Future] = deque(pool.submit(load, i) for i in ids[:ahead])
+        for position in range(len(ids)):
+            if position + ahead < len(ids):
+                pending.append(pool.submit(load, ids[position + ahead]))
+            yield pending.popleft()

@@ -93,3 +93,27 @@ def test_the_student_preset_is_the_default_spelled_out():
     assert all(SEGMENT_CONFIG[k] == v for k, v in PRESETS["student"].items())
     fast = PRESETS["fast"]
     assert {k for k in fast if fast[k] != PRESETS["student"][k]} == {"zoom_stability", "review_threshold"}
+
+
+def test_loads_ahead_keep_the_order_and_a_failed_load_fails_only_its_image(tmp_path):
+    """``process`` with ``load``: each image's work gets its own loaded item, in order, while the
+    next loads run ahead; a load that raises becomes that image's failure record."""
+    import threading
+
+    from common.runs import ResumableRun
+
+    loader_threads = set()
+
+    def load(image_id):
+        loader_threads.add(threading.get_ident())
+        if image_id == "c":
+            raise OSError("unreadable c.png")
+        return image_id.upper()
+
+    seen = []
+    run = ResumableRun(tmp_path, {"a": 1})
+    run.process(list("abcde"), lambda index, image_id, item: seen.append((index, image_id, item)) or {"item": item},
+                desc="test", load=load, ahead=2)
+    assert seen == [(0, "a", "A"), (1, "b", "B"), (3, "d", "D"), (4, "e", "E")]
+    assert run.load("c") == {"error": "OSError: unreadable c.png"} and run.load("e") == {"item": "E"}
+    assert threading.get_ident() not in loader_threads           # the loads ran in a worker thread

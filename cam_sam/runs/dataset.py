@@ -10,6 +10,7 @@ import logging
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
+from functools import partial
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Callable
@@ -99,11 +100,9 @@ def segment_dataset(run_settings: RunSettings, overlay: OverlayFn | None = None)
     ids, positions = subset_ids(dataset, data.every, data.limit)
     order_of = {image_id: i for i, image_id in enumerate(ids)}
 
-    def work(_: int, image_id: str) -> dict[str, Any]:
-        try:
-            sample = dataset[positions[image_id]]
-        except DataError as exc:
-            return {"error": str(exc)}
+    def work(_: int, image_id: str, sample) -> dict[str, Any]:
+        if isinstance(sample, DataError):
+            return {"error": str(sample)}
         output = pipeline.segment(sample.image, cams=load_saved_cams(models.cam_dir, image_id, settings.pipeline.methods),
                                   image_id=image_id)
         record = write_image_outputs(run_dir, image_id, output, settings.save_uncertainty)
@@ -117,7 +116,8 @@ def segment_dataset(run_settings: RunSettings, overlay: OverlayFn | None = None)
 
     overlays = OverlayWriter(overlay, run_dir, settings.n_overlays)
     try:
-        run.process(shard.take(ids), work, desc="segment" if shard.world == 1 else f"segment (rank {shard.rank})")
+        run.process(shard.take(ids), work, desc="segment" if shard.world == 1 else f"segment (rank {shard.rank})",
+                    load=partial(sample_or_error, dataset, positions))   # the next images decode meanwhile
     finally:
         overlays.close()
     shard.barrier()                     # every image of every rank is done
@@ -130,6 +130,14 @@ def segment_dataset(run_settings: RunSettings, overlay: OverlayFn | None = None)
     shard.close()
     metrics["run_dir"], metrics["synthetic"] = str(run_dir), synthetic
     return metrics
+
+
+def sample_or_error(dataset, positions: dict[str, int], image_id: str):
+    """The dataset's sample of ``image_id``, or the :class:`DataError` that reading it raised."""
+    try:
+        return dataset[positions[image_id]]
+    except DataError as exc:
+        return exc
 
 
 def summarise_run(run: ResumableRun, ids: list[str], sources: list[str], scored: bool,
