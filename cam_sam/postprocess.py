@@ -3,9 +3,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-from scipy import ndimage
-
-from common.geometry import largest_component
+from common.geometry import fill_holes as fill_mask_holes, largest_component
 
 
 COMPONENT_RULES = ("largest", "central")
@@ -47,5 +45,5 @@ def postprocess_mask(mask: np.ndarray, open_frac: float = 0.0, close_frac: float
     if keep_largest:
         result = largest_component(result) if component_rule == "largest" else central_component(result)
     if fill_holes:
-        result = ndimage.binary_fill_holes(result)
+        result = fill_mask_holes(result)
     return result

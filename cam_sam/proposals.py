@@ -27,7 +27,7 @@ import numpy as np
 from scipy import ndimage
 from skimage.filters import threshold_otsu
 
-from common.geometry import clip_box, mask_to_box, pad_box
+from common.geometry import clip_box, fill_holes, mask_to_box, pad_box
 
 
 @dataclass
@@ -102,7 +102,7 @@ def pick_component(region: np.ndarray, prior: np.ndarray, min_area: float) -> np
     score = np.where(area >= min_area * region.size, mean_prior * np.sqrt(area), -1.0)
     if score.max() < 0:
         return None
-    return ndimage.binary_fill_holes(labels == index[int(np.argmax(score))])
+    return fill_holes(labels == index[int(np.argmax(score))])
 
 
 # Darkness maps: high on the lesion. "lightness": 255 - L* (Lab); "blue": 255 - B, since
