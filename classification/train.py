@@ -182,17 +182,23 @@ def train_epoch(ddp_model, loader, optimizer, scaler, loss_fn, cfg: dict[str, An
     return float(np.mean(losses))
 
 
+def setup_logging(main_process: bool) -> None:
+    """Log INFO on the main process (WARNING on the others), without the log file of an earlier
+    run in this process (open_run_dir adds this run's)."""
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(message)s")
+    log.setLevel(logging.INFO if main_process else logging.WARNING)
+    for handler in [h for h in log.handlers if isinstance(h, logging.FileHandler)]:
+        log.removeHandler(handler)
+        handler.close()
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     cfg = config_from_argv(CONFIG, argv, description=__doc__.splitlines()[0])
     if cfg["task"] not in TASKS:
         raise SystemExit(f"task must be one of {list(TASKS)}")
     rank, world, device = setup_distributed(cfg["device"])
     main_process = rank == 0
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(message)s")
-    log.setLevel(logging.INFO if main_process else logging.WARNING)
-    for handler in [h for h in log.handlers if isinstance(h, logging.FileHandler)]:
-        log.removeHandler(handler)
-        handler.close()
+    setup_logging(main_process)
     torch.manual_seed(cfg["seed"] + rank)
     np.random.seed(cfg["seed"] + rank)
     run_dir = open_run_dir(cfg, rank, world)

@@ -187,7 +187,7 @@ def test_smoke_on_real_validation_images(tmp_path):
 
 @pytest.mark.parametrize("setting, names", [
     ("classifier_checkpoint=my_classifier.pth", ["classifier_checkpoint", "methods"]),
-    ("student_checkpoint=model_checkpoints/student_r1.pt", ["student_checkpoint", "proposals"]),
+    ("student_checkpoint=model_checkpoints/student_r3and.pt", ["student_checkpoint", "proposals"]),
 ])
 def test_a_model_file_the_run_would_never_open_is_refused(tmp_path, synthetic_root, setting, names):
     """The default runs no CAM and no student here: a classifier or student file the user names
