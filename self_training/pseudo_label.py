@@ -23,6 +23,7 @@ import torch
 
 from cam_sam.settings import DATA_CONFIG, PIPELINE_CONFIG, PIPELINE_RESUMABLE, PRESETS, DataSettings, resolve_pipeline
 from cam_sam.runs.build import build_pipeline, open_data
+from cam_sam.runs.dataset import write_image_outputs
 from cam_sam.pseudo_label_scores import mask_confidence
 from common.cli import run_main
 from common.config import config_from_argv
@@ -85,16 +86,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     def work(_: int, image_id: str) -> dict[str, Any]:
         sample = dataset[positions[image_id]]
         output = pipeline.segment(sample.image, image_id=image_id)
+        record = write_image_outputs(run_dir, image_id, output, save_uncertainty=False)   # the mask, as segment writes it
         if output.final_mask is None:
-            return {"error": "no prompt source gave a mask: "
-                             + str({m: o.error for m, o in output.sources.items()})}
-        write_png(run_dir / "masks" / f"{image_id}.png", output.final_mask.astype(np.uint8) * 255)
+            return record
+        # the candidates' spread as an 8-bit PNG: the student's pixel weights (self_training.data)
         spread = np.clip(output.uncertainty * UNCERTAINTY_SCALE, 0, 255).astype(np.uint8)
         write_png(run_dir / "uncertainty" / f"{image_id}.png", spread)
         confidence = mask_confidence(output)
         if output.trust is not None:   # the label-free trust of cam_sam.trust (confidence_key "trust")
             confidence["trust"] = output.trust.confidence
-        return {"final_source": output.final_source, "confidence": confidence}
+        return {**record, "confidence": confidence}
 
     run.process(ids, work, desc="pseudo-label")
     done = [i for i in ids if run.is_done(i)]

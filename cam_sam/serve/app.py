@@ -20,12 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from cam_sam.settings import PIPELINE_CONFIG
-from cam_sam.settings import MULTICLASS_CHECKPOINT
-from cam_sam.serve.service import STUDENT_CHOICE, SegmentationService, ServiceResult
+from cam_sam.serve.service import SEGMENTER_PRESET, STUDENT_CHOICE, SegmentationService, ServiceResult
+from cam_sam.settings import MULTICLASS_CHECKPOINT, PIPELINE_CONFIG, PRESETS, resolve_pipeline
 from common.checkpoints import CheckpointError
 from common.cli import run_main
-from common.config import config_from_argv
+from common.config import config_from_argv, merge
 from common.devices import resolve_device
 from common.io import write_png
 from data.isic import DataError, ISICDataset, read_image, read_mask
@@ -53,10 +52,16 @@ IMAGENET = "ImageNet weights (zero-shot)"
 
 
 def make_service(cfg: dict[str, Any]) -> SegmentationService:
+    """The service of the page's CONFIG: the default (preset ``student``) and, per segmenter, the
+    arbiter (preset ``arbiter``) through it, resolved into typed settings here."""
     classifiers = {IMAGENET: None, **cfg["classifier_checkpoints"]}
     segmenters = {"LiteMedSAM": ("litemedsam", None),
                   **{name: (name, path) for name, path in cfg["segmenter_checkpoints"].items()}}
-    return SegmentationService(cfg, classifiers, segmenters, resolve_device(cfg["device"]), cfg["lesion_classifier"])
+    choices = {STUDENT_CHOICE: resolve_pipeline(merge(cfg, PRESETS[STUDENT_CHOICE]))}
+    for label, (name, checkpoint) in segmenters.items():
+        choices[label] = resolve_pipeline(merge(cfg, {**PRESETS[SEGMENTER_PRESET], "segmenter": name,
+                                                      "segmenter_checkpoint": checkpoint}))
+    return SegmentationService(choices, classifiers, resolve_device(cfg["device"]), cfg["lesion_classifier"])
 
 
 def example_files(cfg: dict[str, Any]) -> list[list[str]]:

@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from cam_sam.runs.build import build_explainer, build_pipeline, build_segmenter, needs_segmenter
-from cam_sam.settings import PRESETS, ModelSettings, resolve_pipeline
 from cam_sam.multiclass import LesionClass, LesionClassifier
-from cam_sam.pipeline import LesionPipeline, ImageOutput
-from common.config import merge
+from cam_sam.pipeline import ImageOutput, LesionPipeline, PipelineConfig
+from cam_sam.settings import ModelSettings
 from common.metrics import mask_metrics
 from data.isic import DataError, check_image_content
 from explainers.cams import CamResult
@@ -62,17 +61,19 @@ def check_request_image(image: np.ndarray, name: str) -> None:
 
 
 class SegmentationService:
-    """``base``: a CONFIG with :data:`cam_sam.settings.PIPELINE_CONFIG`'s keys (the default pipeline).
-    ``classifiers``: label -> classifier checkpoint (None: ImageNet weights of ``base['classifier']``).
-    ``segmenters``: label -> (segmenter name, checkpoint); :data:`STUDENT_CHOICE` needs no entry.
-    ``lesion_checkpoint``: a three-class classifier (:mod:`cam_sam.multiclass`) that names each
-    lesion's class beside its mask; None: no class."""
+    """``choices``: segmenter label -> (models, pipeline) it runs, resolved by the script from its
+    CONFIG: :data:`STUDENT_CHOICE` (the default pipeline) and, per segmenter, the arbiter through
+    it (module docstring). ``classifiers``: label -> classifier checkpoint (None: the ImageNet
+    weights of the models' ``classifier``). ``lesion_checkpoint``: a three-class classifier
+    (:mod:`cam_sam.multiclass`) that names each lesion's class beside its mask; None: no class."""
 
-    def __init__(self, base: dict[str, Any], classifiers: dict[str, str | None],
-                 segmenters: dict[str, tuple[str, str | None]], device: str = "cpu",
-                 lesion_checkpoint: str | None = None) -> None:
-        self.base, self.classifiers, self.segmenters, self.device = base, classifiers, segmenters, device
-        self.lesion_classifier = (LesionClassifier(base["classifier"], lesion_checkpoint, device)
+    def __init__(self, choices: dict[str, tuple[ModelSettings, PipelineConfig]], classifiers: dict[str, str | None],
+                 device: str = "cpu", lesion_checkpoint: str | None = None) -> None:
+        if STUDENT_CHOICE not in choices:
+            raise ValueError(f"the service needs the {STUDENT_CHOICE!r} choice (the default pipeline)")
+        self.choices, self.classifiers, self.device = choices, classifiers, device
+        base_models = choices[STUDENT_CHOICE][0]
+        self.lesion_classifier = (LesionClassifier(base_models.classifier, lesion_checkpoint, device)
                                   if lesion_checkpoint else None)
         self._explainers: dict[str, Any] = {}
         self._segmenters: dict[str, Any] = {}
@@ -81,27 +82,23 @@ class SegmentationService:
 
     @property
     def segmenter_choices(self) -> list[str]:
-        return [STUDENT_CHOICE, *self.segmenters]
+        return [STUDENT_CHOICE, *(c for c in self.choices if c != STUDENT_CHOICE)]
 
-    def config(self, classifier: str, method: str, segmenter: str) -> dict[str, Any]:
-        """The pipeline CONFIG of one choice: the student alone, or the arbiter through the chosen
-        segmenter with this CAM method decoded beside it (module docstring)."""
+    def settings(self, classifier: str, method: str, segmenter: str) -> tuple[ModelSettings, PipelineConfig]:
+        """(models, pipeline) of one request: its segmenter choice with the chosen classifier and,
+        through a segmenter, this CAM method decoded beside the arbiter's sources."""
         if classifier not in self.classifiers:
             raise ValueError(f"unknown classifier {classifier!r}; available: {list(self.classifiers)}")
-        cfg = merge(self.base, {"classifier_checkpoint": self.classifiers[classifier]})
-        if segmenter == STUDENT_CHOICE:
-            return merge(cfg, PRESETS[STUDENT_CHOICE])
-        if segmenter not in self.segmenters:
+        if segmenter not in self.choices:
             raise ValueError(f"unknown segmenter {segmenter!r}; available: {self.segmenter_choices}")
-        name, checkpoint = self.segmenters[segmenter]
-        return merge(cfg, {**PRESETS[SEGMENTER_PRESET], "methods": [method], "segmenter": name,
-                           "segmenter_checkpoint": checkpoint})
+        models, pipeline = self.choices[segmenter]
+        models = replace(models, classifier_checkpoint=self.classifiers[classifier])
+        return models, pipeline if segmenter == STUDENT_CHOICE else replace(pipeline, methods=[method])
 
     def pipeline(self, classifier: str, method: str, segmenter: str) -> LesionPipeline:
         key = (classifier, method, segmenter)
         if key not in self._pipelines:
-            cfg = self.config(classifier, method, segmenter)
-            models, pipeline = resolve_pipeline(cfg)
+            models, pipeline = self.settings(classifier, method, segmenter)
             seg = None
             if needs_segmenter(pipeline):
                 seg = self._segmenters.get(segmenter) or build_segmenter(models, self.device)
@@ -113,8 +110,8 @@ class SegmentationService:
 
     def explainer(self, classifier: str):
         if classifier not in self._explainers:
-            cfg = merge(self.base, {"classifier_checkpoint": self.classifiers[classifier]})
-            self._explainers[classifier] = build_explainer(ModelSettings.from_config(cfg), self.device)
+            models = replace(self.choices[STUDENT_CHOICE][0], classifier_checkpoint=self.classifiers[classifier])
+            self._explainers[classifier] = build_explainer(models, self.device)
         return self._explainers[classifier]
 
     def segment(self, image: np.ndarray, classifier: str, method: str, segmenter: str,

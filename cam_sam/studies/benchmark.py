@@ -27,11 +27,12 @@ import numpy as np
 import torch
 
 from cam_sam.runs.build import build_pipeline, open_data
+from cam_sam.runs.dataset import write_image_outputs
 from cam_sam.settings import PRESETS, SEGMENT_CONFIG, DataSettings, resolve_pipeline
 from common.cli import run_main
 from common.config import config_from_argv
 from common.devices import resolve_device
-from common.io import read_json, resolve_run_dir, write_json, write_npy, write_png
+from common.io import read_json, resolve_run_dir, write_json
 from medsam.factory import create_segmenter
 
 CONFIG: dict[str, Any] = {**SEGMENT_CONFIG, "n_images": 10, "warmup": 1, "out_dir": None,
@@ -42,14 +43,6 @@ def _timed(fn) -> float:
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
-
-
-def _write_outputs(folder: Path, output) -> None:
-    """What cam_sam.segment writes per image: the mask PNG and the uncertainty map."""
-    if output.final_mask is not None:
-        write_png(folder / "mask.png", output.final_mask.astype(np.uint8) * 255)
-    if output.uncertainty is not None:
-        write_npy(folder / "uncertainty.npy", output.uncertainty.astype(np.float16))
 
 
 def time_pipeline(cfg: dict[str, Any], images: list[np.ndarray], device: str) -> dict[str, Any]:
@@ -72,7 +65,8 @@ def time_pipeline(cfg: dict[str, Any], images: list[np.ndarray], device: str) ->
                 nonlocal output
                 output = pipeline.segment(image)
             end_to_end.append(_timed(run))
-            writing.append(_timed(lambda: _write_outputs(Path(folder), output)))
+            # what cam_sam.segment writes per image: the mask PNG and the uncertainty map
+            writing.append(_timed(lambda: write_image_outputs(Path(folder), "image", output, save_uncertainty=True)))
             encoder.append(_timed(lambda: reference.set_image(image)))
     stages = {name: seconds / len(timed) for name, seconds in pipeline.timer.seconds.items()}
     stages["writing"] = float(np.mean(writing))
