@@ -128,7 +128,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # and the colour contrast. For throughput (docs/speed.md); its masks are not the default's.
     "realtime": {**STUDENT_PRESET, "proposals": ["student"], "zoom_stability": False, "student_tta": False,
                  "review_threshold": REALTIME_REVIEW_THRESHOLD},
-    # The route through the segmenter the arbiter of cam_sam.trust among
+    # The route through the segmenter: the arbiter of cam_sam.trust among
     # the teacher (colour proposals -> LiteMedSAM), the round 3-AND student (its best partner,
     # docs/trust.md) and the student's box decoded by LiteMedSAM. The page's segmenter choices run it.
     "arbiter": {"methods": [], "proposals": ["colour", "student", "student_box", "colour_region"],
@@ -137,7 +137,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # The default mask, labelled with the lesion's class by the shipped three-class classifier
     # (model_checkpoints/README.md): labels/<id>.png, summary["multiclass"].
     "multiclass": {"multiclass": True, "classifier_checkpoint": MULTICLASS_CHECKPOINT},
-    # The zero-shot colour pipeline alone colour proposals -> LiteMedSAM.
+    # The zero-shot colour pipeline alone: colour proposals -> LiteMedSAM.
     "zero_shot": {"methods": [], "proposals": ["colour"], "final_sources": ["colour"], "final_rule": "select",
                   "student_checkpoint": None},
 }
