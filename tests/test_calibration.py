@@ -91,3 +91,37 @@ def test_the_page_and_the_api_give_the_expected_iou():
     trust = Trust(0.42, True, "the student changes its mask when the image is flipped", {}, expected_iou=0.57)
     assert verdict(trust).startswith("expected IoU **0.57**") and "please review" in verdict(trust)
     assert verdict(Trust(0.9, False, "", {})).startswith("confidence **0.90**")
+
+
+def test_the_terms_study_rebuilds_the_recorded_confidence_and_crosses_the_sets(tmp_path):
+    """From records alone: 'all terms' gives back each record's confidence (so its AUROC is the
+    run's), and each set's chosen variant is read on the other."""
+    from cam_sam.studies import confidence_terms as study
+    from cam_sam.trust import CandidateSignals, confidence_of
+
+    rng = np.random.default_rng(2)
+    runs = {}
+    for name in ("a", "b"):
+        per_image = {}
+        for i in range(12):
+            student = CandidateSignals(consensus=0.9, quality=float(rng.uniform(0.5, 1)), rim=0.0, outside=0.0, area=0.1,
+                                       solidity=1.0, stability=float(rng.uniform(0.6, 1)), zoom_stability=float(rng.uniform(0.6, 1)),
+                                       contrast=float(rng.uniform(5, 50)))
+            region = CandidateSignals(consensus=0.9, quality=0.9, rim=0.0, outside=0.0, area=0.1, solidity=1.0)
+            agree = float(rng.uniform(0.3, 1))
+            signals = {"student": student, "colour_region": region}
+            pairwise = {"student": {"colour_region": agree}, "colour_region": {"student": agree}}
+            conf = confidence_of(signals, pairwise, "student")
+            write_json(tmp_path / name / "records" / f"{name}{i}.json",
+                       {"final_source": "student", "trust": {"confidence": conf, "pairwise": pairwise,
+                                                             "signals": {k: vars(v) for k, v in signals.items()}}})
+            per_image[f"{name}{i}"] = {"final": {"iou": float(np.clip(conf + rng.normal(0, 0.2), 0, 1))}}
+        write_json(tmp_path / name / "metrics.json", {"per_image": per_image, "summary": {}})
+        runs[name] = str(tmp_path / name)
+    result = study.main(["--set", f"runs={json.dumps(runs)}", "--set", f"out_dir={tmp_path / 'out'}"])
+    frame, _ = study.image_terms(tmp_path / "a")
+    rebuilt = study.confidence(frame, study.CONFIDENCE_TERMS, study.CONTRAST_SCALE)
+    recorded = {p.stem: json.loads(p.read_text())["trust"]["confidence"] for p in (tmp_path / "a" / "records").glob("*.json")}
+    assert all(abs(rebuilt[i] - recorded[i]) < 1e-9 for i in recorded)
+    assert [row["chosen on"] for row in result["crossing"]] == ["a", "b"]
+    assert (tmp_path / "out" / "confidence_terms.md").is_file()

@@ -1,0 +1,96 @@
+"""Which terms of the confidence, and which contrast scale, hold when chosen on one evaluation set
+and read on the other (leave one set out).
+
+Rebuilds each image's confidence offline from the records of finished ``cam_sam.segment`` runs
+(``trust.signals`` and ``trust.pairwise``: no new inference), for every variant: all of
+:data:`cam_sam.trust.CONFIDENCE_TERMS`, each term left out, and the contrast term at every scale of
+``contrast_scales``. Each variant's AUROC for IoU < 0.5 on each set; then, for each set, the
+variant chosen there (highest AUROC) and its AUROC on the other. The ground truth only scores.
+Writes ``confidence_terms.md`` / ``.csv`` into ``out_dir``. ::
+
+    python -m cam_sam.studies.confidence_terms \\
+        --set runs='{"val": "results/eval/r4fe_student_val", "train_every18": "results/eval/r4fe_student_e18"}'
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cam_sam.trust import CONFIDENCE_TERMS, CONTRAST_SCALE, CandidateSignals, confidence_terms
+from common.cli import run_main
+from common.config import config_from_argv
+from common.io import read_json, write_csv, write_text
+from common.metrics import auroc_fail
+
+CONFIG: dict[str, Any] = {
+    "runs": {},                                  # {set name: run folder of cam_sam.segment}; two for the crossing
+    "contrast_scales": [10.0, 15.0, 20.0, 25.0, 30.0, 40.0, 60.0],
+    "out_dir": "results/confidence_terms",
+}
+
+
+def image_terms(run_dir: Path) -> tuple[pd.DataFrame, dict[str, float]]:
+    """(one row per image: every term of its delivered mask and its contrast, IoU per image)."""
+    metrics = read_json(run_dir / "metrics.json")
+    rows = []
+    for record_path in sorted((run_dir / "records").glob("*.json")):
+        record = read_json(record_path)
+        trust = record.get("trust")
+        if not trust or not record.get("final_source"):
+            continue
+        signals = {k: CandidateSignals(**v) for k, v in trust["signals"].items()}
+        terms = confidence_terms(signals, trust["pairwise"], record["final_source"])
+        rows.append({"id": record_path.stem, **terms, "raw_contrast": signals[record["final_source"]].contrast})
+    ious = {i: float(r["final"]["iou"]) for i, r in metrics["per_image"].items() if "iou" in r.get("final", {})}
+    return pd.DataFrame(rows).set_index("id"), ious
+
+
+def variants(scales: list[float]) -> dict[str, tuple[tuple[str, ...], float]]:
+    """name -> (terms multiplied, contrast scale)."""
+    out = {"all terms": (CONFIDENCE_TERMS, CONTRAST_SCALE)}
+    out.update({f"without {t}": (tuple(x for x in CONFIDENCE_TERMS if x != t), CONTRAST_SCALE) for t in CONFIDENCE_TERMS})
+    out.update({f"contrast scale {s:g}": (CONFIDENCE_TERMS, s) for s in scales})
+    return out
+
+
+def confidence(frame: pd.DataFrame, terms: tuple[str, ...], scale: float) -> dict[str, float]:
+    values = frame.copy()
+    if frame["raw_contrast"].notna().any():
+        values["contrast"] = np.where(frame["raw_contrast"].isna(), 1.0,
+                                      np.minimum(1.0, frame["raw_contrast"].fillna(0) / scale))
+    return dict(zip(values.index, np.clip(values[list(terms)].prod(axis=1), 0, 1)))
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    cfg = config_from_argv(CONFIG, argv, description=__doc__.splitlines()[0])
+    if not cfg["runs"]:
+        raise SystemExit("runs: give {set name: run folder} of cam_sam.segment runs with trust records")
+    data = {name: image_terms(Path(path)) for name, path in cfg["runs"].items()}
+    table = []
+    for name, (terms, scale) in variants(cfg["contrast_scales"]).items():
+        row = {"variant": name}
+        for set_name, (frame, ious) in data.items():
+            conf = confidence(frame, terms, scale)
+            conf.update({i: 0.0 for i in ious if i not in conf})     # a failed image: confidence 0
+            row[set_name] = auroc_fail(conf, ious)
+        table.append(row)
+    report = pd.DataFrame(table)
+    crossing = []
+    names = list(cfg["runs"])
+    for chosen_on in names:
+        best = report.loc[report[chosen_on].idxmax()]
+        crossing.append({"chosen on": chosen_on, "variant": best["variant"],
+                         **{f"AUROC {n}": best[n] for n in names}})
+    out = Path(cfg["out_dir"])
+    write_csv(out / "confidence_terms.csv", report)
+    text = report.to_markdown(index=False, floatfmt=".3f") + "\n\n" + pd.DataFrame(crossing).to_markdown(index=False, floatfmt=".3f") + "\n"
+    write_text(out / "confidence_terms.md", text)
+    print(text)
+    return {"report": table, "crossing": crossing}
+
+
+if __name__ == "__main__":
+    run_main(main)
