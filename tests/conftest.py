@@ -21,7 +21,7 @@ SHARED_ISIC = REPO.parent / "shared" / "data" / "ISIC2017"
 SLOW_MODULES = {"test_sharded", "test_export", "test_runtime", "test_notebook"}
 # Fixtures that train or serve: a 25-epoch student, the page's server, a classifier training run.
 SLOW_FIXTURES = {"trained_student", "server", "trained_run"}
-# Tests of 6.5 s or more on the 2-core CPU (pytest --durations): whole script runs, subprocesses,
+# Tests of about 4.5 s or more on the 2-core CPU (pytest --durations): whole script runs, subprocesses,
 # ViT-sized random segmenters. tests/test_segment_script.py::test_end_to_end_on_generated_images
 # keeps one whole segment run in the fast tier.
 SLOW_TESTS = {
@@ -33,6 +33,10 @@ SLOW_TESTS = {
     "test_interrupted_run_resumes", "test_a_bad_image_is_recorded_and_counted_as_zero",
     "test_no_data_falls_back_to_labelled_synthetic_images", "test_user_image_folder_without_masks",
     "test_user_errors_are_one_line", "test_start_extends_an_earlier_run_in_another_folder",
+    "test_the_benchmark_times_every_stage_of_the_realtime_preset",
+    "test_the_pipeline_gives_the_expected_iou_in_records_and_flagged_csv",
+    "test_generate_cams_writes_heatmaps_quality_and_resumes",
+    "test_the_ensemble_is_a_method_of_the_cam_stage_and_of_the_segmentation_script",
 }
 
 
