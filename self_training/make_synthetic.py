@@ -41,6 +41,15 @@ from self_training.synthetic_pairs import (Background, Donor, PasteConfig, draw_
                                            make_pair)
 from visualisations.synthetic import montage_figure
 
+def _as_lists(value: Any) -> Any:
+    """A PasteConfig field as JSON likes it: tuples (of tuples) as lists."""
+    return [_as_lists(v) for v in value] if isinstance(value, tuple) else value
+
+
+def _as_tuples(value: Any) -> Any:
+    return tuple(_as_tuples(v) for v in value) if isinstance(value, list) else value
+
+
 CONFIG: dict[str, Any] = {
     "image_dir": "../shared/data/ISIC2017_full_frames/images",   # the frames the pseudo-masks belong to
     "pseudo_dirs": ["results/pseudo_r6_frames"],  # their pseudo-labelling runs (donors and backgrounds)
@@ -56,8 +65,7 @@ CONFIG: dict[str, Any] = {
     # backgrounds: frames whose pseudo-lesion is clearly outlined (so removing it removes the lesion)
     "background_min_contrast": 15.0,
     "background_max_area": 0.35,
-    "paste": {k: (list(map(list, v)) if isinstance(v, tuple) else v)
-              for k, v in PasteConfig().__dict__.items()},   # PasteConfig's fields (self_training/synthetic_pairs.py)
+    "paste": {k: _as_lists(v) for k, v in PasteConfig().__dict__.items()},   # PasteConfig's fields (self_training/synthetic_pairs.py)
     "n_montage": 24,
     "results_root": "results",
     "out_dir": None,
@@ -70,10 +78,7 @@ log = logging.getLogger("self_training.make_synthetic")
 
 def paste_config(cfg: dict[str, Any]) -> PasteConfig:
     """The typed paste settings of the script's ``paste`` group."""
-    fields = dict(cfg["paste"])
-    for key in ("area_bins", "strength_bins"):
-        fields[key] = tuple(tuple(map(float, b)) for b in fields[key])
-    return PasteConfig(**fields)
+    return PasteConfig(**{key: _as_tuples(value) for key, value in cfg["paste"].items()})
 
 
 def build_pools(cfg: dict[str, Any], config: PasteConfig) -> tuple[list[list[Donor]], list[tuple[str, np.ndarray, np.ndarray]]]:

@@ -21,6 +21,10 @@ What a pair is built from (:func:`make_pair`):
   relative to the skin, as a Reinhard transfer of the mean does), then blended with a feathered
   alpha times a drawn *strength*: a strength below 1 makes a faint lesion whose extent is still the
   whole mask (the large, faint lesions the teacher cuts to a blob).
+- **a halo** (``halo_share`` of the lesions): a faint, irregular ring around the lesion, reddish
+  (the erythema around an irritated keratosis) or of the lesion's own rim colour (a paler spread
+  of pigment), that the target includes, as the ISIC annotators include such a halo: pasted
+  lesions without one teach the student to outline a dark or keratotic centre alone.
 - **kinds**: one lesion; two lesions (the target is both: which one ISIC would annotate is a
   post-processing choice, :func:`cam_sam.postprocess.central_component`); an empty background (an
   empty target).
@@ -60,6 +64,18 @@ class PasteConfig:
     shift_tries: int = 40                   # random shifts tried for the texture patch
     min_in_field: float = 0.85              # share of a pasted lesion that must lie in the field of view
     place_tries: int = 30                   # random places tried for it
+    halo_share: float = 0.0                 # share of pasted lesions given a faint halo that the target includes
+    halo_max_area: float = 0.35             # share of the frame: larger lesions get no halo (it would fill the field)
+    halo_width_bins: tuple[tuple[float, float], ...] = ((0.15, 0.4), (0.4, 0.8))   # the halo's mean width, a
+                                            # share of the lesion's equivalent radius; along the lesion it
+    halo_wobble: float = 0.4                # wobbles by this share of the width (smooth noise)
+    halo_strength_bins: tuple[tuple[float, float], ...] = ((0.35, 0.7),)   # the halo's alpha, a share of the lesion's
+    halo_red_share: float = 0.5             # share of halos that are reddish; the rest take the lesion's rim colour
+    halo_red_lab: tuple[float, float, float] = (-6.0, 20.0, 6.0)   # CIELAB shift from the skin of a reddish halo
+                                            # at full alpha (darker, redder, a little yellower)
+    halo_min_contrast: float = 6.0          # CIELAB distance between the halo and the skin around it below which
+                                            # the halo is left out (the target is the lesion alone): a halo
+                                            # nobody could see is no target
     min_contrast: float = 10.0              # a pasted lesion fainter than this (colour contrast with the skin
                                             # around it) is pasted again at full strength, else left out: a
                                             # target nobody could see would teach the student to guess
@@ -232,7 +248,8 @@ def paste_lesion(background: np.ndarray, donor: Donor, area: float, strength: fl
                  config: PasteConfig = PasteConfig()) -> tuple[np.ndarray, np.ndarray] | None:
     """``background`` with ``donor`` pasted at a drawn place; returns (image, the pasted mask), both
     of the background's (size, size) shape, or None when the lesion fits nowhere. The image's
-    pixels differ from the background's only under the feathered mask."""
+    pixels differ from the background's only under the feathered mask. With a halo (drawn with
+    ``halo_share``) the mask is the lesion and its halo."""
     patch, mask = _shaped(donor, area, rng, config)
     taken = np.zeros(fov.shape, bool) if taken is None else taken
     where = _place(mask, fov, taken, rng, config)
@@ -251,12 +268,40 @@ def paste_lesion(background: np.ndarray, donor: Donor, area: float, strength: fl
     skin_here = background_lab[ring].mean(0) if ring.sum() >= 10 else background_lab[fov].mean(0)
     lesion_lab = canvas + (skin_here - donor.skin_lab)[None, None]       # the colour relative to the skin kept
     radius = np.sqrt(target.sum() / np.pi)
-    # alpha is 0.5 on the mask's edge; the lesion fades out just outside it and reaches full
-    # strength just inside, so the visible extent is the mask
-    alpha = (strength * _feathered(target, config.feather * radius))[..., None]
     fill = _fill_outside(lesion_lab, target)
-    out_lab = background_lab * (1 - alpha) + fill * alpha
+    out_lab, lesion = background_lab, target
+    if config.halo_share > 0 and rng.random() < config.halo_share and lesion.mean() <= config.halo_max_area:
+        extent, halo_lab, halo_alpha = _halo(lesion, radius, fov & ~taken, fill, skin_here, rng, config)
+        alpha = (strength * halo_alpha * _feathered(extent, config.feather * radius))[..., None]
+        with_halo = out_lab * (1 - alpha) + halo_lab * alpha
+        skin = _ring(extent, max(2, round(0.03 * size))) & fov
+        halo = extent & ~lesion
+        if halo.any() and skin.sum() >= 10 and \
+                np.linalg.norm(with_halo[halo].mean(0) - with_halo[skin].mean(0)) >= config.halo_min_contrast:
+            out_lab, target = with_halo, extent
+    # alpha is 0.5 on the lesion's edge; it fades out just outside it and reaches full strength
+    # just inside, so the visible extent is the mask
+    alpha = (strength * _feathered(lesion, config.feather * radius))[..., None]
+    out_lab = out_lab * (1 - alpha) + fill * alpha
     return _rgb(out_lab), target
+
+
+def _halo(lesion: np.ndarray, radius: float, room: np.ndarray, rim_lab: np.ndarray, skin_lab: np.ndarray,
+          rng: np.random.Generator, config: PasteConfig) -> tuple[np.ndarray, np.ndarray, float]:
+    """A halo around ``lesion`` (size, size) bool: (the lesion and its ring, bool; the ring's CIELAB
+    colour (size, size, 3); its alpha, a share of the lesion's). The ring is the pixels within a
+    drawn width of the lesion, the width wobbling along it (smooth noise), kept inside ``room``."""
+    width = draw_from_bins(config.halo_width_bins, rng) * radius
+    outside = cv2.distanceTransform((~lesion).astype(np.uint8), cv2.DIST_L2, 5)
+    noise = cv2.GaussianBlur(rng.standard_normal(lesion.shape).astype(np.float32), (0, 0), max(2.0, radius / 2))
+    noise /= noise.std() + 1e-6
+    reach = width * np.clip(1.0 + config.halo_wobble * noise, 0.3, 1.6)
+    extent = lesion | ((outside <= reach) & room)
+    if rng.random() < config.halo_red_share:
+        colour = np.broadcast_to(skin_lab + np.asarray(config.halo_red_lab, np.float32), rim_lab.shape)
+    else:
+        colour = rim_lab
+    return extent, colour, draw_from_bins(config.halo_strength_bins, rng)
 
 
 def _fill_outside(lab: np.ndarray, mask: np.ndarray) -> np.ndarray:

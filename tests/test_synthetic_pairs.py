@@ -51,6 +51,44 @@ def test_the_target_is_the_pasted_mask_pixel_for_pixel():
     assert changed[target].mean() > 0.9 and not changed[~halo].any()
 
 
+def _pasted_without_halo(donor, background_image, fov, seed, config):
+    """The lesion alone, pasted with the same draws as a halo run (the halo's draws come after)."""
+    from self_training.synthetic_pairs import _place, _shaped
+    rng = np.random.default_rng(seed)
+    _, shaped = _shaped(donor, 0.08, rng, config)
+    y, x = _place(shaped, fov, np.zeros_like(fov), rng, config)
+    lesion = np.zeros(fov.shape, bool)
+    lesion[max(0, y):y + shaped.shape[0], max(0, x):x + shaped.shape[1]] = \
+        shaped[max(0, -y):128 - y, max(0, -x):128 - x]
+    return lesion
+
+
+def test_a_halo_is_a_visible_reddish_ring_that_the_target_includes():
+    """With a reddish halo drawn for every lesion, the target is the lesion plus a ring around it;
+    the ring is redder than the skin beyond it, and nothing changes beyond the target's feathered edge.
+    A halo too faint to see is left out: the target is the lesion alone."""
+    from scipy.ndimage import binary_dilation
+    image, mask = _frame(1)
+    donor = make_donor("donor", image, mask)
+    background_image = np.full((128, 128, 3), (200, 170, 150), np.uint8)
+    fov = np.ones((128, 128), bool)
+    config = PasteConfig(size=128, area_bins=((0.05, 0.1),), strength_bins=((1.0, 1.0),), min_contrast=0.0,
+                         halo_share=1.0, halo_red_share=1.0, halo_width_bins=((0.5, 0.5),))
+    pasted, target = paste_lesion(background_image, donor, 0.08, 1.0, np.random.default_rng(0), fov, None, config)
+    lesion = _pasted_without_halo(donor, background_image, fov, 0, config)
+    halo = target & ~lesion
+    assert (target | lesion).sum() == target.sum() and halo.sum() > 0.3 * lesion.sum()
+    import cv2
+    lab = cv2.cvtColor(pasted.astype(np.float32) / 255, cv2.COLOR_RGB2LAB)
+    beyond = binary_dilation(target, iterations=12) & ~binary_dilation(target, iterations=6)
+    assert lab[halo][:, 1].mean() > lab[beyond][:, 1].mean() + 4          # a: redder than the skin
+    changed = np.abs(pasted.astype(int) - background_image.astype(int)).sum(2) > 3
+    assert not changed[~binary_dilation(target, iterations=4)].any()
+    faint = PasteConfig(**{**config.__dict__, "halo_strength_bins": ((0.0, 0.0),)})
+    _, target = paste_lesion(background_image, donor, 0.08, 1.0, np.random.default_rng(0), fov, None, faint)
+    assert np.array_equal(target, lesion)
+
+
 def test_removing_a_lesion_changes_only_the_grown_hole_and_hides_it():
     image, mask = _frame(2)
     rng = np.random.default_rng(0)
