@@ -82,6 +82,9 @@ SEGMENT_CONFIG: dict[str, Any] = {
     **DATA_CONFIG,
     **OUTPUT_CONFIG,
     "n_overlays": 10,                        # overlay figures for the first N images
+    "workers": "auto",                       # processes sharing the images (each every N-th image, same
+                                             # records); "auto": on a CPU one per core (at most
+                                             # runs.dataset.AUTO_WORKERS_MAX), fewer for a short run; 1 on a GPU
     "save_uncertainty": True,                # per-image std of the candidate masks (.npy)
     **PIPELINE_CONFIG,
     "oracle": True,                          # also report ground-truth-chosen upper bounds, labelled oracle_*
@@ -91,7 +94,7 @@ SEGMENT_CONFIG: dict[str, Any] = {
     "class_rule": "image",                   # "image": the predicted class fills the mask; "cam": per pixel,
                                              # arg-max of class probability x that class's GradCAM
 }
-SEGMENT_RESUMABLE = PIPELINE_RESUMABLE | {"limit", "n_overlays"}
+SEGMENT_RESUMABLE = PIPELINE_RESUMABLE | {"limit", "n_overlays", "workers"}
 
 MULTICLASS_CHECKPOINT = "model_checkpoints/classifier_3class.pt"   # the shipped three-class Lite0
 STUDENT_CHECKPOINT = PIPELINE_CONFIG["student_checkpoint"]          # the default's student (round 4, frames)
@@ -240,10 +243,11 @@ class RunSettings:
     class_rule: str
     seed: int
     config: dict
+    workers: int | str = "auto"
 
 
 def resolve_run(cfg: dict[str, Any]) -> RunSettings:
     """The typed settings of a run from the keys of :data:`SEGMENT_CONFIG` (a script's CONFIG)."""
     return RunSettings(DataSettings.from_config(cfg), ModelSettings.from_config(cfg), pipeline_config(cfg),
                        cfg["out_dir"], cfg["n_overlays"], cfg["save_uncertainty"], cfg["oracle"], cfg["multiclass"],
-                       cfg["class_rule"], cfg["seed"], dict(cfg))
+                       cfg["class_rule"], cfg["seed"], dict(cfg), cfg["workers"])

@@ -83,16 +83,17 @@ class ResumableRun:
         write_json(self.record_path(image_id), record)
 
     def process(self, ids: list[str], work: Callable[..., dict[str, Any]], desc: str,
-                load: Callable[[str], Any] | None = None, ahead: int = 2) -> None:
+                load: Callable[[str], Any] | None = None, ahead: int = 2, progress: bool = True) -> None:
         """Call ``work(position_in_ids, image_id)`` for every id without a record, saving what it
         returns. With ``load``, ``work(position, image_id, load(image_id))``, the loads running
         ``ahead`` images in advance in a thread (decoding overlaps the work). An exception, in
-        ``load`` or ``work``, is recorded as that image's failure and the run goes on."""
+        ``load`` or ``work``, is recorded as that image's failure and the run goes on. ``progress``:
+        show a progress bar (off where a parent process shows one for several workers)."""
         todo = [(i, image_id) for i, image_id in enumerate(ids) if not self.is_done(image_id)]
-        if len(todo) < len(ids):
+        if len(todo) < len(ids) and progress:
             log.info("resuming: %d of %d images already done", len(ids) - len(todo), len(ids))
         loaded = prefetch(load, [image_id for _, image_id in todo], ahead) if load else None
-        for index, image_id in tqdm(todo, desc=desc, unit="img"):
+        for index, image_id in tqdm(todo, desc=desc, unit="img", disable=not progress):
             try:
                 record = work(index, image_id) if loaded is None else work(index, image_id, next(loaded).result())
             except KeyboardInterrupt:

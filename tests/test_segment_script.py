@@ -258,3 +258,26 @@ def test_overlays_drawn_off_the_main_path_leave_the_records_as_they_were(tmp_pat
     overlays = sorted(p.name for p in (tmp_path / "drawn" / "overlays").glob("*.png"))
     assert len(overlays) == 4 and sum(name.startswith("0_flagged_") for name in overlays) == 2   # 2 first + 2 flagged
     assert not (tmp_path / "plain" / "overlays").exists()
+
+
+@pytest.mark.parametrize("workers, device, world, todo, cores, expected", [
+    ("auto", "cpu", 1, 120, 2, 2),       # one process per core
+    ("auto", "cpu", 1, 120, 16, 4),      # at most AUTO_WORKERS_MAX
+    ("auto", "cpu", 1, 12, 2, 1),        # too few images to pay for a second process
+    ("auto", "cuda", 1, 120, 2, 1),      # a GPU: one process
+    ("auto", "cpu", 2, 120, 2, 1),       # under torchrun its processes are the workers
+    (3, "cpu", 1, 120, 2, 3),            # as set
+    (3, "cpu", 1, 2, 2, 2),              # never more than the images left
+])
+def test_how_many_local_workers_a_run_starts(monkeypatch, workers, device, world, todo, cores, expected):
+    from cam_sam.runs import dataset
+    monkeypatch.setattr(dataset.os, "cpu_count", lambda: cores)
+    monkeypatch.setattr(dataset, "resolve_device", lambda name: name)
+    assert dataset.local_workers(workers, device, world, todo) == expected
+
+
+@pytest.mark.parametrize("workers", [0, "two", 1.5, True])
+def test_a_wrong_number_of_workers_is_refused_with_one_line(workers):
+    from cam_sam.runs.dataset import local_workers
+    with pytest.raises(SystemExit, match="workers must be"):
+        local_workers(workers, "cpu", 1, 100)

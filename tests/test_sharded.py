@@ -1,5 +1,6 @@
-"""The same segmentation run split over two processes (torchrun, gloo, CPU) gives the same
-metrics.json as one process, and resumes after a change of the number of processes."""
+"""The same segmentation run split over two processes (torchrun, gloo, CPU; or the run's own
+``workers``) gives the same metrics.json as one process, and resumes after a change of the number
+of processes."""
 import json
 import subprocess
 import sys
@@ -11,8 +12,10 @@ from tests.conftest import REPO
 SETTINGS = ["methods=[]", "prompts.n_perturbations=2", "n_overlays=0", "save_uncertainty=false"]
 
 
-def _segment(out, root, processes: int, *extra):
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
+def _segment(out, root, processes: int, *extra, torchrun: bool = True):
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"] \
+        if torchrun else [sys.executable]
+    extra = extra if torchrun else (f"workers={processes}", *extra)
     args = ["-m", "cam_sam.segment"] + [x for s in [f"data_root={root}", f"out_dir={out}", *SETTINGS, *extra]
                                         for x in ("--set", s)]
     result = subprocess.run(launcher + args, cwd=REPO, capture_output=True, text=True, timeout=600,
@@ -32,4 +35,19 @@ def test_two_processes_give_the_metrics_of_one(tmp_path):
     records[-1].unlink()
     (tmp_path / "two" / "metrics.json").unlink()
     again = _segment(tmp_path / "two", root, 1)
+    assert json.dumps(again, sort_keys=True) == json.dumps(one, sort_keys=True)
+
+
+def test_the_runs_own_workers_give_the_records_and_metrics_of_one_process(tmp_path):
+    """``workers=2``: two spawned processes share the images; every record and metrics.json are
+    those of ``workers=1``, and a run stopped part-way resumes with the other number."""
+    root = write_synthetic_isic(tmp_path / "data", n_images=4, split="val")
+    one = _segment(tmp_path / "one", root, 1, torchrun=False)
+    two = _segment(tmp_path / "two", root, 2, torchrun=False)
+    assert json.dumps(one, sort_keys=True) == json.dumps(two, sort_keys=True)
+    records = {p.name: read_json(p) for p in sorted((tmp_path / "one" / "records").glob("*.json"))}
+    assert len(records) == 4
+    assert records == {p.name: read_json(p) for p in sorted((tmp_path / "two" / "records").glob("*.json"))}
+    sorted((tmp_path / "one" / "records").glob("*.json"))[0].unlink()
+    again = _segment(tmp_path / "one", root, 2, torchrun=False)
     assert json.dumps(again, sort_keys=True) == json.dumps(one, sort_keys=True)

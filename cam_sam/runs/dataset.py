@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict
+from contextlib import nullcontext
+from dataclasses import asdict, replace
 from functools import partial
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Callable
 
+import cv2
 import numpy as np
 import pandas as pd
 import torch
+from tqdm import tqdm
 
 from cam_sam.multiclass import CLASS_RULES, LABEL_NAMES, LesionClassifier, label_map, multiclass_summary, pixel_confusion, true_label
 from cam_sam.pipeline import ImageOutput, PostprocessConfig
@@ -78,26 +82,54 @@ def segment_dataset(run_settings: RunSettings, overlay: OverlayFn | None = None)
     of a script's CONFIG (its ``config`` is recorded). ``overlay(run_dir, image_id, image, truth,
     output, record)`` draws an image's figure (scripts pass one), in a worker (:class:`OverlayWriter`).
 
-    Under ``torchrun`` each process segments its share of the ids (:class:`Shard`) into the same
-    folder; after all are done, rank 0 writes ``metrics.json`` from every record, so the result is
-    the same for any number of processes, and a rerun with another number resumes."""
+    The images are shared among processes, each segmenting every N-th image into the same folder:
+    ``workers`` local processes this function starts (:func:`local_workers`: on a CPU, one per
+    core), or the processes of ``torchrun`` (:class:`Shard`). After all are done, one writes
+    ``metrics.json`` from every record, so the result is the same for any number of processes, and
+    a rerun with another number resumes."""
     settings, models, data = run_settings, run_settings.models, run_settings.data
     shard = Shard.from_environment()
     if shard.world > 1 and not settings.out_dir:
         raise SystemExit("under torchrun, set out_dir: every process writes into that one folder")
     if shard.world > 1 and resolve_device(models.device) == "cpu":
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // shard.local_world))
+        set_threads(max(1, (os.cpu_count() or 1) // shard.local_world))
     dataset, synthetic = open_data(data)
-    device = shard.device(resolve_device(models.device))
-    torch.manual_seed(settings.seed)
     run_dir = resolve_run_dir(data.results_root, settings.out_dir, "segment")
     run = ResumableRun(run_dir, {**settings.config, "data_is_synthetic": synthetic}, SEGMENT_RESUMABLE,
                        defaults=SEGMENT_CONFIG)
     log.info("run folder: %s", run_dir)
-    pipeline = build_pipeline(models, settings.pipeline, device, multiclass=settings.multiclass)
-    lesion_classifier = build_lesion_classifier(models, settings.multiclass, settings.class_rule, device)
-    sources = pipeline.config.sources
     ids, positions = subset_ids(dataset, data.every, data.limit)
+    todo = sum(not run.is_done(i) for i in ids)
+    workers = local_workers(settings.workers, models.device, shard.world, todo)
+    settings = replace(settings, out_dir=str(run_dir))
+    if workers > 1:
+        run_in_workers(settings, overlay, workers, run, ids)
+    else:
+        segment_share(settings, overlay, run, dataset, ids, positions, shard)
+    shard.barrier()                     # every image of every rank is done
+    scored = getattr(dataset, "has_masks", True) and (not data.image_dir or bool(data.mask_dir))
+    if shard.rank == 0:
+        metrics = summarise_run(run, ids, settings.pipeline.sources, scored, getattr(dataset, "labels", {}),
+                                settings.multiclass)
+    shard.barrier()                     # metrics.json is written
+    if shard.rank != 0:
+        metrics = read_json(run_dir / "metrics.json")
+    shard.close()
+    metrics["run_dir"], metrics["synthetic"] = str(run_dir), synthetic
+    return metrics
+
+
+def segment_share(settings: RunSettings, overlay: OverlayFn | None, run: ResumableRun, dataset,
+                  ids: list[str], positions: dict[str, int], shard: Shard, build_lock=None,
+                  progress: bool = True) -> None:
+    """Segment ``shard``'s share of ``ids`` (those without a record) into ``run``: the models are
+    built here (under ``build_lock``, so that processes starting together export a cache once)."""
+    models, run_dir = settings.models, run.dir
+    device = shard.device(resolve_device(models.device))
+    torch.manual_seed(settings.seed)
+    with build_lock or nullcontext():
+        pipeline = build_pipeline(models, settings.pipeline, device, multiclass=settings.multiclass)
+        lesion_classifier = build_lesion_classifier(models, settings.multiclass, settings.class_rule, device)
     order_of = {image_id: i for i, image_id in enumerate(ids)}
 
     def work(_: int, image_id: str, sample) -> dict[str, Any]:
@@ -117,19 +149,82 @@ def segment_dataset(run_settings: RunSettings, overlay: OverlayFn | None = None)
     overlays = OverlayWriter(overlay, run_dir, settings.n_overlays)
     try:
         run.process(shard.take(ids), work, desc="segment" if shard.world == 1 else f"segment (rank {shard.rank})",
-                    load=partial(sample_or_error, dataset, positions))   # the next images decode meanwhile
+                    load=partial(sample_or_error, dataset, positions), progress=progress)
     finally:
         overlays.close()
-    shard.barrier()                     # every image of every rank is done
-    scored = getattr(dataset, "has_masks", True) and (not data.image_dir or bool(data.mask_dir))
-    if shard.rank == 0:
-        metrics = summarise_run(run, ids, sources, scored, getattr(dataset, "labels", {}), lesion_classifier is not None)
-    shard.barrier()                     # metrics.json is written
-    if shard.rank != 0:
-        metrics = read_json(run_dir / "metrics.json")
-    shard.close()
-    metrics["run_dir"], metrics["synthetic"] = str(run_dir), synthetic
-    return metrics
+
+
+# Local worker processes of a dataset run (``workers``).
+AUTO_WORKERS_MAX = 4          # "auto" starts at most this many (each holds its own models: about 0.3 GB)
+MIN_IMAGES_PER_WORKER = 8     # "auto" starts no worker for fewer images than this: starting one (its
+                              # models loaded, its runtime compiled) costs about as long as 8 images
+
+
+def local_workers(workers: int | str, device: str, world: int, todo: int) -> int:
+    """How many local processes segment a run's ``todo`` images: ``workers`` as set, or for
+    "auto" one per CPU core (at most :data:`AUTO_WORKERS_MAX`, one per
+    :data:`MIN_IMAGES_PER_WORKER` images); 1 under ``torchrun`` (its processes are the workers) and,
+    for "auto", on a GPU."""
+    if world > 1 or todo <= 1:
+        return 1
+    if workers == "auto":
+        if resolve_device(device) != "cpu":
+            return 1
+        return max(1, min(os.cpu_count() or 1, AUTO_WORKERS_MAX, todo // MIN_IMAGES_PER_WORKER))
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        raise SystemExit(f'workers must be "auto" or a whole number >= 1, not {workers!r}')
+    return min(workers, todo)
+
+
+def set_threads(threads: int) -> None:
+    """This process's thread count for torch (and through it the ONNX runtimes) and OpenCV."""
+    torch.set_num_threads(threads)
+    cv2.setNumThreads(threads)
+
+
+def run_in_workers(settings: RunSettings, overlay: OverlayFn | None, workers: int, run: ResumableRun,
+                   ids: list[str]) -> None:
+    """Segment ``ids`` in ``workers`` spawned processes, worker k taking every ``workers``-th image
+    from the k-th (:func:`segment_share`), each with cores / ``workers`` threads; one progress bar
+    counts the records they write. A worker that stops ends the run with one line (a rerun resumes)."""
+    context = get_context("spawn")
+    lock = context.Lock()
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    processes = [context.Process(target=_segment_in_worker, args=(settings, overlay, rank, workers, threads, lock))
+                 for rank in range(workers)]
+    for process in processes:
+        process.start()
+    wanted = set(ids)
+    try:
+        with tqdm(total=len(ids), desc=f"segment ({workers} processes)", unit="img") as bar:
+            while any(p.is_alive() for p in processes):
+                time.sleep(0.5)
+                bar.update(len(wanted.intersection(f[:-5] for f in os.listdir(run.records_dir))) - bar.n)
+    except KeyboardInterrupt:
+        for process in processes:
+            process.terminate()
+        raise
+    finally:
+        for process in processes:
+            process.join()
+    stopped = [p.exitcode for p in processes if p.exitcode != 0]
+    if stopped:
+        raise SystemExit(f"{len(stopped)} of {workers} segmentation processes stopped (exit codes {stopped}; "
+                         f"their messages are above); a rerun resumes in {run.dir}")
+
+
+def _segment_in_worker(settings: RunSettings, overlay: OverlayFn | None, rank: int, world: int, threads: int,
+                       lock) -> None:
+    """One worker of :func:`run_in_workers`: opens the data and the run folder as the parent did
+    and segments its share."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    set_threads(threads)
+    dataset, synthetic = open_data(settings.data)
+    run = ResumableRun(settings.out_dir, {**settings.config, "data_is_synthetic": synthetic}, SEGMENT_RESUMABLE,
+                       defaults=SEGMENT_CONFIG)
+    ids, positions = subset_ids(dataset, settings.data.every, settings.data.limit)
+    segment_share(settings, overlay, run, dataset, ids, positions, Shard(rank, world, rank, world), lock,
+                  progress=False)
 
 
 def sample_or_error(dataset, positions: dict[str, int], image_id: str):
