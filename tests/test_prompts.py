@@ -9,6 +9,13 @@ def test_mask_to_box_is_inclusive_xyxy():
     mask[4:10, 7:25] = True   # rows 4..9 (y), cols 7..24 (x)
     assert mask_to_box(mask).tolist() == [7, 4, 24, 9]
     assert mask_to_box(np.zeros((5, 5), bool)) is None
+    rng = np.random.default_rng(0)
+    for _ in range(200):     # scattered pixels: the box of the pixels themselves
+        mask = rng.random(tuple(rng.integers(1, 40, 2))) < rng.uniform(0.001, 0.05)
+        ys, xs = np.nonzero(mask)
+        expected = None if len(xs) == 0 else [xs.min(), ys.min(), xs.max(), ys.max()]
+        box = mask_to_box(mask)
+        assert (box is None and expected is None) or box.tolist() == expected
 
 
 def test_pad_box_is_a_fraction_of_the_box_and_clipped():

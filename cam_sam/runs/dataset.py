@@ -156,8 +156,9 @@ def segment_share(settings: RunSettings, overlay: OverlayFn | None, run: Resumab
 
 # Local worker processes of a dataset run (``workers``).
 AUTO_WORKERS_MAX = 4          # "auto" starts at most this many (each holds its own models: about 0.3 GB)
-MIN_IMAGES_PER_WORKER = 8     # "auto" starts no worker for fewer images than this: starting one (its
-                              # models loaded, its runtime compiled) costs about as long as 8 images
+MIN_IMAGES_PER_WORKER = 64    # "auto" starts a worker per this many images at most: starting one (Python,
+                              # its models, its runtime compiled) costs about 7 s, some 40 images' work
+                              # on a 2-core CPU, where two workers gain about 15 % (docs/speed.md)
 
 
 def local_workers(workers: int | str, device: str, world: int, todo: int) -> int:
