@@ -73,6 +73,9 @@ class PasteConfig:
     halo_red_share: float = 0.5             # share of halos that are reddish; the rest take the lesion's rim colour
     halo_red_lab: tuple[float, float, float] = (-6.0, 20.0, 6.0)   # CIELAB shift from the skin of a reddish halo
                                             # at full alpha (darker, redder, a little yellower)
+    halo_colour_blur: float = 0.3           # a rim-colour halo's colour is the lesion's edge colour carried outwards,
+                                            # blurred by this share of the lesion's equivalent radius (0: not
+                                            # blurred, which leaves radial streaks; session 8's measured pairs)
     halo_min_contrast: float = 6.0          # CIELAB distance between the halo and the skin around it below which
                                             # the halo is left out (the target is the lesion alone): a halo
                                             # nobody could see is no target
@@ -299,6 +302,8 @@ def _halo(lesion: np.ndarray, radius: float, room: np.ndarray, rim_lab: np.ndarr
     extent = lesion | ((outside <= reach) & room)
     if rng.random() < config.halo_red_share:
         colour = np.broadcast_to(skin_lab + np.asarray(config.halo_red_lab, np.float32), rim_lab.shape)
+    elif config.halo_colour_blur > 0:
+        colour = cv2.GaussianBlur(rim_lab, (0, 0), max(1.0, config.halo_colour_blur * radius))
     else:
         colour = rim_lab
     return extent, colour, draw_from_bins(config.halo_strength_bins, rng)

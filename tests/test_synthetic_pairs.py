@@ -84,6 +84,10 @@ def test_a_halo_is_a_visible_reddish_ring_that_the_target_includes():
     assert lab[halo][:, 1].mean() > lab[beyond][:, 1].mean() + 4          # a: redder than the skin
     changed = np.abs(pasted.astype(int) - background_image.astype(int)).sum(2) > 3
     assert not changed[~binary_dilation(target, iterations=4)].any()
+    rim = PasteConfig(**{**config.__dict__, "halo_red_share": 0.0})      # the lesion's own (dark) colour
+    pasted, target = paste_lesion(background_image, donor, 0.08, 1.0, np.random.default_rng(0), fov, None, rim)
+    lab = cv2.cvtColor(pasted.astype(np.float32) / 255, cv2.COLOR_RGB2LAB)
+    assert lab[target & ~lesion][:, 0].mean() < lab[beyond][:, 0].mean() - 4          # L: darker than the skin
     faint = PasteConfig(**{**config.__dict__, "halo_strength_bins": ((0.0, 0.0),)})
     _, target = paste_lesion(background_image, donor, 0.08, 1.0, np.random.default_rng(0), fov, None, faint)
     assert np.array_equal(target, lesion)

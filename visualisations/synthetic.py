@@ -27,3 +27,4 @@ def montage_figure(images: list[np.ndarray], masks: list[np.ndarray], titles: li
     fig.tight_layout()
     save_figure(fig, path)
     return Path(path)
+
