@@ -155,7 +155,7 @@ def segment_share(settings: RunSettings, overlay: OverlayFn | None, run: Resumab
 
 
 # Local worker processes of a dataset run (``workers``).
-AUTO_WORKERS_MAX = 4          # "auto" starts at most this many (each holds its own models: about 0.3 GB)
+AUTO_WORKERS_MAX = 4          # "auto" starts at most this many (each loads its own models)
 MIN_IMAGES_PER_WORKER = 64    # "auto" starts a worker per this many images at most: starting one (Python,
                               # its models, its runtime compiled) costs about 7 s, some 40 images' work
                               # on a 2-core CPU, where two workers gain about 15 % (docs/speed.md)
@@ -166,14 +166,14 @@ def local_workers(workers: int | str, device: str, world: int, todo: int) -> int
     "auto" one per CPU core (at most :data:`AUTO_WORKERS_MAX`, one per
     :data:`MIN_IMAGES_PER_WORKER` images); 1 under ``torchrun`` (its processes are the workers) and,
     for "auto", on a GPU."""
+    if workers != "auto" and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
+        raise SystemExit(f'workers must be "auto" or a whole number >= 1, not {workers!r}')
     if world > 1 or todo <= 1:
         return 1
     if workers == "auto":
         if resolve_device(device) != "cpu":
             return 1
         return max(1, min(os.cpu_count() or 1, AUTO_WORKERS_MAX, todo // MIN_IMAGES_PER_WORKER))
-    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
-        raise SystemExit(f'workers must be "auto" or a whole number >= 1, not {workers!r}')
     return min(workers, todo)
 
 
