@@ -30,7 +30,23 @@ def halo_examples(path: str | Path, n: int = 6, seed: int = 0) -> Path:
             images.append(image)
             masks.append(target)
             titles.append("no halo" if halo_share == 0 else "reddish halo" if red else "rim-colour halo")
-    return montage_figure(images, masks, titles, path)
+    montage_figure(images, masks, titles, path)
+    return _shrink(Path(path), SCREENSHOT_WIDTH)
+
+
+SCREENSHOT_WIDTH = 1400   # px: the committed figure is read on a page, not zoomed into
+
+
+def _shrink(path: Path, width: int) -> Path:
+    """Rewrite the PNG at ``path`` at most ``width`` px wide, its palette reduced (a small file)."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        image = image.convert("RGB")
+        if image.width > width:
+            image = image.resize((width, round(image.height * width / image.width)), Image.LANCZOS)
+    image.quantize(256).save(path, optimize=True)
+    return path
 
 
 if __name__ == "__main__":
