@@ -81,7 +81,8 @@ SEGMENT_CONFIG: dict[str, Any] = {
     "preset": None,                          # a named group of settings from PRESETS, e.g. "arbiter", "paper"
     **DATA_CONFIG,
     **OUTPUT_CONFIG,
-    "n_overlays": 10,                        # overlay figures for the first N images
+    "n_overlays": 10,                        # overlay figures for the first N images (and up to N flagged
+                                             # ones, per worker process)
     "workers": "auto",                       # processes sharing the images (each every N-th image, same
                                              # records); "auto": on a CPU one per core (at most
                                              # runs.dataset.AUTO_WORKERS_MAX), fewer for a short run; 1 on a GPU
