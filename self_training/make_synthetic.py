@@ -41,6 +41,7 @@ from self_training.synthetic_pairs import (Background, Donor, PasteConfig, draw_
                                            make_pair)
 from visualisations.synthetic import montage_figure
 
+
 def _as_lists(value: Any) -> Any:
     """A PasteConfig field as JSON likes it: tuples (of tuples) as lists."""
     return [_as_lists(v) for v in value] if isinstance(value, tuple) else value
@@ -148,7 +149,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     cfg = config_from_argv(CONFIG, argv, description=__doc__.splitlines()[0])
     config = paste_config(cfg)
     run_dir = resolve_run_dir(cfg["results_root"], cfg["out_dir"], "synthetic")
-    run = ResumableRun(run_dir, cfg, RESUMABLE)
+    run = ResumableRun(run_dir, cfg, RESUMABLE, defaults=CONFIG)   # settings added later, at their default, resume
     donors, backgrounds = build_pools(cfg, config)
     pools = {"donors_per_contrast_bin": [len(g) for g in donors], "backgrounds": len(backgrounds)}
     write_json(run_dir / "pools.json", pools)
