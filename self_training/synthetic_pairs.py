@@ -79,6 +79,9 @@ class PasteConfig:
     halo_min_contrast: float = 6.0          # CIELAB distance between the halo and the skin around it below which
                                             # the halo is left out (the target is the lesion alone): a halo
                                             # nobody could see is no target
+    target_margin: float = 0.0              # the target grown by this share of the lesion's equivalent radius
+                                            # beyond what was pasted (annotators draw a loose margin around a
+                                            # small lesion); 0: the target is the pasted extent exactly
     min_contrast: float = 10.0              # a pasted lesion fainter than this (colour contrast with the skin
                                             # around it) is pasted again at full strength, else left out: a
                                             # target nobody could see would teach the student to guess
@@ -289,6 +292,15 @@ def paste_lesion(background: np.ndarray, donor: Donor, area: float, strength: fl
     return _rgb(out_lab), target
 
 
+def with_margin(mask: np.ndarray, share: float, fov: np.ndarray) -> np.ndarray:
+    """``mask`` grown by ``share`` of its equivalent radius (at least 1 px), inside ``fov``; 0: as it is."""
+    if share <= 0 or not mask.any():
+        return mask
+    grow = max(1, round(share * np.sqrt(mask.sum() / np.pi)))
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
+    return cv2.dilate(mask.astype(np.uint8), disc).astype(bool) & fov
+
+
 def _halo(lesion: np.ndarray, radius: float, room: np.ndarray, rim_lab: np.ndarray, skin_lab: np.ndarray,
           rng: np.random.Generator, config: PasteConfig) -> tuple[np.ndarray, np.ndarray, float]:
     """A halo around ``lesion`` (size, size) bool: (the lesion and its ring, bool; the ring's CIELAB
@@ -394,7 +406,7 @@ def make_pair(background: Background, donors: list[Donor], rng: np.random.Genera
         if pasted is None:
             continue
         image, mask, strength = pasted
-        target |= mask
+        target |= with_margin(mask, config.target_margin, background.fov)   # after the visibility check
         record["donors"].append(donor.image_id)
         record["areas"].append(float(mask.mean()))
         record["strengths"].append(strength)
