@@ -25,6 +25,8 @@ What a pair is built from (:func:`make_pair`):
   (the erythema around an irritated keratosis) or of the lesion's own rim colour (a paler spread
   of pigment), that the target includes, as the ISIC annotators include such a halo: pasted
   lesions without one teach the student to outline a dark or keratotic centre alone.
+- **a margin** (``target_margin``): the target grown a little beyond what was pasted, as the
+  annotators draw a loose outline around a small lesion.
 - **kinds**: one lesion; two lesions (the target is both: which one ISIC would annotate is a
   post-processing choice, :func:`cam_sam.postprocess.central_component`); an empty background (an
   empty target).
