@@ -12,9 +12,10 @@ from common.io import save_figure
 COLUMNS = 6
 
 
-def montage_figure(images: list[np.ndarray], masks: list[np.ndarray], titles: list[str], path: str | Path) -> Path:
+def montage_figure(images: list[np.ndarray], masks: list[np.ndarray], titles: list[str], path: str | Path,
+                   dpi: int = 150) -> Path:
     """Write a grid of ``images`` ((H, W, 3) uint8) with ``masks`` ((H, W) bool) outlined in
-    yellow and a small title each; returns ``path``."""
+    yellow and a small title each, at ``dpi``; returns ``path``."""
     rows = max(1, -(-len(images) // COLUMNS))
     fig = Figure(figsize=(2.6 * COLUMNS, 2.8 * rows))
     for k, (image, mask, title) in enumerate(zip(images, masks, titles)):
@@ -25,6 +26,6 @@ def montage_figure(images: list[np.ndarray], masks: list[np.ndarray], titles: li
         ax.set_title(title, fontsize=6)
         ax.axis("off")
     fig.tight_layout()
-    save_figure(fig, path)
+    save_figure(fig, path, dpi)
     return Path(path)
 

@@ -11,6 +11,8 @@ from data.synthetic import make_synthetic_sample
 from self_training.synthetic_pairs import Background, PasteConfig, make_donor, make_pair, remove_lesion
 from visualisations.synthetic import montage_figure
 
+SCREENSHOT_DPI = 80   # the committed figure (about 1250 px wide) is read on a page, not zoomed into
+
 
 def halo_examples(path: str | Path, n: int = 6, seed: int = 0) -> Path:
     """A montage of pairs built from generated lesions only (no dataset image): the top row
@@ -30,23 +32,7 @@ def halo_examples(path: str | Path, n: int = 6, seed: int = 0) -> Path:
             images.append(image)
             masks.append(target)
             titles.append("no halo" if halo_share == 0 else "reddish halo" if red else "rim-colour halo")
-    montage_figure(images, masks, titles, path)
-    return _shrink(Path(path), SCREENSHOT_WIDTH)
-
-
-SCREENSHOT_WIDTH = 1400   # px: the committed figure is read on a page, not zoomed into
-
-
-def _shrink(path: Path, width: int) -> Path:
-    """Rewrite the PNG at ``path`` at most ``width`` px wide, its palette reduced (a small file)."""
-    from PIL import Image
-
-    with Image.open(path) as image:
-        image = image.convert("RGB")
-        if image.width > width:
-            image = image.resize((width, round(image.height * width / image.width)), Image.LANCZOS)
-    image.quantize(256).save(path, optimize=True)
-    return path
+    return montage_figure(images, masks, titles, path, dpi=SCREENSHOT_DPI)
 
 
 if __name__ == "__main__":

@@ -95,8 +95,7 @@ def segment_dataset(run_settings: RunSettings, overlay: OverlayFn | None = None)
         set_threads(max(1, (os.cpu_count() or 1) // shard.local_world))
     dataset, synthetic = open_data(data)
     run_dir = resolve_run_dir(data.results_root, settings.out_dir, "segment")
-    run = ResumableRun(run_dir, {**settings.config, "data_is_synthetic": synthetic}, SEGMENT_RESUMABLE,
-                       defaults=SEGMENT_CONFIG)
+    run = open_run(run_dir, settings, synthetic)
     log.info("run folder: %s", run_dir)
     ids, positions = subset_ids(dataset, data.every, data.limit)
     todo = sum(not run.is_done(i) for i in ids)
@@ -117,6 +116,12 @@ def segment_dataset(run_settings: RunSettings, overlay: OverlayFn | None = None)
     shard.close()
     metrics["run_dir"], metrics["synthetic"] = str(run_dir), synthetic
     return metrics
+
+
+def open_run(run_dir: str | Path, settings: RunSettings, synthetic: bool) -> ResumableRun:
+    """The run folder of a ``segment`` run, its config fixed at its first start (a rerun resumes)."""
+    return ResumableRun(run_dir, {**settings.config, "data_is_synthetic": synthetic}, SEGMENT_RESUMABLE,
+                        defaults=SEGMENT_CONFIG)
 
 
 def segment_share(settings: RunSettings, overlay: OverlayFn | None, run: ResumableRun, dataset,
@@ -221,8 +226,7 @@ def _segment_in_worker(settings: RunSettings, overlay: OverlayFn | None, rank: i
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     set_threads(threads)
     dataset, synthetic = open_data(settings.data)
-    run = ResumableRun(settings.out_dir, {**settings.config, "data_is_synthetic": synthetic}, SEGMENT_RESUMABLE,
-                       defaults=SEGMENT_CONFIG)
+    run = open_run(settings.out_dir, settings, synthetic)
     ids, positions = subset_ids(dataset, settings.data.every, settings.data.limit)
     segment_share(settings, overlay, run, dataset, ids, positions, Shard(rank, world, rank, world), lock,
                   progress=False)
