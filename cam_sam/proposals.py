@@ -27,6 +27,7 @@ import numpy as np
 from scipy import ndimage
 from skimage.filters import threshold_otsu
 
+from common.filters import wide_gaussian_blur
 from common.geometry import clip_box, fill_holes, mask_to_box, pad_box
 
 
@@ -162,7 +163,7 @@ def colour_components(image: np.ndarray, config: ColourProposalConfig | None = N
         darkness = DARKNESS_CHANNELS[name](smooth, lab)
         background = np.where(valid, darkness, float(np.median(darkness[valid])))
         for sigma in cfg.flatfield_sigmas:
-            channel = darkness if sigma <= 0 else darkness - cv2.GaussianBlur(background, (0, 0), sigma * max(small_hw))
+            channel = darkness if sigma <= 0 else darkness - wide_gaussian_blur(background, sigma * max(small_hw))
             values = channel[valid]
             if values.max() <= values.min():
                 continue
