@@ -8,16 +8,21 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-from scipy import ndimage
 
 
 def largest_component(mask: np.ndarray) -> np.ndarray:
-    """The largest 8-connected component of a boolean (H, W) mask (empty stays empty)."""
-    labels, count = ndimage.label(mask, structure=np.ones((3, 3), bool))
-    if count <= 1:
+    """The largest 8-connected component of a boolean (H, W) mask (empty stays empty); of equal
+    largest ones, the one met first in raster order (as ``scipy.ndimage.label`` numbers them).
+    OpenCV's labelling, several times faster than scipy's on a full-resolution mask."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    if count <= 2:                                   # background and at most one component
         return mask.astype(bool)
-    sizes = np.bincount(labels.ravel())[1:]
-    return labels == (int(np.argmax(sizes)) + 1)
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    largest = np.flatnonzero(areas == areas.max()) + 1
+    if len(largest) > 1:                             # a tie: the first in raster order
+        flat = labels.ravel()
+        largest = [min(largest, key=lambda label: int(np.argmax(flat == label)))]
+    return labels == int(largest[0])
 
 
 def fill_holes(mask: np.ndarray) -> np.ndarray:

@@ -213,3 +213,25 @@ def test_fill_holes_equals_scipys_on_random_masks():
             mask = ndimage.binary_opening(mask)
         assert np.array_equal(fill_holes(mask), ndimage.binary_fill_holes(mask))
     assert fill_holes(np.zeros((4, 4), bool)).sum() == 0
+
+
+def test_largest_component_equals_scipys_labelling_on_random_masks():
+    """OpenCV's labelling gives the component scipy.ndimage.label's would (8-connected, the first
+    in raster order of equal largest ones), pixel for pixel; empty and single-component masks stay."""
+    from scipy import ndimage
+
+    from common.geometry import largest_component
+
+    def by_scipy(mask):
+        labels, count = ndimage.label(mask, structure=np.ones((3, 3), bool))
+        return mask if count <= 1 else labels == (int(np.argmax(np.bincount(labels.ravel())[1:])) + 1)
+
+    rng = np.random.default_rng(1)
+    for trial in range(200):
+        h, w = rng.integers(3, 120, 2)
+        mask = rng.random((h, w)) < rng.uniform(0.05, 0.6)
+        assert np.array_equal(largest_component(mask), by_scipy(mask))
+    ties = np.zeros((9, 9), bool)
+    ties[6:8, 0:2] = ties[0:2, 6:8] = True               # two 4-pixel squares: the upper one comes first
+    assert np.array_equal(largest_component(ties), ties & (np.arange(9)[:, None] < 3))
+    assert largest_component(np.zeros((4, 4), bool)).sum() == 0
