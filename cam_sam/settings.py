@@ -62,10 +62,10 @@ PIPELINE_CONFIG: dict[str, Any] = {
     "export_dir": "results/cache/onnx",      # the ONNX exports of the segmenter, made once from its weights
     "embedding_cache": None,                 # a folder: store/reuse image embeddings (same masks, no re-encoding)
     # the self-trained student (self_training/): sources "student" and "student_box"
-    "student_checkpoint": "model_checkpoints/student_r4fe.pt",    # a student.pt of self_training.train_student
-                                             # (round 4 on whole frames, its encoder the fine-tuned three-class
-                                             # classifier's: the best segmenter on both evaluation sets,
-                                             # docs/self_training.md; None: no student sources)
+    "student_checkpoint": "model_checkpoints/student_soup3h.pt",  # a student.pt of self_training.train_student
+                                             # (the weight-space mean of round 4's student and two fine-tunes of
+                                             # it, one with synthetic halo pairs: above round 4's student on both
+                                             # evaluation sets, docs/self_training.md; None: no student sources)
     "student_tta": True,                     # average the student over flips (models.student.TTA_FLIPS)
     "student_backend": "auto",               # the student's network: torch, onnxruntime, openvino; auto: as
                                              # "backend" (cam_sam/student_runtime.py; exported into export_dir)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from cam_sam.calibration import Calibration, confidence_variant, load_calibration, save_calibration
+from cam_sam.settings import STUDENT_CHECKPOINT
 from common.io import write_json
 
 
@@ -48,7 +49,7 @@ def test_the_pipeline_gives_the_expected_iou_in_records_and_flagged_csv(tmp_path
     from data.synthetic import write_synthetic_isic
 
     student = tmp_path / "student.pt"
-    shutil.copy("model_checkpoints/student_r4fe.pt", student)
+    shutil.copy(STUDENT_CHECKPOINT, student)
     save_calibration(tmp_path / "student.calibration.json", "no_zoom",
                      Calibration(np.array([0.0, 1.0]), np.array([0.1, 0.9])))
     root = write_synthetic_isic(tmp_path / "data", n_images=2, split="val")

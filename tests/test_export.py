@@ -8,13 +8,14 @@ import pytest
 from PIL import Image
 
 from cam_sam import export
+from cam_sam.settings import STUDENT_CHECKPOINT
 from common.metrics import mask_metrics
 from data.synthetic import make_synthetic_sample
 from models.student import StudentSegmenter
 from cam_sam.postprocess import postprocess_mask
 
 REPO = Path(__file__).resolve().parents[1]
-STUDENT = REPO / "model_checkpoints" / "student_r4fe.pt"
+STUDENT = REPO / STUDENT_CHECKPOINT
 
 
 @pytest.fixture(scope="module")

@@ -44,12 +44,13 @@ CONFIG: dict[str, Any] = {
         ["round 3-AND alone", "student_r3and", "student"],
         ["round 4 (crops + frames) alone", "student_r4", "student"],
         ["round 4 (frames only) alone", "student_r4f", "student"],
-        ["round 4 (frames, fine-tuned encoder) alone (the default)", "student_r4fe", "student"],
+        ["round 4 (frames, fine-tuned encoder) alone (the default until session 9)", "student_r4fe", "student"],
+        ["mean of round 4 and two fine-tunes alone (the default)", "student_soup3h", "student"],
         ["arbiter: colour, round 3-AND, its box (preset arbiter)", "arbiter_r3and", "final"],
         ["arbiter: colour, fine-tuned-encoder student, its box", "arbiter_r4fe", "final"],
     ],
     "gallery_set": "val",
-    "gallery_row": "round 4 (frames, fine-tuned encoder) alone (the default)",   # gains / losses of this row against the reference
+    "gallery_row": "round 4 (frames, fine-tuned encoder) alone (the default until session 9)",   # gains / losses of this row against the reference
     "n_gains": 3,
     "n_losses": 3,
     # (label, student checkpoint): one gallery column each (its own mask, as the `student` source)

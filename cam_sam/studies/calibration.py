@@ -14,7 +14,7 @@ into the student's calibration file under ``variant``.
     python -m cam_sam.studies.calibration --set variant=no_zoom \\
         --set fit='{"dev": "results/eval/r4fe_dev"}' \\
         --set sets='{"val": "results/eval/r4fe_val", "train_every18": "results/eval/r4fe_e18"}' \\
-        --set write_to=model_checkpoints/student_r4fe.calibration.json
+        --set write_to=model_checkpoints/student_soup3h.calibration.json
 """
 from __future__ import annotations
 
