@@ -64,7 +64,8 @@ OUTSIDE_WEIGHT = 1.0       # x the share of the mask on the vignette
 # come from the shipped calibration (cam_sam.calibration, python -m cam_sam.studies.calibration):
 # the confidence at the lowest expected IoU that flags >= 80 % of the failures of each evaluation
 # set, for the default's student (model_checkpoints/student_soup3h.pt); docs/trust.md has both
-# directions of the leave-one-set-out check. The arbiter's: the largest on a 0.025 grid flagging <= 25 % of train_every18.
+# directions of the leave-one-set-out check. The arbiter's: the largest on a 0.025 grid flagging
+# <= 25 % of train_every18.
 REVIEW_THRESHOLD = 0.28    # the default (the student alone): expected IoU 0.64; below this a human should look
 FAST_REVIEW_THRESHOLD = 0.38     # the same without the zoom term (preset "fast"): expected IoU 0.63
 REALTIME_REVIEW_THRESHOLD = 0.61  # one pass of the student (preset "realtime"): expected IoU 0.70

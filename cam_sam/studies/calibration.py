@@ -12,9 +12,10 @@ turn: fitted on the others, checked on it (how the choice transfers). Reads only
 into the student's calibration file under ``variant``.
 
     python -m cam_sam.studies.calibration --set variant=no_zoom \\
-        --set fit='{"dev": "results/eval/r4fe_dev"}' \\
-        --set sets='{"val": "results/eval/r4fe_val", "train_every18": "results/eval/r4fe_e18"}' \\
-        --set write_to=model_checkpoints/student_soup3h.calibration.json
+        --set fit='{"val": "results/eval/s8soup_fast_val", "train_every18": "results/eval/s8soup_fast_e18"}' \\
+        --set sets='{"val": "results/eval/s8soup_fast_val", "train_every18": "results/eval/s8soup_fast_e18",
+                     "synthetic dev": "results/eval/s8soup_fast_dev"}' \\
+        --set write_to=model_checkpoints/student_soup3h.calibration.json     # the runs of preset=fast
 """
 from __future__ import annotations
 
