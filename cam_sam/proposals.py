@@ -61,13 +61,14 @@ class ColourProposalConfig:
 
 
 DEFAULT_COLOUR = ColourProposalConfig()
+CROSS_3X3 = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))   # scipy.ndimage's default structure
 
 
 def field_of_view(image: np.ndarray, cfg: ColourProposalConfig = DEFAULT_COLOUR) -> np.ndarray:
     """(H, W) bool: False on the dark vignette, i.e. dark regions connected to the image border."""
     grey = image.mean(axis=2)
     dark = grey < max(cfg.vignette_min_grey, cfg.vignette_median_fraction * float(np.median(grey)))
-    labels, _ = ndimage.label(dark)
+    _, labels = cv2.connectedComponents(dark.astype(np.uint8), connectivity=4)
     border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
     return ~np.isin(labels, border[border > 0])
 
@@ -92,18 +93,20 @@ def centrality(hw: tuple[int, int], sigma: float) -> np.ndarray:
 
 
 def pick_component(region: np.ndarray, prior: np.ndarray, min_area: float) -> np.ndarray | None:
-    """The component of ``region`` with the largest ``mean(prior) * sqrt(area)``, holes filled."""
-    region = ndimage.binary_opening(region, iterations=1)
-    labels, count = ndimage.label(region)
-    if count == 0:
+    """The 4-connected component of ``region`` (opened by a 3 x 3 cross, the outside counting as
+    background) with the largest ``mean(prior) * sqrt(area)``, holes filled. OpenCV's morphology
+    and labelling: the masks of ``scipy.ndimage``'s ``binary_opening`` and ``label``, faster."""
+    opened = cv2.morphologyEx(region.astype(np.uint8), cv2.MORPH_OPEN, CROSS_3X3,
+                              borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(opened, connectivity=4)
+    if count <= 1:
         return None
-    index = np.arange(1, count + 1)
-    area = np.asarray(ndimage.sum(np.ones_like(prior), labels, index))
-    mean_prior = np.asarray(ndimage.mean(prior, labels, index))
+    area = stats[1:, cv2.CC_STAT_AREA].astype(np.float64)
+    mean_prior = np.bincount(labels.ravel(), weights=prior.ravel(), minlength=count)[1:] / area
     score = np.where(area >= min_area * region.size, mean_prior * np.sqrt(area), -1.0)
     if score.max() < 0:
         return None
-    return fill_holes(labels == index[int(np.argmax(score))])
+    return fill_holes(labels == int(np.argmax(score)) + 1)
 
 
 # Darkness maps: high on the lesion. "lightness": 255 - L* (Lab); "blue": 255 - B, since

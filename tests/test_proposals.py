@@ -91,3 +91,34 @@ def test_shades_of_gray_removes_a_colour_cast_and_hair_removal_paints_hairs_over
     assert remove_hair(skin, 9, 12.0) is skin                     # nothing to remove: the image itself
     boxes = colour_proposals(sample.image, ColourProposalConfig(hair_removal=True, shades_of_gray_p=6))
     assert len(boxes) >= 1
+
+
+def test_pick_component_and_field_of_view_equal_scipys_on_random_masks():
+    """OpenCV's opening and labelling give the component and field of view that scipy.ndimage's
+    binary_opening and label (the default cross structure, the outside as background) would."""
+    from scipy import ndimage
+
+    from cam_sam.proposals import centrality, field_of_view, pick_component
+    from common.geometry import fill_holes
+
+    def by_scipy(region, prior, min_area):
+        labels, count = ndimage.label(ndimage.binary_opening(region, iterations=1))
+        if count == 0:
+            return None
+        index = np.arange(1, count + 1)
+        area = np.asarray(ndimage.sum(np.ones_like(prior), labels, index))
+        mean_prior = np.asarray(ndimage.mean(prior, labels, index))
+        score = np.where(area >= min_area * region.size, mean_prior * np.sqrt(area), -1.0)
+        return None if score.max() < 0 else fill_holes(labels == index[int(np.argmax(score))])
+
+    rng = np.random.default_rng(3)
+    for trial in range(150):
+        h, w = (int(v) for v in rng.integers(8, 90, 2))
+        region = ndimage.binary_closing(rng.random((h, w)) < rng.uniform(0.2, 0.7))
+        prior = centrality((h, w), 0.25)
+        got, expected = pick_component(region, prior, 0.002), by_scipy(region, prior, 0.002)
+        assert (got is None) == (expected is None) and (got is None or np.array_equal(got, expected))
+        image = (rng.random((h, w, 3)) * 255 * (rng.random((h, w, 1)) < 0.7)).astype(np.uint8)
+        labels, _ = ndimage.label(image.mean(axis=2) < max(25.0, 0.3 * float(np.median(image.mean(axis=2)))))
+        border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+        assert np.array_equal(field_of_view(image), ~np.isin(labels, border[border > 0]))
