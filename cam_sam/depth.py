@@ -58,7 +58,7 @@ class DepthCheck:
         raise NotImplementedError
 
     def arrays(self) -> dict[str, np.ndarray]:
-        """What :meth:`save` writes besides the kind and the threshold (float32 halves the file)."""
+        """What :meth:`save` writes besides the kind and the threshold (float32 or float16: a smaller file)."""
         raise NotImplementedError
 
     def assess(self, features: np.ndarray, image: np.ndarray | None = None) -> tuple[float, bool]:
