@@ -21,7 +21,6 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
-from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from classification.data import TASKS
 from explainers.cams import CamExplainer, normalise_map
@@ -87,6 +86,8 @@ class LesionClassifier:
     def class_cams(self, image: np.ndarray) -> dict[int, np.ndarray]:
         """label -> (S, S) float32 GradCAM in [0, 1] of that class's output, on the classifier's
         input (the whole image resized: :func:`label_map` maps it back onto the image)."""
+        from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget   # with the CAMs (explainers.cams)
+
         tensor = preprocess_image(image, self.data_config).to(self.device)
         cams = {}
         for output, label in LABEL_OF_OUTPUT.items():

@@ -7,37 +7,48 @@ that mapping is a plain resize.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Callable
 
 import cv2
 import numpy as np
 import torch
-from pytorch_grad_cam import AblationCAM, EigenCAM, GradCAM, GradCAMPlusPlus, RandomCAM, ScoreCAM
-from pytorch_grad_cam.ablation_layer import AblationLayerVit
-from pytorch_grad_cam.utils.model_targets import BinaryClassifierOutputTarget, ClassifierOutputTarget
-from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection_with_sign_correction
 
-from explainers.lrp import lrp_map
 from models.registry import get_spec, preprocess_image, resolve_preprocessing, vit_reshape
 
+# grad-cam and zennit are imported when a map is first asked for, not with this module: grad-cam
+# brings matplotlib and scikit-learn with it (about a second of start-up on a 2-core CPU), which a
+# run that computes no CAM (the default student presets) never needs.
 
-class SignedEigenCAM(EigenCAM):
-    """EigenCAM whose principal component is oriented so that the salient part is positive
-    (the SVD sign is arbitrary; grad-cam's Seg-Eigen-CAM correction, no ground truth involved)."""
-
-    def get_cam_image(self, input_tensor, target_layer, target_category, activations, grads, eigen_smooth):
-        return get_2d_projection_with_sign_correction(activations)
-
-
-CAM_METHODS: dict[str, type] = {
-    "gradcam": GradCAM,
-    "gradcam++": GradCAMPlusPlus,
-    "eigencam": SignedEigenCAM,
-    "ablationcam": AblationCAM,
-    "scorecam": ScoreCAM,
-    "randomcam": RandomCAM,  # a control: random channel weights
+CAM_METHODS: dict[str, str] = {    # method -> the grad-cam class that computes it
+    "gradcam": "GradCAM",
+    "gradcam++": "GradCAMPlusPlus",
+    "eigencam": "SignedEigenCAM",  # EigenCAM with its sign fixed (see cam_class)
+    "ablationcam": "AblationCAM",
+    "scorecam": "ScoreCAM",
+    "randomcam": "RandomCAM",      # a control: random channel weights
 }
+
+
+@functools.cache
+def cam_class(method: str) -> type:
+    """The grad-cam class of a :data:`CAM_METHODS` method (``KeyError`` for any other name)."""
+    import pytorch_grad_cam
+    from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection_with_sign_correction
+
+    name = CAM_METHODS[method]
+    if name != "SignedEigenCAM":
+        return getattr(pytorch_grad_cam, name)
+
+    class SignedEigenCAM(pytorch_grad_cam.EigenCAM):
+        """EigenCAM whose principal component is oriented so that the salient part is positive
+        (the SVD sign is arbitrary; grad-cam's Seg-Eigen-CAM correction, no ground truth involved)."""
+
+        def get_cam_image(self, input_tensor, target_layer, target_category, activations, grads, eigen_smooth):
+            return get_2d_projection_with_sign_correction(activations)
+
+    return SignedEigenCAM
 LRP = "lrp"                  # Layer-wise Relevance Propagation (explainers.lrp, zennit): not a CAM, same contract
 ENSEMBLE = "ensemble"        # the mean of its members' normalised maps (CamExplainer.ensemble_methods)
 EXPLAIN_METHODS = [*CAM_METHODS, LRP, ENSEMBLE]
@@ -72,6 +83,8 @@ def make_target(model_output: torch.Tensor, target_class: int | None,
     the classifier calls benign still gets a map. K > 1: ``target_class`` when given, else the
     top-1 predicted class (the zero-shot ImageNet case).
     """
+    from pytorch_grad_cam.utils.model_targets import BinaryClassifierOutputTarget, ClassifierOutputTarget
+
     if model_output.shape[-1] == 1:
         if binary_target not in BINARY_TARGETS:
             raise ValueError(f"binary_target must be one of {BINARY_TARGETS}, not {binary_target!r}")
@@ -152,15 +165,17 @@ class CamExplainer:
     def _build(self, method: str, layer: str | None = None):
         if method not in CAM_METHODS:
             raise KeyError(f"unknown CAM method {method!r}; available: {', '.join(EXPLAIN_METHODS)}")
-        cls = CAM_METHODS[method]
+        cls = cam_class(method)
         target_layers = [self.spec.layer(self.model, layer)] if layer else self.target_layers
         kwargs = {"reshape_transform": self.reshape}
-        if cls is AblationCAM:
+        if method == "ablationcam":
             kwargs["batch_size"] = self.batch_size
             if self.spec.reshape is vit_reshape:
+                from pytorch_grad_cam.ablation_layer import AblationLayerVit
+
                 kwargs["ablation_layer"] = AblationLayerVit()
         cam = cls(model=self.model, target_layers=target_layers, **kwargs)
-        if cls is ScoreCAM:
+        if method == "scorecam":
             cam.batch_size = self.batch_size
         return cam
 
@@ -176,6 +191,8 @@ class CamExplainer:
         """(S, S) float32 map of one method (``"method"`` or ``"method@layer"``) on the input tensor."""
         method, _, layer = member.partition(LAYER_SEPARATOR)
         if method == LRP:
+            from explainers.lrp import lrp_map
+
             return lrp_map(self.model, tensor, target)
         with self._build(method, layer or None) as cam:  # hooks released on exit
             return np.asarray(cam(input_tensor=tensor, targets=[target])[0], np.float32)

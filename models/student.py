@@ -139,7 +139,8 @@ class StudentSegmenter:
         # student "sees" in an image (cam_sam.depth compares it with its training images'); a
         # model without an ``encoder`` (not a segmentation-models-pytorch U-Net) gives no features
         encoder = getattr(self.model, "encoder", None)
-        if isinstance(encoder, torch.nn.Module):
+        self.has_features = isinstance(encoder, torch.nn.Module)
+        if self.has_features:
             encoder.register_forward_hook(self._keep_deepest)
 
     def _keep_deepest(self, module, inputs, output) -> None:

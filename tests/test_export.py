@@ -69,3 +69,17 @@ def test_the_student_through_a_runtime_gives_the_torch_masks_and_features(backen
         assert abs(agreement_rt - agreement_ref) < 1e-3 and np.abs(f_rt - f_ref).max() < 1e-3
         assert abs(runtime.zoom_agreement(image, p_rt) - reference.zoom_agreement(image, p_ref)) < 1e-3
     assert len(list(tmp_path.glob("student_*.onnx"))) == 1                       # exported once, cached
+
+
+def test_a_student_without_an_encoder_stays_on_torch(tmp_path):
+    """No encoder, no pooled features for the out-of-depth check: the runtime is not used (decided
+    from the model's structure, without running it) and nothing is exported."""
+    import torch
+    from cam_sam.student_runtime import use_student_backend
+
+    pytest.importorskip("onnxruntime")
+    student = StudentSegmenter.from_checkpoint(STUDENT)
+    bare = StudentSegmenter(torch.nn.Conv2d(3, 1, 3, padding=1), student.config)
+    assert not bare.has_features and student.has_features
+    assert use_student_backend(bare, "onnxruntime", tmp_path) == "torch" and bare.runner is None
+    assert not list(tmp_path.glob("*.onnx"))

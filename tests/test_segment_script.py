@@ -281,3 +281,16 @@ def test_a_wrong_number_of_workers_is_refused_with_one_line(workers):
     from cam_sam.runs.dataset import local_workers
     with pytest.raises(SystemExit, match="workers must be"):
         local_workers(workers, "cpu", 1, 100)
+
+
+def test_the_script_starts_without_the_cam_libraries():
+    """grad-cam (with matplotlib and scikit-learn) and zennit load when a CAM is first computed:
+    a run of the student presets, which computes none, does not pay for them at start-up."""
+    import subprocess
+    import sys
+
+    code = ("import sys, cam_sam.segment; "
+            "print(sorted(m for m in ('pytorch_grad_cam', 'zennit', 'matplotlib', 'sklearn') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.stdout.strip() == "[]"
