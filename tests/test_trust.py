@@ -125,6 +125,19 @@ def test_a_lone_source_is_trusted_by_its_own_score(lesion):
     assert unsure.reason == "the student is unsure of the outline"
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_rank_auroc_equals_scikit_learns(seed):
+    from sklearn.metrics import roc_auc_score
+    from common.metrics import rank_auroc
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 300))
+    positive = rng.random(n) < rng.uniform(0.05, 0.6)
+    positive[:2] = [True, False]                                        # both classes present
+    score = np.round(rng.normal(size=n) + positive * rng.uniform(0, 2), int(rng.integers(0, 3)))  # ties too
+    assert rank_auroc(positive, score) == pytest.approx(roc_auc_score(positive, score), abs=1e-12)
+
+
 def _lone(lesion, score):
     signals, pairwise = candidate_signals(lesion.image, {"student": lesion.mask}, {"student": score})
     return signals, "student", REVIEW_THRESHOLD, pairwise
