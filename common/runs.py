@@ -59,6 +59,10 @@ def fix_run_config(run_dir: str | Path, config: dict[str, Any], resumable: Itera
     write_json(config_path, config)
 
 
+Deferred = Callable[[], dict[str, Any]]
+"""What :meth:`ResumableRun.process`'s ``work`` may return instead of a record: a call that makes it."""
+
+
 class ResumableRun:
     """A run folder of one record per image, whose config is fixed at its first start
     (:func:`fix_run_config`: a rerun with another config is refused, but for ``resumable`` keys)."""
@@ -82,26 +86,56 @@ class ResumableRun:
     def save(self, image_id: str, record: dict[str, Any]) -> None:
         write_json(self.record_path(image_id), record)
 
-    def process(self, ids: list[str], work: Callable[..., dict[str, Any]], desc: str,
-                load: Callable[[str], Any] | None = None, ahead: int = 2, progress: bool = True) -> None:
+    def process(self, ids: list[str], work: Callable[..., "dict[str, Any] | Deferred"], desc: str,
+                load: Callable[[str], Any] | None = None, ahead: int = 2, progress: bool = True,
+                write_behind: int = 0) -> None:
         """Call ``work(position_in_ids, image_id)`` for every id without a record, saving what it
         returns. With ``load``, ``work(position, image_id, load(image_id))``, the loads running
         ``ahead`` images in advance in a thread (decoding overlaps the work). An exception, in
         ``load`` or ``work``, is recorded as that image's failure and the run goes on. ``progress``:
-        show a progress bar (off where a parent process shows one for several workers)."""
+        show a progress bar (off where a parent process shows one for several workers).
+
+        ``work`` may return a :data:`Deferred` instead of the record: the rest of the image's work
+        (scoring, writing), called in one writer thread while the next image is worked on, at most
+        ``write_behind`` images behind (0: at once, on this thread); its exception is that image's
+        failure too. Every deferred record is saved before this returns, also when interrupted."""
         todo = [(i, image_id) for i, image_id in enumerate(ids) if not self.is_done(image_id)]
         if len(todo) < len(ids) and progress:
             log.info("resuming: %d of %d images already done", len(ids) - len(todo), len(ids))
         loaded = prefetch(load, [image_id for _, image_id in todo], ahead) if load else None
-        for index, image_id in tqdm(todo, desc=desc, unit="img", disable=not progress):
-            try:
-                record = work(index, image_id) if loaded is None else work(index, image_id, next(loaded).result())
-            except KeyboardInterrupt:
-                raise
-            except Exception as exc:  # one bad image must not stop the run
-                log.error("%s failed: %s", image_id, exc)
-                record = {"error": f"{type(exc).__name__}: {exc}"}
-            self.save(image_id, record)
+        writer = ThreadPoolExecutor(1, thread_name_prefix="records") if write_behind > 0 else None
+        behind: deque[Future] = deque()
+        try:
+            for index, image_id in tqdm(todo, desc=desc, unit="img", disable=not progress):
+                try:
+                    record = work(index, image_id) if loaded is None else work(index, image_id, next(loaded).result())
+                except KeyboardInterrupt:
+                    raise
+                except Exception as exc:  # one bad image must not stop the run
+                    record = self._failure(image_id, exc)
+                if not callable(record):
+                    self.save(image_id, record)
+                elif writer is None:
+                    self._finish(image_id, record)
+                else:
+                    behind.append(writer.submit(self._finish, image_id, record))
+                    while len(behind) > write_behind:
+                        behind.popleft().result()
+        finally:
+            if writer is not None:
+                writer.shutdown(wait=True)       # the images already worked on keep their records
+
+    def _finish(self, image_id: str, deferred: "Deferred") -> None:
+        try:
+            record = deferred()
+        except Exception as exc:  # noqa: BLE001 - as in process: the image fails, the run goes on
+            record = self._failure(image_id, exc)
+        self.save(image_id, record)
+
+    @staticmethod
+    def _failure(image_id: str, exc: Exception) -> dict[str, Any]:
+        log.error("%s failed: %s", image_id, exc)
+        return {"error": f"{type(exc).__name__}: {exc}"}
 
     def write_metrics(self, ids: Iterable[str], methods: list[str], scored: bool = True) -> dict[str, Any]:
         """Rebuild ``metrics.json`` from the records of ``ids``. With ``scored`` (the data has

@@ -117,3 +117,41 @@ def test_loads_ahead_keep_the_order_and_a_failed_load_fails_only_its_image(tmp_p
     assert seen == [(0, "a", "A"), (1, "b", "B"), (3, "d", "D"), (4, "e", "E")]
     assert run.load("c") == {"error": "OSError: unreadable c.png"} and run.load("e") == {"item": "E"}
     assert threading.get_ident() not in loader_threads           # the loads ran in a worker thread
+
+
+def test_deferred_records_are_written_behind_in_a_thread(tmp_path):
+    """``work`` may return the rest of an image's work: it runs in the writer thread, at most
+    ``write_behind`` images behind; its failure is the image's failure; every record is saved."""
+    import threading
+    import time
+
+    from common.runs import ResumableRun
+
+    writer_threads, started = set(), []
+
+    def work(index, image_id):
+        started.append(image_id)
+        if image_id == "b":
+            raise ValueError("bad b")
+
+        def finish():
+            writer_threads.add(threading.get_ident())
+            time.sleep(0.01)
+            if image_id == "d":
+                raise OSError("disk full writing d")
+            return {"id": image_id, "started_before_me": len(started)}
+        return finish
+
+    run = ResumableRun(tmp_path, {"a": 1})
+    run.process(list("abcdef"), work, desc="test", write_behind=2)
+    assert run.load("a")["id"] == "a" and run.load("f")["id"] == "f"
+    assert run.load("b") == {"error": "ValueError: bad b"}
+    assert run.load("d") == {"error": "OSError: disk full writing d"}
+    assert writer_threads and threading.get_ident() not in writer_threads
+    # at most 2 images behind: when an image's record is made, at most its own work, the two after it
+    # and the one being worked on now have begun
+    assert all(run.load(i)["started_before_me"] <= "abcdef".index(i) + 1 + 2 + 1 for i in "acef")
+    # without write_behind the deferred part runs at once, on this thread
+    inline = ResumableRun(tmp_path / "inline", {"a": 1})
+    inline.process(["x"], lambda index, image_id: (lambda: {"thread": threading.get_ident()}), desc="test")
+    assert inline.load("x") == {"thread": threading.get_ident()}

@@ -32,7 +32,7 @@ from common.devices import resolve_device
 from common.distributed import Shard
 from common.io import read_json, resolve_run_dir, write_csv, write_json, write_npy, write_png
 from common.metrics import auroc_fail, failure_counts, flag_summary, mask_metrics, risk_coverage
-from common.runs import ResumableRun
+from common.runs import Deferred, ResumableRun
 from data.isic import DataError, subset_ids
 from explainers.cams import CamResult
 
@@ -124,6 +124,13 @@ def open_run(run_dir: str | Path, settings: RunSettings, synthetic: bool) -> Res
                         defaults=SEGMENT_CONFIG)
 
 
+# Images whose scoring and writing may lag behind the segmentation (ResumableRun.process): they run
+# in a thread beside the next image's segmentation (on a 2-core CPU about 0.008 s an image less on
+# validation's large images, nothing measurable on 512 px crops: docs/speed.md); each holds its image
+# and outputs in memory until written.
+WRITE_BEHIND = 4
+
+
 def segment_share(settings: RunSettings, overlay: OverlayFn | None, run: ResumableRun, dataset,
                   ids: list[str], positions: dict[str, int], shard: Shard, build_lock=None,
                   progress: bool = True) -> None:
@@ -137,24 +144,28 @@ def segment_share(settings: RunSettings, overlay: OverlayFn | None, run: Resumab
         lesion_classifier = build_lesion_classifier(models, settings.multiclass, settings.class_rule, device)
     order_of = {image_id: i for i, image_id in enumerate(ids)}
 
-    def work(_: int, image_id: str, sample) -> dict[str, Any]:
+    def work(_: int, image_id: str, sample) -> dict[str, Any] | Deferred:
         if isinstance(sample, DataError):
             return {"error": str(sample)}
         output = pipeline.segment(sample.image, cams=load_saved_cams(models.cam_dir, image_id, settings.pipeline.methods),
                                   image_id=image_id)
-        record = write_image_outputs(run_dir, image_id, output, settings.save_uncertainty)
-        record["has_truth"] = sample.mask is not None
-        if sample.mask is not None:
-            record["metrics"] = evaluate(output, sample.mask, settings.pipeline.postprocess, settings.oracle)
-        if lesion_classifier is not None:
-            record.update(write_label_map(run_dir, sample, output, lesion_classifier, settings.class_rule))
-        overlays.draw(image_id, order_of[image_id] < settings.n_overlays, sample, output, record)
-        return record
+        labels = ({} if lesion_classifier is None else     # the classifier runs here, beside the pipeline
+                  write_label_map(run_dir, sample, output, lesion_classifier, settings.class_rule))
+
+        def score_and_write() -> dict[str, Any]:           # in the run's writer thread (ResumableRun.process)
+            record = write_image_outputs(run_dir, image_id, output, settings.save_uncertainty)
+            record["has_truth"] = sample.mask is not None
+            if sample.mask is not None:
+                record["metrics"] = evaluate(output, sample.mask, settings.pipeline.postprocess, settings.oracle)
+            record.update(labels)
+            overlays.draw(image_id, order_of[image_id] < settings.n_overlays, sample, output, record)
+            return record
+        return score_and_write
 
     overlays = OverlayWriter(overlay, run_dir, settings.n_overlays)
     try:
         run.process(shard.take(ids), work, desc="segment" if shard.world == 1 else f"segment (rank {shard.rank})",
-                    load=partial(sample_or_error, dataset, positions), progress=progress)
+                    load=partial(sample_or_error, dataset, positions), progress=progress, write_behind=WRITE_BEHIND)
     finally:
         overlays.close()
 
