@@ -22,13 +22,13 @@ import cv2
 import numpy as np
 import torch
 
-from classification.data import TASKS
+from classification.tasks import TASKS
 from explainers.cams import CamExplainer, normalise_map
 from models.registry import create_classifier, preprocess_image, read_checkpoint, resolve_preprocessing
 
 LABEL_NAMES = ("background", "melanoma", "seborrheic_keratosis", "nevus")
 N_LABELS = len(LABEL_NAMES)
-# the three-class classifier's output order (classification.data.TASKS) -> label value
+# the three-class classifier's output order (classification.tasks.TASKS) -> label value
 LABEL_OF_OUTPUT = {TASKS["three_class"].index("nevus_or_other"): 3, TASKS["three_class"].index("melanoma"): 1,
                    TASKS["three_class"].index("seborrheic_keratosis"): 2}
 LABEL_COLOURS = {1: (230, 50, 50), 2: (255, 200, 0), 3: (60, 200, 90)}   # overlay colours (RGB; not blue:

@@ -18,10 +18,6 @@ from data.holdout import holdout_ids
 from data.isic import ISICDataset
 from models.registry import resize_and_normalise
 
-TASKS = {
-    "melanoma": ["melanoma"],                                   # one logit, BCE
-    "three_class": ["nevus_or_other", "melanoma", "seborrheic_keratosis"],  # softmax, CE
-}
 
 
 def label_of(labels: dict[str, float], task: str) -> int:

@@ -1,6 +1,6 @@
 """Class probabilities and validation metrics of a classifier (shared by training and testing).
 
-Both tasks put melanoma at class index 1 of :data:`classification.data.TASKS` except the one-logit
+Both tasks put melanoma at class index 1 of :data:`classification.tasks.TASKS` except the one-logit
 ``melanoma`` task, whose single column is the melanoma probability.
 """
 from __future__ import annotations

@@ -15,7 +15,8 @@ import pandas as pd
 from sklearn.metrics import balanced_accuracy_score, confusion_matrix, f1_score, roc_auc_score, roc_curve
 from torch.utils.data import DataLoader
 
-from classification.data import TASKS, LabelledImages, eval_transform
+from classification.data import LabelledImages, eval_transform
+from classification.tasks import TASKS
 from classification.evaluation import melanoma_column, multiclass_report, predict
 from common.cli import run_main
 from common.config import config_from_argv

@@ -27,7 +27,8 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, WeightedRandomSampler
 from tqdm import tqdm
 
-from classification.data import TASKS, LabelledImages, eval_transform, train_transform
+from classification.data import LabelledImages, eval_transform, train_transform
+from classification.tasks import TASKS
 from classification.evaluation import predict, validation_metrics
 from common.cli import run_main
 from common.config import config_from_argv

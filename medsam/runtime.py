@@ -21,7 +21,7 @@ import io
 import logging
 import warnings
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 import numpy as np
 import torch
@@ -50,13 +50,20 @@ def resolve_backend(backend: str, device: str | torch.device) -> str:
     return backend
 
 
-def weights_digest(module: torch.nn.Module) -> str:
-    """SHA-256 of a module's parameters and buffers (names, shapes, values)."""
+def state_digest(state: Mapping[str, torch.Tensor]) -> str:
+    """SHA-256 of named tensors (names, shapes, dtypes, values), in name order: the same for a
+    module's ``state_dict()`` and for a checkpoint's tensors loaded as that module would hold them."""
     digest = hashlib.sha256()
-    for name, tensor in module.state_dict().items():
+    for name in sorted(state):
+        tensor = state[name]
         digest.update(f"{name}|{tuple(tensor.shape)}|{tensor.dtype}".encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()
+
+
+def weights_digest(module: torch.nn.Module) -> str:
+    """:func:`state_digest` of a module's parameters and buffers."""
+    return state_digest(module.state_dict())
 
 
 def file_digest(path: Path) -> str:
@@ -66,14 +73,19 @@ def file_digest(path: Path) -> str:
 class OnnxExport:
     """One model part exported to ``<folder>/<name>-<key>.onnx`` (see the module docstring).
 
-    ``module``: the torch part; ``example``: its example inputs (their shapes are fixed, except the
-    axes named in ``dynamic_axes``); ``names``: (input names, output names)."""
+    ``module``: the torch part, or a call that builds it when the file must be (re)built, with
+    ``weights`` its :func:`weights_digest` known without it (a cached export then runs without the
+    torch network ever being built); ``example``: its example inputs (their shapes are fixed,
+    except the axes named in ``dynamic_axes``); ``names``: (input names, output names)."""
 
-    def __init__(self, folder: str | Path, name: str, module: torch.nn.Module, example: tuple[torch.Tensor, ...],
-                 names: tuple[list[str], list[str]], dynamic_axes: dict | None = None) -> None:
+    def __init__(self, folder: str | Path, name: str, module: torch.nn.Module | Callable[[], torch.nn.Module],
+                 example: tuple[torch.Tensor, ...], names: tuple[list[str], list[str]],
+                 dynamic_axes: dict | None = None, weights: str | None = None) -> None:
+        if weights is None and not isinstance(module, torch.nn.Module):
+            raise ValueError("an export built on demand needs the digest of its weights (weights=)")
         self.module, self.example, self.names, self.dynamic_axes = module, example, names, dynamic_axes or {}
         shapes = [tuple(t.shape) for t in example]
-        key = hashlib.sha256(f"{weights_digest(module)}|{shapes}|{self.dynamic_axes}|{torch.__version__}|"
+        key = hashlib.sha256(f"{weights or weights_digest(module)}|{shapes}|{self.dynamic_axes}|{torch.__version__}|"
                              f"{OPSET}|{EXPORT_VERSION}".encode()).hexdigest()
         self.key = key
         self.path = Path(folder) / f"{name}-{key[:16]}.onnx"
@@ -93,11 +105,13 @@ class OnnxExport:
         """Export (again) and write the manifest; returns the file."""
         log.info("exporting %s to ONNX (once; cached)", self.path.name)
 
+        module = self.module if isinstance(self.module, torch.nn.Module) else self.module()
+
         def export(tmp: Path) -> None:
             buffer = io.BytesIO()
             with torch.no_grad(), warnings.catch_warnings():
                 warnings.simplefilter("ignore")   # tracer notes on shape asserts: expected, not the user's concern
-                torch.onnx.export(self.module.eval(), self.example, buffer, input_names=self.names[0],
+                torch.onnx.export(module.eval(), self.example, buffer, input_names=self.names[0],
                                   output_names=self.names[1], dynamic_axes=self.dynamic_axes, opset_version=OPSET,
                                   dynamo=False)
             tmp.write_bytes(buffer.getvalue())

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import timm
 import torch
 from PIL import Image
 
@@ -138,6 +137,8 @@ def create_classifier(name: str, num_classes: int | None = None, checkpoint: str
     state, meta = read_checkpoint(checkpoint) if checkpoint is not None else ({}, {})   # the file is read once
     if num_classes is None:
         num_classes = _num_classes(state, meta, checkpoint) if checkpoint is not None else 1000
+    import timm   # here, not with the module: timm (and the torchvision it imports) costs about 2 s at start-up
+
     model = timm.create_model(spec.timm_name, pretrained=False, num_classes=1000)
     if checkpoint is None and pretrained and spec.imagenet_weights is not None:
         model.load_state_dict(spec.imagenet_weights(), strict=True)
@@ -161,6 +162,8 @@ def _num_classes(state: dict[str, torch.Tensor], meta: dict, path: str | Path) -
 
 def resolve_preprocessing(model: torch.nn.Module) -> dict:
     """The weights' own data config (timm): input_size, interpolation, mean, std."""
+    import timm.data
+
     return timm.data.resolve_data_config({}, model=model)
 
 

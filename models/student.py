@@ -84,14 +84,21 @@ def save_student(path: str | Path, model: torch.nn.Module, config: StudentConfig
     save_atomically(payload, path)
 
 
-def load_student(path: str | Path) -> tuple[torch.nn.Module, StudentConfig, dict]:
-    """(model in eval mode, its config, the whole payload) from a :func:`save_student` file,
-    read with ``weights_only=True``; a file that does not fit raises :class:`CheckpointError`."""
+def read_student(path: str | Path) -> tuple[StudentConfig, dict]:
+    """(its config, the whole payload) of a :func:`save_student` file, read with
+    ``weights_only=True``, without building the network; a file that is not one raises
+    :class:`CheckpointError`."""
     payload = safe_load(path, "student checkpoint")
     if not isinstance(payload, dict) or "model" not in payload or "config" not in payload:
         raise CheckpointError(f"{path} is not a student checkpoint (no 'model' and 'config' entries)")
     raw = dict(payload["config"])
-    config = StudentConfig(**{**raw, "decoder_channels": tuple(raw["decoder_channels"])})
+    return StudentConfig(**{**raw, "decoder_channels": tuple(raw["decoder_channels"])}), payload
+
+
+def load_student(path: str | Path) -> tuple[torch.nn.Module, StudentConfig, dict]:
+    """(model in eval mode, its config, the whole payload) from a :func:`save_student` file
+    (:func:`read_student`); a file that does not fit raises :class:`CheckpointError`."""
+    config, payload = read_student(path)
     model = build_student(config)
     try:
         model.load_state_dict(payload["model"], strict=True)
@@ -125,22 +132,25 @@ class StudentSegmenter:
     """Inference with a trained student: ``predict_proba(image) -> (H, W)`` lesion probability.
     ``tta``: average the probabilities over :data:`TTA_FLIPS` (one batch of three)."""
 
-    def __init__(self, model: torch.nn.Module, config: StudentConfig, device: str | torch.device = "cpu",
-                 tta: bool = True) -> None:
-        self.model = model.to(device).eval()
+    def __init__(self, model: torch.nn.Module | None, config: StudentConfig, device: str | torch.device = "cpu",
+                 tta: bool = True, runner: Callable[..., list[np.ndarray]] | None = None) -> None:
+        if model is None and runner is None:
+            raise ValueError("a student needs its network or a runner of its exported copy")
+        self.model = model.to(device).eval() if model is not None else None
         self.config = config
         self.device = torch.device(device)
         self.flips = TTA_FLIPS if tta else ((),)
         self._deepest: torch.Tensor | None = None
         # batch (B, 3, S, S) -> [logits (B, 1, S, S), pooled deepest features (B, C)] as numpy arrays:
         # an exported copy of the network (cam_sam.student_runtime); None: the torch model itself
-        self.runner: Callable[..., list[np.ndarray]] | None = None
+        self.runner = runner
         # the encoder's deepest feature map of the last forward pass: its spatial mean is what the
         # student "sees" in an image (cam_sam.depth compares it with its training images'); a
-        # model without an ``encoder`` (not a segmentation-models-pytorch U-Net) gives no features
+        # model without an ``encoder`` (not a segmentation-models-pytorch U-Net) gives no features;
+        # an exported copy always does (cam_sam.student_runtime exports only students that do)
         encoder = getattr(self.model, "encoder", None)
-        self.has_features = isinstance(encoder, torch.nn.Module)
-        if self.has_features:
+        self.has_features = isinstance(encoder, torch.nn.Module) or model is None
+        if isinstance(encoder, torch.nn.Module):
             encoder.register_forward_hook(self._keep_deepest)
 
     def _keep_deepest(self, module, inputs, output) -> None:

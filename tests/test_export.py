@@ -83,3 +83,51 @@ def test_a_student_without_an_encoder_stays_on_torch(tmp_path):
     assert not bare.has_features and student.has_features
     assert use_student_backend(bare, "onnxruntime", tmp_path) == "torch" and bare.runner is None
     assert not list(tmp_path.glob("*.onnx"))
+
+
+def test_a_cached_export_runs_the_student_without_its_torch_network(tmp_path):
+    """The export is keyed by the checkpoint's tensors (read as the float32 network holds them):
+    the first start builds the network and exports it, a second start finds the file and runs from
+    it alone, with the torch student's masks and features; no network and no runner is refused."""
+    pytest.importorskip("onnxruntime")
+    import torch
+    from cam_sam.student_runtime import _WithFeatures, exported_weights_digest, runtime_student
+    from medsam.runtime import weights_digest
+    from models.student import read_student
+
+    first, backend = runtime_student(STUDENT, "onnxruntime", tmp_path)
+    assert backend == "onnxruntime" and first.model is not None and len(list(tmp_path.glob("*.onnx"))) == 1
+    assert exported_weights_digest(read_student(STUDENT)[1]) == weights_digest(_WithFeatures(first))
+    second, _ = runtime_student(STUDENT, "onnxruntime", tmp_path)
+    assert second.model is None and second.runner is not None and second.has_features
+    assert len(list(tmp_path.glob("*.onnx"))) == 1                                  # not exported again
+    reference = StudentSegmenter.from_checkpoint(STUDENT)
+    image = make_synthetic_sample(13).image
+    p_ref, _, f_ref = reference.predict_with_features(image)
+    p_rt, _, f_rt = second.predict_with_features(image)
+    assert mask_metrics(p_rt > 0.5, p_ref > 0.5)["iou"] >= 0.999 and np.abs(f_rt - f_ref).max() < 1e-3
+    assert abs(second.zoom_agreement(image, p_rt) - reference.zoom_agreement(image, p_ref)) < 1e-3
+    torch_student, backend = runtime_student(STUDENT, "torch", tmp_path)
+    assert backend == "torch" and torch_student.model is not None and torch_student.runner is None
+    with pytest.raises(ValueError, match="needs its network or a runner"):
+        StudentSegmenter(None, reference.config)
+
+
+def test_a_cached_export_the_runtime_rejects_is_rebuilt_from_the_checkpoint(tmp_path):
+    """A file that matches its manifest but that the runtime cannot load is rebuilt once, the torch
+    network built then and only then (the export's builder)."""
+    pytest.importorskip("onnxruntime")
+    from cam_sam.student_runtime import runtime_student
+    from common.io import read_json, write_json
+    from medsam.runtime import file_digest
+
+    runtime_student(STUDENT, "onnxruntime", tmp_path)
+    (onnx,) = tmp_path.glob("*.onnx")
+    onnx.write_bytes(b"not an onnx graph")
+    manifest = onnx.with_suffix(".json")
+    write_json(manifest, {**read_json(manifest), "sha256": file_digest(onnx)})    # the manifest vouches for it
+    student, _ = runtime_student(STUDENT, "onnxruntime", tmp_path)
+    assert student.model is None and onnx.stat().st_size > 1_000_000                # rebuilt, then run from it
+    image = make_synthetic_sample(14).image
+    reference = StudentSegmenter.from_checkpoint(STUDENT).predict_proba(image)
+    assert mask_metrics(student.predict_proba(image) > 0.5, reference > 0.5)["iou"] >= 0.999

@@ -284,13 +284,15 @@ def test_a_wrong_number_of_workers_is_refused_with_one_line(workers):
 
 
 def test_the_script_starts_without_the_cam_libraries():
-    """grad-cam (with matplotlib and scikit-learn) and zennit load when a CAM is first computed:
-    a run of the student presets, which computes none, does not pay for them at start-up."""
+    """grad-cam (with matplotlib and scikit-learn) and zennit load when a CAM is first computed,
+    timm, segmentation-models-pytorch and torchvision when a torch network is built: a run of the
+    student presets from a cached export needs none of them and does not pay for them at start-up."""
     import subprocess
     import sys
 
     code = ("import sys, cam_sam.segment; "
-            "print(sorted(m for m in ('pytorch_grad_cam', 'zennit', 'matplotlib', 'sklearn') if m in sys.modules))")
+            "print(sorted(m for m in ('pytorch_grad_cam', 'zennit', 'matplotlib', 'sklearn', 'timm', "
+            "'segmentation_models_pytorch', 'torchvision') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[1])
     assert out.stdout.strip() == "[]"

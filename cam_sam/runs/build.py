@@ -10,7 +10,7 @@ from cam_sam.calibration import Calibration, confidence_variant, load_calibratio
 from cam_sam.depth import DepthCheck
 from cam_sam.pipeline import SEGMENTER_SOURCES, LesionPipeline, PipelineConfig
 from cam_sam.settings import DataSettings, ModelSettings
-from cam_sam.student_runtime import use_student_backend
+from cam_sam.student_runtime import runtime_student
 
 from data.catalogue import Dataset, open_dataset
 from data.isic import DataError
@@ -19,7 +19,6 @@ from explainers.cams import CamExplainer
 from medsam.base import PromptableSegmenter
 from medsam.factory import create_segmenter
 from models.registry import create_classifier
-from models.student import StudentSegmenter
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +77,8 @@ def build_pipeline(models: ModelSettings, pipeline: PipelineConfig, device: str,
         segmenter = build_segmenter(models, device)
     student, depth, calibration = None, None, None
     if models.student_checkpoint:
-        student = StudentSegmenter.from_checkpoint(models.student_checkpoint, device, models.student_tta)
-        use_student_backend(student, models.student_backend, models.export_dir, device)
+        student, _ = runtime_student(models.student_checkpoint, models.student_backend, models.export_dir, device,
+                                     models.student_tta)
         depth = load_depth_check(models.student_checkpoint)
         calibration = load_student_calibration(models.student_checkpoint,
                                                confidence_variant(pipeline.zoom_stability, models.student_tta))
