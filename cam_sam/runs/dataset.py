@@ -173,8 +173,9 @@ def segment_share(settings: RunSettings, overlay: OverlayFn | None, run: Resumab
 # Local worker processes of a dataset run (``workers``).
 AUTO_WORKERS_MAX = 4          # "auto" starts at most this many (each loads its own models)
 MIN_IMAGES_PER_WORKER = 64    # "auto" starts a worker per this many images at most: starting one (Python,
-                              # its models, its runtime compiled) costs about 7 s, some 40 images' work
-                              # on a 2-core CPU, where two workers gain about 15 % (docs/speed.md)
+                              # its models, its runtime compiled) costs about 4.5 s from a cached export,
+                              # some 35 images' work on a 2-core CPU, where two workers gain about 15 %
+                              # (docs/speed.md)
 
 
 def local_workers(workers: int | str, device: str, world: int, todo: int) -> int:
