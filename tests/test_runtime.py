@@ -10,7 +10,7 @@ from cam_sam.proposals import colour_proposals
 from common.io import read_json, write_json
 from data.synthetic import make_synthetic_sample
 from medsam import create_segmenter
-from medsam.runtime import OnnxExport, load_runner, resolve_backend
+from medsam.runtime import OnnxExport, file_digest, load_runner, resolve_backend
 
 from .conftest import SHARED_ISIC
 
@@ -98,3 +98,25 @@ def test_backend_choice():
         resolve_backend("onnxruntime", "cuda")
 
 
+
+
+def test_openvino_reuses_its_compiled_network_and_never_a_stale_one(tmp_path):
+    """OpenVINO's compiled networks are cached beside the exports; a file rebuilt at the same path
+    with other weights gets its own entry, never the old network."""
+    pytest.importorskip("openvino")
+    from medsam.runtime import OPENVINO_CACHE
+
+    x = np.random.default_rng(1).random((1, 3, 8, 8), dtype=np.float32)
+    export = _tiny_export(tmp_path)
+    expected = export.module(torch.from_numpy(x)).detach().numpy()
+    for _ in range(2):
+        np.testing.assert_allclose(load_runner("openvino", export)(x=x)[0], expected, atol=1e-5)
+    cache = tmp_path / OPENVINO_CACHE
+    assert len(list(cache.iterdir())) == 1                               # compiled once, then read
+    other = _tiny_export(tmp_path, scale=3.0)
+    other.build()
+    export.path.write_bytes(other.path.read_bytes())                     # other weights, same path
+    write_json(export.manifest, {**read_json(export.manifest), "sha256": file_digest(export.path)})
+    doubled = other.module(torch.from_numpy(x)).detach().numpy()
+    np.testing.assert_allclose(load_runner("openvino", export)(x=x)[0], doubled, atol=1e-4)
+    assert len(list(cache.iterdir())) == 2
