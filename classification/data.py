@@ -19,7 +19,6 @@ from data.isic import ISICDataset
 from models.registry import resize_and_normalise
 
 
-
 def label_of(labels: dict[str, float], task: str) -> int:
     if task == "melanoma":
         return int(labels.get("melanoma", 0.0) >= 0.5)

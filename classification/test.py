@@ -16,8 +16,8 @@ from sklearn.metrics import balanced_accuracy_score, confusion_matrix, f1_score,
 from torch.utils.data import DataLoader
 
 from classification.data import LabelledImages, eval_transform
-from classification.tasks import TASKS
 from classification.evaluation import melanoma_column, multiclass_report, predict
+from classification.tasks import TASKS
 from common.cli import run_main
 from common.config import config_from_argv
 from common.io import resolve_run_dir, save_figure, write_csv, write_json

@@ -28,8 +28,8 @@ from torch.utils.data import DataLoader, WeightedRandomSampler
 from tqdm import tqdm
 
 from classification.data import LabelledImages, eval_transform, train_transform
-from classification.tasks import TASKS
 from classification.evaluation import predict, validation_metrics
+from classification.tasks import TASKS
 from common.cli import run_main
 from common.config import config_from_argv
 from common.distributed import ShardedShuffle, setup_distributed
