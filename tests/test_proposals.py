@@ -122,3 +122,19 @@ def test_pick_component_and_field_of_view_equal_scipys_on_random_masks():
         labels, _ = ndimage.label(image.mean(axis=2) < max(25.0, 0.3 * float(np.median(image.mean(axis=2)))))
         border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
         assert np.array_equal(field_of_view(image), ~np.isin(labels, border[border > 0]))
+
+
+def test_grow_equals_scipys_binary_dilation_on_random_masks():
+    """The artefact mask's growth through OpenCV is scipy.ndimage's binary_dilation (cross
+    structure, the outside as background), pixel for pixel; 0 pixels leave the mask as it is."""
+    from scipy import ndimage
+
+    from cam_sam.proposals import grow
+
+    rng = np.random.default_rng(5)
+    for trial in range(100):
+        h, w = (int(v) for v in rng.integers(1, 70, 2))
+        mask = rng.random((h, w)) < rng.uniform(0.01, 0.3)
+        pixels = int(rng.integers(1, 5))
+        assert np.array_equal(grow(mask, pixels), ndimage.binary_dilation(mask, iterations=pixels))
+    assert np.array_equal(grow(mask, 0), mask)
