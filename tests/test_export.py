@@ -90,7 +90,6 @@ def test_a_cached_export_runs_the_student_without_its_torch_network(tmp_path):
     the first start builds the network and exports it, a second start finds the file and runs from
     it alone, with the torch student's masks and features; no network and no runner is refused."""
     pytest.importorskip("onnxruntime")
-    import torch
     from cam_sam.student_runtime import _WithFeatures, exported_weights_digest, runtime_student
     from medsam.runtime import weights_digest
     from models.student import read_student
