@@ -18,7 +18,7 @@ choice afterwards, under its own label.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import cv2
 import numpy as np
@@ -32,9 +32,12 @@ from cam_sam.prompts import cam_to_box, negative_points, perturb_boxes, perturb_
 from common.geometry import mask_to_box, pad_box, pairwise_iou
 from common.timing import StageTimer
 from data.isic import check_image_content
-from explainers.cams import CamExplainer, CamResult
-from medsam.base import PromptableSegmenter
-from models.student import StudentSegmenter
+from explainers.methods import CamResult
+
+if TYPE_CHECKING:   # the networks' modules load torch: a pipeline is handed them, built elsewhere
+    from explainers.cams import CamExplainer
+    from medsam.base import PromptableSegmenter
+    from models.student import StudentSegmenter
 
 COLOUR = "colour"
 STUDENT = "student"            # the student's mask itself (no segmenter)

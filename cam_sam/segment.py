@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from cam_sam.settings import PRESETS, SEGMENT_CONFIG, resolve_run
-from cam_sam.runs.dataset import FLAGGED_PREFIX, print_summary, segment_dataset
+from cam_sam.runs.dataset import print_summary, segment_dataset
+from cam_sam.runs.overlays import FLAGGED_PREFIX
 from cam_sam.pipeline import ImageOutput
 from common.cli import run_main
 from common.config import config_from_argv

@@ -17,7 +17,7 @@ from typing import Any
 from cam_sam.pipeline import PipelineConfig, PostprocessConfig, PromptConfig
 from cam_sam.proposals import ColourProposalConfig
 from cam_sam.trust import ARBITER_REVIEW_THRESHOLD, FAST_REVIEW_THRESHOLD, REALTIME_REVIEW_THRESHOLD, REVIEW_THRESHOLD
-from explainers.cams import DEFAULT_ENSEMBLE
+from explainers.methods import DEFAULT_ENSEMBLE
 
 # Where the images come from (ISIC 2017, or a folder of the user's images).
 DATA_CONFIG: dict[str, Any] = {

@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import pickle
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from common.io import write_atomically
+
+if TYPE_CHECKING:
+    import torch
+
+# torch is imported where a file is read or written: common.cli names CheckpointError among a
+# script's user errors, and a script's process that loads no network should not pay for torch.
 
 
 class CheckpointError(RuntimeError):
@@ -19,6 +24,8 @@ def save_atomically(payload: dict, path: str | Path) -> None:
     """``torch.save`` of ``payload`` (tensors and plain values only, so :func:`safe_load` reads it)
     to a temporary file beside ``path``, moved onto it in one step: an interrupted save never
     leaves a truncated checkpoint where the last good one was."""
+    import torch
+
     write_atomically(path, lambda tmp: torch.save(payload, tmp))
 
 
@@ -29,6 +36,8 @@ def safe_load(path: str | Path, kind: str = "checkpoint", hint: str = "") -> obj
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{kind} not found: {path}{hint}")
+    import torch
+
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:

@@ -1,53 +1,13 @@
-"""Many processes under ``torchrun``: process-group setup, a sampler that shards each epoch's
-permutation between training ranks, and :class:`Shard`, which splits a run's image ids between
-processes (on one machine or many). A single process (no ``WORLD_SIZE``) needs nothing of this."""
+"""Many processes under ``torchrun`` in training: process-group setup and a sampler that shards
+each epoch's permutation between training ranks (:class:`common.shards.Shard` splits a dataset
+run's image ids). A single process (no ``WORLD_SIZE``) needs nothing of this."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 from torch.utils.data import Sampler
-
-
-@dataclass(frozen=True)
-class Shard:
-    """This process's place among ``world`` processes (``local_*``: among those of its machine)."""
-
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-    local_world: int = 1
-
-    @classmethod
-    def from_environment(cls) -> "Shard":
-        """Read torchrun's variables; with more than one process, join a gloo process group (used
-        for barriers only, so it serves CPU and GPU runs alike)."""
-        env = os.environ
-        shard = cls(int(env.get("RANK", 0)), int(env.get("WORLD_SIZE", 1)), int(env.get("LOCAL_RANK", 0)),
-                    int(env.get("LOCAL_WORLD_SIZE", env.get("WORLD_SIZE", 1))))
-        if shard.world > 1 and not dist.is_initialized():
-            dist.init_process_group(backend="gloo")
-        return shard
-
-    def take(self, ids: list[str]) -> list[str]:
-        """This process's share of ``ids``: every ``world``-th one from position ``rank``."""
-        return list(ids[self.rank :: self.world])
-
-    def barrier(self) -> None:
-        if self.world > 1:
-            dist.barrier()
-
-    def device(self, name: str) -> str:
-        """A GPU device of this machine for this process (processes share GPUs round robin)."""
-        if name.startswith("cuda") and self.world > 1 and torch.cuda.device_count() > 1:
-            return f"cuda:{self.local_rank % torch.cuda.device_count()}"
-        return name
-
-    def close(self) -> None:
-        if self.world > 1 and dist.is_initialized():
-            dist.destroy_process_group()
 
 
 class ShardedShuffle(Sampler[int]):

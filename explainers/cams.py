@@ -8,27 +8,19 @@ that mapping is a plain resize.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 from typing import Callable
 
 import cv2
 import numpy as np
 import torch
 
+from explainers.methods import CAM_METHODS, DEFAULT_ENSEMBLE, ENSEMBLE, EXPLAIN_METHODS, LAYER_SEPARATOR, LRP, CamResult
 from models.registry import get_spec, preprocess_image, resolve_preprocessing, vit_reshape
 
 # grad-cam and zennit are imported when a map is first asked for, not with this module: grad-cam
 # brings matplotlib and scikit-learn with it (about a second of start-up on a 2-core CPU), which a
-# run that computes no CAM (the default student presets) never needs.
-
-CAM_METHODS: dict[str, str] = {    # method -> the grad-cam class that computes it
-    "gradcam": "GradCAM",
-    "gradcam++": "GradCAMPlusPlus",
-    "eigencam": "SignedEigenCAM",  # EigenCAM with its sign fixed (see cam_class)
-    "ablationcam": "AblationCAM",
-    "scorecam": "ScoreCAM",
-    "randomcam": "RandomCAM",      # a control: random channel weights
-}
+# run that computes no CAM (the default student presets) never needs. The method names and
+# CamResult live in explainers.methods, which loads no torch.
 
 
 @functools.cache
@@ -49,25 +41,6 @@ def cam_class(method: str) -> type:
             return get_2d_projection_with_sign_correction(activations)
 
     return SignedEigenCAM
-LRP = "lrp"                  # Layer-wise Relevance Propagation (explainers.lrp, zennit): not a CAM, same contract
-ENSEMBLE = "ensemble"        # the mean of its members' normalised maps (CamExplainer.ensemble_methods)
-EXPLAIN_METHODS = [*CAM_METHODS, LRP, ENSEMBLE]
-DEFAULT_ENSEMBLE = ("gradcam", "gradcam++", "eigencam", "lrp")
-"""The ``ensemble`` method's members: methods of :data:`EXPLAIN_METHODS` (not ``ensemble``), each
-optionally at another CAM layer of the classifier as ``"method@layer"`` (``"gradcam@stage5"``)."""
-LAYER_SEPARATOR = "@"
-
-
-@dataclass
-class CamResult:
-    """``heatmap``: (H, W) float32 in [0, 1] on the original image frame. ``constant``: the method
-    produced a flat or non-finite map (then ``heatmap`` is all zeros), reported rather than dropped."""
-
-    method: str
-    heatmap: np.ndarray
-    constant: bool
-    target: str
-    raw: np.ndarray | None = None    # (S, S) map on the classifier's input, as grad-cam returned it
 
 
 BINARY_TARGETS = ("melanoma", "predicted")

@@ -22,8 +22,9 @@ import numpy as np
 import torch
 
 from cam_sam.settings import DATA_CONFIG, PIPELINE_CONFIG, PIPELINE_RESUMABLE, PRESETS, DataSettings, resolve_pipeline
-from cam_sam.runs.build import build_pipeline, open_data
-from cam_sam.runs.dataset import write_image_outputs
+from cam_sam.runs.build import build_pipeline
+from cam_sam.runs.inputs import open_data
+from cam_sam.runs.work import write_image_outputs
 from cam_sam.pseudo_label_scores import mask_confidence
 from common.cli import run_main
 from common.config import config_from_argv

@@ -1,6 +1,6 @@
 import numpy as np
 
-from cam_sam.runs.dataset import load_saved_cams
+from cam_sam.runs.work import load_saved_cams
 from common.io import read_json
 from data.synthetic import write_synthetic_isic
 from explainers import generate_cams

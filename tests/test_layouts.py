@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from cam_sam.settings import DATA_CONFIG, DataSettings
-from cam_sam.runs.build import open_data
+from cam_sam.runs.inputs import open_data
 from common.config import merge
 from data import DataError, open_dataset
 from data.synthetic import make_synthetic_sample

@@ -283,16 +283,34 @@ def test_a_wrong_number_of_workers_is_refused_with_one_line(workers):
         local_workers(workers, "cpu", 1, 100)
 
 
-def test_the_script_starts_without_the_cam_libraries():
-    """grad-cam (with matplotlib and scikit-learn) and zennit load when a CAM is first computed,
-    timm, segmentation-models-pytorch and torchvision when a torch network is built: a run of the
-    student presets from a cached export needs none of them and does not pay for them at start-up."""
+def test_the_script_starts_without_torch_or_the_cam_libraries():
+    """The script's process plans the run and, with workers, only starts them: torch, pandas and the
+    networks' libraries load where images are segmented (cam_sam.runs.work), grad-cam (with matplotlib
+    and scikit-learn) and zennit when a CAM is first computed, timm, segmentation-models-pytorch and
+    torchvision when a torch network is built. The figure process imports the script too."""
     import subprocess
     import sys
 
     code = ("import sys, cam_sam.segment; "
-            "print(sorted(m for m in ('pytorch_grad_cam', 'zennit', 'matplotlib', 'sklearn', 'timm', "
-            "'segmentation_models_pytorch', 'torchvision') if m in sys.modules))")
+            "print(sorted(m for m in ('torch', 'pandas', 'pytorch_grad_cam', 'zennit', 'matplotlib', 'sklearn', "
+            "'timm', 'segmentation_models_pytorch', 'torchvision', 'openvino', 'onnxruntime') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[1])
     assert out.stdout.strip() == "[]"
+
+
+def test_auto_device_without_a_gpu_driver_needs_no_torch():
+    """Where no GPU driver's device file exists, "auto" is "cpu" without importing torch; either
+    way it is the device torch would choose."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from common.devices import gpu_driver_absent, resolve_device; "
+            "device = resolve_device('auto'); loaded = 'torch' in sys.modules; import torch; "
+            "print(device, 'cuda' if torch.cuda.is_available() else 'cpu', gpu_driver_absent(), loaded)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    device, torch_device, absent, loaded = out.stdout.split()
+    assert device == torch_device
+    if absent == "True":
+        assert loaded == "False"

@@ -1,6 +1,6 @@
-"""Building the pipeline and opening data from a run's typed settings (:mod:`cam_sam.settings`):
-the one place every script (segment, benchmark, baselines, pseudo-labelling, the page) turns
-settings into library objects."""
+"""Building the pipeline from a run's typed settings (:mod:`cam_sam.settings`): the one place every
+script (segment, benchmark, baselines, pseudo-labelling, the page) turns settings into networks
+(the images: :mod:`cam_sam.runs.inputs`)."""
 from __future__ import annotations
 
 import logging
@@ -9,12 +9,8 @@ from pathlib import Path
 from cam_sam.calibration import Calibration, confidence_variant, load_calibration
 from cam_sam.depth import DepthCheck
 from cam_sam.pipeline import SEGMENTER_SOURCES, LesionPipeline, PipelineConfig
-from cam_sam.settings import DataSettings, ModelSettings
+from cam_sam.settings import ModelSettings
 from cam_sam.student_runtime import runtime_student
-
-from data.catalogue import Dataset, open_dataset
-from data.isic import DataError
-from data.synthetic import write_synthetic_isic
 from explainers.cams import CamExplainer
 from medsam.base import PromptableSegmenter
 from medsam.factory import create_segmenter
@@ -122,23 +118,3 @@ def load_depth_check(student_checkpoint: str | Path) -> DepthCheck | None:
         return DepthCheck.load(path)
     except ValueError as exc:
         raise SystemExit(str(exc)) from exc
-
-
-def open_data(data: DataSettings, read_masks: bool = True) -> tuple[Dataset, bool]:
-    """(the dataset to segment, whether it is synthetic): generated synthetic images only when the
-    user gave no data at all (the default ISIC 2017 root, missing on this machine) and
-    ``synthetic_if_missing``; a data root or dataset the user gave that is not there ends the run
-    with one line naming it. ``read_masks=False``: no mask file is ever opened."""
-    root = Path(data.data_root)
-    if not data.image_dir and not root.is_dir() and (data.given_by_user or not data.synthetic_if_missing):
-        raise DataError(f"no {data.dataset} data: the folder {root} does not exist (data_root); "
-                        "point data_root at the dataset's unzipped download, or set image_dir")
-    if data.image_dir or root.is_dir():
-        return open_dataset(data.data_root, data.split, data.image_dir, data.mask_dir, read_masks,
-                            data.dataset, data.derm7pt_image), False
-    synthetic_root = Path(data.results_root) / "synthetic_isic2017"
-    log.warning("no ISIC data at %s: segmenting %d SYNTHETIC images written to %s instead. "
-                "Point data_root at your ISIC 2017 download for real results.",
-                data.data_root, data.n_synthetic, synthetic_root)
-    write_synthetic_isic(synthetic_root, data.n_synthetic, data.split, seed=data.seed)
-    return open_dataset(synthetic_root, data.split, read_masks=read_masks), True

@@ -1,80 +1,40 @@
 """Segmenting a dataset into a resumable run folder and scoring it: the library behind
 ``cam_sam.segment``, ``cam_sam.studies.ablation`` and the student evaluations.
 
-Scores use the ground truth only after the pipeline has delivered its mask. ``oracle_*`` rows
-choose among the same candidates WITH the ground truth: upper bounds, labelled so.
+This module plans a run, starts its worker processes and writes its summary; the per-image work
+(models, segmentation, scores, masks, figures) is :mod:`cam_sam.runs.work`, imported only by a
+process that segments. So a run's parent that hands every image to workers never loads torch or
+the networks (about 2.5 s less before the workers start on a 2-core CPU), nor does the process
+that draws its figures.
 """
 from __future__ import annotations
 
 import logging
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
-from contextlib import nullcontext
-from dataclasses import asdict, replace
-from functools import partial
+from dataclasses import replace
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any
 
-import cv2
 import numpy as np
-import pandas as pd
-import torch
 from tqdm import tqdm
 
-from cam_sam.multiclass import CLASS_RULES, LABEL_NAMES, LesionClassifier, label_map, multiclass_summary, pixel_confusion, true_label
-from cam_sam.pipeline import ImageOutput, PostprocessConfig
-from cam_sam.postprocess import postprocess_mask
-from cam_sam.runs.build import build_pipeline, open_data
-from cam_sam.settings import MULTICLASS_CHECKPOINT, SEGMENT_CONFIG, SEGMENT_RESUMABLE, ModelSettings, RunSettings
+from cam_sam.multiclass import LABEL_NAMES, multiclass_summary, true_label
+from cam_sam.runs.inputs import open_data
+from cam_sam.runs.overlays import OverlayFn
+from cam_sam.settings import SEGMENT_CONFIG, SEGMENT_RESUMABLE, RunSettings
 from common.devices import resolve_device
-from common.distributed import Shard
-from common.io import read_json, resolve_run_dir, write_csv, write_json, write_npy, write_png
-from common.metrics import auroc_fail, failure_counts, flag_summary, mask_metrics, risk_coverage
-from common.runs import Deferred, ResumableRun
-from data.isic import DataError, subset_ids
-from explainers.cams import CamResult
+from common.io import read_json, resolve_run_dir, write_csv, write_json
+from common.metrics import auroc_fail, failure_counts, flag_summary, risk_coverage
+from common.runs import ResumableRun
+from common.shards import Shard
+from data.isic import subset_ids
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger("cam_sam.segment")
-
-OverlayFn = Callable[[Path, str, np.ndarray, "np.ndarray | None", ImageOutput, dict], None]
-
-
-def evaluate(output: ImageOutput, truth: np.ndarray, postprocess: PostprocessConfig, oracle: bool) -> dict[str, dict]:
-    """Metrics per prompt source (each CAM method, ``colour``) and for the delivered (``final``)
-    mask; with ``oracle``, also the ground-truth-chosen upper bounds ``oracle_<source>`` (best of
-    that source's candidates, post-processed as the pipeline does) and ``oracle_final`` (best
-    candidate of any source)."""
-    scores: dict[str, dict] = {}
-    post = asdict(postprocess)
-    best_any = None
-    for source, out in output.sources.items():
-        entry = mask_metrics(out.mask, truth)
-        entry.update({"failed": out.mask is None, "pred_iou": out.score if out.mask is not None else None,
-                      "selection_score": out.selection_score if out.mask is not None else None})
-        if out.cam is not None:
-            entry["constant_cam"] = out.cam.constant
-        if out.error:
-            entry["error"] = out.error
-        scores[source] = entry
-        if oracle:
-            best = mask_metrics(None, truth)
-            if out.candidates is not None:
-                candidates = [mask_metrics(postprocess_mask(m, **post), truth) for m in out.candidates.masks]
-                best = max(candidates, key=lambda m: m["iou"])
-            scores[f"oracle_{source}"] = best
-            if best_any is None or best["iou"] > best_any["iou"]:
-                best_any = best
-    for name, mask in output.derived.items():
-        scores[name] = mask_metrics(mask, truth)
-    final = mask_metrics(output.final_mask, truth)
-    final.update({"failed": output.final_mask is None, "source": output.final_source})
-    scores["final"] = final
-    if oracle:
-        scores["oracle_final"] = best_any
-    return scores
-
 
 def segment_dataset(run_settings: RunSettings, overlay: OverlayFn | None = None) -> dict[str, Any]:
     """Segment (and, where masks exist, score) every image of the run's data into a resumable run
@@ -92,6 +52,8 @@ def segment_dataset(run_settings: RunSettings, overlay: OverlayFn | None = None)
     if shard.world > 1 and not settings.out_dir:
         raise SystemExit("under torchrun, set out_dir: every process writes into that one folder")
     if shard.world > 1 and resolve_device(models.device) == "cpu":
+        from cam_sam.runs.work import set_threads
+
         set_threads(max(1, (os.cpu_count() or 1) // shard.local_world))
     dataset, synthetic = open_data(data)
     run_dir = resolve_run_dir(data.results_root, settings.out_dir, "segment")
@@ -104,6 +66,8 @@ def segment_dataset(run_settings: RunSettings, overlay: OverlayFn | None = None)
     if workers > 1:
         run_in_workers(settings, overlay, workers, run, ids)
     else:
+        from cam_sam.runs.work import segment_share
+
         segment_share(settings, overlay, run, dataset, ids, positions, shard)
     shard.barrier()                     # every image of every rank is done
     scored = getattr(dataset, "has_masks", True) and (not data.image_dir or bool(data.mask_dir))
@@ -122,52 +86,6 @@ def open_run(run_dir: str | Path, settings: RunSettings, synthetic: bool) -> Res
     """The run folder of a ``segment`` run, its config fixed at its first start (a rerun resumes)."""
     return ResumableRun(run_dir, {**settings.config, "data_is_synthetic": synthetic}, SEGMENT_RESUMABLE,
                         defaults=SEGMENT_CONFIG)
-
-
-# Images whose scoring and writing may lag behind the segmentation (ResumableRun.process): they run
-# in a thread beside the next image's segmentation (on a 2-core CPU about 0.008 s an image less on
-# validation's large images, nothing measurable on 512 px crops: docs/speed.md); each holds its image
-# and outputs in memory until written.
-WRITE_BEHIND = 4
-
-
-def segment_share(settings: RunSettings, overlay: OverlayFn | None, run: ResumableRun, dataset,
-                  ids: list[str], positions: dict[str, int], shard: Shard, build_lock=None,
-                  progress: bool = True) -> None:
-    """Segment ``shard``'s share of ``ids`` (those without a record) into ``run``: the models are
-    built here (under ``build_lock``, so that processes starting together export a cache once)."""
-    models, run_dir = settings.models, run.dir
-    device = shard.device(resolve_device(models.device))
-    torch.manual_seed(settings.seed)
-    with build_lock or nullcontext():
-        pipeline = build_pipeline(models, settings.pipeline, device, multiclass=settings.multiclass)
-        lesion_classifier = build_lesion_classifier(models, settings.multiclass, settings.class_rule, device)
-    order_of = {image_id: i for i, image_id in enumerate(ids)}
-
-    def work(_: int, image_id: str, sample) -> dict[str, Any] | Deferred:
-        if isinstance(sample, DataError):
-            return {"error": str(sample)}
-        output = pipeline.segment(sample.image, cams=load_saved_cams(models.cam_dir, image_id, settings.pipeline.methods),
-                                  image_id=image_id)
-        labels = ({} if lesion_classifier is None else     # the classifier runs here, beside the pipeline
-                  write_label_map(run_dir, sample, output, lesion_classifier, settings.class_rule))
-
-        def score_and_write() -> dict[str, Any]:           # in the run's writer thread (ResumableRun.process)
-            record = write_image_outputs(run_dir, image_id, output, settings.save_uncertainty)
-            record["has_truth"] = sample.mask is not None
-            if sample.mask is not None:
-                record["metrics"] = evaluate(output, sample.mask, settings.pipeline.postprocess, settings.oracle)
-            record.update(labels)
-            overlays.draw(image_id, order_of[image_id] < settings.n_overlays, sample, output, record)
-            return record
-        return score_and_write
-
-    overlays = OverlayWriter(overlay, run_dir, settings.n_overlays)
-    try:
-        run.process(shard.take(ids), work, desc="segment" if shard.world == 1 else f"segment (rank {shard.rank})",
-                    load=partial(sample_or_error, dataset, positions), progress=progress, write_behind=WRITE_BEHIND)
-    finally:
-        overlays.close()
 
 
 # Local worker processes of a dataset run (``workers``).
@@ -194,16 +112,10 @@ def local_workers(workers: int | str, device: str, world: int, todo: int) -> int
     return min(workers, todo)
 
 
-def set_threads(threads: int) -> None:
-    """This process's thread count for torch (and through it the ONNX runtimes) and OpenCV."""
-    torch.set_num_threads(threads)
-    cv2.setNumThreads(threads)
-
-
 def run_in_workers(settings: RunSettings, overlay: OverlayFn | None, workers: int, run: ResumableRun,
                    ids: list[str]) -> None:
     """Segment ``ids`` in ``workers`` spawned processes, worker k taking every ``workers``-th image
-    from the k-th (:func:`segment_share`), each with cores / ``workers`` threads; one progress bar
+    from the k-th (:func:`cam_sam.runs.work.segment_share`), each with cores / ``workers`` threads; one progress bar
     counts the records they write. A worker that stops ends the run with one line (a rerun resumes)."""
     context = get_context("spawn")
     lock = context.Lock()
@@ -235,6 +147,8 @@ def _segment_in_worker(settings: RunSettings, overlay: OverlayFn | None, rank: i
                        lock) -> None:
     """One worker of :func:`run_in_workers`: opens the data and the run folder as the parent did
     and segments its share."""
+    from cam_sam.runs.work import segment_share, set_threads
+
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     set_threads(threads)
     dataset, synthetic = open_data(settings.data)
@@ -242,14 +156,6 @@ def _segment_in_worker(settings: RunSettings, overlay: OverlayFn | None, rank: i
     ids, positions = subset_ids(dataset, settings.data.every, settings.data.limit)
     segment_share(settings, overlay, run, dataset, ids, positions, Shard(rank, world, rank, world), lock,
                   progress=False)
-
-
-def sample_or_error(dataset, positions: dict[str, int], image_id: str):
-    """The dataset's sample of ``image_id``, or the :class:`DataError` that reading it raised."""
-    try:
-        return dataset[positions[image_id]]
-    except DataError as exc:
-        return exc
 
 
 def summarise_run(run: ResumableRun, ids: list[str], sources: list[str], scored: bool,
@@ -263,51 +169,6 @@ def summarise_run(run: ResumableRun, ids: list[str], sources: list[str], scored:
         if multiclass:
             metrics = add_multiclass(run, ids, metrics, labels)
     return metrics
-
-
-def write_image_outputs(run_dir: Path, image_id: str, output: ImageOutput, save_uncertainty: bool) -> dict[str, Any]:
-    """Write the delivered mask (and the uncertainty map) of one image; its record so far: the
-    delivered source, its trust, or why there is no mask."""
-    record: dict[str, Any] = {"final_source": output.final_source}
-    if output.trust is not None:
-        record["trust"] = output.trust.to_record()
-    if output.final_mask is None:
-        errors = {m: o.error for m, o in output.sources.items()}
-        record["error"] = f"no prompt source gave a mask: {errors}"
-    else:
-        write_png(run_dir / "masks" / f"{image_id}.png", output.final_mask.astype(np.uint8) * 255)
-    if output.uncertainty is not None and save_uncertainty:
-        write_npy(run_dir / "uncertainty" / f"{image_id}.npy", output.uncertainty.astype(np.float16))
-    return record
-
-
-def build_lesion_classifier(models: ModelSettings, multiclass: bool, class_rule: str,
-                            device: str) -> LesionClassifier | None:
-    """The three-class classifier of a ``multiclass`` run (``classifier``, ``classifier_checkpoint``)."""
-    if not multiclass:
-        return None
-    if class_rule not in CLASS_RULES:
-        raise SystemExit(f"class_rule must be one of {CLASS_RULES}, not {class_rule!r}")
-    if not models.classifier_checkpoint:
-        raise SystemExit("multiclass needs a three-class classifier_checkpoint, e.g. --set preset=multiclass "
-                         f"({MULTICLASS_CHECKPOINT})")
-    return LesionClassifier(models.classifier, models.classifier_checkpoint, device)
-
-
-def write_label_map(run_dir: Path, sample, output: ImageOutput, classifier: LesionClassifier,
-                    class_rule: str) -> dict[str, Any]:
-    """Write ``labels/<id>.png`` (values of :data:`cam_sam.multiclass.LABEL_NAMES`) for the delivered
-    mask; the record's ``class`` (the call and its probabilities) and, when the image has a mask
-    and an ISIC 2017 Part 3 class, ``multiclass`` (true class, 4 x 4 pixel confusion)."""
-    lesion = classifier.classify(sample.image)
-    cams = classifier.class_cams(sample.image) if class_rule == "cam" and output.final_mask is not None else None
-    labels = label_map(output.final_mask, sample.image.shape[:2], lesion, cams)
-    write_png(run_dir / "labels" / f"{sample.image_id}.png", labels)
-    record: dict[str, Any] = {"class": lesion.to_record()}
-    truth = true_label(sample.labels)
-    if sample.mask is not None and truth is not None:
-        record["multiclass"] = {"true": truth, "pixel_confusion": pixel_confusion(labels, sample.mask, truth).tolist()}
-    return record
 
 
 def add_multiclass(run: ResumableRun, ids: list[str], metrics: dict[str, Any],
@@ -329,44 +190,6 @@ def add_multiclass(run: ResumableRun, ids: list[str], metrics: dict[str, Any],
         metrics["summary"]["multiclass"] = multiclass_summary(confusions, pairs)
         write_json(run.dir / "metrics.json", metrics)
     return metrics
-
-
-FLAGGED_PREFIX = "0_flagged_"   # overlays of flagged images: named to sort before the others
-
-
-class OverlayWriter:
-    """Draws the overlay figures (matplotlib: about a second each) in one worker process, off the
-    segmentation path; :meth:`close` waits for them. The image's overlay when it is among the first
-    ``n_overlays``, and a second one named ``0_flagged_<id>`` (listed first) while fewer than
-    ``n_overlays`` flagged images have one. A figure that fails is logged; the run goes on (the
-    records, not the figures, are what a run resumes from)."""
-
-    def __init__(self, overlay: OverlayFn | None, run_dir: Path, n_overlays: int) -> None:
-        self.overlay, self.run_dir, self.n_overlays = overlay, run_dir, n_overlays
-        self.n_flagged = len(list((run_dir / "overlays").glob(f"{FLAGGED_PREFIX}*.png")))
-        self.pool = ProcessPoolExecutor(1, mp_context=get_context("spawn")) if overlay and n_overlays > 0 else None
-        self.pending: list = []
-
-    def draw(self, image_id: str, among_first: bool, sample, output: ImageOutput, record: dict) -> None:
-        if self.pool is None:
-            return
-        names = [image_id] if among_first else []
-        if output.trust is not None and output.trust.flagged and self.n_flagged < self.n_overlays:
-            self.n_flagged += 1
-            names.append(FLAGGED_PREFIX + image_id)
-        for name in names:
-            self.pending.append(self.pool.submit(self.overlay, self.run_dir, name, sample.image, sample.mask,
-                                                 output, record))
-
-    def close(self) -> None:
-        if self.pool is None:
-            return
-        for future in self.pending:
-            try:
-                future.result()
-            except Exception as exc:  # a figure must not fail the run
-                log.error("an overlay figure failed: %s: %s", type(exc).__name__, exc)
-        self.pool.shutdown()
 
 
 def add_trust(run: ResumableRun, ids: list[str], metrics: dict[str, Any]) -> dict[str, Any]:
@@ -403,6 +226,8 @@ def add_trust(run: ResumableRun, ids: list[str], metrics: dict[str, Any]) -> dic
         summary["mean_expected_iou"] = float(np.mean(list(expected.values())))
     # least expected IoU (where a calibration ships; it orders as the confidence does) first
     rows = sorted((i for i in trust if flagged[i]), key=lambda i: (confidence[i], i))
+    import pandas as pd
+
     write_csv(run.dir / "flagged.csv", pd.DataFrame(
         [{"id": i, "expected_iou": None if expected[i] is None else round(expected[i], 3),
           "confidence": round(confidence[i], 4), "reason": trust[i]["reason"],
@@ -431,19 +256,6 @@ def add_failures_by_class(run: ResumableRun, metrics: dict[str, Any], labels: di
                "failure_kinds": failure_counts(rows)} for name, rows in sorted(groups.items())}
     write_json(run.dir / "metrics.json", metrics)
     return metrics
-
-
-def load_saved_cams(cam_dir: str | None, image_id: str, methods: list[str]) -> dict[str, CamResult]:
-    """Heatmaps written by explainers.generate_cams (``<cam_dir>/<method>/<id>.npy``), where they exist."""
-    if not cam_dir:
-        return {}
-    cams = {}
-    for method in methods:
-        path = Path(cam_dir) / method / f"{image_id}.npy"
-        if path.is_file():
-            heatmap = np.load(path).astype(np.float32)
-            cams[method] = CamResult(method, heatmap, bool(heatmap.max() <= 0), "saved")
-    return cams
 
 
 def print_summary(metrics: dict[str, Any], run_dir: Path, synthetic: bool) -> None:
@@ -504,6 +316,8 @@ def print_final_details(metrics: dict[str, Any], run_dir: Path) -> None:
 def confidence_and_iou(metrics: dict[str, Any]) -> pd.DataFrame:
     """(id, confidence, iou, flagged) of every scored image of a run's metrics; an image without a
     delivered mask has confidence 0 and IoU 0."""
+    import pandas as pd
+
     rows = []
     for image_id, record in metrics["per_image"].items():
         final = record.get("final", {})

@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 
 from cam_sam.runs.build import build_explainer, build_pipeline, build_segmenter, needs_segmenter
-from cam_sam.multiclass import LesionClass, LesionClassifier
+from cam_sam.lesion_classifier import LesionClassifier
+from cam_sam.multiclass import LesionClass
 from cam_sam.pipeline import ImageOutput, LesionPipeline, PipelineConfig
 from cam_sam.settings import ModelSettings
 from common.metrics import mask_metrics

@@ -26,8 +26,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from cam_sam.runs.build import build_pipeline, open_data
-from cam_sam.runs.dataset import write_image_outputs
+from cam_sam.runs.build import build_pipeline
+from cam_sam.runs.inputs import open_data
+from cam_sam.runs.work import write_image_outputs
 from cam_sam.settings import PRESETS, SEGMENT_CONFIG, DataSettings, resolve_pipeline
 from common.cli import run_main
 from common.config import config_from_argv
