@@ -35,6 +35,10 @@ CONFIG: dict[str, Any] = {
     **SEGMENT_CONFIG,
 }
 
+# The overlays' PNG compression: zlib level 1 writes a figure about 0.1 s sooner than the default 6,
+# in files about a third larger (the same pixels).
+OVERLAY_PNG_COMPRESSION = 1
+
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -54,12 +58,14 @@ def save_overlay(run_dir: Path, image_id: str, image, truth, output: ImageOutput
     if cand is not None and cand.points is not None:
         points, labels = cand.points[0], cand.point_labels[0]
     iou = record.get("metrics", {}).get("final", {}).get("iou")
-    title = f"{image_id}  source={method}" + (f"  IoU={iou:.3f}" if iou is not None else "")
+    stem = image_id.removeprefix(FLAGGED_PREFIX)
+    title = (f"{stem}{'  (flagged for review)' if stem != image_id else ''}  source={method}"
+             + (f"  IoU={iou:.3f}" if iou is not None else ""))
     cams = [o.cam for o in output.sources.values() if o.cam is not None]
     heatmap = out.cam.heatmap if out.cam is not None else (cams[0].heatmap if cams else None)
     fig = overlay_figure(image, heatmap, cand.boxes if cand is not None else None, points, labels,
                          output.final_mask, truth, output.uncertainty, title)
-    save_figure(fig, run_dir / "overlays" / f"{image_id}.png")
+    save_figure(fig, run_dir / "overlays" / f"{image_id}.png", png_compression=OVERLAY_PNG_COMPRESSION)
     if "class" in record:
         save_label_overlay(run_dir, image_id, image, truth, record)
 

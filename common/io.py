@@ -11,12 +11,21 @@ from typing import Any, Callable
 import numpy as np
 
 
+# The process's umask, read once at import (reading it means setting it, which is not safe while a
+# writer thread runs): a temporary file is created owner-only, and the finished file gets the
+# permissions any new file would (masks and figures readable by a web server or a colleague).
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+FILE_MODE = 0o666 & ~_UMASK
+
+
 def _atomic(path: Path, write: Callable[[Path], None]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -91,11 +100,14 @@ def write_csv(path: str | Path, frame) -> None:
     _atomic(Path(path), lambda tmp: frame.to_csv(tmp, index=False))
 
 
-def save_figure(fig, path: str | Path, dpi: int = 150) -> None:
-    """Save a matplotlib figure atomically at ``dpi`` and close it."""
+def save_figure(fig, path: str | Path, dpi: int = 150, png_compression: int | None = None) -> None:
+    """Save a matplotlib figure atomically at ``dpi`` and close it. ``png_compression`` (0-9, PNG
+    only): zlib's level, lower is faster and larger (None: matplotlib's default, 6)."""
     import matplotlib.pyplot as plt
 
-    _atomic(Path(path), lambda tmp: fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=Path(path).suffix[1:]))
+    fmt = Path(path).suffix[1:]
+    extra = {"pil_kwargs": {"compress_level": png_compression}} if png_compression is not None and fmt == "png" else {}
+    _atomic(Path(path), lambda tmp: fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=fmt, **extra))
     plt.close(fig)
 
 

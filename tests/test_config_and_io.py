@@ -31,6 +31,19 @@ def test_json_nan_and_run_dirs(tmp_path):
     assert resolve_run_dir(tmp_path, str(tmp_path / "mine"), "segment") == tmp_path / "mine"
 
 
+def test_atomically_written_files_get_the_permissions_of_any_new_file(tmp_path):
+    """The temporary file is owner-only; the finished file is not (0o666 less the umask)."""
+    import os
+    import stat
+
+    from common.io import FILE_MODE
+
+    write_json(tmp_path / "m.json", {"a": 1})
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    assert stat.S_IMODE(os.stat(tmp_path / "m.json").st_mode) == stat.S_IMODE(os.stat(plain).st_mode) == FILE_MODE
+
+
 def test_presets_apply_first_and_overrides_win():
     from common.config import config_from_argv
 

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from common.io import write_json
 from visualisations.plots import main
@@ -67,3 +68,30 @@ def test_classification_figures_from_a_small_history_and_scores(tmp_path):
     written = classification_main(["--set", f"train_run={train}", "--set", f"test_run={test}"])
     assert [p.name for p in written] == ["learning_curves.png", "roc.png"]
     assert all(p.stat().st_size > 10_000 for p in written)
+
+
+def test_a_large_image_is_drawn_reduced_with_its_prompts_in_place():
+    """overlay_figure draws an image larger than a panel area-reduced, its boxes scaled with it:
+    the box sits where it sits on the image, the mask stays a mask of the same share."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import numpy as np
+    from matplotlib.patches import Rectangle
+
+    from visualisations.overlay import OVERLAY_PANEL_PX, overlay_figure, reduce_for_display
+
+    h, w = 900, 1200
+    image = np.zeros((h, w, 3), np.uint8)
+    mask = np.zeros((h, w), bool)
+    mask[225:675, 300:900] = True
+    fig = overlay_figure(image, None, np.array([[300.0, 225.0, 900.0, 675.0]]), None, None, mask, mask,
+                         np.zeros((h, w), np.float16), "t")
+    ax = fig.axes[1]
+    shown = ax.images[0].get_array()
+    assert max(shown.shape[:2]) == OVERLAY_PANEL_PX
+    box = next(p for p in ax.patches if isinstance(p, Rectangle))
+    assert box.get_x() / shown.shape[1] == pytest.approx(300 / w, abs=1e-3)
+    assert box.get_width() / shown.shape[1] == pytest.approx(600 / w, abs=1e-3)
+    small = reduce_for_display(mask, OVERLAY_PANEL_PX / w)
+    assert small.dtype == bool and small.mean() == pytest.approx(mask.mean(), abs=0.01)
+    assert reduce_for_display(None, 0.5) is None
