@@ -263,7 +263,8 @@ def test_overlays_drawn_off_the_main_path_leave_the_records_as_they_were(tmp_pat
 @pytest.mark.parametrize("workers, device, world, todo, cores, expected", [
     ("auto", "cpu", 1, 400, 2, 2),       # one process per core
     ("auto", "cpu", 1, 2000, 16, 4),     # at most AUTO_WORKERS_MAX
-    ("auto", "cpu", 1, 100, 2, 1),       # too few images to pay for a second process
+    ("auto", "cpu", 1, 20, 2, 1),        # too few images to pay for a second process
+    ("auto", "cpu", 1, 45, 2, 2),
     ("auto", "cuda", 1, 400, 2, 1),      # a GPU: one process
     ("auto", "cpu", 2, 400, 2, 1),       # under torchrun its processes are the workers
     (3, "cpu", 1, 120, 2, 3),            # as set

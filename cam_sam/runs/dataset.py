@@ -90,10 +90,11 @@ def open_run(run_dir: str | Path, settings: RunSettings, synthetic: bool) -> Res
 
 # Local worker processes of a dataset run (``workers``).
 AUTO_WORKERS_MAX = 4          # "auto" starts at most this many (each loads its own models)
-MIN_IMAGES_PER_WORKER = 64    # "auto" starts a worker per this many images at most: starting one (Python,
-                              # its models, its runtime compiled) costs about 4.5 s from a cached export,
-                              # some 35 images' work on a 2-core CPU, where two workers gain about 15 %
-                              # (docs/speed.md)
+MIN_IMAGES_PER_WORKER = 16    # "auto" starts a worker per this many images at most. A worker's start (Python,
+                              # torch, its models, its compiled runtime: about 3.5 s of a core) runs beside
+                              # the others', since the parent loads no torch: on a 2-core CPU two workers
+                              # segmented 45 validation images in 16.4-17.8 s against 16.8-20.1 s for one
+                              # process, and 240 crops about 15 % faster (docs/speed.md)
 
 
 def local_workers(workers: int | str, device: str, world: int, todo: int) -> int:
