@@ -12,9 +12,13 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 UNCERTAINTY_VMAX = 0.5   # the std of a 0/1 variable is at most 0.5: the colour scale's top
-OVERLAY_PANEL_PX = 600   # an overlay panel is about 540 px wide at save_figure's 150 dpi (16 in, 4 panels):
-                         # larger maps are area-reduced to this longer side before drawing (on 1024 px
-                         # images about 0.15 s less per figure; matplotlib would subsample them anyway)
+OVERLAY_DPI = 100        # the overlays' resolution: 1600 x 440 px, one screen wide (150 dpi took half as long again)
+OVERLAY_PANEL_PX = 400   # an overlay panel is about 360 px wide at OVERLAY_DPI (16 in, 4 panels): larger maps
+                         # are area-reduced to this longer side before drawing (matplotlib would subsample them)
+OVERLAY_PNG_COMPRESSION = 1   # zlib level: a figure written sooner than at the default 6, in a larger file
+
+# On a 1024 x 680 validation image an overlay took 0.56-0.65 s drawn and saved at full size and 150 dpi,
+# 0.25-0.29 s with the three settings above (docs/speed.md, session 11).
 
 
 def reduce_for_display(array: np.ndarray | None, scale: float) -> np.ndarray | None:
