@@ -45,6 +45,7 @@ STUDENT_BOX = "student_box"    # the student mask's box, decoded by the segmente
 COLOUR_REGION = "colour_region"  # the colour proposals' own regions as masks (no segmenter)
 PROPOSAL_SOURCES = (COLOUR, STUDENT, STUDENT_BOX, COLOUR_REGION)
 SEGMENTER_SOURCES = (COLOUR, STUDENT_BOX)   # proposal sources decoded by the promptable segmenter
+MASK_SOURCES = (STUDENT, COLOUR_REGION)     # sources whose candidates are masks, not decoded prompts
 STUDENT_THRESHOLD = 0.5        # student probability above which a pixel is lesion
 VOTE = "vote"                  # final_source of a mask voted by the final sources (final_rule "vote")
 ARBITER = "arbiter"            # final rule: cam_sam.trust.arbitrate among the final sources and their vote

@@ -23,7 +23,7 @@ from typing import Any
 from cam_sam.settings import PRESETS, SEGMENT_CONFIG, resolve_run
 from cam_sam.runs.dataset import print_summary, segment_dataset
 from cam_sam.runs.overlays import FLAGGED_PREFIX
-from cam_sam.pipeline import ImageOutput
+from cam_sam.pipeline import MASK_SOURCES, ImageOutput
 from common.cli import run_main
 from common.config import config_from_argv
 from common.io import save_figure
@@ -59,7 +59,9 @@ def save_overlay(run_dir: Path, image_id: str, image, truth, output: ImageOutput
              + (f"  IoU={iou:.3f}" if iou is not None else ""))
     cams = [o.cam for o in output.sources.values() if o.cam is not None]
     heatmap = out.cam.heatmap if out.cam is not None else (cams[0].heatmap if cams else None)
-    fig = overlay_figure(image, heatmap, cand.boxes if cand is not None else None, points, labels,
+    # a mask source's candidate boxes are its masks' own, not prompts: the figure says "no prompt"
+    boxes = cand.boxes if cand is not None and method not in MASK_SOURCES else None
+    fig = overlay_figure(image, heatmap, boxes, points, labels,
                          output.final_mask, truth, output.uncertainty, title)
     save_figure(fig, run_dir / "overlays" / f"{image_id}.png", dpi=OVERLAY_DPI,
                 png_compression=OVERLAY_PNG_COMPRESSION)
