@@ -33,8 +33,8 @@ def mask_metrics(pred: np.ndarray | None, truth: np.ndarray) -> dict[str, float 
     if pred.shape != truth.shape:
         raise ValueError(f"prediction {pred.shape} and ground truth {truth.shape} differ in size")
     tp = float(np.count_nonzero(pred & truth))
-    fp = float(np.count_nonzero(pred & ~truth))
-    fn = float(np.count_nonzero(~pred & truth))
+    fp = float(np.count_nonzero(pred)) - tp      # the same counts as pred & ~truth, ~pred & truth,
+    fn = float(np.count_nonzero(truth)) - tp     # with one full-frame operation instead of five
     if tp + fp + fn == 0:
         return {**{name: 1.0 for name in METRIC_NAMES}, "area_ratio": 1.0}
     precision = tp / (tp + fp) if tp + fp else 0.0

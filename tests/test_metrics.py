@@ -96,3 +96,32 @@ def test_summary_counts_failure_kinds():
     per_image = {"a": {"final": mask_metrics(np.ones((10, 10), bool), truth)},
                  "b": {"final": mask_metrics(truth, truth)}}
     assert summarise(per_image, ["final"])["final"]["failure_kinds"] == {"over": 1, "under": 0, "other": 0}
+
+
+def test_postprocess_on_the_mask_box_equals_the_whole_frame():
+    """postprocess_mask works on the mask's bounding box; the result is the whole frame's: the
+    largest component (ties: first in raster order) and every hole filled, for masks that touch
+    the border, hold holes that reach the box's edge, split into equal parts."""
+    from common.geometry import fill_holes, largest_component
+
+    rng = np.random.default_rng(0)
+    masks = []
+    for _ in range(60):
+        h, w = rng.integers(20, 90, 2)
+        mask = rng.random((h, w)) < rng.uniform(0.05, 0.7)
+        if rng.random() < 0.5:     # blobs with holes rather than noise
+            mask = np.zeros((h, w), bool)
+            for _ in range(rng.integers(1, 4)):
+                cy, cx, r = rng.integers(0, h), rng.integers(0, w), rng.integers(3, 15)
+                yy, xx = np.ogrid[:h, :w]
+                ring = ((yy - cy) ** 2 + (xx - cx) ** 2 <= r * r) & ((yy - cy) ** 2 + (xx - cx) ** 2 >= (r // 3) ** 2)
+                mask |= ring
+        masks.append(mask)
+    tie = np.zeros((30, 40), bool)
+    tie[5:10, 30:35] = tie[20:25, 2:7] = True          # two equal squares: the upper one wins
+    masks += [tie, np.zeros((10, 10), bool), np.ones((10, 10), bool)]
+    for mask in masks:
+        for keep, fill in ((True, True), (True, False), (False, True)):
+            expected = largest_component(mask) if keep else mask
+            expected = fill_holes(expected) if fill else expected
+            assert np.array_equal(postprocess_mask(mask, keep_largest=keep, fill_holes=fill), expected)
