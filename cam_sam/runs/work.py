@@ -8,7 +8,6 @@ choose among the same candidates WITH the ground truth: upper bounds, labelled s
 """
 from __future__ import annotations
 
-import logging
 from contextlib import nullcontext
 from dataclasses import asdict
 from functools import partial
@@ -33,8 +32,6 @@ from common.runs import Deferred, ResumableRun
 from common.shards import Shard
 from data.isic import DataError
 from explainers.methods import CamResult
-
-log = logging.getLogger("cam_sam.segment")
 
 
 def evaluate(output: ImageOutput, truth: np.ndarray, postprocess: PostprocessConfig, oracle: bool) -> dict[str, dict]:
@@ -70,6 +67,7 @@ def evaluate(output: ImageOutput, truth: np.ndarray, postprocess: PostprocessCon
     if oracle:
         scores["oracle_final"] = best_any
     return scores
+
 
 # Images whose scoring and writing may lag behind the segmentation (ResumableRun.process): they run
 # in a thread beside the next image's segmentation (on a 2-core CPU about 0.008 s an image less on
@@ -116,10 +114,12 @@ def segment_share(settings: RunSettings, overlay: OverlayFn | None, run: Resumab
     finally:
         overlays.close()
 
+
 def set_threads(threads: int) -> None:
     """This process's thread count for torch (and through it the ONNX runtimes) and OpenCV."""
     torch.set_num_threads(threads)
     cv2.setNumThreads(threads)
+
 
 def sample_or_error(dataset, positions: dict[str, int], image_id: str):
     """The dataset's sample of ``image_id``, or the :class:`DataError` that reading it raised."""
@@ -127,6 +127,7 @@ def sample_or_error(dataset, positions: dict[str, int], image_id: str):
         return dataset[positions[image_id]]
     except DataError as exc:
         return exc
+
 
 def write_image_outputs(run_dir: Path, image_id: str, output: ImageOutput, save_uncertainty: bool) -> dict[str, Any]:
     """Write the delivered mask (and the uncertainty map) of one image; its record so far: the
@@ -171,6 +172,7 @@ def write_label_map(run_dir: Path, sample, output: ImageOutput, classifier: Lesi
     if sample.mask is not None and truth is not None:
         record["multiclass"] = {"true": truth, "pixel_confusion": pixel_confusion(labels, sample.mask, truth).tolist()}
     return record
+
 
 def load_saved_cams(cam_dir: str | None, image_id: str, methods: list[str]) -> dict[str, CamResult]:
     """Heatmaps written by explainers.generate_cams (``<cam_dir>/<method>/<id>.npy``), where they exist."""
