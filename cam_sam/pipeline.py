@@ -229,9 +229,12 @@ def student_mask(student: StudentSegmenter, image: np.ndarray, postprocess: Post
                  zoom: bool = False) -> StudentPrediction:
     """The ``student`` source's mask of an (H, W, 3) uint8 RGB image; ``zoom``: also measure its
     zoom stability (one more forward pass; the confidence uses it, the mask never does)."""
-    prob, stability, features = student.predict_with_features(image)
+    if zoom:     # the flips and the zoomed-out view in one forward pass
+        prob, stability, features, zoom_stability = student.predict_with_zoom(image)
+    else:
+        (prob, stability, features), zoom_stability = student.predict_with_features(image), 1.0
     mask = postprocess_mask(prob > STUDENT_THRESHOLD, **asdict(postprocess or PostprocessConfig()))
-    return StudentPrediction(prob, mask, stability, student.zoom_agreement(image, prob) if zoom else 1.0, features)
+    return StudentPrediction(prob, mask, stability, zoom_stability, features)
 
 
 class LesionPipeline:

@@ -184,13 +184,38 @@ class StudentSegmenter:
     def predict_with_features(self, image: np.ndarray) -> tuple[np.ndarray, float, np.ndarray | None]:
         """:meth:`predict`, plus the (C,) float32 spatial mean of the encoder's deepest features
         over the flipped copies (the same forward pass; no extra cost; None without an encoder)."""
+        logits, pooled = self.forward(self._flipped(image))
+        return self._merge_flips(logits, pooled, image.shape[:2])
+
+    @torch.no_grad()
+    def predict_with_zoom(self, image: np.ndarray, pad: float = ZOOM_OUT_PAD
+                          ) -> tuple[np.ndarray, float, np.ndarray | None, float]:
+        """:meth:`predict_with_features` and :meth:`zoom_agreement` from one forward pass: the
+        flipped copies and the zoomed-out view in one batch of four. Each item's outputs are the
+        same (through OpenVINO bit for bit on validation). On a 2-core CPU, with two threads, the
+        student's step took 0.099-0.103 s an image against 0.107-0.119 s for two passes; with one
+        thread (each worker of a dataset run) no difference was measured."""
+        flipped = self._flipped(image)
+        zoomed, crop = self._zoomed_out(image, pad)
+        logits, pooled = self.forward(torch.cat([flipped, zoomed]))
+        k = len(flipped)
+        prob, agreement, features = self._merge_flips(logits[:k], None if pooled is None else pooled[:k],
+                                                      image.shape[:2])
+        return prob, agreement, features, self._zoom_agreement_of(logits[k:], crop, prob)
+
+    def _flipped(self, image: np.ndarray) -> torch.Tensor:
+        """(K, 3, S, S): the normalised image and its flipped copies (:attr:`flips`)."""
         x = to_input(image, self.config.input_size).to(self.device)
-        batch = torch.cat([x.flip(dims) if dims else x for dims in self.flips])
-        logits, pooled = self.forward(batch)
+        return torch.cat([x.flip(dims) if dims else x for dims in self.flips])
+
+    def _merge_flips(self, logits: torch.Tensor, pooled: torch.Tensor | None, hw: tuple[int, int]
+                     ) -> tuple[np.ndarray, float, np.ndarray | None]:
+        """(the flip-averaged (H, W) probability in original pixels, the flips' agreement, the (C,)
+        mean pooled features) from the (K, 1, S, S) logits and (K, C) features of :meth:`_flipped`."""
         probs = torch.sigmoid(logits.float())
         features = pooled.float().mean(0).cpu().numpy() if pooled is not None else None
         aligned = torch.stack([p.flip(dims) if dims else p for p, dims in zip(probs, self.flips)])   # (K, 1, S, S)
-        prob = F.interpolate(aligned.mean(0, keepdim=True), image.shape[:2], mode="bilinear", align_corners=False)
+        prob = F.interpolate(aligned.mean(0, keepdim=True), hw, mode="bilinear", align_corners=False)
         return prob[0, 0].cpu().numpy(), view_agreement(aligned[:, 0] > 0.5), features
 
     def predict_proba(self, image: np.ndarray) -> np.ndarray:
@@ -204,13 +229,24 @@ class StudentSegmenter:
         x each side added on every side (as a wider dermoscope vignette would), one forward pass,
         cut back to the image's region. Both compared at the input size; two empty masks agree.
         A student whose outline depends on how large the lesion appears is less sure of it."""
+        zoomed, crop = self._zoomed_out(image, pad)
+        return self._zoom_agreement_of(self.forward(zoomed)[0], crop, prob)
+
+    def _zoomed_out(self, image: np.ndarray, pad: float) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
+        """(1, 3, S, S): ``image`` with a black border of ``pad`` x each side, normalised; and the
+        (top, left, bottom, right) of the image's own region in it, in input pixels."""
         h, w = image.shape[:2]
         ph, pw = round(h * pad), round(w * pad)
         size = self.config.input_size
-        zoomed = torch.sigmoid(self.forward(to_input(np.pad(image, ((ph, ph), (pw, pw), (0, 0))), size)
-                                            .to(self.device))[0].float())
+        zoomed = to_input(np.pad(image, ((ph, ph), (pw, pw), (0, 0))), size).to(self.device)
         top, left = round(ph * size / (h + 2 * ph)), round(pw * size / (w + 2 * pw))
-        bottom, right = size - top, size - left
+        return zoomed, (top, left, size - top, size - left)
+
+    def _zoom_agreement_of(self, logits: torch.Tensor, crop: tuple[int, int, int, int], prob: np.ndarray) -> float:
+        """:meth:`zoom_agreement` from the zoomed-out view's (1, 1, S, S) ``logits``."""
+        size = self.config.input_size
+        top, left, bottom, right = crop
+        zoomed = torch.sigmoid(logits.float())
         back = F.interpolate(zoomed[..., top:bottom, left:right], (size, size), mode="bilinear", align_corners=False)
         mine = F.interpolate(torch.from_numpy(np.ascontiguousarray(prob, np.float32))[None, None], (size, size),
                              mode="bilinear", align_corners=False)

@@ -71,6 +71,25 @@ def test_the_student_through_a_runtime_gives_the_torch_masks_and_features(backen
     assert len(list(tmp_path.glob("student_*.onnx"))) == 1                       # exported once, cached
 
 
+@pytest.mark.parametrize("backend", ["torch", "openvino"])
+def test_flips_and_zoom_in_one_batch_give_the_two_passes_outputs(backend, tmp_path):
+    """predict_with_zoom (the flipped copies and the zoomed-out view as one batch of four) gives what
+    predict_with_features and zoom_agreement give in two passes: the same probability map, flip and
+    zoom agreements and features (through OpenVINO to the last bit; on torch to rounding)."""
+    pytest.importorskip("openvino") if backend == "openvino" else None
+    from cam_sam.student_runtime import use_student_backend
+
+    student = StudentSegmenter.from_checkpoint(STUDENT)
+    assert use_student_backend(student, backend, tmp_path) == backend
+    for seed in (11, 12):
+        image = make_synthetic_sample(seed).image
+        prob, agreement, features = student.predict_with_features(image)
+        zoom = student.zoom_agreement(image, prob)
+        prob_1, agreement_1, features_1, zoom_1 = student.predict_with_zoom(image)
+        assert np.abs(prob_1 - prob).max() < 1e-5 and np.abs(features_1 - features).max() < 1e-5
+        assert agreement_1 == pytest.approx(agreement, abs=1e-6) and zoom_1 == pytest.approx(zoom, abs=1e-6)
+
+
 def test_a_student_without_an_encoder_stays_on_torch(tmp_path):
     """No encoder, no pooled features for the out-of-depth check: the runtime is not used (decided
     from the model's structure, without running it) and nothing is exported."""

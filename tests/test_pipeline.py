@@ -128,6 +128,9 @@ class _ScriptedStudent:
     def predict_with_features(self, image):
         return (*self.predict(image), np.zeros(4, np.float32))   # features: the pipeline has no depth check here
 
+    def predict_with_zoom(self, image):
+        return (*self.predict_with_features(image), self.zoom_agreement(image, None))
+
 
 def test_student_sources_need_a_student_and_skip_the_encoder():
     with pytest.raises(ValueError, match="student"):
