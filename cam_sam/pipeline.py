@@ -177,8 +177,8 @@ class PipelineConfig:
     source's own score, plausibility)."""
     zoom_stability: bool = True
     """Measure the student's agreement with itself on the zoomed-out image for the confidence
-    (:meth:`StudentSegmenter.zoom_agreement`: one more student pass, about 0.04 s on the 2-core
-    CPU); it never changes a mask. Off in the preset "fast"."""
+    (:meth:`StudentSegmenter.zoom_agreement`: one more image in the student's batch,
+    :meth:`StudentSegmenter.predict_with_zoom`); it never changes a mask. Off in the preset "fast"."""
     review_threshold: float = REVIEW_THRESHOLD
     """A delivered mask whose confidence (:mod:`cam_sam.trust`) is below this is flagged for review."""
     prompts: PromptConfig = field(default_factory=PromptConfig)

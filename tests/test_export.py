@@ -75,7 +75,7 @@ def test_the_student_through_a_runtime_gives_the_torch_masks_and_features(backen
 def test_flips_and_zoom_in_one_batch_give_the_two_passes_outputs(backend, tmp_path):
     """predict_with_zoom (the flipped copies and the zoomed-out view as one batch of four) gives what
     predict_with_features and zoom_agreement give in two passes: the same probability map, flip and
-    zoom agreements and features (through OpenVINO to the last bit; on torch to rounding)."""
+    zoom agreements and features (to rounding here; a validation run through OpenVINO was bit for bit)."""
     pytest.importorskip("openvino") if backend == "openvino" else None
     from cam_sam.student_runtime import use_student_backend
 
