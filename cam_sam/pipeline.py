@@ -228,7 +228,7 @@ class StudentPrediction(NamedTuple):
 def student_mask(student: StudentSegmenter, image: np.ndarray, postprocess: PostprocessConfig | None = None,
                  zoom: bool = False) -> StudentPrediction:
     """The ``student`` source's mask of an (H, W, 3) uint8 RGB image; ``zoom``: also measure its
-    zoom stability (one more forward pass; the confidence uses it, the mask never does)."""
+    zoom stability (one more image in the same forward pass; the confidence uses it, the mask never does)."""
     if zoom:     # the flips and the zoomed-out view in one forward pass
         prob, stability, features, zoom_stability = student.predict_with_zoom(image)
     else:
