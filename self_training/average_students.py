@@ -12,6 +12,7 @@ No image and no mask is read.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,8 @@ CONFIG: dict[str, Any] = {
     "weights": None,            # one per student (normalised); None: equal weights
     "out": "results/student_soup/student.pt",
     "half": False,              # float16 weights (half the size, for model_checkpoints/)
+    "input_size": None,         # the soup's input size; None: the students' own (they must agree). The U-Net
+                                # is fully convolutional, so students fine-tuned at other sizes average too
 }
 
 log = logging.getLogger("self_training.average_students")
@@ -37,10 +40,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         raise SystemExit("students: give at least two student.pt files to average")
     weights = cfg["weights"] or [1.0] * len(cfg["students"])
     loaded = [load_student(path) for path in cfg["students"]]
-    configs = {repr(config) for _, config, _ in loaded}
+    size = cfg["input_size"]
+    configs = {repr(config if size is None else replace(config, input_size=int(size))) for _, config, _ in loaded}
     if len(configs) > 1:
-        raise SystemExit(f"the students {cfg['students']} have different configs: only one architecture averages")
+        raise SystemExit(f"the students {cfg['students']} have different configs: only one architecture averages"
+                         + ("" if size is not None else " (set input_size to average students of several sizes)"))
     model, config, _ = loaded[0]
+    config = config if size is None else replace(config, input_size=int(size))
     try:
         model.load_state_dict(average_weights([m.state_dict() for m, _, _ in loaded], list(map(float, weights))))
     except ValueError as exc:

@@ -158,9 +158,13 @@ def make_student(cfg: dict[str, Any]) -> tuple[torch.nn.Module, StudentConfig]:
         if not Path(cfg["init_student"]).is_file():
             raise SystemExit(f"init_student not found: {cfg['init_student']}")
         model, config, _ = load_student(cfg["init_student"])
-        if config.backbone != cfg["backbone"] or config.input_size != cfg["input_size"]:
-            raise SystemExit(f"init_student {cfg['init_student']} is a {config.backbone} at {config.input_size} px, "
-                             f"not {cfg['backbone']} at {cfg['input_size']}")
+        if config.backbone != cfg["backbone"]:
+            raise SystemExit(f"init_student {cfg['init_student']} has the encoder {config.backbone}, not {cfg['backbone']}")
+        if config.input_size != cfg["input_size"]:
+            # The U-Net is fully convolutional: its weights fit any input size; the new size is
+            # the one it is fine-tuned at and saved with.
+            log.info("fine-tuning a student of %d px at %d px", config.input_size, cfg["input_size"])
+            config = replace(config, input_size=cfg["input_size"])
         log.info("every weight from %s", cfg["init_student"])
         return model.float(), config
     config = StudentConfig(backbone=cfg["backbone"], input_size=cfg["input_size"])

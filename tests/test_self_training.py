@@ -243,6 +243,36 @@ def test_averaging_students_gives_the_mean_of_their_weights(tmp_path):
     with pytest.raises(SystemExit, match="different configs"):
         average_students.main(["--set", f'students=["{tmp_path / "a.pt"}", "{tmp_path / "c.pt"}"]',
                                "--set", f"out={tmp_path / 'x.pt'}"])
+    # a student fine-tuned at another size averages only when the soup's size is given
+    larger = StudentConfig(input_size=2 * SMALL)
+    save_student(tmp_path / "d.pt", b, larger)
+    with pytest.raises(SystemExit, match="set input_size"):
+        average_students.main(["--set", f'students=["{tmp_path / "a.pt"}", "{tmp_path / "d.pt"}"]',
+                               "--set", f"out={tmp_path / 'x.pt'}"])
+    average_students.main(["--set", f'students=["{tmp_path / "a.pt"}", "{tmp_path / "d.pt"}"]',
+                           "--set", f"input_size={2 * SMALL}", "--set", f"out={tmp_path / 'sized.pt'}"])
+    sized, sized_config, _ = load_student(tmp_path / "sized.pt")
+    assert sized_config == larger
+    torch.testing.assert_close(sized.state_dict()["encoder.model.conv_stem.weight"].float(),
+                               0.5 * (a.state_dict()["encoder.model.conv_stem.weight"]
+                                      + b.state_dict()["encoder.model.conv_stem.weight"]).float())
+
+
+def test_a_student_is_fine_tuned_at_another_input_size(tmp_path):
+    """``init_student`` of another input size: every weight kept, the config at the new size (the
+    U-Net is fully convolutional); another backbone is refused with one line."""
+    from self_training import train_student
+
+    config = StudentConfig(input_size=SMALL)
+    model = build_student(config)
+    save_student(tmp_path / "s.pt", model, config)
+    cfg = {**train_student.CONFIG, "init_student": str(tmp_path / "s.pt"), "input_size": 2 * SMALL}
+    tuned, tuned_config = train_student.make_student(cfg)
+    assert tuned_config == StudentConfig(input_size=2 * SMALL)
+    for key, value in model.state_dict().items():
+        assert torch.equal(tuned.state_dict()[key], value)
+    with pytest.raises(SystemExit, match="has the encoder efficientnet_lite0, not efficientnet_lite1"):
+        train_student.make_student({**cfg, "backbone": "efficientnet_lite1"})
 
 
 class _Evil:
