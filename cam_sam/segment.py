@@ -44,7 +44,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     return metrics
 
 
-def save_overlay(run_dir: Path, image_id: str, image, truth, output: ImageOutput, record) -> None:
+def save_overlay(run_dir: Path, names: list[str], image, truth, output: ImageOutput, record) -> None:
+    """Draw one image's overlay figure once and write it as ``overlays/<name>.png`` for each of
+    ``names`` (its id and, when flagged, ``FLAGGED_PREFIX`` + id: the same figure, titled flagged)."""
+    import shutil
+
+    from common.io import write_atomically
     from visualisations.overlay import OVERLAY_DPI, OVERLAY_PNG_COMPRESSION, overlay_figure
 
     method = output.final_source or next(iter(output.sources))
@@ -54,19 +59,26 @@ def save_overlay(run_dir: Path, image_id: str, image, truth, output: ImageOutput
     if cand is not None and cand.points is not None:
         points, labels = cand.points[0], cand.point_labels[0]
     iou = record.get("metrics", {}).get("final", {}).get("iou")
-    stem = image_id.removeprefix(FLAGGED_PREFIX)
-    title = (f"{stem}{'  (flagged for review)' if stem != image_id else ''}  source={method}"
+    image_id = names[0].removeprefix(FLAGGED_PREFIX)
+    flagged = any(name.startswith(FLAGGED_PREFIX) for name in names)
+    title = (f"{image_id}{'  (flagged for review)' if flagged else ''}  source={method}"
              + (f"  IoU={iou:.3f}" if iou is not None else ""))
     cams = [o.cam for o in output.sources.values() if o.cam is not None]
     heatmap = out.cam.heatmap if out.cam is not None else (cams[0].heatmap if cams else None)
-    # a mask source's candidate boxes are its masks' own, not prompts: the figure says "no prompt"
+    # a mask source's candidate boxes are its masks' own, not prompts: the figure draws no prompt
     boxes = cand.boxes if cand is not None and method not in MASK_SOURCES else None
     fig = overlay_figure(image, heatmap, boxes, points, labels,
                          output.final_mask, truth, output.uncertainty, title)
-    save_figure(fig, run_dir / "overlays" / f"{image_id}.png", dpi=OVERLAY_DPI,
-                png_compression=OVERLAY_PNG_COMPRESSION)
+    folder = run_dir / "overlays"
+    save_figure(fig, folder / f"{names[0]}.png", dpi=OVERLAY_DPI, png_compression=OVERLAY_PNG_COMPRESSION)
+    suffixes = [".png"]
     if "class" in record:
-        save_label_overlay(run_dir, image_id, image, truth, record)
+        save_label_overlay(run_dir, names[0], image, truth, record)
+        suffixes.append("_labels.png")
+    for name in names[1:]:
+        for suffix in suffixes:
+            write_atomically(folder / f"{name}{suffix}",
+                             lambda tmp, src=folder / f"{names[0]}{suffix}": shutil.copyfile(src, tmp))
 
 
 def save_label_overlay(run_dir: Path, image_id: str, image, truth, record) -> None:

@@ -238,7 +238,7 @@ def test_an_unscored_run_says_what_it_did(tmp_path, capsys):
 def test_overlay_titles_say_only_what_is_drawn():
     from visualisations.overlay import overlay_titles
 
-    assert overlay_titles(False, False, False) == ("no CAM, no prompt (the student's own mask)", "mask (green)")
+    assert overlay_titles(False, False, False) == (None, "mask (green)")     # no prompt panel
     assert overlay_titles(True, True, True) == ("CAM and prompts (box: solid; perturbed: dashed)",
                                                 "mask (green) vs ground truth (red)")
     assert overlay_titles(False, True, False)[0].startswith("prompts")
@@ -258,6 +258,10 @@ def test_overlays_drawn_off_the_main_path_leave_the_records_as_they_were(tmp_pat
     overlays = sorted(p.name for p in (tmp_path / "drawn" / "overlays").glob("*.png"))
     assert len(overlays) == 4 and sum(name.startswith("0_flagged_") for name in overlays) == 2   # 2 first + 2 flagged
     assert not (tmp_path / "plain" / "overlays").exists()
+    # here the first two images are the flagged ones: each is drawn once (titled flagged) and written twice
+    folder = tmp_path / "drawn" / "overlays"
+    for flagged in (name for name in overlays if name.startswith("0_flagged_")):
+        assert (folder / flagged).read_bytes() == (folder / flagged.removeprefix("0_flagged_")).read_bytes()
 
 
 @pytest.mark.parametrize("workers, device, world, todo, cores, expected", [

@@ -12,13 +12,15 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 UNCERTAINTY_VMAX = 0.5   # the std of a 0/1 variable is at most 0.5: the colour scale's top
-OVERLAY_DPI = 100        # the overlays' resolution: 1600 x 440 px, one screen wide (150 dpi took half as long again)
+OVERLAY_DPI = 100        # the overlays' resolution: 1600 x 440 px with four panels, one screen wide (150 dpi took
+                         # half as long again)
 OVERLAY_PANEL_PX = 400   # an overlay panel is about 360 px wide at OVERLAY_DPI (16 in, 4 panels): larger maps
                          # are area-reduced to this longer side before drawing (matplotlib would subsample them)
 OVERLAY_PNG_COMPRESSION = 1   # zlib level: a figure written sooner than at the default 6, in a larger file
 
 # On a 1024 x 680 validation image an overlay took 0.56-0.65 s drawn and saved at full size and 150 dpi,
-# 0.25-0.29 s with the three settings above (docs/speed.md, session 11).
+# 0.25-0.29 s with the three settings above (docs/speed.md, session 11); a run's student figure, three panels (no
+# prompt panel), about 0.21 s (session 12).
 
 
 def reduce_for_display(array: np.ndarray | None, scale: float) -> np.ndarray | None:
@@ -106,38 +108,41 @@ def cam_figure(image: np.ndarray, cam: np.ndarray, truth: np.ndarray | None, tit
     return panel_figure(draw_cam, image, cam, truth, title=title, size=(6, 5))
 
 
-def overlay_titles(has_cam: bool, has_prompts: bool, has_truth: bool) -> tuple[str, str]:
-    """The titles of the prompt panel and the mask panel, saying only what is drawn: the default
-    (the student) has no CAM and no prompt, and a user's own images have no ground truth."""
+def overlay_titles(has_cam: bool, has_prompts: bool, has_truth: bool) -> tuple[str | None, str]:
+    """The titles of the prompt panel and the mask panel, saying only what is drawn. With neither a
+    CAM nor a prompt (the default: the student's own mask) there is no prompt panel (None), and a
+    user's own images have no ground truth."""
     if has_cam:
         prompts = "CAM and prompts (box: solid; perturbed: dashed)" if has_prompts else "CAM"
     else:
-        prompts = "prompts (box: solid; perturbed: dashed)" if has_prompts else "no CAM, no prompt (the student's own mask)"
+        prompts = "prompts (box: solid; perturbed: dashed)" if has_prompts else None
     return prompts, "mask (green) vs ground truth (red)" if has_truth else "mask (green)"
 
 
 def overlay_figure(image: np.ndarray, cam: np.ndarray | None, boxes: np.ndarray | None,
                    points: np.ndarray | None, point_labels: np.ndarray | None, mask: np.ndarray | None,
                    truth: np.ndarray | None, uncertainty: np.ndarray | None, title: str):
-    """A 1x4 figure: image | CAM and prompts (see :func:`draw_prompts`) | mask vs ground truth |
-    uncertainty. All coordinates in image pixels; images larger than a panel are drawn reduced
-    (:data:`OVERLAY_PANEL_PX`)."""
+    """A row of panels: image | CAM and prompts (see :func:`draw_prompts`; left out when there is
+    neither) | mask vs ground truth | uncertainty. All coordinates in image pixels; images larger
+    than a panel are drawn reduced (:data:`OVERLAY_PANEL_PX`)."""
     scale = OVERLAY_PANEL_PX / max(image.shape[:2])
     if scale < 1:
         image, cam, mask, truth, uncertainty = (reduce_for_display(a, scale) for a in (image, cam, mask, truth, uncertainty))
         boxes = None if boxes is None else np.asarray(boxes, np.float64) * scale
         points = None if points is None else np.asarray(points, np.float64) * scale
-    fig, axes = plt.subplots(1, 4, figsize=(16, 4.4))
+    prompt_title, mask_title = overlay_titles(cam is not None, boxes is not None or points is not None, truth is not None)
+    n_panels = 3 if prompt_title is None else 4
+    fig, axes = plt.subplots(1, n_panels, figsize=(4 * n_panels, 4.4))
     axes[0].imshow(image)
     axes[0].set_title("image")
-    draw_cam(axes[1], image, cam)
-    draw_prompts(axes[1], boxes, points, point_labels)
-    prompt_title, mask_title = overlay_titles(cam is not None, boxes is not None or points is not None, truth is not None)
-    axes[1].set_title(prompt_title)
-    draw_mask(axes[2], image, mask, truth)
-    axes[2].set_title(mask_title)
-    draw_uncertainty(axes[3], uncertainty)
-    axes[3].set_title("uncertainty")
+    if prompt_title is not None:
+        draw_cam(axes[1], image, cam)
+        draw_prompts(axes[1], boxes, points, point_labels)
+        axes[1].set_title(prompt_title)
+    draw_mask(axes[-2], image, mask, truth)
+    axes[-2].set_title(mask_title)
+    draw_uncertainty(axes[-1], uncertainty)
+    axes[-1].set_title("uncertainty")
     for ax in axes:
         ax.set_xticks([])
         ax.set_yticks([])

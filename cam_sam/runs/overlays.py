@@ -15,17 +15,19 @@ from cam_sam.pipeline import ImageOutput
 
 log = logging.getLogger("cam_sam.segment")
 
-OverlayFn = Callable[[Path, str, np.ndarray, "np.ndarray | None", ImageOutput, dict], None]
-"""``overlay(run_dir, image_id, image, truth, output, record)`` draws one image's figure."""
+OverlayFn = Callable[[Path, list[str], np.ndarray, "np.ndarray | None", ImageOutput, dict], None]
+"""``overlay(run_dir, names, image, truth, output, record)`` draws one image's figure once and
+writes it as ``overlays/<name>.png`` for each of ``names`` (the image's id, ``FLAGGED_PREFIX`` + id, or both)."""
 FLAGGED_PREFIX = "0_flagged_"   # overlays of flagged images: named to sort before the others
 
 
 class OverlayWriter:
-    """Draws the overlay figures (matplotlib: about 0.3 s each for a 1024 px image) in one worker
-    process, off the segmentation path; :meth:`close` waits for them. The image's overlay when it is among the first
-    ``n_overlays``, and a second one named ``0_flagged_<id>`` (listed first) while fewer than
-    ``n_overlays`` flagged images have one. A figure that fails is logged; the run goes on (the
-    records, not the figures, are what a run resumes from)."""
+    """Draws the overlay figures (matplotlib: about 0.2 s each for a 1024 px image) in one worker
+    process, off the segmentation path; :meth:`close` waits for them. The image's overlay when it
+    is among the first ``n_overlays``, and a copy named ``0_flagged_<id>`` (listed first) while
+    fewer than ``n_overlays`` flagged images have one; an image with both names is drawn once. A
+    figure that fails is logged; the run goes on (the records, not the figures, are what a run
+    resumes from)."""
 
     def __init__(self, overlay: OverlayFn | None, run_dir: Path, n_overlays: int) -> None:
         self.overlay, self.run_dir, self.n_overlays = overlay, run_dir, n_overlays
@@ -40,8 +42,8 @@ class OverlayWriter:
         if output.trust is not None and output.trust.flagged and self.n_flagged < self.n_overlays:
             self.n_flagged += 1
             names.append(FLAGGED_PREFIX + image_id)
-        for name in names:
-            self.pending.append(self.pool.submit(self.overlay, self.run_dir, name, sample.image, sample.mask,
+        if names:   # drawn once, written under each name
+            self.pending.append(self.pool.submit(self.overlay, self.run_dir, names, sample.image, sample.mask,
                                                  output, record))
 
     def close(self) -> None:
