@@ -24,7 +24,7 @@ from common.geometry import pairwise_iou
 from common.io import write_atomically, write_json
 from data.isic import DataError, ISICDataset
 from data.synthetic import make_synthetic_sample
-from models.student import load_student
+from models.student import StudentConfig, load_student
 from models.student_export import INPUT_NAME, OPSET, export_onnx, model_card, preprocess
 
 CONFIG: dict[str, Any] = {
@@ -50,9 +50,9 @@ def check_images(cfg: dict[str, Any]) -> list[np.ndarray]:
     return images
 
 
-def compare(model: torch.nn.Module, session, images: list[np.ndarray], size: int) -> list[float]:
+def compare(model: torch.nn.Module, session, images: list[np.ndarray], config: StudentConfig) -> list[float]:
     """Per image, the IoU of the ONNX and PyTorch masks (logits > 0), one batch of all images."""
-    batch = np.concatenate([preprocess(image, size) for image in images])
+    batch = np.concatenate([preprocess(image, config) for image in images])
     onnx_logits = session.run(None, {INPUT_NAME: batch})[0]
     with torch.no_grad():
         torch_logits = model(torch.from_numpy(batch)).numpy()
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     model = model.float().eval()
     onnx_bytes = export_onnx(model, config, cfg["opset"])
     session = onnxruntime.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
-    ious = compare(model, session, check_images(cfg), config.input_size)
+    ious = compare(model, session, check_images(cfg), config)
     if min(ious) < cfg["min_iou"]:
         raise SystemExit(f"the exported student's masks differ from PyTorch's (lowest IoU {min(ious):.4f} < "
                          f"{cfg['min_iou']}); nothing written")

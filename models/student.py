@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from common.checkpoints import CheckpointError, safe_load, save_atomically
+from common.colour import colour_gains
 from common.geometry import pairwise_iou
 from models.registry import get_spec, read_checkpoint
 
@@ -33,11 +34,15 @@ NORM_MEAN = NORM_STD = 0.5  # timm's data config of tf_efficientnet_lite0 (and o
 @dataclass
 class StudentConfig:
     """``backbone``: classifier registry name of the encoder; ``decoder_channels``: U-Net decoder
-    widths, deepest first; ``input_size``: the square side images are stretched to."""
+    widths, deepest first; ``input_size``: the square side images are stretched to;
+    ``colour_constancy``: the image's colour cast removed before the network sees it (one of
+    :data:`common.colour.COLOUR_CONSTANCY_METHODS`; None: the RGB as it is). Training and inference
+    read it from here, so a checkpoint carries its own preprocessing."""
 
     backbone: str = "efficientnet_lite0"
     decoder_channels: tuple[int, ...] = (128, 64, 32, 16, 8)
     input_size: int = INPUT_SIZE
+    colour_constancy: str | None = None
 
 
 def build_student(config: StudentConfig) -> torch.nn.Module:
@@ -107,14 +112,19 @@ def load_student(path: str | Path) -> tuple[torch.nn.Module, StudentConfig, dict
     return model.eval(), config, payload
 
 
-def to_input(images: np.ndarray | list[np.ndarray], size: int) -> torch.Tensor:
-    """(H, W, 3) uint8 image(s) -> (B, 3, size, size) float, stretched and normalised."""
+def to_input(images: np.ndarray | list[np.ndarray], size: int, gains: np.ndarray | None = None) -> torch.Tensor:
+    """(H, W, 3) uint8 image(s) -> (B, 3, size, size) float, stretched and normalised; ``gains``
+    (3,), when given, multiply the channels of every image after stretching (clipped to 0-1): the
+    colour constancy of :mod:`common.colour`, applied where it is cheapest."""
     batch = [images] if isinstance(images, np.ndarray) else images
     tensors = []
     for image in batch:
         t = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 255.0
         tensors.append(F.interpolate(t, (size, size), mode="bilinear", align_corners=False, antialias=True))
-    return (torch.cat(tensors) - NORM_MEAN) / NORM_STD
+    x = torch.cat(tensors)
+    if gains is not None:
+        x = (x * torch.as_tensor(gains, dtype=x.dtype).view(1, 3, 1, 1)).clamp(0.0, 1.0)
+    return (x - NORM_MEAN) / NORM_STD
 
 
 # Test-time flips averaged by StudentSegmenter(tta=True): none, left-right, up-down (dims of a
@@ -205,7 +215,7 @@ class StudentSegmenter:
 
     def _flipped(self, image: np.ndarray) -> torch.Tensor:
         """(K, 3, S, S): the normalised image and its flipped copies (:attr:`flips`)."""
-        x = to_input(image, self.config.input_size).to(self.device)
+        x = to_input(image, self.config.input_size, colour_gains(image, self.config.colour_constancy)).to(self.device)
         return torch.cat([x.flip(dims) if dims else x for dims in self.flips])
 
     def _merge_flips(self, logits: torch.Tensor, pooled: torch.Tensor | None, hw: tuple[int, int]
@@ -238,7 +248,9 @@ class StudentSegmenter:
         h, w = image.shape[:2]
         ph, pw = round(h * pad), round(w * pad)
         size = self.config.input_size
-        zoomed = to_input(np.pad(image, ((ph, ph), (pw, pw), (0, 0))), size).to(self.device)
+        # the colour gains of the image itself: the black border would change the estimate
+        gains = colour_gains(image, self.config.colour_constancy)
+        zoomed = to_input(np.pad(image, ((ph, ph), (pw, pw), (0, 0))), size, gains).to(self.device)
         top, left = round(ph * size / (h + 2 * ph)), round(pw * size / (w + 2 * pw))
         return zoomed, (top, left, size - top, size - left)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from common.colour import colour_gains
 from models.student import NORM_MEAN, NORM_STD, StudentConfig, to_input
 
 OPSET = 17
@@ -31,10 +32,11 @@ def export_onnx(model: torch.nn.Module, config: StudentConfig, opset: int = OPSE
     return buffer.getvalue()
 
 
-def preprocess(image: np.ndarray, size: int) -> np.ndarray:
-    """(H, W, 3) uint8 RGB -> (1, 3, size, size) float32, as the student was trained (the same
-    tensor as :func:`models.student.to_input`)."""
-    return to_input(image, size).numpy().astype(np.float32)
+def preprocess(image: np.ndarray, config: StudentConfig) -> np.ndarray:
+    """(H, W, 3) uint8 RGB -> (1, 3, S, S) float32, as the student was trained (the same tensor as
+    :class:`models.student.StudentSegmenter` gives its network, colour constancy included)."""
+    gains = colour_gains(image, config.colour_constancy)
+    return to_input(image, config.input_size, gains).numpy().astype(np.float32)
 
 
 def model_card(config: StudentConfig, checkpoint: str | Path, opset: int = OPSET) -> dict:
@@ -44,5 +46,8 @@ def model_card(config: StudentConfig, checkpoint: str | Path, opset: int = OPSET
             "output": {"name": OUTPUT_NAME, "shape": ["batch", 1, config.input_size, config.input_size],
                        "meaning": "lesion logits; mask = sigmoid(logits) > 0.5"},
             "preprocessing": f"RGB stretched to {config.input_size} x {config.input_size} (bilinear, antialiased; "
-                             f"aspect not kept), / 255, (x - {NORM_MEAN}) / {NORM_STD}, channels first",
+                             f"aspect not kept), / 255, "
+                             + ("" if config.colour_constancy is None else
+                                f"each channel times its {config.colour_constancy} gain (common.colour, clipped to 0-1), ")
+                             + f"(x - {NORM_MEAN}) / {NORM_STD}, channels first",
             "backbone": config.backbone}

@@ -17,6 +17,7 @@ from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from tqdm import tqdm
 
+from common.colour import apply_gains, colour_gains
 from common.io import read_json
 from data.isic import DataError, read_image, read_mask
 from models.student import NORM_MEAN, NORM_STD
@@ -93,11 +94,13 @@ class PseudoMaskDataset(Dataset):
     every other pixel counts fully. Training only: ``zoom_fill``
     "black" zooms out onto black (``torchvision``), "skin" onto synthetic skin
     (:func:`~self_training.augment.zoom_out_on_skin`), each on ``ZOOM_OUT_P`` of the images; then glare
-    (share ``glare_p``) and a dark vignette (share ``vignette_p``)."""
+    (share ``glare_p``) and a dark vignette (share ``vignette_p``). ``colour_constancy``: each
+    image's colour cast removed as it is cached (:mod:`common.colour`; the student's own setting)."""
 
     def __init__(self, labels: list[PseudoLabel], size: int, train: bool, cache_size: int = 320,
                  uncertainty_weight: float = 0.5, vignette_p: float = 0.3, seed: int = 0,
-                 zoom_fill: str = "black", glare_p: float = 0.0, ignore_uncertain_above: float | None = None) -> None:
+                 zoom_fill: str = "black", glare_p: float = 0.0, ignore_uncertain_above: float | None = None,
+                 colour_constancy: str | None = None) -> None:
         if zoom_fill not in ("black", "skin"):
             raise ValueError(f"zoom_fill must be 'black' or 'skin', not {zoom_fill!r}")
         self.labels = labels
@@ -112,6 +115,7 @@ class PseudoMaskDataset(Dataset):
         self.images, self.targets = [], []
         for label in tqdm(labels, desc="load pseudo-masks", unit="img", leave=False):
             image = cv2.resize(read_image(label.image_path), (cache_size, cache_size), interpolation=cv2.INTER_AREA)
+            image = apply_gains(image, colour_gains(image, colour_constancy))   # the student's colour constancy
             mask = read_mask(label.mask_path).astype(np.uint8)
             weight = pixel_weight(label, mask.shape, uncertainty_weight, ignore_uncertain_above)
             stack = np.stack([mask, np.maximum(np.round(weight * 255), 1)]).astype(np.uint8).transpose(1, 2, 0)

@@ -1,0 +1,98 @@
+"""Colour constancy (Shades of Gray): a colour cast is removed, a grey image is left alone, the
+gains do not depend on the image's resolution, and the student and its training data apply the
+student's own setting."""
+import numpy as np
+import pytest
+import torch
+
+from common.colour import apply_gains, colour_gains, shades_of_gray_gains
+from data.synthetic import make_synthetic_sample
+from models.student import StudentConfig, StudentSegmenter, build_student, read_student, save_student, to_input
+
+CAST = np.array([1.0, 0.8, 0.6], np.float32)    # a warm illuminant: blue and green dimmed
+
+
+def _lesion(size=(256, 320)):
+    return make_synthetic_sample(3, size=size).image
+
+
+def _chroma(x) -> np.ndarray:
+    """(3,) each channel's mean over the mean of all: the colour, brightness left out. ``x``: an
+    (H, W, 3) image or a (1, 3, S, S) network input (normalised by 0.5 / 0.5)."""
+    x = np.asarray(x, np.float64)
+    x = (x[0].transpose(1, 2, 0) * 0.5 + 0.5) if x.ndim == 4 else x
+    means = x.reshape(-1, 3).mean(0)
+    return means / means.mean()
+
+
+def test_a_colour_cast_is_removed_and_a_grey_image_left_alone():
+    image = _lesion()
+    cast = apply_gains(image, CAST)
+    corrected, original = apply_gains(cast, shades_of_gray_gains(cast)), apply_gains(image, shades_of_gray_gains(image))
+    # the same scene under two illuminants has the same colour once each is corrected (its
+    # brightness is the illuminant's: Shades of Gray keeps each image's own)
+    np.testing.assert_allclose(_chroma(corrected), _chroma(original), atol=0.01)
+    assert np.abs(_chroma(cast) - _chroma(image)).max() > 0.1            # while the cast was plain to see
+    grey = np.full((64, 64, 3), 120, np.uint8)
+    np.testing.assert_allclose(shades_of_gray_gains(grey), 1.0, atol=1e-6)
+
+
+def test_the_gains_do_not_depend_on_the_resolution():
+    import cv2
+
+    image = _lesion((512, 640))
+    small = cv2.resize(image, (400, 320), interpolation=cv2.INTER_AREA)
+    np.testing.assert_allclose(shades_of_gray_gains(image), shades_of_gray_gains(small), atol=0.01)
+
+
+def test_none_changes_nothing_and_an_unknown_method_is_refused():
+    image = _lesion()
+    assert colour_gains(image, None) is None and apply_gains(image, None) is image
+    with pytest.raises(ValueError, match="unknown colour constancy 'grey_edge'"):
+        colour_gains(image, "grey_edge")
+    bright = np.full((8, 8, 3), 250, np.uint8)
+    assert apply_gains(bright, np.array([1.2, 1.0, 1.0], np.float32))[..., 0].max() == 255   # clipped, not wrapped
+
+
+def test_the_student_sees_an_image_and_its_colour_cast_alike(tmp_path):
+    """With colour constancy in its config the colour of the student's network input does not
+    change with the illuminant; without it, it changes as the cast does. The setting travels in the
+    checkpoint, and a checkpoint from before the setting loads as None."""
+    config = StudentConfig(input_size=64, colour_constancy="shades_of_gray")
+    model = build_student(config).eval()
+    image = _lesion()
+    cast = apply_gains(image, CAST)
+    constant, raw = StudentSegmenter(model, config, tta=False), StudentSegmenter(model, StudentConfig(input_size=64), tta=False)
+    np.testing.assert_allclose(_chroma(constant._flipped(cast)), _chroma(constant._flipped(image)), atol=0.01)
+    assert np.abs(_chroma(raw._flipped(cast)) - _chroma(raw._flipped(image))).max() > 0.1
+    torch.testing.assert_close(constant._flipped(cast), to_input(cast, 64, shades_of_gray_gains(cast)))
+    save_student(tmp_path / "s.pt", model, config)
+    assert read_student(tmp_path / "s.pt")[0].colour_constancy == "shades_of_gray"
+    payload = torch.load(tmp_path / "s.pt", weights_only=True)
+    del payload["config"]["colour_constancy"]
+    torch.save(payload, tmp_path / "old.pt")
+    assert read_student(tmp_path / "old.pt")[0].colour_constancy is None
+
+
+def test_training_caches_the_images_as_the_student_will_see_them(tmp_path):
+    """The training set's cached images get the student's colour constancy; the fine-tuned
+    student's config records it."""
+    import cv2
+
+    from data.isic import ISICDataset, read_image
+    from data.synthetic import write_synthetic_isic
+    from self_training import train_student
+    from self_training.data import PseudoMaskDataset, collect_pseudo_labels
+    from tests.test_self_training import _fake_pseudo_run
+
+    root = write_synthetic_isic(tmp_path / "data", n_images=2, split="train")
+    pseudo = _fake_pseudo_run(root, "train", tmp_path / "pseudo")
+    ds = ISICDataset(root, "train", read_masks=False)
+    labels = collect_pseudo_labels([pseudo], dict(zip(ds.ids, ds.image_paths)))
+    data = PseudoMaskDataset(labels, 64, train=False, cache_size=80, colour_constancy="shades_of_gray")
+    small = cv2.resize(read_image(ds.image_paths[0]), (80, 80), interpolation=cv2.INTER_AREA)
+    np.testing.assert_array_equal(data.images[0], apply_gains(small, shades_of_gray_gains(small)))
+    save_student(tmp_path / "s.pt", build_student(StudentConfig(input_size=64)), StudentConfig(input_size=64))
+    _, config = train_student.make_student({**train_student.CONFIG, "init_student": str(tmp_path / "s.pt"),
+                                            "input_size": 64, "colour_constancy": "shades_of_gray"})
+    assert config == StudentConfig(input_size=64, colour_constancy="shades_of_gray")
