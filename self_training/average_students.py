@@ -19,7 +19,7 @@ from typing import Any
 from common.cli import run_main
 from common.config import config_from_argv
 from common.io import write_json
-from models.student import average_weights, load_student, save_student
+from models.student import StudentConfig, average_weights, load_student, save_student
 
 CONFIG: dict[str, Any] = {
     "students": [],             # student.pt files of train_student, one architecture
@@ -28,9 +28,21 @@ CONFIG: dict[str, Any] = {
     "half": False,              # float16 weights (half the size, for model_checkpoints/)
     "input_size": None,         # the soup's input size; None: the students' own (they must agree). The U-Net
                                 # is fully convolutional, so students fine-tuned at other sizes average too
+    "colour_constancy": "students",  # the soup's colour constancy (None or a method of common.colour);
+                                     # "students": the students' own (they must agree)
 }
 
 log = logging.getLogger("self_training.average_students")
+
+
+def soup_config(config: StudentConfig, cfg: dict[str, Any]) -> StudentConfig:
+    """A student's config with the soup's own ``input_size`` and ``colour_constancy`` where given:
+    they set the input, not the network, so students that differ only there average."""
+    if cfg["input_size"] is not None:
+        config = replace(config, input_size=int(cfg["input_size"]))
+    if cfg["colour_constancy"] != "students":
+        config = replace(config, colour_constancy=cfg["colour_constancy"])
+    return config
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -40,13 +52,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         raise SystemExit("students: give at least two student.pt files to average")
     weights = cfg["weights"] or [1.0] * len(cfg["students"])
     loaded = [load_student(path) for path in cfg["students"]]
-    size = cfg["input_size"]
-    configs = {repr(config if size is None else replace(config, input_size=int(size))) for _, config, _ in loaded}
+    configs = {repr(soup_config(config, cfg)) for _, config, _ in loaded}
     if len(configs) > 1:
-        raise SystemExit(f"the students {cfg['students']} have different configs: only one architecture averages"
-                         + ("" if size is not None else " (set input_size to average students of several sizes)"))
+        raise SystemExit(f"the students {cfg['students']} have different configs: only one architecture averages "
+                         "(set input_size or colour_constancy to average students that differ only there)")
     model, config, _ = loaded[0]
-    config = config if size is None else replace(config, input_size=int(size))
+    config = soup_config(config, cfg)
     try:
         model.load_state_dict(average_weights([m.state_dict() for m, _, _ in loaded], list(map(float, weights))))
     except ValueError as exc:

@@ -246,13 +246,18 @@ def test_averaging_students_gives_the_mean_of_their_weights(tmp_path):
     # a student fine-tuned at another size averages only when the soup's size is given
     larger = StudentConfig(input_size=2 * SMALL)
     save_student(tmp_path / "d.pt", b, larger)
-    with pytest.raises(SystemExit, match="set input_size"):
+    with pytest.raises(SystemExit, match="set input_size or colour_constancy"):
         average_students.main(["--set", f'students=["{tmp_path / "a.pt"}", "{tmp_path / "d.pt"}"]',
                                "--set", f"out={tmp_path / 'x.pt'}"])
     average_students.main(["--set", f'students=["{tmp_path / "a.pt"}", "{tmp_path / "d.pt"}"]',
                            "--set", f"input_size={2 * SMALL}", "--set", f"out={tmp_path / 'sized.pt'}"])
     sized, sized_config, _ = load_student(tmp_path / "sized.pt")
     assert sized_config == larger
+    # and one of another colour constancy when the soup's is given
+    save_student(tmp_path / "e.pt", b, StudentConfig(input_size=SMALL, colour_constancy="shades_of_gray"))
+    average_students.main(["--set", f'students=["{tmp_path / "a.pt"}", "{tmp_path / "e.pt"}"]',
+                           "--set", "colour_constancy=shades_of_gray", "--set", f"out={tmp_path / 'sog.pt'}"])
+    assert load_student(tmp_path / "sog.pt")[1] == StudentConfig(input_size=SMALL, colour_constancy="shades_of_gray")
     torch.testing.assert_close(sized.state_dict()["encoder.model.conv_stem.weight"].float(),
                                0.5 * (a.state_dict()["encoder.model.conv_stem.weight"]
                                       + b.state_dict()["encoder.model.conv_stem.weight"]).float())
