@@ -31,14 +31,17 @@ def shades_of_gray_gains(image: np.ndarray, power: float = SHADES_OF_GRAY_POWER)
     return (norm.mean() / np.maximum(norm, 1e-6)).astype(np.float32)
 
 
-def colour_gains(image: np.ndarray, method: str | None) -> np.ndarray | None:
-    """The gains of ``method`` (one of :data:`COLOUR_CONSTANCY_METHODS`) for ``image``; None for
-    no colour constancy."""
+def colour_gains(image: np.ndarray, method: str | None, strength: float = 1.0) -> np.ndarray | None:
+    """The gains of ``method`` (one of :data:`COLOUR_CONSTANCY_METHODS`) for ``image``, raised to
+    ``strength`` (1: the full correction; 0.5: half of it, on a log scale); None for no colour
+    constancy. A partial correction keeps some of a frame's cast: where a lesion's redness fills
+    the frame, the full one takes it for the illuminant and removes it (docs/self_training.md)."""
     if method is None:
         return None
     if method not in COLOUR_CONSTANCY_METHODS:
         raise ValueError(f"unknown colour constancy {method!r}; available: {COLOUR_CONSTANCY_METHODS} or None")
-    return shades_of_gray_gains(image)
+    gains = shades_of_gray_gains(image)
+    return gains if strength == 1.0 else np.power(gains, strength).astype(np.float32)
 
 
 def apply_gains(image: np.ndarray, gains: np.ndarray | None) -> np.ndarray:

@@ -36,13 +36,19 @@ class StudentConfig:
     """``backbone``: classifier registry name of the encoder; ``decoder_channels``: U-Net decoder
     widths, deepest first; ``input_size``: the square side images are stretched to;
     ``colour_constancy``: the image's colour cast removed before the network sees it (one of
-    :data:`common.colour.COLOUR_CONSTANCY_METHODS`; None: the RGB as it is). Training and inference
-    read it from here, so a checkpoint carries its own preprocessing."""
+    :data:`common.colour.COLOUR_CONSTANCY_METHODS`; None: the RGB as it is), by
+    ``colour_strength`` (1: fully; 0.5: half, :func:`common.colour.colour_gains`). Training and
+    inference read them from here, so a checkpoint carries its own preprocessing."""
 
     backbone: str = "efficientnet_lite0"
     decoder_channels: tuple[int, ...] = (128, 64, 32, 16, 8)
     input_size: int = INPUT_SIZE
     colour_constancy: str | None = None
+    colour_strength: float = 1.0
+
+    def colour_gains(self, image: np.ndarray) -> np.ndarray | None:
+        """(3,) channel gains of ``image`` for this student's input, or None (no colour constancy)."""
+        return colour_gains(image, self.colour_constancy, self.colour_strength)
 
 
 def build_student(config: StudentConfig) -> torch.nn.Module:
@@ -215,7 +221,7 @@ class StudentSegmenter:
 
     def _flipped(self, image: np.ndarray) -> torch.Tensor:
         """(K, 3, S, S): the normalised image and its flipped copies (:attr:`flips`)."""
-        x = to_input(image, self.config.input_size, colour_gains(image, self.config.colour_constancy)).to(self.device)
+        x = to_input(image, self.config.input_size, self.config.colour_gains(image)).to(self.device)
         return torch.cat([x.flip(dims) if dims else x for dims in self.flips])
 
     def _merge_flips(self, logits: torch.Tensor, pooled: torch.Tensor | None, hw: tuple[int, int]
@@ -249,7 +255,7 @@ class StudentSegmenter:
         ph, pw = round(h * pad), round(w * pad)
         size = self.config.input_size
         # the colour gains of the image itself: the black border would change the estimate
-        gains = colour_gains(image, self.config.colour_constancy)
+        gains = self.config.colour_gains(image)
         zoomed = to_input(np.pad(image, ((ph, ph), (pw, pw), (0, 0))), size, gains).to(self.device)
         top, left = round(ph * size / (h + 2 * ph)), round(pw * size / (w + 2 * pw))
         return zoomed, (top, left, size - top, size - left)

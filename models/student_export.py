@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common.colour import colour_gains
 from models.student import NORM_MEAN, NORM_STD, StudentConfig, to_input
 
 OPSET = 17
@@ -35,7 +34,7 @@ def export_onnx(model: torch.nn.Module, config: StudentConfig, opset: int = OPSE
 def preprocess(image: np.ndarray, config: StudentConfig) -> np.ndarray:
     """(H, W, 3) uint8 RGB -> (1, 3, S, S) float32, as the student was trained (the same tensor as
     :class:`models.student.StudentSegmenter` gives its network, colour constancy included)."""
-    gains = colour_gains(image, config.colour_constancy)
+    gains = config.colour_gains(image)
     return to_input(image, config.input_size, gains).numpy().astype(np.float32)
 
 
@@ -48,6 +47,7 @@ def model_card(config: StudentConfig, checkpoint: str | Path, opset: int = OPSET
             "preprocessing": f"RGB stretched to {config.input_size} x {config.input_size} (bilinear, antialiased; "
                              f"aspect not kept), / 255, "
                              + ("" if config.colour_constancy is None else
-                                f"each channel times its {config.colour_constancy} gain (common.colour, clipped to 0-1), ")
+                                f"each channel times its {config.colour_constancy} gain to the power {config.colour_strength} "
+                                f"(common.colour, clipped to 0-1), ")
                              + f"(x - {NORM_MEAN}) / {NORM_STD}, channels first",
             "backbone": config.backbone}

@@ -6,8 +6,10 @@ share a basin, so the mean network trades their failure kinds at the cost of one
         --set students='["model_checkpoints/student_r4fe.pt", "results/student_ft_syn25u/student.pt"]' \
         --set weights='[0.5, 0.5]' --set out=results/student_soup/student.pt
 
-Writes the student (float32, or float16 with ``half``) and ``<out>.json`` beside it (the config).
-No image and no mask is read.
+One student, with ``input_size``, ``colour_constancy`` or ``colour_strength``, is itself with new input
+settings (the default's ``student_soup3h_sog.pt``: ``student_soup3h.pt`` with half a Shades of Gray
+correction). Writes the student (float32, or float16 with ``half``) and ``<out>.json`` beside it
+(the config). No image and no mask is read.
 """
 from __future__ import annotations
 
@@ -30,26 +32,30 @@ CONFIG: dict[str, Any] = {
                                 # is fully convolutional, so students fine-tuned at other sizes average too
     "colour_constancy": "students",  # the soup's colour constancy (None or a method of common.colour);
                                      # "students": the students' own (they must agree)
+    "colour_strength": None,         # its strength (common.colour.colour_gains); None: the students' own
 }
 
 log = logging.getLogger("self_training.average_students")
 
 
 def soup_config(config: StudentConfig, cfg: dict[str, Any]) -> StudentConfig:
-    """A student's config with the soup's own ``input_size`` and ``colour_constancy`` where given:
+    """A student's config with the soup's own ``input_size``, ``colour_constancy`` and ``colour_strength`` where given:
     they set the input, not the network, so students that differ only there average."""
     if cfg["input_size"] is not None:
         config = replace(config, input_size=int(cfg["input_size"]))
     if cfg["colour_constancy"] != "students":
         config = replace(config, colour_constancy=cfg["colour_constancy"])
+    if cfg["colour_strength"] is not None:
+        config = replace(config, colour_strength=float(cfg["colour_strength"]))
     return config
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     cfg = config_from_argv(CONFIG, argv, description=__doc__.splitlines()[0])
-    if len(cfg["students"]) < 2:
-        raise SystemExit("students: give at least two student.pt files to average")
+    if not cfg["students"]:
+        raise SystemExit("students: give the student.pt files to average (one: its weights kept, its input "
+                         "settings replaced by input_size, colour_constancy and colour_strength)")
     weights = cfg["weights"] or [1.0] * len(cfg["students"])
     loaded = [load_student(path) for path in cfg["students"]]
     configs = {repr(soup_config(config, cfg)) for _, config, _ in loaded}

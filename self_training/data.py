@@ -95,12 +95,13 @@ class PseudoMaskDataset(Dataset):
     "black" zooms out onto black (``torchvision``), "skin" onto synthetic skin
     (:func:`~self_training.augment.zoom_out_on_skin`), each on ``ZOOM_OUT_P`` of the images; then glare
     (share ``glare_p``) and a dark vignette (share ``vignette_p``). ``colour_constancy``: each
-    image's colour cast removed as it is cached (:mod:`common.colour`; the student's own setting)."""
+    image's colour cast removed by ``colour_strength`` as it is cached (:mod:`common.colour`; the
+    student's own settings)."""
 
     def __init__(self, labels: list[PseudoLabel], size: int, train: bool, cache_size: int = 320,
                  uncertainty_weight: float = 0.5, vignette_p: float = 0.3, seed: int = 0,
                  zoom_fill: str = "black", glare_p: float = 0.0, ignore_uncertain_above: float | None = None,
-                 colour_constancy: str | None = None) -> None:
+                 colour_constancy: str | None = None, colour_strength: float = 1.0) -> None:
         if zoom_fill not in ("black", "skin"):
             raise ValueError(f"zoom_fill must be 'black' or 'skin', not {zoom_fill!r}")
         self.labels = labels
@@ -115,7 +116,7 @@ class PseudoMaskDataset(Dataset):
         self.images, self.targets = [], []
         for label in tqdm(labels, desc="load pseudo-masks", unit="img", leave=False):
             image = cv2.resize(read_image(label.image_path), (cache_size, cache_size), interpolation=cv2.INTER_AREA)
-            image = apply_gains(image, colour_gains(image, colour_constancy))   # the student's colour constancy
+            image = apply_gains(image, colour_gains(image, colour_constancy, colour_strength))   # the student's
             mask = read_mask(label.mask_path).astype(np.uint8)
             weight = pixel_weight(label, mask.shape, uncertainty_weight, ignore_uncertain_above)
             stack = np.stack([mask, np.maximum(np.round(weight * 255), 1)]).astype(np.uint8).transpose(1, 2, 0)

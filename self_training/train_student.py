@@ -63,7 +63,8 @@ CONFIG: dict[str, Any] = {
                                             # curriculum's second stage); its backbone must be "backbone"
     "input_size": 256,
     "colour_constancy": None,               # the images' colour cast removed first ("shades_of_gray"; common.colour):
-                                            # saved in the student's config, so inference does the same
+    "colour_strength": 1.0,                 # by this much (1: fully); both saved in the student's config, so
+                                            # inference does the same
     "cache_size": 320,                      # images kept in memory at this side before augmentation
     "keep_fraction": 0.8,                   # the most trusted share of pseudo-masks (by confidence_key)
     "confidence_key": "selection_score",
@@ -167,12 +168,15 @@ def make_student(cfg: dict[str, Any]) -> tuple[torch.nn.Module, StudentConfig]:
             # the one it is fine-tuned at and saved with.
             log.info("fine-tuning a student of %d px at %d px", config.input_size, cfg["input_size"])
             config = replace(config, input_size=cfg["input_size"])
-        if config.colour_constancy != cfg["colour_constancy"]:
-            log.info("fine-tuning a student of colour constancy %s with %s", config.colour_constancy, cfg["colour_constancy"])
-            config = replace(config, colour_constancy=cfg["colour_constancy"])
+        colour = {"colour_constancy": cfg["colour_constancy"], "colour_strength": float(cfg["colour_strength"])}
+        if (config.colour_constancy, config.colour_strength) != tuple(colour.values()):
+            log.info("fine-tuning a student of colour constancy %s (%g) with %s (%g)", config.colour_constancy,
+                     config.colour_strength, *colour.values())
+            config = replace(config, **colour)
         log.info("every weight from %s", cfg["init_student"])
         return model.float(), config
-    config = StudentConfig(backbone=cfg["backbone"], input_size=cfg["input_size"], colour_constancy=cfg["colour_constancy"])
+    config = StudentConfig(backbone=cfg["backbone"], input_size=cfg["input_size"], colour_constancy=cfg["colour_constancy"],
+                           colour_strength=float(cfg["colour_strength"]))
     model = build_student(config)
     copied = load_backbone(model, cfg["backbone"], cfg["classifier_checkpoint"])
     log.info("encoder: %d tensors from %s", copied, cfg["classifier_checkpoint"] or "ImageNet weights")
@@ -235,7 +239,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                 uncertainty_weight=cfg["uncertainty_weight"], vignette_p=cfg["vignette_p"],
                                 ignore_uncertain_above=cfg["ignore_uncertain_above"],
                                 seed=cfg["seed"] + rank, zoom_fill=cfg["zoom_fill"], glare_p=cfg["glare_p"],
-                                colour_constancy=cfg["colour_constancy"])
+                                colour_constancy=cfg["colour_constancy"], colour_strength=float(cfg["colour_strength"]))
     sampler = ShardedShuffle(len(dataset), rank, world, cfg["seed"])
     loader = DataLoader(dataset, cfg["batch_size"], sampler=sampler, num_workers=cfg["num_workers"], drop_last=True)
     model, student_config = make_student(cfg)

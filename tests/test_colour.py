@@ -45,6 +45,13 @@ def test_the_gains_do_not_depend_on_the_resolution():
     np.testing.assert_allclose(shades_of_gray_gains(image), shades_of_gray_gains(small), atol=0.01)
 
 
+def test_half_the_correction_is_the_square_root_of_the_gains():
+    image = apply_gains(_lesion(), CAST)
+    full, half = colour_gains(image, "shades_of_gray"), colour_gains(image, "shades_of_gray", 0.5)
+    np.testing.assert_allclose(half, np.sqrt(full), rtol=1e-6)
+    assert StudentConfig(colour_constancy="shades_of_gray", colour_strength=0.5).colour_gains(image) == pytest.approx(half)
+
+
 def test_none_changes_nothing_and_an_unknown_method_is_refused():
     image = _lesion()
     assert colour_gains(image, None) is None and apply_gains(image, None) is image

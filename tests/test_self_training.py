@@ -258,6 +258,12 @@ def test_averaging_students_gives_the_mean_of_their_weights(tmp_path):
     average_students.main(["--set", f'students=["{tmp_path / "a.pt"}", "{tmp_path / "e.pt"}"]',
                            "--set", "colour_constancy=shades_of_gray", "--set", f"out={tmp_path / 'sog.pt'}"])
     assert load_student(tmp_path / "sog.pt")[1] == StudentConfig(input_size=SMALL, colour_constancy="shades_of_gray")
+    # one student: its weights kept, its input settings replaced
+    average_students.main(["--set", f'students=["{tmp_path / "a.pt"}"]', "--set", "colour_constancy=shades_of_gray",
+                           "--set", "colour_strength=0.5", "--set", f"out={tmp_path / 'half.pt'}"])
+    half, half_config, _ = load_student(tmp_path / "half.pt")
+    assert half_config == StudentConfig(input_size=SMALL, colour_constancy="shades_of_gray", colour_strength=0.5)
+    assert all(torch.equal(v, a.state_dict()[k]) for k, v in half.state_dict().items())
     torch.testing.assert_close(sized.state_dict()["encoder.model.conv_stem.weight"].float(),
                                0.5 * (a.state_dict()["encoder.model.conv_stem.weight"]
                                       + b.state_dict()["encoder.model.conv_stem.weight"]).float())
