@@ -1,7 +1,7 @@
 """Fit the out-of-depth check of a student (:mod:`cam_sam.depth`) on its training images, and report
 how it calls the evaluation sets, generated lesions and photographs that are not dermoscopy.
 
-    python -m cam_sam.depth_stats                       # the default's student -> model_checkpoints/student_soup3h.depth.npz
+    python -m cam_sam.depth_stats                       # the default's student -> model_checkpoints/student_soup3h_sog.depth.npz
     python -m cam_sam.depth_stats --set student_checkpoint=results/student_x/student.pt
 
 The statistics come from training images only (the ISIC 2017 training crops without the held-out

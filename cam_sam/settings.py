@@ -62,7 +62,7 @@ PIPELINE_CONFIG: dict[str, Any] = {
     "export_dir": "results/cache/onnx",      # the ONNX exports of the segmenter, made once from its weights
     "embedding_cache": None,                 # a folder: store/reuse image embeddings (same masks, no re-encoding)
     # the self-trained student (self_training/): sources "student" and "student_box"
-    "student_checkpoint": "model_checkpoints/student_soup3h.pt",  # a student.pt of self_training.train_student
+    "student_checkpoint": "model_checkpoints/student_soup3h_sog.pt",  # a student.pt of self_training.train_student
                                              # (the weight-space mean of round 4's student and two fine-tunes of
                                              # it, one with synthetic halo pairs: above round 4's student on both
                                              # evaluation sets, docs/self_training.md; None: no student sources)

@@ -126,3 +126,21 @@ def test_the_terms_study_rebuilds_the_recorded_confidence_and_crosses_the_sets(t
     assert all(abs(rebuilt[i] - recorded[i]) < 1e-9 for i in recorded)
     assert [row["chosen on"] for row in result["crossing"]] == ["a", "b"]
     assert (tmp_path / "out" / "confidence_terms.md").is_file()
+
+
+def test_pooled_failures_keep_one_confident_failure_of_a_small_set_from_setting_the_level():
+    """Set a has 10 failures at low confidence, set b 4, one of them confident: each set's 80 %
+    needs all of b's, so that one failure sets the level; pooled, 80 % of the 14 leaves it out."""
+    import pandas as pd
+
+    from cam_sam.studies.calibration import review_threshold
+
+    def frame(fail_confidence, n_good):
+        good = np.linspace(0.5, 1.0, n_good)
+        return pd.DataFrame({"confidence": np.r_[fail_confidence, good],
+                             "iou": np.r_[np.full(len(fail_confidence), 0.2), np.full(n_good, 0.9)]})
+    a, b = frame(np.linspace(0.0, 0.2, 10), 110), frame([0.05, 0.1, 0.15, 0.8], 95)
+    identity = Calibration(np.array([0.0, 1.0]), np.array([0.0, 1.0]))
+    each, pooled = review_threshold(identity, [a, b], 0.8), review_threshold(identity, [pd.concat([a, b])], 0.8)
+    assert each == pytest.approx(0.8, abs=1e-5)
+    assert 0.15 < pooled < 0.2

@@ -33,7 +33,7 @@ def test_end_to_end_on_generated_images(tmp_path, synthetic_root):
     sources = ["student", "colour_region"]        # the default: the shipped student, no CAM, no segmenter
     assert set(metrics["summary"]) == {*sources, "final", "oracle_final", *(f"oracle_{s}" for s in sources)}
     assert all(rec["final"]["source"] == "student" for rec in metrics["per_image"].values())
-    assert read_json(run / "config.json")["student_checkpoint"] == "model_checkpoints/student_soup3h.pt"
+    assert read_json(run / "config.json")["student_checkpoint"] == "model_checkpoints/student_soup3h_sog.pt"
     s = metrics["summary"]["final"]
     assert s["n_images"] == 3 and s["n_failed"] == 0 and s["iou"] > 0.7     # generated lesions are easy
     for key in ("iou", "dice", "precision", "recall", "f1", "n_images", "n_failed"):

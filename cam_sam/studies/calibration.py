@@ -6,7 +6,7 @@ construction; or evaluation sets) and reports, on every run of ``sets``, how far
 its mean IoU, the confidence's AUROC for IoU < 0.5, and what a review threshold on the expected
 IoU would flag, and the confidence it amounts to (a preset's ``review_threshold``). The threshold
 is chosen on the fit runs alone: the lowest expected IoU below which ``min_failures_flagged`` of
-the failures of each fit run fall. With several fit runs, each is also left out in
+the failures of each fit run fall (with ``pool_failures``, of their failures pooled). With several fit runs, each is also left out in
 turn: fitted on the others, checked on it (how the choice transfers). Reads only the runs' ``metrics.json``; writes ``calibration.md``,
 ``calibration.csv``, ``reliability.png`` into ``out_dir`` and, with ``write_to``, puts the fit
 into the student's calibration file under ``variant``.
@@ -38,6 +38,9 @@ CONFIG: dict[str, Any] = {
     "variant": "no_zoom",           # the confidence's variant the runs used (cam_sam.calibration.confidence_variant)
     "n_deciles": 10,
     "min_failures_flagged": 0.8,    # the review threshold flags at least this share of the fit run's failures
+    "pool_failures": False,         # ... of the fit runs' failures pooled, instead of each run's: with few
+                                    # failures in a run (4 of 99) its 80 % is all of them, and one confident
+                                    # failure would set the level for every image (docs/trust.md, session 12)
     "out_dir": "results/calibration",
     "write_to": None,               # a student's <name>.calibration.json: the fit is stored there under variant
 }
@@ -116,7 +119,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     rows, tables = [], {}
     for fitted_on, checked in fits.items():
         calibration = Calibration.fit(frames[fitted_on]["confidence"], frames[fitted_on]["iou"], fitted_on)
-        threshold = review_threshold(calibration, [frames[n] for n in fitted_on.split("+")], cfg["min_failures_flagged"])
+        fit_frames = [frames[n] for n in fitted_on.split("+")]
+        if cfg["pool_failures"]:
+            fit_frames = [pd.concat(fit_frames, ignore_index=True)]
+        threshold = review_threshold(calibration, fit_frames, cfg["min_failures_flagged"])
         for name in [fitted_on] + checked:
             rows.append({"fitted_on": fitted_on, "set": name, "threshold": threshold,
                          "confidence_threshold": confidence_below(calibration, threshold),
