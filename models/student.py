@@ -200,7 +200,7 @@ class StudentSegmenter:
     def predict_with_features(self, image: np.ndarray) -> tuple[np.ndarray, float, np.ndarray | None]:
         """:meth:`predict`, plus the (C,) float32 spatial mean of the encoder's deepest features
         over the flipped copies (the same forward pass; no extra cost; None without an encoder)."""
-        logits, pooled = self.forward(self._flipped(image))
+        logits, pooled = self.forward(self._flipped(image, self.config.colour_gains(image)))
         return self._merge_flips(logits, pooled, image.shape[:2])
 
     @torch.no_grad()
@@ -211,17 +211,19 @@ class StudentSegmenter:
         same (through OpenVINO bit for bit on validation). On a 2-core CPU, with two threads, the
         student's step took 0.099-0.103 s an image against 0.107-0.119 s for two passes; with one
         thread (each worker of a dataset run) no difference was measured."""
-        flipped = self._flipped(image)
-        zoomed, crop = self._zoomed_out(image, pad)
+        gains = self.config.colour_gains(image)     # once for both views
+        flipped = self._flipped(image, gains)
+        zoomed, crop = self._zoomed_out(image, pad, gains)
         logits, pooled = self.forward(torch.cat([flipped, zoomed]))
         k = len(flipped)
         prob, agreement, features = self._merge_flips(logits[:k], None if pooled is None else pooled[:k],
                                                       image.shape[:2])
         return prob, agreement, features, self._zoom_agreement_of(logits[k:], crop, prob)
 
-    def _flipped(self, image: np.ndarray) -> torch.Tensor:
-        """(K, 3, S, S): the normalised image and its flipped copies (:attr:`flips`)."""
-        x = to_input(image, self.config.input_size, self.config.colour_gains(image)).to(self.device)
+    def _flipped(self, image: np.ndarray, gains: np.ndarray | None) -> torch.Tensor:
+        """(K, 3, S, S): the normalised image and its flipped copies (:attr:`flips`); ``gains``:
+        the image's colour gains (:meth:`StudentConfig.colour_gains`)."""
+        x = to_input(image, self.config.input_size, gains).to(self.device)
         return torch.cat([x.flip(dims) if dims else x for dims in self.flips])
 
     def _merge_flips(self, logits: torch.Tensor, pooled: torch.Tensor | None, hw: tuple[int, int]
@@ -245,17 +247,17 @@ class StudentSegmenter:
         x each side added on every side (as a wider dermoscope vignette would), one forward pass,
         cut back to the image's region. Both compared at the input size; two empty masks agree.
         A student whose outline depends on how large the lesion appears is less sure of it."""
-        zoomed, crop = self._zoomed_out(image, pad)
+        zoomed, crop = self._zoomed_out(image, pad, self.config.colour_gains(image))
         return self._zoom_agreement_of(self.forward(zoomed)[0], crop, prob)
 
-    def _zoomed_out(self, image: np.ndarray, pad: float) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
-        """(1, 3, S, S): ``image`` with a black border of ``pad`` x each side, normalised; and the
+    def _zoomed_out(self, image: np.ndarray, pad: float, gains: np.ndarray | None
+                    ) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
+        """(1, 3, S, S): ``image`` with a black border of ``pad`` x each side, normalised (``gains``:
+        those of the image itself, since the black border would change the estimate); and the
         (top, left, bottom, right) of the image's own region in it, in input pixels."""
         h, w = image.shape[:2]
         ph, pw = round(h * pad), round(w * pad)
         size = self.config.input_size
-        # the colour gains of the image itself: the black border would change the estimate
-        gains = self.config.colour_gains(image)
         zoomed = to_input(np.pad(image, ((ph, ph), (pw, pw), (0, 0))), size, gains).to(self.device)
         top, left = round(ph * size / (h + 2 * ph)), round(pw * size / (w + 2 * pw))
         return zoomed, (top, left, size - top, size - left)
