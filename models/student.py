@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from common.checkpoints import CheckpointError, safe_load, save_atomically
-from common.colour import colour_gains
+from common.colour import COLOUR_CONSTANCY_METHODS, colour_gains
 from common.geometry import pairwise_iou
 from models.registry import get_spec, read_checkpoint
 
@@ -103,6 +103,9 @@ def read_student(path: str | Path) -> tuple[StudentConfig, dict]:
     if not isinstance(payload, dict) or "model" not in payload or "config" not in payload:
         raise CheckpointError(f"{path} is not a student checkpoint (no 'model' and 'config' entries)")
     raw = dict(payload["config"])
+    if raw.get("colour_constancy") not in (None, *COLOUR_CONSTANCY_METHODS):
+        raise CheckpointError(f"{path} asks for the colour constancy {raw['colour_constancy']!r}; this version knows "
+                              f"{COLOUR_CONSTANCY_METHODS}")
     return StudentConfig(**{**raw, "decoder_channels": tuple(raw["decoder_channels"])}), payload
 
 

@@ -33,6 +33,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from cam_sam.settings import DATA_CONFIG
+from common.colour import COLOUR_CONSTANCY_METHODS
 from common.cli import run_main
 from common.config import config_from_argv
 from common.distributed import ShardedShuffle, setup_distributed
@@ -223,6 +224,8 @@ def resume_state(last: Path, model, optimizer, schedule) -> tuple[int, list[dict
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     cfg = config_from_argv(CONFIG, argv, description=__doc__.splitlines()[0])
+    if cfg["colour_constancy"] not in (None, *COLOUR_CONSTANCY_METHODS):
+        raise SystemExit(f"colour_constancy must be null or one of {COLOUR_CONSTANCY_METHODS}, not {cfg['colour_constancy']!r}")
     if cfg["threads"]:
         torch.set_num_threads(int(cfg["threads"]))
     rank, world, device = setup_distributed(cfg["device"])

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from common.checkpoints import CheckpointError
 from common.colour import apply_gains, colour_gains, shades_of_gray_gains
 from data.synthetic import make_synthetic_sample
 from models.student import StudentConfig, StudentSegmenter, build_student, read_student, save_student, to_input
@@ -91,6 +92,17 @@ def test_the_student_sees_an_image_and_its_colour_cast_alike(tmp_path):
     del payload["config"]["colour_constancy"]
     torch.save(payload, tmp_path / "old.pt")
     assert read_student(tmp_path / "old.pt")[0].colour_constancy is None
+    payload["config"]["colour_constancy"] = "retinex"            # a setting this version does not know
+    torch.save(payload, tmp_path / "new.pt")
+    with pytest.raises(CheckpointError, match="new.pt asks for the colour constancy 'retinex'"):
+        read_student(tmp_path / "new.pt")
+
+
+def test_an_unknown_colour_constancy_is_refused_before_training_with_one_line():
+    from self_training import train_student
+
+    with pytest.raises(SystemExit, match="colour_constancy must be null or one of"):
+        train_student.main(["--set", "colour_constancy=grey_world"])
 
 
 def test_training_caches_the_images_as_the_student_will_see_them(tmp_path):
