@@ -40,9 +40,9 @@ log = logging.getLogger("cam_sam.segment")
 def segment_dataset(run_settings: RunSettings, overlay: OverlayFn | None = None) -> dict[str, Any]:
     """Segment (and, where masks exist, score) every image of the run's data into a resumable run
     folder; returns ``metrics.json``'s content. ``run_settings``: :func:`cam_sam.settings.resolve_run`
-    of a script's CONFIG (its ``config`` is recorded). ``overlay(run_dir, image_id, image, truth,
-    output, record)`` draws an image's figure (scripts pass one), in a worker
-    (:class:`cam_sam.runs.overlays.OverlayWriter`).
+    of a script's CONFIG (its ``config`` is recorded). ``overlay(run_dir, names, image, truth,
+    output, record)`` draws an image's figure once and writes it under each of its names (scripts
+    pass one), in a worker (:class:`cam_sam.runs.overlays.OverlayWriter`).
 
     The images are shared among processes, each segmenting every N-th image into the same folder:
     ``workers`` local processes this function starts (:func:`local_workers`: on a CPU, one per

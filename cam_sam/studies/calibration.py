@@ -11,11 +11,11 @@ turn: fitted on the others, checked on it (how the choice transfers). Reads only
 ``calibration.csv``, ``reliability.png`` into ``out_dir`` and, with ``write_to``, puts the fit
 into the student's calibration file under ``variant``.
 
-    python -m cam_sam.studies.calibration --set variant=no_zoom \\
-        --set fit='{"val": "results/eval/s8soup_fast_val", "train_every18": "results/eval/s8soup_fast_e18"}' \\
-        --set sets='{"val": "results/eval/s8soup_fast_val", "train_every18": "results/eval/s8soup_fast_e18",
-                     "synthetic dev": "results/eval/s8soup_fast_dev"}' \\
-        --set write_to=model_checkpoints/student_soup3h.calibration.json     # the runs of preset=fast
+    python -m cam_sam.studies.calibration --set variant=no_zoom --set pool_failures=true \\
+        --set fit='{"val": "results/eval/sogh_fast_val", "train_every18": "results/eval/sogh_fast_e18"}' \\
+        --set sets='{"val": "results/eval/sogh_fast_val", "train_every18": "results/eval/sogh_fast_e18",
+                     "synthetic dev": "results/eval/sogh_fast_dev"}' \\
+        --set write_to=model_checkpoints/student_soup3h_sog.calibration.json     # the runs of preset=fast
 """
 from __future__ import annotations
 
