@@ -152,12 +152,13 @@ class PipelineConfig:
     """CAM methods (explainers.EXPLAIN_METHODS: the grad-cam ones and "lrp"), each a prompt source.
     None by default: no CAM box ever won the delivered mask in the ablation, and running one costs
     a classifier pass and 11 decodes per image; ``["gradcam"]`` reports its row beside colour's."""
-    proposals: list[str] = field(default_factory=lambda: [STUDENT, COLOUR_REGION])
+    proposals: list[str] = field(default_factory=lambda: [STUDENT])
     """Other prompt sources: any of "colour", "student", "student_box", "colour_region" (the colour
-    proposals' regions themselves, no segmenter). The default runs the self-trained student, the
-    best configuration on both evaluation sets (docs/self_training.md), and the colour regions, an
-    independent second opinion for its confidence: no segmenter and no CAM. The route through the
-    segmenter (teacher "colour", "student_box", their arbiter) is the preset "arbiter"."""
+    proposals' regions themselves, no segmenter). The default runs the self-trained student alone,
+    the best configuration on both evaluation sets (docs/self_training.md): no segmenter and no CAM.
+    The colour regions no longer run beside it: as a second opinion for its confidence they
+    lowered how well it ranks failures on both evaluation sets (docs/trust.md, session 13). The
+    route through the segmenter (teacher "colour", "student_box", their arbiter) is the preset "arbiter"."""
     final_sources: list[str] = field(default_factory=lambda: [STUDENT])
     """Sources whose best-scored mask competes for the delivered ("final") mask."""
     agreement_weight: float = 0.1

@@ -103,7 +103,7 @@ ARBITER_STUDENT_CHECKPOINT = "model_checkpoints/student_r3and.pt"   # the arbite
 
 # The default configuration spelled out (PipelineConfig's and PIPELINE_CONFIG's defaults).
 STUDENT_PRESET: dict[str, Any] = {
-    "methods": [], "proposals": ["student", "colour_region"], "final_sources": ["student"], "final_rule": "select",
+    "methods": [], "proposals": ["student"], "final_sources": ["student"], "final_rule": "select",
     "student_weight": 0.0, "student_checkpoint": STUDENT_CHECKPOINT, "zoom_stability": True,
     "review_threshold": REVIEW_THRESHOLD}
 
@@ -119,18 +119,18 @@ PRESETS: dict[str, dict[str, Any]] = {
               "prompts": {"box_threshold": 0.5, "box_padding": 0.1, "n_points": 10, "point_power": 30.0,
                           "n_perturbations": 10, "perturb_scale": 0.05},
               "postprocess": {"open_frac": 0.01, "close_frac": 0.01}},
-    # The self-trained student alone (self_training/): no CAM, no segmenter encoding; the colour
-    # regions (no segmenter either) only give its confidence an independent second opinion. Round 4
-    # on whole frames with the fine-tuned three-class classifier as its encoder: the best segmenter
-    # on both evaluation sets (docs/self_training.md). It is the default; the preset pins it by name.
+    # The self-trained student alone (self_training/): no CAM, no segmenter encoding. The weight-space
+    # mean of round 4's student and two fine-tunes, its input given half a Shades of Gray correction:
+    # the best segmenter on both evaluation sets (docs/self_training.md). It is the default; the
+    # preset pins it by name.
     "student": STUDENT_PRESET,
     # The same masks at the least cost: the confidence goes without the student's zoom-out pass (it
     # ranks failures a little less well: docs/trust.md).
     "fast": {**STUDENT_PRESET, "zoom_stability": False, "review_threshold": FAST_REVIEW_THRESHOLD},
     # One pass of the student and nothing else: no flips (so no flip agreement), no zoomed-out
-    # pass, no colour regions (so no second opinion): its confidence is the student's own score
-    # and the colour contrast. For throughput (docs/speed.md); its masks are not the default's.
-    "realtime": {**STUDENT_PRESET, "proposals": ["student"], "zoom_stability": False, "student_tta": False,
+    # pass: its confidence is the student's own score and the colour contrast. For throughput
+    # (docs/speed.md); its masks are not the default's.
+    "realtime": {**STUDENT_PRESET, "zoom_stability": False, "student_tta": False,
                  "review_threshold": REALTIME_REVIEW_THRESHOLD},
     # The route through the segmenter: the arbiter of cam_sam.trust among
     # the teacher (colour proposals -> LiteMedSAM), the round 3-AND student (its best partner,

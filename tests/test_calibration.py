@@ -124,8 +124,32 @@ def test_the_terms_study_rebuilds_the_recorded_confidence_and_crosses_the_sets(t
     rebuilt = study.confidence(frame, study.CONFIDENCE_TERMS, study.CONTRAST_SCALE)
     recorded = {p.stem: json.loads(p.read_text())["trust"]["confidence"] for p in (tmp_path / "a" / "records").glob("*.json")}
     assert all(abs(rebuilt[i] - recorded[i]) < 1e-9 for i in recorded)
-    assert [row["chosen on"] for row in result["crossing"]] == ["a", "b"]
+    assert [(row["rule"], row["chosen on"]) for row in result["crossing"]] == [
+        ("best", "a"), ("best", "b"), ("evidence", "a"), ("evidence", "b")]
     assert (tmp_path / "out" / "confidence_terms.md").is_file()
+
+
+def test_the_evidence_rule_keeps_the_shipped_confidence_against_a_chance_gain_and_not_against_a_clear_one():
+    """120 images, 12 failures. A variant that ranks one failure a little lower than the shipped
+    confidence has the highest AUROC ("best" takes it) but no interval clear of zero; a variant
+    that separates the failures does."""
+    import pandas as pd
+    from cam_sam.studies import confidence_terms as study
+    from common.metrics import auroc_fail
+
+    rng = np.random.default_rng(0)
+    ious = {f"i{k}": (0.2 if k < 12 else 0.8) for k in range(120)}
+    shipped = {i: float(rng.uniform(0.0, 0.7) if iou < 0.5 else rng.uniform(0.2, 1.0)) for i, iou in ious.items()}
+    worst_failure = max((i for i in ious if ious[i] < 0.5), key=shipped.get)
+    chance = {**shipped, worst_failure: shipped[worst_failure] - 0.05}
+    clear = {i: (0.1 if iou < 0.5 else 0.9) for i, iou in ious.items()}
+    cfg = {"n_resamples": 500, "confidence_level": 0.95, "seed": 0}
+    for candidates, evidence in (({"chance": chance}, study.SHIPPED), ({"chance": chance, "clear": clear}, "clear")):
+        confidences = {name: {"a": conf} for name, conf in {study.SHIPPED: shipped, **candidates}.items()}
+        report = pd.DataFrame([{"variant": n, "a": auroc_fail(c["a"], ious)} for n, c in confidences.items()])
+        assert report.set_index("variant").loc["chance", "a"] > report.set_index("variant").loc[study.SHIPPED, "a"]
+        assert study.choose(report, confidences, ious, "a", "best", cfg) == ("clear" if "clear" in candidates else "chance")
+        assert study.choose(report, confidences, ious, "a", "evidence", cfg) == evidence
 
 
 def test_pooled_failures_keep_one_confident_failure_of_a_small_set_from_setting_the_level():

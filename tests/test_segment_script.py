@@ -30,7 +30,7 @@ def test_end_to_end_on_generated_images(tmp_path, synthetic_root):
     run = tmp_path / "run"
     ids = sorted(p.stem for p in (synthetic_root / "ISIC-2017_Validation_Data").glob("*.png"))
     assert sorted(metrics["per_image"]) == ids
-    sources = ["student", "colour_region"]        # the default: the shipped student, no CAM, no segmenter
+    sources = ["student"]        # the default: the shipped student alone, no CAM, no segmenter
     assert set(metrics["summary"]) == {*sources, "final", "oracle_final", *(f"oracle_{s}" for s in sources)}
     assert all(rec["final"]["source"] == "student" for rec in metrics["per_image"].values())
     assert read_json(run / "config.json")["student_checkpoint"] == "model_checkpoints/student_soup3h_sog.pt"

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from cam_sam.proposals import field_of_view
-from cam_sam.trust import (REVIEW_THRESHOLD, arbitrate, candidate_signals, colour_contrast, contrast_lab, field_and_rim,
-                           mask_trust, solidity)
+from cam_sam.trust import (REVIEW_THRESHOLD, arbitrate, candidate_signals, colour_contrast, confidence_terms,
+                           contrast_lab, field_and_rim, mask_trust, solidity)
 from common.metrics import auroc_fail, flag_summary, risk_coverage
 from data.synthetic import make_synthetic_sample
 
@@ -118,11 +118,23 @@ def test_colour_contrast_of_a_mask_with_no_skin_around_it_is_zero(lesion):
     assert colour_contrast(lab, lesion_small, fov) > 30
 
 
-def test_a_lone_source_is_trusted_by_its_own_score(lesion):
-    unsure = mask_trust(*_lone(lesion, 0.4))
+def test_a_lone_student_is_trusted_by_its_own_score_counted_once(lesion):
+    """The student presets run the student alone: its own score is the student_score term, and
+    the agreement term, which has no second mask to compare with, does not count it again."""
+    unsure = mask_trust(*_lone(lesion, 0.2))
     sure = mask_trust(*_lone(lesion, 0.95))
-    assert unsure.confidence < 0.4 < sure.confidence and unsure.flagged and not sure.flagged
+    assert unsure.confidence == pytest.approx(0.2) and sure.confidence == pytest.approx(0.95)   # contrast term 1
+    assert unsure.flagged and not sure.flagged
     assert unsure.reason == "the student is unsure of the outline"
+
+
+def test_a_lone_source_other_than_the_student_is_trusted_by_its_own_score(lesion):
+    """The zero-shot route (LiteMedSAM on colour proposals) has no student term: its predicted
+    IoU stands in for the agreement it cannot measure."""
+    for score in (0.4, 0.9):
+        signals, pairwise = candidate_signals(lesion.image, {"colour": lesion.mask}, {"colour": score})
+        assert confidence_terms(signals, pairwise, "colour")["agreement"] == pytest.approx(score)
+        assert mask_trust(signals, "colour", REVIEW_THRESHOLD, pairwise).confidence == pytest.approx(score)
 
 
 @pytest.mark.parametrize("seed", range(6))
