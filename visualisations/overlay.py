@@ -78,11 +78,12 @@ def draw_mask(ax, image: np.ndarray, mask: np.ndarray | None, truth: np.ndarray 
 
 
 def draw_uncertainty(ax, uncertainty: np.ndarray | None) -> None:
-    """The per-pixel std of the candidate masks (H, W) with its colour bar."""
+    """The (H, W) per-pixel uncertainty with its colour bar: the std of the masks that competed for
+    the delivered one, or, when the student alone delivers, its Bernoulli std sqrt(p (1 - p))."""
     if uncertainty is None:
         return
     im = ax.imshow(uncertainty, cmap="magma", vmin=0, vmax=UNCERTAINTY_VMAX)
-    ax.figure.colorbar(im, ax=ax, fraction=0.046, label="std of candidate masks")
+    ax.figure.colorbar(im, ax=ax, fraction=0.046, label="std per pixel (competing masks, or the student's p)")
 
 
 def panel_figure(draw, *args, title: str = "", size: tuple[float, float] = (5, 4.4)) -> Figure:

@@ -276,7 +276,8 @@ def build_page(service: SegmentationService, cfg: dict[str, Any]):
                                         elem_id="cam", interactive=False)
                     mask_view = gr.Image(label="delivered mask (green), ground truth (red)", elem_id="mask",
                                          interactive=False)
-                    uncertainty_view = gr.Image(label="uncertainty: spread of the masks that competed for the delivered one",
+                    uncertainty_view = gr.Image(label="uncertainty: per-pixel std (the student's own when it "
+                                                      "delivers alone; else the competing masks')",
                                                 elem_id="uncertainty", interactive=False)
                 download = gr.File(label="mask PNG", elem_id="download", interactive=False)
         image_file.change(preview_image, image_file, preview, api_name=False)
