@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 from skimage.filters import threshold_otsu
 
+from common.colour import apply_gains, shades_of_gray_gains
 from common.filters import wide_gaussian_blur
 from common.geometry import clip_box, fill_holes, mask_to_box, pad_box
 
@@ -126,12 +127,10 @@ DARKNESS_CHANNELS = {
 
 
 def shades_of_gray(image: np.ndarray, p: float) -> np.ndarray:
-    """Colour constancy by Shades of Gray (Finlayson & Trezzi): each channel divided by its
-    Minkowski p-norm mean, rescaled so the three share their mean. (H, W, 3) uint8 -> same."""
-    x = image.astype(np.float32) + 1.0
-    illuminant = np.power(np.mean(np.power(x, p), axis=(0, 1)), 1.0 / p)
-    out = x * (illuminant.mean() / illuminant)
-    return np.clip(out - 1.0, 0, 255).astype(np.uint8)
+    """Colour constancy by Shades of Gray (Finlayson & Trezzi) with Minkowski norm ``p``: the
+    student's own correction (:func:`common.colour.shades_of_gray_gains`) applied in full.
+    (H, W, 3) uint8 -> same."""
+    return apply_gains(image, shades_of_gray_gains(image, p))
 
 
 def remove_hair(image: np.ndarray, kernel: int, min_contrast: float) -> np.ndarray:
