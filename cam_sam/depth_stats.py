@@ -41,7 +41,8 @@ CONFIG: dict[str, Any] = {
     "seed": 0,
     "n_generated": 20,               # generated lesions in the report (they must stay in depth)
     "photographs": ["astronaut", "coffee", "chelsea", "rocket", "camera", "horse", "coins", "moon", "brick",
-                    "grass", "gravel", "page", "text", "hubble_deep_field", "immunohistochemistry"],
+                    "grass", "gravel", "page", "text", "hubble_deep_field", "immunohistochemistry",
+                    "retina", "colorwheel"],     # the last two added in session 14, after the shipped fit
     "results_root": "results",
     "out_dir": None,
     "device": "cpu",
