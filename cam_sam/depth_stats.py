@@ -42,7 +42,8 @@ CONFIG: dict[str, Any] = {
     "n_generated": 20,               # generated lesions in the report (they must stay in depth)
     "photographs": ["astronaut", "coffee", "chelsea", "rocket", "camera", "horse", "coins", "moon", "brick",
                     "grass", "gravel", "page", "text", "hubble_deep_field", "immunohistochemistry",
-                    "retina", "colorwheel"],     # the last two added in session 14, after the shipped fit
+                    "retina", "colorwheel"],     # a fundus photograph and a colour wheel: colour images that are
+                                                 # not skin (the retina is a known miss, docs/trust.md)
     "results_root": "results",
     "out_dir": None,
     "device": "cpu",
