@@ -13,8 +13,8 @@ file holds one map per *variant* of it (:func:`confidence_variant`).
 Two smooth *forms* can be fitted instead of the isotonic steps, for studies of how a map transfers
 from one set to another (``cam_sam.studies.calibration --set form=...``): a logistic curve and a
 clipped straight line, each increasing and sampled into the same breakpoints, so a file holds any
-of them. The shipped maps are isotonic (docs/trust.md, session 14: the smooth forms did not
-transfer clearly better).
+of them. The shipped maps are isotonic (docs/trust.md, session 15: the smooth forms did not
+transfer better in both directions).
 """
 from __future__ import annotations
 

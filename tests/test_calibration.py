@@ -46,6 +46,7 @@ def test_a_falling_trend_gives_a_flat_map_and_an_unknown_form_is_refused():
     with pytest.raises(ValueError, match="not one of"):
         Calibration.fit(confidence, confidence, form="spline")
 
+
 def test_it_round_trips_through_the_shipped_file_per_variant(tmp_path):
     path = tmp_path / "student.calibration.json"
     fast = Calibration(np.array([0.2, 0.8]), np.array([0.3, 0.9]), "val")
@@ -106,6 +107,11 @@ def test_the_study_fits_on_pooled_runs_and_leaves_each_out(tmp_path):
     pooled = next(r for r in result["report"] if r["fitted_on"] == "a+b" and r["set"] == "a+b")
     assert pooled["failures_flagged"] >= 0.8 and pooled["max_decile_gap"] < 0.2
     assert load_calibration(out, "zoom") is not None and (tmp_path / "report" / "reliability.png").is_file()
+    smooth = study.main(["--set", f"fit={json.dumps(runs)}", "--set", f"sets={json.dumps(runs)}", "--set", "form=linear",
+                         "--set", f"out_dir={tmp_path / 'linear'}"])
+    assert {r["form"] for r in smooth["report"]} == {"linear"}
+    left_out = {(r["fitted_on"], r["set"]): r["max_decile_gap"] for r in smooth["report"]}
+    assert left_out[("a", "b")] < 0.2                          # a straight line fits these straight-line data
 
 
 def test_the_page_and_the_api_give_the_expected_iou():
