@@ -7,17 +7,14 @@ import pickle
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from common.errors import CheckpointError  # re-exported: ``from common.checkpoints import CheckpointError``
 from common.io import write_atomically
 
 if TYPE_CHECKING:
     import torch
 
-# torch is imported where a file is read or written: common.cli names CheckpointError among a
-# script's user errors, and a script's process that loads no network should not pay for torch.
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint that is missing, unreadable, unsafe or does not fit; the message names the file."""
+# torch is imported where a file is read or written: a script's process that loads no network
+# should not pay for torch.
 
 
 def save_atomically(payload: dict, path: str | Path) -> None:

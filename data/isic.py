@@ -26,15 +26,13 @@ from typing import Iterator
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from common.errors import DataError  # re-exported: ``from data.isic import DataError`` keeps working
+
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
 OFFICIAL_SPLITS = {"train": "Training", "val": "Validation", "test": "Test_v2"}
 LABEL_COLUMNS = ("melanoma", "seborrheic_keratosis")
-
-
-class DataError(ValueError):
-    """An input file that cannot be used; the message names the file."""
 
 
 @dataclass
@@ -146,7 +144,7 @@ class ISICDataset:
         self.require_masks = require_masks and read_masks
         self.read_masks = read_masks
         if split not in OFFICIAL_SPLITS:
-            raise ValueError(f"split must be one of {sorted(OFFICIAL_SPLITS)}, got {split!r}")
+            raise DataError(f"split must be one of {sorted(OFFICIAL_SPLITS)}, got {split!r}")
         if not self.root.is_dir():
             raise DataError(f"ISIC data folder not found: {self.root}")
         official = self.root / f"ISIC-2017_{OFFICIAL_SPLITS[split]}_Data"
