@@ -9,12 +9,6 @@ confidence does; it ships beside the student as JSON breakpoints (no data at run
 
 The confidence has a different scale with and without the zoomed-out pass and the flips, so one
 file holds one map per *variant* of it (:func:`confidence_variant`).
-
-Two smooth *forms* can be fitted instead of the isotonic steps, for studies of how a map transfers
-from one set to another (``cam_sam.studies.calibration --set form=...``): a logistic curve and a
-clipped straight line, each increasing and sampled into the same breakpoints, so a file holds any
-of them. The shipped maps are isotonic (docs/trust.md, session 15: the smooth forms did not
-transfer better in both directions).
 """
 from __future__ import annotations
 
@@ -25,10 +19,6 @@ from pathlib import Path
 import numpy as np
 
 from common.io import write_json
-
-
-CALIBRATION_FORMS = ("isotonic", "logistic", "linear")
-SMOOTH_BREAKPOINTS = 101   # samples of a smooth form across the fitted confidences; linear between them
 
 
 def confidence_variant(zoom_stability: bool, student_tta: bool) -> str:
@@ -51,26 +41,15 @@ class Calibration:
         return float(out) if np.ndim(out) == 0 else out
 
     @classmethod
-    def fit(cls, confidence: np.ndarray, iou: np.ndarray, fitted_on: str = "",
-            form: str = "isotonic") -> "Calibration":
-        """A monotone map of ``iou`` on ``confidence`` (each (N,), N >= 2), of one of
-        :data:`CALIBRATION_FORMS`: ``isotonic`` (increasing steps, the shipped kind), ``logistic``
-        (IoU = 1 / (1 + exp(-(a + b c))), b >= 0, least squares) or ``linear`` (IoU = a + b c,
-        b >= 0, least squares, clipped to [0, 1]). Smooth forms are sampled at
-        :data:`SMOOTH_BREAKPOINTS` confidences spanning the fitted ones."""
+    def fit(cls, confidence: np.ndarray, iou: np.ndarray, fitted_on: str = "") -> "Calibration":
+        """The isotonic (increasing steps) map of ``iou`` on ``confidence``, each (N,), N >= 2."""
+        from sklearn.isotonic import IsotonicRegression
+
         confidence, iou = np.asarray(confidence, float), np.asarray(iou, float)
         if len(confidence) < 2 or len(confidence) != len(iou):
             raise ValueError(f"calibration needs at least two (confidence, IoU) pairs, got {len(confidence)} / {len(iou)}")
-        if form not in CALIBRATION_FORMS:
-            raise ValueError(f"calibration form {form!r} is not one of {CALIBRATION_FORMS}")
-        if form == "isotonic":
-            from sklearn.isotonic import IsotonicRegression
-
-            model = IsotonicRegression(increasing=True, out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(confidence, iou)
-            return cls(np.asarray(model.X_thresholds_, float), np.asarray(model.y_thresholds_, float), fitted_on)
-        grid = np.linspace(confidence.min(), confidence.max(), SMOOTH_BREAKPOINTS)
-        curve = _logistic_curve if form == "logistic" else _linear_curve
-        return cls(grid, np.maximum.accumulate(np.clip(curve(confidence, iou)(grid), 0.0, 1.0)), fitted_on)
+        model = IsotonicRegression(increasing=True, out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(confidence, iou)
+        return cls(np.asarray(model.X_thresholds_, float), np.asarray(model.y_thresholds_, float), fitted_on)
 
     def to_json(self) -> dict:
         return {"confidence": self.confidence.round(6).tolist(), "expected_iou": self.expected_iou.round(6).tolist(),
@@ -85,27 +64,6 @@ class Calibration:
         if xs.ndim != 1 or xs.shape != ys.shape or len(xs) < 1 or np.any(np.diff(xs) < 0) or np.any(np.diff(ys) < 0):
             raise ValueError(f"calibration {source} is not monotone breakpoints of equal length")
         return cls(xs, ys, str(entry.get("fitted_on", "")))
-
-
-def _linear_curve(confidence: np.ndarray, iou: np.ndarray):
-    """IoU = a + b c by least squares, b >= 0 (a flat line at the mean where the fit falls)."""
-    slope, intercept = np.polyfit(confidence, iou, 1) if np.ptp(confidence) > 0 else (0.0, float(iou.mean()))
-    if slope < 0:
-        slope, intercept = 0.0, float(iou.mean())
-    return lambda c: intercept + slope * np.asarray(c, float)
-
-
-def _logistic_curve(confidence: np.ndarray, iou: np.ndarray):
-    """IoU = 1 / (1 + exp(-(a + b c))) by least squares, b >= 0 (scipy's bounded fit)."""
-    from scipy.optimize import curve_fit
-
-    def curve(c, a, b):
-        return 1.0 / (1.0 + np.exp(-(a + b * np.asarray(c, float))))
-
-    mean = float(np.clip(iou.mean(), 1e-3, 1 - 1e-3))
-    start = (float(np.log(mean / (1 - mean))), 0.0)      # the flat curve at the mean IoU
-    (a, b), _ = curve_fit(curve, confidence, iou, p0=start, bounds=([-50.0, 0.0], [50.0, 200.0]), maxfev=20_000)
-    return lambda c: curve(c, a, b)
 
 
 def load_calibration(path: str | Path, variant: str) -> Calibration | None:

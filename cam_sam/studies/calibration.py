@@ -1,6 +1,6 @@
 """Map the confidence to an expected IoU and check that it transfers.
 
-Fits :class:`cam_sam.calibration.Calibration` (isotonic, or the ``form`` given) on the ``fit`` runs, pooled (the
+Fits :class:`cam_sam.calibration.Calibration` (isotonic) on the ``fit`` runs, pooled (the
 synthetic development set: pairs from frames that never entered training, masks known by
 construction; or evaluation sets) and reports, on every run of ``sets``, how far each decile's expected IoU is from
 its mean IoU, the confidence's AUROC for IoU < 0.5, and what a review threshold on the expected
@@ -36,12 +36,11 @@ CONFIG: dict[str, Any] = {
     "fit": {},                      # {name: run folder}: the runs (pooled) the map and threshold are fitted on
     "sets": {},                     # {name: run folder}: where they are checked (and, two of them, left out in turn)
     "variant": "no_zoom",           # the confidence's variant the runs used (cam_sam.calibration.confidence_variant)
-    "form": "isotonic",             # the map's form (cam_sam.calibration.CALIBRATION_FORMS); isotonic ships
     "n_deciles": 10,
     "min_failures_flagged": 0.8,    # the review threshold flags at least this share of the fit run's failures
     "pool_failures": False,         # ... of the fit runs' failures pooled, instead of each run's: with few
                                     # failures in a run (4 of 99) its 80 % is all of them, and one confident
-                                    # failure would set the level for every image (docs/trust.md, session 12)
+                                    # failure would set the level for every image (docs/trust.md)
     "out_dir": "results/calibration",
     "write_to": None,               # a student's <name>.calibration.json: the fit is stored there under variant
 }
@@ -119,13 +118,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         frames.setdefault(pooled, pd.concat([frames[name] for name in pooled.split("+")], ignore_index=True))
     rows, tables = [], {}
     for fitted_on, checked in fits.items():
-        calibration = Calibration.fit(frames[fitted_on]["confidence"], frames[fitted_on]["iou"], fitted_on, cfg["form"])
+        calibration = Calibration.fit(frames[fitted_on]["confidence"], frames[fitted_on]["iou"], fitted_on)
         fit_frames = [frames[n] for n in fitted_on.split("+")]
         if cfg["pool_failures"]:
             fit_frames = [pd.concat(fit_frames, ignore_index=True)]
         threshold = review_threshold(calibration, fit_frames, cfg["min_failures_flagged"])
         for name in [fitted_on] + checked:
-            rows.append({"form": cfg["form"], "fitted_on": fitted_on, "set": name, "threshold": threshold,
+            rows.append({"fitted_on": fitted_on, "set": name, "threshold": threshold,
                          "confidence_threshold": confidence_below(calibration, threshold),
                          **check(calibration, threshold, frames[name], cfg["n_deciles"])})
             if fitted_on == fit_name:
@@ -136,7 +135,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     out = Path(cfg["out_dir"])
     write_csv(out / "calibration.csv", report)
     write_text(out / "calibration.md", report.to_markdown(index=False, floatfmt=".3f") + "\n")
-    save_figure(reliability_figure(tables, f"{cfg['form']}, fitted on {fit_name} ({cfg['variant']})"), out / "reliability.png")
+    save_figure(reliability_figure(tables, f"fitted on {fit_name} ({cfg['variant']})"), out / "reliability.png")
     print(report.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     return {"report": rows, "out_dir": str(out)}
 
