@@ -79,8 +79,6 @@ class PostprocessConfig:
     close_frac: float = 0.0
     keep_largest: bool = True
     fill_holes: bool = True
-    component_rule: str = "largest"      # which one component keep_largest keeps: "largest" or "central"
-                                         # (nearest the image centre; cam_sam.postprocess.central_component)
 
 
 @dataclass

@@ -183,25 +183,6 @@ def test_vote_of_colour_and_student_is_their_intersection():
     assert np.array_equal(out.final_mask, colour & student) and out.final_mask.any()
 
 
-def test_central_component_keeps_the_lesion_the_frame_is_centred_on():
-    """Two lesions: "largest" keeps the bigger one off-centre, "central" the one at the centre;
-    a speck at the centre (under a tenth of the largest) is never the choice."""
-    from cam_sam.postprocess import central_component, postprocess_mask
-
-    mask = np.zeros((100, 100), bool)
-    mask[40:60, 40:60] = True                     # 400 px at the centre
-    mask[0:30, 70:100] = True                     # 900 px in a corner
-    assert postprocess_mask(mask)[5, 85] and not postprocess_mask(mask)[50, 50]
-    central = postprocess_mask(mask, component_rule="central")
-    assert central[50, 50] and not central[5, 85]
-    speck = np.zeros((100, 100), bool)
-    speck[49:52, 49:52] = True
-    speck[0:30, 70:100] = True
-    assert np.array_equal(central_component(speck), speck & (np.arange(100)[None, :] >= 70))
-    with pytest.raises(ValueError, match="component_rule"):
-        postprocess_mask(mask, component_rule="nearest")
-
-
 def test_fill_holes_equals_scipys_on_random_masks():
     """The flood-fill hole filling gives scipy.ndimage.binary_fill_holes's masks, pixel for pixel."""
     from scipy import ndimage
