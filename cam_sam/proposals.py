@@ -26,7 +26,6 @@ import cv2
 import numpy as np
 from skimage.filters import threshold_otsu
 
-from common.colour import apply_gains, shades_of_gray_gains
 from common.filters import wide_gaussian_blur
 from common.geometry import clip_box, fill_holes, mask_to_box, pad_box
 
@@ -54,10 +53,6 @@ class ColourProposalConfig:
     artefact_min_chroma: float = 12.0  # ... this are artefacts (ink, stickers, cloth)
     artefact_dilation: int = 2        # px (at work_size) by which artefact pixels are grown
     min_valid_pixels: int = 100       # fewer valid pixels than this: fall back to the field of view, then all
-    shades_of_gray_p: float = 0.0     # colour constancy (Shades of Gray, Minkowski norm p; 6 is usual) first; 0: off
-    hair_removal: bool = False        # suppress dark hairs first (black-hat + inpainting, as DullRazor)
-    hair_kernel: int = 9              # px at work_size: the black-hat's structuring element (hairs are thinner)
-    hair_min_contrast: float = 12.0   # grey levels by which a hair pixel is darker than its surroundings
 
 
 DEFAULT_COLOUR = ColourProposalConfig()
@@ -126,26 +121,6 @@ DARKNESS_CHANNELS = {
 }
 
 
-def shades_of_gray(image: np.ndarray, p: float) -> np.ndarray:
-    """Colour constancy by Shades of Gray (Finlayson & Trezzi) with Minkowski norm ``p``: the
-    student's own correction (:func:`common.colour.shades_of_gray_gains`) applied in full.
-    (H, W, 3) uint8 -> same."""
-    return apply_gains(image, shades_of_gray_gains(image, p))
-
-
-def remove_hair(image: np.ndarray, kernel: int, min_contrast: float) -> np.ndarray:
-    """Dark hairs painted over (DullRazor-style): pixels whose black-hat response (closing minus
-    the image, grey levels, with a ``kernel``-px ellipse) exceeds ``min_contrast`` are inpainted
-    from their surroundings. (H, W, 3) uint8 -> same."""
-    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-    element = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (kernel, kernel))
-    hair = cv2.morphologyEx(grey, cv2.MORPH_BLACKHAT, element) > min_contrast
-    if not hair.any():
-        return image
-    hair = cv2.dilate(hair.astype(np.uint8), np.ones((3, 3), np.uint8))
-    return cv2.inpaint(image, hair, 3, cv2.INPAINT_TELEA)
-
-
 def colour_components(image: np.ndarray, config: ColourProposalConfig | None = None) -> list[np.ndarray]:
     """The lesion components the colour proposals are made from: one (h, w) bool mask at the work
     size (longer side ``work_size``) per channel x flat-field variant that finds a region."""
@@ -157,10 +132,6 @@ def colour_components(image: np.ndarray, config: ColourProposalConfig | None = N
     if unknown:
         raise ValueError(f"unknown colour channel(s) {unknown}; available: {list(DARKNESS_CHANNELS)}")
     small = cv2.resize(image, (small_hw[1], small_hw[0]), interpolation=cv2.INTER_AREA)
-    if cfg.shades_of_gray_p > 0:
-        small = shades_of_gray(small, cfg.shades_of_gray_p)
-    if cfg.hair_removal:
-        small = remove_hair(small, cfg.hair_kernel, cfg.hair_min_contrast)
     smooth = cv2.GaussianBlur(small, (0, 0), cfg.blur_sigma)
     lab = cv2.cvtColor(smooth, cv2.COLOR_RGB2LAB)
     fov = field_of_view(smooth, cfg)

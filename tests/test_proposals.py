@@ -75,24 +75,6 @@ def test_a_flat_image_gives_no_proposal():
     assert colour_proposals(np.full((64, 64, 3), 180, np.uint8)).shape == (0, 4)
 
 
-def test_shades_of_gray_removes_a_colour_cast_and_hair_removal_paints_hairs_over():
-    from cam_sam.proposals import remove_hair, shades_of_gray
-
-    sample = make_synthetic_sample(5, (240, 320))
-    cast = np.clip(sample.image.astype(np.float32) * [1.0, 0.8, 0.6], 0, 255).astype(np.uint8)
-    fixed = shades_of_gray(cast, 6).reshape(-1, 3).astype(np.float32)
-    spread = lambda x: np.ptp(np.power(np.mean(np.power(x + 1, 6), axis=0), 1 / 6))
-    assert spread(fixed) < 0.2 * spread(cast.reshape(-1, 3).astype(np.float32))
-    skin = np.full((120, 160, 3), (220, 170, 150), np.uint8)
-    hairy = skin.copy()
-    cv2.line(hairy, (0, 20), (159, 100), (40, 30, 25), 1)
-    cleaned = remove_hair(hairy, 9, 12.0)
-    assert np.abs(cleaned.astype(int) - skin).max() < 40 < np.abs(hairy.astype(int) - skin).max()
-    assert remove_hair(skin, 9, 12.0) is skin                     # nothing to remove: the image itself
-    boxes = colour_proposals(sample.image, ColourProposalConfig(hair_removal=True, shades_of_gray_p=6))
-    assert len(boxes) >= 1
-
-
 def test_pick_component_and_field_of_view_equal_scipys_on_random_masks():
     """OpenCV's opening and labelling give the component and field of view that scipy.ndimage's
     binary_opening and label (the default cross structure, the outside as background) would."""
