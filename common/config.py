@@ -16,6 +16,8 @@ import copy
 import json
 from typing import Any, Mapping, Sequence
 
+from common.errors import SettingsError
+
 
 def parse_value(text: str) -> Any:
     """Parse one override value: JSON, then a Python literal, else the raw string."""
@@ -32,16 +34,16 @@ def parse_value(text: str) -> Any:
 def set_key(config: dict[str, Any], dotted: str, value: Any) -> None:
     """Set ``config[a][b] = value`` for ``dotted = "a.b"`` in place; a dict value for a group is
     merged into it. An empty dict default is an open mapping (label -> path, say): a dict value
-    replaces it. Unknown keys raise ``SystemExit`` naming the key and the known ones."""
+    replaces it. Unknown keys raise :class:`~common.errors.SettingsError` naming the key and the known ones."""
     *groups, key = dotted.split(".")
     node = config
     for depth, group in enumerate(groups):
         if not isinstance(node.get(group), dict):
-            raise SystemExit(f"unknown CONFIG group {'.'.join(groups[:depth + 1])!r}; known keys: {', '.join(sorted(node))}")
+            raise SettingsError(f"unknown CONFIG group {'.'.join(groups[:depth + 1])!r}; known keys: {', '.join(sorted(node))}")
         node = node[group]
     if key not in node:
         where = f" in group {'.'.join(groups)!r}" if groups else ""
-        raise SystemExit(f"unknown CONFIG key {dotted!r}{where}; known keys: {', '.join(sorted(node))}")
+        raise SettingsError(f"unknown CONFIG key {dotted!r}{where}; known keys: {', '.join(sorted(node))}")
     if isinstance(node[key], dict) and node[key] and isinstance(value, dict):
         for sub, sub_value in value.items():
             set_key(node[key], sub, sub_value)
@@ -73,7 +75,7 @@ def apply_overrides(config: Mapping[str, Any], overrides: Sequence[str]) -> dict
     result = copy.deepcopy(dict(config))
     for item in overrides:
         if "=" not in item:
-            raise SystemExit(f"--set expects key=value, got {item!r}")
+            raise SettingsError(f"--set expects key=value, got {item!r}")
         key, text = item.split("=", 1)
         set_key(result, key.strip(), parse_value(text))
     return result
@@ -95,6 +97,6 @@ def config_from_argv(config: Mapping[str, Any], argv: Sequence[str] | None = Non
     name = result.get("preset")
     if presets and name:
         if name not in presets:
-            raise SystemExit(f"unknown preset {name!r}; available: {', '.join(sorted(presets))}")
+            raise SettingsError(f"unknown preset {name!r}; available: {', '.join(sorted(presets))}")
         result = apply_overrides(merge(config, {**presets[name], "preset": name}), args.overrides)
     return result

@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterable, Iterator
 from tqdm import tqdm
 
 from common.config import flatten
+from common.errors import RunError
 from common.metrics import METRIC_NAMES, summarise
 from common.io import read_json, write_json
 
@@ -54,8 +55,8 @@ def fix_run_config(run_dir: str | Path, config: dict[str, Any], resumable: Itera
                          if k.split(".")[0] not in allowed and k not in allowed | added_at_default
                          and previous.get(k) != current.get(k))
         if changed:
-            raise SystemExit(f"{run_dir} holds a run with another config (keys {changed} differ); "
-                             "choose a new out_dir or delete that folder")
+            raise RunError(f"{run_dir} holds a run with another config (keys {changed} differ); "
+                           "choose a new out_dir or delete that folder")
     write_json(config_path, config)
 
 

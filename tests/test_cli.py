@@ -1,4 +1,5 @@
 """User mistakes end a script with one line naming the file or key, not a traceback."""
+import os
 import subprocess
 import sys
 
@@ -42,3 +43,40 @@ def test_a_bug_keeps_its_traceback():
 
     with pytest.raises(ZeroDivisionError):
         run_main(broken, [])
+
+
+def test_a_bug_like_key_error_keeps_its_traceback(capsys):
+    """A KeyError inside main is a bug, not a typo: run_main lets it through with its traceback."""
+    from common.cli import run_main
+
+    def broken(argv):
+        return {}["missing"]
+
+    with pytest.raises(KeyError, match="missing"):
+        run_main(broken, [])
+    assert "error:" not in capsys.readouterr().err
+
+
+def test_a_missing_file_is_one_line_and_exit_2(tmp_path, capsys):
+    """A DataError (here a missing image) ends the script with one line and exit status 2."""
+    from common.cli import run_main
+    from data.isic import read_image
+
+    missing = tmp_path / "nowhere.png"
+    with pytest.raises(SystemExit) as stop:
+        run_main(lambda argv: read_image(missing), [])
+    assert stop.value.code == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and str(missing) in lines[0]
+
+
+def test_a_bug_keeps_its_traceback_in_a_script_process(tmp_path):
+    """End to end: a script whose main raises a KeyError exits with a traceback, not one line."""
+    script = tmp_path / "buggy.py"
+    script.write_text("from common.cli import run_main\n"
+                      "def main(argv):\n    return {}['missing']\n"
+                      "if __name__ == '__main__':\n    run_main(main)\n")
+    result = subprocess.run([sys.executable, str(script)], cwd=REPO, capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 1 and "Traceback" in result.stderr and "KeyError" in result.stderr
+    assert "error: " not in result.stderr

@@ -1,6 +1,7 @@
 import pytest
 
 from common.config import apply_overrides, parse_value
+from common.errors import RunError, SettingsError
 from common.io import read_json, resolve_run_dir, write_json
 
 
@@ -16,9 +17,9 @@ def test_overrides_reject_unknown_keys():
     cfg = {"limit": None, "split": "val"}
     assert apply_overrides(cfg, ["limit=3", "split=train"]) == {"limit": 3, "split": "train"}
     assert cfg["limit"] is None   # the original is not modified
-    with pytest.raises(SystemExit, match="unknown CONFIG key 'limt'"):
+    with pytest.raises(SettingsError, match="unknown CONFIG key 'limt'"):
         apply_overrides(cfg, ["limt=3"])
-    with pytest.raises(SystemExit, match="key=value"):
+    with pytest.raises(SettingsError, match="key=value"):
         apply_overrides(cfg, ["limit"])
 
 
@@ -51,7 +52,7 @@ def test_presets_apply_first_and_overrides_win():
     presets = {"p": {"a": 10, "b": 20}}
     assert config_from_argv(cfg, ["--set", "b=5", "--set", "preset=p"], presets=presets) == {"preset": "p", "a": 10, "b": 5}
     assert config_from_argv(cfg, [], presets=presets) == cfg
-    with pytest.raises(SystemExit, match="unknown preset"):
+    with pytest.raises(SettingsError, match="unknown preset"):
         config_from_argv(cfg, ["--set", "preset=q"], presets=presets)
 
 
@@ -61,9 +62,9 @@ def test_dotted_keys_reach_into_groups_and_groups_merge():
     cfg = {"preset": None, "colour": {"work_size": 256, "padding": 0.1}, "limit": None}
     out = apply_overrides(cfg, ["colour.work_size=320"])
     assert out["colour"] == {"work_size": 320, "padding": 0.1} and cfg["colour"]["work_size"] == 256
-    with pytest.raises(SystemExit, match="unknown CONFIG key 'colour.size' in group 'colour'"):
+    with pytest.raises(SettingsError, match="unknown CONFIG key 'colour.size' in group 'colour'"):
         apply_overrides(cfg, ["colour.size=1"])
-    with pytest.raises(SystemExit, match="unknown CONFIG group 'limit'"):
+    with pytest.raises(SettingsError, match="unknown CONFIG group 'limit'"):
         apply_overrides(cfg, ["limit.x=1"])
     # a partial group (preset, ablation override) keeps the other fields of the group
     assert merge(cfg, {"colour": {"padding": 0.0}})["colour"] == {"work_size": 256, "padding": 0.0}
@@ -93,9 +94,9 @@ def test_a_run_resumes_after_the_project_adds_a_setting_at_its_default(tmp_path)
     defaults = {"a": 0, "group": {"b": 0, "c": "x"}, "new": False}
     ResumableRun(tmp_path, {"a": 1, "group": {"b": 2, "c": "x"}, "new": False}, defaults=defaults)   # accepted
     ResumableRun(tmp_path / "other", {"a": 1})
-    with pytest.raises(SystemExit, match=r"keys \['new'\] differ"):           # a new setting NOT at its default
+    with pytest.raises(RunError, match=r"keys \['new'\] differ"):           # a new setting NOT at its default
         ResumableRun(tmp_path / "other", {"a": 1, "new": True}, defaults=defaults)
-    with pytest.raises(SystemExit, match=r"keys \['a'\] differ"):              # an old setting changed
+    with pytest.raises(RunError, match=r"keys \['a'\] differ"):              # an old setting changed
         ResumableRun(tmp_path, {"a": 2, "group": {"b": 2, "c": "x"}, "new": False}, defaults=defaults)
 
 
