@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+import cv2
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from common.errors import DataError  # re-exported: ``from data.isic import DataError`` keeps working
 
@@ -37,18 +38,36 @@ LABEL_COLUMNS = ("melanoma", "seborrheic_keratosis")
 
 @dataclass
 class Sample:
-    """One image. ``image``: (H, W, 3) uint8 RGB; ``mask``: (H, W) bool or None."""
+    """One image. ``image``: (h, w, 3) uint8 RGB; ``mask``: (H, W) bool or None, at the image's
+    own size (H, W), which is ``image``'s unless the image was reduced on reading (``max_side``
+    of the datasets, :func:`open_image`): then ``original_hw`` is (H, W)."""
 
     image_id: str
     image: np.ndarray
     mask: np.ndarray | None
     labels: dict[str, float] = field(default_factory=dict)
     image_path: Path | None = None
+    original_hw: tuple[int, int] | None = None
+
+    @property
+    def hw(self) -> tuple[int, int]:
+        """(H, W) of the image itself (its file, as a viewer shows it)."""
+        return self.original_hw or self.image.shape[:2]
+
+
+def read_sample(image_id: str, image_path: Path, mask_path: Path | None, labels: dict[str, float],
+                max_side: int | None = None) -> Sample:
+    """One :class:`Sample`: the image (reduced to ``max_side`` when larger, :func:`open_image`) and,
+    given ``mask_path``, its mask at the image's own size."""
+    image, hw = open_image(image_path, max_side)
+    mask = read_mask(mask_path, expected_hw=hw) if mask_path is not None else None
+    return Sample(image_id, image, mask, dict(labels), image_path, hw if hw != image.shape[:2] else None)
 
 
 # PIL modes of one channel wider than 8 bits; their values are rescaled to 0..255 before use
 # (PIL's own conversion clips them, turning a 16-bit scan into a white image).
 WIDE_MODES = {"I;16": 65535.0, "I;16B": 65535.0, "I;16L": 65535.0, "I": None, "F": None}
+GREY_MODES = ("L", "LA", "I", "I;16", "I;16B", "I;16L", "F", "1")
 
 
 def _to_8bit(img: Image.Image) -> Image.Image:
@@ -64,39 +83,151 @@ def _to_8bit(img: Image.Image) -> Image.Image:
     return Image.fromarray(np.clip(np.round(arr), 0, 255).astype(np.uint8), "L")
 
 
-def _open(path: Path, kind: str, mode: str) -> tuple[np.ndarray, str]:
-    """(pixels converted to ``mode``, the file's own mode); a missing or unreadable file raises
-    :class:`DataError` naming it."""
+def working_shape(hw: tuple[int, int], max_side: int | None) -> tuple[int, int]:
+    """(H, W) of an image of ``hw`` reduced so that its longer side is at most ``max_side``
+    (aspect kept); ``hw`` itself when it is no larger, or when ``max_side`` is None or 0."""
+    h, w = hw
+    if not max_side or max(h, w) <= max_side:
+        return h, w
+    scale = max_side / max(h, w)
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
+# EXIF orientations (2-8) that turn the stored pixels by 90 degrees: the viewer shows W x H as H x W.
+_TURNED = (5, 6, 7, 8)
+
+
+def _decode(path: Path, kind: str, max_side: int | None = None) -> tuple[Image.Image, tuple[int, int]]:
+    """(the file's pixels as its viewer shows them: EXIF orientation applied, the (H, W) it shows).
+    With ``max_side``, a JPEG larger than that is decoded reduced (``Image.draft``: 1/2, 1/4 or 1/8
+    inside the decoder) to no less than :func:`working_shape`; other formats are decoded whole. A
+    missing or unreadable file raises :class:`DataError` naming it."""
     if not path.is_file():
         raise DataError(f"{kind} file not found: {path}")
     try:
-        with Image.open(path) as img:
-            img.load()
-            source = _to_8bit(img) if img.mode in WIDE_MODES else img
-            return np.asarray(source.convert(mode)).copy(), img.mode
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        img = Image.open(path)
+        try:
+            orientation = img.getexif().get(0x0112, 1)
+        except Exception:   # noqa: BLE001 - a malformed EXIF block is ignored, as viewers do
+            orientation = 1
+        w, h = img.size
+        shown = (w, h) if orientation in _TURNED else (h, w)
+        if max_side and max(w, h) > max_side:
+            target = working_shape((h, w), max_side)
+            img.draft("RGB", (target[1], target[0]))   # a no-op outside JPEG
+        img.load()
+        if orientation != 1:
+            img = ImageOps.exif_transpose(img)
+        return img, shown
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise DataError(f"cannot read {kind} {path}: {exc}") from exc
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """Read an image file as (H, W, 3) uint8 RGB. Grayscale, palette and RGBA are converted
-    (with a warning for grayscale); an unreadable file raises :class:`DataError` naming it."""
+def open_image(path: str | Path, max_side: int | None = None) -> tuple[np.ndarray, tuple[int, int]]:
+    """(the image as (h, w, 3) uint8 RGB, the (H, W) of the image itself), as a viewer shows it
+    (EXIF orientation applied). With ``max_side``, an image whose longer side is larger comes
+    reduced to :func:`working_shape` (a JPEG decoded reduced, then one area-averaging resize), so
+    a 6000 x 4000 photo costs little more than a small one; else (h, w) == (H, W). Grayscale,
+    palette and RGBA are converted (with a warning for grayscale); an unreadable file raises
+    :class:`DataError` naming it."""
     path = Path(path)
-    rgb, mode = _open(path, "image", "RGB")
-    if mode in ("L", "I", "I;16", "F", "1"):
+    img, hw = _decode(path, "image", max_side)
+    with img:
+        mode = img.mode
+        source = _to_8bit(img) if mode in WIDE_MODES else img
+        rgb = np.asarray(source.convert("RGB"))
+    if mode in GREY_MODES:
         log.warning("%s is a grayscale image; its channel is repeated to make RGB", path)
-    return rgb.astype(np.uint8, copy=False)
+    work = working_shape(hw, max_side)
+    if rgb.shape[:2] != work:
+        return cv2.resize(rgb, (work[1], work[0]), interpolation=cv2.INTER_AREA), hw
+    return np.array(rgb, dtype=np.uint8), hw        # a writable copy (PIL's array is read-only)
+
+
+def read_image(path: str | Path, max_side: int | None = None) -> np.ndarray:
+    """The image file as (H, W, 3) uint8 RGB, as a viewer shows it (EXIF orientation applied);
+    with ``max_side``, reduced to at most that longer side (:func:`open_image`)."""
+    return open_image(path, max_side)[0]
+
+
+# A mask whose values are neither one value on 0 nor two clusters (soft edges from resampling,
+# JPEG noise) is refused: at least this share of its pixels must lie within a quarter of its
+# range from 0 or from its largest value.
+SOFT_MASK_EXTREMES = 0.95
+
+
+def _mask_values(img: Image.Image, path: Path) -> np.ndarray:
+    """One value per pixel of a mask image, 0 for background: grey levels as they are (8, 16 or
+    32 bits), a colour's largest channel (after checking the foreground is one colour), or the
+    alpha channel where the colour is the same everywhere and only transparency draws the lesion."""
+    if img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    elif img.mode == "1":
+        img = img.convert("L")
+    arr = np.asarray(img)
+    if arr.ndim == 2:
+        return arr
+    colour, alpha = (arr[..., :-1], arr[..., -1]) if img.mode in ("RGBA", "LA", "PA") else (arr, None)
+    if alpha is not None and alpha.min() != alpha.max():
+        flat = colour.reshape(-1, colour.shape[-1])
+        if (flat == flat[0]).all():                 # one colour, drawn by its transparency
+            return alpha
+        colour = np.where((alpha > 0)[..., None], colour, 0)
+    value = colour.max(axis=-1)
+    if colour.shape[-1] > 1 and np.count_nonzero(np.bincount(value.ravel())) == 2:
+        foreground = colour[value > 0]
+        if not (foreground == foreground[0]).all():
+            raise DataError(f"mask {path} is not binary: its foreground has several colours "
+                            f"(a label map?); save the lesion as one value on a 0 background")
+    return value
+
+
+def _binary(values: np.ndarray, path: Path) -> np.ndarray:
+    """The lesion of a mask's values (:func:`_mask_values`): one value on 0 is the lesion, a
+    constant mask is all lesion or none, and soft edges split at half the largest value."""
+    if values.dtype in (np.uint8, np.uint16):
+        counts = np.bincount(values.ravel(), minlength=1)
+        present = np.flatnonzero(counts)
+    else:
+        present = np.unique(values)
+        counts = None
+    if len(present) == 1:
+        return np.full(values.shape, bool(present[0] > 0))
+    low, top = present[0], present[-1]
+    if len(present) == 2:
+        if low != 0:
+            raise DataError(f"mask {path} is not binary: its two values {low} and {top} include no 0 "
+                            f"(background); save the lesion as one value on a 0 background")
+        return values == top
+    if top <= 0 or low < 0:
+        raise DataError(f"mask {path} is not binary: values from {low} to {top}")
+    if counts is not None:
+        edges = np.arange(len(counts))
+        extremes = counts[(edges <= top / 4) | (edges >= 3 * top / 4)].sum() / values.size
+    else:
+        extremes = float(((values <= top / 4) | (values >= 3 * top / 4)).mean())
+    if extremes < SOFT_MASK_EXTREMES:
+        raise DataError(f"mask {path} is not binary: {len(present)} values from {low} to {top}, "
+                        f"{1 - extremes:.0%} of the pixels between them (a label map or a probability map?); "
+                        f"save the lesion as one value on a 0 background")
+    return values > top / 2
 
 
 def read_mask(path: str | Path, expected_hw: tuple[int, int] | None = None) -> np.ndarray:
-    """Read a lesion mask as (H, W) bool (> 127 is lesion). Raises :class:`DataError` naming the
-    file when it is missing, unreadable or of another size than ``expected_hw``."""
+    """Read a lesion mask as (H, W) bool, as a viewer shows it (EXIF orientation applied), from
+    any common binary encoding: one value on a 0 background in 8-bit (0/255, 0/1), 16-bit, 1-bit,
+    32-bit or float grey, a palette, or RGB(A) of one foreground colour (or one colour drawn by its
+    transparency); grey edges (a resampled or JPEG-saved mask) split at half the largest value.
+    Raises :class:`DataError` naming the file when it is missing, unreadable, not binary (a label
+    map, a probability map) or of another size than ``expected_hw``."""
     path = Path(path)
-    arr, _ = _open(path, "mask", "L")
-    if expected_hw is not None and arr.shape != tuple(expected_hw):
-        raise DataError(f"mask {path} is {arr.shape[1]}x{arr.shape[0]} (WxH) but its image is "
+    img, _ = _decode(path, "mask")
+    with img:
+        values = _mask_values(img, path)
+    if expected_hw is not None and values.shape != tuple(expected_hw):
+        raise DataError(f"mask {path} is {values.shape[1]}x{values.shape[0]} (WxH) but its image is "
                         f"{expected_hw[1]}x{expected_hw[0]}")
-    return arr > 127
+    return _binary(values, path)
 
 
 def check_image_content(image: np.ndarray, source: str = "image") -> None:
@@ -135,12 +266,14 @@ class ISICDataset:
     ``require_masks``: a missing mask is an error (raised, naming the file, when that sample is
     read); with False, samples without a mask get ``mask=None``. ``read_masks=False``: no mask
     file is ever opened and every sample has ``mask=None`` (pseudo-labelling, self-training).
+    ``max_side``: images with a longer side are read reduced to it (:func:`read_sample`).
     """
 
     def __init__(self, root: str | Path, split: str = "val", require_masks: bool = True,
-                 read_masks: bool = True) -> None:
+                 read_masks: bool = True, max_side: int | None = None) -> None:
         self.root = Path(root)
         self.split = split
+        self.max_side = max_side
         self.require_masks = require_masks and read_masks
         self.read_masks = read_masks
         if split not in OFFICIAL_SPLITS:
@@ -174,13 +307,10 @@ class ISICDataset:
     def __getitem__(self, index: int) -> Sample:
         path = self.image_paths[index]
         image_id = path.stem
-        image = read_image(path)
-        mask = None
-        if self.read_masks:
-            mask_path = self.mask_path(image_id)
-            if mask_path.is_file() or self.require_masks:
-                mask = read_mask(mask_path, expected_hw=image.shape[:2])
-        return Sample(image_id, image, mask, dict(self.labels.get(image_id, {})), path)
+        mask_path = self.mask_path(image_id) if self.read_masks else None
+        if mask_path is not None and not (mask_path.is_file() or self.require_masks):
+            mask_path = None
+        return read_sample(image_id, path, mask_path, self.labels.get(image_id, {}), self.max_side)
 
     def __iter__(self) -> Iterator[Sample]:
         for i in range(len(self)):
@@ -189,10 +319,12 @@ class ISICDataset:
 
 class ImageFolderDataset:
     """A plain folder of a user's images; masks optional (``<mask_dir>/<stem>_segmentation.png``
-    or ``<mask_dir>/<stem>.png``)."""
+    or ``<mask_dir>/<stem>.png``); ``max_side`` as for :class:`ISICDataset`."""
 
-    def __init__(self, image_dir: str | Path, mask_dir: str | Path | None = None, read_masks: bool = True) -> None:
+    def __init__(self, image_dir: str | Path, mask_dir: str | Path | None = None, read_masks: bool = True,
+                 max_side: int | None = None) -> None:
         self.image_dir = Path(image_dir)
+        self.max_side = max_side
         if not self.image_dir.is_dir():
             raise DataError(f"image folder not found: {self.image_dir}")
         self.mask_dir = Path(mask_dir) if mask_dir and read_masks else None
@@ -215,10 +347,7 @@ class ImageFolderDataset:
 
     def __getitem__(self, index: int) -> Sample:
         path = self.image_paths[index]
-        image = read_image(path)
-        mask_path = self._mask_path(path.stem)
-        mask = read_mask(mask_path, expected_hw=image.shape[:2]) if mask_path else None
-        return Sample(path.stem, image, mask, {}, path)
+        return read_sample(path.stem, path, self._mask_path(path.stem), {}, self.max_side)
 
     def __iter__(self) -> Iterator[Sample]:
         for i in range(len(self)):

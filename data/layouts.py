@@ -37,7 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-from data.isic import DataError, Sample, list_images, read_image, read_mask
+from common.errors import SettingsError
+from data.isic import DataError, Sample, list_images, read_sample
 
 log = logging.getLogger(__name__)
 
@@ -207,14 +208,15 @@ MASKS_OPTIONAL = frozenset({"ham10000", "derm7pt"})   # layouts whose images nee
 class LayoutDataset:
     """One split of a dataset in one of :data:`LAYOUTS`, read lazily. A missing mask raises
     :class:`DataError` naming the file, except in :data:`MASKS_OPTIONAL` layouts, where it gives
-    ``mask=None``; ``read_masks=False``: no mask file is ever opened."""
+    ``mask=None``; ``read_masks=False``: no mask file is ever opened; ``max_side``: images with a
+    longer side are read reduced to it (:func:`data.isic.read_sample`)."""
 
     def __init__(self, layout: str, root: str | Path, split: str, read_masks: bool = True,
-                 options: dict[str, str] | None = None) -> None:
+                 options: dict[str, str] | None = None, max_side: int | None = None) -> None:
         """``options``: keyword arguments of the layout's function (``derm7pt``: ``image``)."""
         if layout not in LAYOUTS:
-            raise ValueError(f"unknown dataset layout {layout!r}; available: isic2017, {', '.join(LAYOUTS)}")
-        self.root, self.split, self.read_masks = Path(root), split, read_masks
+            raise SettingsError(f"unknown dataset layout {layout!r}; available: isic2017, {', '.join(LAYOUTS)}")
+        self.root, self.split, self.read_masks, self.max_side = Path(root), split, read_masks, max_side
         self.require_masks = layout not in MASKS_OPTIONAL
         if not self.root.is_dir():
             raise DataError(f"{layout} data folder not found: {self.root}")
@@ -233,11 +235,10 @@ class LayoutDataset:
 
     def __getitem__(self, index: int) -> Sample:
         entry = self.entries[index]
-        image = read_image(entry.image_path)
-        mask = None
+        mask_path = None
         if self.read_masks and entry.mask_path is not None and (self.require_masks or entry.mask_path.is_file()):
-            mask = read_mask(entry.mask_path, expected_hw=image.shape[:2])
-        return Sample(entry.image_id, image, mask, dict(entry.labels), entry.image_path)
+            mask_path = entry.mask_path
+        return read_sample(entry.image_id, entry.image_path, mask_path, entry.labels, self.max_side)
 
     def __iter__(self) -> Iterator[Sample]:
         for i in range(len(self)):
