@@ -24,12 +24,14 @@ from common.config import flatten
 from common.errors import RunError
 from common.metrics import METRIC_NAMES, summarise
 from common.io import read_json, write_json
+from common.version import __version__
 
 log = logging.getLogger(__name__)
 
 # Keys of every run's CONFIG that may change between a run and its resumption without changing any
-# result; each script adds its own (declared beside its CONFIG).
-RESUMABLE_KEYS = frozenset({"out_dir", "device"})
+# result; each script adds its own (declared beside its CONFIG). "version" is the project's version
+# that last wrote the run's config.json (absent from runs of versions before 0.5.0).
+RESUMABLE_KEYS = frozenset({"out_dir", "device", "version"})
 
 
 def failed_metrics() -> dict[str, Any]:
@@ -39,11 +41,11 @@ def failed_metrics() -> dict[str, Any]:
 
 def fix_run_config(run_dir: str | Path, config: dict[str, Any], resumable: Iterable[str] = (),
                    defaults: dict[str, Any] | None = None) -> None:
-    """Write ``config`` to ``run_dir/config.json``, or, when a run already started there with
-    another config, end with one line naming the keys that differ. Keys that may differ:
-    ``resumable`` (plus :data:`RESUMABLE_KEYS`), and settings the project added after the run
-    started (absent from its ``config.json``) at their value in ``defaults`` (a new setting's
-    default keeps the behaviour the run had). Nested groups compare key by key."""
+    """Write ``config`` and the project's ``version`` to ``run_dir/config.json``, or, when a run
+    already started there with another config, end with one line naming the keys that differ.
+    Keys that may differ: ``resumable`` (plus :data:`RESUMABLE_KEYS`), and settings the project
+    added after the run started (absent from its ``config.json``) at their value in ``defaults``
+    (a new setting's default keeps the behaviour the run had). Nested groups compare key by key."""
     run_dir = Path(run_dir)
     allowed = RESUMABLE_KEYS | set(resumable)
     config_path = run_dir / "config.json"
@@ -57,7 +59,7 @@ def fix_run_config(run_dir: str | Path, config: dict[str, Any], resumable: Itera
         if changed:
             raise RunError(f"{run_dir} holds a run with another config (keys {changed} differ); "
                            "choose a new out_dir or delete that folder")
-    write_json(config_path, config)
+    write_json(config_path, {**config, "version": __version__})
 
 
 Deferred = Callable[[], dict[str, Any]]
