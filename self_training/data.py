@@ -6,7 +6,6 @@ so an epoch costs augmentation and the network only.
 """
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,12 +17,11 @@ from torchvision import tv_tensors
 from tqdm import tqdm
 
 from common.colour import apply_gains, colour_gains
+from common.errors import DataError
 from common.io import read_json
-from data.isic import DataError, read_image, read_mask
+from data.isic import read_image, read_mask
 from models.student import NORM_MEAN, NORM_STD
-from self_training.augment import ZOOM_OUT_P, add_glare, add_vignette, eval_augmentation, train_augmentation, zoom_out_on_skin
-
-log = logging.getLogger(__name__)
+from self_training.augment import add_vignette, eval_augmentation, train_augmentation
 
 UNCERTAINTY_SCALE = 510.0   # uncertainty PNGs store std x 510 (std of binary masks <= 0.5)
 
@@ -69,17 +67,14 @@ def keep_most_trusted(labels: list[PseudoLabel], keep_fraction: float, key: str 
     return sorted(ranked[: max(1, round(keep_fraction * len(labels)))], key=lambda p: p.image_id)
 
 
-def pixel_weight(label: PseudoLabel, hw: tuple[int, int], uncertainty_weight: float,
-                 ignore_uncertain_above: float | None = None) -> np.ndarray:
+def pixel_weight(label: PseudoLabel, hw: tuple[int, int], uncertainty_weight: float) -> np.ndarray:
     """(H, W) float loss weight of a pseudo-mask's pixels from its uncertainty map (normalised std
-    in [0, 1]): ``1 - uncertainty_weight x std``, or with ``ignore_uncertain_above`` 0 where the
-    std exceeds it and 1 elsewhere. No uncertainty map: every pixel weighs 1. Pixels of the label's
-    unknown map (if any) weigh 0."""
+    in [0, 1]): ``1 - uncertainty_weight x std``; no uncertainty map: every pixel weighs 1. Pixels
+    of the label's unknown map (if any) weigh 0."""
     weight = np.ones(hw)
-    if label.uncertainty_path is not None and (uncertainty_weight > 0 or ignore_uncertain_above is not None):
+    if label.uncertainty_path is not None and uncertainty_weight > 0:
         unc = np.clip(cv2.imread(str(label.uncertainty_path), cv2.IMREAD_GRAYSCALE) / UNCERTAINTY_SCALE * 2.0, 0, 1)
-        weight = (unc <= ignore_uncertain_above).astype(np.float64) if ignore_uncertain_above is not None \
-            else 1.0 - uncertainty_weight * unc
+        weight = 1.0 - uncertainty_weight * unc
     if label.unknown_path is not None:
         weight = weight * (read_mask(label.unknown_path) == 0)
     return weight
@@ -88,37 +83,25 @@ def pixel_weight(label: PseudoLabel, hw: tuple[int, int], uncertainty_weight: fl
 class PseudoMaskDataset(Dataset):
     """(image (3, S, S) normalised, target (1, S, S) in {0, 1}, weight (1, S, S)) per item.
 
-    ``weight`` = the image's weight x (1 - ``uncertainty_weight`` x normalised pixel std among
-    the candidates): pixels the candidates disagreed on count less; with ``ignore_uncertain_above``
-    the pixels whose normalised std exceeds it are ignored instead (weight 0, USL-Net's rule) and
-    every other pixel counts fully. Training only: ``zoom_fill``
-    "black" zooms out onto black (``torchvision``), "skin" onto synthetic skin
-    (:func:`~self_training.augment.zoom_out_on_skin`), each on ``ZOOM_OUT_P`` of the images; then glare
-    (share ``glare_p``) and a dark vignette (share ``vignette_p``). ``colour_constancy``: each
-    image's colour cast removed by ``colour_strength`` as it is cached (:mod:`common.colour`; the
-    student's own settings)."""
+    ``weight`` = 1 - ``uncertainty_weight`` x normalised pixel std among the candidates: pixels the
+    candidates disagreed on count less. Training only: the augmentations of
+    :func:`~self_training.augment.train_augmentation`, after a dark vignette on a share
+    ``vignette_p`` of the images. ``colour_constancy``: each image's colour cast removed by
+    ``colour_strength`` as it is cached (:mod:`common.colour`; the student's own settings)."""
 
     def __init__(self, labels: list[PseudoLabel], size: int, train: bool, cache_size: int = 320,
                  uncertainty_weight: float = 0.5, vignette_p: float = 0.3, seed: int = 0,
-                 zoom_fill: str = "black", glare_p: float = 0.0, ignore_uncertain_above: float | None = None,
                  colour_constancy: str | None = None, colour_strength: float = 1.0) -> None:
-        if zoom_fill not in ("black", "skin"):
-            raise ValueError(f"zoom_fill must be 'black' or 'skin', not {zoom_fill!r}")
         self.labels = labels
-        self.size = size
-        self.train = train
-        self.uncertainty_weight = uncertainty_weight
         self.vignette_p = vignette_p if train else 0.0
-        self.skin_zoom_p = ZOOM_OUT_P if train and zoom_fill == "skin" else 0.0
-        self.glare_p = glare_p if train else 0.0
-        self.transform = train_augmentation(size, black_zoom_out=zoom_fill == "black") if train else eval_augmentation(size)
+        self.transform = train_augmentation(size) if train else eval_augmentation(size)
         self.rng = np.random.default_rng(seed)
         self.images, self.targets = [], []
         for label in tqdm(labels, desc="load pseudo-masks", unit="img", leave=False):
             image = cv2.resize(read_image(label.image_path), (cache_size, cache_size), interpolation=cv2.INTER_AREA)
             image = apply_gains(image, colour_gains(image, colour_constancy, colour_strength))   # the student's
             mask = read_mask(label.mask_path).astype(np.uint8)
-            weight = pixel_weight(label, mask.shape, uncertainty_weight, ignore_uncertain_above)
+            weight = pixel_weight(label, mask.shape, uncertainty_weight)
             stack = np.stack([mask, np.maximum(np.round(weight * 255), 1)]).astype(np.uint8).transpose(1, 2, 0)
             self.images.append(image)
             self.targets.append(cv2.resize(stack, (cache_size, cache_size), interpolation=cv2.INTER_NEAREST))
@@ -128,10 +111,6 @@ class PseudoMaskDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         image, target = self.images[index], self.targets[index]
-        if self.skin_zoom_p and self.rng.random() < self.skin_zoom_p:
-            image, target = zoom_out_on_skin(image, target, self.rng)
-        if self.glare_p and self.rng.random() < self.glare_p:
-            image = add_glare(image, self.rng)
         if self.vignette_p and self.rng.random() < self.vignette_p:
             image = add_vignette(image, self.rng)
         img = tv_tensors.Image(torch.from_numpy(image).permute(2, 0, 1))

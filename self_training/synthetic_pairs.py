@@ -25,8 +25,6 @@ What a pair is built from (:func:`make_pair`):
   (the erythema around an irritated keratosis) or of the lesion's own rim colour (a paler spread
   of pigment), that the target includes, as the ISIC annotators include such a halo: pasted
   lesions without one teach the student to outline a dark or keratotic centre alone.
-- **a margin** (``target_margin``): the target grown a little beyond what was pasted, as the
-  annotators draw a loose outline around a small lesion.
 - **kinds**: one lesion; two lesions (the target is both: which one ISIC would annotate is a
   post-processing choice, :func:`cam_sam.postprocess.central_component`); an empty background (an
   empty target).
@@ -60,7 +58,7 @@ class PasteConfig:
     unknown_grow: float = 0.0               # share of the side: the removed lesion's mask grown by this is
                                             # *unknown* in the target (no loss there), since a teacher that cut a
                                             # faint lesion short leaves its rim behind, which would be taught as
-                                            # skin; 0: every pixel is known
+                                            # skin (the shipped student's halo pairs: 0.1); 0: every pixel is known
     inpaint_side: int = 48                  # px, the hole is filled smoothly at this resolution
     texture_sigma: float = 8.0              # px, the blur whose residue is the cloned skin texture (mottling, pores, hair)
     shift_tries: int = 40                   # random shifts tried for the texture patch
@@ -77,13 +75,11 @@ class PasteConfig:
                                             # at full alpha (darker, redder, a little yellower)
     halo_colour_blur: float = 0.3           # a rim-colour halo's colour is the lesion's edge colour carried outwards,
                                             # blurred by this share of the lesion's equivalent radius (0: not
-                                            # blurred, which leaves radial streaks; session 8's measured pairs)
+                                            # blurred, which leaves radial streaks: the pairs
+                                            # of the shipped student's halo fine-tune)
     halo_min_contrast: float = 6.0          # CIELAB distance between the halo and the skin around it below which
                                             # the halo is left out (the target is the lesion alone): a halo
                                             # nobody could see is no target
-    target_margin: float = 0.0              # the target grown by this share of the lesion's equivalent radius
-                                            # beyond what was pasted (annotators draw a loose margin around a
-                                            # small lesion); 0: the target is the pasted extent exactly
     min_contrast: float = 10.0              # a pasted lesion fainter than this (colour contrast with the skin
                                             # around it) is pasted again at full strength, else left out: a
                                             # target nobody could see would teach the student to guess
@@ -294,15 +290,6 @@ def paste_lesion(background: np.ndarray, donor: Donor, area: float, strength: fl
     return _rgb(out_lab), target
 
 
-def with_margin(mask: np.ndarray, share: float, fov: np.ndarray) -> np.ndarray:
-    """``mask`` grown by ``share`` of its equivalent radius (at least 1 px), inside ``fov``; 0: as it is."""
-    if share <= 0 or not mask.any():
-        return mask
-    grow = max(1, round(share * np.sqrt(mask.sum() / np.pi)))
-    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
-    return cv2.dilate(mask.astype(np.uint8), disc).astype(bool) & fov
-
-
 def _halo(lesion: np.ndarray, radius: float, room: np.ndarray, rim_lab: np.ndarray, skin_lab: np.ndarray,
           rng: np.random.Generator, config: PasteConfig) -> tuple[np.ndarray, np.ndarray, float]:
     """A halo around ``lesion`` (size, size) bool: (the lesion and its ring, bool; the ring's CIELAB
@@ -408,7 +395,7 @@ def make_pair(background: Background, donors: list[Donor], rng: np.random.Genera
         if pasted is None:
             continue
         image, mask, strength = pasted
-        target |= with_margin(mask, config.target_margin, background.fov)   # after the visibility check
+        target |= mask
         record["donors"].append(donor.image_id)
         record["areas"].append(float(mask.mean()))
         record["strengths"].append(strength)

@@ -70,10 +70,7 @@ CONFIG: dict[str, Any] = {
     "keep_fraction": 0.8,                   # the most trusted share of pseudo-masks (by confidence_key)
     "confidence_key": "selection_score",
     "uncertainty_weight": 0.5,              # pixel weight 1 - w * (normalised std among candidates)
-    "ignore_uncertain_above": None,         # instead: ignore pixels whose normalised std exceeds this (USL-Net)
     "vignette_p": 0.3,                      # share of training images given a dark circular vignette
-    "zoom_fill": "black",                   # zoom-out onto "black" or onto synthetic "skin" (a wider field)
-    "glare_p": 0.0,                         # share of training images given lamp glare at the sides
     "epochs": 8,
     "batch_size": 16,
     "lr": 1e-3,                             # decoder; the encoder trains at lr * encoder_lr_scale
@@ -240,8 +237,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     labels = training_labels(cfg)
     dataset = PseudoMaskDataset(labels, cfg["input_size"], train=True, cache_size=cfg["cache_size"],
                                 uncertainty_weight=cfg["uncertainty_weight"], vignette_p=cfg["vignette_p"],
-                                ignore_uncertain_above=cfg["ignore_uncertain_above"],
-                                seed=cfg["seed"] + rank, zoom_fill=cfg["zoom_fill"], glare_p=cfg["glare_p"],
+                                seed=cfg["seed"] + rank,
                                 colour_constancy=cfg["colour_constancy"], colour_strength=float(cfg["colour_strength"]))
     sampler = ShardedShuffle(len(dataset), rank, world, cfg["seed"])
     loader = DataLoader(dataset, cfg["batch_size"], sampler=sampler, num_workers=cfg["num_workers"], drop_last=True)

@@ -12,6 +12,7 @@ from cam_sam.settings import PIPELINE_CONFIG, resolve_pipeline
 from cam_sam.runs.build import build_pipeline
 from common.metrics import mask_metrics
 from common.config import merge
+from common.errors import RunError
 from common.io import read_json, write_json, write_png
 from data.isic import ISICDataset
 from data.synthetic import make_synthetic_sample, write_synthetic_isic
@@ -315,19 +316,6 @@ def test_student_sources_segment_a_generated_lesion(trained_student):
     assert out.final_source == "student_box"
 
 
-def test_student_weight_steers_the_choice_towards_the_student(trained_student):
-    path, _ = trained_student
-    student = StudentSegmenter.from_checkpoint(path)
-    sample = make_synthetic_sample(8)
-    cfg = merge(PIPELINE_CONFIG, {"methods": [], "proposals": ["colour"], "final_sources": ["colour"],
-                                  "student_checkpoint": str(path), "student_weight": 10.0, "device": "cpu"})
-    out = build_pipeline(*resolve_pipeline(cfg), "cpu").segment(sample.image)
-    colour = out.sources["colour"]
-    ref = student.predict_proba(sample.image) > 0.5
-    ious = [mask_metrics(m, ref)["iou"] for m in colour.candidates.masks]
-    assert colour.chosen == int(np.argmax(ious))
-
-
 def test_fast_preset_runs_end_to_end(tmp_path, trained_student):
     path, _ = trained_student
     root = write_synthetic_isic(tmp_path / "data", n_images=2, split="val", seed=50)
@@ -366,10 +354,10 @@ def test_gallery_picks_the_largest_gains_then_losses():
 
 
 def test_resuming_refuses_a_recipe_key_the_earlier_run_did_not_have(tmp_path):
-    earlier = {k: v for k, v in train_student.CONFIG.items() if k != "glare_p"}   # a run from before glare_p
+    earlier = {k: v for k, v in train_student.CONFIG.items() if k != "colour_strength"}   # a run from before it
     write_json(tmp_path / "run" / "config.json", {**earlier, "out_dir": str(tmp_path / "run")})
-    with pytest.raises(SystemExit, match="glare_p"):
-        train_student.main(_args(out_dir=tmp_path / "run", glare_p=0.3))
+    with pytest.raises(RunError, match="colour_strength"):
+        train_student.main(_args(out_dir=tmp_path / "run", colour_strength=0.5))
 
 
 def test_training_on_two_folders_whose_ids_repeat_keeps_both(tmp_path):
@@ -403,14 +391,12 @@ def test_training_on_two_folders_whose_ids_repeat_keeps_both(tmp_path):
         train_student.training_labels({**cfg, "extra_sets": [{"image_dir": str(frames_dir), "pseudo_dirs": []}]})
 
 
-def test_uncertain_pixels_weigh_less_or_are_ignored(tmp_path):
+def test_uncertain_pixels_weigh_less(tmp_path):
     from self_training.data import UNCERTAINTY_SCALE, PseudoLabel, pixel_weight
 
     std = np.array([[0.0, 0.1], [0.3, 0.5]])                       # per-pixel std of the candidate masks
     write_png(tmp_path / "u.png", np.round(std * UNCERTAINTY_SCALE).astype(np.uint8))
     label = PseudoLabel("a", tmp_path / "a.png", tmp_path / "m.png", tmp_path / "u.png", {})
     np.testing.assert_allclose(pixel_weight(label, (2, 2), 0.5), [[1.0, 0.9], [0.7, 0.5]], atol=0.01)
-    np.testing.assert_array_equal(pixel_weight(label, (2, 2), 0.5, ignore_uncertain_above=0.5),
-                                  [[1.0, 1.0], [0.0, 0.0]])        # normalised std 0.6 and 1.0: ignored
     no_map = PseudoLabel("b", tmp_path / "b.png", tmp_path / "m.png", None, {})
-    np.testing.assert_array_equal(pixel_weight(no_map, (2, 2), 0.5, 0.5), np.ones((2, 2)))
+    np.testing.assert_array_equal(pixel_weight(no_map, (2, 2), 0.5), np.ones((2, 2)))

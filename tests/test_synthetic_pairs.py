@@ -93,24 +93,6 @@ def test_a_halo_is_a_visible_reddish_ring_that_the_target_includes():
     assert np.array_equal(target, lesion)
 
 
-def test_a_target_margin_grows_the_target_and_leaves_the_image_as_it_was():
-    """``target_margin``: the same pair (same draws, same image) with its target grown by that
-    share of the lesion's equivalent radius, the annotators' loose margin."""
-    from scipy.ndimage import binary_dilation
-    image, mask = _frame(3)
-    background = Background("bg", remove_lesion(image, mask, np.random.default_rng(0), CONFIG), np.ones((128, 128), bool))
-    donors = [make_donor("a", *_frame(4))]
-    plain = make_pair(background, donors, np.random.default_rng(2), CONFIG, "single")
-    grown = make_pair(background, donors, np.random.default_rng(2),
-                      PasteConfig(**{**CONFIG.__dict__, "target_margin": 0.2}), "single")
-    assert np.array_equal(plain[0], grown[0])
-    grow = max(1, round(0.2 * np.sqrt(plain[1].sum() / np.pi)))
-    assert grow >= 2 and grown[1].sum() > plain[1].sum()
-    # within the disc of that radius: beyond the square of side 2 x grow + 1 nothing, inside the diamond everything
-    assert not (grown[1] & ~binary_dilation(plain[1], np.ones((3, 3), bool), iterations=grow)).any()
-    assert not (binary_dilation(plain[1], iterations=grow - 1) & ~grown[1]).any()
-
-
 def test_removing_a_lesion_changes_only_the_grown_hole_and_hides_it():
     image, mask = _frame(2)
     rng = np.random.default_rng(0)
