@@ -7,8 +7,8 @@ points); ``colour`` lesion proposals (:mod:`cam_sam.proposals`); and, with a tra
 (the box of the student's mask, padded, plus perturbed copies). Every segmenter source's
 candidates are decoded against the same image embedding; within a source and then among the
 sources named in ``final_sources``, the mask with the highest selection score is delivered: the
-segmenter's predicted IoU plus a small weight times the candidate's agreement with the others
-(plus, with ``student_weight``, its IoU with the student's mask). The default configuration
+segmenter's predicted IoU plus a small weight times the candidate's agreement with the others.
+The default configuration
 (``PipelineConfig()``) runs the student and the colour regions only: no encoding, no decoding.
 
 The pipeline never sees a ground-truth mask: :meth:`LesionPipeline.segment` takes the image alone.
@@ -161,8 +161,6 @@ class PipelineConfig:
     """Sources whose best-scored mask competes for the delivered ("final") mask."""
     agreement_weight: float = 0.1
     """Selection score = predicted IoU + this x mean IoU with the source's other candidates."""
-    student_weight: float = 0.0
-    """... + this x the candidate's IoU with the student's mask (needs a student)."""
     student_box_padding: float = 0.05
     """student_box: the student mask's box is padded by this fraction of its size."""
     student_box_perturbations: int = 2
@@ -191,7 +189,7 @@ class PipelineConfig:
 
     @property
     def needs_student(self) -> bool:
-        return self.student_weight > 0 or any(p in (STUDENT, STUDENT_BOX) for p in self.proposals)
+        return any(p in (STUDENT, STUDENT_BOX) for p in self.proposals)
 
 
 def soft_iou(prob: np.ndarray, mask: np.ndarray) -> float:
@@ -200,15 +198,6 @@ def soft_iou(prob: np.ndarray, mask: np.ndarray) -> float:
     m = mask.astype(np.float32)
     union = float(np.maximum(prob, m).sum())
     return float(np.minimum(prob, m).sum()) / union if union > 0 else 0.0
-
-
-def iou_with(masks: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """(K,) IoU of each of K boolean (K, H, W) masks with one boolean (H, W) reference."""
-    flat = masks.reshape(len(masks), -1)
-    ref = reference.reshape(-1)
-    inter = (flat & ref).sum(axis=1)
-    union = (flat | ref).sum(axis=1)
-    return np.where(union > 0, inter / np.maximum(union, 1), 0.0).astype(np.float32)
 
 
 class StudentPrediction(NamedTuple):
@@ -255,7 +244,7 @@ class LesionPipeline:
         if config.final_rule not in FINAL_RULES:
             raise ValueError(f"final_rule must be one of {list(FINAL_RULES)}, got {config.final_rule!r}")
         if config.needs_student and student is None:
-            raise ValueError("the student sources and student_weight need a trained student (student_checkpoint)")
+            raise ValueError("the student sources need a trained student (student_checkpoint)")
         missing = [s for s in config.final_sources if s not in config.sources]
         if missing:
             raise ValueError(f"final_sources {missing} are neither CAM methods nor proposals of this run")
@@ -318,7 +307,7 @@ class LesionPipeline:
             elif prompts.get(source) is None:
                 outputs[source] = SourceOutput(cam, None, None, None, error=errors.get(source))
             else:
-                outputs[source] = self._decode_and_choose(prompts[source], cam, student)
+                outputs[source] = self._decode_and_choose(prompts[source], cam)
         return self._finalise(outputs, student, image)
 
     def _prompts(self, image: np.ndarray, cams: dict[str, CamResult], rng: np.random.Generator):
@@ -347,7 +336,7 @@ class LesionPipeline:
                 errors[STUDENT_BOX] = "empty student mask"
         return prompts, errors, student
 
-    def _decode_and_choose(self, prompts: tuple, cam: CamResult | None, student) -> SourceOutput:
+    def _decode_and_choose(self, prompts: tuple, cam: CamResult | None) -> SourceOutput:
         """Decode one source's prompts and choose its mask by the selection score."""
         cfg = self.config
         boxes, points, labels = prompts
@@ -355,8 +344,6 @@ class LesionPipeline:
             pred = self.segmenter.predict(boxes=boxes, points=points, point_labels=labels)
         with self.timer.stage("selection"):
             selection = selection_scores(pred.scores, pred.masks, cfg.agreement_weight)
-            if cfg.student_weight > 0 and student is not None:
-                selection = selection + cfg.student_weight * iou_with(pred.masks, student.mask)
             chosen = int(np.argmax(selection))
             mask = postprocess_mask(pred.masks[chosen], **asdict(cfg.postprocess))
         return SourceOutput(cam, Candidates(boxes, points, labels, pred.masks, pred.scores), chosen, mask,

@@ -104,7 +104,7 @@ ARBITER_STUDENT_CHECKPOINT = "model_checkpoints/student_r3and.pt"   # the arbite
 # The default configuration spelled out (PipelineConfig's and PIPELINE_CONFIG's defaults).
 STUDENT_PRESET: dict[str, Any] = {
     "methods": [], "proposals": ["student"], "final_sources": ["student"], "final_rule": "select",
-    "student_weight": 0.0, "student_checkpoint": STUDENT_CHECKPOINT, "zoom_stability": True,
+    "student_checkpoint": STUDENT_CHECKPOINT, "zoom_stability": True,
     "review_threshold": REVIEW_THRESHOLD}
 
 # Named configurations; ``--set preset=NAME`` applies one, other --set values apply on top.

@@ -52,7 +52,7 @@ def unused_settings(models: ModelSettings, pipeline: PipelineConfig, multiclass:
                      f"no source of this run prompts a segmenter (methods={pipeline.methods}, proposals={pipeline.proposals})")
     if models.user_set("student_checkpoint") and not pipeline.needs_student:
         lines.append(f"student_checkpoint={models.student_checkpoint} is not used: no student source runs "
-                     f"(proposals={pipeline.proposals}, student_weight={pipeline.student_weight}); add \"student\" to proposals")
+                     f"(proposals={pipeline.proposals}); add \"student\" to proposals")
     return lines
 
 

@@ -50,7 +50,7 @@ ZERO_SHOT = {"methods": [], "proposals": ["colour"], "final_sources": ["colour"]
 
 def student_runs(key: str) -> dict[str, tuple[str, dict[str, Any]]]:
     """The ablation runs of one shipped student: beside colour (delivered: colour), majority vote
-    of colour, its mask and its box, its mask as a selection cue, and colour AND its mask."""
+    of colour, its mask and its box, and colour AND its mask."""
     name, common = STUDENTS[key], {"methods": [], "prompts": {"n_perturbations": 2}, "final_rule": "select",
                                    "student_checkpoint": f"model_checkpoints/student_{key}.pt"}
     return {
@@ -59,9 +59,6 @@ def student_runs(key: str) -> dict[str, tuple[str, dict[str, Any]]]:
         f"student_{key}_vote": (f"colour, {name} mask and box: majority vote",
                                 {**common, "proposals": ["colour", "student", "student_box"],
                                  "final_sources": ["colour", "student", "student_box"], "final_rule": "vote"}),
-        f"student_{key}_cue": (f"colour + {name} box, student mask as a selection cue",
-                               {**common, "proposals": ["colour", "student_box"],
-                                "final_sources": ["colour", "student_box"], "student_weight": 0.5}),
         # a strict majority of two sources is both: the pixels colour's mask and the student's share
         f"student_{key}_and": (f"colour mask AND {name} mask",
                                {**common, "proposals": ["colour", "student"], "final_sources": ["colour", "student"],
@@ -79,8 +76,6 @@ def student_rows(key: str) -> list[list]:
         [f"colour or {name} mask, by selection score (post hoc)", run, ["colour", "student"]],
         [f"colour, {name} box or mask, by selection score (post hoc)", run, ["colour", "student_box", "student"]],
         [f"majority of colour, {name} mask and its box (2 of 3 per pixel)", f"{run}_vote", "final"],
-        [f"colour, choice steered by the {name} mask (weight 0.5)", f"{run}_cue", "colour"],
-        [f"colour or {name} box, both steered by its mask (weight 0.5)", f"{run}_cue", "final"],
         [f"colour mask AND {name} mask (pixels both call lesion)", f"{run}_and", "final"],
     ]
 
