@@ -1,5 +1,5 @@
-"""The three-class lesion classifier of a multi-class run: the lesion's class and, for
-``class_rule="cam"``, each class's GradCAM (the label maps: :mod:`cam_sam.multiclass`)."""
+"""The three-class lesion classifier of a multi-class run: the lesion's class (the label maps:
+:mod:`cam_sam.multiclass`)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,14 +9,12 @@ import torch
 
 from cam_sam.multiclass import LABEL_NAMES, LABEL_OF_OUTPUT, LesionClass
 from classification.tasks import TASKS
-from explainers.cams import CamExplainer, normalise_map
 from models.registry import create_classifier, preprocess_image, read_checkpoint, resolve_preprocessing
 
 
 class LesionClassifier:
     """A three-class classifier (``classifier`` registry name, ``checkpoint`` of
-    ``classification.train --set task=three_class``) that names a lesion's class, and, for
-    ``class_rule="cam"``, gives each class's GradCAM."""
+    ``classification.train --set task=three_class``) that names a lesion's class."""
 
     def __init__(self, classifier: str, checkpoint: str | Path, device: str | torch.device = "cpu") -> None:
         _, meta = read_checkpoint(checkpoint)
@@ -28,7 +26,6 @@ class LesionClassifier:
         self.model = create_classifier(classifier, checkpoint=checkpoint).to(device).eval()
         self.data_config = resolve_preprocessing(self.model)
         self.device = torch.device(device)
-        self.explainer = CamExplainer(self.model, classifier, device=device)
 
     @torch.no_grad()
     def probabilities(self, image: np.ndarray) -> np.ndarray:
@@ -41,16 +38,3 @@ class LesionClassifier:
         by_label = {LABEL_OF_OUTPUT[i]: float(p) for i, p in enumerate(probs)}
         label = max(by_label, key=by_label.get)
         return LesionClass(label, by_label[label], {LABEL_NAMES[k]: by_label[k] for k in sorted(by_label)})
-
-    def class_cams(self, image: np.ndarray) -> dict[int, np.ndarray]:
-        """label -> (S, S) float32 GradCAM in [0, 1] of that class's output, on the classifier's
-        input (the whole image resized: :func:`label_map` maps it back onto the image)."""
-        from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget   # with the CAMs (explainers.cams)
-
-        tensor = preprocess_image(image, self.data_config).to(self.device)
-        cams = {}
-        for output, label in LABEL_OF_OUTPUT.items():
-            prepared = (tensor, ClassifierOutputTarget(output), f"class_{output}")
-            raw = self.explainer.explain(image, ["gradcam"], prepared)["gradcam"].raw
-            cams[label] = normalise_map(raw)[0]          # min-max scaled; all zeros when flat
-        return cams

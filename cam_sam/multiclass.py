@@ -2,9 +2,7 @@
 class, and the class-aware scores of ISIC 2017 Part 3 (melanoma, seborrheic keratosis, nevus).
 
 A three-class classifier (``classification.train --set task=three_class``) names the class of the
-lesion; the label map is 0 outside the delivered mask and that class inside it (``class_rule``
-"image"), or, per pixel inside the mask, the class whose probability x class-specific GradCAM is
-highest ("cam"). The ground truth of a pixel is the lesion mask times the image's Part 3 class, so a
+lesion; the label map is 0 outside the delivered mask and that class inside it. The ground truth of a pixel is the lesion mask times the image's Part 3 class, so a
 lesion pixel counts for class c only when both the label map and the ground truth say c: a wrong
 class gives that class IoU 0 while the binary mask's IoU stays what it was.
 
@@ -20,7 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import cv2
 import numpy as np
 
 from classification.tasks import TASKS
@@ -32,7 +29,6 @@ LABEL_OF_OUTPUT = {TASKS["three_class"].index("nevus_or_other"): 3, TASKS["three
                    TASKS["three_class"].index("seborrheic_keratosis"): 2}
 LABEL_COLOURS = {1: (230, 50, 50), 2: (255, 200, 0), 3: (60, 200, 90)}   # overlay colours (RGB; not blue:
 # ISIC images carry blue stickers)
-CLASS_RULES = ("image", "cam")
 
 
 @dataclass
@@ -53,22 +49,12 @@ class LesionClass:
                 "probabilities": {k: round(v, 4) for k, v in self.probabilities.items()}}
 
 
-def label_map(mask: np.ndarray | None, hw: tuple[int, int], lesion: LesionClass,
-              class_cams: dict[int, np.ndarray] | None = None) -> np.ndarray:
+def label_map(mask: np.ndarray | None, hw: tuple[int, int], lesion: LesionClass) -> np.ndarray:
     """(H, W) uint8 label map of a delivered (H, W) bool mask (None: all background): the lesion's
-    class inside the mask, or with ``class_cams`` (label -> (S, S) map of the whole image) the
-    per-pixel arg-max of probability x CAM, the scores resized onto the (H, W) frame once."""
+    class inside the mask."""
     labels = np.zeros(hw, np.uint8)
-    if mask is None:
-        return labels
-    if class_cams is None:
+    if mask is not None:
         labels[mask] = lesion.label
-        return labels
-    order = sorted(class_cams)
-    score = np.dstack([np.float32(lesion.probabilities[LABEL_NAMES[k]]) * class_cams[k].astype(np.float32)
-                       for k in order])
-    score = cv2.resize(score, (hw[1], hw[0]), interpolation=cv2.INTER_LINEAR)
-    labels[mask] = np.asarray(order, np.uint8)[score.argmax(axis=2)][mask]
     return labels
 
 

@@ -92,8 +92,6 @@ SEGMENT_CONFIG: dict[str, Any] = {
     # multi-class (cam_sam.multiclass): the classifier (classifier_checkpoint, three classes) names
     # each lesion's class; labels/<id>.png and summary["multiclass"]
     "multiclass": False,
-    "class_rule": "image",                   # "image": the predicted class fills the mask; "cam": per pixel,
-                                             # arg-max of class probability x that class's GradCAM
 }
 SEGMENT_RESUMABLE = PIPELINE_RESUMABLE | {"limit", "n_overlays", "workers"}
 
@@ -241,7 +239,6 @@ class RunSettings:
     save_uncertainty: bool
     oracle: bool
     multiclass: bool
-    class_rule: str
     seed: int
     config: dict
     workers: int | str = "auto"
@@ -251,4 +248,4 @@ def resolve_run(cfg: dict[str, Any]) -> RunSettings:
     """The typed settings of a run from the keys of :data:`SEGMENT_CONFIG` (a script's CONFIG)."""
     return RunSettings(DataSettings.from_config(cfg), ModelSettings.from_config(cfg), pipeline_config(cfg),
                        cfg["out_dir"], cfg["n_overlays"], cfg["save_uncertainty"], cfg["oracle"], cfg["multiclass"],
-                       cfg["class_rule"], cfg["seed"], dict(cfg), cfg["workers"])
+                       cfg["seed"], dict(cfg), cfg["workers"])

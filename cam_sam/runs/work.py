@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from cam_sam.lesion_classifier import LesionClassifier
-from cam_sam.multiclass import CLASS_RULES, label_map, pixel_confusion, true_label
+from cam_sam.multiclass import label_map, pixel_confusion, true_label
 from cam_sam.pipeline import ImageOutput, PostprocessConfig
 from cam_sam.postprocess import postprocess_mask
 from cam_sam.runs.build import build_pipeline
@@ -86,7 +86,7 @@ def segment_share(settings: RunSettings, overlay: OverlayFn | None, run: Resumab
     torch.manual_seed(settings.seed)
     with build_lock or nullcontext():
         pipeline = build_pipeline(models, settings.pipeline, device, multiclass=settings.multiclass)
-        lesion_classifier = build_lesion_classifier(models, settings.multiclass, settings.class_rule, device)
+        lesion_classifier = build_lesion_classifier(models, settings.multiclass, device)
     order_of = {image_id: i for i, image_id in enumerate(ids)}
 
     def work(_: int, image_id: str, sample) -> dict[str, Any] | Deferred:
@@ -95,7 +95,7 @@ def segment_share(settings: RunSettings, overlay: OverlayFn | None, run: Resumab
         output = pipeline.segment(sample.image, cams=load_saved_cams(models.cam_dir, image_id, settings.pipeline.methods),
                                   image_id=image_id)
         labels = ({} if lesion_classifier is None else     # the classifier runs here, beside the pipeline
-                  write_label_map(run_dir, sample, output, lesion_classifier, settings.class_rule))
+                  write_label_map(run_dir, sample, output, lesion_classifier))
 
         def score_and_write() -> dict[str, Any]:           # in the run's writer thread (ResumableRun.process)
             record = write_image_outputs(run_dir, image_id, output, settings.save_uncertainty)
@@ -145,27 +145,22 @@ def write_image_outputs(run_dir: Path, image_id: str, output: ImageOutput, save_
     return record
 
 
-def build_lesion_classifier(models: ModelSettings, multiclass: bool, class_rule: str,
-                            device: str) -> LesionClassifier | None:
+def build_lesion_classifier(models: ModelSettings, multiclass: bool, device: str) -> LesionClassifier | None:
     """The three-class classifier of a ``multiclass`` run (``classifier``, ``classifier_checkpoint``)."""
     if not multiclass:
         return None
-    if class_rule not in CLASS_RULES:
-        raise SystemExit(f"class_rule must be one of {CLASS_RULES}, not {class_rule!r}")
     if not models.classifier_checkpoint:
         raise SystemExit("multiclass needs a three-class classifier_checkpoint, e.g. --set preset=multiclass "
                          f"({MULTICLASS_CHECKPOINT})")
     return LesionClassifier(models.classifier, models.classifier_checkpoint, device)
 
 
-def write_label_map(run_dir: Path, sample, output: ImageOutput, classifier: LesionClassifier,
-                    class_rule: str) -> dict[str, Any]:
+def write_label_map(run_dir: Path, sample, output: ImageOutput, classifier: LesionClassifier) -> dict[str, Any]:
     """Write ``labels/<id>.png`` (values of :data:`cam_sam.multiclass.LABEL_NAMES`) for the delivered
     mask; the record's ``class`` (the call and its probabilities) and, when the image has a mask
     and an ISIC 2017 Part 3 class, ``multiclass`` (true class, 4 x 4 pixel confusion)."""
     lesion = classifier.classify(sample.image)
-    cams = classifier.class_cams(sample.image) if class_rule == "cam" and output.final_mask is not None else None
-    labels = label_map(output.final_mask, sample.image.shape[:2], lesion, cams)
+    labels = label_map(output.final_mask, sample.image.shape[:2], lesion)
     write_png(run_dir / "labels" / f"{sample.image_id}.png", labels)
     record: dict[str, Any] = {"class": lesion.to_record()}
     truth = true_label(sample.labels)
