@@ -4,15 +4,14 @@ The student's encoder summarises an image as the spatial mean of its deepest fea
 (:meth:`models.student.StudentSegmenter.predict_with_features`, (C,) per image, from the pass that
 segments it). Over the student's own training images those vectors form a cloud; a distance of a
 new image's vector from that cloud says how far outside it the image lies: the Euclidean distance
-to its k-th nearest training vector, every feature standardised (:class:`NeighbourCheck`, the
-default), or the Mahalanobis distance from the cloud's mean under a Ledoit-Wolf shrunk covariance
-(:class:`MahalanobisCheck`, the statistics shipped before session 9). An image
+to its k-th nearest training vector, every feature standardised (:class:`DepthCheck`). An image
 farther than ``threshold`` (a high quantile of held-out training images' distances, fixed when the
-statistics are fitted), or a greyscale image, is *out of its depth*: its mask gets its own verdict instead of a stack of
-reasons that assume a dermoscopy frame.
+statistics are fitted), or a greyscale image, is *out of its depth*: its mask gets its own verdict
+instead of a stack of reasons that assume a dermoscopy frame.
 
 The statistics ship beside the student as a ``.npz`` of plain arrays (read with
-``allow_pickle=False``): no data is needed at run time.
+``allow_pickle=False``), named by its trust sidecar (:mod:`cam_sam.calibration`): no data is
+needed at run time.
 """
 from __future__ import annotations
 
@@ -22,6 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from common.errors import CheckpointError
 from common.io import write_atomically
 
 OUT_OF_DEPTH_REASON = "not a dermoscopy image like the training data: check this mask"
@@ -31,7 +31,7 @@ OUT_OF_DEPTH_REASON = "not a dermoscopy image like the training data: check this
 THRESHOLD_QUANTILE = 0.99
 # The neighbour whose distance counts (NeighbourCheck): chosen among 1, 5 and 10 for the default's
 # student looking at validation, generated lesions and photographs (a choice that saw validation:
-# docs/trust.md, session 9); a single neighbour lets one odd training frame vouch for an image.
+# docs/experiments/tr-08); a single neighbour lets one odd training frame vouch for an image.
 NEIGHBOURS = 5
 GREY_CHROMA = 2.0            # mean CIELAB chroma (0-~130) below which an image counts as greyscale
                              # (a grey photograph: 0; pale dermoscopy frames reach down to about 3.9)
@@ -47,19 +47,23 @@ def mean_chroma(image: np.ndarray) -> float:
 
 @dataclass(frozen=True)
 class DepthCheck:
-    """An image whose feature vector lies farther than ``threshold`` from the training images'
-    (:meth:`distance`, a subclass's) is out of depth. Saved as plain arrays with its ``kind``."""
+    """The training images' (N, C) feature vectors standardised (``(x - mean) / scale``; float16
+    values, held as float32 ``references``); an image's distance is the Euclidean one from its
+    standardised vector to the ``k``-th nearest of them (about 1 ms for 1600 images of 320
+    features). Farther than ``threshold``, or greyscale, is out of depth."""
 
     threshold: float
-    kind = ""                       # the name a saved file carries (subclasses)
+    mean: np.ndarray
+    scale: np.ndarray
+    references: np.ndarray
+    k: int = NEIGHBOURS
+    kind = "neighbours"             # the name a saved file carries
 
     def distance(self, features: np.ndarray) -> float:
         """The distance of one (C,) feature vector from the training images' vectors."""
-        raise NotImplementedError
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        """What :meth:`save` writes besides the kind and the threshold (float32 or float16: a smaller file)."""
-        raise NotImplementedError
+        z = (np.asarray(features, np.float32) - self.mean) / self.scale
+        squared = np.square(self.references - z).sum(axis=1)
+        return float(np.sqrt(np.partition(squared, self.k - 1)[self.k - 1]))
 
     def assess(self, features: np.ndarray, image: np.ndarray | None = None) -> tuple[float, bool]:
         """(distance, out of depth): farther than ``threshold``, or (given the ``image``) greyscale."""
@@ -72,96 +76,40 @@ class DepthCheck:
     def save(self, path: str | Path) -> None:
         def write(tmp: Path) -> None:
             with open(tmp, "wb") as handle:
-                np.savez(handle, kind=np.str_(self.kind), threshold=np.float64(self.threshold), **self.arrays())
+                np.savez(handle, kind=np.str_(self.kind), threshold=np.float64(self.threshold),
+                         mean=self.mean.astype(np.float32), scale=self.scale.astype(np.float32),
+                         references=self.references.astype(np.float16), k=np.int64(self.k))
         write_atomically(path, write)
 
     @classmethod
     def load(cls, path: str | Path) -> "DepthCheck":
-        """Read a :meth:`save` file (one without a kind is a Mahalanobis check); a missing or
-        malformed one raises ``ValueError`` naming it."""
+        """Read a :meth:`save` file; a missing, malformed or other kind of file raises
+        :class:`~common.errors.CheckpointError` naming it."""
         try:
             with np.load(path, allow_pickle=False) as data:
-                kind = str(data["kind"]) if "kind" in data.files else MahalanobisCheck.kind
-                if kind not in CHECKS:
-                    raise ValueError(f"unknown kind {kind!r}")
-                return CHECKS[kind].from_arrays(float(data["threshold"]), data)
+                kind = str(data["kind"]) if "kind" in data.files else "mahalanobis"
+                if kind != cls.kind:
+                    raise ValueError(f"statistics of kind {kind!r}, not {cls.kind!r}: refit them "
+                                     "(python -m self_training.ship)")
+                return cls(float(data["threshold"]), data["mean"], data["scale"],
+                           data["references"].astype(np.float32), int(data["k"]))
         except (OSError, KeyError, ValueError) as exc:
-            raise ValueError(f"depth statistics {path} unreadable: {exc}") from exc
-
-
-@dataclass(frozen=True)
-class MahalanobisCheck(DepthCheck):
-    """``mean`` (C,) and ``precision`` (C, C) of the training images' feature vectors."""
-
-    mean: np.ndarray = None
-    precision: np.ndarray = None
-    kind = "mahalanobis"
-
-    def distance(self, features: np.ndarray) -> float:
-        d = np.asarray(features, np.float64) - self.mean
-        return float(np.sqrt(max(d @ self.precision @ d, 0.0)))
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        return {"mean": self.mean.astype(np.float32), "precision": self.precision.astype(np.float32)}
+            raise CheckpointError(f"depth statistics {path} unreadable: {exc}") from exc
 
     @classmethod
-    def from_arrays(cls, threshold: float, data) -> "MahalanobisCheck":
-        return cls(threshold, data["mean"].astype(np.float64), data["precision"].astype(np.float64))
-
-    @classmethod
-    def fit(cls, features: np.ndarray, threshold: float = float("inf")) -> "MahalanobisCheck":
-        from sklearn.covariance import LedoitWolf
-
-        model = LedoitWolf().fit(np.asarray(features, np.float64))
-        return cls(threshold, model.location_, model.precision_)
-
-
-@dataclass(frozen=True)
-class NeighbourCheck(DepthCheck):
-    """The training images' (N, C) feature vectors standardised (``(x - mean) / scale``; float16
-    values, held as float32 ``references``); the distance is the Euclidean one to the ``k``-th
-    nearest of them (about 1 ms for 1600 images of 320 features)."""
-
-    mean: np.ndarray = None
-    scale: np.ndarray = None
-    references: np.ndarray = None
-    k: int = NEIGHBOURS
-    kind = "neighbours"
-
-    def distance(self, features: np.ndarray) -> float:
-        z = (np.asarray(features, np.float32) - self.mean) / self.scale
-        squared = np.square(self.references - z).sum(axis=1)
-        return float(np.sqrt(np.partition(squared, self.k - 1)[self.k - 1]))
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        return {"mean": self.mean.astype(np.float32), "scale": self.scale.astype(np.float32),
-                "references": self.references.astype(np.float16), "k": np.int64(self.k)}
-
-    @classmethod
-    def from_arrays(cls, threshold: float, data) -> "NeighbourCheck":
-        return cls(threshold, data["mean"], data["scale"], data["references"].astype(np.float32), int(data["k"]))
-
-    @classmethod
-    def fit(cls, features: np.ndarray, threshold: float = float("inf"), k: int = NEIGHBOURS) -> "NeighbourCheck":
+    def fit(cls, features: np.ndarray, threshold: float = float("inf"), k: int = NEIGHBOURS) -> "DepthCheck":
         features = np.asarray(features, np.float32)
         mean, scale = features.mean(axis=0), np.maximum(features.std(axis=0), 1e-6)
         # rounded to float16 as saved, so a loaded check measures the very distances of the fitted one
         return cls(threshold, mean, scale, ((features - mean) / scale).astype(np.float16).astype(np.float32), k)
 
 
-CHECKS: dict[str, type[DepthCheck]] = {MahalanobisCheck.kind: MahalanobisCheck, NeighbourCheck.kind: NeighbourCheck}
-
-
-def fit_depth(features: np.ndarray, quantile: float = THRESHOLD_QUANTILE, seed: int = 0,
-              kind: str = NeighbourCheck.kind) -> DepthCheck:
-    """The check of ``kind`` from (N, C) training feature vectors, fitted on them all; threshold:
-    the ``quantile`` of held-out distances (a fit on a seeded half, the other half measured)."""
-    if kind not in CHECKS:
-        raise ValueError(f"unknown depth check {kind!r}; available: {sorted(CHECKS)}")
-    check = CHECKS[kind]
+def fit_depth(features: np.ndarray, quantile: float = THRESHOLD_QUANTILE, seed: int = 0) -> DepthCheck:
+    """The check from (N, C) training feature vectors, fitted on them all; threshold: the
+    ``quantile`` of held-out distances (a fit on a seeded half, the other half measured)."""
     features = np.asarray(features, np.float64)
     order = np.random.default_rng(seed).permutation(len(features))
     half, rest = features[order[: len(features) // 2]], features[order[len(features) // 2:]]
-    held_out = check.fit(half)
+    held_out = DepthCheck.fit(half)
     threshold = float(np.quantile([held_out.distance(f) for f in rest], quantile))
-    return replace(check.fit(features), threshold=threshold)
+    return replace(DepthCheck.fit(features), threshold=threshold)

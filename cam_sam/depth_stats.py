@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from cam_sam.settings import DATA_CONFIG, PIPELINE_CONFIG
 from cam_sam.runs.build import depth_path
-from cam_sam.depth import GREY_CHROMA, THRESHOLD_QUANTILE, NeighbourCheck, fit_depth, mean_chroma
+from cam_sam.depth import GREY_CHROMA, THRESHOLD_QUANTILE, fit_depth, mean_chroma
 from common.cli import run_main
 from common.config import config_from_argv
 from common.io import resolve_run_dir, write_json
@@ -37,7 +37,6 @@ CONFIG: dict[str, Any] = {
     "frames_dir": "../shared/data/ISIC2017_full_frames/images",
     "per_set": 800,                  # training images per set (an even spread), enough for 320 dimensions
     "quantile": THRESHOLD_QUANTILE,
-    "kind": NeighbourCheck.kind,     # the distance: "neighbours" (k-th nearest, standardised) or "mahalanobis"
     "seed": 0,
     "n_generated": 20,               # generated lesions in the report (they must stay in depth)
     "photographs": ["astronaut", "coffee", "chelsea", "rocket", "camera", "horse", "coins", "moon", "brick",
@@ -116,7 +115,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     run_dir = resolve_run_dir(cfg["results_root"], cfg["out_dir"], "depth")
     student = StudentSegmenter.from_checkpoint(checkpoint, cfg["device"], tta=True)
     train, _ = features_of(student, training_loaders(cfg), "training images")
-    check = fit_depth(train, cfg["quantile"], cfg["seed"], cfg["kind"])
+    check = fit_depth(train, cfg["quantile"], cfg["seed"])
     check.save(depth_path(checkpoint))
     report: dict[str, Any] = {"n_training": len(train), "threshold": check.threshold, "sets": {}}
     crops = open_dataset(cfg["data_root"], "train", None, read_masks=False)

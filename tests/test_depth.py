@@ -7,19 +7,18 @@ import pytest
 
 from cam_sam.settings import PIPELINE_CONFIG, resolve_pipeline
 from cam_sam.runs.build import build_pipeline, depth_path
-from cam_sam.depth import OUT_OF_DEPTH_REASON, DepthCheck, MahalanobisCheck, fit_depth
+from cam_sam.depth import OUT_OF_DEPTH_REASON, DepthCheck, fit_depth
+from common.errors import CheckpointError
 from data.synthetic import make_synthetic_sample
 
 REPO = Path(__file__).resolve().parents[1]
 STUDENT = REPO / PIPELINE_CONFIG["student_checkpoint"]
 
 
-@pytest.mark.parametrize("kind", ["neighbours", "mahalanobis"])
-def test_fit_flags_points_far_from_the_training_cloud(tmp_path, kind):
+def test_fit_flags_points_far_from_the_training_cloud(tmp_path):
     rng = np.random.default_rng(0)
     train = rng.normal(0, 1, (500, 8))
-    check = fit_depth(train, kind=kind)
-    assert check.kind == kind
+    check = fit_depth(train)
     fresh = rng.normal(0, 1, (2000, 8))                      # new images of the same kind: about 1 % out
     assert np.mean([check.is_out(f) for f in fresh]) < 0.03
     assert check.is_out(np.full(8, 6.0)) and not check.is_out(np.zeros(8))
@@ -27,19 +26,17 @@ def test_fit_flags_points_far_from_the_training_cloud(tmp_path, kind):
     again = DepthCheck.load(tmp_path / "s.depth.npz")
     assert type(again) is type(check) and again.threshold == check.threshold
     assert abs(again.distance(np.full(8, 2.0)) - check.distance(np.full(8, 2.0))) < 1e-4
-    with pytest.raises(ValueError, match="unknown depth check"):
-        fit_depth(train, kind="cosine")
 
 
-def test_statistics_saved_before_the_kind_existed_load_as_mahalanobis(tmp_path):
-    """A file of plain mean / precision / threshold arrays (session 6's format) is a Mahalanobis check."""
+def test_unreadable_or_other_statistics_are_refused_naming_the_file(tmp_path):
+    """Statistics of another kind (a Mahalanobis mean and precision, the format before the
+    neighbour check) or not an npz at all: one error naming the file and how to refit."""
     np.savez(tmp_path / "old.depth.npz", mean=np.zeros(3, np.float32), precision=np.eye(3, dtype=np.float32),
              threshold=np.float64(2.0))
-    check = DepthCheck.load(tmp_path / "old.depth.npz")
-    assert isinstance(check, MahalanobisCheck) and check.distance(np.array([3.0, 0, 4.0])) == pytest.approx(5.0)
-    assert check.is_out(np.array([3.0, 0, 0])) and not check.is_out(np.array([1.0, 1.0, 0]))
+    with pytest.raises(CheckpointError, match="old.depth.npz.*self_training.ship"):
+        DepthCheck.load(tmp_path / "old.depth.npz")
     (tmp_path / "bad.depth.npz").write_bytes(b"not an npz")
-    with pytest.raises(ValueError, match="bad.depth.npz"):
+    with pytest.raises(CheckpointError, match="bad.depth.npz"):
         DepthCheck.load(tmp_path / "bad.depth.npz")
 
 
