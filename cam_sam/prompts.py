@@ -7,7 +7,6 @@ Maps are (H, W) arrays in that same frame.
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
 from common.geometry import clip_box, mask_to_box, pad_box, peak_region
 
@@ -31,21 +30,6 @@ def sample_points(cam: np.ndarray, n: int, power: float, rng: np.random.Generato
     idx = rng.choice(prob.size, size=n, replace=False, p=prob)
     ys, xs = np.unravel_index(idx, cam.shape)
     return np.stack([xs, ys], axis=1).astype(np.float32)
-
-
-def peak_points(cam: np.ndarray, n: int, min_distance: int = 10) -> np.ndarray:
-    """Up to ``n`` local maxima of the CAM, highest first, at least ``min_distance`` px apart."""
-    size = 2 * min_distance + 1
-    is_peak = (cam == ndimage.maximum_filter(cam, size=size)) & (cam > 0)
-    ys, xs = np.nonzero(is_peak)
-    order = np.argsort(-cam[ys, xs], kind="stable")
-    chosen: list[tuple[float, float]] = []
-    for i in order:
-        if all((xs[i] - cx) ** 2 + (ys[i] - cy) ** 2 >= min_distance ** 2 for cx, cy in chosen):
-            chosen.append((float(xs[i]), float(ys[i])))
-        if len(chosen) == n:
-            break
-    return np.array(chosen, dtype=np.float32).reshape(-1, 2)
 
 
 def negative_points(cam: np.ndarray, n: int, rng: np.random.Generator, max_value: float = 0.1) -> np.ndarray:
