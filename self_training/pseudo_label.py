@@ -1,6 +1,6 @@
 """Pseudo-masks for self-training: the zero-shot pipeline over the training images, no mask file opened.
 
-    python -m self_training.pseudo_label --set out_dir=results/pseudo_r4_crops   # colour AND student_r2and
+    python -m self_training.pseudo_label --set out_dir=results/pseudo_r4_crops   # colour AND student_r3and
     python -m self_training.pseudo_label --set preset=zero_shot ...        # round 1: colour proposals only
     python -m self_training.pseudo_label --set preset=arbiter ...          # the arbiter as teacher
     ... --set image_dir=../shared/data/ISIC2017_full_frames/images --set holdout_every=0 \
@@ -34,9 +34,11 @@ from common.runs import ResumableRun
 from self_training.data import UNCERTAINTY_SCALE
 from self_training.holdout import HOLDOUT_EVERY, holdout_ids, self_training_ids
 
-# The teacher of rounds 2-AND to 4 (it labelled the default student's training frames).
+# The teacher: colour AND a shipped AND-round student. Rounds 3-AND to 4 (the default student's
+# training frames) were labelled with the round 2-AND student, student_r2and.pt, which its model card
+# rebuilds (model_checkpoints/README.md; pass it as student_checkpoint to relabel exactly as they were).
 TEACHER: dict[str, Any] = {"methods": [], "proposals": ["colour", "student"], "final_sources": ["colour", "student"],
-                           "final_rule": "vote", "student_checkpoint": "model_checkpoints/student_r2and.pt"}
+                           "final_rule": "vote", "student_checkpoint": "model_checkpoints/student_r3and.pt"}
 
 CONFIG: dict[str, Any] = {
     "preset": None,                    # a named group of settings of cam_sam.settings.PRESETS ("zero_shot")

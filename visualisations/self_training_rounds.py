@@ -55,10 +55,9 @@ CONFIG: dict[str, Any] = {
     "n_gains": 3,
     "n_losses": 3,
     # (label, student checkpoint): one gallery column each (its own mask, as the `student` source)
-    # (the shipped ones; rounds 1 and 4-frames rebuilt by docs/self_training.md can be added back)
-    "gallery_students": [["round 2-AND", "model_checkpoints/student_r2and.pt"],
-                         ["round 3-AND", "model_checkpoints/student_r3and.pt"],
-                         ["round 4 (frames, fine-tuned encoder)", "model_checkpoints/student_r4fe.pt"]],
+    # (the shipped ones; the others, rebuilt by the commands of their model cards, can be added back)
+    "gallery_students": [["round 3-AND", "model_checkpoints/student_r3and.pt"],
+                         ["the default's student", "model_checkpoints/student_soup3h_sog.pt"]],
     "device": "cpu",
     "out_dir": None,                           # None: <ablation_root>/figures
     "n_bootstrap": 2000,

@@ -24,14 +24,14 @@ from common.config import config_from_argv, merge
 from common.io import write_csv, write_text
 
 # The students of the rounds (model_checkpoints/student_<key>.pt) and how the table names them.
-# r2and, r3and, r4fe, soup3h and soup3h_sog ship; r1, r2, r4 and r4f are rebuilt by the commands of
-# docs/self_training.md into model_checkpoints/ (train_student --set export=...): their runs are
-# left out, said in one line, while their files are missing.
+# r3and and soup3h_sog ship; the others are rebuilt into model_checkpoints/ by the commands of their
+# model cards (model_checkpoints/README.md): their runs are left out, said in one line, while their
+# files are missing.
 STUDENTS = {"r1": "student round 1", "r2": "student round 2", "r2and": "student round 2-AND",
             "r3and": "student round 3-AND", "r4": "student round 4 (crops + full frames)",
             "r4f": "student round 4 (full frames only)",
             "r4fe": "student round 4 (full frames, fine-tuned three-class encoder)",
-            "soup3h": "mean of the round 4 student and two fine-tunes of it (the default's until session 12)",
+            "soup3h": "mean of the round 4 student and two fine-tunes of it (the default's before soup3h_sog)",
             "soup3h_sog": "the same with half a Shades of Gray colour correction of its input (the default's)"}
 
 # The arbiter between independent sources (cam_sam.trust), with a shipped student (every run's flag
