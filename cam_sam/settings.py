@@ -32,6 +32,11 @@ DATA_CONFIG: dict[str, Any] = {
     "limit": None,                           # at most N images (after "every")
     "synthetic_if_missing": True,            # no data_root: segment generated (synthetic) images
     "n_synthetic": 4,
+    "max_side": 1024,                        # px: an image of at least twice this longer side is decoded at
+                                             # 1/2, 1/4 or 1/8 (a JPEG inside its decoder; longer side then
+                                             # 1024-2047), segmented at that size, and its mask brought back to
+                                             # the image's size at the end (data.isic.working_shape); the
+                                             # development sets (<= 1024 px) are never reduced. 0: full size
 }
 
 # Where a run writes.
@@ -165,6 +170,7 @@ class DataSettings:
     limit: int | None
     synthetic_if_missing: bool
     n_synthetic: int
+    max_side: int | None = DATA_CONFIG["max_side"]
     results_root: str = "results"
     seed: int = 0
 

@@ -75,10 +75,39 @@ def read_jsonl(path: str | Path) -> list[Any]:
 
 
 def write_png(path: str | Path, array: np.ndarray) -> None:
-    """Write a uint8 (H, W) or (H, W, 3) RGB array as PNG, atomically."""
+    """Write a uint8 (H, W) or (H, W, 3) RGB array as PNG, atomically. A single-channel array
+    (a mask, a label map) is encoded by OpenCV: the same pixels as Pillow's, in about a third of
+    the time for a large mask (0.07 s against 0.25 s for 6000 x 4000 on a 2-core CPU)."""
+    if array.ndim == 2 and array.dtype == np.uint8:
+        import cv2
+
+        ok, encoded = cv2.imencode(".png", array)
+        if not ok:
+            raise ValueError(f"OpenCV could not encode a {array.shape} array as PNG for {path}")
+        _atomic(Path(path), lambda tmp: tmp.write_bytes(encoded.tobytes()))
+        return
     from PIL import Image
 
     _atomic(Path(path), lambda tmp: Image.fromarray(array).save(tmp, format="PNG"))
+
+
+# The per-pixel uncertainty (a std of masks or sqrt(p (1 - p)), at most 0.5) as an 8-bit PNG:
+# the stored value is std x UNCERTAINTY_SCALE, rounded (0.002 per step), 255 at std 0.5.
+UNCERTAINTY_SCALE = 510.0
+
+
+def encode_uncertainty(uncertainty: np.ndarray) -> np.ndarray:
+    """(H, W) uint8 of a float (H, W) uncertainty map: std x :data:`UNCERTAINTY_SCALE`, rounded."""
+    return np.clip(np.rint(np.asarray(uncertainty, np.float32) * UNCERTAINTY_SCALE), 0, 255).astype(np.uint8)
+
+
+def read_uncertainty(path: str | Path) -> np.ndarray:
+    """(h, w) float32 std of an uncertainty PNG written by a run (``uncertainty/<id>.png``, at the
+    size the image was segmented at: the record's ``working_size`` when it was reduced)."""
+    from PIL import Image
+
+    with Image.open(path) as img:
+        return np.asarray(img, np.float32) / UNCERTAINTY_SCALE
 
 
 def write_npy(path: str | Path, array: np.ndarray) -> None:

@@ -19,8 +19,8 @@ def open_dataset(data_root: str | Path, split: str = "val", image_dir: str | Non
     """``image_dir`` given: a plain folder of the user's images; else ``dataset`` at ``data_root``:
     ``isic2017`` (:class:`ISICDataset`) or a layout of :mod:`data.layouts` (``isic2016``,
     ``isic2018``, ``ph2``, ``ham10000``, ``derm7pt``: its ``derm7pt_image``, "derm" or "clinic").
-    ``read_masks=False``: the dataset never opens a mask file; ``max_side``: images with a longer
-    side are read reduced to it (:func:`data.isic.read_sample`)."""
+    ``read_masks=False``: the dataset never opens a mask file; ``max_side``: images of at least
+    twice that longer side are read reduced (:func:`data.isic.working_shape`)."""
     if image_dir:
         return ImageFolderDataset(image_dir, mask_dir, read_masks, max_side)
     if dataset == "isic2017":

@@ -57,7 +57,7 @@ class Sample:
 
 def read_sample(image_id: str, image_path: Path, mask_path: Path | None, labels: dict[str, float],
                 max_side: int | None = None) -> Sample:
-    """One :class:`Sample`: the image (reduced to ``max_side`` when larger, :func:`open_image`) and,
+    """One :class:`Sample`: the image (reduced when much larger than ``max_side``, :func:`open_image`) and,
     given ``mask_path``, its mask at the image's own size."""
     image, hw = open_image(image_path, max_side)
     mask = read_mask(mask_path, expected_hw=hw) if mask_path is not None else None
@@ -83,14 +83,32 @@ def _to_8bit(img: Image.Image) -> Image.Image:
     return Image.fromarray(np.clip(np.round(arr), 0, 255).astype(np.uint8), "L")
 
 
+def reduction(hw: tuple[int, int], max_side: int | None) -> int:
+    """The largest power of two k that keeps the longer side of ``hw`` divided by k at least
+    ``max_side``: 1 when it is no larger (or ``max_side`` is None or 0)."""
+    k = 1
+    while max_side and max(hw) >= 2 * k * max_side:
+        k *= 2
+    return k
+
+
 def working_shape(hw: tuple[int, int], max_side: int | None) -> tuple[int, int]:
-    """(H, W) of an image of ``hw`` reduced so that its longer side is at most ``max_side``
-    (aspect kept); ``hw`` itself when it is no larger, or when ``max_side`` is None or 0."""
-    h, w = hw
-    if not max_side or max(h, w) <= max_side:
-        return h, w
-    scale = max_side / max(h, w)
-    return max(1, round(h * scale)), max(1, round(w * scale))
+    """(H, W) an image of ``hw`` is segmented at: reduced by :func:`reduction` k, (ceil(H / k),
+    ceil(W / k)), as a JPEG decoder's 1/k scaling gives it; so its longer side lies between
+    ``max_side`` and twice that, and ``hw`` itself when it is no larger than ``max_side``.
+    Powers of two, not ``max_side`` exactly: the network sees a 6000 x 4000 photo reduced once,
+    as from the photo itself (within the change a JPEG re-encoding makes), not resampled twice."""
+    k = reduction(hw, max_side)
+    return -(-hw[0] // k), -(-hw[1] // k)
+
+
+def mask_at_size(mask: np.ndarray | None, hw: tuple[int, int]) -> np.ndarray | None:
+    """A (h, w) bool mask of an image read reduced (:func:`open_image`) brought back to the
+    image's own (H, W): bilinear on 0/255, split at half, so that its outline is smooth rather
+    than in steps of the reduction. A mask already of size ``hw`` (or None) is returned as it is."""
+    if mask is None or mask.shape == tuple(hw):
+        return mask
+    return cv2.resize(mask.astype(np.uint8) * 255, (hw[1], hw[0]), interpolation=cv2.INTER_LINEAR) > 127
 
 
 # EXIF orientations (2-8) that turn the stored pixels by 90 degrees: the viewer shows W x H as H x W.
@@ -99,7 +117,7 @@ _TURNED = (5, 6, 7, 8)
 
 def _decode(path: Path, kind: str, max_side: int | None = None) -> tuple[Image.Image, tuple[int, int]]:
     """(the file's pixels as its viewer shows them: EXIF orientation applied, the (H, W) it shows).
-    With ``max_side``, a JPEG larger than that is decoded reduced (``Image.draft``: 1/2, 1/4 or 1/8
+    With ``max_side``, a JPEG of :func:`reduction` k > 1 is decoded reduced (``Image.draft``: 1/2, 1/4 or 1/8
     inside the decoder) to no less than :func:`working_shape`; other formats are decoded whole. A
     missing or unreadable file raises :class:`DataError` naming it."""
     if not path.is_file():
@@ -112,9 +130,9 @@ def _decode(path: Path, kind: str, max_side: int | None = None) -> tuple[Image.I
             orientation = 1
         w, h = img.size
         shown = (w, h) if orientation in _TURNED else (h, w)
-        if max_side and max(w, h) > max_side:
-            target = working_shape((h, w), max_side)
-            img.draft("RGB", (target[1], target[0]))   # a no-op outside JPEG
+        k = reduction((h, w), max_side)
+        if k > 1:
+            img.draft("RGB", (w // k, h // k))           # decoded at 1/k (k <= 8); a no-op outside JPEG
         img.load()
         if orientation != 1:
             img = ImageOps.exif_transpose(img)
@@ -125,9 +143,10 @@ def _decode(path: Path, kind: str, max_side: int | None = None) -> tuple[Image.I
 
 def open_image(path: str | Path, max_side: int | None = None) -> tuple[np.ndarray, tuple[int, int]]:
     """(the image as (h, w, 3) uint8 RGB, the (H, W) of the image itself), as a viewer shows it
-    (EXIF orientation applied). With ``max_side``, an image whose longer side is larger comes
-    reduced to :func:`working_shape` (a JPEG decoded reduced, then one area-averaging resize), so
-    a 6000 x 4000 photo costs little more than a small one; else (h, w) == (H, W). Grayscale,
+    (EXIF orientation applied). With ``max_side``, an image whose longer side is at least twice
+    that comes reduced to :func:`working_shape` (a JPEG decoded reduced inside its decoder, other
+    formats decoded whole and area-averaged), so a 6000 x 4000 photo costs little more than a
+    small one; else (h, w) == (H, W). Grayscale,
     palette and RGBA are converted (with a warning for grayscale); an unreadable file raises
     :class:`DataError` naming it."""
     path = Path(path)
@@ -146,7 +165,7 @@ def open_image(path: str | Path, max_side: int | None = None) -> tuple[np.ndarra
 
 def read_image(path: str | Path, max_side: int | None = None) -> np.ndarray:
     """The image file as (H, W, 3) uint8 RGB, as a viewer shows it (EXIF orientation applied);
-    with ``max_side``, reduced to at most that longer side (:func:`open_image`)."""
+    with ``max_side``, reduced to :func:`working_shape` (:func:`open_image`)."""
     return open_image(path, max_side)[0]
 
 
@@ -266,7 +285,7 @@ class ISICDataset:
     ``require_masks``: a missing mask is an error (raised, naming the file, when that sample is
     read); with False, samples without a mask get ``mask=None``. ``read_masks=False``: no mask
     file is ever opened and every sample has ``mask=None`` (pseudo-labelling, self-training).
-    ``max_side``: images with a longer side are read reduced to it (:func:`read_sample`).
+    ``max_side``: images of at least twice that longer side are read reduced (:func:`working_shape`).
     """
 
     def __init__(self, root: str | Path, split: str = "val", require_masks: bool = True,

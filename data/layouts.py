@@ -208,8 +208,8 @@ MASKS_OPTIONAL = frozenset({"ham10000", "derm7pt"})   # layouts whose images nee
 class LayoutDataset:
     """One split of a dataset in one of :data:`LAYOUTS`, read lazily. A missing mask raises
     :class:`DataError` naming the file, except in :data:`MASKS_OPTIONAL` layouts, where it gives
-    ``mask=None``; ``read_masks=False``: no mask file is ever opened; ``max_side``: images with a
-    longer side are read reduced to it (:func:`data.isic.read_sample`)."""
+    ``mask=None``; ``read_masks=False``: no mask file is ever opened; ``max_side``: images of at least
+    twice that longer side are read reduced (:func:`data.isic.working_shape`)."""
 
     def __init__(self, layout: str, root: str | Path, split: str, read_masks: bool = True,
                  options: dict[str, str] | None = None, max_side: int | None = None) -> None:

@@ -146,6 +146,9 @@ def test_a_large_jpeg_is_read_reduced_to_the_working_size(tmp_path):
     # an image no larger than max_side is read whole, bit for bit
     assert (open_image(tmp_path / "big.jpg", max_side=1200)[0] == whole).all()
     assert working_shape((800, 1200), 300) == (200, 300) and working_shape((800, 1200), None) == (800, 1200)
+    # reduced by a power of two, as a JPEG decoder does: the longer side lands in [max_side, 2 max_side)
+    assert working_shape((4000, 6000), 1024) == (1000, 1500) and working_shape((2000, 2047), 1024) == (2000, 2047)
+    assert working_shape((3, 4001), 1000) == (1, 1001)
 
 
 def test_a_reduced_sample_keeps_its_mask_at_the_image_size(tmp_path):

@@ -25,7 +25,7 @@ def open_data(data: DataSettings, read_masks: bool = True) -> tuple[Dataset, boo
                         "point data_root at the dataset's unzipped download, or set image_dir")
     if data.image_dir or root.is_dir():
         return open_dataset(data.data_root, data.split, data.image_dir, data.mask_dir, read_masks,
-                            data.dataset, data.derm7pt_image), False
+                            data.dataset, data.derm7pt_image, data.max_side), False
     synthetic_root = Path(data.results_root) / "synthetic_isic2017"
     log.warning("no ISIC data at %s: segmenting %d SYNTHETIC images written to %s instead. "
                 "Point data_root at your ISIC 2017 download for real results.",

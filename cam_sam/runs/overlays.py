@@ -9,6 +9,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Callable
 
+import cv2
 import numpy as np
 
 from cam_sam.pipeline import ImageOutput
@@ -42,9 +43,9 @@ class OverlayWriter:
         if output.trust is not None and output.trust.flagged and self.n_flagged < self.n_overlays:
             self.n_flagged += 1
             names.append(FLAGGED_PREFIX + image_id)
-        if names:   # drawn once, written under each name
-            self.pending.append(self.pool.submit(self.overlay, self.run_dir, names, sample.image, sample.mask,
-                                                 output, record))
+        if names:   # drawn once, written under each name, at the size segmented
+            self.pending.append(self.pool.submit(self.overlay, self.run_dir, names, sample.image,
+                                                 truth_as_segmented(sample), output, record))
 
     def close(self) -> None:
         if self.pool is None:
@@ -55,3 +56,12 @@ class OverlayWriter:
             except Exception as exc:  # a figure must not fail the run
                 log.error("an overlay figure failed: %s: %s", type(exc).__name__, exc)
         self.pool.shutdown()
+
+
+def truth_as_segmented(sample) -> np.ndarray | None:
+    """The sample's ground truth at the size its image was segmented at (nearest-neighbour: the
+    figure's outline), for an image read reduced (:func:`data.isic.open_image`)."""
+    truth, hw = sample.mask, sample.image.shape[:2]
+    if truth is None or truth.shape == hw:
+        return truth
+    return cv2.resize(truth.astype(np.uint8), (hw[1], hw[0]), interpolation=cv2.INTER_NEAREST) > 0

@@ -26,24 +26,30 @@ from cam_sam.runs.build import build_pipeline
 from cam_sam.runs.overlays import OverlayFn, OverlayWriter
 from cam_sam.settings import MULTICLASS_CHECKPOINT, ModelSettings, RunSettings
 from common.devices import resolve_device
-from common.io import write_npy, write_png
+from common.io import encode_uncertainty, write_png
 from common.metrics import mask_metrics
 from common.runs import Deferred, ResumableRun
 from common.shards import Shard
-from data.isic import DataError
+from data.isic import DataError, mask_at_size
 from explainers.methods import CamResult
 
 
-def evaluate(output: ImageOutput, truth: np.ndarray, postprocess: PostprocessConfig, oracle: bool) -> dict[str, dict]:
+def evaluate(output: ImageOutput, truth: np.ndarray, postprocess: PostprocessConfig, oracle: bool,
+             final: np.ndarray | None = None) -> dict[str, dict]:
     """Metrics per prompt source (each CAM method, ``colour``) and for the delivered (``final``)
     mask; with ``oracle``, also the ground-truth-chosen upper bounds ``oracle_<source>`` (best of
     that source's candidates, post-processed as the pipeline does) and ``oracle_final`` (best
-    candidate of any source)."""
+    candidate of any source). Masks of an image segmented reduced are scored at the size of
+    ``truth`` (:func:`data.isic.mask_at_size`), one at a time; ``final``: the delivered mask at
+    that size, when the caller has it already."""
+    def scored(mask: np.ndarray | None) -> dict:
+        return mask_metrics(mask_at_size(mask, truth.shape), truth)
+
     scores: dict[str, dict] = {}
     post = asdict(postprocess)
     best_any = None
     for source, out in output.sources.items():
-        entry = mask_metrics(out.mask, truth)
+        entry = scored(out.mask)
         entry.update({"failed": out.mask is None, "pred_iou": out.score if out.mask is not None else None,
                       "selection_score": out.selection_score if out.mask is not None else None})
         if out.cam is not None:
@@ -52,18 +58,18 @@ def evaluate(output: ImageOutput, truth: np.ndarray, postprocess: PostprocessCon
             entry["error"] = out.error
         scores[source] = entry
         if oracle:
-            best = mask_metrics(None, truth)
+            best = scored(None)
             if out.candidates is not None:
-                candidates = [mask_metrics(postprocess_mask(m, **post), truth) for m in out.candidates.masks]
+                candidates = [scored(postprocess_mask(m, **post)) for m in out.candidates.masks]
                 best = max(candidates, key=lambda m: m["iou"])
             scores[f"oracle_{source}"] = best
             if best_any is None or best["iou"] > best_any["iou"]:
                 best_any = best
     for name, mask in output.derived.items():
-        scores[name] = mask_metrics(mask, truth)
-    final = mask_metrics(output.final_mask, truth)
-    final.update({"failed": output.final_mask is None, "source": output.final_source})
-    scores["final"] = final
+        scores[name] = scored(mask)
+    final_scores = scored(output.final_mask if final is None else final)
+    final_scores.update({"failed": output.final_mask is None, "source": output.final_source})
+    scores["final"] = final_scores
     if oracle:
         scores["oracle_final"] = best_any
     return scores
@@ -98,10 +104,12 @@ def segment_share(settings: RunSettings, overlay: OverlayFn | None, run: Resumab
                   write_label_map(run_dir, sample, output, lesion_classifier))
 
         def score_and_write() -> dict[str, Any]:           # in the run's writer thread (ResumableRun.process)
-            record = write_image_outputs(run_dir, image_id, output, settings.save_uncertainty)
+            final = mask_at_size(output.final_mask, sample.hw)    # once: the image's own size
+            record = write_image_outputs(run_dir, image_id, output, settings.save_uncertainty, final)
             record["has_truth"] = sample.mask is not None
             if sample.mask is not None:
-                record["metrics"] = evaluate(output, sample.mask, settings.pipeline.postprocess, settings.oracle)
+                record["metrics"] = evaluate(output, sample.mask, settings.pipeline.postprocess, settings.oracle,
+                                             final)
             record.update(labels)
             overlays.draw(image_id, order_of[image_id] < settings.n_overlays, sample, output, record)
             return record
@@ -129,19 +137,27 @@ def sample_or_error(dataset, positions: dict[str, int], image_id: str):
         return exc
 
 
-def write_image_outputs(run_dir: Path, image_id: str, output: ImageOutput, save_uncertainty: bool) -> dict[str, Any]:
+def write_image_outputs(run_dir: Path, image_id: str, output: ImageOutput, save_uncertainty: bool,
+                        final: np.ndarray | None = None) -> dict[str, Any]:
     """Write the delivered mask (and the uncertainty map) of one image; its record so far: the
-    delivered source, its trust, or why there is no mask."""
+    delivered source, its trust, or why there is no mask. ``final``: the delivered mask at the
+    image's own size when it was segmented reduced (:func:`data.isic.mask_at_size`); the mask is
+    written at that size, the uncertainty at the size segmented (an 8-bit PNG,
+    :func:`common.io.encode_uncertainty`), and the record says both sizes (``image_size``,
+    ``working_size``, each [H, W])."""
     record: dict[str, Any] = {"final_source": output.final_source}
     if output.trust is not None:
         record["trust"] = output.trust.to_record()
-    if output.final_mask is None:
+    mask = output.final_mask if final is None else final
+    if mask is None:
         errors = {m: o.error for m, o in output.sources.items()}
         record["error"] = f"no prompt source gave a mask: {errors}"
     else:
-        write_png(run_dir / "masks" / f"{image_id}.png", output.final_mask.astype(np.uint8) * 255)
+        write_png(run_dir / "masks" / f"{image_id}.png", mask.astype(np.uint8) * 255)
+        if mask.shape != output.final_mask.shape:
+            record["image_size"], record["working_size"] = list(mask.shape), list(output.final_mask.shape)
     if output.uncertainty is not None and save_uncertainty:
-        write_npy(run_dir / "uncertainty" / f"{image_id}.npy", output.uncertainty.astype(np.float16))
+        write_png(run_dir / "uncertainty" / f"{image_id}.png", encode_uncertainty(output.uncertainty))
     return record
 
 
@@ -160,7 +176,7 @@ def write_label_map(run_dir: Path, sample, output: ImageOutput, classifier: Lesi
     mask; the record's ``class`` (the call and its probabilities) and, when the image has a mask
     and an ISIC 2017 Part 3 class, ``multiclass`` (true class, 4 x 4 pixel confusion)."""
     lesion = classifier.classify(sample.image)
-    labels = label_map(output.final_mask, sample.image.shape[:2], lesion)
+    labels = label_map(mask_at_size(output.final_mask, sample.hw), sample.hw, lesion)   # the image's own size
     write_png(run_dir / "labels" / f"{sample.image_id}.png", labels)
     record: dict[str, Any] = {"class": lesion.to_record()}
     truth = true_label(sample.labels)
