@@ -12,6 +12,7 @@
   and figure points at a file that exists, and the guide is at most 250 lines.
 - Each run records the project's version in its ``config.json``; CHANGELOG.md's newest version is it.
 """
+
 from __future__ import annotations
 
 import re
@@ -29,12 +30,12 @@ README = REPO / "README.md"
 README_MAX_LINES = 250
 
 WORD = "ses" + "sion"
-ONNX_API = {"Inference" + WORD.title(), WORD.title() + "Options"}      # ONNX Runtime's class names
+ONNX_API = {"Inference" + WORD.title(), WORD.title() + "Options"}  # ONNX Runtime's class names
 TOKEN = re.compile(rf"\w*{WORD}\w*", re.IGNORECASE)
 BINDS = re.compile(rf"\b({WORD}s?)\b\s*(?::[^=\n]*)?=\s*[^\n]*{'Inference' + WORD.title()}")
-USED_AFTER = re.compile(r"\s*(?:=|\.\w|[,)\]:}]|$|in\b)")           # name = ..., name.run(, f(a, name), ...
+USED_AFTER = re.compile(r"\s*(?:=|\.\w|[,)\]:}]|$|in\b)")  # name = ..., name.run(, f(a, name), ...
 USED_BEFORE = re.compile(r"(?:[(\[{,=]|\breturn|\bin|\bfor|\bdef \w+\(.*)\s*$")
-TOOLS = {"pip", "venv", "pytest"}                                    # installers and the test runner
+TOOLS = {"pip", "venv", "pytest"}  # installers and the test runner
 
 
 def tracked_files() -> list[str]:
@@ -65,8 +66,12 @@ def word_violations(path: str, text: str) -> list[str]:
             token = match.group()
             if token in ONNX_API:
                 continue
-            if (token in bound and (python or (markdown and in_code)) and match.end() <= len(code)
-                    and allowed_variable(line, match.start(), match.end())):
+            if (
+                token in bound
+                and (python or (markdown and in_code))
+                and match.end() <= len(code)
+                and allowed_variable(line, match.start(), match.end())
+            ):
                 continue
             found.append(f"{path}:{number}: {token}")
     return found
@@ -78,10 +83,10 @@ def test_the_word_appears_only_in_onnx_runtimes_api():
         if WORD in path.lower():
             problems.append(f"{path}: in the file's name")
         file = REPO / path
-        if not file.is_file():                           # deleted in the working tree, not yet committed
+        if not file.is_file():  # deleted in the working tree, not yet committed
             continue
         data = file.read_bytes()
-        if b"\0" in data[:8192]:                         # binary (as grep -I)
+        if b"\0" in data[:8192]:  # binary (as grep -I)
             continue
         problems += word_violations(path, data.decode("utf-8", errors="replace"))
     assert not problems, f"{len(problems)} uses of the word outside ONNX Runtime's API:\n" + "\n".join(problems[:60])
@@ -89,14 +94,18 @@ def test_the_word_appears_only_in_onnx_runtimes_api():
 
 def test_the_word_rule_allows_onnx_runtime_and_nothing_else():
     name = WORD
-    code = f"import onnxruntime as ort\n{name} = ort.InferenceSession(path)\nout = {name}.run(None, x)\n" \
-           f"f(model, {name}, images)\n# a {name} of work\n"
+    code = (
+        f"import onnxruntime as ort\n{name} = ort.InferenceSession(path)\nout = {name}.run(None, x)\n"
+        f"f(model, {name}, images)\n# a {name} of work\n"
+    )
     assert word_violations("a.py", code) == ["a.py:5: " + name]
     assert word_violations("b.py", f"{name} = make()\n{name}.run()\n") == ["b.py:1: " + name, "b.py:2: " + name]
     prose = f"ONNX Runtime's SessionOptions.\n\n```python\n{name} = ort.InferenceSession(p)\n```\nthe {name} ended\n"
     assert word_violations("c.md", prose) == ["c.md:6: " + name]
-    assert word_violations("d.md", f"docs/{name}_12.md and {name.title()}s\n") == [f"d.md:1: {name}_12",
-                                                                                   f"d.md:1: {name.title()}s"]
+    assert word_violations("d.md", f"docs/{name}_12.md and {name.title()}s\n") == [
+        f"d.md:1: {name}_12",
+        f"d.md:1: {name.title()}s",
+    ]
 
 
 def readme_commands() -> list[str]:
@@ -133,11 +142,11 @@ def test_the_readme_is_a_short_guide():
 def test_each_run_records_the_projects_version(tmp_path):
     ResumableRun(tmp_path / "new", {"a": 1})
     assert read_json(tmp_path / "new" / "config.json") == {"a": 1, "version": cam_sam.__version__}
-    write_json(tmp_path / "old" / "config.json", {"a": 1})                  # a run of a version before 0.5.0
-    ResumableRun(tmp_path / "old", {"a": 1})                                # resumes
+    write_json(tmp_path / "old" / "config.json", {"a": 1})  # a run of a version before 0.5.0
+    ResumableRun(tmp_path / "old", {"a": 1})  # resumes
     assert read_json(tmp_path / "old" / "config.json")["version"] == cam_sam.__version__
     write_json(tmp_path / "other" / "config.json", {"a": 1, "version": "0.0.1"})
-    ResumableRun(tmp_path / "other", {"a": 1})                              # another version resumes too
+    ResumableRun(tmp_path / "other", {"a": 1})  # another version resumes too
     assert read_json(tmp_path / "other" / "config.json")["version"] == cam_sam.__version__
 
 
