@@ -22,8 +22,8 @@ from tqdm import tqdm
 
 from common.config import flatten
 from common.errors import RunError
-from common.metrics import METRIC_NAMES, summarise
 from common.io import read_json, write_json
+from common.metrics import METRIC_NAMES, summarise
 from common.version import __version__
 
 log = logging.getLogger(__name__)
