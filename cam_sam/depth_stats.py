@@ -24,6 +24,7 @@ from cam_sam.runs.build import depth_path
 from cam_sam.depth import GREY_CHROMA, THRESHOLD_QUANTILE, fit_depth, mean_chroma
 from common.cli import run_main
 from common.config import config_from_argv
+from common.errors import CheckpointError
 from common.io import resolve_run_dir, write_json
 from data.catalogue import open_dataset
 from data.holdout import HOLDOUT_EVERY, holdout_ids
@@ -111,7 +112,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     cfg = config_from_argv(CONFIG, argv, description=__doc__.splitlines()[0])
     checkpoint = Path(cfg["student_checkpoint"])
     if not checkpoint.is_file():
-        raise SystemExit(f"student checkpoint not found: {checkpoint}")
+        raise CheckpointError(f"student checkpoint not found: {checkpoint}")
     run_dir = resolve_run_dir(cfg["results_root"], cfg["out_dir"], "depth")
     student = StudentSegmenter.from_checkpoint(checkpoint, cfg["device"], tta=True)
     train, _ = features_of(student, training_loaders(cfg), "training images")

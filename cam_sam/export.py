@@ -20,6 +20,7 @@ import torch
 from cam_sam.settings import DATA_CONFIG, PIPELINE_CONFIG
 from common.cli import run_main
 from common.config import config_from_argv
+from common.errors import CheckpointError, RunError
 from common.geometry import pairwise_iou
 from common.io import write_atomically, write_json
 from data.isic import DataError, ISICDataset
@@ -66,15 +67,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     cfg = config_from_argv(CONFIG, argv, description=__doc__.splitlines()[0])
     checkpoint = Path(cfg["student_checkpoint"] or "")
     if not checkpoint.is_file():
-        raise SystemExit(f"student checkpoint not found: {checkpoint}")
+        raise CheckpointError(f"student checkpoint not found: {checkpoint}")
     model, config, _ = load_student(checkpoint)
     model = model.float().eval()
     onnx_bytes = export_onnx(model, config, cfg["opset"])
     session = onnxruntime.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
     ious = compare(model, session, check_images(cfg), config)
     if min(ious) < cfg["min_iou"]:
-        raise SystemExit(f"the exported student's masks differ from PyTorch's (lowest IoU {min(ious):.4f} < "
-                         f"{cfg['min_iou']}); nothing written")
+        raise RunError(f"the exported student's masks differ from PyTorch's (lowest IoU {min(ious):.4f} < "
+                       f"{cfg['min_iou']}); nothing written")
     out = Path(cfg["out"])
     write_atomically(out, lambda tmp: tmp.write_bytes(onnx_bytes))
     card = {**model_card(config, checkpoint, cfg["opset"]),

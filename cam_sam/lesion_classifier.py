@@ -9,6 +9,7 @@ import torch
 
 from cam_sam.multiclass import LABEL_NAMES, LABEL_OF_OUTPUT, LesionClass
 from classification.tasks import TASKS
+from common.errors import CheckpointError
 from models.registry import create_classifier, preprocess_image, read_checkpoint, resolve_preprocessing
 
 
@@ -20,9 +21,9 @@ class LesionClassifier:
         _, meta = read_checkpoint(checkpoint)
         task = meta.get("config", {}).get("task")
         if task != "three_class" and meta.get("num_classes") != len(TASKS["three_class"]):
-            raise SystemExit(f"{checkpoint} is not a three-class classifier (task={task!r}, "
-                             f"num_classes={meta.get('num_classes')}): train one with "
-                             "classification.train --set task=three_class")
+            raise CheckpointError(f"{checkpoint} is not a three-class classifier (task={task!r}, "
+                                  f"num_classes={meta.get('num_classes')}): train one with "
+                                  "classification.train --set task=three_class")
         self.model = create_classifier(classifier, checkpoint=checkpoint).to(device).eval()
         self.data_config = resolve_preprocessing(self.model)
         self.device = torch.device(device)

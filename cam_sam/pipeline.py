@@ -29,6 +29,7 @@ from cam_sam.calibration import Calibration
 from cam_sam.depth import DepthCheck
 from cam_sam.trust import REVIEW_THRESHOLD, Trust, arbitrate, candidate_signals, mask_trust, signals_among
 from cam_sam.prompts import cam_to_box, negative_points, perturb_boxes, perturb_points, sample_points
+from common.errors import SettingsError
 from common.geometry import mask_to_box, pad_box, pairwise_iou
 from common.timing import StageTimer
 from data.isic import check_image_content
@@ -240,18 +241,18 @@ class LesionPipeline:
                  calibration: Calibration | None = None) -> None:
         unknown = [p for p in config.proposals if p not in PROPOSAL_SOURCES]
         if unknown:
-            raise ValueError(f"unknown proposal source(s) {unknown}; available: {list(PROPOSAL_SOURCES)}")
+            raise SettingsError(f"unknown proposal source(s) {unknown}; available: {list(PROPOSAL_SOURCES)}")
         if config.final_rule not in FINAL_RULES:
-            raise ValueError(f"final_rule must be one of {list(FINAL_RULES)}, got {config.final_rule!r}")
+            raise SettingsError(f"final_rule must be one of {list(FINAL_RULES)}, got {config.final_rule!r}")
         if config.needs_student and student is None:
-            raise ValueError("the student sources need a trained student (student_checkpoint)")
+            raise SettingsError("the student sources need a trained student (student_checkpoint)")
         missing = [s for s in config.final_sources if s not in config.sources]
         if missing:
-            raise ValueError(f"final_sources {missing} are neither CAM methods nor proposals of this run")
+            raise SettingsError(f"final_sources {missing} are neither CAM methods nor proposals of this run")
         if config.methods and explainer is None:
-            raise ValueError("CAM methods need an explainer")
+            raise SettingsError("CAM methods need an explainer")
         if segmenter is None and (config.methods or any(p in SEGMENTER_SOURCES for p in config.proposals)):
-            raise ValueError("CAM methods, colour and student_box need a promptable segmenter")
+            raise SettingsError("CAM methods, colour and student_box need a promptable segmenter")
         self.explainer = explainer
         self.segmenter = segmenter
         self.config = config

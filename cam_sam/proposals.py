@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 from skimage.filters import threshold_otsu
 
+from common.errors import SettingsError
 from common.filters import wide_gaussian_blur
 from common.geometry import clip_box, fill_holes, mask_to_box, pad_box
 
@@ -130,7 +131,7 @@ def colour_components(image: np.ndarray, config: ColourProposalConfig | None = N
     small_hw = (max(1, round(h * scale)), max(1, round(w * scale)))
     unknown = [c for c in cfg.channels if c not in DARKNESS_CHANNELS]
     if unknown:
-        raise ValueError(f"unknown colour channel(s) {unknown}; available: {list(DARKNESS_CHANNELS)}")
+        raise SettingsError(f"unknown colour channel(s) {unknown}; available: {list(DARKNESS_CHANNELS)}")
     small = cv2.resize(image, (small_hw[1], small_hw[0]), interpolation=cv2.INTER_AREA)
     smooth = cv2.GaussianBlur(small, (0, 0), cfg.blur_sigma)
     lab = cv2.cvtColor(smooth, cv2.COLOR_RGB2LAB)

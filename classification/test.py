@@ -20,6 +20,7 @@ from classification.evaluation import melanoma_column, multiclass_report, predic
 from classification.tasks import TASKS
 from common.cli import run_main
 from common.config import config_from_argv
+from common.errors import SettingsError
 from common.io import resolve_run_dir, save_figure, write_csv, write_json
 from models.registry import create_classifier, read_checkpoint, resolve_preprocessing
 from visualisations.classification_figures import confusion_figure, roc_figure
@@ -58,7 +59,7 @@ def binary_report(scores: np.ndarray, melanoma: np.ndarray, threshold: float) ->
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     cfg = config_from_argv(CONFIG, argv, description=__doc__.splitlines()[0])
     if not cfg["checkpoint"]:
-        raise SystemExit("set checkpoint=<run>/best.pth")
+        raise SettingsError("set checkpoint=<run>/best.pth")
     _, meta = read_checkpoint(cfg["checkpoint"])
     train_cfg = meta.get("config", {})
     arch, task = meta.get("arch") or train_cfg.get("classifier"), train_cfg.get("task", "melanoma")

@@ -13,6 +13,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from common.errors import SettingsError
+
 COLOUR_CONSTANCY_METHODS = ("shades_of_gray",)
 SHADES_OF_GRAY_POWER = 6.0   # the Minkowski norm's p: 1 is grey world, infinity is max-RGB
 ESTIMATE_SIZE = 256          # the gains are estimated on a copy area-reduced to this side
@@ -39,7 +41,7 @@ def colour_gains(image: np.ndarray, method: str | None, strength: float = 1.0) -
     if method is None:
         return None
     if method not in COLOUR_CONSTANCY_METHODS:
-        raise ValueError(f"unknown colour constancy {method!r}; available: {COLOUR_CONSTANCY_METHODS} or None")
+        raise SettingsError(f"unknown colour constancy {method!r}; available: {COLOUR_CONSTANCY_METHODS} or None")
     gains = shades_of_gray_gains(image)
     return gains if strength == 1.0 else np.power(gains, strength).astype(np.float32)
 

@@ -10,6 +10,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from common.errors import DataError
+
 
 # The process's umask, read once at import (reading it means setting it, which is not safe while a
 # writer thread runs): a temporary file is created owner-only, and the finished file gets the
@@ -65,13 +67,25 @@ def _replace_nan(value: Any) -> Any:
 
 
 def read_json(path: str | Path) -> Any:
-    with open(path) as handle:
-        return json.load(handle)
+    """The content of a JSON file; a missing or malformed one raises :class:`DataError` naming it."""
+    try:
+        with open(path) as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        raise DataError(f"file not found: {path}") from None
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path} is not valid JSON: {exc}") from exc
 
 
 def read_jsonl(path: str | Path) -> list[Any]:
-    """The rows of a JSON-lines file (blank lines skipped)."""
-    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    """The rows of a JSON-lines file (blank lines skipped); a missing or malformed one raises
+    :class:`DataError` naming it."""
+    try:
+        return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    except FileNotFoundError:
+        raise DataError(f"file not found: {path}") from None
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path} is not valid JSON lines: {exc}") from exc
 
 
 def write_png(path: str | Path, array: np.ndarray) -> None:

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import torch
 
+from common.errors import SettingsError
 from explainers.methods import CAM_METHODS, DEFAULT_ENSEMBLE, ENSEMBLE, EXPLAIN_METHODS, LAYER_SEPARATOR, LRP, CamResult
 from models.registry import get_spec, preprocess_image, resolve_preprocessing, vit_reshape
 
@@ -60,7 +61,7 @@ def make_target(model_output: torch.Tensor, target_class: int | None,
 
     if model_output.shape[-1] == 1:
         if binary_target not in BINARY_TARGETS:
-            raise ValueError(f"binary_target must be one of {BINARY_TARGETS}, not {binary_target!r}")
+            raise SettingsError(f"binary_target must be one of {BINARY_TARGETS}, not {binary_target!r}")
         if binary_target == "predicted" and float(model_output.reshape(-1)[0]) < 0:
             return BinaryClassifierOutputTarget(0), "not_melanoma_logit"
         return BinaryClassifierOutputTarget(1), "melanoma_logit"
@@ -111,7 +112,7 @@ class CamExplainer:
                  batch_size: int = 32, device: str | torch.device = "cpu", layer: str = "last",
                  binary_target: str = "melanoma", ensemble_methods: tuple[str, ...] | list[str] = DEFAULT_ENSEMBLE) -> None:
         if binary_target not in BINARY_TARGETS:
-            raise ValueError(f"binary_target must be one of {BINARY_TARGETS}, not {binary_target!r}")
+            raise SettingsError(f"binary_target must be one of {BINARY_TARGETS}, not {binary_target!r}")
         self.model = model.to(device).eval()
         self.spec = get_spec(classifier_name)
         self.data_config = resolve_preprocessing(model)
@@ -128,16 +129,16 @@ class CamExplainer:
     def _check_member(self, member: str) -> None:
         method, _, layer = member.partition(LAYER_SEPARATOR)
         if method not in (*CAM_METHODS, LRP):
-            raise KeyError(f"ensemble member {member!r}: unknown method {method!r}; "
-                           f"available: {', '.join([*CAM_METHODS, LRP])}")
+            raise SettingsError(f"ensemble member {member!r}: unknown method {method!r}; "
+                                f"available: {', '.join([*CAM_METHODS, LRP])}")
         if layer and method == LRP:
-            raise KeyError(f"ensemble member {member!r}: LRP explains the whole network, it has no layer")
+            raise SettingsError(f"ensemble member {member!r}: LRP explains the whole network, it has no layer")
         if layer:
             self.spec.layer(self.model, layer)          # an unknown layer name is refused here, not per image
 
     def _build(self, method: str, layer: str | None = None):
         if method not in CAM_METHODS:
-            raise KeyError(f"unknown CAM method {method!r}; available: {', '.join(EXPLAIN_METHODS)}")
+            raise SettingsError(f"unknown CAM method {method!r}; available: {', '.join(EXPLAIN_METHODS)}")
         cls = cam_class(method)
         target_layers = [self.spec.layer(self.model, layer)] if layer else self.target_layers
         kwargs = {"reshape_transform": self.reshape}

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import torch
 
+from common.errors import SettingsError
 from medsam.base import PromptableSegmenter
 
 SEGMENTERS = ("litemedsam", "medsam", "sam_vit_b", "sam_vit_l", "sam_vit_h")
@@ -19,9 +20,9 @@ def create_segmenter(name: str = "litemedsam", checkpoint: str | Path | None = N
 
         return LiteMedSAMSegmenter(checkpoint, device, batch_size)
     if name not in SEGMENTERS:
-        raise ValueError(f"unknown segmenter {name!r}; available: {', '.join(SEGMENTERS)}")
+        raise SettingsError(f"unknown segmenter {name!r}; available: {', '.join(SEGMENTERS)}")
     if checkpoint is None:
-        raise ValueError(f"segmenter {name!r} needs a checkpoint file (see model_checkpoints/README.md)")
+        raise SettingsError(f"segmenter {name!r} needs a checkpoint file (see model_checkpoints/README.md)")
     from medsam.sam import MedSAMSegmenter, SAMSegmenter
 
     if name == "medsam":

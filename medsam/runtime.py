@@ -26,6 +26,7 @@ from typing import Callable, Mapping
 import numpy as np
 import torch
 
+from common.errors import SettingsError
 from common.io import read_json, write_atomically, write_json
 
 log = logging.getLogger(__name__)
@@ -39,15 +40,15 @@ OPENVINO_CACHE = "openvino"   # the folder, beside the exports, of OpenVINO's co
 def resolve_backend(backend: str, device: str | torch.device) -> str:
     """The backend ``auto`` stands for on ``device``; a named one is checked to be installed."""
     if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
+        raise SettingsError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
     if backend == "auto":
         if torch.device(device).type != "cpu":
             return "torch"
         return next((b for b in ("openvino", "onnxruntime") if importlib.util.find_spec(b)), "torch")
     if backend != "torch" and importlib.util.find_spec(backend) is None:
-        raise ValueError(f"backend {backend!r} is not installed (pip install {backend})")
+        raise SettingsError(f"backend {backend!r} is not installed (pip install {backend})")
     if backend != "torch" and torch.device(device).type != "cpu":
-        raise ValueError(f"backend {backend!r} runs on the CPU only; on {device} use backend=torch (or auto)")
+        raise SettingsError(f"backend {backend!r} runs on the CPU only; on {device} use backend=torch (or auto)")
     return backend
 
 

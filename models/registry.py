@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 
 from common.checkpoints import CheckpointError, read_state_dict
+from common.errors import SettingsError
 from models.pretrained import efficientnet_lite_state_dict
 
 ReshapeTransform = Callable[[torch.Tensor], torch.Tensor]
@@ -58,7 +59,7 @@ class ClassifierSpec:
             return self.target_layer(model)
         if not self.extra_layers or name not in self.extra_layers:
             known = ["last", *(self.extra_layers or {})]
-            raise KeyError(f"{self.name} has no CAM layer {name!r}; available: {known}")
+            raise SettingsError(f"{self.name} has no CAM layer {name!r}; available: {known}")
         return self.extra_layers[name](model)
 
 
@@ -92,7 +93,7 @@ def get_spec(name: str) -> ClassifierSpec:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise KeyError(f"unknown classifier {name!r}; available: {', '.join(available_classifiers())}") from None
+        raise SettingsError(f"unknown classifier {name!r}; available: {', '.join(available_classifiers())}") from None
 
 
 def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:

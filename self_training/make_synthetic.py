@@ -86,11 +86,11 @@ def build_pools(cfg: dict[str, Any], config: PasteConfig) -> tuple[list[list[Don
     """(donors grouped by contrast bin, backgrounds as (id, image, pseudo-mask)) from the pseudo-labelled frames."""
     image_dir = Path(cfg["image_dir"])
     if not image_dir.is_dir():
-        raise SystemExit(f"image folder not found: {image_dir}")
+        raise DataError(f"image folder not found: {image_dir}")
     paths = {p.stem: p for p in list_images(image_dir)}
     labels = collect_pseudo_labels(cfg["pseudo_dirs"], paths)
     if not labels:
-        raise SystemExit(f"no pseudo-masks of {cfg['image_dir']} in {cfg['pseudo_dirs']}: run self_training.pseudo_label first")
+        raise DataError(f"no pseudo-masks of {cfg['image_dir']} in {cfg['pseudo_dirs']}: run self_training.pseudo_label first")
     edges = list(cfg["donor_contrast_bins"])
     donors: list[list[Donor]] = [[] for _ in edges]
     backgrounds = []
@@ -114,8 +114,8 @@ def build_pools(cfg: dict[str, Any], config: PasteConfig) -> tuple[list[list[Don
             backgrounds.append((label.image_id, image, mask))
     donors = [group for group in donors if group]
     if not donors or len(backgrounds) < 2:
-        raise SystemExit(f"too few usable frames in {cfg['pseudo_dirs']}: {sum(map(len, donors))} donors, "
-                         f"{len(backgrounds)} backgrounds")
+        raise DataError(f"too few usable frames in {cfg['pseudo_dirs']}: {sum(map(len, donors))} donors, "
+                        f"{len(backgrounds)} backgrounds")
     return donors, backgrounds
 
 

@@ -223,5 +223,7 @@ def test_a_full_queue_answers_busy_at_once(tmp_path):
                             "--set", f"out_dir={tmp_path}"])
     assert result["busy"] >= 1 and result["answered"] + result["busy"] == 6 and result["errors"] == []
     assert result["masks_differing_from_sequential"] == 0 and (tmp_path / "loadtest.json").is_file()
-    with pytest.raises(SystemExit, match="only targets this machine"):
+    from common.errors import SettingsError
+
+    with pytest.raises(SettingsError, match="only targets this machine"):
         loadtest.check_loopback("http://10.0.0.1:7860/")

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from cam_sam.studies.baselines import BASELINES, GT_BASELINES, baseline_prompts, centroid_point, main, otsu_grey_region
+from common.errors import SettingsError
 from common.geometry import mask_to_box
 from data.synthetic import make_synthetic_sample, write_synthetic_isic
 from explainers.cams import CamResult
@@ -64,5 +65,5 @@ def test_baselines_script_on_generated_images(tmp_path):
     assert metrics["summary"]["gt_box"]["iou"] > 0.8          # a tight box on the synthetic lesion
     first = next(iter(metrics["per_image"].values()))
     assert first["gt_box"]["uses_ground_truth"] and not first["whole_image_box"]["uses_ground_truth"]
-    with pytest.raises(SystemExit, match="unknown baselines"):
+    with pytest.raises(SettingsError, match="unknown baselines"):
         main(["--set", f"data_root={root}", "--set", f"out_dir={tmp_path / 'x'}", "--set", 'baselines=["magic"]'])

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 
+from common.errors import SettingsError
 from explainers import CAM_METHODS, CamExplainer
 from models import CheckpointError, available_classifiers, create_classifier, get_spec, preprocess_image, resolve_preprocessing
 from models.pretrained import rename_lite_keys
@@ -99,7 +100,7 @@ def test_checkpoint_roundtrip_and_mismatch(tmp_path):
 
 def test_registry_names():
     assert {"efficientnet_lite0", "resnet50", "mobilenetv2", "efficientnet_b0", "vit_b16", "swin_t"} <= set(available_classifiers())
-    with pytest.raises(KeyError, match="available"):
+    with pytest.raises(SettingsError, match="available"):
         get_spec("alexnet")
 
 
@@ -153,7 +154,7 @@ def test_ensemble_keeps_the_cam_contract_differs_from_members_and_computes_each_
     mean, constant = mean_of_maps([a, b, np.full((2, 2), 3.0)])
     np.testing.assert_allclose(mean, [[0.5, 0.25], [0.5, 1.0]])
     assert not constant and mean_of_maps([np.zeros((2, 2))])[1]
-    with pytest.raises(KeyError, match="unknown method 'ensemble'"):
+    with pytest.raises(SettingsError, match="unknown method 'ensemble'"):
         CamExplainer(lite0, "efficientnet_lite0", ensemble_methods=["ensemble"])
-    with pytest.raises(KeyError, match="no CAM layer 'stage9'"):
+    with pytest.raises(SettingsError, match="no CAM layer 'stage9'"):
         CamExplainer(lite0, "efficientnet_lite0", ensemble_methods=["gradcam@stage9"])

@@ -9,6 +9,7 @@ from PIL import Image
 
 from cam_sam import export
 from cam_sam.settings import STUDENT_CHECKPOINT
+from common.errors import CheckpointError
 from common.metrics import mask_metrics
 from data.synthetic import make_synthetic_sample
 from models.student import StudentSegmenter
@@ -46,7 +47,7 @@ def test_the_readme_example_gives_the_pipelines_mask(exported, tmp_path, monkeyp
 
 
 def test_a_missing_checkpoint_is_refused_with_one_line(tmp_path):
-    with pytest.raises(SystemExit, match="student checkpoint not found: .*nope.pt"):
+    with pytest.raises(CheckpointError, match="student checkpoint not found: .*nope.pt"):
         export.main(["--set", f"student_checkpoint={tmp_path / 'nope.pt'}", "--set", f"out={tmp_path / 'x.onnx'}"])
     assert not (tmp_path / "x.onnx").exists()
 

@@ -12,7 +12,7 @@ from cam_sam import segment
 from cam_sam.lesion_classifier import LesionClassifier
 from cam_sam.multiclass import LABEL_NAMES, LesionClass, label_map, multiclass_summary, pixel_confusion, true_label
 from classification import train as train_script
-from common.checkpoints import safe_load
+from common.checkpoints import CheckpointError, safe_load
 from data.synthetic import make_synthetic_sample, write_synthetic_isic
 from models import create_classifier
 from tests.conftest import REPO
@@ -95,7 +95,7 @@ def test_three_class_training_round_trips_with_weights_only(tmp_path):
     assert set(report["per_class_auc"]) == {"nevus_or_other", "melanoma", "seborrheic_keratosis"}
     assert np.asarray(report["confusion_matrix"]).sum() == 6 and 0 <= report["balanced_accuracy"] <= 1
     assert (tmp_path / "test" / "confusion.png").is_file()
-    with pytest.raises(SystemExit, match="not a three-class classifier"):
+    with pytest.raises(CheckpointError, match="not a three-class classifier"):
         torch.save({"model": create_classifier("efficientnet_lite0", num_classes=1, pretrained=False).state_dict(),
                     "num_classes": 1, "config": {"task": "melanoma"}}, tmp_path / "binary.pth")
         LesionClassifier("efficientnet_lite0", tmp_path / "binary.pth")

@@ -9,6 +9,7 @@ from PIL import Image
 
 from cam_sam import segment
 from cam_sam.pipeline import LesionPipeline
+from common.errors import RunError, SettingsError
 from common.io import read_json
 from data.synthetic import write_synthetic_isic
 from tests.conftest import SHARED_ISIC, requires_isic
@@ -107,7 +108,7 @@ def test_interrupted_run_resumes(tmp_path, synthetic_root, monkeypatch):
     assert first not in calls and len(calls) == 2        # only the two unfinished images ran
     assert (records / f"{first}.json").stat().st_mtime_ns == stamp
     assert metrics["summary"]["final"]["n_images"] == 3
-    with pytest.raises(SystemExit, match="another config"):
+    with pytest.raises(RunError, match="another config"):
         _run(tmp_path, synthetic_root, "prompts.box_padding=0.3")
 
 
@@ -192,14 +193,14 @@ def test_smoke_on_real_validation_images(tmp_path):
 def test_a_model_file_the_run_would_never_open_is_refused(tmp_path, synthetic_root, setting, names):
     """The default runs no CAM and no student here: a classifier or student file the user names
     would be silently ignored, so the run refuses, naming the setting and the one that makes it unused."""
-    with pytest.raises(SystemExit) as stop:
+    with pytest.raises(SettingsError) as stop:
         _run(tmp_path, synthetic_root, setting, "proposals=[\"colour\"]", "final_sources=[\"colour\"]",
              "final_rule=select", "student_checkpoint=null" if "student" not in setting else "methods=[]")
     assert all(name in str(stop.value) for name in names) and "not used" in str(stop.value)
 
 
 def test_a_segmenter_checkpoint_without_a_segmenter_source_is_refused(tmp_path, synthetic_root):
-    with pytest.raises(SystemExit, match="segmenter_checkpoint=medsam_vit_b.pth is not used"):
+    with pytest.raises(SettingsError, match="segmenter_checkpoint=medsam_vit_b.pth is not used"):
         _run(tmp_path, synthetic_root, "preset=fast", "segmenter=medsam", "segmenter_checkpoint=medsam_vit_b.pth")
 
 
@@ -284,7 +285,7 @@ def test_how_many_local_workers_a_run_starts(monkeypatch, workers, device, world
 @pytest.mark.parametrize("workers", [0, "two", 1.5, True])
 def test_a_wrong_number_of_workers_is_refused_with_one_line(workers):
     from cam_sam.runs.dataset import local_workers
-    with pytest.raises(SystemExit, match="workers must be"):
+    with pytest.raises(SettingsError, match="workers must be"):
         local_workers(workers, "cpu", 1, 100)
 
 

@@ -8,6 +8,7 @@ import pytest
 from cam_sam.proposals import field_of_view
 from cam_sam.trust import (REVIEW_THRESHOLD, arbitrate, candidate_signals, colour_contrast, confidence_terms,
                            contrast_lab, field_and_rim, mask_trust, solidity)
+from common.errors import DataError
 from common.metrics import auroc_fail, flag_summary, risk_coverage
 from data.synthetic import make_synthetic_sample
 
@@ -184,5 +185,5 @@ def test_trust_figure_from_a_run(tmp_path):
     assert row["top 80%"] == pytest.approx(expected["0.8"], abs=1e-3) and row["top 100%"] == pytest.approx(expected["1.0"], abs=1e-3)
     assert row["n"] == 30 and 0.5 < row["AUROC (IoU < 0.5)"] <= 1 and row["flagged"] == pytest.approx(np.mean([c < 0.3 for c in confidence.values()]), abs=1e-3)
     assert row["top 50%"] > row["top 100%"]            # a confidence that tracks IoU ranks the good ones first
-    with pytest.raises(SystemExit, match="no metrics.json"):
+    with pytest.raises(DataError, match="no metrics.json"):
         trust_figures.main(["--set", f"runs={{'b': '{tmp_path / 'nowhere'}'}}"])

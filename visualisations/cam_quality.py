@@ -23,6 +23,7 @@ import pandas as pd  # noqa: E402
 
 from common.cli import run_main
 from common.config import config_from_argv  # noqa: E402
+from common.errors import DataError, SettingsError  # noqa: E402
 from common.io import read_json, save_figure, write_csv, write_text  # noqa: E402
 from explainers.quality import quality_rows  # noqa: E402
 from visualisations.stats import bootstrap_interval  # noqa: E402
@@ -44,7 +45,7 @@ def per_image_quality(runs: list[str | Path]) -> pd.DataFrame:
     for run in map(Path, runs):
         records = sorted((run / "records").glob("*.json"))
         if not records:
-            raise SystemExit(f"{run / 'records'} holds no records: is {run} a generate_cams run?")
+            raise DataError(f"{run / 'records'} holds no records: is {run} a generate_cams run?")
         rows += [{"run": run.name, **row} for row in quality_rows({p.stem: read_json(p) for p in records})]
     return pd.DataFrame(rows)
 
@@ -128,11 +129,11 @@ def threshold_figure(frame: pd.DataFrame):
 def main(argv: list[str] | None = None) -> pd.DataFrame:
     cfg = config_from_argv(CONFIG, argv, description=__doc__.splitlines()[0])
     if not cfg["runs"]:
-        raise SystemExit("give the run folders: --set runs='[\"results/cams_...\"]'")
+        raise SettingsError("give the run folders: --set runs='[\"results/cams_...\"]'")
     out_dir = Path(cfg["out_dir"] or Path(cfg["runs"][0]) / "figures")
     frame = per_image_quality(cfg["runs"])
     if frame.empty:
-        raise SystemExit("the runs recorded no CAM quality (were the masks missing?)")
+        raise DataError("the runs recorded no CAM quality (were the masks missing?)")
     table = summary_table(frame, cfg["n_bootstrap"], cfg["seed"])
     write_csv(out_dir / "cam_quality.csv", table)
     shown = table[[c for c in table.columns if not c.endswith((" lo", " hi"))]]

@@ -19,6 +19,7 @@ import pandas as pd  # noqa: E402
 
 from common.cli import run_main
 from common.config import config_from_argv  # noqa: E402
+from common.errors import DataError, SettingsError  # noqa: E402
 from common.io import read_json, read_jsonl, save_figure  # noqa: E402
 from visualisations.classification_figures import learning_curves_figure, roc_figure  # noqa: E402
 
@@ -32,12 +33,12 @@ CONFIG: dict[str, Any] = {
 def main(argv: list[str] | None = None) -> list[Path]:
     cfg = config_from_argv(CONFIG, argv, description=__doc__.splitlines()[0])
     if not cfg["train_run"] and not cfg["test_run"]:
-        raise SystemExit("set train_run=<training run folder> and/or test_run=<test run folder>")
+        raise SettingsError("set train_run=<training run folder> and/or test_run=<test run folder>")
     written = []
     if cfg["train_run"]:
         run = Path(cfg["train_run"])
         if not (run / "metrics.jsonl").is_file():
-            raise SystemExit(f"{run / 'metrics.jsonl'} not found: is {run} a classification.train run?")
+            raise DataError(f"{run / 'metrics.jsonl'} not found: is {run} a classification.train run?")
         path = Path(cfg["out_dir"] or run) / "learning_curves.png"
         save_figure(learning_curves_figure(read_jsonl(run / "metrics.jsonl")), path, dpi=150)
         written.append(path)
@@ -45,7 +46,7 @@ def main(argv: list[str] | None = None) -> list[Path]:
         run = Path(cfg["test_run"])
         for name in ("scores.csv", "metrics.json"):
             if not (run / name).is_file():
-                raise SystemExit(f"{run / name} not found: is {run} a classification.test run?")
+                raise DataError(f"{run / name} not found: is {run} a classification.test run?")
         scores = pd.read_csv(run / "scores.csv")
         path = Path(cfg["out_dir"] or run) / "roc.png"
         save_figure(roc_figure(scores["score"].to_numpy(), scores["melanoma"].to_numpy(), read_json(run / "metrics.json")),

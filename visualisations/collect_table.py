@@ -18,6 +18,7 @@ import pandas as pd
 from common.cli import run_main
 from common.metrics import choose_post_hoc, summarise
 from common.config import config_from_argv
+from common.errors import DataError
 from common.io import read_json, write_csv, write_text
 
 CONFIG: dict[str, Any] = {
@@ -74,7 +75,7 @@ def collect(results_dir: str | Path | list, methods: list[str] | None = None,
             row.update({c: summary.get(c) for c in columns})
             rows.append(row)
     if not rows:
-        raise SystemExit(f"no metrics.json under {results_dir}")
+        raise DataError(f"no metrics.json under {results_dir}")
     return pd.DataFrame(rows)
 
 

@@ -17,6 +17,7 @@ import pandas as pd
 
 from common.cli import run_main
 from common.config import config_from_argv
+from common.errors import DataError, SettingsError
 from common.io import read_json, write_csv, write_text
 from common.metrics import failure_counts, paired_difference
 
@@ -33,7 +34,7 @@ CONFIG: dict[str, Any] = {
 def _rows(run_dir: str | Path, source: str) -> dict[str, dict]:
     path = Path(run_dir) / "metrics.json"
     if not path.is_file():
-        raise SystemExit(f"no metrics.json in {run_dir}: run cam_sam.segment there first")
+        raise DataError(f"no metrics.json in {run_dir}: run cam_sam.segment there first")
     per_image = read_json(path)["per_image"]
     return {i: r[source] for i, r in per_image.items() if "iou" in r.get(source, {})}
 
@@ -52,7 +53,7 @@ def compare(runs: dict[str, dict[str, str]], reference: str, source: str = "fina
     (and its interval), failures by kind. ``choices`` add rows that take, per image, the more
     confident of two runs' masks (:func:`choose_by_confidence`)."""
     if reference not in runs:
-        raise SystemExit(f"reference {reference!r} is not among the runs {sorted(runs)}")
+        raise SettingsError(f"reference {reference!r} is not among the runs {sorted(runs)}")
     table = []
     rows_of = {name: {s: _rows(d, source) for s, d in sets.items()} for name, sets in runs.items()}
     for name, (a, b) in (choices or {}).items():

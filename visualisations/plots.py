@@ -21,6 +21,7 @@ import numpy as np  # noqa: E402
 
 from common.cli import run_main
 from common.config import config_from_argv  # noqa: E402
+from common.errors import SettingsError  # noqa: E402
 from common.io import read_json, save_figure  # noqa: E402
 from visualisations.stats import bootstrap_interval  # noqa: E402
 
@@ -126,7 +127,7 @@ def main(argv: list[str] | None = None) -> list[Path]:
     cfg = config_from_argv(CONFIG, argv, description=__doc__.splitlines()[0])
     runs = [Path(r) for r in cfg["runs"]]
     if not runs:
-        raise SystemExit("give the run folders: --set runs='[\"results/segment_...\"]'")
+        raise SettingsError("give the run folders: --set runs='[\"results/segment_...\"]'")
     out_dir = Path(cfg["out_dir"] or runs[0] / "figures")
     series = _labelled(runs, cfg["methods"])
     written = []

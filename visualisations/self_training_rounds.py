@@ -27,6 +27,7 @@ import pandas as pd  # noqa: E402
 
 from common.cli import run_main  # noqa: E402
 from common.config import config_from_argv  # noqa: E402
+from common.errors import DataError, SettingsError  # noqa: E402
 from common.io import read_json, save_figure, write_csv  # noqa: E402
 from common.metrics import mask_metrics, row_ious  # noqa: E402
 from visualisations.stats import bootstrap_interval  # noqa: E402
@@ -180,13 +181,13 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     out_dir = Path(cfg["out_dir"] or Path(cfg["ablation_root"]) / "figures")
     table = rounds_table(cfg)
     if table.empty:
-        raise SystemExit(f"no ablation runs under {cfg['ablation_root']}: run python -m cam_sam.studies.ablation first")
+        raise DataError(f"no ablation runs under {cfg['ablation_root']}: run python -m cam_sam.studies.ablation first")
     write_csv(out_dir / "self_training_rounds.csv", table.round(4))
     save_figure(rounds_figure(table, [s for s in cfg["eval_sets"] if s in set(table["eval_set"])]),
                 out_dir / "self_training_rounds.png")
     gallery_row = next((r for r in cfg["rows"] if r[0] == cfg["gallery_row"]), None)
     if gallery_row is None:
-        raise SystemExit(f"gallery_row {cfg['gallery_row']!r} is not one of the rows' labels")
+        raise SettingsError(f"gallery_row {cfg['gallery_row']!r} is not one of the rows' labels")
     set_dir = Path(cfg["ablation_root"]) / cfg["gallery_set"]
     row, reference = run_ious(set_dir / gallery_row[1], gallery_row[2]), run_ious(set_dir / cfg["reference"][0], cfg["reference"][1])
     if row and reference:

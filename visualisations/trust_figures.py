@@ -25,6 +25,7 @@ import pandas as pd  # noqa: E402
 from cam_sam.runs.dataset import confidence_and_iou  # noqa: E402
 from common.cli import run_main  # noqa: E402
 from common.config import config_from_argv  # noqa: E402
+from common.errors import DataError, SettingsError  # noqa: E402
 from common.io import read_json, save_figure, write_csv  # noqa: E402
 from common.metrics import FAIL_IOU  # noqa: E402
 
@@ -95,15 +96,15 @@ def trust_figure(frames: dict[str, pd.DataFrame], coverages: list[float], n_bins
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     cfg = config_from_argv(CONFIG, argv, description=__doc__.splitlines()[0])
     if not cfg["runs"]:
-        raise SystemExit("name the runs to draw: --set runs='{\"label\": \"results/<run folder>\"}'")
+        raise SettingsError("name the runs to draw: --set runs='{\"label\": \"results/<run folder>\"}'")
     frames = {}
     for label, run in cfg["runs"].items():
         path = Path(run) / "metrics.json"
         if not path.is_file():
-            raise SystemExit(f"no metrics.json in {run}: run cam_sam.segment there first")
+            raise DataError(f"no metrics.json in {run}: run cam_sam.segment there first")
         frames[label] = confidence_and_iou(read_json(path))
         if frames[label].empty:
-            raise SystemExit(f"{path} has no scored image with a confidence")
+            raise DataError(f"{path} has no scored image with a confidence")
     out = Path(cfg["out_dir"])
     save_figure(trust_figure(frames, cfg["coverages"], cfg["n_bins"]), out / "trust.png")
     table = pd.DataFrame([trust_row(label, f, cfg["coverages"]) for label, f in frames.items()])

@@ -11,6 +11,7 @@ from cam_sam.depth import DepthCheck
 from cam_sam.pipeline import SEGMENTER_SOURCES, LesionPipeline, PipelineConfig
 from cam_sam.settings import ModelSettings
 from cam_sam.student_runtime import runtime_student
+from common.errors import CheckpointError, SettingsError
 from explainers.cams import CamExplainer
 from medsam.base import PromptableSegmenter
 from medsam.factory import create_segmenter
@@ -66,7 +67,7 @@ def build_pipeline(models: ModelSettings, pipeline: PipelineConfig, device: str,
     classifier): running on would let them believe it shaped the result."""
     problems = unused_settings(models, pipeline, multiclass) if refuse_unused else []
     if problems:
-        raise SystemExit("; ".join(problems))
+        raise SettingsError("; ".join(problems))
     if pipeline.methods and explainer is None:
         explainer = build_explainer(models, device)
     if needs_segmenter(pipeline) and segmenter is None:
@@ -101,7 +102,7 @@ def load_student_calibration(student_checkpoint: str | Path, variant: str) -> Ca
     try:
         calibration = load_calibration(path, variant) if path.is_file() else None
     except ValueError as exc:
-        raise SystemExit(str(exc)) from exc
+        raise CheckpointError(str(exc)) from exc
     if calibration is None:
         log.info("no calibration %s [%s] beside the student: no expected IoU", path, variant)
     return calibration
@@ -117,4 +118,4 @@ def load_depth_check(student_checkpoint: str | Path) -> DepthCheck | None:
     try:
         return DepthCheck.load(path)
     except ValueError as exc:
-        raise SystemExit(str(exc)) from exc
+        raise CheckpointError(str(exc)) from exc

@@ -25,6 +25,7 @@ from cam_sam.runs.inputs import open_data
 from cam_sam.runs.overlays import OverlayFn
 from cam_sam.settings import SEGMENT_CONFIG, SEGMENT_RESUMABLE, RunSettings
 from common.devices import resolve_device
+from common.errors import RunError, SettingsError
 from common.io import read_json, resolve_run_dir, write_csv, write_json
 from common.metrics import auroc_fail, failure_counts, flag_summary, risk_coverage
 from common.runs import ResumableRun
@@ -52,7 +53,7 @@ def segment_dataset(run_settings: RunSettings, overlay: OverlayFn | None = None)
     settings, models, data = run_settings, run_settings.models, run_settings.data
     shard = Shard.from_environment()
     if shard.world > 1 and not settings.out_dir:
-        raise SystemExit("under torchrun, set out_dir: every process writes into that one folder")
+        raise SettingsError("under torchrun, set out_dir: every process writes into that one folder")
     if shard.world > 1 and resolve_device(models.device) == "cpu":
         from cam_sam.runs.work import set_threads
 
@@ -105,7 +106,7 @@ def local_workers(workers: int | str, device: str, world: int, todo: int) -> int
     :data:`MIN_IMAGES_PER_WORKER` images); 1 under ``torchrun`` (its processes are the workers) and,
     for "auto", on a GPU."""
     if workers != "auto" and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
-        raise SystemExit(f'workers must be "auto" or a whole number >= 1, not {workers!r}')
+        raise SettingsError(f'workers must be "auto" or a whole number >= 1, not {workers!r}')
     if world > 1 or todo <= 1:
         return 1
     if workers == "auto":
@@ -142,8 +143,8 @@ def run_in_workers(settings: RunSettings, overlay: OverlayFn | None, workers: in
             process.join()
     stopped = [p.exitcode for p in processes if p.exitcode != 0]
     if stopped:
-        raise SystemExit(f"{len(stopped)} of {workers} segmentation processes stopped (exit codes {stopped}; "
-                         f"their messages are above); a rerun resumes in {run.dir}")
+        raise RunError(f"{len(stopped)} of {workers} segmentation processes stopped (exit codes {stopped}; "
+                       f"their messages are above); a rerun resumes in {run.dir}")
 
 
 def _segment_in_worker(settings: RunSettings, overlay: OverlayFn | None, rank: int, world: int, threads: int,

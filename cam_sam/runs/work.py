@@ -26,6 +26,7 @@ from cam_sam.runs.build import build_pipeline
 from cam_sam.runs.overlays import OverlayFn, OverlayWriter
 from cam_sam.settings import MULTICLASS_CHECKPOINT, ModelSettings, RunSettings
 from common.devices import resolve_device
+from common.errors import SettingsError
 from common.io import encode_uncertainty, write_png
 from common.metrics import mask_metrics
 from common.runs import Deferred, ResumableRun
@@ -166,8 +167,8 @@ def build_lesion_classifier(models: ModelSettings, multiclass: bool, device: str
     if not multiclass:
         return None
     if not models.classifier_checkpoint:
-        raise SystemExit("multiclass needs a three-class classifier_checkpoint, e.g. --set preset=multiclass "
-                         f"({MULTICLASS_CHECKPOINT})")
+        raise SettingsError("multiclass needs a three-class classifier_checkpoint, e.g. --set preset=multiclass "
+                            f"({MULTICLASS_CHECKPOINT})")
     return LesionClassifier(models.classifier, models.classifier_checkpoint, device)
 
 

@@ -28,6 +28,7 @@ import numpy as np
 
 from common.cli import run_main
 from common.config import config_from_argv
+from common.errors import RunError, SettingsError
 from common.io import write_json, write_png
 from data.isic import read_mask
 from data.synthetic import make_synthetic_sample
@@ -64,20 +65,20 @@ def start_page(settings: list[str], startup_seconds: float) -> tuple[subprocess.
     deadline = time.time() + startup_seconds
     while time.time() < deadline:
         if proc.poll() is not None:
-            raise SystemExit(f"the page exited with code {proc.returncode} before answering")
+            raise RunError(f"the page exited with code {proc.returncode} before answering")
         try:
             urllib.request.urlopen(url, timeout=2)
             return proc, url
         except OSError:
             time.sleep(1)
     proc.kill()
-    raise SystemExit(f"the page did not answer on {url} within {startup_seconds:.0f} s")
+    raise RunError(f"the page did not answer on {url} within {startup_seconds:.0f} s")
 
 
 def check_loopback(url: str) -> None:
     host = urlparse(url).hostname
     if host not in LOOPBACK:
-        raise SystemExit(f"url={url}: the load test only targets this machine ({', '.join(LOOPBACK)})")
+        raise SettingsError(f"url={url}: the load test only targets this machine ({', '.join(LOOPBACK)})")
 
 
 def call(client, handle_file, image: Path) -> tuple[np.ndarray | None, dict, float]:

@@ -23,6 +23,7 @@ from cam_sam.lesion_classifier import LesionClassifier
 from cam_sam.multiclass import LesionClass
 from cam_sam.pipeline import ImageOutput, LesionPipeline, PipelineConfig
 from cam_sam.settings import ModelSettings
+from common.errors import SettingsError
 from common.metrics import mask_metrics
 from data.isic import DataError, check_image_content
 from explainers.cams import CamResult
@@ -71,7 +72,7 @@ class SegmentationService:
     def __init__(self, choices: dict[str, tuple[ModelSettings, PipelineConfig]], classifiers: dict[str, str | None],
                  device: str = "cpu", lesion_checkpoint: str | None = None) -> None:
         if STUDENT_CHOICE not in choices:
-            raise ValueError(f"the service needs the {STUDENT_CHOICE!r} choice (the default pipeline)")
+            raise SettingsError(f"the service needs the {STUDENT_CHOICE!r} choice (the default pipeline)")
         self.choices, self.classifiers, self.device = choices, classifiers, device
         base_models = choices[STUDENT_CHOICE][0]
         self.lesion_classifier = (LesionClassifier(base_models.classifier, lesion_checkpoint, device)
@@ -89,9 +90,9 @@ class SegmentationService:
         """(models, pipeline) of one request: its segmenter choice with the chosen classifier and,
         through a segmenter, this CAM method decoded beside the arbiter's sources."""
         if classifier not in self.classifiers:
-            raise ValueError(f"unknown classifier {classifier!r}; available: {list(self.classifiers)}")
+            raise SettingsError(f"unknown classifier {classifier!r}; available: {list(self.classifiers)}")
         if segmenter not in self.choices:
-            raise ValueError(f"unknown segmenter {segmenter!r}; available: {self.segmenter_choices}")
+            raise SettingsError(f"unknown segmenter {segmenter!r}; available: {self.segmenter_choices}")
         models, pipeline = self.choices[segmenter]
         models = replace(models, classifier_checkpoint=self.classifiers[classifier])
         return models, pipeline if segmenter == STUDENT_CHOICE else replace(pipeline, methods=[method])

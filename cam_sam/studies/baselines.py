@@ -30,6 +30,7 @@ from cam_sam.settings import PIPELINE_RESUMABLE, SEGMENT_CONFIG, ModelSettings
 from common.cli import run_main
 from common.config import config_from_argv
 from common.devices import resolve_device
+from common.errors import SettingsError
 from common.geometry import clip_box, largest_component, mask_to_box, pad_box
 from common.io import resolve_run_dir
 from common.metrics import mask_metrics
@@ -99,7 +100,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     cfg = config_from_argv(CONFIG, argv, description=__doc__.splitlines()[0])
     unknown = [b for b in cfg["baselines"] if b not in BASELINES]
     if unknown:
-        raise SystemExit(f"unknown baselines {unknown}; available: {', '.join(BASELINES)}")
+        raise SettingsError(f"unknown baselines {unknown}; available: {', '.join(BASELINES)}")
     dataset = open_dataset(cfg["data_root"], cfg["split"], dataset=cfg["dataset"])
     device = resolve_device(cfg["device"])
     np.random.seed(cfg["seed"])   # RandomCAM draws from numpy's global generator

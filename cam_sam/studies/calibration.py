@@ -29,6 +29,7 @@ from cam_sam.calibration import Calibration, save_calibration
 from cam_sam.runs.dataset import confidence_and_iou
 from common.cli import run_main
 from common.config import config_from_argv
+from common.errors import DataError, SettingsError
 from common.io import read_json, save_figure, write_csv, write_text
 from common.metrics import FAIL_IOU, auroc_fail
 
@@ -103,12 +104,12 @@ def reliability_figure(rows: dict[str, pd.DataFrame], title: str):
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     cfg = config_from_argv(CONFIG, argv, description=__doc__.splitlines()[0])
     if not cfg["fit"]:
-        raise SystemExit("fit: give the {name: run folder} (one or more, pooled) to fit the map on")
+        raise SettingsError("fit: give the {name: run folder} (one or more, pooled) to fit the map on")
     frames = {name: confidence_and_iou(read_json(Path(path) / "metrics.json"))
               for name, path in {**cfg["fit"], **cfg["sets"]}.items()}
     empty = [name for name, frame in frames.items() if frame.empty]
     if empty:
-        raise SystemExit(f"no scored image with a confidence in the runs {empty}")
+        raise DataError(f"no scored image with a confidence in the runs {empty}")
     fit_name = "+".join(cfg["fit"])
     fits = {fit_name: [name for name in cfg["sets"] if name != fit_name]}
     for left_out in cfg["fit"] if len(cfg["fit"]) > 1 else []:     # leave one set out: the others fit it

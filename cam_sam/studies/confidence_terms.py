@@ -26,6 +26,7 @@ import pandas as pd
 from cam_sam.trust import CONFIDENCE_TERMS, CONTRAST_SCALE, CandidateSignals, confidence_terms
 from common.cli import run_main
 from common.config import config_from_argv
+from common.errors import SettingsError
 from common.io import read_json, write_csv, write_text
 from common.metrics import FAIL_IOU, auroc_fail, rank_auroc
 
@@ -112,7 +113,7 @@ def choose(report: pd.DataFrame, confidences: dict[str, dict[str, dict[str, floa
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     cfg = config_from_argv(CONFIG, argv, description=__doc__.splitlines()[0])
     if not cfg["runs"]:
-        raise SystemExit("runs: give {set name: run folder} of cam_sam.segment runs with trust records")
+        raise SettingsError("runs: give {set name: run folder} of cam_sam.segment runs with trust records")
     data = {name: image_terms(Path(path)) for name, path in cfg["runs"].items()}
     table, confidences = [], {}
     for name, (terms, scale) in variants(cfg["contrast_scales"]).items():
