@@ -24,6 +24,7 @@ from cam_sam.runs.build import depth_path
 from cam_sam.depth import GREY_CHROMA, THRESHOLD_QUANTILE, fit_depth, mean_chroma
 from common.cli import run_main
 from common.config import config_from_argv
+from common.defaults import RESULTS_ROOT
 from common.errors import CheckpointError
 from common.io import resolve_run_dir, write_json
 from data.catalogue import open_dataset
@@ -44,7 +45,7 @@ CONFIG: dict[str, Any] = {
                     "grass", "gravel", "page", "text", "hubble_deep_field", "immunohistochemistry",
                     "retina", "colorwheel"],     # a fundus photograph and a colour wheel: colour images that are
                                                  # not skin (the retina is a known miss, docs/trust.md)
-    "results_root": "results",
+    "results_root": RESULTS_ROOT,
     "out_dir": None,
     "device": "cpu",
 }

@@ -17,12 +17,13 @@ from typing import Any
 from cam_sam.pipeline import PipelineConfig, PostprocessConfig, PromptConfig
 from cam_sam.proposals import ColourProposalConfig
 from cam_sam.trust import ARBITER_REVIEW_THRESHOLD, FAST_REVIEW_THRESHOLD, REALTIME_REVIEW_THRESHOLD, REVIEW_THRESHOLD
+from common.defaults import DATA_ROOT, RESULTS_ROOT
 from explainers.methods import DEFAULT_ENSEMBLE
 
 # Where the images come from (ISIC 2017, or a folder of the user's images).
 DATA_CONFIG: dict[str, Any] = {
     "dataset": "isic2017",                   # isic2017, isic2016, isic2018, ph2, ham10000, derm7pt (data.layouts)
-    "data_root": "../shared/data/ISIC2017",  # the dataset's official unzip layout (ISIC 2017: or train/ val/ test/)
+    "data_root": DATA_ROOT,                  # the dataset's official unzip layout (ISIC 2017: or train/ val/ test/)
     "split": "val",                          # train, val or test ("all" for ph2 and ham10000; derm7pt:
                                              # train, valid, test, all)
     "derm7pt_image": "derm",                 # derm7pt: "derm" (dermoscopic) or "clinic" photographs
@@ -41,7 +42,7 @@ DATA_CONFIG: dict[str, Any] = {
 
 # Where a run writes.
 OUTPUT_CONFIG: dict[str, Any] = {
-    "results_root": "results",
+    "results_root": RESULTS_ROOT,
     "out_dir": None,                         # None: a new results/<script>_<time>; a path: resume there
 }
 
@@ -171,7 +172,7 @@ class DataSettings:
     synthetic_if_missing: bool
     n_synthetic: int
     max_side: int | None = DATA_CONFIG["max_side"]
-    results_root: str = "results"
+    results_root: str = RESULTS_ROOT
     seed: int = 0
 
     @classmethod

@@ -20,6 +20,7 @@ from classification.evaluation import melanoma_column, multiclass_report, predic
 from classification.tasks import TASKS
 from common.cli import run_main
 from common.config import config_from_argv
+from common.defaults import DATA_ROOT, RESULTS_ROOT
 from common.errors import SettingsError
 from common.io import resolve_run_dir, save_figure, write_csv, write_json
 from models.registry import create_classifier, read_checkpoint, resolve_preprocessing
@@ -27,13 +28,13 @@ from visualisations.classification_figures import confusion_figure, roc_figure
 
 CONFIG: dict[str, Any] = {
     "checkpoint": None,                  # best.pth from classification.train
-    "data_root": "../shared/data/ISIC2017",
+    "data_root": DATA_ROOT,
     "split": "val",                      # the split to report
     "threshold_split": "val",            # the split the decision threshold is chosen on
     "limit": None,
     "batch_size": 32,
     "num_workers": 2,
-    "results_root": "results",
+    "results_root": RESULTS_ROOT,
     "out_dir": None,
 }
 

@@ -24,6 +24,7 @@ from pytorch_grad_cam.metrics.road import ROADCombined
 from common.cli import run_main
 from common.runs import ResumableRun
 from common.config import config_from_argv
+from common.defaults import DATA_ROOT, RESULTS_ROOT
 from common.io import read_json, resolve_run_dir, save_figure, write_csv, write_json, write_npy
 from common.devices import resolve_device
 from data.catalogue import open_dataset
@@ -36,7 +37,7 @@ from visualisations.overlay import cam_figure
 CONFIG: dict[str, Any] = {
     "dataset": "isic2017",                   # or isic2016, isic2018, ph2, ham10000, derm7pt (data.layouts)
     "derm7pt_image": "derm",                 # derm7pt: "derm" or "clinic"
-    "data_root": "../shared/data/ISIC2017",
+    "data_root": DATA_ROOT,
     "split": "val",
     "every": 1,
     "limit": None,
@@ -49,7 +50,7 @@ CONFIG: dict[str, Any] = {
     "road_percentiles": [20, 40, 60, 80],   # [] skips ROAD (its imputer costs ~1 s per percentile on CPU)
     "save_heatmaps": True,
     "n_overlays": 5,
-    "results_root": "results",
+    "results_root": RESULTS_ROOT,
     "out_dir": None,
     "device": "auto",
     "seed": 0,

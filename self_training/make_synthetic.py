@@ -33,6 +33,7 @@ from tqdm import tqdm
 from cam_sam.trust import solidity
 from common.cli import run_main
 from common.config import config_from_argv
+from common.defaults import RESULTS_ROOT
 from common.io import read_json, resolve_run_dir, write_json, write_png
 from common.runs import ResumableRun
 from data.isic import DataError, list_images, read_image, read_mask
@@ -68,7 +69,7 @@ CONFIG: dict[str, Any] = {
     "background_max_area": 0.35,
     "paste": {k: _as_lists(v) for k, v in PasteConfig().__dict__.items()},   # PasteConfig's fields (self_training/synthetic_pairs.py)
     "n_montage": 24,
-    "results_root": "results",
+    "results_root": RESULTS_ROOT,
     "out_dir": None,
     "seed": 0,
 }

@@ -18,11 +18,12 @@ import pandas as pd
 from common.cli import run_main
 from common.metrics import choose_post_hoc, summarise
 from common.config import config_from_argv
+from common.defaults import RESULTS_ROOT
 from common.errors import DataError
 from common.io import read_json, write_csv, write_text
 
 CONFIG: dict[str, Any] = {
-    "results_dir": "results",     # a folder, or a list of folders
+    "results_dir": RESULTS_ROOT,  # a folder, or a list of folders
     "out": None,                 # None: <results_dir>/table
     "methods": None,             # keep only these METHOD rows (None: all)
     "pools": [],                 # source lists, e.g. [["colour", "eigencam"]]: post-hoc final_sources rows

@@ -25,6 +25,7 @@ from cam_sam.settings import MULTICLASS_CHECKPOINT, PIPELINE_CONFIG, PRESETS, re
 from common.checkpoints import CheckpointError
 from common.cli import run_main
 from common.config import config_from_argv, merge
+from common.defaults import DATA_ROOT
 from common.devices import resolve_device
 from common.io import write_png
 from data.isic import DataError, ISICDataset, read_image, read_mask
@@ -41,7 +42,7 @@ CONFIG: dict[str, Any] = {
     "lesion_classifier": MULTICLASS_CHECKPOINT,   # a three-class classifier naming each lesion's class (None: none)
     "segmenter_checkpoints": {},             # medsam / sam_vit_b / ... -> the user's checkpoint file
     "examples_dir": "results/app_examples",   # generated example images are written here
-    "data_root": "../shared/data/ISIC2017",  # real examples from its validation split, when present
+    "data_root": DATA_ROOT,                  # real examples from its validation split, when present
     "n_examples": 3,
     "concurrency_limit": 1,                  # requests segmented at once (the models serve one at a time)
     "queue_size": 16,                        # requests waiting beyond that; a full queue answers "try again" at once
