@@ -1,4 +1,4 @@
-"""Pseudo-masks for self-training: the zero-shot pipeline over the training images, no mask file opened.
+"""Pseudo-masks for self-training: a teacher pipeline over the training images, no mask file opened.
 
     python -m self_training.pseudo_label --set out_dir=results/pseudo_r4_crops   # colour AND student_r3and
     python -m self_training.pseudo_label --set preset=zero_shot ...        # round 1: colour proposals only
@@ -18,21 +18,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import numpy as np
-import torch
-
-from cam_sam.settings import DATA_CONFIG, PIPELINE_CONFIG, PIPELINE_RESUMABLE, PRESETS, DataSettings, resolve_pipeline
-from cam_sam.runs.build import build_pipeline
-from cam_sam.runs.inputs import open_data
-from cam_sam.runs.work import write_image_outputs
-from cam_sam.pseudo_label_scores import mask_confidence
+from cam_sam.settings import DATA_CONFIG, PIPELINE_CONFIG, PRESETS
 from common.cli import run_main
 from common.config import config_from_argv
-from common.devices import resolve_device
-from common.io import resolve_run_dir, write_png
-from common.runs import ResumableRun
-from self_training.data import UNCERTAINTY_SCALE
-from self_training.holdout import HOLDOUT_EVERY, holdout_ids, self_training_ids
+from common.defaults import RESULTS_ROOT
+from self_training.holdout import HOLDOUT_EVERY
+from self_training.labelling import Labelling, pseudo_label
 
 # The teacher: colour AND a shipped AND-round student. Rounds 3-AND to 4 (the default student's
 # training frames) were labelled with the round 2-AND student, student_r2and.pt, which its model card
@@ -47,7 +38,6 @@ CONFIG: dict[str, Any] = {
     "derm7pt_image": DATA_CONFIG["derm7pt_image"],
     "split": "train",
     "image_dir": None,                 # a folder of unlabelled images instead of ISIC
-    "mask_dir": None,                  # never read: kept for open_data's signature
     "holdout_every": HOLDOUT_EVERY,    # every k-th training id stays out (0: use all)
     "held_out_only": False,            # label ONLY those held-out ids instead (a development set that
                                        # training never sees, e.g. the source of synthetic dev pairs)
@@ -56,7 +46,7 @@ CONFIG: dict[str, Any] = {
                                        # another out_dir (its "limit" here); training reads both folders
     "synthetic_if_missing": False,
     "n_synthetic": 4,
-    "results_root": "results",
+    "results_root": RESULTS_ROOT,
     "out_dir": None,                   # None: results/pseudo_<time>; a path: resume there
     **PIPELINE_CONFIG,
     # the teacher: colour proposals -> LiteMedSAM AND a student (pixels both call lesion), the best
@@ -65,46 +55,11 @@ CONFIG: dict[str, Any] = {
     **TEACHER,
 }
 
-log = logging.getLogger("self_training.pseudo_label")
-
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     cfg = config_from_argv(CONFIG, argv, description=__doc__.splitlines()[0], presets=PRESETS)
-    dataset, _ = open_data(DataSettings.from_config(cfg), read_masks=False)       # never a mask: the pseudo-masks stay label-free
-    device = resolve_device(cfg["device"])
-    torch.manual_seed(cfg["seed"])
-    run_dir = resolve_run_dir(cfg["results_root"], cfg["out_dir"], "pseudo")
-    run = ResumableRun(run_dir, cfg, PIPELINE_RESUMABLE | {"limit"})
-    log.info("run folder: %s", run_dir)
-    pipeline = build_pipeline(*resolve_pipeline(cfg), device)
-    if cfg["held_out_only"]:
-        if not cfg["holdout_every"]:
-            raise SystemExit("held_out_only needs holdout_every > 0 (which ids are held out)")
-        ids = holdout_ids(dataset.ids, cfg["holdout_every"])[cfg["start"]:][: cfg["limit"] or None]
-    else:
-        ids = self_training_ids(dataset.ids, cfg["holdout_every"], cfg["seed"])[cfg["start"]:][: cfg["limit"] or None]
-    positions = {image_id: i for i, image_id in enumerate(dataset.ids)}
-
-    def work(_: int, image_id: str) -> dict[str, Any]:
-        sample = dataset[positions[image_id]]
-        output = pipeline.segment(sample.image, image_id=image_id)
-        record = write_image_outputs(run_dir, image_id, output, save_uncertainty=False)   # the mask, as segment writes it
-        if output.final_mask is None:
-            return record
-        # the candidates' spread as an 8-bit PNG: the student's pixel weights (self_training.data)
-        spread = np.clip(output.uncertainty * UNCERTAINTY_SCALE, 0, 255).astype(np.uint8)
-        write_png(run_dir / "uncertainty" / f"{image_id}.png", spread)
-        confidence = mask_confidence(output)
-        if output.trust is not None:   # the label-free trust of cam_sam.trust (confidence_key "trust")
-            confidence["trust"] = output.trust.confidence
-        return {**record, "confidence": confidence}
-
-    run.process(ids, work, desc="pseudo-label")
-    done = [i for i in ids if run.is_done(i)]
-    failed = sum("error" in run.load(i) for i in done)
-    log.info("%d pseudo-masks in %s (%d failed)", len(done) - failed, run_dir / "masks", failed)
-    return {"run_dir": str(run_dir), "n_done": len(done), "n_failed": failed}
+    return pseudo_label(Labelling.from_config(cfg))
 
 
 if __name__ == "__main__":

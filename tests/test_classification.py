@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from classification import train as train_script
-from classification.train import loss_of, make_loss
+from classification.training import loss_of, make_loss
 from common.distributed import ShardedShuffle
 from data.synthetic import write_synthetic_isic
 from models import create_classifier

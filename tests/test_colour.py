@@ -99,9 +99,10 @@ def test_the_student_sees_an_image_and_its_colour_cast_alike(tmp_path):
 
 
 def test_an_unknown_colour_constancy_is_refused_before_training_with_one_line():
+    from common.errors import SettingsError
     from self_training import train_student
 
-    with pytest.raises(SystemExit, match="colour_constancy must be null or one of"):
+    with pytest.raises(SettingsError, match="colour_constancy must be null or one of"):
         train_student.main(["--set", "colour_constancy=grey_world"])
 
 
@@ -114,6 +115,7 @@ def test_training_caches_the_images_as_the_student_will_see_them(tmp_path):
     from data.synthetic import write_synthetic_isic
     from self_training import train_student
     from self_training.data import PseudoMaskDataset, collect_pseudo_labels
+    from self_training.training import StudentTraining, make_student
     from tests.test_self_training import _fake_pseudo_run
 
     root = write_synthetic_isic(tmp_path / "data", n_images=2, split="train")
@@ -124,6 +126,6 @@ def test_training_caches_the_images_as_the_student_will_see_them(tmp_path):
     small = cv2.resize(read_image(ds.image_paths[0]), (80, 80), interpolation=cv2.INTER_AREA)
     np.testing.assert_array_equal(data.images[0], apply_gains(small, shades_of_gray_gains(small)))
     save_student(tmp_path / "s.pt", build_student(StudentConfig(input_size=64)), StudentConfig(input_size=64))
-    _, config = train_student.make_student({**train_student.CONFIG, "init_student": str(tmp_path / "s.pt"),
-                                            "input_size": 64, "colour_constancy": "shades_of_gray"})
+    _, config = make_student(StudentTraining.from_config({**train_student.CONFIG, "init_student": str(tmp_path / "s.pt"),
+                                                          "input_size": 64, "colour_constancy": "shades_of_gray"}))
     assert config == StudentConfig(input_size=64, colour_constancy="shades_of_gray")

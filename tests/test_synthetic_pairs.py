@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from common.config import merge
+from common.errors import CheckpointError, SettingsError
 from common.io import read_json, write_json, write_png
 from data.isic import read_image, read_mask
 from data.synthetic import make_synthetic_sample
@@ -12,6 +13,7 @@ from self_training import make_synthetic, train_student
 from self_training.data import PseudoLabel
 from self_training.synthetic_pairs import (Background, PasteConfig, make_donor, make_pair, paste_lesion,
                                            remove_lesion)
+from self_training.training import ExtraSet, StudentTraining, make_student, resample_to_share, training_labels
 
 from tests.conftest import ellipse_mask
 
@@ -164,13 +166,13 @@ def test_the_script_builds_pairs_from_pseudo_runs_only(tmp_path):
 
 def test_a_set_share_repeats_or_thins_it_to_that_share():
     labels = [PseudoLabel(f"s{i}", None, None, None, {}) for i in range(10)]
-    more = train_student.resample_to_share(labels, n_others=60, share=0.25, seed=0)   # 20 items: each twice
+    more = resample_to_share(labels, n_others=60, share=0.25, seed=0)   # 20 items: each twice
     assert len(more) == 20 and all(more.count(p) == 2 for p in labels)
-    fewer = train_student.resample_to_share(labels, n_others=12, share=0.25, seed=0)  # 4 distinct items
+    fewer = resample_to_share(labels, n_others=12, share=0.25, seed=0)  # 4 distinct items
     assert len(fewer) == 4 and len({p.image_id for p in fewer}) == 4
-    assert fewer == train_student.resample_to_share(labels, n_others=12, share=0.25, seed=0)
-    with pytest.raises(SystemExit, match="share"):
-        train_student.resample_to_share(labels, 10, 1.0, 0)
+    assert fewer == resample_to_share(labels, n_others=12, share=0.25, seed=0)
+    with pytest.raises(SettingsError, match="share must be in"):
+        ExtraSet.from_entry({"name": "syn", "pseudo_dirs": [], "share": 1.0})
 
 
 def test_an_extra_set_with_a_share_and_its_own_keep_fraction(tmp_path):
@@ -192,15 +194,15 @@ def test_an_extra_set_with_a_share_and_its_own_keep_fraction(tmp_path):
                                        "extra_sets": [{"name": "syn", "image_dir": str(syn / "images"),
                                                        "pseudo_dirs": [str(syn)], "keep_fraction": 1.0,
                                                        "share": 0.5}]})
-    labels = train_student.training_labels(cfg)
+    labels = training_labels(StudentTraining.from_config(cfg))
     real = [p for p in labels if not p.image_id.startswith("syn:")]
     synthetic = [p for p in labels if p.image_id.startswith("syn:")]
     assert len(real) == 4 and len(synthetic) == 4 and len({p.image_id for p in synthetic}) == 3
 
 
 def test_a_missing_init_student_is_refused_with_one_line(tmp_path):
-    with pytest.raises(SystemExit, match="init_student not found: .*nope.pt"):
-        train_student.make_student({**train_student.CONFIG, "init_student": str(tmp_path / "nope.pt")})
+    with pytest.raises(CheckpointError, match="init_student not found: .*nope.pt"):
+        make_student(StudentTraining.from_config({**train_student.CONFIG, "init_student": str(tmp_path / "nope.pt")}))
 
 
 def test_the_removed_lesions_surroundings_are_unknown_and_weigh_nothing(tmp_path):
