@@ -1,24 +1,35 @@
-"""From confidence to expected IoU: a monotone map fitted where masks are known.
+"""From confidence to verdict: the expected-IoU map and the review threshold a student carries.
 
 The confidence of :mod:`cam_sam.trust` ranks masks (higher: more likely right) but its value is no
 IoU. An isotonic regression of IoU on confidence, fitted on images whose masks are known and that
-never entered training (the synthetic development set of ``self_training.make_synthetic``, or an
-evaluation set in a leave-one-set-out check), turns it into an *expected IoU*: the mean IoU of
-masks with that confidence. The map is monotone by construction, so it orders masks exactly as the
-confidence does; it ships beside the student as JSON breakpoints (no data at run time).
+never entered training (the development sets), turns it into an *expected IoU*: the mean IoU of
+masks with that confidence (:class:`Calibration`). The map is monotone by construction, so it
+orders masks exactly as the confidence does.
 
-The confidence has a different scale with and without the zoomed-out pass and the flips, so one
-file holds one map per *variant* of it (:func:`confidence_variant`).
+Both the map and the review threshold belong to one student (another network's confidence has
+another scale), and to one kind of run: the confidence has a different scale with and without the
+zoomed-out pass and the flips (:func:`confidence_variant`), and the arbiter's is another sum. So a
+student ships with one sidecar, ``<checkpoint stem>.trust.json`` (:class:`StudentTrust`, written by
+``python -m self_training.ship``), that holds per preset (:data:`PRESET_VARIANTS`, and ``arbiter``)
+the review threshold, the map and how they were fitted, the name of its out-of-depth statistics
+(:mod:`cam_sam.depth`, a ``.npz`` beside it) and the data each was fitted on. No data at run time.
 """
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from cam_sam.depth import DepthCheck
+from common.errors import CheckpointError
 from common.io import write_json
+
+TRUST_FORMAT = 1           # the sidecar's format version ("format" in the file)
+# The student presets by the variant of their confidence; a sidecar may also hold "arbiter".
+PRESET_VARIANTS = {"student": "zoom", "fast": "no_zoom", "realtime": "no_zoom_one_pass"}
+ARBITER_PRESET = "arbiter"
 
 
 def confidence_variant(zoom_stability: bool, student_tta: bool) -> str:
@@ -41,7 +52,7 @@ class Calibration:
         return float(out) if np.ndim(out) == 0 else out
 
     @classmethod
-    def fit(cls, confidence: np.ndarray, iou: np.ndarray, fitted_on: str = "") -> "Calibration":
+    def fit(cls, confidence: np.ndarray, iou: np.ndarray, fitted_on: str = "") -> Calibration:
         """The isotonic (increasing steps) map of ``iou`` on ``confidence``, each (N,), N >= 2."""
         from sklearn.isotonic import IsotonicRegression
 
@@ -56,7 +67,7 @@ class Calibration:
                 "fitted_on": self.fitted_on}
 
     @classmethod
-    def from_json(cls, entry: dict, source: str = "") -> "Calibration":
+    def from_json(cls, entry: dict, source: str = "") -> Calibration:
         try:
             xs, ys = np.asarray(entry["confidence"], float), np.asarray(entry["expected_iou"], float)
         except (KeyError, TypeError, ValueError) as exc:
@@ -66,19 +77,73 @@ class Calibration:
         return cls(xs, ys, str(entry.get("fitted_on", "")))
 
 
-def load_calibration(path: str | Path, variant: str) -> Calibration | None:
-    """The map of ``variant`` in the JSON file ``path`` (None when the file has none for it)."""
-    path = Path(path)
-    try:
-        maps = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"cannot read the calibration {path}: {exc}") from exc
-    return Calibration.from_json(maps[variant], f"{path} [{variant}]") if variant in maps else None
+@dataclass(frozen=True)
+class Verdicts:
+    """How one kind of run of a student turns a confidence into a verdict: a mask whose confidence
+    is below ``review_threshold`` is flagged; ``calibration`` maps a confidence to an expected IoU
+    (None: none was fitted); ``rule``: how the threshold was chosen, on which data."""
+
+    review_threshold: float
+    calibration: Calibration | None = None
+    rule: str = ""
+
+    def to_json(self, variant: str | None = None) -> dict:
+        return {"confidence": variant, "review_threshold": self.review_threshold, "rule": self.rule,
+                "expected_iou": self.calibration.to_json() if self.calibration is not None else None}
+
+    @classmethod
+    def from_json(cls, entry: dict, source: str) -> Verdicts:
+        try:
+            threshold = float(entry["review_threshold"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{source} has no review_threshold: {exc}") from exc
+        expected = entry.get("expected_iou")
+        return cls(threshold, Calibration.from_json(expected, source) if expected else None, str(entry.get("rule", "")))
 
 
-def save_calibration(path: str | Path, variant: str, calibration: Calibration) -> None:
-    """Put ``calibration`` into the file ``path`` under ``variant`` (other variants kept)."""
-    path = Path(path)
-    maps = json.loads(path.read_text()) if path.is_file() else {}
-    maps[variant] = calibration.to_json()
-    write_json(path, maps)
+@dataclass(frozen=True)
+class StudentTrust:
+    """A student's trust sidecar: ``verdicts`` per preset name; ``depth``, the file name of its
+    out-of-depth statistics beside the sidecar (or None), fitted on ``depth_fitted_on``; ``data``:
+    what each dataset a rule names is. ``path``: where it was read."""
+
+    verdicts: dict[str, Verdicts]
+    depth: str | None = None
+    depth_fitted_on: str = ""
+    data: dict[str, str] = field(default_factory=dict)
+    path: Path | None = None
+
+    def depth_check(self) -> DepthCheck | None:
+        return DepthCheck.load(Path(self.path).parent / self.depth) if self.depth else None
+
+    def save(self, path: str | Path, student: str = "") -> None:
+        variants = {**PRESET_VARIANTS, ARBITER_PRESET: ARBITER_PRESET}
+        write_json(path, {"format": TRUST_FORMAT, "student": student, "data": self.data,
+                          "presets": {k: v.to_json(variants.get(k)) for k, v in self.verdicts.items()},
+                          "depth": {"file": self.depth, "fitted_on": self.depth_fitted_on} if self.depth else None})
+
+    @classmethod
+    def load(cls, path: str | Path) -> StudentTrust:
+        """Read a sidecar; an unreadable or malformed one raises :class:`CheckpointError` naming it."""
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+            if data.get("format") != TRUST_FORMAT:
+                raise ValueError(f"format {data.get('format')!r}, not {TRUST_FORMAT}")
+            verdicts = {k: Verdicts.from_json(v, f"[{k}]") for k, v in data["presets"].items()}
+            depth = data.get("depth") or {}
+            return cls(verdicts, depth.get("file"), str(depth.get("fitted_on", "")), dict(data.get("data", {})), path)
+        except (OSError, KeyError, TypeError, AttributeError, ValueError) as exc:
+            raise CheckpointError(f"trust sidecar {path} unreadable: {exc}") from exc
+
+
+def trust_path(student_checkpoint: str | Path) -> Path:
+    """Where a student's trust sidecar ships: ``<checkpoint without .pt>.trust.json`` beside it."""
+    path = Path(student_checkpoint)
+    return path.with_name(path.stem + ".trust.json")
+
+
+def load_student_trust(student_checkpoint: str | Path) -> StudentTrust | None:
+    """The sidecar of ``student_checkpoint`` (None when it has none)."""
+    path = trust_path(student_checkpoint)
+    return StudentTrust.load(path) if path.is_file() else None

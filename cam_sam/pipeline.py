@@ -23,12 +23,20 @@ from typing import TYPE_CHECKING, NamedTuple
 import cv2
 import numpy as np
 
-from cam_sam.postprocess import postprocess_mask
-from cam_sam.proposals import ColourProposalConfig, colour_components, colour_proposals
 from cam_sam.calibration import Calibration
 from cam_sam.depth import DepthCheck
-from cam_sam.trust import REVIEW_THRESHOLD, Trust, arbitrate, candidate_signals, mask_trust, signals_among
+from cam_sam.postprocess import postprocess_mask
 from cam_sam.prompts import cam_to_box, negative_points, perturb_boxes, perturb_points, sample_points
+from cam_sam.proposals import ColourProposalConfig, colour_components, colour_proposals
+from cam_sam.trust import (
+    NO_LESION_REASON,
+    UNCALIBRATED_REVIEW_THRESHOLD,
+    Trust,
+    arbitrate,
+    candidate_signals,
+    mask_trust,
+    signals_among,
+)
 from common.errors import SettingsError
 from common.geometry import mask_to_box, pad_box, pairwise_iou
 from common.timing import StageTimer
@@ -53,6 +61,8 @@ ARBITER = "arbiter"            # final rule: cam_sam.trust.arbitrate among the f
 SELECT = "select"              # final rule: the final source's mask with the best selection score
 LONE_REGION_SCORE = 0.5        # colour_region's score when only one region was found (no agreement to measure)
 FINAL_RULES = (SELECT, VOTE, ARBITER)
+EMPTY = "empty"                # final_source of an explicit empty mask (no_lesion_fallback)
+NO_LESION_FALLBACKS = (COLOUR_REGION, EMPTY)
 # sources made from another source's mask (not independent of it, when that one runs too)
 DERIVED_FROM = {STUDENT_BOX: (STUDENT,), COLOUR: (COLOUR_REGION,)}
 
@@ -154,9 +164,9 @@ class PipelineConfig:
     proposals: list[str] = field(default_factory=lambda: [STUDENT])
     """Other prompt sources: any of "colour", "student", "student_box", "colour_region" (the colour
     proposals' regions themselves, no segmenter). The default runs the self-trained student alone,
-    the best configuration on both evaluation sets (docs/self_training.md): no segmenter and no CAM.
-    The colour regions no longer run beside it: as a second opinion for its confidence they
-    lowered how well it ranks failures on both evaluation sets (docs/trust.md, session 13). The
+    the best configuration on both evaluation sets (docs/results.md): no segmenter and no CAM.
+    The colour regions do not run beside it: as a second opinion for its confidence they lowered
+    how well it ranks failures on both evaluation sets (docs/experiments/tr-12). The
     route through the segmenter (teacher "colour", "student_box", their arbiter) is the preset "arbiter"."""
     final_sources: list[str] = field(default_factory=lambda: [STUDENT])
     """Sources whose best-scored mask competes for the delivered ("final") mask."""
@@ -177,8 +187,16 @@ class PipelineConfig:
     """Measure the student's agreement with itself on the zoomed-out image for the confidence
     (:meth:`StudentSegmenter.zoom_agreement`: one more image in the student's batch,
     :meth:`StudentSegmenter.predict_with_zoom`); it never changes a mask. Off in the preset "fast"."""
-    review_threshold: float = REVIEW_THRESHOLD
-    """A delivered mask whose confidence (:mod:`cam_sam.trust`) is below this is flagged for review."""
+    review_threshold: float | None = None
+    """A delivered mask whose confidence (:mod:`cam_sam.trust`) is below this is flagged for review.
+    None: the student's own threshold for this kind of run, from its trust sidecar
+    (:mod:`cam_sam.calibration`); where none holds one (a student without a sidecar, a run without
+    a student), :data:`cam_sam.trust.UNCALIBRATED_REVIEW_THRESHOLD`."""
+    no_lesion_fallback: str = COLOUR_REGION
+    """What is delivered when the student is the delivered source and finds no lesion (the image
+    is flagged "the student found no lesion" whatever this is): "colour_region", the colour
+    regions' mask (the region they agree on most, :mod:`cam_sam.proposals`), or an empty mask
+    where they find none either; "empty", an empty mask."""
     prompts: PromptConfig = field(default_factory=PromptConfig)
     colour: ColourProposalConfig = field(default_factory=ColourProposalConfig)
     postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
@@ -242,6 +260,9 @@ class LesionPipeline:
         unknown = [p for p in config.proposals if p not in PROPOSAL_SOURCES]
         if unknown:
             raise SettingsError(f"unknown proposal source(s) {unknown}; available: {list(PROPOSAL_SOURCES)}")
+        if config.no_lesion_fallback not in NO_LESION_FALLBACKS:
+            raise SettingsError(f"no_lesion_fallback must be one of {list(NO_LESION_FALLBACKS)}, "
+                                f"got {config.no_lesion_fallback!r}")
         if config.final_rule not in FINAL_RULES:
             raise SettingsError(f"final_rule must be one of {list(FINAL_RULES)}, got {config.final_rule!r}")
         if config.needs_student and student is None:
@@ -392,6 +413,8 @@ class LesionPipeline:
         only final source)."""
         cfg = self.config
         produced = [s for s in cfg.sources if outputs[s].chosen is not None]
+        if not produced and cfg.final_sources == [STUDENT] and student is not None and image is not None:
+            return self._no_lesion(outputs, student, image)
         if not produced:
             return ImageOutput(outputs, None, None)
         pool = [s for s in cfg.final_sources if s in produced] or produced
@@ -431,9 +454,26 @@ class LesionPipeline:
             uncertainty = competing.astype(np.float32).std(axis=0)
         measured = self.depth is not None and student is not None and student.features is not None and image is not None
         distance, out_of_depth = self.depth.assess(student.features, image) if measured else (None, None)
-        trust = (mask_trust(signals, final, cfg.review_threshold, pairwise, parents, distance, out_of_depth)
+        threshold = UNCALIBRATED_REVIEW_THRESHOLD if cfg.review_threshold is None else cfg.review_threshold
+        trust = (mask_trust(signals, final, threshold, pairwise, parents, distance, out_of_depth)
                  if signals is not None else None)
         if trust is not None and self.calibration is not None:
             trust = replace(trust, expected_iou=self.calibration(trust.confidence))
         derived = {VOTE: masks[VOTE]} if VOTE in masks else {}
         return ImageOutput(outputs, final, mask, uncertainty=uncertainty, trust=trust, derived=derived)
+
+    def _no_lesion(self, outputs: dict[str, SourceOutput], student: StudentPrediction,
+                   image: np.ndarray) -> ImageOutput:
+        """The student, the delivered source, found no lesion: the mask of ``no_lesion_fallback``,
+        flagged with :data:`~cam_sam.trust.NO_LESION_REASON` (confidence 0, no expected IoU; the
+        out-of-depth check still measured)."""
+        mask, source = np.zeros(image.shape[:2], bool), EMPTY
+        if self.config.no_lesion_fallback == COLOUR_REGION:
+            components = colour_components(image, self.config.colour)
+            if components:
+                mask, source = self._region_output(components, image.shape[:2]).mask, COLOUR_REGION
+        measured = self.depth is not None and student.features is not None
+        distance, out_of_depth = self.depth.assess(student.features, image) if measured else (None, None)
+        trust = Trust(0.0, True, NO_LESION_REASON, {}, depth_distance=distance, out_of_depth=out_of_depth,
+                      no_lesion=True)
+        return ImageOutput(outputs, source, mask, trust=trust)

@@ -22,9 +22,9 @@ def mask_confidence(output: ImageOutput) -> dict[str, Any]:
     * ``spread``: mean per-pixel std of all candidate masks over their union (0: all identical);
     * ``area``: the delivered mask's share of the image; ``n_candidates``.
 
-    Empty dict when there is no mask."""
-    if output.final_mask is None or output.final_source is None:
-        return {}
+    Empty dict when there is no mask, or no source's own (a fallback for an empty student)."""
+    if output.final_mask is None or not any(o.chosen is not None for o in output.sources.values()):
+        return {}                        # no mask, or no source's own (a fallback for an empty student)
     # a voted mask (final_rule "vote") is described by its best-scored voter
     name = output.final_source if output.final_source in output.sources else max(
         (s for s, o in output.sources.items() if o.chosen is not None), key=lambda s: output.sources[s].selection_score)

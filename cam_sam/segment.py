@@ -53,7 +53,8 @@ def save_overlay(run_dir: Path, names: list[str], image, truth, output: ImageOut
     from visualisations.overlay import OVERLAY_DPI, OVERLAY_PNG_COMPRESSION, overlay_figure
 
     method = output.final_source or next(iter(output.sources))
-    out = output.sources[method]
+    # a mask made from the sources (a vote) or a fallback for an empty student: drawn with no source's prompts
+    out = output.sources.get(method) or next(iter(output.sources.values()))
     cand = out.candidates
     points = labels = None
     if cand is not None and cand.points is not None:

@@ -16,7 +16,6 @@ from typing import Any
 
 from cam_sam.pipeline import PipelineConfig, PostprocessConfig, PromptConfig
 from cam_sam.proposals import ColourProposalConfig
-from cam_sam.trust import ARBITER_REVIEW_THRESHOLD, FAST_REVIEW_THRESHOLD, REALTIME_REVIEW_THRESHOLD, REVIEW_THRESHOLD
 from common.defaults import DATA_ROOT, RESULTS_ROOT
 from explainers.methods import DEFAULT_ENSEMBLE
 
@@ -69,9 +68,8 @@ PIPELINE_CONFIG: dict[str, Any] = {
     "embedding_cache": None,                 # a folder: store/reuse image embeddings (same masks, no re-encoding)
     # the self-trained student (self_training/): sources "student" and "student_box"
     "student_checkpoint": "model_checkpoints/student_soup3h_sog.pt",  # a student.pt of self_training.train_student
-                                             # (the weight-space mean of round 4's student and two fine-tunes of
-                                             # it, one with synthetic halo pairs: above round 4's student on both
-                                             # evaluation sets, docs/self_training.md; None: no student sources)
+                                             # (model_checkpoints/README.md; None: no student sources); its
+                                             # trust sidecar <stem>.trust.json gives its verdicts (self_training.ship)
     "student_tta": True,                     # average the student over flips (models.student.TTA_FLIPS)
     "student_backend": "auto",               # the student's network: torch, onnxruntime, openvino; auto: as
                                              # "backend" (cam_sam/student_runtime.py; exported into export_dir)
@@ -102,16 +100,17 @@ SEGMENT_CONFIG: dict[str, Any] = {
 SEGMENT_RESUMABLE = PIPELINE_RESUMABLE | {"limit", "n_overlays", "workers"}
 
 MULTICLASS_CHECKPOINT = "model_checkpoints/classifier_3class.pt"   # the shipped three-class Lite0
-STUDENT_CHECKPOINT = PIPELINE_CONFIG["student_checkpoint"]          # the default's student (round 4, frames)
+STUDENT_CHECKPOINT = PIPELINE_CONFIG["student_checkpoint"]          # the default's student
 ARBITER_STUDENT_CHECKPOINT = "model_checkpoints/student_r3and.pt"   # the arbiter's partner (round 3-AND)
 
 # The default configuration spelled out (PipelineConfig's and PIPELINE_CONFIG's defaults).
 STUDENT_PRESET: dict[str, Any] = {
     "methods": [], "proposals": ["student"], "final_sources": ["student"], "final_rule": "select",
-    "student_checkpoint": STUDENT_CHECKPOINT, "zoom_stability": True,
-    "review_threshold": REVIEW_THRESHOLD}
+    "student_checkpoint": STUDENT_CHECKPOINT, "zoom_stability": True}
 
-# Named configurations; ``--set preset=NAME`` applies one, other --set values apply on top.
+# Named configurations; ``--set preset=NAME`` applies one, other --set values apply on top. A preset
+# run with a student takes its review threshold, expected IoU and depth check from that student's
+# trust sidecar (cam_sam.calibration: the entry named like the preset, "student" for the default).
 PRESETS: dict[str, dict[str, Any]] = {
     # The paper's protocol as the paper describes it (not as its code does): box from the CAM
     # thresholded at 0.5 with 10 % padding, 10 points sampled from CAM**30, 10 perturbed prompts
@@ -125,23 +124,22 @@ PRESETS: dict[str, dict[str, Any]] = {
               "postprocess": {"open_frac": 0.01, "close_frac": 0.01}},
     # The self-trained student alone (self_training/): no CAM, no segmenter encoding. The weight-space
     # mean of round 4's student and two fine-tunes, its input given half a Shades of Gray correction:
-    # the best segmenter on both evaluation sets (docs/self_training.md). It is the default; the
+    # the best segmenter on both evaluation sets (docs/results.md). It is the default; the
     # preset pins it by name.
     "student": STUDENT_PRESET,
     # The same masks at the least cost: the confidence goes without the student's zoom-out pass (it
-    # ranks failures a little less well: docs/trust.md).
-    "fast": {**STUDENT_PRESET, "zoom_stability": False, "review_threshold": FAST_REVIEW_THRESHOLD},
+    # ranks failures a little less well: docs/results.md).
+    "fast": {**STUDENT_PRESET, "zoom_stability": False},
     # One pass of the student and nothing else: no flips (so no flip agreement), no zoomed-out
     # pass: its confidence is the student's own score and the colour contrast. For throughput
-    # (docs/speed.md); its masks are not the default's.
-    "realtime": {**STUDENT_PRESET, "zoom_stability": False, "student_tta": False,
-                 "review_threshold": REALTIME_REVIEW_THRESHOLD},
+    # (docs/results.md); its masks are not the default's.
+    "realtime": {**STUDENT_PRESET, "zoom_stability": False, "student_tta": False},
     # The route through the segmenter: the arbiter of cam_sam.trust among
     # the teacher (colour proposals -> LiteMedSAM), the round 3-AND student (its best partner,
-    # docs/trust.md) and the student's box decoded by LiteMedSAM. The page's segmenter choices run it.
+    # docs/experiments/tr-01) and the student's box decoded by LiteMedSAM. The page's segmenter choices run it.
     "arbiter": {"methods": [], "proposals": ["colour", "student", "student_box", "colour_region"],
                 "final_sources": ["colour", "student", "student_box"], "final_rule": "arbiter",
-                "student_checkpoint": ARBITER_STUDENT_CHECKPOINT, "review_threshold": ARBITER_REVIEW_THRESHOLD},
+                "student_checkpoint": ARBITER_STUDENT_CHECKPOINT},
     # The default mask, labelled with the lesion's class by the shipped three-class classifier
     # (model_checkpoints/README.md): labels/<id>.png, summary["multiclass"].
     "multiclass": {"multiclass": True, "classifier_checkpoint": MULTICLASS_CHECKPOINT},

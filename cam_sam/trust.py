@@ -51,31 +51,26 @@ RIM_FRACTION = 0.03        # width of the field-of-view rim band, a fraction of 
 CONTRAST_RING = 0.05       # width of the ring of skin around a mask for its colour contrast, a fraction of the longer side
 LIGHTNESS_WEIGHT = 2.55    # L (0-100) is stretched to 0-255 before the distance, as in OpenCV's 8-bit CIELAB: a lesion
                            # differs from skin most in lightness (unweighted Delta E 1976: AUROC 0.85 / 0.91 alone,
-                           # weighted 0.89 / 0.89, default on validation / train_every18; docs/trust.md)
+                           # weighted 0.89 / 0.89, default on validation / train_every18; docs/experiments/tr-04)
 MIN_RING_PIXELS = 10       # fewer ring pixels than this (at the work size): no skin around the mask, contrast 0
 
-# The arbiter's weights (chosen on both evaluation sets together, over three students: docs/trust.md).
+# The arbiter's weights (chosen on both evaluation sets together, over three students: docs/experiments/tr-01).
 QUALITY_WEIGHT = 0.5       # x the source's own score
 RIM_WEIGHT = 0.5           # x the share of the field-of-view rim covered
 OUTSIDE_WEIGHT = 1.0       # x the share of the mask on the vignette
 
-# The confidence (its terms chosen on both evaluation sets together: docs/trust.md), the review
-# thresholds and the thresholds behind each plain-words reason. The student presets' thresholds
-# come from the shipped calibration (cam_sam.calibration, python -m cam_sam.studies.calibration
-# --set pool_failures=true): the confidence at the lowest expected IoU that flags >= 80 % of the
-# failures of both evaluation sets pooled, for the default's student
-# (model_checkpoints/student_soup3h_sog.pt), rounded up to two decimals; docs/trust.md has both
-# directions of the leave-one-set-out check. The arbiter's: the largest on a 0.025 grid flagging
-# <= 25 % of train_every18.
-REVIEW_THRESHOLD = 0.33    # the default (the student alone): expected IoU 0.60; below this a human should look
-FAST_REVIEW_THRESHOLD = 0.38     # the same without the zoom term (preset "fast"): expected IoU 0.49
-REALTIME_REVIEW_THRESHOLD = 0.52  # one pass of the student (preset "realtime"): expected IoU 0.63
-ARBITER_REVIEW_THRESHOLD = 0.55  # the arbiter over teacher and student (preset "arbiter")
+# The confidence (its terms chosen on both evaluation sets together: docs/method.md) and the
+# thresholds behind each plain-words reason. The review threshold belongs to the student and the
+# kind of run: its trust sidecar holds it (cam_sam.calibration). Where none does (a student without
+# a sidecar, a run without a student), the fallback below: the level the default's student ships
+# for its full confidence, a rough guide for another network, whose verdicts are uncalibrated.
+UNCALIBRATED_REVIEW_THRESHOLD = 0.33
+NO_LESION_REASON = "the student found no lesion"   # the verdict of an image the student finds empty
 CONFIDENCE_TERMS = ("agreement", "stability", "student_score", "zoom", "contrast")   # the factors of
                                                                         # confidence_terms multiplied
 CONTRAST_SCALE = 30.0      # contrast at and above which the contrast term is 1 (min(1, contrast / this)); chosen
                            # among 10-40 for the best mean AUROC over both sets and the default, fast and
-                           # arbiter presets together (docs/trust.md, session 5)
+                           # arbiter presets together (docs/experiments/tr-04)
 LOW_CONTRAST = 0.5         # contrast term below this (distance < 15): "the mask barely differs in colour from the skin around it"
 LOW_STABILITY = 0.8        # flip (zoom) agreement below this: "the student changes its mask when the image is
                            # flipped" ("... zoomed out")
@@ -262,12 +257,14 @@ class Trust:
     depth_distance: float | None = None    # the image's distance from the student's training images (cam_sam.depth)
     out_of_depth: bool | None = None       # beyond the check's threshold: flagged, with its own reason
     expected_iou: float | None = None      # the confidence mapped to IoU (cam_sam.calibration), where a map ships
+    no_lesion: bool = False                # the student found no lesion: the mask is the pipeline's fallback
 
     def to_record(self) -> dict:
-        return {"confidence": self.confidence, "flagged": self.flagged, "reason": self.reason,
-                "signals": self.signals, "pairwise": self.pairwise, "parents": self.parents,
-                "depth_distance": self.depth_distance, "out_of_depth": self.out_of_depth,
-                "expected_iou": self.expected_iou}
+        record = {"confidence": self.confidence, "flagged": self.flagged, "reason": self.reason,
+                  "signals": self.signals, "pairwise": self.pairwise, "parents": self.parents,
+                  "depth_distance": self.depth_distance, "out_of_depth": self.out_of_depth,
+                  "expected_iou": self.expected_iou}
+        return {**record, "no_lesion": True} if self.no_lesion else record
 
 
 def source_agreement(pairwise: dict[str, dict[str, float]], names: list[str]) -> float:
@@ -285,7 +282,7 @@ def confidence_terms(signals: dict[str, CandidateSignals], pairwise: dict[str, d
       student's, which is the ``student_score`` term already (1: counted once). The student presets
       run the student alone, so their confidence has no agreement term: chosen on either evaluation
       set and checked on the other, the confidence ranks failures better without the colour regions'
-      second opinion (docs/trust.md, session 13);
+      second opinion (docs/experiments/tr-12);
     * ``stability``: the student's flip agreement (1 without a student);
     * ``student_score``: the student's own soft IoU (1 without a student);
     * ``zoom``: the student's agreement with itself on the zoomed-out image (1 without a student);
@@ -345,7 +342,7 @@ def reasons(signals: dict[str, CandidateSignals], pairwise: dict[str, dict[str, 
 
 
 def mask_trust(signals: dict[str, CandidateSignals], delivered: str,
-               review_threshold: float = REVIEW_THRESHOLD, pairwise: dict[str, dict[str, float]] | None = None,
+               review_threshold: float = UNCALIBRATED_REVIEW_THRESHOLD, pairwise: dict[str, dict[str, float]] | None = None,
                parents: dict[str, tuple[str, ...]] | None = None, depth_distance: float | None = None,
                out_of_depth: bool | None = None) -> Trust:
     """The :class:`Trust` of candidate ``delivered`` among ``signals`` (every candidate of the

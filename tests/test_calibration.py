@@ -1,13 +1,14 @@
-"""Confidence -> expected IoU: the map is monotone, ships as a file beside the student (no data at
-run time), reaches the pipeline's trust and flagged.csv, and the study script fits and checks it
-from runs' metrics.json alone."""
+"""Confidence -> expected IoU: the map is monotone, ships in the student's trust sidecar with its
+review thresholds (no data at run time), reaches the pipeline's trust and flagged.csv, and the
+study script fits and checks it from runs' metrics.json alone."""
 import json
 
 import numpy as np
 import pytest
 
-from cam_sam.calibration import Calibration, confidence_variant, load_calibration, save_calibration
-from cam_sam.settings import STUDENT_CHECKPOINT
+from cam_sam.calibration import Calibration, StudentTrust, Verdicts, confidence_variant, load_student_trust, trust_path
+from cam_sam.settings import ARBITER_STUDENT_CHECKPOINT, STUDENT_CHECKPOINT
+from common.errors import CheckpointError
 from common.io import write_json
 
 
@@ -23,19 +24,37 @@ def test_the_fitted_map_is_monotone_and_clipped():
     assert isinstance(calibration(0.5), float)
 
 
-def test_it_round_trips_through_the_shipped_file_per_variant(tmp_path):
-    path = tmp_path / "student.calibration.json"
+def test_the_sidecar_round_trips_per_preset_and_a_bad_one_is_refused_naming_it(tmp_path):
+    path = trust_path(tmp_path / "student.pt")
+    assert path == tmp_path / "student.trust.json" and load_student_trust(tmp_path / "student.pt") is None
     fast = Calibration(np.array([0.2, 0.8]), np.array([0.3, 0.9]), "val")
-    save_calibration(path, "no_zoom", fast)
-    save_calibration(path, "zoom", Calibration(np.array([0.5]), np.array([0.7])))
-    loaded = load_calibration(path, "no_zoom")
-    assert loaded(0.5) == pytest.approx(0.6) and loaded.fitted_on == "val"
-    assert load_calibration(path, "zoom")(0.1) == pytest.approx(0.7)
-    assert load_calibration(path, "no_zoom_one_pass") is None
+    StudentTrust({"fast": Verdicts(0.38, fast, "a rule"), "arbiter": Verdicts(0.55)}, "student.depth.npz", "frames",
+                 {"val": "split=val"}).save(path, "student.pt")
+    loaded = load_student_trust(tmp_path / "student.pt")
+    assert loaded.verdicts["fast"].calibration(0.5) == pytest.approx(0.6) and loaded.verdicts["fast"].rule == "a rule"
+    assert loaded.verdicts["fast"].review_threshold == 0.38 and loaded.verdicts["fast"].calibration.fitted_on == "val"
+    assert loaded.verdicts["arbiter"].calibration is None and "student" not in loaded.verdicts
+    assert (loaded.depth, loaded.depth_fitted_on, loaded.data) == ("student.depth.npz", "frames", {"val": "split=val"})
+    assert json.loads(path.read_text())["presets"]["fast"]["confidence"] == "no_zoom"
     assert confidence_variant(False, True) == "no_zoom" and confidence_variant(True, False) == "zoom_one_pass"
-    write_json(path, {"zoom": {"confidence": [0.5, 0.2], "expected_iou": [0.1, 0.2]}})
-    with pytest.raises(ValueError, match="monotone"):
-        load_calibration(path, "zoom")
+    write_json(path, {"format": 1, "presets": {"student": {"review_threshold": 0.3,
+                                                           "expected_iou": {"confidence": [0.5, 0.2], "expected_iou": [0.1, 0.2]}}}})
+    with pytest.raises(CheckpointError, match="student.trust.json.*monotone"):
+        load_student_trust(tmp_path / "student.pt")
+    write_json(path, {"zoom": {"confidence": [0.2, 0.5], "expected_iou": [0.1, 0.2]}})      # the old side file's form
+    with pytest.raises(CheckpointError, match="student.trust.json.*format"):
+        load_student_trust(tmp_path / "student.pt")
+
+
+def test_the_shipped_sidecars_hold_the_presets_thresholds_and_maps():
+    """The default's student carries its three presets' verdicts and its depth statistics; the
+    arbiter's partner the arbiter's threshold (0.55) alone."""
+    default = load_student_trust(STUDENT_CHECKPOINT)
+    assert {k: v.review_threshold for k, v in default.verdicts.items()} == {"student": 0.33, "fast": 0.38, "realtime": 0.52}
+    assert all(v.calibration is not None and v.calibration.fitted_on == "val+train_every18" for v in default.verdicts.values())
+    assert default.depth_check().threshold > 0
+    arbiter = load_student_trust(ARBITER_STUDENT_CHECKPOINT)
+    assert {k: v.review_threshold for k, v in arbiter.verdicts.items()} == {"arbiter": 0.55} and arbiter.depth is None
 
 
 def test_the_pipeline_gives_the_expected_iou_in_records_and_flagged_csv(tmp_path):
@@ -50,8 +69,8 @@ def test_the_pipeline_gives_the_expected_iou_in_records_and_flagged_csv(tmp_path
 
     student = tmp_path / "student.pt"
     shutil.copy(STUDENT_CHECKPOINT, student)
-    save_calibration(tmp_path / "student.calibration.json", "no_zoom",
-                     Calibration(np.array([0.0, 1.0]), np.array([0.1, 0.9])))
+    StudentTrust({"fast": Verdicts(0.4, Calibration(np.array([0.0, 1.0]), np.array([0.1, 0.9])))}).save(
+        trust_path(student))
     root = write_synthetic_isic(tmp_path / "data", n_images=2, split="val")
     metrics = segment.main([x for a in [f"data_root={root}", f"out_dir={tmp_path / 'run'}", "preset=fast",
                                         f"student_checkpoint={student}", "student_backend=torch", "n_overlays=0",
@@ -75,14 +94,13 @@ def test_the_study_fits_on_pooled_runs_and_leaves_each_out(tmp_path):
         per_image = {f"{name}{i}": {"final": {"iou": float(v), "confidence": float(c)}} for i, (c, v) in enumerate(zip(confidence, iou))}
         write_json(tmp_path / name / "metrics.json", {"per_image": per_image, "summary": {}})
         runs[name] = str(tmp_path / name)
-    out = tmp_path / "shipped.calibration.json"
     result = study.main(["--set", f"fit={json.dumps(runs)}", "--set", f"sets={json.dumps(runs)}", "--set", "variant=zoom",
-                         "--set", f"out_dir={tmp_path / 'report'}", "--set", f"write_to={out}"])
+                         "--set", f"out_dir={tmp_path / 'report'}"])
     fitted = {(r["fitted_on"], r["set"]) for r in result["report"]}
     assert {("a+b", "a+b"), ("a+b", "a"), ("b", "a"), ("a", "b")} <= fitted
     pooled = next(r for r in result["report"] if r["fitted_on"] == "a+b" and r["set"] == "a+b")
     assert pooled["failures_flagged"] >= 0.8 and pooled["max_decile_gap"] < 0.2
-    assert load_calibration(out, "zoom") is not None and (tmp_path / "report" / "reliability.png").is_file()
+    assert (tmp_path / "report" / "reliability.png").is_file()
 
 
 def test_the_page_and_the_api_give_the_expected_iou():

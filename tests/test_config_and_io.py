@@ -106,7 +106,7 @@ def test_the_student_preset_is_the_default_spelled_out():
 
     assert all(SEGMENT_CONFIG[k] == v for k, v in PRESETS["student"].items())
     fast = PRESETS["fast"]
-    assert {k for k in fast if fast[k] != PRESETS["student"][k]} == {"zoom_stability", "review_threshold"}
+    assert {k for k in fast if fast[k] != PRESETS["student"][k]} == {"zoom_stability"}
 
 
 def test_loads_ahead_keep_the_order_and_a_failed_load_fails_only_its_image(tmp_path):

@@ -1,12 +1,14 @@
 """The out-of-depth check: a photograph that is not dermoscopy gets its own verdict, a generated
-lesion does not; the statistics ship beside the student and load without pickle."""
+lesion does not; the statistics ship beside the student (named by its trust sidecar) and load
+without pickle."""
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from cam_sam.settings import PIPELINE_CONFIG, resolve_pipeline
-from cam_sam.runs.build import build_pipeline, depth_path
+from cam_sam.calibration import load_student_trust
+from cam_sam.runs.build import build_pipeline
 from cam_sam.depth import OUT_OF_DEPTH_REASON, DepthCheck, fit_depth
 from common.errors import CheckpointError
 from data.synthetic import make_synthetic_sample
@@ -41,8 +43,7 @@ def test_unreadable_or_other_statistics_are_refused_naming_the_file(tmp_path):
 
 
 def test_the_shipped_student_has_its_statistics_beside_it():
-    assert depth_path(STUDENT).is_file()
-    check = DepthCheck.load(depth_path(STUDENT))
+    check = load_student_trust(STUDENT).depth_check()
     assert check.kind == "neighbours" and check.references.ndim == 2 and check.threshold > 0
     assert check.references.shape[1] == len(check.mean) == len(check.scale)
 

@@ -183,6 +183,35 @@ def test_vote_of_colour_and_student_is_their_intersection():
     assert np.array_equal(out.final_mask, colour & student) and out.final_mask.any()
 
 
+def test_a_student_that_finds_no_lesion_delivers_the_fallback_flagged_with_its_reason(monkeypatch):
+    """The student, the delivered source, finds nothing: the colour regions' mask (the dark square)
+    by default, an empty mask on request or where colour finds nothing either; flagged, confidence 0,
+    the reason said; any other setting is refused."""
+    from cam_sam.trust import NO_LESION_REASON
+
+    class BlindStudent(_ScriptedStudent):
+        def predict(self, image):
+            return np.zeros(image.shape[:2], np.float32), 1.0
+
+    def run(image, **settings):
+        cfg = PipelineConfig(methods=[], proposals=["student"], final_sources=["student"], **settings)
+        return LesionPipeline(None, None, cfg, student=BlindStudent()).segment(image)
+
+    out = run(_image())
+    assert out.final_source == "colour_region" and out.sources["student"].error == "empty student mask"
+    assert out.final_mask[60, 80] and not out.final_mask[5, 5] and out.final_mask.mean() < 0.2
+    assert out.trust.flagged and out.trust.reason == NO_LESION_REASON and out.trust.confidence == 0.0
+    assert out.trust.no_lesion and out.trust.to_record()["no_lesion"] and out.trust.expected_iou is None
+    empty = run(_image(), no_lesion_fallback="empty")
+    assert empty.final_source == "empty" and empty.final_mask.shape == (120, 160) and not empty.final_mask.any()
+    assert empty.trust.flagged and empty.trust.reason == NO_LESION_REASON
+    monkeypatch.setattr("cam_sam.pipeline.colour_components", lambda image, config: [])
+    plain = run(_image())                                          # no colour region either: an empty mask
+    assert plain.final_source == "empty" and not plain.final_mask.any() and plain.trust.flagged
+    with pytest.raises(ValueError, match="no_lesion_fallback"):
+        run(_image(), no_lesion_fallback="nothing")
+
+
 def test_fill_holes_equals_scipys_on_random_masks():
     """The flood-fill hole filling gives scipy.ndimage.binary_fill_holes's masks, pixel for pixel."""
     from scipy import ndimage

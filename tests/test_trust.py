@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from cam_sam.proposals import field_of_view
-from cam_sam.trust import (REVIEW_THRESHOLD, arbitrate, candidate_signals, colour_contrast, confidence_terms,
-                           contrast_lab, field_and_rim, mask_trust, solidity)
+from cam_sam.trust import (UNCALIBRATED_REVIEW_THRESHOLD, arbitrate, candidate_signals, colour_contrast,
+                           confidence_terms, contrast_lab, field_and_rim, mask_trust, solidity)
 from common.errors import DataError
 from common.metrics import auroc_fail, flag_summary, risk_coverage
 from data.synthetic import make_synthetic_sample
@@ -76,7 +76,7 @@ def test_confidence_drops_when_the_mask_drifts_from_the_lesion(lesion):
         trust = mask_trust(signals, "colour", pairwise=pairwise)
         values[name] = trust
         assert 0.0 <= trust.confidence <= 1.0
-    assert not values["right"].flagged and values["right"].confidence > REVIEW_THRESHOLD
+    assert not values["right"].flagged and values["right"].confidence > UNCALIBRATED_REVIEW_THRESHOLD
     for name in ("shifted", "grown into the vignette"):
         assert values[name].confidence < values["right"].confidence - 0.2, name
         assert values[name].flagged and "teacher and student disagree" in values[name].reason
@@ -135,7 +135,7 @@ def test_a_lone_source_other_than_the_student_is_trusted_by_its_own_score(lesion
     for score in (0.4, 0.9):
         signals, pairwise = candidate_signals(lesion.image, {"colour": lesion.mask}, {"colour": score})
         assert confidence_terms(signals, pairwise, "colour")["agreement"] == pytest.approx(score)
-        assert mask_trust(signals, "colour", REVIEW_THRESHOLD, pairwise).confidence == pytest.approx(score)
+        assert mask_trust(signals, "colour", UNCALIBRATED_REVIEW_THRESHOLD, pairwise).confidence == pytest.approx(score)
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -153,7 +153,7 @@ def test_rank_auroc_equals_scikit_learns(seed):
 
 def _lone(lesion, score):
     signals, pairwise = candidate_signals(lesion.image, {"student": lesion.mask}, {"student": score})
-    return signals, "student", REVIEW_THRESHOLD, pairwise
+    return signals, "student", UNCALIBRATED_REVIEW_THRESHOLD, pairwise
 
 
 def test_trust_metrics():

@@ -4,21 +4,29 @@ script (segment, benchmark, baselines, pseudo-labelling, the page) turns setting
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
-from cam_sam.calibration import Calibration, confidence_variant, load_calibration
+from cam_sam.calibration import (
+    ARBITER_PRESET,
+    PRESET_VARIANTS,
+    Verdicts,
+    confidence_variant,
+    load_student_trust,
+    trust_path,
+)
 from cam_sam.depth import DepthCheck
-from cam_sam.pipeline import SEGMENTER_SOURCES, LesionPipeline, PipelineConfig
+from cam_sam.pipeline import ARBITER, SEGMENTER_SOURCES, STUDENT, LesionPipeline, PipelineConfig
 from cam_sam.settings import ModelSettings
 from cam_sam.student_runtime import runtime_student
-from common.errors import CheckpointError, SettingsError
+from cam_sam.trust import UNCALIBRATED_REVIEW_THRESHOLD
+from common.errors import SettingsError
 from explainers.cams import CamExplainer
 from medsam.base import PromptableSegmenter
 from medsam.factory import create_segmenter
 from models.registry import create_classifier
 
 log = logging.getLogger(__name__)
-
 
 
 def build_explainer(models: ModelSettings, device: str) -> CamExplainer:
@@ -76,46 +84,44 @@ def build_pipeline(models: ModelSettings, pipeline: PipelineConfig, device: str,
     if models.student_checkpoint:
         student, _ = runtime_student(models.student_checkpoint, models.student_backend, models.export_dir, device,
                                      models.student_tta)
-        depth = load_depth_check(models.student_checkpoint)
-        calibration = load_student_calibration(models.student_checkpoint,
-                                               confidence_variant(pipeline.zoom_stability, models.student_tta))
+        verdicts, depth = student_verdicts(models.student_checkpoint, verdicts_key(pipeline, models.student_tta),
+                                           pipeline.review_threshold)
+        calibration = verdicts.calibration if verdicts is not None else None
+        if pipeline.review_threshold is None and verdicts is not None:
+            pipeline = replace(pipeline, review_threshold=verdicts.review_threshold)
     return LesionPipeline(explainer if pipeline.methods else None, segmenter if needs_segmenter(pipeline) else None,
                           pipeline, student, depth, calibration)
 
 
-def depth_path(student_checkpoint: str | Path) -> Path:
-    """Where a student's depth statistics ship: ``<checkpoint without .pt>.depth.npz`` beside it."""
-    path = Path(student_checkpoint)
-    return path.with_name(path.stem + ".depth.npz")
+def verdicts_key(pipeline: PipelineConfig, tta: bool) -> str | None:
+    """The preset whose verdicts in a student's trust sidecar apply to this run: ``arbiter`` for
+    the arbiter's rule; where the student alone is delivered, the student preset of its
+    confidence's variant (:data:`~cam_sam.calibration.PRESET_VARIANTS`); None for any other run."""
+    if pipeline.final_rule == ARBITER:
+        return ARBITER_PRESET
+    if pipeline.final_sources == [STUDENT] and pipeline.proposals == [STUDENT] and not pipeline.methods:
+        variant = confidence_variant(pipeline.zoom_stability, tta)
+        return next((name for name, v in PRESET_VARIANTS.items() if v == variant), None)
+    return None
 
 
-def calibration_path(student_checkpoint: str | Path) -> Path:
-    """Where a student's confidence -> expected IoU maps ship: ``<checkpoint without .pt>.calibration.json``."""
-    path = Path(student_checkpoint)
-    return path.with_name(path.stem + ".calibration.json")
+_SAID: set[tuple[str, str | None]] = set()     # (student, preset) whose missing verdicts were said, in this process
 
 
-def load_student_calibration(student_checkpoint: str | Path, variant: str) -> Calibration | None:
-    """The student's :class:`~cam_sam.calibration.Calibration` for the confidence ``variant``
-    (None, said in the log, when none ships: its masks then get no expected IoU)."""
-    path = calibration_path(student_checkpoint)
-    try:
-        calibration = load_calibration(path, variant) if path.is_file() else None
-    except ValueError as exc:
-        raise CheckpointError(str(exc)) from exc
-    if calibration is None:
-        log.info("no calibration %s [%s] beside the student: no expected IoU", path, variant)
-    return calibration
-
-
-def load_depth_check(student_checkpoint: str | Path) -> DepthCheck | None:
-    """The student's :class:`~cam_sam.depth.DepthCheck` (None, said once in the log, when it has none:
-    its masks then get no out-of-depth verdict)."""
-    path = depth_path(student_checkpoint)
-    if not path.is_file():
-        log.info("no depth statistics %s beside the student: no out-of-depth check", path)
-        return None
-    try:
-        return DepthCheck.load(path)
-    except ValueError as exc:
-        raise CheckpointError(str(exc)) from exc
+def student_verdicts(student_checkpoint: str | Path, preset: str | None,
+                     review_threshold: float | None = None) -> tuple[Verdicts | None, DepthCheck | None]:
+    """(the verdicts of ``preset`` in the student's trust sidecar, its depth check). A student
+    without a sidecar, or whose sidecar holds no verdicts for this kind of run, is said once: its
+    verdicts are uncalibrated (no expected IoU; flagged below ``review_threshold`` or the fallback,
+    :data:`~cam_sam.trust.UNCALIBRATED_REVIEW_THRESHOLD`; no out-of-depth check without a sidecar)."""
+    trust = load_student_trust(student_checkpoint)
+    verdicts = trust.verdicts.get(preset) if trust is not None and preset else None
+    if verdicts is None and (str(student_checkpoint), preset) not in _SAID:
+        _SAID.add((str(student_checkpoint), preset))
+        path = trust_path(student_checkpoint)
+        where = (f"{path} holds no verdicts for this kind of run ({preset or 'not a preset'})" if trust is not None
+                 else f"the student has no trust sidecar ({path}): no out-of-depth check either")
+        threshold = UNCALIBRATED_REVIEW_THRESHOLD if review_threshold is None else review_threshold
+        log.warning("%s; its verdicts are uncalibrated: no expected IoU, flagged below confidence %.2f "
+                    "(python -m self_training.ship fits them)", where, threshold)
+    return verdicts, trust.depth_check() if trust is not None else None

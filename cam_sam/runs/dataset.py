@@ -198,10 +198,12 @@ def add_multiclass(run: ResumableRun, ids: list[str], metrics: dict[str, Any],
 
 def add_trust(run: ResumableRun, ids: list[str], metrics: dict[str, Any]) -> dict[str, Any]:
     """Put each delivered mask's confidence, review flag and reason (records' ``trust``) into
-    ``metrics.json`` (``per_image[ID]["final"]``, also for images without ground truth) and the
-    trust summary into ``summary["final"]`` (``n_flagged``, ``share_flagged``; with ground truth
-    ``auroc_fail``, ``risk_coverage``, ``failures_flagged``); write ``flagged.csv`` (flagged images,
-    least confident first). Everything is rebuilt from the records, so a resumed run gets it whole."""
+    ``metrics.json`` (``per_image[ID]["final"]``, also for images without ground truth; ``no_lesion``
+    where the student found no lesion and the mask is the pipeline's fallback) and the trust summary
+    into ``summary["final"]`` (``n_flagged``, ``share_flagged``, ``n_out_of_depth``, ``n_no_lesion``;
+    with ground truth ``auroc_fail``, ``risk_coverage``, ``failures_flagged``); write ``flagged.csv``
+    (flagged images, least confident first). Everything is rebuilt from the records, so a resumed
+    run gets it whole."""
     trust = {}
     for image_id in ids:
         if run.is_done(image_id):
@@ -214,7 +216,8 @@ def add_trust(run: ResumableRun, ids: list[str], metrics: dict[str, Any]) -> dic
     for image_id, t in trust.items():
         per_image.setdefault(image_id, {}).setdefault("final", {}).update(
             {"confidence": t["confidence"], "flagged": t["flagged"], "reason": t["reason"],
-             "out_of_depth": t.get("out_of_depth"), "expected_iou": t.get("expected_iou")})
+             "out_of_depth": t.get("out_of_depth"), "expected_iou": t.get("expected_iou"),
+             **({"no_lesion": True} if t.get("no_lesion") else {})})
     confidence = {i: t["confidence"] for i, t in trust.items()}
     flagged = {i: bool(t["flagged"]) for i, t in trust.items()}
     ious = {i: per_image[i]["final"]["iou"] for i in trust if "iou" in per_image[i]["final"]}
@@ -222,12 +225,14 @@ def add_trust(run: ResumableRun, ids: list[str], metrics: dict[str, Any]) -> dic
     summary = metrics["summary"].setdefault("final", {"n_images": len(trust)})
     summary.update(flag_summary(flagged, ious or None))
     summary["n_out_of_depth"] = int(sum(bool(t.get("out_of_depth")) for t in trust.values()))
+    summary["n_no_lesion"] = int(sum(bool(t.get("no_lesion")) for t in trust.values()))
     if ious:
         confidence.update({i: 0.0 for i in ious if i not in confidence})   # a failed image: confidence 0
         summary.update({"auroc_fail": auroc_fail(confidence, ious), "risk_coverage": risk_coverage(confidence, ious)})
     expected = {i: t.get("expected_iou") for i, t in trust.items()}
-    if all(v is not None for v in expected.values()):
-        summary["mean_expected_iou"] = float(np.mean(list(expected.values())))
+    known = [v for i, v in expected.items() if not trust[i].get("no_lesion")]   # a fallback mask has none
+    if known and all(v is not None for v in known):
+        summary["mean_expected_iou"] = float(np.mean(known))
     # least expected IoU (where a calibration ships; it orders as the confidence does) first
     rows = sorted((i for i in trust if flagged[i]), key=lambda i: (confidence[i], i))
     import pandas as pd
@@ -304,6 +309,8 @@ def print_final_details(metrics: dict[str, Any], run_dir: Path) -> None:
         line = f"flagged for review: {final['n_flagged']} images (list: {run_dir / 'flagged.csv'})"
         if final.get("n_out_of_depth"):
             line += f", {final['n_out_of_depth']} of them unlike the student's training images (out of its depth)"
+        if final.get("n_no_lesion"):
+            line += f", {final['n_no_lesion']} where the student found no lesion (the fallback mask delivered)"
         if final.get("auroc_fail") is not None:
             line += (f"; confidence AUROC for IoU < 0.5: {final['auroc_fail']:.3f}; mean IoU of the 80 % most "
                      f"confident: {final['risk_coverage']['0.8']:.3f} (all: {final['risk_coverage']['1.0']:.3f})")

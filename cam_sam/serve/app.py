@@ -147,7 +147,7 @@ def summary(result: ServiceResult, name: str) -> str:
     lines = [f"**{name}** segmented in {result.seconds:.1f} s",
              f"- chosen source: **{out.final_source}**",
              f"- {score_name}: **{chosen.score:.3f}** (selection score {chosen.selection_score:.3f})"
-             if chosen is not None else "- predicted IoU: n/a (voted mask)",
+             if chosen is not None else "- predicted IoU: n/a (no source's own mask)",
              f"- mask area: {100 * out.final_mask.mean():.1f} % of the image"]
     if out.trust is not None:
         lines.insert(1, f"- {verdict(out.trust)}")

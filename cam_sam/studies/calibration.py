@@ -8,14 +8,12 @@ IoU would flag, and the confidence it amounts to (a preset's ``review_threshold`
 is chosen on the fit runs alone: the lowest expected IoU below which ``min_failures_flagged`` of
 the failures of each fit run fall (with ``pool_failures``, of their failures pooled). With several fit runs, each is also left out in
 turn: fitted on the others, checked on it (how the choice transfers). Reads only the runs' ``metrics.json``; writes ``calibration.md``,
-``calibration.csv``, ``reliability.png`` into ``out_dir`` and, with ``write_to``, puts the fit
-into the student's calibration file under ``variant``.
+``calibration.csv``, ``reliability.png`` into ``out_dir``. The same rules, fitted on both
+development sets pooled, make a shipped student's maps and thresholds (``python -m self_training.ship``).
 
     python -m cam_sam.studies.calibration --set variant=no_zoom --set pool_failures=true \\
-        --set fit='{"val": "results/eval/sogh_fast_val", "train_every18": "results/eval/sogh_fast_e18"}' \\
-        --set sets='{"val": "results/eval/sogh_fast_val", "train_every18": "results/eval/sogh_fast_e18",
-                     "synthetic dev": "results/eval/sogh_fast_dev"}' \\
-        --set write_to=model_checkpoints/student_soup3h_sog.calibration.json     # the runs of preset=fast
+        --set fit='{"val": "results/eval/fast_val", "train_every18": "results/eval/fast_e18"}' \\
+        --set sets='{"val": "results/eval/fast_val", "train_every18": "results/eval/fast_e18"}'   # preset=fast's runs
 """
 from __future__ import annotations
 
@@ -25,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cam_sam.calibration import Calibration, save_calibration
+from cam_sam.calibration import Calibration
 from cam_sam.runs.dataset import confidence_and_iou
 from common.cli import run_main
 from common.config import config_from_argv
@@ -43,7 +41,6 @@ CONFIG: dict[str, Any] = {
                                     # failures in a run (4 of 99) its 80 % is all of them, and one confident
                                     # failure would set the level for every image (docs/trust.md)
     "out_dir": "results/calibration",
-    "write_to": None,               # a student's <name>.calibration.json: the fit is stored there under variant
 }
 
 
@@ -130,8 +127,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                          **check(calibration, threshold, frames[name], cfg["n_deciles"])})
             if fitted_on == fit_name:
                 tables[name] = deciles(calibration, frames[name], cfg["n_deciles"])
-        if fitted_on == fit_name and cfg["write_to"]:
-            save_calibration(cfg["write_to"], cfg["variant"], calibration)
     report = pd.DataFrame(rows)
     out = Path(cfg["out_dir"])
     write_csv(out / "calibration.csv", report)

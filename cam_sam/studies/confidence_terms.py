@@ -9,7 +9,7 @@ variant chosen there and its AUROC on the other, by two rules: "best", the highe
 "evidence", the shipped confidence ("all terms") unless a variant's paired bootstrap interval of
 the AUROC gain over it lies above zero on that set (then the best of those). With a dozen failures
 in a set, neighbouring variants differ by a few hundredths by chance, and "best" chooses that
-chance (docs/trust.md, session 13). The ground truth only scores. Writes
+chance (docs/experiments/tr-12). The ground truth only scores. Writes
 ``confidence_terms.md`` / ``.csv`` into ``out_dir``. ::
 
     python -m cam_sam.studies.confidence_terms \\
@@ -48,8 +48,8 @@ def image_terms(run_dir: Path) -> tuple[pd.DataFrame, dict[str, float]]:
     for record_path in sorted((run_dir / "records").glob("*.json")):
         record = read_json(record_path)
         trust = record.get("trust")
-        if not trust or not record.get("final_source"):
-            continue
+        if not trust or record.get("final_source") not in trust.get("signals", {}):
+            continue                     # no mask, or a fallback for an empty student: no terms to rebuild
         signals = {k: CandidateSignals(**v) for k, v in trust["signals"].items()}
         terms = confidence_terms(signals, trust["pairwise"], record["final_source"])
         rows.append({"id": record_path.stem, **terms, "raw_contrast": signals[record["final_source"]].contrast})
