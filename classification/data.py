@@ -35,14 +35,14 @@ class RandomRot90:
         return image.rotate(90 * k, expand=True) if k else image
 
 
-def train_transform(data_config: dict, strength: float = 1.0) -> Callable[[Image.Image], torch.Tensor]:
+def train_transform(data_config: dict) -> Callable[[Image.Image], torch.Tensor]:
     """Random resized crop (scale 0.6-1, aspect kept roughly), flips, 90-degree rotations, mild
     colour jitter, then the eval resize and normalisation."""
     size = data_config["input_size"][1:]
     augment = v2.Compose([
         v2.RandomResizedCrop(size, scale=(0.6, 1.0), ratio=(0.8, 1.25)),
         v2.RandomHorizontalFlip(), v2.RandomVerticalFlip(), RandomRot90(),
-        v2.ColorJitter(0.1 * strength, 0.1 * strength, 0.1 * strength, 0.02 * strength),
+        v2.ColorJitter(0.1, 0.1, 0.1, 0.02),
     ])
     return lambda image: resize_and_normalise(augment(image), data_config)
 

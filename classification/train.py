@@ -39,7 +39,6 @@ CONFIG: dict[str, Any] = {
     "lr": 1e-4,
     "weight_decay": 0.0,
     "imbalance": "pos_weight",           # "pos_weight" (the rare classes weigh more in the loss) or "none"
-    "augment_strength": 1.0,
     "num_workers": 2,
     "amp": True,                         # mixed precision and channels_last, on GPU only
     "results_root": RESULTS_ROOT,

@@ -57,7 +57,6 @@ class ClassifierTraining:
     lr: float
     weight_decay: float
     imbalance: str
-    augment_strength: float
     num_workers: int
     amp: bool
     results_root: str
@@ -130,7 +129,7 @@ def open_run_dir(s: ClassifierTraining, rank: int, world: int, defaults: dict[st
 
 def make_loaders(s: ClassifierTraining, data_config: dict, rank: int, world: int, use_cuda: bool):
     """(training set, its sampler, training loader, validation loader)."""
-    train_set = LabelledImages(s.data_root, s.train_split, s.task, train_transform(data_config, s.augment_strength),
+    train_set = LabelledImages(s.data_root, s.train_split, s.task, train_transform(data_config),
                                s.train_every, s.train_limit, s.holdout_every)
     val_set = LabelledImages(s.data_root, s.val_split, s.task, eval_transform(data_config), limit=s.val_limit)
     sampler = ShardedShuffle(len(train_set), rank, world, s.seed)

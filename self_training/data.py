@@ -2,7 +2,10 @@
 rest weighted by the pipeline's own confidence. No ground-truth mask is ever opened.
 
 Images and pseudo-masks are decoded once and kept in memory at ``cache_size`` (stretched square),
-so an epoch costs augmentation and the network only.
+so an epoch costs augmentation and the network only. The augmentations move the mask with the
+image (``torchvision.transforms.v2``); targets are (H, W, 2) uint8 stacks of (pseudo-mask 0/1,
+pixel weight x 255), where weight 0 marks pixels moved in from outside the image (counted fully,
+as background).
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
+from torchvision.transforms import v2
 from tqdm import tqdm
 
 from common.colour import apply_gains, colour_gains
@@ -21,9 +25,40 @@ from common.errors import DataError
 from common.io import read_json
 from data.isic import read_image, read_mask
 from models.student import NORM_MEAN, NORM_STD
-from self_training.augment import add_vignette, eval_augmentation, train_augmentation
 
 UNCERTAINTY_SCALE = 510.0   # uncertainty PNGs store std x 510 (std of binary masks <= 0.5)
+ZOOM_OUT_P = 0.3            # share of training images zoomed out onto black
+ZOOM_OUT_SIDE = (1.0, 2.0)  # zoom-out: canvas side / image side
+
+
+def train_augmentation(size: int) -> v2.Compose:
+    """Zoom-out onto black and rotations shrink the lesion and add dark borders, as a full
+    dermoscope frame's edge shows it; then crops, flips and colour jitter."""
+    return v2.Compose([
+        v2.RandomApply([v2.RandomZoomOut(fill={tv_tensors.Image: 0, tv_tensors.Mask: 0}, side_range=ZOOM_OUT_SIDE)],
+                       p=ZOOM_OUT_P),
+        v2.RandomResizedCrop(size, scale=(0.4, 1.0), ratio=(0.75, 1.333), antialias=True),
+        v2.RandomHorizontalFlip(),
+        v2.RandomVerticalFlip(),
+        v2.RandomApply([v2.RandomRotation(180)], p=0.5),
+        v2.ColorJitter(brightness=0.25, contrast=0.25, saturation=0.2, hue=0.03),
+    ])
+
+
+def eval_augmentation(size: int) -> v2.Compose:
+    return v2.Compose([v2.Resize((size, size), antialias=True)])
+
+
+def add_vignette(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Darken outside a random circle, like the dermoscope's field-of-view edge. (H, W, 3) uint8."""
+    h, w = image.shape[:2]
+    radius = rng.uniform(0.45, 0.75) * np.hypot(h, w)
+    cy, cx = h / 2 + rng.uniform(-0.1, 0.1) * h, w / 2 + rng.uniform(-0.1, 0.1) * w
+    yy, xx = np.mgrid[0:h, 0:w]
+    dist = np.hypot(yy - cy, xx - cx)
+    edge = 0.05 * np.hypot(h, w)
+    keep = np.clip((radius - dist) / edge, 0.0, 1.0)[..., None]
+    return (image * keep).astype(np.uint8)
 
 
 @dataclass
@@ -85,7 +120,7 @@ class PseudoMaskDataset(Dataset):
 
     ``weight`` = 1 - ``uncertainty_weight`` x normalised pixel std among the candidates: pixels the
     candidates disagreed on count less. Training only: the augmentations of
-    :func:`~self_training.augment.train_augmentation`, after a dark vignette on a share
+    :func:`train_augmentation`, after a dark vignette on a share
     ``vignette_p`` of the images. ``colour_constancy``: each image's colour cast removed by
     ``colour_strength`` as it is cached (:mod:`common.colour`; the student's own settings)."""
 

@@ -21,10 +21,19 @@ from common.devices import resolve_device
 from common.errors import SettingsError
 from common.io import resolve_run_dir, write_png
 from common.runs import ResumableRun
+from data.holdout import HOLDOUT_EVERY, holdout_ids
 from self_training.data import UNCERTAINTY_SCALE
-from self_training.holdout import holdout_ids, self_training_ids
 
 log = logging.getLogger("self_training.pseudo_label")
+
+
+def self_training_ids(ids: list[str], every: int = HOLDOUT_EVERY, seed: int = 0) -> list[str]:
+    """The ids self-training may use (all but :func:`holdout_ids`), in a seeded random order so that
+    a partly finished pseudo-labelling run is a uniform sample of the training set."""
+    held = set(holdout_ids(ids, every))
+    usable = [i for i in ids if i not in held]
+    order = np.random.default_rng(seed).permutation(len(usable))
+    return [usable[i] for i in order]
 
 
 @dataclass(frozen=True)

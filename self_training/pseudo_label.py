@@ -22,7 +22,7 @@ from cam_sam.settings import DATA_CONFIG, PIPELINE_CONFIG, PRESETS
 from common.cli import run_main
 from common.config import config_from_argv
 from common.defaults import RESULTS_ROOT
-from self_training.holdout import HOLDOUT_EVERY
+from data.holdout import HOLDOUT_EVERY
 from self_training.labelling import Labelling, pseudo_label
 
 # The teacher: colour AND a shipped AND-round student. Rounds 3-AND to 4 (the default student's

@@ -1,36 +1,23 @@
 """Synthetic training pairs whose mask is known by construction: a pseudo-labelled lesion (the
-donor) pasted into another frame whose own lesion was removed (the background). The target is the
-pasted mask, so it is right whatever the teacher could or could not see; no mask file is read.
+donor) pasted into another frame whose own lesion was removed (the background), so the target is
+right whatever the teacher could see; no mask file is read (docs/method.md, "Synthetic halo pairs").
 
-Images are (H, W, 3) uint8 RGB and masks (H, W) bool, all at the pair's side ``size`` (the whole
-frames of ``ISIC2017_full_frames`` are already 256 x 256, the student's own geometry).
+Images are (H, W, 3) uint8 RGB and masks (H, W) bool, all at the pair's side ``size``. A pair
+(:func:`make_pair`) is:
 
-What a pair is built from (:func:`make_pair`):
+- **the background** (:func:`remove_lesion`): the frame's pseudo-mask, grown, inpainted at low
+  resolution plus the fine texture of shifted patches of the same frame's skin; the frame keeps
+  its hair, ink, bubbles, rulers and vignette. With ``unknown_grow`` the removed lesion's
+  surroundings are left out of the loss (a teacher that cut a faint lesion short leaves its rim).
+- **the lesion**: the donor cut out, turned, stretched to a drawn *area*, placed in the field of
+  view, its CIELAB colour kept relative to the skin, blended with a feathered alpha times a drawn
+  *strength* (below 1: a faint lesion whose extent is still the whole mask).
+- **a halo** (``halo_share`` of the lesions): a faint ring, reddish or of the lesion's rim colour,
+  that the target includes, as the ISIC annotators include such a halo.
+- **kinds**: one lesion, two (the target is both), or none (an empty target).
 
-- **the background** (:func:`remove_lesion`): the frame's pseudo-mask, grown, is filled at low
-  resolution (OpenCV's Telea inpainting: smooth, no texture), then the fine texture of a shifted
-  patch of the same frame's skin (the patch minus its blur: pores, hair, grain) is added back, and
-  the fill is feathered into the frame. The frame keeps its own hair, ink, bubbles, rulers and
-  vignette, which the student must learn to leave out. With ``unknown_grow`` the removed lesion's
-  surroundings are left out of the loss: a teacher that cut a large, faint lesion short leaves its
-  rim behind, and a target of skin there would teach the student to cut such lesions short too.
-- **the lesion**: the donor's pixels under its pseudo-mask, cut out, flipped or turned by quarter
-  turns, stretched to a drawn *area* (a share of the frame, from small to filling it), moved to a
-  drawn place in the background's field of view, its colour moved by the difference between the
-  donor's skin and the recipient's skin around the new place (CIELAB, so a lesion keeps its colour
-  relative to the skin, as a Reinhard transfer of the mean does), then blended with a feathered
-  alpha times a drawn *strength*: a strength below 1 makes a faint lesion whose extent is still the
-  whole mask (the large, faint lesions the teacher cuts to a blob).
-- **a halo** (``halo_share`` of the lesions): a faint, irregular ring around the lesion, reddish
-  (the erythema around an irritated keratosis) or of the lesion's own rim colour (a paler spread
-  of pigment), that the target includes, as the ISIC annotators include such a halo: pasted
-  lesions without one teach the student to outline a dark or keratotic centre alone.
-- **kinds**: one lesion; two lesions (the target is both: which one ISIC would annotate is a
-  post-processing choice, :func:`cam_sam.postprocess.central_component`); an empty background (an
-  empty target).
-
-Areas and strengths are drawn uniformly among bins (stratified), donors uniformly among bins of
-their own colour contrast with their skin, so faint and small lesions are as common as the easy ones.
+Areas and strengths are drawn uniformly among bins, donors uniformly among bins of their colour
+contrast with their skin, so faint and small lesions are as common as the easy ones.
 """
 from __future__ import annotations
 

@@ -26,7 +26,7 @@ from cam_sam.settings import DATA_CONFIG
 from common.cli import run_main
 from common.config import config_from_argv
 from common.defaults import RESULTS_ROOT
-from self_training.holdout import HOLDOUT_EVERY
+from data.holdout import HOLDOUT_EVERY
 from self_training.training import StudentTraining, train
 
 CONFIG: dict[str, Any] = {

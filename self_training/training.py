@@ -2,7 +2,8 @@
 its typed settings (:class:`StudentTraining`, resolved from the script's CONFIG), the images it
 trains on (:func:`training_labels`), the network it starts from (:func:`make_student`) and the
 loop (:func:`train`: data-parallel under torchrun, resumed from ``last.pt``). No pixel label is
-read anywhere.
+read anywhere. The loss is pixel-weighted binary cross-entropy plus soft Dice
+(:func:`weighted_bce_dice`).
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
@@ -26,15 +28,16 @@ from common.errors import CheckpointError, DataError, SettingsError
 from common.io import resolve_run_dir, write_json
 from common.runs import fix_run_config
 from data.catalogue import open_dataset
+from data.holdout import holdout_ids
 from models.student import StudentConfig, build_student, load_backbone, load_student, save_student
 from self_training.data import PseudoLabel, PseudoMaskDataset, collect_pseudo_labels, keep_most_trusted
-from self_training.holdout import holdout_ids
-from self_training.losses import weighted_bce_dice
 
 log = logging.getLogger("self_training.train_student")
 
 # Keys that may change when a training run resumes: they change speed or outputs, not the weights.
 RESUMABLE = frozenset({"num_workers", "threads", "device", "export", "out_dir"})
+DICE_WEIGHT = 1.0   # weight of the soft-Dice term beside BCE
+DICE_EPS = 1.0      # smoothing of the soft Dice (pixels)
 
 
 @dataclass(frozen=True)
@@ -200,6 +203,18 @@ def make_optimizer(model: torch.nn.Module, s: StudentTraining, total_steps: int)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / max(total_steps, 1))))
     return optimizer, schedule
+
+
+def weighted_bce_dice(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch of ``BCE(weighted) + DICE_WEIGHT * (1 - soft Dice(weighted))``.
+    ``logits``, ``target``, ``weight``: (B, 1, H, W); target in {0, 1}; weight >= 0."""
+    bce = F.binary_cross_entropy_with_logits(logits, target, weight=weight, reduction="sum") / weight.sum().clamp_min(1)
+    prob = torch.sigmoid(logits)
+    dims = (1, 2, 3)
+    inter = (weight * prob * target).sum(dims)
+    total = (weight * (prob + target)).sum(dims)
+    dice = (2 * inter + DICE_EPS) / (total + DICE_EPS)
+    return bce + DICE_WEIGHT * (1 - dice).mean()
 
 
 def train_epoch(model, loader, optimizer, schedule, device, show: bool, desc: str) -> float:

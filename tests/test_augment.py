@@ -5,8 +5,7 @@ import torch
 
 from data.isic import ISICDataset
 from data.synthetic import write_synthetic_isic
-from self_training.augment import add_vignette
-from self_training.data import PseudoMaskDataset, collect_pseudo_labels
+from self_training.data import PseudoMaskDataset, add_vignette, collect_pseudo_labels
 from tests.test_self_training import SMALL, _fake_pseudo_run
 
 

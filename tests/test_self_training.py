@@ -14,15 +14,15 @@ from common.metrics import mask_metrics
 from common.config import merge
 from common.errors import RunError, SettingsError
 from common.io import read_json, write_json, write_png
+from data.holdout import holdout_ids
 from data.isic import ISICDataset
 from data.synthetic import make_synthetic_sample, write_synthetic_isic
 from models.registry import CheckpointError
 from models.student import view_agreement, StudentConfig, StudentSegmenter, build_student, load_backbone, load_student, save_student
 from self_training import pseudo_label, train_student
 from self_training.data import PseudoMaskDataset, collect_pseudo_labels, keep_most_trusted
-from self_training.holdout import holdout_ids, self_training_ids
-from self_training.losses import weighted_bce_dice
-from self_training.training import StudentTraining, make_student, training_labels
+from self_training.labelling import self_training_ids
+from self_training.training import StudentTraining, make_student, training_labels, weighted_bce_dice
 
 SMALL = 128   # student input side in these tests (256 in real runs)
 

@@ -95,6 +95,29 @@ def test_a_halo_is_a_visible_reddish_ring_that_the_target_includes():
     assert np.array_equal(target, lesion)
 
 
+def test_an_unblurred_rim_colour_halo_keeps_its_extent_and_is_streakier():
+    """``halo_colour_blur=0`` (the pairs of the shipped student's halo fine-tune): the same draws
+    give the same target, and the rim-colour halo varies more from pixel to pixel than blurred."""
+    import cv2
+    image, mask = _frame(1)
+    donor = make_donor("donor", image, mask)
+    background_image = np.full((128, 128, 3), (200, 170, 150), np.uint8)
+    fov = np.ones((128, 128), bool)
+    pasted = {}
+    for blur in (0.0, 0.3):
+        config = PasteConfig(size=128, area_bins=((0.05, 0.1),), strength_bins=((1.0, 1.0),), min_contrast=0.0,
+                             halo_share=1.0, halo_red_share=0.0, halo_width_bins=((0.5, 0.5),), halo_colour_blur=blur)
+        pasted[blur] = paste_lesion(background_image, donor, 0.08, 1.0, np.random.default_rng(0), fov, None, config)
+    assert np.array_equal(pasted[0.0][1], pasted[0.3][1])
+    halo = (pasted[0.0][1] & ~_pasted_without_halo(donor, background_image, fov, 0, config))[:-1, :-1]
+
+    def roughness(rgb):
+        lab = cv2.cvtColor(rgb.astype(np.float32) / 255, cv2.COLOR_RGB2LAB)
+        step = np.abs(np.diff(lab, axis=0))[:, :-1].sum(-1) + np.abs(np.diff(lab, axis=1))[:-1].sum(-1)
+        return step[halo].mean()
+    assert roughness(pasted[0.0][0]) > 1.3 * roughness(pasted[0.3][0])
+
+
 def test_removing_a_lesion_changes_only_the_grown_hole_and_hides_it():
     image, mask = _frame(2)
     rng = np.random.default_rng(0)
