@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -83,6 +84,10 @@ class ResumableRun:
     def is_done(self, image_id: str) -> bool:
         return self.record_path(image_id).is_file()
 
+    def done_ids(self) -> set[str]:
+        """The ids that have a record (one directory listing, not a file check per id)."""
+        return {name[:-5] for name in os.listdir(self.records_dir) if name.endswith(".json") and not name.startswith(".")}
+
     def load(self, image_id: str) -> dict[str, Any]:
         return read_json(self.record_path(image_id))
 
@@ -91,7 +96,7 @@ class ResumableRun:
 
     def process(self, ids: list[str], work: Callable[..., "dict[str, Any] | Deferred"], desc: str,
                 load: Callable[[str], Any] | None = None, ahead: int = 2, progress: bool = True,
-                write_behind: int = 0) -> None:
+                write_behind: int = 0, on_saved: Callable[[], None] | None = None) -> None:
         """Call ``work(position_in_ids, image_id)`` for every id without a record, saving what it
         returns. With ``load``, ``work(position, image_id, load(image_id))``, the loads running
         ``ahead`` images in advance in a thread (decoding overlaps the work). An exception, in
@@ -101,8 +106,10 @@ class ResumableRun:
         ``work`` may return a :data:`Deferred` instead of the record: the rest of the image's work
         (scoring, writing), called in one writer thread while the next image is worked on, at most
         ``write_behind`` images behind (0: at once, on this thread); its exception is that image's
-        failure too. Every deferred record is saved before this returns, also when interrupted."""
-        todo = [(i, image_id) for i, image_id in enumerate(ids) if not self.is_done(image_id)]
+        failure too. Every deferred record is saved before this returns, also when interrupted.
+        ``on_saved()`` is called after each record is saved (a progress count across processes)."""
+        done = self.done_ids()
+        todo = [(i, image_id) for i, image_id in enumerate(ids) if image_id not in done]
         if len(todo) < len(ids) and progress:
             log.info("resuming: %d of %d images already done", len(ids) - len(todo), len(ids))
         loaded = prefetch(load, [image_id for _, image_id in todo], ahead) if load else None
@@ -117,53 +124,66 @@ class ResumableRun:
                 except Exception as exc:  # one bad image must not stop the run
                     record = self._failure(image_id, exc)
                 if not callable(record):
-                    self.save(image_id, record)
+                    self._save_counted(image_id, record, on_saved)
                 elif writer is None:
-                    self._finish(image_id, record)
+                    self._finish(image_id, record, on_saved)
                 else:
-                    behind.append(writer.submit(self._finish, image_id, record))
+                    behind.append(writer.submit(self._finish, image_id, record, on_saved))
                     while len(behind) > write_behind:
                         behind.popleft().result()
         finally:
             if writer is not None:
                 writer.shutdown(wait=True)       # the images already worked on keep their records
 
-    def _finish(self, image_id: str, deferred: "Deferred") -> None:
+    def _finish(self, image_id: str, deferred: "Deferred", on_saved: Callable[[], None] | None = None) -> None:
         try:
             record = deferred()
         except Exception as exc:  # noqa: BLE001 - as in process: the image fails, the run goes on
             record = self._failure(image_id, exc)
+        self._save_counted(image_id, record, on_saved)
+
+    def _save_counted(self, image_id: str, record: dict[str, Any], on_saved: Callable[[], None] | None) -> None:
         self.save(image_id, record)
+        if on_saved is not None:
+            on_saved()
 
     @staticmethod
     def _failure(image_id: str, exc: Exception) -> dict[str, Any]:
         log.error("%s failed: %s", image_id, exc)
         return {"error": f"{type(exc).__name__}: {exc}"}
 
+    def load_records(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The records of those of ``ids`` that have one, in the order of ``ids``, each read once."""
+        done = self.done_ids()
+        return {image_id: self.load(image_id) for image_id in ids if image_id in done}
+
     def write_metrics(self, ids: Iterable[str], methods: list[str], scored: bool = True) -> dict[str, Any]:
-        """Rebuild ``metrics.json`` from the records of ``ids``. With ``scored`` (the data has
-        ground truth), a failed image gets the failure record under every method, so it counts as
-        IoU 0 in every mean; without, failures are only listed."""
-        per_image: dict[str, dict] = {}
-        failures: dict[str, str] = {}
-        seen: list[str] = []
-        for image_id in ids:
-            if not self.is_done(image_id):
-                continue
-            record = read_json(self.record_path(image_id))
-            if "error" in record:
-                failures[image_id] = record["error"]
-            scores = record.get("metrics")
-            if scores is None:
-                if "error" in record and scored and record.get("has_truth", True):
-                    per_image[image_id] = {m: failed_metrics() for m in methods}
-                continue
-            per_image[image_id] = scores
-            seen.extend(m for m in scores if m not in seen)
-        ordered = [m for m in methods if m in seen] + [m for m in seen if m not in methods]
-        metrics = {"summary": summarise(per_image, ordered), "per_image": per_image, "failures": failures}
+        """Rebuild ``metrics.json`` from the records of ``ids`` (:func:`metrics_from_records`)."""
+        metrics = metrics_from_records(self.load_records(ids), methods, scored)
         write_json(self.dir / "metrics.json", metrics)
         return metrics
+
+
+def metrics_from_records(records: dict[str, dict[str, Any]], methods: list[str], scored: bool = True) -> dict[str, Any]:
+    """``metrics.json``'s content from the records of a run (id -> record): per image its scores,
+    the summary per method, the failures. With ``scored`` (the data has ground truth), a failed
+    image gets the failure record under every method, so it counts as IoU 0 in every mean;
+    without, failures are only listed."""
+    per_image: dict[str, dict] = {}
+    failures: dict[str, str] = {}
+    seen: list[str] = []
+    for image_id, record in records.items():
+        if "error" in record:
+            failures[image_id] = record["error"]
+        scores = record.get("metrics")
+        if scores is None:
+            if "error" in record and scored and record.get("has_truth", True):
+                per_image[image_id] = {m: failed_metrics() for m in methods}
+            continue
+        per_image[image_id] = scores
+        seen.extend(m for m in scores if m not in seen)
+    ordered = [m for m in methods if m in seen] + [m for m in seen if m not in methods]
+    return {"summary": summarise(per_image, ordered), "per_image": per_image, "failures": failures}
 
 
 def prefetch(load: Callable[[str], Any], ids: list[str], ahead: int) -> Iterator[Future]:

@@ -28,7 +28,7 @@ from common.devices import resolve_device
 from common.errors import RunError, SettingsError
 from common.io import read_json, resolve_run_dir, write_csv, write_json
 from common.metrics import auroc_fail, failure_counts, flag_summary, risk_coverage
-from common.runs import ResumableRun
+from common.runs import ResumableRun, metrics_from_records
 from common.shards import Shard
 from data.isic import subset_ids
 
@@ -63,11 +63,12 @@ def segment_dataset(run_settings: RunSettings, overlay: OverlayFn | None = None)
     run = open_run(run_dir, settings, synthetic)
     log.info("run folder: %s", run_dir)
     ids, positions = subset_ids(dataset, data.every, data.limit)
-    todo = sum(not run.is_done(i) for i in ids)
+    done = run.done_ids()
+    todo = sum(i not in done for i in ids)
     workers = local_workers(settings.workers, models.device, shard.world, todo)
     settings = replace(settings, out_dir=str(run_dir))
     if workers > 1:
-        run_in_workers(settings, overlay, workers, run, ids)
+        run_in_workers(settings, overlay, workers, run, ids, len(ids) - todo)
     else:
         from cam_sam.runs.work import segment_share
 
@@ -117,23 +118,26 @@ def local_workers(workers: int | str, device: str, world: int, todo: int) -> int
 
 
 def run_in_workers(settings: RunSettings, overlay: OverlayFn | None, workers: int, run: ResumableRun,
-                   ids: list[str]) -> None:
+                   ids: list[str], done: int = 0) -> None:
     """Segment ``ids`` in ``workers`` spawned processes, worker k taking every ``workers``-th image
     from the k-th (:func:`cam_sam.runs.work.segment_share`), each with cores / ``workers`` threads; one progress bar
-    counts the records they write. A worker that stops ends the run with one line (a rerun resumes)."""
+    counts the records they write (a shared counter: no look at the folder), from the ``done`` of an
+    earlier start, with this start's rate and time left. A worker that stops ends the run with one
+    line (a rerun resumes); a worker whose parent is killed stops too."""
     context = get_context("spawn")
     lock = context.Lock()
+    saved = context.Value("q", 0)
     threads = max(1, (os.cpu_count() or 1) // workers)
-    processes = [context.Process(target=_segment_in_worker, args=(settings, overlay, rank, workers, threads, lock))
+    processes = [context.Process(target=_segment_in_worker,
+                                 args=(settings, overlay, rank, workers, threads, lock, saved, os.getpid()))
                  for rank in range(workers)]
     for process in processes:
         process.start()
-    wanted = set(ids)
     try:
-        with tqdm(total=len(ids), desc=f"segment ({workers} processes)", unit="img") as bar:
+        with tqdm(total=len(ids), initial=done, desc=f"segment ({workers} processes)", unit="img") as bar:
             while any(p.is_alive() for p in processes):
                 time.sleep(0.5)
-                bar.update(len(wanted.intersection(f[:-5] for f in os.listdir(run.records_dir))) - bar.n)
+                bar.update(done + saved.value - bar.n)
     except KeyboardInterrupt:
         for process in processes:
             process.terminate()
@@ -148,43 +152,58 @@ def run_in_workers(settings: RunSettings, overlay: OverlayFn | None, workers: in
 
 
 def _segment_in_worker(settings: RunSettings, overlay: OverlayFn | None, rank: int, world: int, threads: int,
-                       lock) -> None:
+                       lock, saved, parent: int) -> None:
     """One worker of :func:`run_in_workers`: opens the data and the run folder as the parent did
-    and segments its share."""
+    and segments its share, adding each record it saves to ``saved``; it ends at once when its
+    ``parent`` process is gone (killed), so that a rerun never runs beside it."""
+    import threading
+
     from cam_sam.runs.work import segment_share, set_threads
 
+    def orphaned() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=orphaned, daemon=True).start()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     set_threads(threads)
     dataset, synthetic = open_data(settings.data)
     run = open_run(settings.out_dir, settings, synthetic)
     ids, positions = subset_ids(dataset, settings.data.every, settings.data.limit)
+
+    def count() -> None:
+        with saved.get_lock():
+            saved.value += 1
     segment_share(settings, overlay, run, dataset, ids, positions, Shard(rank, world, rank, world), lock,
-                  progress=False)
+                  progress=False, on_saved=count)
 
 
 def summarise_run(run: ResumableRun, ids: list[str], sources: list[str], scored: bool,
                   labels: dict[str, dict], multiclass: bool) -> dict[str, Any]:
-    """``metrics.json`` from the records: scores per source, trust, failure kinds by class and,
-    with ``multiclass``, the class figures."""
-    metrics = run.write_metrics(ids, sources + ["final"], scored=scored)
-    metrics = add_trust(run, ids, metrics)
+    """``metrics.json`` from the records, each read once, written once: scores per source, trust,
+    failure kinds by class and, with ``multiclass``, the class figures; ``flagged.csv`` beside it."""
+    records = run.load_records(ids)
+    metrics = metrics_from_records(records, sources + ["final"], scored=scored)
+    add_trust(records, metrics, run.dir)
     if scored:
-        metrics = add_failures_by_class(run, metrics, labels)
+        add_failures_by_class(metrics, labels)
         if multiclass:
-            metrics = add_multiclass(run, ids, metrics, labels)
+            add_multiclass(records, ids, metrics, labels)
+    write_json(run.dir / "metrics.json", metrics)
     return metrics
 
 
-def add_multiclass(run: ResumableRun, ids: list[str], metrics: dict[str, Any],
-                   labels: dict[str, dict[str, float]]) -> dict[str, Any]:
+def add_multiclass(records: dict[str, dict], ids: list[str], metrics: dict[str, Any],
+                   labels: dict[str, dict[str, float]]) -> None:
     """``summary["multiclass"]`` (:func:`cam_sam.multiclass.multiclass_summary`) from the records'
     label-map confusions; an image that failed before it was classified (unreadable, constant)
     counts as a wrong class when ``labels`` (the dataset's Part 3 labels) give its class."""
     confusions, pairs = [], []
     for image_id in ids:
-        if not run.is_done(image_id):
+        record = records.get(image_id)
+        if record is None:
             continue
-        record = run.load(image_id)
         if "multiclass" in record:
             confusions.append(np.asarray(record["multiclass"]["pixel_confusion"]))
             pairs.append((record["multiclass"]["true"], record["class"]["label"]))
@@ -192,26 +211,19 @@ def add_multiclass(run: ResumableRun, ids: list[str], metrics: dict[str, Any],
             pairs.append((truth, None))
     if pairs:
         metrics["summary"]["multiclass"] = multiclass_summary(confusions, pairs)
-        write_json(run.dir / "metrics.json", metrics)
-    return metrics
 
 
-def add_trust(run: ResumableRun, ids: list[str], metrics: dict[str, Any]) -> dict[str, Any]:
+def add_trust(records: dict[str, dict], metrics: dict[str, Any], run_dir: Path) -> None:
     """Put each delivered mask's confidence, review flag and reason (records' ``trust``) into
-    ``metrics.json`` (``per_image[ID]["final"]``, also for images without ground truth; ``no_lesion``
+    ``metrics`` (``per_image[ID]["final"]``, also for images without ground truth; ``no_lesion``
     where the student found no lesion and the mask is the pipeline's fallback) and the trust summary
     into ``summary["final"]`` (``n_flagged``, ``share_flagged``, ``n_out_of_depth``, ``n_no_lesion``;
     with ground truth ``auroc_fail``, ``risk_coverage``, ``failures_flagged``); write ``flagged.csv``
     (flagged images, least confident first). Everything is rebuilt from the records, so a resumed
     run gets it whole."""
-    trust = {}
-    for image_id in ids:
-        if run.is_done(image_id):
-            record = run.load(image_id)
-            if "trust" in record:
-                trust[image_id] = record["trust"]
+    trust = {image_id: record["trust"] for image_id, record in records.items() if "trust" in record}
     if not trust:
-        return metrics
+        return
     per_image = metrics["per_image"]
     for image_id, t in trust.items():
         per_image.setdefault(image_id, {}).setdefault("final", {}).update(
@@ -237,21 +249,19 @@ def add_trust(run: ResumableRun, ids: list[str], metrics: dict[str, Any]) -> dic
     rows = sorted((i for i in trust if flagged[i]), key=lambda i: (confidence[i], i))
     import pandas as pd
 
-    write_csv(run.dir / "flagged.csv", pd.DataFrame(
+    write_csv(run_dir / "flagged.csv", pd.DataFrame(
         [{"id": i, "expected_iou": None if expected[i] is None else round(expected[i], 3),
           "confidence": round(confidence[i], 4), "reason": trust[i]["reason"],
-          "mask": str(run.dir / "masks" / f"{i}.png")} for i in rows],
+          "mask": str(run_dir / "masks" / f"{i}.png")} for i in rows],
         columns=["id", "expected_iou", "confidence", "reason", "mask"]))
     # undefined figures (no failed image, or only failed ones) are null, as in the file
     summary.update({k: None for k, v in summary.items() if isinstance(v, float) and np.isnan(v)})
-    write_json(run.dir / "metrics.json", metrics)
-    return metrics
 
 
-def add_failures_by_class(run: ResumableRun, metrics: dict[str, Any], labels: dict[str, dict]) -> dict[str, Any]:
+def add_failures_by_class(metrics: dict[str, Any], labels: dict[str, dict]) -> None:
     """``summary["final"]["by_class"]``: per ISIC 2017 class (where the dataset gives one), the
-    number of images, their mean IoU and their failure kinds (:func:`common.metrics.failure_counts`).
-    Written into ``metrics.json``; unchanged metrics when no image has a class."""
+    number of images, their mean IoU and their failure kinds (:func:`common.metrics.failure_counts`);
+    nothing when no image has a class."""
     per_image = metrics["per_image"]
     groups: dict[str, list[dict]] = {}
     for image_id, rows in per_image.items():
@@ -259,12 +269,10 @@ def add_failures_by_class(run: ResumableRun, metrics: dict[str, Any], labels: di
         if label is not None and "iou" in rows.get("final", {}):
             groups.setdefault(LABEL_NAMES[label], []).append(rows["final"])
     if not groups or "final" not in metrics["summary"]:
-        return metrics
+        return
     metrics["summary"]["final"]["by_class"] = {
         name: {"n_images": len(rows), "iou": float(np.mean([r["iou"] for r in rows])),
                "failure_kinds": failure_counts(rows)} for name, rows in sorted(groups.items())}
-    write_json(run.dir / "metrics.json", metrics)
-    return metrics
 
 
 def print_summary(metrics: dict[str, Any], run_dir: Path, synthetic: bool) -> None:

@@ -85,9 +85,10 @@ WRITE_BEHIND = 4
 
 def segment_share(settings: RunSettings, overlay: OverlayFn | None, run: ResumableRun, dataset,
                   ids: list[str], positions: dict[str, int], shard: Shard, build_lock=None,
-                  progress: bool = True) -> None:
+                  progress: bool = True, on_saved=None) -> None:
     """Segment ``shard``'s share of ``ids`` (those without a record) into ``run``: the models are
-    built here (under ``build_lock``, so that processes starting together export a cache once)."""
+    built here (under ``build_lock``, so that processes starting together export a cache once);
+    ``on_saved()`` after each record (:meth:`common.runs.ResumableRun.process`)."""
     models, run_dir = settings.models, run.dir
     device = shard.device(resolve_device(models.device))
     torch.manual_seed(settings.seed)
@@ -119,7 +120,8 @@ def segment_share(settings: RunSettings, overlay: OverlayFn | None, run: Resumab
     overlays = OverlayWriter(overlay, run_dir, settings.n_overlays)
     try:
         run.process(shard.take(ids), work, desc="segment" if shard.world == 1 else f"segment (rank {shard.rank})",
-                    load=partial(sample_or_error, dataset, positions), progress=progress, write_behind=WRITE_BEHIND)
+                    load=partial(sample_or_error, dataset, positions), progress=progress, write_behind=WRITE_BEHIND,
+                    on_saved=on_saved)
     finally:
         overlays.close()
 
