@@ -12,7 +12,6 @@ import numpy as np
 import torch
 
 from cam_sam.pipeline import PipelineConfig
-from cam_sam.pseudo_label_scores import mask_confidence
 from cam_sam.runs.build import build_pipeline
 from cam_sam.runs.inputs import open_data
 from cam_sam.runs.work import write_image_outputs
@@ -23,6 +22,7 @@ from common.io import resolve_run_dir, write_png
 from common.runs import ResumableRun
 from data.holdout import HOLDOUT_EVERY, holdout_ids
 from self_training.data import UNCERTAINTY_SCALE
+from self_training.pseudo_label_scores import mask_confidence
 
 log = logging.getLogger("self_training.pseudo_label")
 

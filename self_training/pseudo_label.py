@@ -9,7 +9,7 @@
 Writes, per training image (every ``holdout_every``-th crop is left out, an unseen evaluation
 set), ``masks/<id>.png`` (the delivered mask, 0/255), ``uncertainty/<id>.png`` (per-pixel std of
 the masks that competed for it, x510, uint8) and ``records/<id>.json`` (its label-free confidence,
-see :func:`cam_sam.pseudo_label_scores.mask_confidence`, with the confidence of :mod:`cam_sam.trust` as
+see :func:`self_training.pseudo_label_scores.mask_confidence`, with the confidence of :mod:`cam_sam.trust` as
 ``trust``). Images are visited in a seeded random order, so an interrupted run is a uniform
 sample; rerunning with the same ``out_dir`` resumes.
 """
