@@ -1,7 +1,8 @@
 """How much to trust a pseudo-mask, from the teacher pipeline's own outputs (never the ground truth).
 
-Pseudo-labelling (:mod:`self_training.labelling`) records it to weight or drop pseudo-masks: a mask chosen with a high selection
-score, found by most candidates, with little spread among the candidate masks is more often right.
+Pseudo-labelling (:mod:`self_training.labelling`) records it to weight or drop pseudo-masks: a
+mask chosen with a high selection score, found by most candidates, with little spread among the
+candidate masks is more often right.
 """
 from __future__ import annotations
 
