@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from cam_sam.depth import DepthCheck
-from common.errors import CheckpointError
+from common.errors import CheckpointError, DataError
 from common.io import write_json
 
 TRUST_FORMAT = 1           # the sidecar's format version ("format" in the file)
@@ -58,7 +58,7 @@ class Calibration:
 
         confidence, iou = np.asarray(confidence, float), np.asarray(iou, float)
         if len(confidence) < 2 or len(confidence) != len(iou):
-            raise ValueError(f"calibration needs at least two (confidence, IoU) pairs, got {len(confidence)} / {len(iou)}")
+            raise DataError(f"calibration needs two or more (confidence, IoU) pairs, got {len(confidence)} / {len(iou)}")
         model = IsotonicRegression(increasing=True, out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(confidence, iou)
         return cls(np.asarray(model.X_thresholds_, float), np.asarray(model.y_thresholds_, float), fitted_on)
 

@@ -8,8 +8,7 @@ points); ``colour`` lesion proposals (:mod:`cam_sam.proposals`); and, with a tra
 candidates are decoded against the same image embedding; within a source and then among the
 sources named in ``final_sources``, the mask with the highest selection score is delivered: the
 segmenter's predicted IoU plus a small weight times the candidate's agreement with the others.
-The default configuration
-(``PipelineConfig()``) runs the student and the colour regions only: no encoding, no decoding.
+The default configuration (``PipelineConfig()``) runs the student alone: no encoding, no decoding.
 
 The pipeline never sees a ground-truth mask: :meth:`LesionPipeline.segment` takes the image alone.
 It returns every candidate mask with its predicted IoU, so an evaluator may compute an *oracle*

@@ -1,39 +1,22 @@
 """How far to trust each candidate mask, from label-free signals only: the arbiter that chooses
-the delivered mask among independent sources, and the confidence and review flag of that mask.
+the delivered mask among independent sources, and the confidence and review flag of that mask
+(docs/method.md, "The arbiter" and "Trust", describes each signal and term).
 
 No function here reads a mask file or a ground truth: the inputs are the image, the candidate
-masks the pipeline produced and the scores the sources gave them.
-
-Signals of one candidate (all in [0, 1], computed on a copy whose longer side is
-:data:`WORK_SIDE` px, so they do not depend on resolution):
-
-* ``consensus``: mean IoU with the other *independent* candidates (the teacher's colour mask and
-  the student's mask come from different models; a mask derived from another, such as the
-  student's box decoded by the segmenter or the AND of two masks, is not counted as independent
-  of its parents). A mask made from all the others (their vote) gets the mean IoU among its
-  independent parents: how much the sources that made it agreed;
-* ``quality``: the source's own score: LiteMedSAM's predicted IoU, or the student's soft IoU
-  (how crisp its probability map is around its mask);
-* ``rim``: share of the field of view's rim (a band just inside the dark vignette, or inside the
-  image border when there is none) that the mask covers. A lesion rarely runs along the edge of
-  the field; a mask that fills the field of view covers all of it;
-* ``outside``: share of the mask lying on the dark vignette (outside the field of view);
-* ``area``: the mask's share of the image; ``solidity``: area over convex-hull area;
-* ``stability``: the mean IoU of the student's masks of the flipped image (1 where not measured);
-* ``zoom_stability``: the IoU of the student's mask with its mask of the zoomed-out image (a black
-  border added, :meth:`models.student.StudentSegmenter.zoom_agreement`; 1 where not measured);
-* ``contrast``: the lightness-weighted CIELAB distance (:func:`contrast_lab`: L x
-  :data:`LIGHTNESS_WEIGHT`, a and b as they are) between the mask's mean colour and that of a
-  ring of skin just outside it (:data:`CONTRAST_RING` wide, inside the field
-  of view): a lesion differs from the skin around it, a mask that took the skin itself (the
-  student's usual failure on a small, faint lesion in a whole frame) does not. A mask with no
-  ring of field around it (it fills the field) has contrast 0. Not in [0, 1]; ``None`` where not
-  measured (records written before it existed).
+masks the pipeline produced and the scores the sources gave them. A candidate's signals
+(:class:`CandidateSignals`, computed on a copy whose longer side is :data:`WORK_SIDE` px):
+``consensus`` (mean IoU with the other *independent* candidates: a mask derived from another is
+not independent of it; a vote gets the agreement of its parents), ``quality`` (the source's own
+score: the segmenter's predicted IoU or the student's soft IoU), ``rim`` (the share of the field
+of view's rim band it covers), ``outside`` (its share on the dark vignette), ``area``,
+``solidity``, ``stability`` and ``zoom_stability`` (the student's agreement with itself under
+flips and zoomed out; 1 where not measured) and ``contrast`` (the lightness-weighted CIELAB
+distance between its mean colour and a ring of skin around it, :func:`colour_contrast`; None in
+records written before it existed).
 
 The arbiter's score is ``consensus + QUALITY_WEIGHT x quality - RIM_WEIGHT x rim - OUTSIDE_WEIGHT x
-outside`` (the constants below, and how they were chosen). The confidence of the delivered mask
-is described at :func:`mask_trust`: a ranking score in [0, 1], not a calibrated probability (the
-README shows its calibration curve against IoU).
+outside``. The confidence of the delivered mask (:func:`confidence_of`) is a ranking score in
+[0, 1], not a probability: :mod:`cam_sam.calibration` maps it to an expected IoU.
 """
 from __future__ import annotations
 
