@@ -3,10 +3,11 @@
 Eval preprocessing is :func:`models.registry.resize_and_normalise`, the same function the CAM
 stage uses; training adds dermoscopy-appropriate augmentation before it.
 """
+
 from __future__ import annotations
 
 import random
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -39,11 +40,15 @@ def train_transform(data_config: dict) -> Callable[[Image.Image], torch.Tensor]:
     """Random resized crop (scale 0.6-1, aspect kept roughly), flips, 90-degree rotations, mild
     colour jitter, then the eval resize and normalisation."""
     size = data_config["input_size"][1:]
-    augment = v2.Compose([
-        v2.RandomResizedCrop(size, scale=(0.6, 1.0), ratio=(0.8, 1.25)),
-        v2.RandomHorizontalFlip(), v2.RandomVerticalFlip(), RandomRot90(),
-        v2.ColorJitter(0.1, 0.1, 0.1, 0.02),
-    ])
+    augment = v2.Compose(
+        [
+            v2.RandomResizedCrop(size, scale=(0.6, 1.0), ratio=(0.8, 1.25)),
+            v2.RandomHorizontalFlip(),
+            v2.RandomVerticalFlip(),
+            RandomRot90(),
+            v2.ColorJitter(0.1, 0.1, 0.1, 0.02),
+        ]
+    )
     return lambda image: resize_and_normalise(augment(image), data_config)
 
 
@@ -54,8 +59,16 @@ def eval_transform(data_config: dict) -> Callable[[Image.Image], torch.Tensor]:
 class LabelledImages(Dataset):
     """(tensor (3, S, S), label) pairs of one ISIC split; masks are never read."""
 
-    def __init__(self, root: str, split: str, task: str, transform: Callable, every: int = 1,
-                 limit: int | None = None, holdout_every: int = 0) -> None:
+    def __init__(
+        self,
+        root: str,
+        split: str,
+        task: str,
+        transform: Callable,
+        every: int = 1,
+        limit: int | None = None,
+        holdout_every: int = 0,
+    ) -> None:
         """``every``/``limit``: a subset for quick runs; ``holdout_every`` > 0 leaves out
         :func:`data.holdout.holdout_ids` of the whole split (18: the unseen ``train_every18`` crops)."""
         self.isic = ISICDataset(root, split, require_masks=False)

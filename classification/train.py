@@ -8,10 +8,11 @@ only ~19 % are melanoma): the melanoma AUC, or for ``task=three_class`` (melanom
 keratosis / nevus, softmax) the mean one-vs-rest AUC. The class imbalance is handled by a
 positive-class weight or class weights. ``holdout_every=18`` keeps the unseen ``train_every18``
 crops out of training. Preprocessing is the model's own data config, identical at training, test
-and CAM time (:mod:`classification.training` does the work). The run folder holds ``best.pth`` and ``last.pth`` (model, optimiser, epoch,
-config, class names), ``log.txt``, ``metrics.jsonl`` and ``learning_curves.png``; starting the same
-command with the same ``out_dir`` resumes from ``last.pth``.
+and CAM time (:mod:`classification.training` does the work). The run folder holds ``best.pth`` and
+``last.pth`` (model, optimiser, epoch, config, class names), ``log.txt``, ``metrics.jsonl`` and
+``learning_curves.png``; starting the same command with the same ``out_dir`` resumes from ``last.pth``.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,6 +25,7 @@ from common.defaults import DATA_ROOT, RESULTS_ROOT
 from common.io import save_figure
 from visualisations.classification_figures import learning_curves_figure
 
+# fmt: off
 CONFIG: dict[str, Any] = {
     "data_root": DATA_ROOT,
     "train_split": "train",
@@ -48,6 +50,7 @@ CONFIG: dict[str, Any] = {
     "device": "auto",
     "seed": 0,
 }
+# fmt: on
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

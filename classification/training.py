@@ -3,6 +3,7 @@ typed settings (:class:`ClassifierTraining`, resolved from the script's CONFIG),
 weighs the rare classes up, and the loop (:func:`train_classifier`: data-parallel under torchrun,
 selection and early stopping by validation ROC-AUC, resumed from ``last.pth``). No mask is read.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -32,7 +33,7 @@ from models.registry import create_classifier, resolve_preprocessing
 
 log = logging.getLogger("classification.train")
 
-IMBALANCE = ("pos_weight", "none")   # the rare classes weighed up in the loss, or not
+IMBALANCE = ("pos_weight", "none")  # the rare classes weighed up in the loss, or not
 RESUMABLE = frozenset({"epochs", "export"})
 
 
@@ -68,7 +69,7 @@ class ClassifierTraining:
     config: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
-    def from_config(cls, cfg: dict[str, Any]) -> "ClassifierTraining":
+    def from_config(cls, cfg: dict[str, Any]) -> ClassifierTraining:
         if cfg["task"] not in TASKS:
             raise SettingsError(f"task must be one of {list(TASKS)}, not {cfg['task']!r}")
         if cfg["imbalance"] not in IMBALANCE:
@@ -104,9 +105,16 @@ def loss_of(loss_fn, logits: torch.Tensor, targets: torch.Tensor, task: str) -> 
 
 def save_checkpoint(path: Path, model, optimizer, epoch: int, best_auc: float, s: ClassifierTraining) -> None:
     module = model.module if hasattr(model, "module") else model
-    payload = {"model": module.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
-               "best_auc": best_auc, "config": s.config, "class_names": TASKS[s.task],
-               "num_classes": s.num_classes, "arch": s.classifier}
+    payload = {
+        "model": module.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "epoch": epoch,
+        "best_auc": best_auc,
+        "config": s.config,
+        "class_names": TASKS[s.task],
+        "num_classes": s.num_classes,
+        "arch": s.classifier,
+    }
     save_atomically(payload, path)
 
 
@@ -129,12 +137,19 @@ def open_run_dir(s: ClassifierTraining, rank: int, world: int, defaults: dict[st
 
 def make_loaders(s: ClassifierTraining, data_config: dict, rank: int, world: int, use_cuda: bool):
     """(training set, its sampler, training loader, validation loader)."""
-    train_set = LabelledImages(s.data_root, s.train_split, s.task, train_transform(data_config),
-                               s.train_every, s.train_limit, s.holdout_every)
+    train_set = LabelledImages(
+        s.data_root, s.train_split, s.task, train_transform(data_config), s.train_every, s.train_limit, s.holdout_every
+    )
     val_set = LabelledImages(s.data_root, s.val_split, s.task, eval_transform(data_config), limit=s.val_limit)
     sampler = ShardedShuffle(len(train_set), rank, world, s.seed)
-    train_loader = DataLoader(train_set, s.batch_size, sampler=sampler, num_workers=s.num_workers,
-                              pin_memory=use_cuda, persistent_workers=s.num_workers > 0)
+    train_loader = DataLoader(
+        train_set,
+        s.batch_size,
+        sampler=sampler,
+        num_workers=s.num_workers,
+        pin_memory=use_cuda,
+        persistent_workers=s.num_workers > 0,
+    )
     val_loader = DataLoader(val_set, s.batch_size, shuffle=False, num_workers=s.num_workers)
     return train_set, sampler, train_loader, val_loader
 
@@ -146,8 +161,9 @@ def export_best(best: Path, path: str | Path, history: list[dict]) -> None:
     state = safe_load(best, "training checkpoint")
     row = next((h for h in history if h["epoch"] == state["epoch"]), {})
     payload = {k: state[k] for k in ("config", "class_names", "num_classes", "arch", "epoch")}
-    payload.update({"model": {k: v.half() if v.is_floating_point() else v for k, v in state["model"].items()},
-                    "validation": row})
+    payload.update(
+        {"model": {k: v.half() if v.is_floating_point() else v for k, v in state["model"].items()}, "validation": row}
+    )
     save_atomically(payload, path)
     log.info("float16 copy of epoch %d written to %s", state["epoch"], path)
 
@@ -167,8 +183,9 @@ def resume(run_dir: Path, model, optimizer) -> tuple[int, float, list[dict], int
     return state["epoch"] + 1, best_auc, history, stale
 
 
-def train_epoch(ddp_model, loader, optimizer, scaler, loss_fn, task: str, device, amp: bool,
-                world: int, show: bool, epoch: int) -> float:
+def train_epoch(
+    ddp_model, loader, optimizer, scaler, loss_fn, task: str, device, amp: bool, world: int, show: bool, epoch: int
+) -> float:
     """One pass over ``loader`` (mixed precision with ``amp``); the mean training loss."""
     ddp_model.train()
     losses = []
@@ -198,8 +215,17 @@ def setup_logging(main_process: bool) -> None:
         handler.close()
 
 
-def _record_epoch(s: ClassifierTraining, run_dir: Path, model, optimizer, val_loader, device, row: dict,
-                  history: list[dict], best_auc: float) -> bool:
+def _record_epoch(
+    s: ClassifierTraining,
+    run_dir: Path,
+    model,
+    optimizer,
+    val_loader,
+    device,
+    row: dict,
+    history: list[dict],
+    best_auc: float,
+) -> bool:
     """Score the epoch on validation into ``row`` and ``history``; write ``last.pth`` (and
     ``best.pth`` when the AUC improved) and ``metrics.jsonl``. True: the AUC improved."""
     probs, targets = predict(model, val_loader, s.task, device)
@@ -210,8 +236,15 @@ def _record_epoch(s: ClassifierTraining, run_dir: Path, model, optimizer, val_lo
         save_checkpoint(run_dir / "best.pth", model, optimizer, row["epoch"], row["val_auc"], s)
     save_checkpoint(run_dir / "last.pth", model, optimizer, row["epoch"], max(best_auc, row["val_auc"]), s)
     write_text(run_dir / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
-    log.info("epoch %d: loss %.4f, val AUC %.4f, balanced acc %.3f, %.1f min%s", row["epoch"], row["train_loss"],
-             row["val_auc"], row["val_balanced_accuracy"], row["minutes"], " (best)" if improved else "")
+    log.info(
+        "epoch %d: loss %.4f, val AUC %.4f, balanced acc %.3f, %.1f min%s",
+        row["epoch"],
+        row["train_loss"],
+        row["val_auc"],
+        row["val_balanced_accuracy"],
+        row["minutes"],
+        " (best)" if improved else "",
+    )
     return improved
 
 
@@ -226,7 +259,7 @@ def train_classifier(s: ClassifierTraining, defaults: dict[str, Any] | None = No
     setup_logging(main_process)
     torch.manual_seed(s.seed + rank)
     np.random.seed(s.seed + rank)
-    random.seed(s.seed + rank)            # the 90-degree rotations of classification.data
+    random.seed(s.seed + rank)  # the 90-degree rotations of classification.data
     run_dir = open_run_dir(s, rank, world, defaults)
     model = create_classifier(s.classifier, num_classes=s.num_classes, pretrained=s.pretrained)
     use_cuda = device.type == "cuda"
@@ -245,8 +278,9 @@ def train_classifier(s: ClassifierTraining, defaults: dict[str, Any] | None = No
         if s.log_sample_ids:
             write_json(run_dir / f"seen_rank{rank}_epoch{epoch}.json", [train_set.ids[i] for i in sampler])
         started = time.time()
-        loss = train_epoch(ddp_model, train_loader, optimizer, scaler, loss_fn, s.task, device, amp, world,
-                           main_process, epoch)
+        loss = train_epoch(
+            ddp_model, train_loader, optimizer, scaler, loss_fn, s.task, device, amp, world, main_process, epoch
+        )
         if main_process:
             row = {"epoch": epoch, "train_loss": loss, "minutes": (time.time() - started) / 60}
             improved = _record_epoch(s, run_dir, model, optimizer, val_loader, device, row, history, best_auc)

@@ -11,6 +11,7 @@ settings (the default's ``student_soup3h_sog.pt``: ``student_soup3h.pt`` with ha
 correction). Writes the student (float32, or float16 with ``half``) and ``<out>.json`` beside it
 (the config). No image and no mask is read (:mod:`self_training.soup`).
 """
+
 from __future__ import annotations
 
 import logging
@@ -20,6 +21,7 @@ from common.cli import run_main
 from common.config import config_from_argv
 from self_training.soup import Soup, make_soup
 
+# fmt: off
 CONFIG: dict[str, Any] = {
     "students": [],             # student.pt files of train_student, one architecture
     "weights": None,            # one per student (normalised); None: equal weights
@@ -29,6 +31,7 @@ CONFIG: dict[str, Any] = {
                                      # "students": the students' own (they must agree)
     "colour_strength": None,         # its strength (common.colour.colour_gains); None: the students' own
 }
+# fmt: on
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

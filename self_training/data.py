@@ -7,6 +7,7 @@ image (``torchvision.transforms.v2``); targets are (H, W, 2) uint8 stacks of (ps
 pixel weight x 255), where weight 0 marks pixels moved in from outside the image (counted fully,
 as background).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -26,23 +27,27 @@ from common.io import read_json
 from data.isic import read_image, read_mask
 from models.student import NORM_MEAN, NORM_STD
 
-UNCERTAINTY_SCALE = 510.0   # uncertainty PNGs store std x 510 (std of binary masks <= 0.5)
-ZOOM_OUT_P = 0.3            # share of training images zoomed out onto black
+UNCERTAINTY_SCALE = 510.0  # uncertainty PNGs store std x 510 (std of binary masks <= 0.5)
+ZOOM_OUT_P = 0.3  # share of training images zoomed out onto black
 ZOOM_OUT_SIDE = (1.0, 2.0)  # zoom-out: canvas side / image side
 
 
 def train_augmentation(size: int) -> v2.Compose:
     """Zoom-out onto black and rotations shrink the lesion and add dark borders, as a full
     dermoscope frame's edge shows it; then crops, flips and colour jitter."""
-    return v2.Compose([
-        v2.RandomApply([v2.RandomZoomOut(fill={tv_tensors.Image: 0, tv_tensors.Mask: 0}, side_range=ZOOM_OUT_SIDE)],
-                       p=ZOOM_OUT_P),
-        v2.RandomResizedCrop(size, scale=(0.4, 1.0), ratio=(0.75, 1.333), antialias=True),
-        v2.RandomHorizontalFlip(),
-        v2.RandomVerticalFlip(),
-        v2.RandomApply([v2.RandomRotation(180)], p=0.5),
-        v2.ColorJitter(brightness=0.25, contrast=0.25, saturation=0.2, hue=0.03),
-    ])
+    return v2.Compose(
+        [
+            v2.RandomApply(
+                [v2.RandomZoomOut(fill={tv_tensors.Image: 0, tv_tensors.Mask: 0}, side_range=ZOOM_OUT_SIDE)],
+                p=ZOOM_OUT_P,
+            ),
+            v2.RandomResizedCrop(size, scale=(0.4, 1.0), ratio=(0.75, 1.333), antialias=True),
+            v2.RandomHorizontalFlip(),
+            v2.RandomVerticalFlip(),
+            v2.RandomApply([v2.RandomRotation(180)], p=0.5),
+            v2.ColorJitter(brightness=0.25, contrast=0.25, saturation=0.2, hue=0.03),
+        ]
+    )
 
 
 def eval_augmentation(size: int) -> v2.Compose:
@@ -70,7 +75,7 @@ class PseudoLabel:
     mask_path: Path
     uncertainty_path: Path | None
     confidence: dict
-    unknown_path: Path | None = None    # 255 where the target is not known (synthetic pairs): no loss there
+    unknown_path: Path | None = None  # 255 where the target is not known (synthetic pairs): no loss there
 
 
 def collect_pseudo_labels(pseudo_dirs: list[str | Path], image_paths: dict[str, Path]) -> list[PseudoLabel]:
@@ -88,13 +93,20 @@ def collect_pseudo_labels(pseudo_dirs: list[str | Path], image_paths: dict[str, 
                 continue
             unc = folder / "uncertainty" / f"{image_id}.png"
             unknown = folder / "unknown" / f"{image_id}.png"
-            found[image_id] = PseudoLabel(image_id, image_paths[image_id], mask_path,
-                                          unc if unc.is_file() else None, record.get("confidence", {}),
-                                          unknown if unknown.is_file() else None)
+            found[image_id] = PseudoLabel(
+                image_id,
+                image_paths[image_id],
+                mask_path,
+                unc if unc.is_file() else None,
+                record.get("confidence", {}),
+                unknown if unknown.is_file() else None,
+            )
     return [found[k] for k in sorted(found)]
 
 
-def keep_most_trusted(labels: list[PseudoLabel], keep_fraction: float, key: str = "selection_score") -> list[PseudoLabel]:
+def keep_most_trusted(
+    labels: list[PseudoLabel], keep_fraction: float, key: str = "selection_score"
+) -> list[PseudoLabel]:
     """The ``keep_fraction`` of ``labels`` with the highest confidence ``key`` (ties by id)."""
     if keep_fraction >= 1:
         return list(labels)
@@ -124,9 +136,18 @@ class PseudoMaskDataset(Dataset):
     ``vignette_p`` of the images. ``colour_constancy``: each image's colour cast removed by
     ``colour_strength`` as it is cached (:mod:`common.colour`; the student's own settings)."""
 
-    def __init__(self, labels: list[PseudoLabel], size: int, train: bool, cache_size: int = 320,
-                 uncertainty_weight: float = 0.5, vignette_p: float = 0.3, seed: int = 0,
-                 colour_constancy: str | None = None, colour_strength: float = 1.0) -> None:
+    def __init__(
+        self,
+        labels: list[PseudoLabel],
+        size: int,
+        train: bool,
+        cache_size: int = 320,
+        uncertainty_weight: float = 0.5,
+        vignette_p: float = 0.3,
+        seed: int = 0,
+        colour_constancy: str | None = None,
+        colour_strength: float = 1.0,
+    ) -> None:
         self.labels = labels
         self.vignette_p = vignette_p if train else 0.0
         self.transform = train_augmentation(size) if train else eval_augmentation(size)
@@ -134,7 +155,7 @@ class PseudoMaskDataset(Dataset):
         self.images, self.targets = [], []
         for label in tqdm(labels, desc="load pseudo-masks", unit="img", leave=False):
             image = cv2.resize(read_image(label.image_path), (cache_size, cache_size), interpolation=cv2.INTER_AREA)
-            image = apply_gains(image, colour_gains(image, colour_constancy, colour_strength))   # the student's
+            image = apply_gains(image, colour_gains(image, colour_constancy, colour_strength))  # the student's
             mask = read_mask(label.mask_path).astype(np.uint8)
             weight = pixel_weight(label, mask.shape, uncertainty_weight)
             stack = np.stack([mask, np.maximum(np.round(weight * 255), 1)]).astype(np.uint8).transpose(1, 2, 0)

@@ -2,6 +2,7 @@
 pipeline over the training images in a seeded order (the held-out ids left out), each image's
 mask, its candidates' spread and its label-free confidence written to a resumable run folder. No
 mask file is ever opened."""
+
 from __future__ import annotations
 
 import logging
@@ -55,11 +56,21 @@ class Labelling:
     config: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
-    def from_config(cls, cfg: dict[str, Any]) -> "Labelling":
+    def from_config(cls, cfg: dict[str, Any]) -> Labelling:
         if cfg["held_out_only"] and not cfg["holdout_every"]:
             raise SettingsError("held_out_only needs holdout_every > 0 (which ids are held out)")
-        return cls(DataSettings.from_config(cfg), *resolve_pipeline(cfg), cfg["holdout_every"], cfg["held_out_only"],
-                   cfg["start"], cfg["limit"], cfg["seed"], cfg["results_root"], cfg["out_dir"], dict(cfg))
+        return cls(
+            DataSettings.from_config(cfg),
+            *resolve_pipeline(cfg),
+            cfg["holdout_every"],
+            cfg["held_out_only"],
+            cfg["start"],
+            cfg["limit"],
+            cfg["seed"],
+            cfg["results_root"],
+            cfg["out_dir"],
+            dict(cfg),
+        )
 
     def ids(self, all_ids: list[str]) -> list[str]:
         """The ids to label: the held-out ones (``held_out_only``) or the others in a seeded order,
@@ -68,14 +79,14 @@ class Labelling:
             chosen = holdout_ids(all_ids, self.holdout_every)
         else:
             chosen = self_training_ids(all_ids, self.holdout_every, self.seed)
-        return chosen[self.start:][: self.limit or None]
+        return chosen[self.start :][: self.limit or None]
 
 
 def pseudo_label(s: Labelling) -> dict[str, Any]:
     """Label the images of ``s`` into its run folder (resumed when it exists): ``masks/<id>.png``,
     ``uncertainty/<id>.png`` (the candidates' std x :data:`UNCERTAINTY_SCALE`) and
     ``records/<id>.json`` with the confidence. Returns the folder and the counts."""
-    dataset, _ = open_data(s.data, read_masks=False)       # never a mask: the pseudo-masks stay label-free
+    dataset, _ = open_data(s.data, read_masks=False)  # never a mask: the pseudo-masks stay label-free
     device = resolve_device(s.models.device)
     torch.manual_seed(s.seed)
     run_dir = resolve_run_dir(s.results_root, s.out_dir, "pseudo")
@@ -87,14 +98,16 @@ def pseudo_label(s: Labelling) -> dict[str, Any]:
 
     def work(_: int, image_id: str) -> dict[str, Any]:
         output = pipeline.segment(dataset[positions[image_id]].image, image_id=image_id)
-        record = write_image_outputs(run_dir, image_id, output, save_uncertainty=False)   # the mask, as segment writes it
+        record = write_image_outputs(
+            run_dir, image_id, output, save_uncertainty=False
+        )  # the mask, as segment writes it
         if output.final_mask is None:
             return record
         # the candidates' spread as an 8-bit PNG: the student's pixel weights (self_training.data)
         spread = np.clip(output.uncertainty * UNCERTAINTY_SCALE, 0, 255).astype(np.uint8)
         write_png(run_dir / "uncertainty" / f"{image_id}.png", spread)
         confidence = mask_confidence(output)
-        if output.trust is not None:   # the label-free trust of cam_sam.trust (confidence_key "trust")
+        if output.trust is not None:  # the label-free trust of cam_sam.trust (confidence_key "trust")
             confidence["trust"] = output.trust.confidence
         return {**record, "confidence": confidence}
 

@@ -20,6 +20,7 @@ image folder and a pseudo-labelling run for ``self_training.train_student``'s ``
 it. Also ``montage.png`` (the first pairs, their target outlined) and ``pools.json``. Each pair is
 drawn from its own seeded generator, so a rerun resumes and gives the same pairs.
 """
+
 from __future__ import annotations
 
 import logging
@@ -38,8 +39,15 @@ from common.io import read_json, resolve_run_dir, write_json, write_png
 from common.runs import ResumableRun
 from data.isic import DataError, list_images, read_image, read_mask
 from self_training.data import collect_pseudo_labels
-from self_training.synthetic_pairs import (Background, Donor, PasteConfig, draw_kind, make_background, make_donor,
-                                           make_pair)
+from self_training.synthetic_pairs import (
+    Background,
+    Donor,
+    PasteConfig,
+    draw_kind,
+    make_background,
+    make_donor,
+    make_pair,
+)
 from visualisations.synthetic import montage_figure
 
 
@@ -52,6 +60,7 @@ def _as_tuples(value: Any) -> Any:
     return tuple(_as_tuples(v) for v in value) if isinstance(value, list) else value
 
 
+# fmt: off
 CONFIG: dict[str, Any] = {
     "image_dir": "../shared/data/ISIC2017_full_frames/images",   # the frames the pseudo-masks belong to
     "pseudo_dirs": ["results/pseudo_r6_frames"],  # their pseudo-labelling runs (donors and backgrounds)
@@ -67,12 +76,14 @@ CONFIG: dict[str, Any] = {
     # backgrounds: frames whose pseudo-lesion is clearly outlined (so removing it removes the lesion)
     "background_min_contrast": 15.0,
     "background_max_area": 0.35,
-    "paste": {k: _as_lists(v) for k, v in PasteConfig().__dict__.items()},   # PasteConfig's fields (self_training/synthetic_pairs.py)
+    "paste": {k: _as_lists(v) for k, v in PasteConfig().__dict__.items()},   # PasteConfig's fields
+                                            # (self_training/synthetic_pairs.py)
     "n_montage": 24,
     "results_root": RESULTS_ROOT,
     "out_dir": None,
     "seed": 0,
 }
+# fmt: on
 RESUMABLE = {"n_pairs", "n_montage"}
 
 log = logging.getLogger("self_training.make_synthetic")
@@ -83,7 +94,9 @@ def paste_config(cfg: dict[str, Any]) -> PasteConfig:
     return PasteConfig(**{key: _as_tuples(value) for key, value in cfg["paste"].items()})
 
 
-def build_pools(cfg: dict[str, Any], config: PasteConfig) -> tuple[list[list[Donor]], list[tuple[str, np.ndarray, np.ndarray]]]:
+def build_pools(
+    cfg: dict[str, Any], config: PasteConfig
+) -> tuple[list[list[Donor]], list[tuple[str, np.ndarray, np.ndarray]]]:
     """(donors grouped by contrast bin, backgrounds as (id, image, pseudo-mask)) from the pseudo-labelled frames."""
     image_dir = Path(cfg["image_dir"])
     if not image_dir.is_dir():
@@ -91,7 +104,9 @@ def build_pools(cfg: dict[str, Any], config: PasteConfig) -> tuple[list[list[Don
     paths = {p.stem: p for p in list_images(image_dir)}
     labels = collect_pseudo_labels(cfg["pseudo_dirs"], paths)
     if not labels:
-        raise DataError(f"no pseudo-masks of {cfg['image_dir']} in {cfg['pseudo_dirs']}: run self_training.pseudo_label first")
+        raise DataError(
+            f"no pseudo-masks of {cfg['image_dir']} in {cfg['pseudo_dirs']}: run self_training.pseudo_label first"
+        )
     edges = list(cfg["donor_contrast_bins"])
     donors: list[list[Donor]] = [[] for _ in edges]
     backgrounds = []
@@ -108,15 +123,21 @@ def build_pools(cfg: dict[str, Any], config: PasteConfig) -> tuple[list[list[Don
         if donor is None:
             continue
         area = mask.mean()
-        if donor.contrast >= cfg["donor_min_contrast"] and cfg["donor_area"][0] <= area <= cfg["donor_area"][1] \
-                and solidity(donor.mask) >= cfg["donor_min_solidity"] and not _touches_border(mask, cfg["donor_border"]):
+        if (
+            donor.contrast >= cfg["donor_min_contrast"]
+            and cfg["donor_area"][0] <= area <= cfg["donor_area"][1]
+            and solidity(donor.mask) >= cfg["donor_min_solidity"]
+            and not _touches_border(mask, cfg["donor_border"])
+        ):
             donors[int(np.searchsorted(edges, donor.contrast, side="right")) - 1].append(donor)
         if donor.contrast >= cfg["background_min_contrast"] and area <= cfg["background_max_area"]:
             backgrounds.append((label.image_id, image, mask))
     donors = [group for group in donors if group]
     if not donors or len(backgrounds) < 2:
-        raise DataError(f"too few usable frames in {cfg['pseudo_dirs']}: {sum(map(len, donors))} donors, "
-                        f"{len(backgrounds)} backgrounds")
+        raise DataError(
+            f"too few usable frames in {cfg['pseudo_dirs']}: {sum(map(len, donors))} donors, "
+            f"{len(backgrounds)} backgrounds"
+        )
     return donors, backgrounds
 
 
@@ -125,8 +146,9 @@ def _touches_border(mask: np.ndarray, share: float) -> bool:
     return bool(mask[:band].any() or mask[-band:].any() or mask[:, :band].any() or mask[:, -band:].any())
 
 
-def draw_pair(index: int, donors: list[list[Donor]], backgrounds: list, cfg: dict[str, Any],
-              config: PasteConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, dict]:
+def draw_pair(
+    index: int, donors: list[list[Donor]], backgrounds: list, cfg: dict[str, Any], config: PasteConfig
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, dict]:
     """Pair ``index``, from its own generator seeded by (seed, index): a background, donors drawn
     by contrast bin (never the background's own frame), then :func:`make_pair`. (image, target,
     the pixels the target does not vouch for or None, record)."""
@@ -150,7 +172,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     cfg = config_from_argv(CONFIG, argv, description=__doc__.splitlines()[0])
     config = paste_config(cfg)
     run_dir = resolve_run_dir(cfg["results_root"], cfg["out_dir"], "synthetic")
-    run = ResumableRun(run_dir, cfg, RESUMABLE, defaults=CONFIG)   # settings added later, at their default, resume
+    run = ResumableRun(run_dir, cfg, RESUMABLE, defaults=CONFIG)  # settings added later, at their default, resume
     donors, backgrounds = build_pools(cfg, config)
     pools = {"donors_per_contrast_bin": [len(g) for g in donors], "backgrounds": len(backgrounds)}
     write_json(run_dir / "pools.json", pools)
@@ -170,12 +192,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     shown = ids[: cfg["n_montage"]]
     records = [run.load(i) for i in shown]
     figure_path = run_dir / "montage.png"
-    montage_figure([read_image(run_dir / "images" / f"{i}.png") for i in shown],
-                   [read_mask(run_dir / "masks" / f"{i}.png") for i in shown],
-                   [_title(r["synthetic"]) for r in records], figure_path)
+    montage_figure(
+        [read_image(run_dir / "images" / f"{i}.png") for i in shown],
+        [read_mask(run_dir / "masks" / f"{i}.png") for i in shown],
+        [_title(r["synthetic"]) for r in records],
+        figure_path,
+    )
     kinds = [read_json(run.record_path(i))["synthetic"]["kind"] for i in ids]
-    log.info("%d pairs in %s (%s); montage %s", len(ids), run_dir,
-             {k: kinds.count(k) for k in sorted(set(kinds))}, figure_path)
+    log.info(
+        "%d pairs in %s (%s); montage %s",
+        len(ids),
+        run_dir,
+        {k: kinds.count(k) for k in sorted(set(kinds))},
+        figure_path,
+    )
     return {"run_dir": str(run_dir), "n_pairs": len(ids), "pools": pools}
 
 

@@ -13,6 +13,7 @@ see :func:`self_training.pseudo_label_scores.mask_confidence`, with the confiden
 ``trust``). Images are visited in a seeded random order, so an interrupted run is a uniform
 sample; rerunning with the same ``out_dir`` resumes.
 """
+
 from __future__ import annotations
 
 import logging
@@ -28,6 +29,7 @@ from self_training.labelling import Labelling, pseudo_label
 # The teacher: colour AND a shipped AND-round student. Rounds 3-AND to 4 (the default student's
 # training frames) were labelled with the round 2-AND student, student_r2and.pt, which its model card
 # rebuilds (model_checkpoints/README.md; pass it as student_checkpoint to relabel exactly as they were).
+# fmt: off
 TEACHER: dict[str, Any] = {"methods": [], "proposals": ["colour", "student"], "final_sources": ["colour", "student"],
                            "final_rule": "vote", "student_checkpoint": "model_checkpoints/student_r3and.pt"}
 
@@ -54,6 +56,7 @@ CONFIG: dict[str, Any] = {
     # student alone would label its own training data
     **TEACHER,
 }
+# fmt: on
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """One student from several, the library of ``self_training.average_students``: the weighted mean
 of their weights (weight-space ensembling, WiSE-FT and model soups), with the soup's own input
 colour settings. No image and no mask is read."""
+
 from __future__ import annotations
 
 import logging
@@ -15,7 +16,7 @@ from models.student import StudentConfig, average_weights, load_student, save_st
 
 log = logging.getLogger("self_training.average_students")
 
-STUDENTS_OWN = "students"   # colour_constancy: the students' own (they must agree)
+STUDENTS_OWN = "students"  # colour_constancy: the students' own (they must agree)
 
 
 @dataclass(frozen=True)
@@ -33,17 +34,21 @@ class Soup:
     config: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
-    def from_config(cls, cfg: dict[str, Any]) -> "Soup":
+    def from_config(cls, cfg: dict[str, Any]) -> Soup:
         students = tuple(map(str, cfg["students"]))
         if not students:
-            raise SettingsError("students: give the student.pt files to average (one: its weights kept, its input "
-                                "colour settings replaced by colour_constancy and colour_strength)")
+            raise SettingsError(
+                "students: give the student.pt files to average (one: its weights kept, its input "
+                "colour settings replaced by colour_constancy and colour_strength)"
+            )
         weights = tuple(map(float, cfg["weights"] or [1.0] * len(students)))
         if len(weights) != len(students):
             raise SettingsError(f"weights: one per student ({len(students)}), not {len(weights)}")
         if cfg["colour_constancy"] not in (None, STUDENTS_OWN, *COLOUR_CONSTANCY_METHODS):
-            raise SettingsError(f"colour_constancy must be null, {STUDENTS_OWN!r} or one of {COLOUR_CONSTANCY_METHODS}, "
-                                f"not {cfg['colour_constancy']!r}")
+            raise SettingsError(
+                f"colour_constancy must be null, {STUDENTS_OWN!r} or one of {COLOUR_CONSTANCY_METHODS}, "
+                f"not {cfg['colour_constancy']!r}"
+            )
         strength = None if cfg["colour_strength"] is None else float(cfg["colour_strength"])
         return cls(students, weights, str(cfg["out"]), bool(cfg["half"]), cfg["colour_constancy"], strength, dict(cfg))
 
@@ -63,13 +68,20 @@ def make_soup(soup: Soup) -> Path:
     loaded = [load_student(path) for path in soup.students]
     configs = {repr(soup.student_config(config)) for _, config, _ in loaded}
     if len(configs) > 1:
-        raise CheckpointError(f"the students {list(soup.students)} have different configs: only one architecture "
-                              "averages (set colour_constancy to average students that differ only there)")
+        raise CheckpointError(
+            f"the students {list(soup.students)} have different configs: only one architecture "
+            "averages (set colour_constancy to average students that differ only there)"
+        )
     model, config, _ = loaded[0]
     model.load_state_dict(average_weights([m.state_dict() for m, _, _ in loaded], list(soup.weights)))
     out = Path(soup.out)
-    save_student(out, model, soup.student_config(config), extra={"averaged_from": list(soup.students),
-                                                                 "averaging_weights": list(soup.weights)}, half=soup.half)
+    save_student(
+        out,
+        model,
+        soup.student_config(config),
+        extra={"averaged_from": list(soup.students), "averaging_weights": list(soup.weights)},
+        half=soup.half,
+    )
     write_json(out.with_suffix(".json"), soup.config)
     log.info("the mean of %d students (weights %s) written to %s", len(loaded), list(soup.weights), out)
     return out

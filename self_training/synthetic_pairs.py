@@ -19,6 +19,7 @@ Images are (H, W, 3) uint8 RGB and masks (H, W) bool, all at the pair's side ``s
 Areas and strengths are drawn uniformly among bins, donors uniformly among bins of their colour
 contrast with their skin, so faint and small lesions are as common as the easy ones.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from common.geometry import largest_component
 class PasteConfig:
     """Every setting that changes a pair. Areas are shares of the frame; strengths are alphas."""
 
+    # fmt: off
     size: int = 256                         # px, side of a pair (the student's input side)
     area_bins: tuple[tuple[float, float], ...] = ((0.01, 0.05), (0.05, 0.15), (0.15, 0.35), (0.35, 0.7))
     strength_bins: tuple[tuple[float, float], ...] = ((0.45, 0.7), (0.7, 0.9), (0.9, 1.0))
@@ -47,7 +49,7 @@ class PasteConfig:
                                             # faint lesion short leaves its rim behind, which would be taught as
                                             # skin (the shipped student's halo pairs: 0.1); 0: every pixel is known
     inpaint_side: int = 48                  # px, the hole is filled smoothly at this resolution
-    texture_sigma: float = 8.0              # px, the blur whose residue is the cloned skin texture (mottling, pores, hair)
+    texture_sigma: float = 8.0              # px, the blur whose residue is the cloned skin texture (pores, hair)
     shift_tries: int = 40                   # random shifts tried for the texture patch
     min_in_field: float = 0.85              # share of a pasted lesion that must lie in the field of view
     place_tries: int = 30                   # random places tried for it
@@ -70,6 +72,7 @@ class PasteConfig:
     min_contrast: float = 10.0              # a pasted lesion fainter than this (colour contrast with the skin
                                             # around it) is pasted again at full strength, else left out: a
                                             # target nobody could see would teach the student to guess
+    # fmt: on
 
 
 @dataclass
@@ -118,8 +121,13 @@ def make_donor(image_id: str, image: np.ndarray, mask: np.ndarray) -> Donor | No
     ys, xs = np.nonzero(lesion)
     y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
     skin_lab = _lab(image)[ring].mean(0)
-    return Donor(image_id, image[y0:y1, x0:x1].copy(), lesion[y0:y1, x0:x1].copy(), skin_lab.astype(np.float32),
-                 mask_contrast(image, lesion))
+    return Donor(
+        image_id,
+        image[y0:y1, x0:x1].copy(),
+        lesion[y0:y1, x0:x1].copy(),
+        skin_lab.astype(np.float32),
+        mask_contrast(image, lesion),
+    )
 
 
 def _feathered(mask: np.ndarray, sigma: float) -> np.ndarray:
@@ -145,8 +153,14 @@ def _shift_onto(hole: np.ndarray, valid: np.ndarray, rng: np.random.Generator, t
     return best
 
 
-def cloned_texture(image: np.ndarray, hole: np.ndarray, valid: np.ndarray, rng: np.random.Generator,
-                   config: PasteConfig, patches: int = 3) -> np.ndarray:
+def cloned_texture(
+    image: np.ndarray,
+    hole: np.ndarray,
+    valid: np.ndarray,
+    rng: np.random.Generator,
+    config: PasteConfig,
+    patches: int = 3,
+) -> np.ndarray:
     """(H, W, 3) float32: inside ``hole``, the fine texture (image minus its blur) of shifted
     patches of ``valid`` skin; up to ``patches`` shifts, each filling the hole pixels the ones
     before left uncovered; 0 elsewhere and where no patch reached."""
@@ -168,8 +182,9 @@ def cloned_texture(image: np.ndarray, hole: np.ndarray, valid: np.ndarray, rng: 
     return out
 
 
-def remove_lesion(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator,
-                  config: PasteConfig = PasteConfig()) -> np.ndarray:
+def remove_lesion(
+    image: np.ndarray, mask: np.ndarray, rng: np.random.Generator, config: PasteConfig = PasteConfig()
+) -> np.ndarray:
     """The frame with the (pseudo-)lesion ``mask`` removed: a smooth low-resolution fill plus the
     texture of a shifted patch of the frame's own skin, feathered in. (H, W, 3) uint8."""
     h, w = mask.shape
@@ -182,8 +197,9 @@ def remove_lesion(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator,
     small = cv2.resize(image, small_hw, interpolation=cv2.INTER_AREA)
     small_hole = cv2.resize(hole.astype(np.uint8), small_hw, interpolation=cv2.INTER_NEAREST)
     small_hole = cv2.dilate(small_hole, np.ones((3, 3), np.uint8))
-    smooth = cv2.resize(cv2.inpaint(small, small_hole, 3, cv2.INPAINT_TELEA), (w, h),
-                        interpolation=cv2.INTER_CUBIC).astype(np.float32)
+    smooth = cv2.resize(
+        cv2.inpaint(small, small_hole, 3, cv2.INPAINT_TELEA), (w, h), interpolation=cv2.INTER_CUBIC
+    ).astype(np.float32)
     fov, _ = field_and_rim(image)
     fov = cv2.resize(fov.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
     # the texture is taken from skin at least two texture blurs away from the hole, the field's
@@ -208,16 +224,19 @@ def _shaped(donor: Donor, area: float, rng: np.random.Generator, config: PasteCo
     if rng.random() < 0.5:
         patch, mask = patch[:, ::-1], mask[:, ::-1]
     stretch = float(np.exp(rng.uniform(-1, 1) * np.log1p(config.aspect_jitter)))
-    scale = np.sqrt(area * config.size ** 2 / max(mask.sum(), 1))
+    scale = np.sqrt(area * config.size**2 / max(mask.sum(), 1))
     new_w = max(2, round(mask.shape[1] * scale * np.sqrt(stretch)))
     new_h = max(2, round(mask.shape[0] * scale / np.sqrt(stretch)))
     patch = cv2.resize(np.ascontiguousarray(patch), (new_w, new_h), interpolation=cv2.INTER_LINEAR)
-    mask = cv2.resize(np.ascontiguousarray(mask).astype(np.float32), (new_w, new_h), interpolation=cv2.INTER_LINEAR) >= 0.5
+    mask = (
+        cv2.resize(np.ascontiguousarray(mask).astype(np.float32), (new_w, new_h), interpolation=cv2.INTER_LINEAR) >= 0.5
+    )
     return patch, mask
 
 
-def _place(mask: np.ndarray, fov: np.ndarray, taken: np.ndarray, rng: np.random.Generator,
-           config: PasteConfig) -> tuple[int, int] | None:
+def _place(
+    mask: np.ndarray, fov: np.ndarray, taken: np.ndarray, rng: np.random.Generator, config: PasteConfig
+) -> tuple[int, int] | None:
     """Top-left (y, x) of ``mask`` in the frame: at least ``min_in_field`` of it in the field of
     view and none on ``taken`` (a lesion pasted before); a lesion larger than the frame is clipped.
     None when no place tried fits."""
@@ -227,16 +246,26 @@ def _place(mask: np.ndarray, fov: np.ndarray, taken: np.ndarray, rng: np.random.
         y = int(rng.integers(min(0, size - h), max(0, size - h) + 1))
         x = int(rng.integers(min(0, size - w), max(0, size - w) + 1))
         ys, xs = slice(max(0, y), min(size, y + h)), slice(max(0, x), min(size, x + w))
-        inner = mask[ys.start - y: ys.stop - y, xs.start - x: xs.stop - x]
-        if (inner & fov[ys, xs]).sum() >= config.min_in_field * min(area, inner.sum()) and \
-                not (inner & taken[ys, xs]).any() and inner.sum() >= 0.6 * area:
+        inner = mask[ys.start - y : ys.stop - y, xs.start - x : xs.stop - x]
+        if (
+            (inner & fov[ys, xs]).sum() >= config.min_in_field * min(area, inner.sum())
+            and not (inner & taken[ys, xs]).any()
+            and inner.sum() >= 0.6 * area
+        ):
             return y, x
     return None
 
 
-def paste_lesion(background: np.ndarray, donor: Donor, area: float, strength: float, rng: np.random.Generator,
-                 fov: np.ndarray, taken: np.ndarray | None = None,
-                 config: PasteConfig = PasteConfig()) -> tuple[np.ndarray, np.ndarray] | None:
+def paste_lesion(
+    background: np.ndarray,
+    donor: Donor,
+    area: float,
+    strength: float,
+    rng: np.random.Generator,
+    fov: np.ndarray,
+    taken: np.ndarray | None = None,
+    config: PasteConfig = PasteConfig(),
+) -> tuple[np.ndarray, np.ndarray] | None:
     """``background`` with ``donor`` pasted at a drawn place; returns (image, the pasted mask), both
     of the background's (size, size) shape, or None when the lesion fits nowhere. The image's
     pixels differ from the background's only under the feathered mask. With a halo (drawn with
@@ -257,7 +286,7 @@ def paste_lesion(background: np.ndarray, donor: Donor, area: float, strength: fl
     background_lab = _lab(background)
     ring = _ring(target, max(2, round(0.03 * size))) & fov
     skin_here = background_lab[ring].mean(0) if ring.sum() >= 10 else background_lab[fov].mean(0)
-    lesion_lab = canvas + (skin_here - donor.skin_lab)[None, None]       # the colour relative to the skin kept
+    lesion_lab = canvas + (skin_here - donor.skin_lab)[None, None]  # the colour relative to the skin kept
     radius = np.sqrt(target.sum() / np.pi)
     fill = _fill_outside(lesion_lab, target)
     out_lab, lesion = background_lab, target
@@ -267,8 +296,11 @@ def paste_lesion(background: np.ndarray, donor: Donor, area: float, strength: fl
         with_halo = out_lab * (1 - alpha) + halo_lab * alpha
         skin = _ring(extent, max(2, round(0.03 * size))) & fov
         halo = extent & ~lesion
-        if halo.any() and skin.sum() >= 10 and \
-                np.linalg.norm(with_halo[halo].mean(0) - with_halo[skin].mean(0)) >= config.halo_min_contrast:
+        if (
+            halo.any()
+            and skin.sum() >= 10
+            and np.linalg.norm(with_halo[halo].mean(0) - with_halo[skin].mean(0)) >= config.halo_min_contrast
+        ):
             out_lab, target = with_halo, extent
     # alpha is 0.5 on the lesion's edge; it fades out just outside it and reaches full strength
     # just inside, so the visible extent is the mask
@@ -277,8 +309,15 @@ def paste_lesion(background: np.ndarray, donor: Donor, area: float, strength: fl
     return _rgb(out_lab), target
 
 
-def _halo(lesion: np.ndarray, radius: float, room: np.ndarray, rim_lab: np.ndarray, skin_lab: np.ndarray,
-          rng: np.random.Generator, config: PasteConfig) -> tuple[np.ndarray, np.ndarray, float]:
+def _halo(
+    lesion: np.ndarray,
+    radius: float,
+    room: np.ndarray,
+    rim_lab: np.ndarray,
+    skin_lab: np.ndarray,
+    rng: np.random.Generator,
+    config: PasteConfig,
+) -> tuple[np.ndarray, np.ndarray, float]:
     """A halo around ``lesion`` (size, size) bool: (the lesion and its ring, bool; the ring's CIELAB
     colour (size, size, 3); its alpha, a share of the lesion's). The ring is the pixels within a
     drawn width of the lesion, the width wobbling along it (smooth noise), kept inside ``room``."""
@@ -302,8 +341,9 @@ def _fill_outside(lab: np.ndarray, mask: np.ndarray) -> np.ndarray:
     the feathered edge blends the lesion's own rim colour, not the donor's skin."""
     if not mask.any():
         return lab
-    _, labels = cv2.distanceTransformWithLabels((~mask).astype(np.uint8), cv2.DIST_L2, 5,
-                                                labelType=cv2.DIST_LABEL_PIXEL)
+    _, labels = cv2.distanceTransformWithLabels(
+        (~mask).astype(np.uint8), cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL
+    )
     ys, xs = np.nonzero(mask)
     # each zero pixel (a mask pixel) has its own label; map labels to their colours
     lookup = np.zeros((labels.max() + 1, 3), np.float32)
@@ -322,8 +362,9 @@ class Background:
     unknown: np.ndarray | None = None
 
 
-def make_background(image_id: str, image: np.ndarray, mask: np.ndarray, rng: np.random.Generator,
-                    config: PasteConfig = PasteConfig()) -> Background:
+def make_background(
+    image_id: str, image: np.ndarray, mask: np.ndarray, rng: np.random.Generator, config: PasteConfig = PasteConfig()
+) -> Background:
     """The frame resized to the pair's side, its pseudo-lesion removed (:func:`remove_lesion`),
     with its field of view."""
     side = (config.size, config.size)
@@ -336,14 +377,18 @@ def make_background(image_id: str, image: np.ndarray, mask: np.ndarray, rng: np.
     unknown = None
     if config.unknown_grow > 0 and mask.any():
         grow = max(1, round(config.unknown_grow * config.size))
-        unknown = cv2.dilate(mask.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1,) * 2)).astype(bool)
+        unknown = cv2.dilate(
+            mask.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1,) * 2)
+        ).astype(bool)
     return Background(image_id, clean, fov, unknown)
 
 
 def draw_kind(rng: np.random.Generator, config: PasteConfig = PasteConfig()) -> str:
-    """"empty", "two" or "single", with the configured shares."""
+    """ "empty", "two" or "single", with the configured shares."""
     u = rng.random()
-    return "empty" if u < config.empty_share else "two" if u < config.empty_share + config.two_lesion_share else "single"
+    return (
+        "empty" if u < config.empty_share else "two" if u < config.empty_share + config.two_lesion_share else "single"
+    )
 
 
 def draw_from_bins(bins: tuple[tuple[float, float], ...], rng: np.random.Generator) -> float:
@@ -352,8 +397,16 @@ def draw_from_bins(bins: tuple[tuple[float, float], ...], rng: np.random.Generat
     return float(rng.uniform(low, high))
 
 
-def paste_visible(image: np.ndarray, donor: Donor, area: float, strength: float, rng: np.random.Generator,
-                  fov: np.ndarray, taken: np.ndarray, config: PasteConfig) -> tuple[np.ndarray, np.ndarray, float] | None:
+def paste_visible(
+    image: np.ndarray,
+    donor: Donor,
+    area: float,
+    strength: float,
+    rng: np.random.Generator,
+    fov: np.ndarray,
+    taken: np.ndarray,
+    config: PasteConfig,
+) -> tuple[np.ndarray, np.ndarray, float] | None:
     """:func:`paste_lesion`, again at full strength when the lesion came out fainter than
     ``min_contrast``; (image, mask, the strength used), or None (nowhere to fit, or too faint)."""
     for attempt in (strength, 1.0):
@@ -365,8 +418,13 @@ def paste_visible(image: np.ndarray, donor: Donor, area: float, strength: float,
     return None
 
 
-def make_pair(background: Background, donors: list[Donor], rng: np.random.Generator,
-              config: PasteConfig = PasteConfig(), kind: str | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
+def make_pair(
+    background: Background,
+    donors: list[Donor],
+    rng: np.random.Generator,
+    config: PasteConfig = PasteConfig(),
+    kind: str | None = None,
+) -> tuple[np.ndarray, np.ndarray, dict]:
     """One synthetic pair: (image (size, size, 3) uint8, target (size, size) bool, its record:
     kind, donors, areas, strengths, the pasted lesions' colour contrast). ``donors``: one per lesion
     of the kind (the first one or two are used). A lesion that fits nowhere is left out (a "two"

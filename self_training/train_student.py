@@ -3,7 +3,8 @@
     python -m self_training.train_student --set pseudo_dirs='["results/pseudo_r1"]' --set out_dir=results/student_r1
     python -m self_training.train_student --set pseudo_dirs='["results/pseudo_r4_crops"]' \
         --set extra_sets='[{"name": "frames", "image_dir": "../shared/data/ISIC2017_full_frames/images",
-                           "pseudo_dirs": ["results/pseudo_r4_frames"]}]' --set out_dir=results/student_r4   # crops + frames
+                           "pseudo_dirs": ["results/pseudo_r4_frames"]}]' \
+        --set out_dir=results/student_r4                                  # crops + frames
     torchrun --nproc_per_node 2 -m self_training.train_student ...        # data-parallel, same result layout
 
 The encoder is a classifier backbone from the registry (ImageNet weights, or the melanoma
@@ -17,6 +18,7 @@ back in the main set is used from any set. A fixed number of epochs, no choice b
 ``last.pt`` (resume), ``student.pt`` (the final weights, ``weights_only`` loadable),
 ``history.json`` and ``config.json``; rerunning with the same ``out_dir`` resumes.
 """
+
 from __future__ import annotations
 
 import logging
@@ -29,6 +31,7 @@ from common.defaults import RESULTS_ROOT
 from data.holdout import HOLDOUT_EVERY
 from self_training.training import StudentTraining, train
 
+# fmt: off
 CONFIG: dict[str, Any] = {
     "dataset": DATA_CONFIG["dataset"],
     "data_root": DATA_CONFIG["data_root"],
@@ -67,6 +70,7 @@ CONFIG: dict[str, Any] = {
     "device": "auto",
     "seed": 0,
 }
+# fmt: on
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

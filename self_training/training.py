@@ -5,6 +5,7 @@ loop (:func:`train`: data-parallel under torchrun, resumed from ``last.pt``). No
 read anywhere. The loss is pixel-weighted binary cross-entropy plus soft Dice
 (:func:`weighted_bce_dice`).
 """
+
 from __future__ import annotations
 
 import logging
@@ -36,8 +37,8 @@ log = logging.getLogger("self_training.train_student")
 
 # Keys that may change when a training run resumes: they change speed or outputs, not the weights.
 RESUMABLE = frozenset({"num_workers", "threads", "device", "export", "out_dir"})
-DICE_WEIGHT = 1.0   # weight of the soft-Dice term beside BCE
-DICE_EPS = 1.0      # smoothing of the soft Dice (pixels)
+DICE_WEIGHT = 1.0  # weight of the soft-Dice term beside BCE
+DICE_EPS = 1.0  # smoothing of the soft Dice (pixels)
 
 
 @dataclass(frozen=True)
@@ -56,17 +57,24 @@ class ExtraSet:
     share: float | None = None
 
     @classmethod
-    def from_entry(cls, entry: dict[str, Any]) -> "ExtraSet":
+    def from_entry(cls, entry: dict[str, Any]) -> ExtraSet:
         name, known = entry.get("name"), {f.name for f in fields(cls)}
         if not name or not isinstance(name, str) or ":" in name or "pseudo_dirs" not in entry or set(entry) - known:
-            raise SettingsError(f"extra_sets entry {entry}: needs a unique 'name' (no ':') and 'pseudo_dirs', "
-                                "and 'image_dir' or 'dataset'/'data_root'/'split', nothing else")
+            raise SettingsError(
+                f"extra_sets entry {entry}: needs a unique 'name' (no ':') and 'pseudo_dirs', "
+                "and 'image_dir' or 'dataset'/'data_root'/'split', nothing else"
+            )
         share, keep = entry.get("share"), entry.get("keep_fraction")
         if share is not None and not 0 < float(share) < 1:
             raise SettingsError(f"extra_sets {name!r}: share must be in (0, 1), not {share}")
-        return cls(**{**entry, "pseudo_dirs": tuple(entry["pseudo_dirs"]),
-                      "share": None if share is None else float(share),
-                      "keep_fraction": None if keep is None else float(keep)})
+        return cls(
+            **{
+                **entry,
+                "pseudo_dirs": tuple(entry["pseudo_dirs"]),
+                "share": None if share is None else float(share),
+                "keep_fraction": None if keep is None else float(keep),
+            }
+        )
 
 
 @dataclass(frozen=True)
@@ -108,21 +116,30 @@ class StudentTraining:
     config: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
-    def from_config(cls, cfg: dict[str, Any]) -> "StudentTraining":
+    def from_config(cls, cfg: dict[str, Any]) -> StudentTraining:
         if cfg["colour_constancy"] not in (None, *COLOUR_CONSTANCY_METHODS):
-            raise SettingsError(f"colour_constancy must be null or one of {COLOUR_CONSTANCY_METHODS}, "
-                                f"not {cfg['colour_constancy']!r}")
+            raise SettingsError(
+                f"colour_constancy must be null or one of {COLOUR_CONSTANCY_METHODS}, not {cfg['colour_constancy']!r}"
+            )
         extra_sets = tuple(ExtraSet.from_entry(entry) for entry in cfg["extra_sets"])
         names = [extra.name for extra in extra_sets]
         if len(set(names)) < len(names):
             raise SettingsError(f"extra_sets: each entry needs a unique 'name', not {names}")
         picked = {f.name: cfg[f.name] for f in fields(cls) if f.name not in ("extra_sets", "config")}
-        return cls(**{**picked, "pseudo_dirs": tuple(cfg["pseudo_dirs"]), "extra_sets": extra_sets,
-                      "colour_strength": float(cfg["colour_strength"]), "config": dict(cfg)})
+        return cls(
+            **{
+                **picked,
+                "pseudo_dirs": tuple(cfg["pseudo_dirs"]),
+                "extra_sets": extra_sets,
+                "colour_strength": float(cfg["colour_strength"]),
+                "config": dict(cfg),
+            }
+        )
 
 
-def _set_labels(name: str, dataset, pseudo_dirs: tuple[str, ...], held: set[str], keep: float,
-                key: str) -> list[PseudoLabel]:
+def _set_labels(
+    name: str, dataset, pseudo_dirs: tuple[str, ...], held: set[str], keep: float, key: str
+) -> list[PseudoLabel]:
     """One image set's pseudo-labels, ids in ``held`` refused, the least trusted dropped."""
     paths = dict(zip(dataset.ids, dataset.image_paths))
     labels = [p for p in collect_pseudo_labels(pseudo_dirs, paths) if p.image_id not in held]
@@ -147,13 +164,20 @@ def training_labels(s: StudentTraining) -> list[PseudoLabel]:
     main_set = open_dataset(s.data_root, s.split, s.image_dir, read_masks=False, dataset=s.dataset)
     held = set(holdout_ids(main_set.ids, s.holdout_every)) if not s.image_dir else set()
     labels = _set_labels("main set", main_set, s.pseudo_dirs, held, s.keep_fraction, s.confidence_key)
-    shared: list[tuple[ExtraSet, list[PseudoLabel]]] = []     # sets with a share, sized once the rest is known
+    shared: list[tuple[ExtraSet, list[PseudoLabel]]] = []  # sets with a share, sized once the rest is known
     for extra in s.extra_sets:
-        dataset = open_dataset(extra.data_root or s.data_root, extra.split or s.split, extra.image_dir,
-                               read_masks=False, dataset=extra.dataset or s.dataset)
+        dataset = open_dataset(
+            extra.data_root or s.data_root,
+            extra.split or s.split,
+            extra.image_dir,
+            read_masks=False,
+            dataset=extra.dataset or s.dataset,
+        )
         keep = s.keep_fraction if extra.keep_fraction is None else extra.keep_fraction
-        named = [replace(p, image_id=f"{extra.name}:{p.image_id}")
-                 for p in _set_labels(extra.name, dataset, extra.pseudo_dirs, held, keep, s.confidence_key)]
+        named = [
+            replace(p, image_id=f"{extra.name}:{p.image_id}")
+            for p in _set_labels(extra.name, dataset, extra.pseudo_dirs, held, keep, s.confidence_key)
+        ]
         if extra.share is not None and named:
             shared.append((extra, named))
         else:
@@ -164,8 +188,9 @@ def training_labels(s: StudentTraining) -> list[PseudoLabel]:
         log.info("%s: %d items (share %.2f of %d)", extra.name, len(sized), extra.share, n_others + len(sized))
         labels += sized
     if not labels:
-        raise DataError(f"no pseudo-masks found in {list(s.pseudo_dirs)} or extra_sets: "
-                        "run self_training.pseudo_label first")
+        raise DataError(
+            f"no pseudo-masks found in {list(s.pseudo_dirs)} or extra_sets: run self_training.pseudo_label first"
+        )
     return labels
 
 
@@ -174,8 +199,12 @@ def make_student(s: StudentTraining) -> tuple[torch.nn.Module, StudentConfig]:
     size and colour constancy: the U-Net is fully convolutional), else a new U-Net whose encoder is
     the classifier's (``classifier_checkpoint`` or ImageNet)."""
     if not s.init_student:
-        config = StudentConfig(backbone=s.backbone, input_size=s.input_size, colour_constancy=s.colour_constancy,
-                               colour_strength=s.colour_strength)
+        config = StudentConfig(
+            backbone=s.backbone,
+            input_size=s.input_size,
+            colour_constancy=s.colour_constancy,
+            colour_strength=s.colour_strength,
+        )
         model = build_student(config)
         copied = load_backbone(model, s.backbone, s.classifier_checkpoint)
         log.info("encoder: %d tensors from %s", copied, s.classifier_checkpoint or "ImageNet weights")
@@ -188,20 +217,29 @@ def make_student(s: StudentTraining) -> tuple[torch.nn.Module, StudentConfig]:
     if config.input_size != s.input_size:
         log.info("fine-tuning a student of %d px at %d px", config.input_size, s.input_size)
     if (config.colour_constancy, config.colour_strength) != (s.colour_constancy, s.colour_strength):
-        log.info("fine-tuning a student of colour constancy %s (%g) with %s (%g)", config.colour_constancy,
-                 config.colour_strength, s.colour_constancy, s.colour_strength)
+        log.info(
+            "fine-tuning a student of colour constancy %s (%g) with %s (%g)",
+            config.colour_constancy,
+            config.colour_strength,
+            s.colour_constancy,
+            s.colour_strength,
+        )
     log.info("every weight from %s", s.init_student)
-    return model.float(), replace(config, input_size=s.input_size, colour_constancy=s.colour_constancy,
-                                  colour_strength=s.colour_strength)
+    return model.float(), replace(
+        config, input_size=s.input_size, colour_constancy=s.colour_constancy, colour_strength=s.colour_strength
+    )
 
 
 def make_optimizer(model: torch.nn.Module, s: StudentTraining, total_steps: int):
     """AdamW with a lower rate for the pretrained encoder; cosine decay over ``total_steps``."""
-    groups = [{"params": model.encoder.parameters(), "lr": s.lr * s.encoder_lr_scale},
-              {"params": [p for n, p in model.named_parameters() if not n.startswith("encoder.")], "lr": s.lr}]
+    groups = [
+        {"params": model.encoder.parameters(), "lr": s.lr * s.encoder_lr_scale},
+        {"params": [p for n, p in model.named_parameters() if not n.startswith("encoder.")], "lr": s.lr},
+    ]
     optimizer = torch.optim.AdamW(groups, weight_decay=s.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / max(total_steps, 1))))
+        optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / max(total_steps, 1)))
+    )
     return optimizer, schedule
 
 
@@ -260,9 +298,17 @@ def train(s: StudentTraining, defaults: dict[str, Any] | None = None) -> dict[st
     if main_process:
         fix_run_config(run_dir, s.config, RESUMABLE, defaults=defaults)
     labels = training_labels(s)
-    dataset = PseudoMaskDataset(labels, s.input_size, train=True, cache_size=s.cache_size,
-                                uncertainty_weight=s.uncertainty_weight, vignette_p=s.vignette_p, seed=s.seed + rank,
-                                colour_constancy=s.colour_constancy, colour_strength=s.colour_strength)
+    dataset = PseudoMaskDataset(
+        labels,
+        s.input_size,
+        train=True,
+        cache_size=s.cache_size,
+        uncertainty_weight=s.uncertainty_weight,
+        vignette_p=s.vignette_p,
+        seed=s.seed + rank,
+        colour_constancy=s.colour_constancy,
+        colour_strength=s.colour_strength,
+    )
     sampler = ShardedShuffle(len(dataset), rank, world, s.seed)
     loader = DataLoader(dataset, s.batch_size, sampler=sampler, num_workers=s.num_workers, drop_last=True)
     model, student_config = make_student(s)
@@ -275,11 +321,21 @@ def train(s: StudentTraining, defaults: dict[str, Any] | None = None) -> dict[st
         started = time.time()
         loss = train_epoch(ddp, loader, optimizer, schedule, device, main_process, f"epoch {epoch}/{s.epochs}")
         if main_process:
-            history.append({"epoch": epoch, "loss": loss, "minutes": (time.time() - started) / 60,
-                            "n_images": len(dataset)})
+            history.append(
+                {"epoch": epoch, "loss": loss, "minutes": (time.time() - started) / 60, "n_images": len(dataset)}
+            )
             log.info("epoch %d: loss %.4f, %.1f min", epoch, loss, history[-1]["minutes"])
-            save_student(run_dir / "last.pt", model, student_config, {
-                "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(), "epoch": epoch, "history": history})
+            save_student(
+                run_dir / "last.pt",
+                model,
+                student_config,
+                {
+                    "optimizer": optimizer.state_dict(),
+                    "schedule": schedule.state_dict(),
+                    "epoch": epoch,
+                    "history": history,
+                },
+            )
             write_json(run_dir / "history.json", history)
     if main_process:
         _save_final(s, run_dir, model, student_config, labels, history)
@@ -289,12 +345,17 @@ def train(s: StudentTraining, defaults: dict[str, Any] | None = None) -> dict[st
     return {"run_dir": str(run_dir), "history": history, "n_trained_on": len(labels)}
 
 
-def _save_final(s: StudentTraining, run_dir: Path, model, config: StudentConfig, labels: list[PseudoLabel],
-                history: list[dict]) -> None:
+def _save_final(
+    s: StudentTraining, run_dir: Path, model, config: StudentConfig, labels: list[PseudoLabel], history: list[dict]
+) -> None:
     """``student.pt`` (with the ids trained on and the run's CONFIG) and the float16 ``export``."""
     recorded = {k: v for k, v in s.config.items() if isinstance(v, (int, float, str, list, type(None)))}
-    save_student(run_dir / "student.pt", model, config,
-                 {"trained_on": [p.image_id for p in labels], "history": history, "train_config": recorded})
+    save_student(
+        run_dir / "student.pt",
+        model,
+        config,
+        {"trained_on": [p.image_id for p in labels], "history": history, "train_config": recorded},
+    )
     log.info("student written to %s", run_dir / "student.pt")
     if s.export:
         save_student(s.export, model, config, {"history": history, "n_trained_on": len(labels)}, half=True)

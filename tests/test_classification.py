@@ -1,4 +1,5 @@
 """The classification stage on tiny generated data: a step learns, resume, DDP split, checkpoints."""
+
 import json
 import os
 import subprocess
@@ -21,7 +22,7 @@ def _labelled_root(tmp_path, n_train=8, n_val=4):
     root = tmp_path / "isic"
     write_synthetic_isic(root, n_train, "train", seed=0)
     write_synthetic_isic(root, n_val, "val", seed=100)
-    for tag in ("Training", "Validation"):   # alternate labels so both classes exist
+    for tag in ("Training", "Validation"):  # alternate labels so both classes exist
         csv = root / f"ISIC-2017_{tag}_Part3_GroundTruth.csv"
         lines = csv.read_text().splitlines()
         rows = [lines[0]] + [f"{line.split(',')[0]},{float(i % 2)},0.0" for i, line in enumerate(lines[1:])]
@@ -77,7 +78,7 @@ def test_train_resume_and_checkpoint_roundtrip(tmp_path):
     first = train_script.main(_args(root, out))
     assert [h["epoch"] for h in first["history"]] == [1]
     row1 = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
-    second = train_script.main(_args(root, out, "epochs=2"))   # resumes from last.pth
+    second = train_script.main(_args(root, out, "epochs=2"))  # resumes from last.pth
     assert [h["epoch"] for h in second["history"]] == [1, 2]
     assert json.loads((out / "metrics.jsonl").read_text().splitlines()[0]) == row1
     assert torch.load(out / "last.pth", weights_only=True)["epoch"] == 2
@@ -92,8 +93,18 @@ def test_classifier_test_script(tmp_path):
 
     root = _labelled_root(tmp_path)
     train_script.main(_args(root, tmp_path / "run"))
-    report = test_script.main(["--set", f"checkpoint={tmp_path / 'run' / 'best.pth'}", "--set", f"data_root={root}",
-                               "--set", f"out_dir={tmp_path / 'test'}", "--set", "num_workers=0"])
+    report = test_script.main(
+        [
+            "--set",
+            f"checkpoint={tmp_path / 'run' / 'best.pth'}",
+            "--set",
+            f"data_root={root}",
+            "--set",
+            f"out_dir={tmp_path / 'test'}",
+            "--set",
+            "num_workers=0",
+        ]
+    )
     cm = report["confusion_matrix"]
     assert cm["tn"] + cm["fp"] + cm["fn"] + cm["tp"] == 4 and 0 <= report["roc_auc"] <= 1
     assert (tmp_path / "test" / "roc.png").is_file()
@@ -105,8 +116,18 @@ def test_two_process_gloo_run_splits_the_data(tmp_path):
     root = _labelled_root(tmp_path, n_train=6, n_val=2)
     out = tmp_path / "ddp"
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
-           "-m", "classification.train", *_args(root, out, "log_sample_ids=true", "device=cpu")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29517",
+        "-m",
+        "classification.train",
+        *_args(root, out, "log_sample_ids=true", "device=cpu"),
+    ]
     done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     seen = [json.loads((out / f"seen_rank{r}_epoch1.json").read_text()) for r in range(2)]

@@ -1,5 +1,6 @@
 """Self-training: pseudo-labels never read masks, the student learns, checkpoints are safe, the
 student sources segment, the fast preset runs."""
+
 import pickle
 
 import numpy as np
@@ -8,23 +9,31 @@ import torch
 from PIL import Image
 
 from cam_sam import segment
-from cam_sam.settings import PIPELINE_CONFIG, resolve_pipeline
 from cam_sam.runs.build import build_pipeline
-from common.metrics import mask_metrics
+from cam_sam.settings import PIPELINE_CONFIG, resolve_pipeline
 from common.config import merge
 from common.errors import RunError, SettingsError
 from common.io import read_json, write_json, write_png
+from common.metrics import mask_metrics
 from data.holdout import holdout_ids
 from data.isic import ISICDataset
 from data.synthetic import make_synthetic_sample, write_synthetic_isic
 from models.registry import CheckpointError
-from models.student import view_agreement, StudentConfig, StudentSegmenter, build_student, load_backbone, load_student, save_student
+from models.student import (
+    StudentConfig,
+    StudentSegmenter,
+    build_student,
+    load_backbone,
+    load_student,
+    save_student,
+    view_agreement,
+)
 from self_training import pseudo_label, train_student
 from self_training.data import PseudoMaskDataset, collect_pseudo_labels, keep_most_trusted
 from self_training.labelling import self_training_ids
 from self_training.training import StudentTraining, make_student, training_labels, weighted_bce_dice
 
-SMALL = 128   # student input side in these tests (256 in real runs)
+SMALL = 128  # student input side in these tests (256 in real runs)
 
 
 def _args(settings=None, **kw):
@@ -37,8 +46,10 @@ def _fake_pseudo_run(root, split_dir, out):
     ds = ISICDataset(root, "train")
     for i, sample in enumerate(ds):
         write_png(out / "masks" / f"{sample.image_id}.png", sample.mask.astype(np.uint8) * 255)
-        write_json(out / "records" / f"{sample.image_id}.json",
-                   {"final_source": "colour", "confidence": {"selection_score": 1.0 - 0.01 * i}})
+        write_json(
+            out / "records" / f"{sample.image_id}.json",
+            {"final_source": "colour", "confidence": {"selection_score": 1.0 - 0.01 * i}},
+        )
     return out
 
 
@@ -48,9 +59,21 @@ def trained_student(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("student")
     root = write_synthetic_isic(tmp / "data", n_images=16, split="train", seed=100)
     pseudo = _fake_pseudo_run(root, "train", tmp / "pseudo")
-    result = train_student.main(_args(data_root=root, pseudo_dirs=f'["{pseudo}"]', holdout_every=0, input_size=SMALL,
-                                      cache_size=160, epochs=25, batch_size=8, keep_fraction=1.0, out_dir=tmp / "run",
-                                      lr=3e-3, vignette_p=0.0))
+    result = train_student.main(
+        _args(
+            data_root=root,
+            pseudo_dirs=f'["{pseudo}"]',
+            holdout_every=0,
+            input_size=SMALL,
+            cache_size=160,
+            epochs=25,
+            batch_size=8,
+            keep_fraction=1.0,
+            out_dir=tmp / "run",
+            lr=3e-3,
+            vignette_p=0.0,
+        )
+    )
     return tmp / "run" / "student.pt", result
 
 
@@ -60,7 +83,7 @@ def test_holdout_is_every_18th_and_never_used():
     assert held == ids[::18] and len(held) == 6
     usable = self_training_ids(ids, seed=1)
     assert not set(usable) & set(held) and sorted(usable) == sorted(set(ids) - set(held))
-    assert usable == self_training_ids(ids, seed=1) and usable != sorted(usable)   # seeded shuffle
+    assert usable == self_training_ids(ids, seed=1) and usable != sorted(usable)  # seeded shuffle
 
 
 def test_pseudo_labels_never_read_masks(tmp_path):
@@ -68,7 +91,7 @@ def test_pseudo_labels_never_read_masks(tmp_path):
     common = {"data_root": root, "holdout_every": 0, "prompts.n_perturbations": 2}
     pseudo_label.main(_args(common, out_dir=tmp_path / "a"))
     for mask in (root / "ISIC-2017_Training_Part1_GroundTruth").glob("*.png"):
-        mask.write_bytes(b"not a png")   # opening any mask now fails
+        mask.write_bytes(b"not a png")  # opening any mask now fails
     pseudo_label.main(_args(common, out_dir=tmp_path / "b"))
     names = sorted(p.name for p in (tmp_path / "a" / "masks").glob("*.png"))
     assert len(names) == 3
@@ -125,9 +148,9 @@ class _IgnoresTheImage(torch.nn.Module):
 
 
 def test_zoom_agreement_is_high_for_a_student_that_follows_the_lesion():
-    image = np.full((120, 160, 3), (220, 180, 160), np.uint8)         # skin: red - blue 60
+    image = np.full((120, 160, 3), (220, 180, 160), np.uint8)  # skin: red - blue 60
     yy, xx = np.mgrid[:120, :160]
-    image[(yy - 60) ** 2 + (xx - 80) ** 2 < 30 ** 2] = (120, 60, 20)   # lesion: red - blue 100
+    image[(yy - 60) ** 2 + (xx - 80) ** 2 < 30**2] = (120, 60, 20)  # lesion: red - blue 100
     config = StudentConfig(input_size=64)
     follows = StudentSegmenter(_FollowsTheLesion(), config, tta=False)
     ignores = StudentSegmenter(_IgnoresTheImage(), config, tta=False)
@@ -135,8 +158,12 @@ def test_zoom_agreement_is_high_for_a_student_that_follows_the_lesion():
     low = ignores.zoom_agreement(image, ignores.predict_proba(image))
     assert high > 0.85 and low < 0.7, (high, low)
     empty = np.zeros((120, 160), np.float32)
-    assert StudentSegmenter(_FollowsTheLesion(), config, tta=False).zoom_agreement(
-        np.full((120, 160, 3), (220, 180, 160), np.uint8), empty) == 1.0          # nothing either way: they agree
+    assert (
+        StudentSegmenter(_FollowsTheLesion(), config, tta=False).zoom_agreement(
+            np.full((120, 160, 3), (220, 180, 160), np.uint8), empty
+        )
+        == 1.0
+    )  # nothing either way: they agree
 
 
 def test_start_extends_an_earlier_run_in_another_folder(tmp_path):
@@ -156,15 +183,16 @@ def test_keep_most_trusted_drops_the_lowest_scores(tmp_path):
     ds = ISICDataset(root, "train", read_masks=False)
     labels = collect_pseudo_labels([pseudo], dict(zip(ds.ids, ds.image_paths)))
     kept = keep_most_trusted(labels, 0.6)
-    assert [p.image_id for p in kept] == ds.ids[:3]   # scores fall with the index
+    assert [p.image_id for p in kept] == ds.ids[:3]  # scores fall with the index
 
 
 def test_a_training_step_lowers_the_loss(tmp_path):
     root = write_synthetic_isic(tmp_path / "data", n_images=4, split="train")
     pseudo = _fake_pseudo_run(root, "train", tmp_path / "pseudo")
     ds = ISICDataset(root, "train", read_masks=False)
-    data = PseudoMaskDataset(collect_pseudo_labels([pseudo], dict(zip(ds.ids, ds.image_paths))), SMALL,
-                             train=False, cache_size=SMALL)
+    data = PseudoMaskDataset(
+        collect_pseudo_labels([pseudo], dict(zip(ds.ids, ds.image_paths))), SMALL, train=False, cache_size=SMALL
+    )
     x, y, w = (torch.stack(t) for t in zip(*[data[i] for i in range(len(data))]))
     torch.manual_seed(0)
     model = build_student(StudentConfig(input_size=SMALL))
@@ -187,9 +215,9 @@ def test_weighted_loss_ignores_zero_weight_pixels():
     weight = torch.ones(1, 1, 4, 4)
     weight[..., 0, 0] = 0
     base = weighted_bce_dice(logits, target, weight)
-    target[..., 0, 0] = 1          # a label change where the weight is 0 changes nothing
+    target[..., 0, 0] = 1  # a label change where the weight is 0 changes nothing
     assert torch.isclose(weighted_bce_dice(logits, target, weight), base)
-    weight[..., 0, 0] = 1          # ... and does where it is not
+    weight[..., 0, 0] = 1  # ... and does where it is not
     assert not torch.isclose(weighted_bce_dice(logits, target, weight), base)
 
 
@@ -213,7 +241,7 @@ def test_checkpoint_round_trips_with_weights_only(tmp_path):
     config = StudentConfig(input_size=SMALL)
     model = build_student(config).eval()
     save_student(tmp_path / "s.pt", model, config, {"epoch": 3})
-    payload = torch.load(tmp_path / "s.pt", weights_only=True)   # nothing but tensors and plain values
+    payload = torch.load(tmp_path / "s.pt", weights_only=True)  # nothing but tensors and plain values
     assert payload["epoch"] == 3
     loaded, loaded_config, _ = load_student(tmp_path / "s.pt")
     assert loaded_config == config
@@ -232,29 +260,59 @@ def test_averaging_students_gives_the_mean_of_their_weights(tmp_path):
     a, b = build_student(config), build_student(config)
     save_student(tmp_path / "a.pt", a, config)
     save_student(tmp_path / "b.pt", b, config)
-    average_students.main(["--set", f'students=["{tmp_path / "a.pt"}", "{tmp_path / "b.pt"}"]',
-                           "--set", "weights=[3, 1]", "--set", f"out={tmp_path / 'mean.pt'}"])
+    average_students.main(
+        [
+            "--set",
+            f'students=["{tmp_path / "a.pt"}", "{tmp_path / "b.pt"}"]',
+            "--set",
+            "weights=[3, 1]",
+            "--set",
+            f"out={tmp_path / 'mean.pt'}",
+        ]
+    )
     mean, mean_config, payload = load_student(tmp_path / "mean.pt")
     assert mean_config == config and payload["averaging_weights"] == [3.0, 1.0]
     for key, value in mean.state_dict().items():
-        expected = 0.75 * a.state_dict()[key].float() + 0.25 * b.state_dict()[key].float() \
-            if value.is_floating_point() else a.state_dict()[key]
+        expected = (
+            0.75 * a.state_dict()[key].float() + 0.25 * b.state_dict()[key].float()
+            if value.is_floating_point()
+            else a.state_dict()[key]
+        )
         torch.testing.assert_close(value.float(), expected.float())
     other = StudentConfig(input_size=SMALL, decoder_channels=(32, 16, 8, 8, 8))
     save_student(tmp_path / "c.pt", build_student(other), other)
     with pytest.raises(CheckpointError, match="different configs"):
-        average_students.main(["--set", f'students=["{tmp_path / "a.pt"}", "{tmp_path / "c.pt"}"]',
-                               "--set", f"out={tmp_path / 'x.pt'}"])
+        average_students.main(
+            ["--set", f'students=["{tmp_path / "a.pt"}", "{tmp_path / "c.pt"}"]', "--set", f"out={tmp_path / 'x.pt'}"]
+        )
     with pytest.raises(SettingsError, match="one per student"):
         average_students.main(["--set", f'students=["{tmp_path / "a.pt"}"]', "--set", "weights=[1, 2]"])
     # students of another colour constancy average when the soup's is given
     save_student(tmp_path / "e.pt", b, StudentConfig(input_size=SMALL, colour_constancy="shades_of_gray"))
-    average_students.main(["--set", f'students=["{tmp_path / "a.pt"}", "{tmp_path / "e.pt"}"]',
-                           "--set", "colour_constancy=shades_of_gray", "--set", f"out={tmp_path / 'sog.pt'}"])
+    average_students.main(
+        [
+            "--set",
+            f'students=["{tmp_path / "a.pt"}", "{tmp_path / "e.pt"}"]',
+            "--set",
+            "colour_constancy=shades_of_gray",
+            "--set",
+            f"out={tmp_path / 'sog.pt'}",
+        ]
+    )
     assert load_student(tmp_path / "sog.pt")[1] == StudentConfig(input_size=SMALL, colour_constancy="shades_of_gray")
     # one student: its weights kept, its input settings replaced
-    average_students.main(["--set", f'students=["{tmp_path / "a.pt"}"]', "--set", "colour_constancy=shades_of_gray",
-                           "--set", "colour_strength=0.5", "--set", f"out={tmp_path / 'half.pt'}"])
+    average_students.main(
+        [
+            "--set",
+            f'students=["{tmp_path / "a.pt"}"]',
+            "--set",
+            "colour_constancy=shades_of_gray",
+            "--set",
+            "colour_strength=0.5",
+            "--set",
+            f"out={tmp_path / 'half.pt'}",
+        ]
+    )
     half, half_config, _ = load_student(tmp_path / "half.pt")
     assert half_config == StudentConfig(input_size=SMALL, colour_constancy="shades_of_gray", colour_strength=0.5)
     assert all(torch.equal(v, a.state_dict()[k]) for k, v in half.state_dict().items())
@@ -287,6 +345,7 @@ def test_a_checkpoint_that_would_run_code_is_refused(tmp_path):
     with pytest.raises(CheckpointError, match="evil.pt"):
         load_student(path)
     from models.registry import read_checkpoint
+
     with pytest.raises(CheckpointError, match="refusing"):
         read_checkpoint(path)
 
@@ -294,8 +353,17 @@ def test_a_checkpoint_that_would_run_code_is_refused(tmp_path):
 def test_student_sources_segment_a_generated_lesion(trained_student):
     path, result = trained_student
     assert result["history"][-1]["loss"] < result["history"][0]["loss"]
-    cfg = merge(PIPELINE_CONFIG, {"methods": [], "proposals": ["student", "student_box"], "final_sources": ["student_box"],
-                                  "student_checkpoint": str(path), "prompts.n_perturbations": 2, "device": "cpu"})
+    cfg = merge(
+        PIPELINE_CONFIG,
+        {
+            "methods": [],
+            "proposals": ["student", "student_box"],
+            "final_sources": ["student_box"],
+            "student_checkpoint": str(path),
+            "prompts.n_perturbations": 2,
+            "device": "cpu",
+        },
+    )
     pipeline = build_pipeline(*resolve_pipeline(cfg), "cpu")
     sample = make_synthetic_sample(7)
     out = pipeline.segment(sample.image)
@@ -307,8 +375,16 @@ def test_student_sources_segment_a_generated_lesion(trained_student):
 def test_fast_preset_runs_end_to_end(tmp_path, trained_student):
     path, _ = trained_student
     root = write_synthetic_isic(tmp_path / "data", n_images=2, split="val", seed=50)
-    metrics = segment.main(_args(preset="fast", data_root=root, student_checkpoint=path, out_dir=tmp_path / "run",
-                                 results_root=tmp_path, n_overlays=1))
+    metrics = segment.main(
+        _args(
+            preset="fast",
+            data_root=root,
+            student_checkpoint=path,
+            out_dir=tmp_path / "run",
+            results_root=tmp_path,
+            n_overlays=1,
+        )
+    )
     assert metrics["summary"]["final"]["n_images"] == 2 and metrics["summary"]["final"]["n_failed"] == 0
     assert metrics["summary"]["final"]["iou"] > 0.7
     assert set(metrics["summary"]) >= {"student", "final"}
@@ -320,12 +396,29 @@ def test_rounds_figure_and_gallery_from_an_ablation_layout(tmp_path, trained_stu
     path, _ = trained_student
     root = write_synthetic_isic(tmp_path / "data", n_images=4, split="val", seed=60)
     ablation = tmp_path / "ablation"
-    segment.main(_args(preset="fast", data_root=root, student_checkpoint=path, out_dir=ablation / "val" / "default",
-                       results_root=tmp_path, n_overlays=0))
-    table = rounds.main(_args(ablation_root=ablation, eval_sets='["val"]', reference='["default", "student"]',
-                              rows='[["the student, as final", "default", "final"], ["missing", "nowhere", "student"]]',
-                              gallery_row="the student, as final", n_gains=1, n_losses=1,
-                              gallery_students=f'[["trained", "{path}"]]', out_dir=tmp_path / "fig"))
+    segment.main(
+        _args(
+            preset="fast",
+            data_root=root,
+            student_checkpoint=path,
+            out_dir=ablation / "val" / "default",
+            results_root=tmp_path,
+            n_overlays=0,
+        )
+    )
+    table = rounds.main(
+        _args(
+            ablation_root=ablation,
+            eval_sets='["val"]',
+            reference='["default", "student"]',
+            rows='[["the student, as final", "default", "final"], ["missing", "nowhere", "student"]]',
+            gallery_row="the student, as final",
+            n_gains=1,
+            n_losses=1,
+            gallery_students=f'[["trained", "{path}"]]',
+            out_dir=tmp_path / "fig",
+        )
+    )
     assert list(table["row"]) == [rounds.REFERENCE_LABEL, "the student, as final", rounds.ORACLE_LABEL]
     assert table["iou"].iloc[0] == pytest.approx(table["iou"].iloc[1]) and table["low"].iloc[0] <= table["iou"].iloc[0]
     for name in ("self_training_rounds.png", "self_training_gallery.png", "self_training_rounds.csv"):
@@ -337,12 +430,15 @@ def test_gallery_picks_the_largest_gains_then_losses():
 
     row = {"a": 0.9, "b": 0.5, "c": 0.7, "d": 0.2}
     reference = {"a": 0.5, "b": 0.6, "c": 0.7, "d": 0.8, "e": 0.1}
-    assert gallery_picks(row, reference, 1, 2) == [("a", pytest.approx(0.4)), ("d", pytest.approx(-0.6)),
-                                                   ("b", pytest.approx(-0.1))]
+    assert gallery_picks(row, reference, 1, 2) == [
+        ("a", pytest.approx(0.4)),
+        ("d", pytest.approx(-0.6)),
+        ("b", pytest.approx(-0.1)),
+    ]
 
 
 def test_resuming_refuses_a_recipe_key_the_earlier_run_did_not_have(tmp_path):
-    earlier = {k: v for k, v in train_student.CONFIG.items() if k != "colour_strength"}   # a run from before it
+    earlier = {k: v for k, v in train_student.CONFIG.items() if k != "colour_strength"}  # a run from before it
     write_json(tmp_path / "run" / "config.json", {**earlier, "out_dir": str(tmp_path / "run")})
     with pytest.raises(RunError, match="colour_strength"):
         train_student.main(_args(out_dir=tmp_path / "run", colour_strength=0.5))
@@ -356,14 +452,20 @@ def test_training_on_two_folders_whose_ids_repeat_keeps_both(tmp_path):
     frames_dir = tmp_path / "frames"
     frames_dir.mkdir()
     frames_pseudo = tmp_path / "pseudo_frames"
-    for i, sample in enumerate(ISICDataset(root, "train")):           # same ids, other pixels
+    for sample in ISICDataset(root, "train"):  # same ids, other pixels
         write_png(frames_dir / f"{sample.image_id}.png", sample.image[::-1].copy())
         write_png(frames_pseudo / "masks" / f"{sample.image_id}.png", sample.mask[::-1].astype(np.uint8) * 255)
         write_json(frames_pseudo / "records" / f"{sample.image_id}.json", {"confidence": {"selection_score": 1.0}})
-    cfg = merge(train_student.CONFIG, {"data_root": str(root), "pseudo_dirs": [str(crops)], "holdout_every": 3,
-                                       "keep_fraction": 1.0,
-                                       "extra_sets": [{"name": "frames", "image_dir": str(frames_dir),
-                                                       "pseudo_dirs": [str(frames_pseudo)]}]})
+    cfg = merge(
+        train_student.CONFIG,
+        {
+            "data_root": str(root),
+            "pseudo_dirs": [str(crops)],
+            "holdout_every": 3,
+            "keep_fraction": 1.0,
+            "extra_sets": [{"name": "frames", "image_dir": str(frames_dir), "pseudo_dirs": [str(frames_pseudo)]}],
+        },
+    )
     labels = training_labels(StudentTraining.from_config(cfg))
     ids = ISICDataset(root, "train").ids
     held = set(ids[::3])
@@ -372,11 +474,16 @@ def test_training_on_two_folders_whose_ids_repeat_keeps_both(tmp_path):
     assert set(main) == set(extra) == set(ids) - held and len(labels) == 2 * len(main)
     for image_id in main:
         assert main[image_id].image_path != extra[image_id].image_path
-        assert main[image_id].mask_path.parent.parent == crops and extra[image_id].mask_path.parent.parent == frames_pseudo
+        assert (
+            main[image_id].mask_path.parent.parent == crops and extra[image_id].mask_path.parent.parent == frames_pseudo
+        )
     dataset = PseudoMaskDataset(labels, SMALL, train=False, cache_size=SMALL)
     assert len(dataset) == len(labels)
-    for wrong in ([{"image_dir": str(frames_dir), "pseudo_dirs": []}], [cfg["extra_sets"][0]] * 2,
-                  [{**cfg["extra_sets"][0], "shares": 0.5}]):
+    for wrong in (
+        [{"image_dir": str(frames_dir), "pseudo_dirs": []}],
+        [cfg["extra_sets"][0]] * 2,
+        [{**cfg["extra_sets"][0], "shares": 0.5}],
+    ):
         with pytest.raises(SettingsError, match="unique 'name'"):
             StudentTraining.from_config({**cfg, "extra_sets": wrong})
 
@@ -384,7 +491,7 @@ def test_training_on_two_folders_whose_ids_repeat_keeps_both(tmp_path):
 def test_uncertain_pixels_weigh_less(tmp_path):
     from self_training.data import UNCERTAINTY_SCALE, PseudoLabel, pixel_weight
 
-    std = np.array([[0.0, 0.1], [0.3, 0.5]])                       # per-pixel std of the candidate masks
+    std = np.array([[0.0, 0.1], [0.3, 0.5]])  # per-pixel std of the candidate masks
     write_png(tmp_path / "u.png", np.round(std * UNCERTAINTY_SCALE).astype(np.uint8))
     label = PseudoLabel("a", tmp_path / "a.png", tmp_path / "m.png", tmp_path / "u.png", {})
     np.testing.assert_allclose(pixel_weight(label, (2, 2), 0.5), [[1.0, 0.9], [0.7, 0.5]], atol=0.01)
