@@ -72,7 +72,7 @@ PIPELINE_CONFIG: dict[str, Any] = {
                                              # trust sidecar <stem>.trust.json gives its verdicts (self_training.ship)
     "student_tta": True,                     # average the student over flips (models.student.TTA_FLIPS)
     "student_backend": "auto",               # the student's network: torch, onnxruntime, openvino; auto: as
-                                             # "backend" (cam_sam/student_runtime.py; exported into export_dir)
+                                             # "backend" (models/student_runtime.py; exported into export_dir)
     # sources, selection and every group of settings: PipelineConfig's fields, one to one
     **asdict(PipelineConfig()),
     "device": "auto",

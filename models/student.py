@@ -161,12 +161,12 @@ class StudentSegmenter:
         self.flips = TTA_FLIPS if tta else ((),)
         self._deepest: torch.Tensor | None = None
         # batch (B, 3, S, S) -> [logits (B, 1, S, S), pooled deepest features (B, C)] as numpy arrays:
-        # an exported copy of the network (cam_sam.student_runtime); None: the torch model itself
+        # an exported copy of the network (models.student_runtime); None: the torch model itself
         self.runner = runner
         # the encoder's deepest feature map of the last forward pass: its spatial mean is what the
         # student "sees" in an image (cam_sam.depth compares it with its training images'); a
         # model without an ``encoder`` (not a segmentation-models-pytorch U-Net) gives no features;
-        # an exported copy always does (cam_sam.student_runtime exports only students that do)
+        # an exported copy always does (models.student_runtime exports only students that do)
         encoder = getattr(self.model, "encoder", None)
         self.has_features = isinstance(encoder, torch.nn.Module) or model is None
         if isinstance(encoder, torch.nn.Module):

@@ -57,7 +57,7 @@ def test_the_student_through_a_runtime_gives_the_torch_masks_and_features(backen
     """The pipeline's student on ONNX Runtime / OpenVINO (exported from its weights, cached):
     masks equal to PyTorch's, the same pooled features (the out-of-depth check reads them)."""
     pytest.importorskip(backend)
-    from cam_sam.student_runtime import use_student_backend
+    from models.student_runtime import use_student_backend
 
     reference = StudentSegmenter.from_checkpoint(STUDENT)
     runtime = StudentSegmenter.from_checkpoint(STUDENT)
@@ -78,7 +78,7 @@ def test_flips_and_zoom_in_one_batch_give_the_two_passes_outputs(backend, tmp_pa
     predict_with_features and zoom_agreement give in two passes: the same probability map, flip and
     zoom agreements and features (to rounding here; a validation run through OpenVINO was bit for bit)."""
     pytest.importorskip("openvino") if backend == "openvino" else None
-    from cam_sam.student_runtime import use_student_backend
+    from models.student_runtime import use_student_backend
 
     student = StudentSegmenter.from_checkpoint(STUDENT)
     assert use_student_backend(student, backend, tmp_path) == backend
@@ -95,7 +95,7 @@ def test_a_student_without_an_encoder_stays_on_torch(tmp_path):
     """No encoder, no pooled features for the out-of-depth check: the runtime is not used (decided
     from the model's structure, without running it) and nothing is exported."""
     import torch
-    from cam_sam.student_runtime import use_student_backend
+    from models.student_runtime import use_student_backend
 
     pytest.importorskip("onnxruntime")
     student = StudentSegmenter.from_checkpoint(STUDENT)
@@ -110,7 +110,7 @@ def test_a_cached_export_runs_the_student_without_its_torch_network(tmp_path):
     the first start builds the network and exports it, a second start finds the file and runs from
     it alone, with the torch student's masks and features; no network and no runner is refused."""
     pytest.importorskip("onnxruntime")
-    from cam_sam.student_runtime import _WithFeatures, exported_weights_digest, runtime_student
+    from models.student_runtime import _WithFeatures, exported_weights_digest, runtime_student
     from medsam.runtime import weights_digest
     from models.student import read_student
 
@@ -136,7 +136,7 @@ def test_a_cached_export_the_runtime_rejects_is_rebuilt_from_the_checkpoint(tmp_
     """A file that matches its manifest but that the runtime cannot load is rebuilt once, the torch
     network built then and only then (the export's builder)."""
     pytest.importorskip("onnxruntime")
-    from cam_sam.student_runtime import runtime_student
+    from models.student_runtime import runtime_student
     from common.io import read_json, write_json
     from medsam.runtime import file_digest
 

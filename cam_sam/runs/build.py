@@ -18,13 +18,13 @@ from cam_sam.calibration import (
 from cam_sam.depth import DepthCheck
 from cam_sam.pipeline import ARBITER, SEGMENTER_SOURCES, STUDENT, LesionPipeline, PipelineConfig
 from cam_sam.settings import ModelSettings
-from cam_sam.student_runtime import runtime_student
 from cam_sam.trust import UNCALIBRATED_REVIEW_THRESHOLD
 from common.errors import SettingsError
 from explainers.cams import CamExplainer
 from medsam.base import PromptableSegmenter
 from medsam.factory import create_segmenter
 from models.registry import create_classifier
+from models.student_runtime import runtime_student
 
 log = logging.getLogger(__name__)
 
