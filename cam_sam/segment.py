@@ -87,7 +87,7 @@ def save_label_overlay(run_dir: Path, image_id: str, image, truth, record) -> No
     import numpy as np
     from PIL import Image
 
-    from cam_sam.multiclass import LABEL_NAMES
+    from cam_sam.multiclass import LABEL_COLOURS, LABEL_NAMES, colour_labels
     from visualisations.overlay import labels_figure
 
     lesion = record["class"]
@@ -96,7 +96,9 @@ def save_label_overlay(run_dir: Path, image_id: str, image, truth, record) -> No
     if "multiclass" in record:
         title += f", truth {LABEL_NAMES[record['multiclass']['true']].replace('_', ' ')}"
     labels = np.asarray(Image.open(run_dir / "labels" / f"{stem}.png"))
-    save_figure(labels_figure(image, labels, truth, title), run_dir / "overlays" / f"{image_id}_labels.png")
+    legend = {LABEL_NAMES[label].replace("_", " "): colour for label, colour in LABEL_COLOURS.items()}
+    save_figure(labels_figure(colour_labels(image, labels), legend, truth, title),
+                run_dir / "overlays" / f"{image_id}_labels.png")
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ def test_plots_run_on_a_small_metrics_file(tmp_path):
 
 
 def test_cam_quality_table_and_figures_from_small_records(tmp_path):
-    from visualisations.cam_quality import main as cam_quality_main
+    from explainers.cam_quality import main as cam_quality_main
 
     run = tmp_path / "cams"
     for i, (peak_inside, box) in enumerate([(1.0, 0.8), (0.0, 0.2), (1.0, 0.5), (0.0, 0.1)]):

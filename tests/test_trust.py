@@ -169,7 +169,7 @@ def test_trust_metrics():
 
 def test_trust_figure_from_a_run(tmp_path):
     from common.io import write_json
-    from visualisations import trust_figures
+    from cam_sam.studies import trust_figures
 
     rng = np.random.default_rng(0)
     ious = {f"img{i}": float(v) for i, v in enumerate(rng.uniform(0, 1, 30))}

@@ -152,20 +152,21 @@ def overlay_figure(image: np.ndarray, cam: np.ndarray | None, boxes: np.ndarray 
     return fig
 
 
-def draw_labels(ax, image: np.ndarray, labels: np.ndarray, truth: np.ndarray | None = None) -> None:
-    """The (H, W) uint8 label map of :mod:`cam_sam.multiclass` tinted over the image (one colour
-    per class, with a legend), the ground-truth outline, when given, in white."""
+def draw_labels(ax, tinted: np.ndarray, legend: dict[str, tuple[int, int, int]],
+                truth: np.ndarray | None = None) -> None:
+    """A label map already tinted over its image (one colour per class: the multi-class run's
+    ``cam_sam.multiclass.colour_labels``), a legend of ``{class name: RGB colour}``, and the
+    ground-truth outline, when given, in white."""
     from matplotlib.patches import Patch
 
-    from cam_sam.multiclass import LABEL_COLOURS, LABEL_NAMES, colour_labels
-
-    ax.imshow(colour_labels(image, labels))
+    ax.imshow(tinted)
     if truth is not None:
         ax.contour(truth, levels=[0.5], colors="white", linewidths=1.2)
-    handles = [Patch(color=np.asarray(c) / 255, label=LABEL_NAMES[k].replace("_", " ")) for k, c in LABEL_COLOURS.items()]
+    handles = [Patch(color=np.asarray(colour) / 255, label=name) for name, colour in legend.items()]
     ax.legend(handles=handles, loc="lower right", fontsize=7, framealpha=0.7)
 
 
-def labels_figure(image: np.ndarray, labels: np.ndarray, truth: np.ndarray | None, title: str) -> Figure:
-    """One panel: the label map over the image (:func:`draw_labels`)."""
-    return panel_figure(draw_labels, image, labels, truth, title=title, size=(6, 5))
+def labels_figure(tinted: np.ndarray, legend: dict[str, tuple[int, int, int]], truth: np.ndarray | None,
+                  title: str) -> Figure:
+    """One panel: the tinted label map with its legend (:func:`draw_labels`)."""
+    return panel_figure(draw_labels, tinted, legend, truth, title=title, size=(6, 5))

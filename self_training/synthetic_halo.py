@@ -1,5 +1,5 @@
 """The halo of synthetic pairs (``paste.halo_share``, self_training/synthetic_pairs.py) on
-generated lesions, for the docs: ``python -m visualisations.synthetic_halo`` writes
+generated lesions, for the docs: ``python -m self_training.synthetic_halo`` writes
 ``visualisations/screenshots/synthetic_halo.png``."""
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ SCREENSHOT_DPI = 80   # the committed figure (about 1250 px wide) is read on a p
 def halo_examples(path: str | Path, n: int = 6, seed: int = 0) -> Path:
     """A montage of pairs built from generated lesions only (no dataset image): the top row
     without a halo, the bottom row the same draws with one (reddish on the left, the lesion's rim
-    colour on the right), the target outlined. ``python -m visualisations.synthetic_halo``."""
+    colour on the right), the target outlined. ``python -m self_training.synthetic_halo``."""
     images, masks, titles = [], [], []
     for halo_share in (0.0, 1.0):
         for k in range(n):

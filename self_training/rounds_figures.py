@@ -10,7 +10,7 @@
 
 Rows whose run is missing are left out with a warning, so the figure draws whatever was run.
 
-    python -m visualisations.self_training_rounds
+    python -m self_training.rounds_figures
 """
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ CONFIG: dict[str, Any] = {
     "seed": 0,
 }
 
-log = logging.getLogger("visualisations.self_training_rounds")
+log = logging.getLogger("self_training.rounds_figures")
 
 REFERENCE_LABEL = "zero-shot (colour -> LiteMedSAM)"
 ORACLE_LABEL = "oracle (NOT a result)"

@@ -7,7 +7,7 @@ recomputed).
 * ``cam_quality.png``: those two scores as bars with their intervals;
 * ``cam_iou_by_threshold.png``: IoU of the thresholded CAM against the threshold, one line each.
 
-    python -m visualisations.cam_quality --set runs='["results/cams_val"]'
+    python -m explainers.cam_quality --set runs='["results/cams_val"]'
 """
 from __future__ import annotations
 

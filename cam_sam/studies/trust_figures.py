@@ -8,7 +8,7 @@
 
 Writes ``trust.png`` and ``trust.csv`` (the curves' numbers) into ``out_dir``.
 
-    python -m visualisations.trust_figures --set runs='{"default, val": "results/ablation/val/default"}'
+    python -m cam_sam.studies.trust_figures --set runs='{"default, val": "results/ablation/val/default"}'
 """
 from __future__ import annotations
 
