@@ -25,6 +25,7 @@ from typing import Sequence
 
 import numpy as np
 
+from common.defaults import DATA_ROOT
 from common.errors import DataError, SettingsError
 from common.io import read_json, write_atomically, write_json
 from data.isic import ISICDataset, list_images, read_image
@@ -33,7 +34,7 @@ from models.student import StudentConfig, to_input
 log = logging.getLogger(__name__)
 
 FRAMES_DIR = "../shared/data/ISIC2017_full_frames/images"   # ISIC 2017 training images as whole frames
-ISIC_ROOT = "../shared/data/ISIC2017"                        # whose evaluation ids are never calibrated on
+ISIC_ROOT = DATA_ROOT                                        # whose evaluation ids are never calibrated on
 EVAL_TRAIN_EVERY = 18        # the training development set: every 18th training crop in sorted id order
 N_FRAMES = 300
 SEED = 0

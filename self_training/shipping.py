@@ -33,6 +33,7 @@ from cam_sam.settings import PRESETS, SEGMENT_CONFIG, resolve_run
 from cam_sam.studies.calibration import confidence_below, review_threshold
 from cam_sam.studies.depth import features_of, training_images
 from common.config import merge
+from common.defaults import RESULTS_ROOT
 from common.errors import CheckpointError, DataError, SettingsError
 from common.io import write_text
 from common.metrics import FAIL_IOU, auroc_fail
@@ -82,7 +83,7 @@ class Shipping:
         names = [s.get("name") for s in cfg["sets"]]
         if not names or None in names or len(set(names)) != len(names):
             raise SettingsError(f"sets: give each development set a unique 'name' (got {names})")
-        out_dir = cfg["out_dir"] or str(Path("results") / f"ship_{Path(cfg['checkpoint']).stem}")
+        out_dir = cfg["out_dir"] or str(Path(RESULTS_ROOT) / f"ship_{Path(cfg['checkpoint']).stem}")
         return cls(
             str(cfg["checkpoint"]),
             [dict(s) for s in cfg["sets"]],
