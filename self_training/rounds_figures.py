@@ -45,14 +45,14 @@ CONFIG: dict[str, Any] = {
         ["round 3-AND alone", "student_r3and", "student"],
         ["round 4 (crops + frames) alone", "student_r4", "student"],
         ["round 4 (frames only) alone", "student_r4f", "student"],
-        ["round 4 (frames, fine-tuned encoder) alone (the default until session 9)", "student_r4fe", "student"],
-        ["mean of round 4 and two fine-tunes alone (the default until session 12)", "student_soup3h", "student"],
+        ["round 4 (frames, fine-tuned encoder) alone (the default before st-25)", "student_r4fe", "student"],
+        ["mean of round 4 and two fine-tunes alone (the default before st-33)", "student_soup3h", "student"],
         ["the same, half a Shades of Gray correction (the default)", "student_soup3h_sog", "student"],
         ["arbiter: colour, round 3-AND, its box (preset arbiter)", "arbiter_r3and", "final"],
         ["arbiter: colour, fine-tuned-encoder student, its box", "arbiter_r4fe", "final"],
     ],
     "gallery_set": "val",
-    "gallery_row": "round 4 (frames, fine-tuned encoder) alone (the default until session 9)",   # gains / losses of this row against the reference
+    "gallery_row": "round 4 (frames, fine-tuned encoder) alone (the default before st-25)",   # gains / losses of this row against the reference
     "n_gains": 3,
     "n_losses": 3,
     # (label, student checkpoint): one gallery column each (its own mask, as the `student` source)

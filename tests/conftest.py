@@ -48,14 +48,14 @@ def pytest_collection_modifyitems(config, items) -> None:
             item.add_marker(pytest.mark.slow)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def litemedsam():
     from medsam import create_segmenter
 
     return create_segmenter("litemedsam", batch_size=16)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def lite0():
     from models import create_classifier
 

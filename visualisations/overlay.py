@@ -19,8 +19,8 @@ OVERLAY_PANEL_PX = 400   # an overlay panel is about 360 px wide at OVERLAY_DPI 
 OVERLAY_PNG_COMPRESSION = 1   # zlib level: a figure written sooner than at the default 6, in a larger file
 
 # On a 1024 x 680 validation image an overlay took 0.56-0.65 s drawn and saved at full size and 150 dpi,
-# 0.25-0.29 s with the three settings above (docs/speed.md, session 11); a run's student figure, three panels (no
-# prompt panel), about 0.21 s (session 12).
+# 0.25-0.29 s with the three settings above (docs/experiments/sp-08); a run's student figure, three panels (no
+# prompt panel), about 0.21 s (sp-10).
 
 
 def reduce_for_display(array: np.ndarray | None, scale: float) -> np.ndarray | None:
