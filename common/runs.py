@@ -92,7 +92,7 @@ class ResumableRun:
         return read_json(self.record_path(image_id))
 
     def save(self, image_id: str, record: dict[str, Any]) -> None:
-        write_json(self.record_path(image_id), record)
+        write_json(self.record_path(image_id), record, indent=None)   # for programs: one line, written fast
 
     def process(self, ids: list[str], work: Callable[..., "dict[str, Any] | Deferred"], desc: str,
                 load: Callable[[str], Any] | None = None, ahead: int = 2, progress: bool = True,

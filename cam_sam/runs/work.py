@@ -42,9 +42,14 @@ def evaluate(output: ImageOutput, truth: np.ndarray, postprocess: PostprocessCon
     that source's candidates, post-processed as the pipeline does) and ``oracle_final`` (best
     candidate of any source). Masks of an image segmented reduced are scored at the size of
     ``truth`` (:func:`data.isic.mask_at_size`), one at a time; ``final``: the delivered mask at
-    that size, when the caller has it already."""
+    that size, when the caller has it already. A mask met twice (the student's is also the
+    delivered one, and its only candidate) is scored once."""
+    seen: dict[int, tuple[np.ndarray | None, dict]] = {}
+
     def scored(mask: np.ndarray | None) -> dict:
-        return mask_metrics(mask_at_size(mask, truth.shape), truth)
+        if id(mask) not in seen:           # the mask is kept with its scores, so its id stays its own
+            seen[id(mask)] = (mask, mask_metrics(mask_at_size(mask, truth.shape), truth))
+        return dict(seen[id(mask)][1])
 
     scores: dict[str, dict] = {}
     post = asdict(postprocess)
@@ -61,7 +66,9 @@ def evaluate(output: ImageOutput, truth: np.ndarray, postprocess: PostprocessCon
         if oracle:
             best = scored(None)
             if out.candidates is not None:
-                candidates = [scored(postprocess_mask(m, **post)) for m in out.candidates.masks]
+                # the chosen candidate post-processed is the source's own mask
+                candidates = [scored(out.mask if k == out.chosen else postprocess_mask(m, **post))
+                              for k, m in enumerate(out.candidates.masks)]
                 best = max(candidates, key=lambda m: m["iou"])
             scores[f"oracle_{source}"] = best
             if best_any is None or best["iou"] > best_any["iou"]:
