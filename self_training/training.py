@@ -64,17 +64,9 @@ class ExtraSet:
                 f"extra_sets entry {entry}: needs a unique 'name' (no ':') and 'pseudo_dirs', "
                 "and 'image_dir' or 'dataset'/'data_root'/'split', nothing else"
             )
-        share, keep = entry.get("share"), entry.get("keep_fraction")
-        if share is not None and not 0 < float(share) < 1:
-            raise SettingsError(f"extra_sets {name!r}: share must be in (0, 1), not {share}")
-        return cls(
-            **{
-                **entry,
-                "pseudo_dirs": tuple(entry["pseudo_dirs"]),
-                "share": None if share is None else float(share),
-                "keep_fraction": None if keep is None else float(keep),
-            }
-        )
+        if entry.get("share") is not None and not 0 < entry["share"] < 1:
+            raise SettingsError(f"extra_sets {name!r}: share must be in (0, 1), not {entry['share']}")
+        return cls(**{**entry, "pseudo_dirs": tuple(entry["pseudo_dirs"])})
 
 
 @dataclass(frozen=True)
