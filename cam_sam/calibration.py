@@ -17,6 +17,7 @@ the review threshold, the map and how they were fitted, the name of its out-of-d
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,11 +26,14 @@ import numpy as np
 from cam_sam.depth import DepthCheck
 from common.errors import CheckpointError, DataError
 from common.io import write_json
+from common.metrics import FAIL_IOU
 
 TRUST_FORMAT = 1           # the sidecar's format version ("format" in the file)
 # The student presets by the variant of their confidence; a sidecar may also hold "arbiter".
 PRESET_VARIANTS = {"student": "zoom", "fast": "no_zoom", "realtime": "no_zoom_one_pass"}
 ARBITER_PRESET = "arbiter"
+RULE = ("the confidence at which the expected-IoU map reaches the lowest level that flags at least {share:g} % of the "
+        "failures (IoU < {fail:g}) of {sets} pooled (expected IoU {level:.2f}), rounded up to two decimals")
 
 
 def confidence_variant(zoom_stability: bool, student_tta: bool) -> str:
@@ -62,6 +66,23 @@ class Calibration:
         model = IsotonicRegression(increasing=True, out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(confidence, iou)
         return cls(np.asarray(model.X_thresholds_, float), np.asarray(model.y_thresholds_, float), fitted_on)
 
+    def review_level(self, failure_confidences: list[np.ndarray], share: float) -> float:
+        """The lowest expected IoU below which ``share`` of the failures of each set fall (given
+        each set's failures' confidences; the highest of the sets' levels; 0 without failures)."""
+        levels = [0.0]
+        for confidences in failure_confidences:
+            expected = np.sort(self(np.asarray(confidences, float)))
+            if len(expected):
+                levels.append(float(expected[min(len(expected) - 1, int(np.ceil(share * len(expected))) - 1)] + 1e-6))
+        return max(levels)
+
+    def confidence_at(self, expected_iou: float) -> float:
+        """The confidence at which the map reaches ``expected_iou``: masks whose confidence is below
+        it are the masks whose expected IoU is below ``expected_iou`` (the map is monotone)."""
+        grid = np.linspace(0.0, 1.0, 100_001)
+        above = grid[self(grid) >= expected_iou]
+        return float(above[0]) if len(above) else 1.0
+
     def to_json(self) -> dict:
         return {"confidence": self.confidence.round(6).tolist(), "expected_iou": self.expected_iou.round(6).tolist(),
                 "fitted_on": self.fitted_on}
@@ -86,6 +107,18 @@ class Verdicts:
     review_threshold: float
     calibration: Calibration | None = None
     rule: str = ""
+
+    @classmethod
+    def fit(cls, confidence: np.ndarray, iou: np.ndarray, sets: list[str], share: float) -> tuple[Verdicts, float]:
+        """(A student preset's verdicts, the expected-IoU level its threshold stands for) from its
+        images of the development ``sets`` pooled: the isotonic map, and the confidence at which it
+        reaches the lowest level flagging ``share`` of the pooled failures, rounded up to two decimals."""
+        confidence, iou = np.asarray(confidence, float), np.asarray(iou, float)
+        calibration = Calibration.fit(confidence, iou, "+".join(sets))
+        level = calibration.review_level([confidence[iou < FAIL_IOU]], share)
+        threshold = math.ceil(round(calibration.confidence_at(level) * 100, 6)) / 100
+        rule = RULE.format(share=100 * share, fail=FAIL_IOU, sets=" and ".join(sets), level=level)
+        return cls(threshold, calibration, rule), level
 
     def to_json(self, variant: str | None = None) -> dict:
         return {"confidence": variant, "review_threshold": self.review_threshold, "rule": self.rule,

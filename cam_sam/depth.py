@@ -15,14 +15,18 @@ needed at run time.
 """
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from common.errors import CheckpointError
+from common.errors import CheckpointError, DataError
 from common.io import write_atomically
+
+log = logging.getLogger(__name__)
 
 OUT_OF_DEPTH_REASON = "not a dermoscopy image like the training data: check this mask"
 # The threshold: this quantile of the distances of HELD-OUT training images (half of them, from a
@@ -102,6 +106,21 @@ class DepthCheck:
         mean, scale = features.mean(axis=0), np.maximum(features.std(axis=0), 1e-6)
         # rounded to float16 as saved, so a loaded check measures the very distances of the fitted one
         return cls(threshold, mean, scale, ((features - mean) / scale).astype(np.float16).astype(np.float32), k)
+
+
+def features_of(student, images: list[Callable[[], np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """((N, C) the ``student``'s pooled deepest features, flips included, (N,) mean chroma) of the
+    images ``images`` load, one row each (an unreadable file skipped, logged)."""
+    rows, chroma = [], []
+    for load in images:
+        try:
+            image = load()
+        except DataError as exc:
+            log.warning("skipped: %s", exc)
+            continue
+        rows.append(student.predict_with_features(image)[2])
+        chroma.append(mean_chroma(image))
+    return np.array(rows), np.array(chroma)
 
 
 def fit_depth(features: np.ndarray, quantile: float = THRESHOLD_QUANTILE, seed: int = 0) -> DepthCheck:

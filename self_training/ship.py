@@ -20,10 +20,9 @@ from typing import Any
 from cam_sam.calibration import PRESET_VARIANTS
 from cam_sam.depth import THRESHOLD_QUANTILE
 from cam_sam.settings import DATA_CONFIG
-from cam_sam.studies.depth import FRAMES_DIR, PER_SET
 from common.cli import run_main
 from common.config import config_from_argv
-from self_training.shipping import DEVELOPMENT_SETS, Shipping, ship_student
+from self_training.shipping import DEVELOPMENT_SETS, FRAMES_DIR, PER_SET, Shipping, ship_student
 
 CONFIG: dict[str, Any] = {
     "checkpoint": None,  # the student to ship (self_training.train_student's, or an average)

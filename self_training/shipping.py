@@ -5,12 +5,12 @@ out-of-depth statistics are fitted for it and shipped beside it, in its trust si
 (:class:`cam_sam.calibration.StudentTrust`):
 
 * the **out-of-depth statistics** (:func:`cam_sam.depth.fit_depth`) on the student's training
-  images (:func:`cam_sam.studies.depth.training_images`), written as ``<stem>.depth.npz``;
+  images (:func:`training_images`), written as ``<stem>.depth.npz``;
 * per student preset (``student``, the default, ``fast``, ``realtime``), the student is run over
   the development sets (masks known, never trained on) by :func:`cam_sam.runs.dataset.segment_dataset`
   (resumable runs under ``out_dir``), and on their images pooled the **expected-IoU map** (an isotonic
-  fit) and the **review threshold** are fitted by the rules of :mod:`cam_sam.studies.calibration`:
-  the confidence at which the map reaches the lowest expected IoU that flags at least
+  fit) and the **review threshold** are fitted (:meth:`cam_sam.calibration.Verdicts.fit`): the
+  confidence at which the map reaches the lowest expected IoU that flags at least
   ``min_failures_flagged`` of the pooled failures, rounded up to two decimals;
 * the sidecar ``<stem>.trust.json`` and a model-card stub ``<stem>.md`` (its figures on each set).
 """
@@ -24,19 +24,22 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
-from cam_sam.calibration import PRESET_VARIANTS, Calibration, StudentTrust, Verdicts, trust_path
-from cam_sam.depth import fit_depth
+from cam_sam.calibration import PRESET_VARIANTS, StudentTrust, Verdicts, trust_path
+from cam_sam.depth import features_of, fit_depth
 from cam_sam.runs.dataset import confidence_and_iou, segment_dataset
 from cam_sam.settings import PRESETS, SEGMENT_CONFIG, resolve_run
-from cam_sam.studies.calibration import confidence_below, review_threshold
-from cam_sam.studies.depth import features_of, training_images
 from common.config import merge
 from common.defaults import RESULTS_ROOT
 from common.errors import CheckpointError, DataError, SettingsError
 from common.io import write_text
 from common.metrics import FAIL_IOU, auroc_fail
+from data.catalogue import open_dataset
+from data.holdout import HOLDOUT_EVERY, holdout_ids
+from data.isic import list_images, read_image
 from models.student import StudentSegmenter, read_student
 
 log = logging.getLogger("self_training.ship")
@@ -45,10 +48,8 @@ log = logging.getLogger("self_training.ship")
 # every 18th training crop (no training step sees them).
 DEVELOPMENT_SETS = [{"name": "val", "split": "val"}, {"name": "train_every18", "split": "train", "every": 18}]
 MIN_DEPTH_IMAGES = 10  # fewer training images than this: no statistics worth shipping
-RULE = (
-    "the confidence at which the expected-IoU map reaches the lowest level that flags at least {share:g} % of the "
-    "failures (IoU < {fail:g}) of {sets} pooled (expected IoU {level:.2f}), rounded up to two decimals"
-)
+FRAMES_DIR = "../shared/data/ISIC2017_full_frames/images"  # the whole frames the default's student trained on
+PER_SET = 800  # training images per set (an even spread): enough for 320 feature dimensions
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,29 @@ class Shipping:
         )
 
 
+def spread(items: list, n: int) -> list:
+    """At most ``n`` of ``items``, evenly spread."""
+    if len(items) <= n:
+        return list(items)
+    return [items[i] for i in np.linspace(0, len(items) - 1, n).round().astype(int)]
+
+
+def training_images(data_root: str | None, image_dirs: list[str], per_set: int = PER_SET) -> list:
+    """Loaders of a student's training images: up to ``per_set`` of the ISIC training crops under
+    ``data_root`` without the held-out ``train_every18`` ones, and up to ``per_set`` of each folder
+    of ``image_dirs`` that exists (evenly spread)."""
+    loaders = []
+    if data_root:
+        crops = open_dataset(data_root, "train", None, read_masks=False)
+        held = set(holdout_ids(crops.ids, HOLDOUT_EVERY))
+        paths = [p for i, p in zip(crops.ids, crops.image_paths) if i not in held]
+        loaders += [lambda p=p: read_image(p) for p in spread(paths, per_set)]
+    for folder in image_dirs:
+        if Path(folder).is_dir():
+            loaders += [lambda p=p: read_image(p) for p in spread(list_images(Path(folder)), per_set)]
+    return loaders
+
+
 def depth_statistics(s: Shipping) -> tuple[str, str]:
     """Fit the out-of-depth statistics on the student's training images and write them beside it:
     (their file name, what they were fitted on)."""
@@ -112,7 +136,7 @@ def depth_statistics(s: Shipping) -> tuple[str, str]:
             f"depth_data_root={s.depth_data_root} and depth_image_dirs={s.depth_image_dirs}"
         )
     student = StudentSegmenter.from_checkpoint(s.checkpoint, "cpu", tta=True)
-    features, _ = features_of(student, loaders, "training images")
+    features, _ = features_of(student, tqdm(loaders, desc="training images", unit="img", leave=False))
     check = fit_depth(features, s.quantile, s.seed)
     path = Path(s.checkpoint).with_name(Path(s.checkpoint).stem + ".depth.npz")
     check.save(path)
@@ -148,16 +172,6 @@ def development_run(s: Shipping, preset: str, dev_set: dict) -> pd.DataFrame:
     return frame
 
 
-def fit_verdicts(frames: dict[str, pd.DataFrame], share: float) -> tuple[Verdicts, float]:
-    """(the verdicts fitted on ``frames`` pooled, the expected-IoU level its threshold stands for)."""
-    pooled = pd.concat(list(frames.values()), ignore_index=True)
-    calibration = Calibration.fit(pooled["confidence"], pooled["iou"], "+".join(frames))
-    level = review_threshold(calibration, [pooled], share)
-    threshold = math.ceil(round(confidence_below(calibration, level) * 100, 6)) / 100
-    rule = RULE.format(share=100 * share, fail=FAIL_IOU, sets=" and ".join(frames), level=level)
-    return Verdicts(threshold, calibration, rule), level
-
-
 def set_figures(frame: pd.DataFrame, threshold: float) -> dict[str, Any]:
     """A preset's figures on one set at its review threshold."""
     failed = frame["iou"] < FAIL_IOU
@@ -184,7 +198,9 @@ def ship_student(s: Shipping) -> dict[str, Any]:
     verdicts, report = {}, {"checkpoint": str(checkpoint), "presets": {}}
     for preset in s.presets:
         frames = {dev["name"]: development_run(s, preset, dev) for dev in s.sets}
-        verdicts[preset], level = fit_verdicts(frames, s.min_failures_flagged)
+        pooled = pd.concat(list(frames.values()), ignore_index=True)
+        fitted = Verdicts.fit(pooled["confidence"], pooled["iou"], list(frames), s.min_failures_flagged)
+        verdicts[preset], level = fitted
         threshold = verdicts[preset].review_threshold
         report["presets"][preset] = {
             "review_threshold": threshold,

@@ -54,21 +54,8 @@ def deciles(calibration: Calibration, frame: pd.DataFrame, n: int) -> pd.DataFra
 
 def review_threshold(calibration: Calibration, frames: list[pd.DataFrame], share: float) -> float:
     """The lowest expected-IoU threshold that flags (expected < threshold) ``share`` of the
-    failures of each of ``frames`` (the highest of their own thresholds)."""
-    thresholds = [0.0]
-    for frame in frames:
-        expected = np.sort(calibration(frame.loc[frame["iou"] < FAIL_IOU, "confidence"].to_numpy()))
-        if len(expected):
-            thresholds.append(float(expected[min(len(expected) - 1, int(np.ceil(share * len(expected))) - 1)] + 1e-6))
-    return max(thresholds)
-
-
-def confidence_below(calibration: Calibration, expected_iou: float) -> float:
-    """The confidence at which the map reaches ``expected_iou``: masks whose confidence is below
-    it are the masks whose expected IoU is below ``expected_iou`` (the map is monotone)."""
-    grid = np.linspace(0.0, 1.0, 100_001)
-    above = grid[calibration(grid) >= expected_iou]
-    return float(above[0]) if len(above) else 1.0
+    failures of each of ``frames`` (:meth:`~cam_sam.calibration.Calibration.review_level`)."""
+    return calibration.review_level([f.loc[f["iou"] < FAIL_IOU, "confidence"].to_numpy() for f in frames], share)
 
 
 def check(calibration: Calibration, threshold: float, frame: pd.DataFrame, n: int) -> dict[str, Any]:
@@ -123,7 +110,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         threshold = review_threshold(calibration, fit_frames, cfg["min_failures_flagged"])
         for name in [fitted_on] + checked:
             rows.append({"fitted_on": fitted_on, "set": name, "threshold": threshold,
-                         "confidence_threshold": confidence_below(calibration, threshold),
+                         "confidence_threshold": calibration.confidence_at(threshold),
                          **check(calibration, threshold, frames[name], cfg["n_deciles"])})
             if fitted_on == fit_name:
                 tables[name] = deciles(calibration, frames[name], cfg["n_deciles"])

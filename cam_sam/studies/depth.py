@@ -1,11 +1,11 @@
 """How a student's out-of-depth check (:mod:`cam_sam.depth`) calls the development sets, generated
-lesions and photographs that are not dermoscopy; and the training images' features it is fitted on.
+lesions and photographs that are not dermoscopy.
 
     python -m cam_sam.studies.depth                     # the default's student, its shipped statistics
     python -m cam_sam.studies.depth --set student_checkpoint=results/student_x/student.pt
 
 The statistics are the ones the student's trust sidecar names (``python -m self_training.ship``
-fits them on :func:`training_images`, training images only, through the same forward
+fits them on the student's training images only, through the same forward
 pass, flips included, that segments an image). ``report.json`` (in ``out_dir``) gives the share
 called out of depth per set and each photograph's distance; the ground truth is never opened.
 """
@@ -20,88 +20,34 @@ import numpy as np
 from tqdm import tqdm
 
 from cam_sam.calibration import load_student_trust, trust_path
-from cam_sam.depth import GREY_CHROMA, DepthCheck, mean_chroma
+from cam_sam.depth import GREY_CHROMA, DepthCheck, features_of, mean_chroma
 from cam_sam.settings import DATA_CONFIG, OUTPUT_CONFIG, PIPELINE_CONFIG
 from common.cli import run_main
 from common.config import config_from_argv
-from common.errors import CheckpointError, DataError
+from common.errors import CheckpointError
 from common.io import resolve_run_dir, write_json
 from data.catalogue import open_dataset
 from data.holdout import HOLDOUT_EVERY, holdout_ids
-from data.isic import list_images, read_image
+from data.isic import read_image
 from data.synthetic import make_synthetic_sample
 from models.student import StudentSegmenter
 
-FRAMES_DIR = "../shared/data/ISIC2017_full_frames/images"  # the whole frames the default's student trained on
-PER_SET = 800  # training images per set (an even spread): enough for 320 dimensions
-
+# fmt: off
 CONFIG: dict[str, Any] = {
     "student_checkpoint": PIPELINE_CONFIG["student_checkpoint"],
-    "data_root": DATA_CONFIG["data_root"],  # val and train_every18 are read from here
-    "n_generated": 20,  # generated lesions in the report (they must stay in depth)
-    "photographs": [
-        "astronaut",
-        "coffee",
-        "chelsea",
-        "rocket",
-        "camera",
-        "horse",
-        "coins",
-        "moon",
-        "brick",
-        "grass",
-        "gravel",
-        "page",
-        "text",
-        "hubble_deep_field",
-        "immunohistochemistry",
-        "retina",
-        "colorwheel",
-    ],  # a fundus photograph and a colour wheel: colour images that are
-    # not skin (the retina is a known miss, docs/results.md)
+    "data_root": DATA_CONFIG["data_root"],   # val and train_every18 are read from here
+    "n_generated": 20,               # generated lesions in the report (they must stay in depth)
+    "photographs": ["astronaut", "coffee", "chelsea", "rocket", "camera", "horse", "coins", "moon", "brick",
+                    "grass", "gravel", "page", "text", "hubble_deep_field", "immunohistochemistry",
+                    "retina", "colorwheel"],     # a fundus photograph and a colour wheel: colour images that are
+                                                 # not skin (the retina is a known miss, docs/results.md)
     "results_root": OUTPUT_CONFIG["results_root"],
     "out_dir": None,
     "device": "cpu",
 }
+# fmt: on
 
 log = logging.getLogger("cam_sam.studies.depth")
-
-
-def spread(items: list, n: int) -> list:
-    """At most ``n`` of ``items``, evenly spread."""
-    if len(items) <= n:
-        return list(items)
-    return [items[i] for i in np.linspace(0, len(items) - 1, n).round().astype(int)]
-
-
-def features_of(student: StudentSegmenter, images, desc: str) -> tuple[np.ndarray, np.ndarray]:
-    """((N, C) pooled deepest features, (N,) mean chroma), one row per image (unreadable files
-    skipped, logged)."""
-    rows, chroma = [], []
-    for load in tqdm(images, desc=desc, unit="img", leave=False):
-        try:
-            image = load()
-            rows.append(student.predict_with_features(image)[2])
-            chroma.append(mean_chroma(image))
-        except DataError as exc:
-            log.warning("skipped: %s", exc)
-    return np.array(rows), np.array(chroma)
-
-
-def training_images(data_root: str | None, image_dirs: list[str], per_set: int = PER_SET) -> list:
-    """Loaders of a student's training images: up to ``per_set`` of the ISIC training crops under
-    ``data_root`` without the held-out ``train_every18`` ones, and up to ``per_set`` of each folder
-    of ``image_dirs`` that exists (evenly spread)."""
-    loaders = []
-    if data_root:
-        crops = open_dataset(data_root, "train", None, read_masks=False)
-        held = set(holdout_ids(crops.ids, HOLDOUT_EVERY))
-        paths = [p for i, p in zip(crops.ids, crops.image_paths) if i not in held]
-        loaders += [lambda p=p: read_image(p) for p in spread(paths, per_set)]
-    for folder in image_dirs:
-        if Path(folder).is_dir():
-            loaders += [lambda p=p: read_image(p) for p in spread(list_images(Path(folder)), per_set)]
-    return loaders
 
 
 def share_out(check: DepthCheck, features: np.ndarray, chroma: np.ndarray) -> dict[str, float]:
@@ -148,11 +94,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "train_every18": [p for i, p in zip(crops.ids, crops.image_paths) if i in held],
     }
     for name, paths in evaluation.items():
-        report["sets"][name] = share_out(check, *features_of(student, [lambda p=p: read_image(p) for p in paths], name))
+        loaders = tqdm([lambda p=p: read_image(p) for p in paths], desc=name, unit="img", leave=False)
+        report["sets"][name] = share_out(check, *features_of(student, loaders))
     generated = [make_synthetic_sample(5000 + i).image for i in range(cfg["n_generated"])]
-    report["sets"]["generated"] = share_out(
-        check, *features_of(student, [lambda im=im: im for im in generated], "generated")
-    )
+    report["sets"]["generated"] = share_out(check, *features_of(student, [lambda im=im: im for im in generated]))
     photos = photographs(cfg["photographs"])
     report["photographs"] = {}
     for name, image in photos.items():
