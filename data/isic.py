@@ -108,7 +108,10 @@ def mask_at_size(mask: np.ndarray | None, hw: tuple[int, int]) -> np.ndarray | N
     than in steps of the reduction. A mask already of size ``hw`` (or None) is returned as it is."""
     if mask is None or mask.shape == tuple(hw):
         return mask
-    return cv2.resize(mask.astype(np.uint8) * 255, (hw[1], hw[0]), interpolation=cv2.INTER_LINEAR) > 127
+    full = cv2.resize(np.multiply(mask.view(np.uint8), 255, dtype=np.uint8), (hw[1], hw[0]),
+                      interpolation=cv2.INTER_LINEAR)
+    cv2.threshold(full, 127, 1, cv2.THRESH_BINARY, dst=full)    # in place: one array of H x W bytes
+    return full.view(bool)
 
 
 # EXIF orientations (2-8) that turn the stored pixels by 90 degrees: the viewer shows W x H as H x W.

@@ -163,7 +163,7 @@ def write_image_outputs(run_dir: Path, image_id: str, output: ImageOutput, save_
         errors = {m: o.error for m, o in output.sources.items()}
         record["error"] = f"no prompt source gave a mask: {errors}"
     else:
-        write_png(run_dir / "masks" / f"{image_id}.png", mask.astype(np.uint8) * 255)
+        write_png(run_dir / "masks" / f"{image_id}.png", np.multiply(mask.view(np.uint8), 255, dtype=np.uint8))
         if mask.shape != output.final_mask.shape:
             record["image_size"], record["working_size"] = list(mask.shape), list(output.final_mask.shape)
     if output.uncertainty is not None and save_uncertainty:

@@ -10,7 +10,7 @@ record, and runs the same command again, which resumes. It reports, from the run
   ones redone;
 - images per second over each tenth of the images of each start (linear time: the last tenth as
   fast as the first), and the largest memory of the run's processes in each tenth (flat memory:
-  the resident set of every process of the group, summed, sampled every ``sample_s``);
+  the proportional set size of every process of the group, summed, sampled every ``sample_s``);
 - the seconds from the last record to ``metrics.json`` (the summary, written once from the records);
 - bytes written per image.
 
@@ -61,8 +61,9 @@ def make_folder(source: Path, folder: Path, n_images: int) -> None:
             link.symlink_to(frame.resolve())
 
 
-def _group_rss(pgid: int) -> int:
-    """Bytes resident in every process of the group ``pgid``."""
+def _group_memory(pgid: int) -> int:
+    """Bytes of memory of every process of the group ``pgid``: their proportional set sizes (PSS:
+    a page shared by several processes, such as torch's libraries, counted once in all)."""
     total = 0
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
@@ -70,9 +71,9 @@ def _group_rss(pgid: int) -> int:
         try:
             if os.getpgid(int(entry.name)) != pgid:
                 continue
-            with open(f"/proc/{entry.name}/status") as handle:
+            with open(f"/proc/{entry.name}/smaps_rollup") as handle:
                 for line in handle:
-                    if line.startswith("VmRSS:"):
+                    if line.startswith("Pss:"):
                         total += int(line.split()[1]) * 1024
                         break
         except (OSError, ValueError):
@@ -89,7 +90,7 @@ def _count(folder: Path, suffix: str) -> int:
 
 def start(command: list[str], out_dir: Path, log: Path, stop_at: int | None, sample_s: float) -> dict[str, Any]:
     """Run ``command`` in its own process group until it ends, or, once ``stop_at`` records exist,
-    kill the group. Samples (seconds, records, bytes resident) every ``sample_s``."""
+    kill the group. Samples (seconds, records, bytes of memory) every ``sample_s``."""
     began = time.time()
     with open(log, "a") as handle:
         process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
@@ -97,7 +98,7 @@ def start(command: list[str], out_dir: Path, log: Path, stop_at: int | None, sam
     while process.poll() is None:
         time.sleep(sample_s)
         records = _count(out_dir / "records", ".json")
-        samples.append((time.time() - began, records, _group_rss(process.pid)))
+        samples.append((time.time() - began, records, _group_memory(process.pid)))
         if stop_at is not None and records >= stop_at:
             os.killpg(process.pid, signal.SIGKILL)
             killed = True
@@ -108,7 +109,7 @@ def start(command: list[str], out_dir: Path, log: Path, stop_at: int | None, sam
 
 
 def tenths(times: list[float], samples: list[tuple[float, int, int]], began: float) -> list[dict[str, float]]:
-    """Images per second and the largest resident memory over each tenth of the records written
+    """Images per second and the largest memory (PSS) over each tenth of the records written
     (``times``: their modification times)."""
     times = sorted(times)
     rows = []
@@ -119,7 +120,7 @@ def tenths(times: list[float], samples: list[tuple[float, int, int]], began: flo
         seconds = times[hi] - times[lo]
         window = [rss for t, _, rss in samples if times[lo] - began <= t <= times[hi] - began]
         rows.append({"tenth": k + 1, "images_per_second": (hi - lo) / seconds if seconds > 0 else float("nan"),
-                     "max_rss_gb": max(window) / 2**30 if window else None})
+                     "max_memory_gb": max(window) / 2**30 if window else None})
     return rows
 
 
@@ -159,7 +160,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         report[f"start_{index + 1}"] = {
             "seconds": run["seconds"], "killed": run["killed"], "records": len(mine),
             "images_per_second": len(mine) / run["seconds"] if run["seconds"] else None,
-            "max_rss_gb": max((s[2] for s in run["samples"]), default=0) / 2**30,
+            "max_memory_gb": max((s[2] for s in run["samples"]), default=0) / 2**30,
             "tenths": tenths(mine, run["samples"], run["started"])}
     metrics_file = out_dir / "metrics.json"
     if metrics_file.is_file():
@@ -186,9 +187,9 @@ def print_report(report: dict[str, Any]) -> None:
         if key in report:
             s = report[key]
             rates = [f"{t['images_per_second']:.1f}" for t in s["tenths"]]
-            memory = [f"{t['max_rss_gb']:.2f}" for t in s["tenths"] if t["max_rss_gb"] is not None]
+            memory = [f"{t['max_memory_gb']:.2f}" for t in s["tenths"] if t["max_memory_gb"] is not None]
             print(f"{key}: {s['records']} images in {s['seconds']:.0f} s ({s['images_per_second']:.1f} images/s), "
-                  f"peak {s['max_rss_gb']:.2f} GB; images/s by tenth {rates}; GB by tenth {memory}")
+                  f"peak {s['max_memory_gb']:.2f} GB; images/s by tenth {rates}; GB by tenth {memory}")
     if "seconds_from_last_record_to_metrics" in report:
         print(f"metrics.json written {report['seconds_from_last_record_to_metrics']:.1f} s after the last record")
     print(f"{report['bytes_written_per_image'] / 1024:.1f} KiB written per image")
