@@ -274,6 +274,23 @@ def resume_state(last: Path, model, optimizer, schedule) -> tuple[int, list[dict
     return int(state["epoch"]) + 1, list(state["history"])
 
 
+def _loader(s: StudentTraining, labels: list[PseudoLabel], rank: int, world: int) -> tuple[ShardedShuffle, DataLoader]:
+    """The training set (augmented, seeded by rank; every rank its own shard of each epoch) and its loader."""
+    dataset = PseudoMaskDataset(
+        labels,
+        s.input_size,
+        train=True,
+        cache_size=s.cache_size,
+        uncertainty_weight=s.uncertainty_weight,
+        vignette_p=s.vignette_p,
+        seed=s.seed + rank,
+        colour_constancy=s.colour_constancy,
+        colour_strength=s.colour_strength,
+    )
+    sampler = ShardedShuffle(len(dataset), rank, world, s.seed)
+    return sampler, DataLoader(dataset, s.batch_size, sampler=sampler, num_workers=s.num_workers, drop_last=True)
+
+
 def train(s: StudentTraining, defaults: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train the student of ``s`` in its run folder (``out_dir``, resumed from its ``last.pt``),
     writing ``last.pt`` and ``history.json`` each epoch, then ``student.pt`` (and the float16
@@ -290,19 +307,7 @@ def train(s: StudentTraining, defaults: dict[str, Any] | None = None) -> dict[st
     if main_process:
         fix_run_config(run_dir, s.config, RESUMABLE, defaults=defaults)
     labels = training_labels(s)
-    dataset = PseudoMaskDataset(
-        labels,
-        s.input_size,
-        train=True,
-        cache_size=s.cache_size,
-        uncertainty_weight=s.uncertainty_weight,
-        vignette_p=s.vignette_p,
-        seed=s.seed + rank,
-        colour_constancy=s.colour_constancy,
-        colour_strength=s.colour_strength,
-    )
-    sampler = ShardedShuffle(len(dataset), rank, world, s.seed)
-    loader = DataLoader(dataset, s.batch_size, sampler=sampler, num_workers=s.num_workers, drop_last=True)
+    sampler, loader = _loader(s, labels, rank, world)
     model, student_config = make_student(s)
     model.to(device)
     optimizer, schedule = make_optimizer(model, s, s.epochs * len(loader))
@@ -313,21 +318,11 @@ def train(s: StudentTraining, defaults: dict[str, Any] | None = None) -> dict[st
         started = time.time()
         loss = train_epoch(ddp, loader, optimizer, schedule, device, main_process, f"epoch {epoch}/{s.epochs}")
         if main_process:
-            history.append(
-                {"epoch": epoch, "loss": loss, "minutes": (time.time() - started) / 60, "n_images": len(dataset)}
-            )
-            log.info("epoch %d: loss %.4f, %.1f min", epoch, loss, history[-1]["minutes"])
-            save_student(
-                run_dir / "last.pt",
-                model,
-                student_config,
-                {
-                    "optimizer": optimizer.state_dict(),
-                    "schedule": schedule.state_dict(),
-                    "epoch": epoch,
-                    "history": history,
-                },
-            )
+            minutes = (time.time() - started) / 60
+            history.append({"epoch": epoch, "loss": loss, "minutes": minutes, "n_images": len(loader.dataset)})
+            log.info("epoch %d: loss %.4f, %.1f min", epoch, loss, minutes)
+            state = {"optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(), "epoch": epoch}
+            save_student(run_dir / "last.pt", model, student_config, {**state, "history": history})
             write_json(run_dir / "history.json", history)
     if main_process:
         _save_final(s, run_dir, model, student_config, labels, history)
