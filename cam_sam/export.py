@@ -7,6 +7,13 @@ Writes ``<out>`` (the U-Net, dynamic batch; :mod:`models.student_export`) and ``
 card: names, shapes, preprocessing, the check below). Before writing, the exported graph runs in
 onnxruntime on generated lesions (and on the first ISIC validation images when ``data_root`` has
 them) and every mask (sigmoid > 0.5) must match PyTorch's with IoU >= ``min_iou``.
+
+    python -m cam_sam.export --set int8=true                       # also results/export/student_int8.onnx
+
+``int8=true`` also writes ``<out stem>_int8.onnx`` (+ ``.json``): the same graph quantized to int8
+(QDQ, for onnxruntime) by NNCF on ISIC 2017 training frames (``frames_dir``; never an evaluation
+image of ``data_root``: :mod:`models.student_quantize`), checked like the float32 file with
+IoU >= ``min_iou_int8`` per image against PyTorch.
 """
 from __future__ import annotations
 
@@ -27,6 +34,14 @@ from data.isic import DataError, ISICDataset
 from data.synthetic import make_synthetic_sample
 from models.student import StudentConfig, load_student
 from models.student_export import INPUT_NAME, OPSET, export_onnx, model_card, preprocess
+from models.student_quantize import (
+    FRAMES_DIR,
+    N_FRAMES,
+    CalibrationSet,
+    calibration_frames,
+    calibration_inputs,
+    quantize_onnx,
+)
 
 CONFIG: dict[str, Any] = {
     "student_checkpoint": PIPELINE_CONFIG["student_checkpoint"],
@@ -35,6 +50,10 @@ CONFIG: dict[str, Any] = {
     "data_root": DATA_CONFIG["data_root"],   # its validation images join the check when present
     "n_check": 8,                            # generated lesions (and as many validation images) checked
     "min_iou": 0.999,                        # exported vs PyTorch mask, every checked image
+    "int8": False,                           # also write the int8 file <out stem>_int8.onnx (onnxruntime)
+    "frames_dir": FRAMES_DIR,                # int8: its calibration frames (ISIC 2017 training, whole frames)
+    "n_calibration": N_FRAMES,               # int8: frames drawn (seeded) for the calibration
+    "min_iou_int8": 0.9,                     # int8 vs PyTorch mask, every checked image
 }
 
 log = logging.getLogger("cam_sam.export")
@@ -83,6 +102,34 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     write_json(out.with_suffix(".json"), card)
     log.info("%s written (%.1f MB); masks vs PyTorch on %d images: lowest IoU %.5f", out,
              len(onnx_bytes) / 1e6, len(ious), min(ious))
+    result = {"out": str(out), "ious": ious}
+    if cfg["int8"]:
+        result["int8"] = write_int8(cfg, onnx_bytes, model, config, checkpoint)
+    return result
+
+
+def write_int8(cfg: dict[str, Any], onnx_bytes: bytes, model: torch.nn.Module, config: StudentConfig,
+               checkpoint: Path) -> dict[str, Any]:
+    """Quantize the exported graph, check it against PyTorch, write ``<out stem>_int8.onnx`` and its card."""
+    import onnx
+    import onnxruntime
+
+    frames = calibration_frames(CalibrationSet(cfg["frames_dir"], cfg["data_root"], cfg["n_calibration"]))
+    quantized = quantize_onnx(onnx.load_from_string(onnx_bytes), calibration_inputs(frames, config)).SerializeToString()
+    session = onnxruntime.InferenceSession(quantized, providers=["CPUExecutionProvider"])
+    ious = compare(model, session, check_images(cfg), config)
+    if min(ious) < cfg["min_iou_int8"]:
+        raise RunError(f"the int8 student's masks differ from PyTorch's (lowest IoU {min(ious):.4f} < "
+                       f"{cfg['min_iou_int8']}); nothing written")
+    out = Path(cfg["out"])
+    out = out.with_name(out.stem + "_int8.onnx")
+    write_atomically(out, lambda tmp: tmp.write_bytes(quantized))
+    card = {**model_card(config, checkpoint, cfg["opset"]), "precision": "int8 (QDQ; NNCF post-training quantization)",
+            "calibration": {"frames_dir": str(cfg["frames_dir"]), "ids": [p.stem for p in frames]},
+            "check": {"n_images": len(ious), "min_mask_iou_vs_pytorch": min(ious)}}
+    write_json(out.with_suffix(".json"), card)
+    log.info("%s written (%.1f MB); masks vs PyTorch on %d images: lowest IoU %.4f", out, len(quantized) / 1e6,
+             len(ious), min(ious))
     return {"out": str(out), "ious": ious}
 
 

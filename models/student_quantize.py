@@ -14,14 +14,16 @@ the calibration frames' bytes, the NNCF version and :data:`QUANTIZE_VERSION`; li
 :class:`medsam.runtime.OnnxExport` it is rebuilt when missing, stale or corrupt, so
 :func:`medsam.runtime.load_runner` runs it as it runs a float32 export.
 """
+
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -33,12 +35,12 @@ from models.student import StudentConfig, to_input
 
 log = logging.getLogger(__name__)
 
-FRAMES_DIR = "../shared/data/ISIC2017_full_frames/images"   # ISIC 2017 training images as whole frames
-ISIC_ROOT = DATA_ROOT                                        # whose evaluation ids are never calibrated on
-EVAL_TRAIN_EVERY = 18        # the training development set: every 18th training crop in sorted id order
+FRAMES_DIR = "../shared/data/ISIC2017_full_frames/images"  # ISIC 2017 training images as whole frames
+ISIC_ROOT = DATA_ROOT  # whose evaluation ids are never calibrated on
+EVAL_TRAIN_EVERY = 18  # the training development set: every 18th training crop in sorted id order
 N_FRAMES = 300
 SEED = 0
-QUANTIZE_VERSION = 1         # bump when the quantization code or its settings change: every int8 file is rebuilt
+QUANTIZE_VERSION = 1  # bump when the quantization code or its settings change: every int8 file is rebuilt
 INPUT_NAME = "image"
 
 
@@ -50,7 +52,7 @@ class CalibrationSet:
     isic_root: str = ISIC_ROOT
     n: int = N_FRAMES
     seed: int = SEED
-    extra_forbidden: frozenset[str] = field(default_factory=frozenset)   # more ids never to calibrate on
+    extra_forbidden: frozenset[str] = field(default_factory=frozenset)  # more ids never to calibrate on
 
 
 def evaluation_ids(isic_root: str | Path) -> frozenset[str]:
@@ -63,8 +65,10 @@ def evaluation_ids(isic_root: str | Path) -> frozenset[str]:
             ids.update(ISICDataset(isic_root, split, read_masks=False).ids[::every])
         except DataError:
             if split != "test":
-                raise DataError(f"int8 calibration needs the ISIC 2017 {split} split in {isic_root} to leave its "
-                                f"evaluation images out") from None
+                raise DataError(
+                    f"int8 calibration needs the ISIC 2017 {split} split in {isic_root} to leave its "
+                    f"evaluation images out"
+                ) from None
     return frozenset(ids)
 
 
@@ -84,8 +88,10 @@ def calibration_frames(calibration: CalibrationSet = CalibrationSet()) -> list[P
     forbidden = evaluation_ids(calibration.isic_root) | calibration.extra_forbidden
     candidates = [p for p in list_images(folder) if p.stem not in forbidden]
     if len(candidates) < calibration.n:
-        raise DataError(f"int8 calibration needs {calibration.n} frames; {folder} has {len(candidates)} "
-                        f"that are no evaluation image")
+        raise DataError(
+            f"int8 calibration needs {calibration.n} frames; {folder} has {len(candidates)} "
+            f"that are no evaluation image"
+        )
     picked = sorted(random.Random(calibration.seed).sample(candidates, calibration.n), key=lambda p: p.name)
     check_calibration(picked, forbidden)
     return picked
@@ -108,57 +114,120 @@ def frames_digest(paths: Sequence[Path]) -> str:
     return digest.hexdigest()
 
 
-def quantize_onnx(model, inputs: Sequence[np.ndarray], input_name: str = INPUT_NAME):
-    """The int8 (QDQ) ``onnx.ModelProto`` of the float32 ``model`` (a ModelProto or a path),
-    calibrated on ``inputs`` (each a batch for ``input_name``)."""
-    import nncf
-    import onnx
-
-    if not isinstance(model, onnx.ModelProto):
-        model = onnx.load(str(model))
-    dataset = nncf.Dataset(list(inputs), lambda x: {input_name: x})
-    return nncf.quantize(model, dataset, subset_size=len(inputs))
+RUNTIMES = ("openvino", "onnxruntime")
+# Quantization settings (chosen on held-out training frames, see docs/experiments): 8-bit weights in
+# every layer (NNCF's overflow fix off: on CPUs with VNNI, as here, nothing saturates) and the
+# layers named here kept in float32.
+IGNORED: tuple[str, ...] = ()
 
 
-def _nncf_version() -> str:
+def _nncf():
     try:
         import nncf
     except ImportError:
         raise SettingsError("an int8 student is built by NNCF: pip install nncf") from None
-    return nncf.__version__
+    return nncf
+
+
+def _settings(nncf, ignored: Sequence[str]) -> dict:
+    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
+
+    return {
+        "advanced_parameters": AdvancedQuantizationParameters(overflow_fix=OverflowFix.DISABLE),
+        "ignored_scope": nncf.IgnoredScope(names=list(ignored), validate=False),
+    }
+
+
+def quantize_onnx(model, inputs: Sequence[np.ndarray], input_name: str = INPUT_NAME, ignored: Sequence[str] = IGNORED):
+    """The int8 (QDQ) ``onnx.ModelProto`` of the float32 ONNX ``model`` (a ModelProto or a path),
+    calibrated on ``inputs`` (each a batch for ``input_name``): for onnxruntime."""
+    import onnx
+
+    nncf = _nncf()
+    if not isinstance(model, onnx.ModelProto):
+        model = onnx.load(str(model))
+    dataset = nncf.Dataset(list(inputs), lambda x: {input_name: x})
+    return nncf.quantize(model, dataset, subset_size=len(inputs), **_settings(nncf, ignored))
+
+
+def quantize_openvino(path: str | Path, inputs: Sequence[np.ndarray], ignored: Sequence[str] = IGNORED):
+    """The int8 ``openvino.Model`` of the float32 ONNX file ``path``, calibrated on ``inputs``."""
+    import openvino as ov
+
+    nncf = _nncf()
+    model = ov.Core().read_model(str(path))
+    return nncf.quantize(model, nncf.Dataset(list(inputs)), subset_size=len(inputs), **_settings(nncf, ignored))
 
 
 class Int8Export:
-    """The int8 copy of a float32 :class:`medsam.runtime.OnnxExport` (``source``), at
-    ``<its name>-int8-<key>.onnx`` beside it; :meth:`file`, :meth:`build` and :meth:`is_valid`
-    as the float32 export's. ``config``: the student's (its preprocessing calibrates)."""
+    """The int8 copy of a float32 :class:`medsam.runtime.OnnxExport` (``source``) for ``runtime``,
+    beside it: ``<its name>-int8-<key>.xml`` (+ ``.bin``, OpenVINO's own form, quantized by NNCF for
+    OpenVINO) or ``.onnx`` (QDQ, quantized for onnxruntime); :meth:`file`, :meth:`build` and
+    :meth:`is_valid` as the float32 export's. ``config``: the student's (its preprocessing
+    calibrates)."""
 
-    def __init__(self, source, config: StudentConfig, calibration: CalibrationSet = CalibrationSet()) -> None:
-        self.source, self.config = source, config
+    def __init__(
+        self, source, config: StudentConfig, calibration: CalibrationSet = CalibrationSet(), runtime: str = "openvino"
+    ) -> None:
+        if runtime not in RUNTIMES:
+            raise SettingsError(f"an int8 student runs on {' or '.join(RUNTIMES)}, not {runtime!r}")
+        self.source, self.config, self.runtime = source, config, runtime
         self.frames = calibration_frames(calibration)
-        self.key = hashlib.sha256(f"{source.key}|{frames_digest(self.frames)}|{QUANTIZE_VERSION}".encode()).hexdigest()
+        self.key = hashlib.sha256(
+            f"{source.key}|{frames_digest(self.frames)}|{runtime}|{IGNORED}|{QUANTIZE_VERSION}".encode()
+        ).hexdigest()
         stem = source.path.stem.rsplit("-", 1)[0]
-        self.path = source.path.with_name(f"{stem}-int8-{self.key[:16]}.onnx")
+        self.path = source.path.with_name(
+            f"{stem}-int8-{self.key[:16]}" + (".xml" if runtime == "openvino" else ".onnx")
+        )
         self.manifest = self.path.with_suffix(".json")
 
+    @property
+    def files(self) -> list[Path]:
+        return [self.path, self.path.with_suffix(".bin")] if self.runtime == "openvino" else [self.path]
+
     def is_valid(self) -> bool:
-        if not (self.path.is_file() and self.manifest.is_file()):
+        if not (all(p.is_file() for p in self.files) and self.manifest.is_file()):
             return False
         try:
             manifest = read_json(self.manifest)
         except (OSError, ValueError):
             return False
-        return manifest.get("key") == self.key and manifest.get("sha256") == _file_digest(self.path)
+        return manifest.get("key") == self.key and manifest.get("sha256") == [_file_digest(p) for p in self.files]
 
     def build(self) -> Path:
         """Quantize the float32 export (built first when needed) and write the manifest."""
-        version = _nncf_version()
-        log.info("quantizing %s to int8 on %d training frames (once; cached)", self.source.path.name, len(self.frames))
-        model = quantize_onnx(self.source.file(), calibration_inputs(self.frames, self.config))
-        write_atomically(self.path, lambda tmp: tmp.write_bytes(model.SerializeToString()))
-        write_json(self.manifest, {"key": self.key, "sha256": _file_digest(self.path), "source": self.source.path.name,
-                                   "nncf": version, "quantize_version": QUANTIZE_VERSION,
-                                   "calibration": [p.stem for p in self.frames]})
+        version = _nncf().__version__
+        log.info(
+            "quantizing %s to int8 for %s on %d training frames (once; cached)",
+            self.source.path.name,
+            self.runtime,
+            len(self.frames),
+        )
+        inputs = calibration_inputs(self.frames, self.config)
+        if self.runtime == "openvino":
+            import openvino as ov
+
+            model = quantize_openvino(self.source.file(), inputs)
+            tmp = self.path.with_name(self.path.stem + ".tmp.xml")
+            ov.save_model(model, str(tmp), compress_to_fp16=False)
+            for suffix in (".bin", ".xml"):
+                os.replace(tmp.with_suffix(suffix), self.path.with_suffix(suffix))
+        else:
+            model = quantize_onnx(self.source.file(), inputs)
+            write_atomically(self.path, lambda tmp: tmp.write_bytes(model.SerializeToString()))
+        write_json(
+            self.manifest,
+            {
+                "key": self.key,
+                "sha256": [_file_digest(p) for p in self.files],
+                "source": self.source.path.name,
+                "runtime": self.runtime,
+                "nncf": version,
+                "quantize_version": QUANTIZE_VERSION,
+                "calibration": [p.stem for p in self.frames],
+            },
+        )
         return self.path
 
     def file(self) -> Path:
