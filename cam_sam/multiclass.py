@@ -2,9 +2,10 @@
 class, and the class-aware scores of ISIC 2017 Part 3 (melanoma, seborrheic keratosis, nevus).
 
 A three-class classifier (``classification.train --set task=three_class``) names the class of the
-lesion; the label map is 0 outside the delivered mask and that class inside it. The ground truth of a pixel is the lesion mask times the image's Part 3 class, so a
-lesion pixel counts for class c only when both the label map and the ground truth say c: a wrong
-class gives that class IoU 0 while the binary mask's IoU stays what it was.
+lesion; the label map is 0 outside the delivered mask and that class inside it. The ground truth
+of a pixel is the lesion mask times the image's Part 3 class, so a lesion pixel counts for class c
+only when both the label map and the ground truth say c: a wrong class gives that class IoU 0
+while the binary mask's IoU stays what it was.
 
 The classifier itself is :class:`cam_sam.lesion_classifier.LesionClassifier` (torch); this module
 is the label arithmetic alone, which a run's summary needs without the network.
@@ -27,8 +28,6 @@ N_LABELS = len(LABEL_NAMES)
 # the three-class classifier's output order (classification.tasks.TASKS) -> label value
 LABEL_OF_OUTPUT = {TASKS["three_class"].index("nevus_or_other"): 3, TASKS["three_class"].index("melanoma"): 1,
                    TASKS["three_class"].index("seborrheic_keratosis"): 2}
-LABEL_COLOURS = {1: (230, 50, 50), 2: (255, 200, 0), 3: (60, 200, 90)}   # overlay colours (RGB; not blue:
-# ISIC images carry blue stickers)
 
 
 @dataclass
@@ -96,11 +95,3 @@ def multiclass_summary(confusions: list[np.ndarray], image_pairs: list[tuple[int
             "image_confusion": image_confusion.tolist(), "image_classes": list(LABEL_NAMES[1:]),
             "n_images": len(image_pairs), "n_failed": sum(p is None for _, p in image_pairs)}
 
-
-def colour_labels(image: np.ndarray, labels: np.ndarray, alpha: float = 0.45) -> np.ndarray:
-    """(H, W, 3) uint8: ``image`` with each label's pixels tinted by :data:`LABEL_COLOURS`."""
-    out = image.astype(np.float32)
-    for label, colour in LABEL_COLOURS.items():
-        where = labels == label
-        out[where] = (1 - alpha) * out[where] + alpha * np.asarray(colour, np.float32)
-    return out.clip(0, 255).astype(np.uint8)
