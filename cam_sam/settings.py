@@ -72,7 +72,9 @@ PIPELINE_CONFIG: dict[str, Any] = {
                                              # trust sidecar <stem>.trust.json gives its verdicts (self_training.ship)
     "student_tta": True,                     # average the student over flips (models.student.TTA_FLIPS)
     "student_backend": "auto",               # the student's network: torch, onnxruntime, openvino; auto: as
-                                             # "backend" (models/student_runtime.py; exported into export_dir)
+                                             # "backend" (models/student_runtime.py; exported into export_dir);
+                                             # openvino_int8, onnxruntime_int8: int8, quantized once on training
+                                             # frames (models/student_quantize.py; cam_sam.studies.int8)
     # sources, selection and every group of settings: PipelineConfig's fields, one to one
     **asdict(PipelineConfig()),
     "device": "auto",
