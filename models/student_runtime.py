@@ -37,6 +37,12 @@ def split_backend(backend: str) -> tuple[str, bool]:
     return backend.removesuffix(INT8), backend.endswith(INT8)
 
 
+def resolve_student_backend(backend: str, device: str | torch.device) -> str:
+    """What ``backend`` runs the student on, on ``device``: ``auto`` resolved, ``_int8`` kept."""
+    runtime, int8 = split_backend(backend)
+    return resolve_backend(runtime, device) + (INT8 if int8 else "")
+
+
 def _runnable(export: OnnxExport, config: StudentConfig, backend: str, int8: bool,
               calibration: CalibrationSet | None) -> OnnxExport | Int8Export:
     """The float32 export, or its int8 copy for ``backend`` (calibrated on ``calibration``)."""
