@@ -44,9 +44,11 @@ def fix_run_config(run_dir: str | Path, config: dict[str, Any], resumable: Itera
                    defaults: dict[str, Any] | None = None) -> None:
     """Write ``config`` and the project's ``version`` to ``run_dir/config.json``, or, when a run
     already started there with another config, end with one line naming the keys that differ.
-    Keys that may differ: ``resumable`` (plus :data:`RESUMABLE_KEYS`), and settings the project
+    Keys that may differ: ``resumable`` (plus :data:`RESUMABLE_KEYS`), settings the project
     added after the run started (absent from its ``config.json``) at their value in ``defaults``
-    (a new setting's default keeps the behaviour the run had). Nested groups compare key by key."""
+    (a new setting's default keeps the behaviour the run had), and settings its ``config.json``
+    holds at their default that ``config`` leaves out (they do not apply to the run). Nested groups
+    compare key by key."""
     run_dir = Path(run_dir)
     allowed = RESUMABLE_KEYS | set(resumable)
     config_path = run_dir / "config.json"
@@ -54,8 +56,10 @@ def fix_run_config(run_dir: str | Path, config: dict[str, Any], resumable: Itera
         previous, current = flatten(read_json(config_path)), flatten(json.loads(json.dumps(config, default=str)))
         known = flatten(json.loads(json.dumps(defaults or {}, default=str)))
         added_at_default = {k for k in current if k not in previous and k in known and known[k] == current[k]}
+        # a setting a newer version no longer records for this run (it does not apply), at its default
+        left_at_default = {k for k in previous if k not in current and k in known and known[k] == previous[k]}
         changed = sorted(k for k in set(previous) | set(current)
-                         if k.split(".")[0] not in allowed and k not in allowed | added_at_default
+                         if k.split(".")[0] not in allowed and k not in allowed | added_at_default | left_at_default
                          and previous.get(k) != current.get(k))
         if changed:
             raise RunError(f"{run_dir} holds a run with another config (keys {changed} differ); "

@@ -45,3 +45,20 @@ def test_a_large_photo_is_segmented_reduced_and_delivered_at_its_own_size(tmp_pa
     assert reduced["summary"]["final"]["iou"] > 0.7
     assert abs(reduced["summary"]["final"]["iou"] - whole["summary"]["final"]["iou"]) < 0.03
     assert (tmp_path / "reduced" / "overlays" / "photo_0.png").is_file()
+
+
+def test_an_image_folder_run_records_only_the_settings_that_applied(tmp_path):
+    from cam_sam.runs.dataset import DATASET_KEYS, applied_config
+    from cam_sam.settings import SEGMENT_CONFIG
+    from common.io import write_json
+    from common.runs import fix_run_config
+
+    folder = applied_config({**SEGMENT_CONFIG, "image_dir": "photos"})
+    assert folder["image_dir"] == "photos" and "max_side" in folder and not set(DATASET_KEYS) & set(folder)
+    isic = applied_config(dict(SEGMENT_CONFIG))
+    assert {"data_root", "split"} <= set(isic) and not {"image_dir", "mask_dir", "derm7pt_image"} & set(isic)
+    assert "derm7pt_image" in applied_config({**SEGMENT_CONFIG, "dataset": "derm7pt"})
+    # a run whose config.json (an earlier version) holds them at their defaults resumes
+    write_json(tmp_path / "config.json", {**SEGMENT_CONFIG, "image_dir": "photos"})
+    fix_run_config(tmp_path, folder, defaults=SEGMENT_CONFIG)
+    assert "data_root" not in read_json(tmp_path / "config.json")

@@ -104,8 +104,9 @@ def gallery_figure(run: Path, metrics: dict, method: str):
     scored = sorted(((rows[method]["iou"], image_id) for image_id, rows in metrics["per_image"].items()
                      if method in rows), reverse=True)
     picks = [("best", scored[0]), ("median", scored[len(scored) // 2]), ("worst", scored[-1])]
-    root = Path(config["results_root"]) / "synthetic_isic2017" if config.get("data_is_synthetic") else config["data_root"]
-    dataset = open_dataset(root, config["split"], config.get("image_dir"), config.get("mask_dir"),
+    root = (Path(config["results_root"]) / "synthetic_isic2017" if config.get("data_is_synthetic")
+            else config.get("data_root"))                 # an image-folder run records no data_root or split
+    dataset = open_dataset(root, config.get("split", "val"), config.get("image_dir"), config.get("mask_dir"),
                            dataset=config.get("dataset", "isic2017"))
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.5))
     for ax, (name, (iou, image_id)) in zip(axes, picks):

@@ -87,9 +87,25 @@ def segment_dataset(run_settings: RunSettings, overlay: OverlayFn | None = None)
 
 
 def open_run(run_dir: str | Path, settings: RunSettings, synthetic: bool) -> ResumableRun:
-    """The run folder of a ``segment`` run, its config fixed at its first start (a rerun resumes)."""
-    return ResumableRun(run_dir, {**settings.config, "data_is_synthetic": synthetic}, SEGMENT_RESUMABLE,
-                        defaults=SEGMENT_CONFIG)
+    """The run folder of a ``segment`` run, its config (:func:`applied_config`) fixed at its first
+    start (a rerun resumes)."""
+    return ResumableRun(run_dir, {**applied_config(settings.config), "data_is_synthetic": synthetic},
+                        SEGMENT_RESUMABLE, defaults=SEGMENT_CONFIG)
+
+
+# Where a dataset is: settings that do not apply to a run on a folder of the user's own images.
+DATASET_KEYS = ("dataset", "data_root", "split", "derm7pt_image", "synthetic_if_missing", "n_synthetic")
+
+
+def applied_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A run's CONFIG as its ``config.json`` records it: only the data settings that applied. A
+    run on ``image_dir`` leaves out the dataset's (:data:`DATASET_KEYS`); a dataset run leaves out
+    ``image_dir`` and ``mask_dir``, and ``derm7pt_image`` unless the dataset is derm7pt."""
+    if config.get("image_dir"):
+        left_out = set(DATASET_KEYS)
+    else:
+        left_out = {"image_dir", "mask_dir"} | ({"derm7pt_image"} if config.get("dataset") != "derm7pt" else set())
+    return {key: value for key, value in config.items() if key not in left_out}
 
 
 # Local worker processes of a dataset run (``workers``).

@@ -93,7 +93,7 @@ def start(command: list[str], out_dir: Path, log: Path, stop_at: int | None, sam
     kill the group. Samples (seconds, records, bytes of memory) every ``sample_s``."""
     began = time.time()
     with open(log, "a") as handle:
-        process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, process_group=0)
     samples, killed = [], False
     while process.poll() is None:
         time.sleep(sample_s)
