@@ -8,27 +8,20 @@ orders masks exactly as the confidence does.
 
 Both the map and the review threshold belong to one student (another network's confidence has
 another scale), and to one kind of run: the confidence has a different scale with and without the
-zoomed-out pass and the flips (:func:`confidence_variant`), and the arbiter's is another sum. So a
-student ships with one sidecar, ``<checkpoint stem>.trust.json`` (:class:`StudentTrust`, written by
-``python -m self_training.ship``), that holds per preset (:data:`PRESET_VARIANTS`, and ``arbiter``)
-the review threshold, the map and how they were fitted, the name of its out-of-depth statistics
-(:mod:`cam_sam.depth`, a ``.npz`` beside it) and the data each was fitted on. No data at run time.
+zoomed-out pass and the flips (:func:`confidence_variant`), and the arbiter's is another sum. So
+each preset (:data:`PRESET_VARIANTS`, and ``arbiter``) of a student has its :class:`Verdicts`,
+shipped in the student's trust sidecar (:mod:`cam_sam.runs.student_trust`). No data at run time.
 """
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 
-from cam_sam.depth import DepthCheck
-from common.errors import CheckpointError, DataError
-from common.io import write_json
+from common.errors import DataError
 from common.metrics import FAIL_IOU
 
-TRUST_FORMAT = 1           # the sidecar's format version ("format" in the file)
 # The student presets by the variant of their confidence; a sidecar may also hold "arbiter".
 PRESET_VARIANTS = {"student": "zoom", "fast": "no_zoom", "realtime": "no_zoom_one_pass"}
 ARBITER_PRESET = "arbiter"
@@ -62,7 +55,7 @@ class Calibration:
 
         confidence, iou = np.asarray(confidence, float), np.asarray(iou, float)
         if len(confidence) < 2 or len(confidence) != len(iou):
-            raise DataError(f"calibration needs two or more (confidence, IoU) pairs, got {len(confidence)} / {len(iou)}")
+            raise DataError(f"calibration needs two or more (confidence, IoU) pairs: {len(confidence)} / {len(iou)}")
         model = IsotonicRegression(increasing=True, out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(confidence, iou)
         return cls(np.asarray(model.X_thresholds_, float), np.asarray(model.y_thresholds_, float), fitted_on)
 
@@ -126,57 +119,6 @@ class Verdicts:
 
     @classmethod
     def from_json(cls, entry: dict, source: str) -> Verdicts:
-        try:
-            threshold = float(entry["review_threshold"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"{source} has no review_threshold: {exc}") from exc
         expected = entry.get("expected_iou")
-        return cls(threshold, Calibration.from_json(expected, source) if expected else None, str(entry.get("rule", "")))
-
-
-@dataclass(frozen=True)
-class StudentTrust:
-    """A student's trust sidecar: ``verdicts`` per preset name; ``depth``, the file name of its
-    out-of-depth statistics beside the sidecar (or None), fitted on ``depth_fitted_on``; ``data``:
-    what each dataset a rule names is. ``path``: where it was read."""
-
-    verdicts: dict[str, Verdicts]
-    depth: str | None = None
-    depth_fitted_on: str = ""
-    data: dict[str, str] = field(default_factory=dict)
-    path: Path | None = None
-
-    def depth_check(self) -> DepthCheck | None:
-        return DepthCheck.load(Path(self.path).parent / self.depth) if self.depth else None
-
-    def save(self, path: str | Path, student: str = "") -> None:
-        variants = {**PRESET_VARIANTS, ARBITER_PRESET: ARBITER_PRESET}
-        write_json(path, {"format": TRUST_FORMAT, "student": student, "data": self.data,
-                          "presets": {k: v.to_json(variants.get(k)) for k, v in self.verdicts.items()},
-                          "depth": {"file": self.depth, "fitted_on": self.depth_fitted_on} if self.depth else None})
-
-    @classmethod
-    def load(cls, path: str | Path) -> StudentTrust:
-        """Read a sidecar; an unreadable or malformed one raises :class:`CheckpointError` naming it."""
-        path = Path(path)
-        try:
-            data = json.loads(path.read_text())
-            if data.get("format") != TRUST_FORMAT:
-                raise ValueError(f"format {data.get('format')!r}, not {TRUST_FORMAT}")
-            verdicts = {k: Verdicts.from_json(v, f"[{k}]") for k, v in data["presets"].items()}
-            depth = data.get("depth") or {}
-            return cls(verdicts, depth.get("file"), str(depth.get("fitted_on", "")), dict(data.get("data", {})), path)
-        except (OSError, KeyError, TypeError, AttributeError, ValueError) as exc:
-            raise CheckpointError(f"trust sidecar {path} unreadable: {exc}") from exc
-
-
-def trust_path(student_checkpoint: str | Path) -> Path:
-    """Where a student's trust sidecar ships: ``<checkpoint without .pt>.trust.json`` beside it."""
-    path = Path(student_checkpoint)
-    return path.with_name(path.stem + ".trust.json")
-
-
-def load_student_trust(student_checkpoint: str | Path) -> StudentTrust | None:
-    """The sidecar of ``student_checkpoint`` (None when it has none)."""
-    path = trust_path(student_checkpoint)
-    return StudentTrust.load(path) if path.is_file() else None
+        return cls(float(entry["review_threshold"]), Calibration.from_json(expected, source) if expected else None,
+                   str(entry.get("rule", "")))

@@ -28,9 +28,10 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from cam_sam.calibration import PRESET_VARIANTS, StudentTrust, Verdicts, trust_path
+from cam_sam.calibration import PRESET_VARIANTS, Verdicts
 from cam_sam.depth import features_of, fit_depth
 from cam_sam.runs.dataset import confidence_and_iou, segment_dataset
+from cam_sam.runs.student_trust import StudentTrust, trust_path
 from cam_sam.settings import PRESETS, SEGMENT_CONFIG, resolve_run
 from common.config import merge
 from common.defaults import RESULTS_ROOT

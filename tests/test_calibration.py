@@ -6,7 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from cam_sam.calibration import Calibration, StudentTrust, Verdicts, confidence_variant, load_student_trust, trust_path
+from cam_sam.calibration import Calibration, Verdicts, confidence_variant
+from cam_sam.runs.student_trust import StudentTrust, load_student_trust, trust_path
 from cam_sam.settings import ARBITER_STUDENT_CHECKPOINT, STUDENT_CHECKPOINT
 from common.errors import CheckpointError
 from common.io import write_json
@@ -152,6 +153,7 @@ def test_the_evidence_rule_keeps_the_shipped_confidence_against_a_chance_gain_an
     confidence has the highest AUROC ("best" takes it) but no interval clear of zero; a variant
     that separates the failures does."""
     import pandas as pd
+
     from cam_sam.studies import confidence_terms as study
     from common.metrics import auroc_fail
 

@@ -6,10 +6,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cam_sam.settings import PIPELINE_CONFIG, resolve_pipeline
-from cam_sam.calibration import load_student_trust
-from cam_sam.runs.build import build_pipeline
 from cam_sam.depth import OUT_OF_DEPTH_REASON, DepthCheck, fit_depth
+from cam_sam.runs.build import build_pipeline
+from cam_sam.runs.student_trust import load_student_trust
+from cam_sam.settings import PIPELINE_CONFIG, resolve_pipeline
 from common.errors import CheckpointError
 from data.synthetic import make_synthetic_sample
 

@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 
 from cam_sam import segment
-from cam_sam.calibration import Calibration, StudentTrust, Verdicts, load_student_trust, trust_path
+from cam_sam.calibration import Calibration, Verdicts
+from cam_sam.runs.student_trust import StudentTrust, load_student_trust, trust_path
 from cam_sam.trust import NO_LESION_REASON, UNCALIBRATED_REVIEW_THRESHOLD
 from data.synthetic import write_synthetic_isic
 from models.student import StudentConfig, build_student, save_student

@@ -7,16 +7,10 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
-from cam_sam.calibration import (
-    ARBITER_PRESET,
-    PRESET_VARIANTS,
-    Verdicts,
-    confidence_variant,
-    load_student_trust,
-    trust_path,
-)
+from cam_sam.calibration import ARBITER_PRESET, PRESET_VARIANTS, Verdicts, confidence_variant
 from cam_sam.depth import DepthCheck
 from cam_sam.pipeline import ARBITER, SEGMENTER_SOURCES, STUDENT, LesionPipeline, PipelineConfig
+from cam_sam.runs.student_trust import load_student_trust, trust_path
 from cam_sam.settings import ModelSettings
 from cam_sam.trust import UNCALIBRATED_REVIEW_THRESHOLD
 from common.errors import SettingsError
