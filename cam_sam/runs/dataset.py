@@ -114,7 +114,7 @@ MIN_IMAGES_PER_WORKER = 16    # "auto" starts a worker per this many images at m
                               # torch, its models, its compiled runtime: about 3.5 s of a core) runs beside
                               # the others', since the parent loads no torch: on a 2-core CPU two workers
                               # segmented 45 validation images in 16.4-17.8 s against 16.8-20.1 s for one
-                              # process, and 240 crops about 15 % faster (docs/speed.md)
+                              # process, and 240 crops about 15 % faster (docs/experiments/sp-08)
 
 
 def local_workers(workers: int | str, device: str, world: int, todo: int) -> int:

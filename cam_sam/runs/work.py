@@ -85,7 +85,7 @@ def evaluate(output: ImageOutput, truth: np.ndarray, postprocess: PostprocessCon
 
 # Images whose scoring and writing may lag behind the segmentation (ResumableRun.process): they run
 # in a thread beside the next image's segmentation (on a 2-core CPU about 0.008 s an image less on
-# validation's large images, nothing measurable on 512 px crops: docs/speed.md); each holds its image
+# validation's large images, nothing measurable on 512 px crops: docs/experiments/sp-07); each holds its image
 # and outputs in memory until written.
 WRITE_BEHIND = 4
 

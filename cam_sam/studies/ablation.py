@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     runs = {k: v for k, v in cfg["runs"].items() if cfg["only_runs"] is None or k in cfg["only_runs"]}
     missing = sorted(k for k, (_, o) in runs.items() if o.get("student_checkpoint") and not Path(o["student_checkpoint"]).is_file())
     if missing:
-        print(f"left out, their student is not in model_checkpoints/ (rebuild: docs/self_training.md): {missing}")
+        print(f"left out, their student is not in model_checkpoints/ (rebuild: model_checkpoints/README.md): {missing}")
         runs = {k: v for k, v in runs.items() if k not in missing}
     for eval_set in cfg["eval_sets"]:
         for run_name, (_, overrides) in runs.items():

@@ -39,7 +39,7 @@ CONFIG: dict[str, Any] = {
     "min_failures_flagged": 0.8,    # the review threshold flags at least this share of the fit run's failures
     "pool_failures": False,         # ... of the fit runs' failures pooled, instead of each run's: with few
                                     # failures in a run (4 of 99) its 80 % is all of them, and one confident
-                                    # failure would set the level for every image (docs/trust.md)
+                                    # failure would set the level for every image (docs/experiments/tr-11)
     "out_dir": "results/calibration",
 }
 
