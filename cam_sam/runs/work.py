@@ -167,7 +167,7 @@ def write_image_outputs(run_dir: Path, image_id: str, output: ImageOutput, save_
         if mask.shape != output.final_mask.shape:
             record["image_size"], record["working_size"] = list(mask.shape), list(output.final_mask.shape)
     if output.uncertainty is not None and save_uncertainty:
-        write_png(run_dir / "uncertainty" / f"{image_id}.png", encode_uncertainty(output.uncertainty))
+        write_png(run_dir / "uncertainty" / f"{image_id}.png", encode_uncertainty(output.uncertainty), smooth=True)
     return record
 
 
