@@ -10,30 +10,22 @@ statistics are fitted), or a greyscale image, is *out of its depth*: its mask ge
 instead of a stack of reasons that assume a dermoscopy frame.
 
 The statistics ship beside the student as a ``.npz`` of plain arrays (read with
-``allow_pickle=False``), named by its trust sidecar (:mod:`cam_sam.calibration`): no data is
-needed at run time.
+``allow_pickle=False``), named by its trust sidecar (:mod:`cam_sam.runs.student_trust`): no data
+is needed at run time.
 """
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import cv2
 import numpy as np
-
-from common.errors import CheckpointError, DataError
-from common.io import write_atomically
-
-log = logging.getLogger(__name__)
 
 OUT_OF_DEPTH_REASON = "not a dermoscopy image like the training data: check this mask"
 # The threshold: this quantile of the distances of HELD-OUT training images (half of them, from a
 # fit on the other half). In 320 dimensions a training image's distance from a fit that includes it
 # is biased low, so an in-sample quantile would call a third of the validation images out of depth.
 THRESHOLD_QUANTILE = 0.99
-# The neighbour whose distance counts (NeighbourCheck): chosen among 1, 5 and 10 for the default's
+# The neighbour whose distance counts: chosen among 1, 5 and 10 for the default's
 # student looking at validation, generated lesions and photographs (a choice that saw validation:
 # docs/experiments/tr-08); a single neighbour lets one odd training frame vouch for an image.
 NEIGHBOURS = 5
@@ -61,7 +53,7 @@ class DepthCheck:
     scale: np.ndarray
     references: np.ndarray
     k: int = NEIGHBOURS
-    kind = "neighbours"             # the name a saved file carries
+    kind = "neighbours"             # the name a saved file carries (cam_sam.runs.student_trust)
 
     def distance(self, features: np.ndarray) -> float:
         """The distance of one (C,) feature vector from the training images' vectors."""
@@ -77,50 +69,12 @@ class DepthCheck:
     def is_out(self, features: np.ndarray, image: np.ndarray | None = None) -> bool:
         return self.assess(features, image)[1]
 
-    def save(self, path: str | Path) -> None:
-        def write(tmp: Path) -> None:
-            with open(tmp, "wb") as handle:
-                np.savez(handle, kind=np.str_(self.kind), threshold=np.float64(self.threshold),
-                         mean=self.mean.astype(np.float32), scale=self.scale.astype(np.float32),
-                         references=self.references.astype(np.float16), k=np.int64(self.k))
-        write_atomically(path, write)
-
     @classmethod
-    def load(cls, path: str | Path) -> "DepthCheck":
-        """Read a :meth:`save` file; a missing, malformed or other kind of file raises
-        :class:`~common.errors.CheckpointError` naming it."""
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                kind = str(data["kind"]) if "kind" in data.files else "mahalanobis"
-                if kind != cls.kind:
-                    raise ValueError(f"statistics of kind {kind!r}, not {cls.kind!r}: refit them "
-                                     "(python -m self_training.ship)")
-                return cls(float(data["threshold"]), data["mean"], data["scale"],
-                           data["references"].astype(np.float32), int(data["k"]))
-        except (OSError, KeyError, ValueError) as exc:
-            raise CheckpointError(f"depth statistics {path} unreadable: {exc}") from exc
-
-    @classmethod
-    def fit(cls, features: np.ndarray, threshold: float = float("inf"), k: int = NEIGHBOURS) -> "DepthCheck":
+    def fit(cls, features: np.ndarray, threshold: float = float("inf"), k: int = NEIGHBOURS) -> DepthCheck:
         features = np.asarray(features, np.float32)
         mean, scale = features.mean(axis=0), np.maximum(features.std(axis=0), 1e-6)
         # rounded to float16 as saved, so a loaded check measures the very distances of the fitted one
         return cls(threshold, mean, scale, ((features - mean) / scale).astype(np.float16).astype(np.float32), k)
-
-
-def features_of(student, images: list[Callable[[], np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
-    """((N, C) the ``student``'s pooled deepest features, flips included, (N,) mean chroma) of the
-    images ``images`` load, one row each (an unreadable file skipped, logged)."""
-    rows, chroma = [], []
-    for load in images:
-        try:
-            image = load()
-        except DataError as exc:
-            log.warning("skipped: %s", exc)
-            continue
-        rows.append(student.predict_with_features(image)[2])
-        chroma.append(mean_chroma(image))
-    return np.array(rows), np.array(chroma)
 
 
 def fit_depth(features: np.ndarray, quantile: float = THRESHOLD_QUANTILE, seed: int = 0) -> DepthCheck:

@@ -29,9 +29,9 @@ import pandas as pd
 from tqdm import tqdm
 
 from cam_sam.calibration import PRESET_VARIANTS, Verdicts
-from cam_sam.depth import features_of, fit_depth
+from cam_sam.depth import fit_depth
 from cam_sam.runs.dataset import confidence_and_iou, segment_dataset
-from cam_sam.runs.student_trust import StudentTrust, trust_path
+from cam_sam.runs.student_trust import StudentTrust, features_of, save_depth_check, trust_path
 from cam_sam.settings import PRESETS, SEGMENT_CONFIG, resolve_run
 from common.config import merge
 from common.defaults import RESULTS_ROOT
@@ -140,7 +140,7 @@ def depth_statistics(s: Shipping) -> tuple[str, str]:
     features, _ = features_of(student, tqdm(loaders, desc="training images", unit="img", leave=False))
     check = fit_depth(features, s.quantile, s.seed)
     path = Path(s.checkpoint).with_name(Path(s.checkpoint).stem + ".depth.npz")
-    check.save(path)
+    save_depth_check(check, path)
     where = " and ".join(
         ([f"the training crops of {s.depth_data_root} (train_every18 left out)"] if s.depth_data_root else [])
         + [str(d) for d in s.depth_image_dirs if Path(d).is_dir()]

@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cam_sam.depth import OUT_OF_DEPTH_REASON, DepthCheck, fit_depth
+from cam_sam.depth import OUT_OF_DEPTH_REASON, fit_depth
 from cam_sam.runs.build import build_pipeline
-from cam_sam.runs.student_trust import load_student_trust
+from cam_sam.runs.student_trust import load_depth_check, load_student_trust, save_depth_check
 from cam_sam.settings import PIPELINE_CONFIG, resolve_pipeline
 from common.errors import CheckpointError
 from data.synthetic import make_synthetic_sample
@@ -24,8 +24,8 @@ def test_fit_flags_points_far_from_the_training_cloud(tmp_path):
     fresh = rng.normal(0, 1, (2000, 8))                      # new images of the same kind: about 1 % out
     assert np.mean([check.is_out(f) for f in fresh]) < 0.03
     assert check.is_out(np.full(8, 6.0)) and not check.is_out(np.zeros(8))
-    check.save(tmp_path / "s.depth.npz")
-    again = DepthCheck.load(tmp_path / "s.depth.npz")
+    save_depth_check(check, tmp_path / "s.depth.npz")
+    again = load_depth_check(tmp_path / "s.depth.npz")
     assert type(again) is type(check) and again.threshold == check.threshold
     assert abs(again.distance(np.full(8, 2.0)) - check.distance(np.full(8, 2.0))) < 1e-4
 
@@ -36,10 +36,10 @@ def test_unreadable_or_other_statistics_are_refused_naming_the_file(tmp_path):
     np.savez(tmp_path / "old.depth.npz", mean=np.zeros(3, np.float32), precision=np.eye(3, dtype=np.float32),
              threshold=np.float64(2.0))
     with pytest.raises(CheckpointError, match="old.depth.npz.*self_training.ship"):
-        DepthCheck.load(tmp_path / "old.depth.npz")
+        load_depth_check(tmp_path / "old.depth.npz")
     (tmp_path / "bad.depth.npz").write_bytes(b"not an npz")
     with pytest.raises(CheckpointError, match="bad.depth.npz"):
-        DepthCheck.load(tmp_path / "bad.depth.npz")
+        load_depth_check(tmp_path / "bad.depth.npz")
 
 
 def test_the_shipped_student_has_its_statistics_beside_it():

@@ -1,19 +1,26 @@
-"""A student's trust sidecar, ``<checkpoint stem>.trust.json`` beside its checkpoint: the
-:class:`~cam_sam.calibration.Verdicts` of each preset (review threshold, expected-IoU map, how they
-were fitted), the name of its out-of-depth statistics (:mod:`cam_sam.depth`, a ``.npz`` beside it)
-and the data each was fitted on. ``python -m self_training.ship`` writes it; a run reads it
-(:func:`cam_sam.runs.build.student_verdicts`)."""
+"""The trust a student ships with, as files beside its checkpoint: its sidecar
+``<checkpoint stem>.trust.json`` (the :class:`~cam_sam.calibration.Verdicts` of each preset: review
+threshold, expected-IoU map, how they were fitted; the name of its out-of-depth statistics; the
+data each was fitted on) and those statistics (:class:`~cam_sam.depth.DepthCheck` as a ``.npz`` of
+plain arrays, read without pickle), and the training images' features they are fitted from.
+``python -m self_training.ship`` writes them; a run reads them (:func:`cam_sam.runs.build.student_verdicts`)."""
 
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from cam_sam.calibration import ARBITER_PRESET, PRESET_VARIANTS, Verdicts
-from cam_sam.depth import DepthCheck
-from common.errors import CheckpointError
-from common.io import write_json
+from cam_sam.depth import DepthCheck, mean_chroma
+from common.errors import CheckpointError, DataError
+from common.io import write_atomically, write_json
+
+log = logging.getLogger(__name__)
 
 TRUST_FORMAT = 1  # the sidecar's format version ("format" in the file)
 
@@ -31,7 +38,7 @@ class StudentTrust:
     path: Path | None = None
 
     def depth_check(self) -> DepthCheck | None:
-        return DepthCheck.load(Path(self.path).parent / self.depth) if self.depth else None
+        return load_depth_check(Path(self.path).parent / self.depth) if self.depth else None
 
     def save(self, path: str | Path, student: str = "") -> None:
         variants = {**PRESET_VARIANTS, ARBITER_PRESET: ARBITER_PRESET}
@@ -65,3 +72,45 @@ def load_student_trust(student_checkpoint: str | Path) -> StudentTrust | None:
     """The sidecar of ``student_checkpoint`` (None when it has none)."""
     path = trust_path(student_checkpoint)
     return StudentTrust.load(path) if path.is_file() else None
+
+
+def save_depth_check(check: DepthCheck, path: str | Path) -> None:
+    """Write ``check`` as a ``.npz`` of plain arrays (the references as float16, as fitted)."""
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:
+            arrays = {"mean": check.mean.astype(np.float32), "scale": check.scale.astype(np.float32),
+                      "references": check.references.astype(np.float16), "k": np.int64(check.k)}
+            np.savez(handle, kind=np.str_(check.kind), threshold=np.float64(check.threshold), **arrays)
+
+    write_atomically(path, write)
+
+
+def load_depth_check(path: str | Path) -> DepthCheck:
+    """Read a :func:`save_depth_check` file; a missing, malformed or other kind of file raises
+    :class:`CheckpointError` naming it."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            kind = str(data["kind"]) if "kind" in data.files else "mahalanobis"
+            if kind != DepthCheck.kind:
+                raise ValueError(f"statistics of kind {kind!r}, not {DepthCheck.kind!r}: refit them "
+                                 "(python -m self_training.ship)")
+            return DepthCheck(float(data["threshold"]), data["mean"], data["scale"],
+                              data["references"].astype(np.float32), int(data["k"]))
+    except (OSError, KeyError, ValueError) as exc:
+        raise CheckpointError(f"depth statistics {path} unreadable: {exc}") from exc
+
+
+def features_of(student, images: Iterable[Callable[[], np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """((N, C) the ``student``'s pooled deepest features, flips included, (N,) mean chroma) of the
+    images ``images`` load, one row each (an unreadable file skipped, logged)."""
+    rows, chroma = [], []
+    for load in images:
+        try:
+            image = load()
+        except DataError as exc:
+            log.warning("skipped: %s", exc)
+            continue
+        rows.append(student.predict_with_features(image)[2])
+        chroma.append(mean_chroma(image))
+    return np.array(rows), np.array(chroma)

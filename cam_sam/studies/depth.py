@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from cam_sam.depth import GREY_CHROMA, DepthCheck, features_of, mean_chroma
-from cam_sam.runs.student_trust import load_student_trust, trust_path
+from cam_sam.depth import GREY_CHROMA, DepthCheck, mean_chroma
+from cam_sam.runs.student_trust import features_of, load_student_trust, trust_path
 from cam_sam.settings import DATA_CONFIG, OUTPUT_CONFIG, PIPELINE_CONFIG
 from common.cli import run_main
 from common.config import config_from_argv
