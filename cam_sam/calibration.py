@@ -12,6 +12,7 @@ zoomed-out pass and the flips (:func:`confidence_variant`), and the arbiter's is
 each preset (:data:`PRESET_VARIANTS`, and ``arbiter``) of a student has its :class:`Verdicts`,
 shipped in the student's trust sidecar (:mod:`cam_sam.runs.student_trust`). No data at run time.
 """
+
 from __future__ import annotations
 
 import math
@@ -25,8 +26,10 @@ from common.metrics import FAIL_IOU
 # The student presets by the variant of their confidence; a sidecar may also hold "arbiter".
 PRESET_VARIANTS = {"student": "zoom", "fast": "no_zoom", "realtime": "no_zoom_one_pass"}
 ARBITER_PRESET = "arbiter"
-RULE = ("the confidence at which the expected-IoU map reaches the lowest level that flags at least {share:g} % of the "
-        "failures (IoU < {fail:g}) of {sets} pooled (expected IoU {level:.2f}), rounded up to two decimals")
+RULE = (
+    "the confidence at which the expected-IoU map reaches the lowest level that flags at least {share:g} % of the "
+    "failures (IoU < {fail:g}) of {sets} pooled (expected IoU {level:.2f}), rounded up to two decimals"
+)
 
 
 def confidence_variant(zoom_stability: bool, student_tta: bool) -> str:
@@ -77,8 +80,11 @@ class Calibration:
         return float(above[0]) if len(above) else 1.0
 
     def to_json(self) -> dict:
-        return {"confidence": self.confidence.round(6).tolist(), "expected_iou": self.expected_iou.round(6).tolist(),
-                "fitted_on": self.fitted_on}
+        return {
+            "confidence": self.confidence.round(6).tolist(),
+            "expected_iou": self.expected_iou.round(6).tolist(),
+            "fitted_on": self.fitted_on,
+        }
 
     @classmethod
     def from_json(cls, entry: dict, source: str = "") -> Calibration:
@@ -114,11 +120,18 @@ class Verdicts:
         return cls(threshold, calibration, rule), level
 
     def to_json(self, variant: str | None = None) -> dict:
-        return {"confidence": variant, "review_threshold": self.review_threshold, "rule": self.rule,
-                "expected_iou": self.calibration.to_json() if self.calibration is not None else None}
+        return {
+            "confidence": variant,
+            "review_threshold": self.review_threshold,
+            "rule": self.rule,
+            "expected_iou": self.calibration.to_json() if self.calibration is not None else None,
+        }
 
     @classmethod
     def from_json(cls, entry: dict, source: str) -> Verdicts:
         expected = entry.get("expected_iou")
-        return cls(float(entry["review_threshold"]), Calibration.from_json(expected, source) if expected else None,
-                   str(entry.get("rule", "")))
+        return cls(
+            float(entry["review_threshold"]),
+            Calibration.from_json(expected, source) if expected else None,
+            str(entry.get("rule", "")),
+        )

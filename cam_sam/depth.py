@@ -13,6 +13,7 @@ The statistics ship beside the student as a ``.npz`` of plain arrays (read with
 ``allow_pickle=False``), named by its trust sidecar (:mod:`cam_sam.runs.student_trust`): no data
 is needed at run time.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -20,6 +21,7 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
+# fmt: off
 OUT_OF_DEPTH_REASON = "not a dermoscopy image like the training data: check this mask"
 # The threshold: this quantile of the distances of HELD-OUT training images (half of them, from a
 # fit on the other half). In 320 dimensions a training image's distance from a fit that includes it
@@ -31,6 +33,7 @@ THRESHOLD_QUANTILE = 0.99
 NEIGHBOURS = 5
 GREY_CHROMA = 2.0            # mean CIELAB chroma (0-~130) below which an image counts as greyscale
                              # (a grey photograph: 0; pale dermoscopy frames reach down to about 3.9)
+# fmt: on
 
 
 def mean_chroma(image: np.ndarray) -> float:
@@ -53,7 +56,7 @@ class DepthCheck:
     scale: np.ndarray
     references: np.ndarray
     k: int = NEIGHBOURS
-    kind = "neighbours"             # the name a saved file carries (cam_sam.runs.student_trust)
+    kind = "neighbours"  # the name a saved file carries (cam_sam.runs.student_trust)
 
     def distance(self, features: np.ndarray) -> float:
         """The distance of one (C,) feature vector from the training images' vectors."""
@@ -82,7 +85,7 @@ def fit_depth(features: np.ndarray, quantile: float = THRESHOLD_QUANTILE, seed: 
     ``quantile`` of held-out distances (a fit on a seeded half, the other half measured)."""
     features = np.asarray(features, np.float64)
     order = np.random.default_rng(seed).permutation(len(features))
-    half, rest = features[order[: len(features) // 2]], features[order[len(features) // 2:]]
+    half, rest = features[order[: len(features) // 2]], features[order[len(features) // 2 :]]
     held_out = DepthCheck.fit(half)
     threshold = float(np.quantile([held_out.distance(f) for f in rest], quantile))
     return replace(DepthCheck.fit(features), threshold=threshold)

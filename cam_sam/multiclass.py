@@ -14,6 +14,7 @@ Label values (``labels/<id>.png``)::
 
     0 background   1 melanoma   2 seborrheic keratosis   3 nevus
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -26,8 +27,11 @@ from classification.tasks import TASKS
 LABEL_NAMES = ("background", "melanoma", "seborrheic_keratosis", "nevus")
 N_LABELS = len(LABEL_NAMES)
 # the three-class classifier's output order (classification.tasks.TASKS) -> label value
-LABEL_OF_OUTPUT = {TASKS["three_class"].index("nevus_or_other"): 3, TASKS["three_class"].index("melanoma"): 1,
-                   TASKS["three_class"].index("seborrheic_keratosis"): 2}
+LABEL_OF_OUTPUT = {
+    TASKS["three_class"].index("nevus_or_other"): 3,
+    TASKS["three_class"].index("melanoma"): 1,
+    TASKS["three_class"].index("seborrheic_keratosis"): 2,
+}
 
 
 @dataclass
@@ -44,8 +48,12 @@ class LesionClass:
         return LABEL_NAMES[self.label]
 
     def to_record(self) -> dict[str, Any]:
-        return {"label": self.label, "name": self.name, "probability": round(self.probability, 4),
-                "probabilities": {k: round(v, 4) for k, v in self.probabilities.items()}}
+        return {
+            "label": self.label,
+            "name": self.name,
+            "probability": round(self.probability, 4),
+            "probabilities": {k: round(v, 4) for k, v in self.probabilities.items()},
+        }
 
 
 def label_map(mask: np.ndarray | None, hw: tuple[int, int], lesion: LesionClass) -> np.ndarray:
@@ -71,8 +79,9 @@ def pixel_confusion(predicted: np.ndarray, truth_mask: np.ndarray, truth_label: 
     """(4, 4) int64 pixel counts, rows the ground truth (mask x ``truth_label``), columns the
     (H, W) uint8 ``predicted`` label map."""
     truth = truth_mask.astype(np.int64) * truth_label
-    return np.bincount((truth * N_LABELS + predicted.astype(np.int64)).ravel(),
-                       minlength=N_LABELS * N_LABELS).reshape(N_LABELS, N_LABELS)
+    return np.bincount((truth * N_LABELS + predicted.astype(np.int64)).ravel(), minlength=N_LABELS * N_LABELS).reshape(
+        N_LABELS, N_LABELS
+    )
 
 
 def multiclass_summary(confusions: list[np.ndarray], image_pairs: list[tuple[int, int | None]]) -> dict[str, Any]:
@@ -89,9 +98,13 @@ def multiclass_summary(confusions: list[np.ndarray], image_pairs: list[tuple[int
     for truth, predicted in image_pairs:
         if predicted is not None:
             image_confusion[truth - 1, predicted - 1] += 1
-    return {"per_class_iou": iou, "miou": float(np.mean(defined)) if defined else None,
-            "pixel_accuracy": float(tp.sum() / total.sum()) if total.sum() else None,
-            "image_accuracy": (float(np.trace(image_confusion) / len(image_pairs)) if image_pairs else None),
-            "image_confusion": image_confusion.tolist(), "image_classes": list(LABEL_NAMES[1:]),
-            "n_images": len(image_pairs), "n_failed": sum(p is None for _, p in image_pairs)}
-
+    return {
+        "per_class_iou": iou,
+        "miou": float(np.mean(defined)) if defined else None,
+        "pixel_accuracy": float(tp.sum() / total.sum()) if total.sum() else None,
+        "image_accuracy": (float(np.trace(image_confusion) / len(image_pairs)) if image_pairs else None),
+        "image_confusion": image_confusion.tolist(),
+        "image_classes": list(LABEL_NAMES[1:]),
+        "n_images": len(image_pairs),
+        "n_failed": sum(p is None for _, p in image_pairs),
+    }

@@ -14,6 +14,7 @@ The pipeline never sees a ground-truth mask: :meth:`LesionPipeline.segment` take
 It returns every candidate mask with its predicted IoU, so an evaluator may compute an *oracle*
 choice afterwards, under its own label.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
@@ -42,11 +43,12 @@ from common.timing import StageTimer
 from data.isic import check_image_content
 from explainers.methods import CamResult
 
-if TYPE_CHECKING:   # the networks' modules load torch: a pipeline is handed them, built elsewhere
+if TYPE_CHECKING:  # the networks' modules load torch: a pipeline is handed them, built elsewhere
     from explainers.cams import CamExplainer
     from medsam.base import PromptableSegmenter
     from models.student import StudentSegmenter
 
+# fmt: off
 COLOUR = "colour"
 STUDENT = "student"            # the student's mask itself (no segmenter)
 STUDENT_BOX = "student_box"    # the student mask's box, decoded by the segmenter
@@ -64,6 +66,7 @@ EMPTY = "empty"                # final_source of an explicit empty mask (no_lesi
 NO_LESION_FALLBACKS = (COLOUR_REGION, EMPTY)
 # sources made from another source's mask (not independent of it, when that one runs too)
 DERIVED_FROM = {STUDENT_BOX: (STUDENT,), COLOUR: (COLOUR_REGION,)}
+# fmt: on
 
 
 @dataclass
@@ -75,9 +78,9 @@ class PromptConfig:
     box_padding: float = 0.1
     n_perturbations: int = 10
     perturb_scale: float = 0.05
-    n_points: int = 0              # positive points sampled from CAM**point_power (0: box only)
+    n_points: int = 0  # positive points sampled from CAM**point_power (0: box only)
     point_power: float = 30.0
-    n_negative_points: int = 0     # background points from the low-CAM region
+    n_negative_points: int = 0  # background points from the low-CAM region
     negative_max_cam: float = 0.1
 
 
@@ -130,7 +133,7 @@ class SourceOutput:
     chosen: int | None
     mask: np.ndarray | None
     error: str | None = None
-    selection: np.ndarray | None = None   # (K,) selection score of each candidate
+    selection: np.ndarray | None = None  # (K,) selection score of each candidate
 
     @property
     def score(self) -> float:
@@ -147,9 +150,9 @@ class ImageOutput:
     sources: dict[str, SourceOutput]
     final_source: str | None
     final_mask: np.ndarray | None
-    uncertainty: np.ndarray | None = None   # (H, W) float32: std of the masks that compete for the delivered one
-    trust: Trust | None = None              # the delivered mask's confidence, review flag and reason
-    derived: dict[str, np.ndarray] = field(default_factory=dict)   # masks made from several sources ("vote")
+    uncertainty: np.ndarray | None = None  # (H, W) float32: std of the masks that compete for the delivered one
+    trust: Trust | None = None  # the delivered mask's confidence, review flag and reason
+    derived: dict[str, np.ndarray] = field(default_factory=dict)  # masks made from several sources ("vote")
 
 
 @dataclass
@@ -228,14 +231,15 @@ class StudentPrediction(NamedTuple):
     mask: np.ndarray
     stability: float
     zoom_stability: float = 1.0
-    features: np.ndarray | None = None      # (C,) the encoder's pooled deepest features (cam_sam.depth)
+    features: np.ndarray | None = None  # (C,) the encoder's pooled deepest features (cam_sam.depth)
 
 
-def student_mask(student: StudentSegmenter, image: np.ndarray, postprocess: PostprocessConfig | None = None,
-                 zoom: bool = False) -> StudentPrediction:
+def student_mask(
+    student: StudentSegmenter, image: np.ndarray, postprocess: PostprocessConfig | None = None, zoom: bool = False
+) -> StudentPrediction:
     """The ``student`` source's mask of an (H, W, 3) uint8 RGB image; ``zoom``: also measure its
     zoom stability (one more image in the same forward pass; the confidence uses it, the mask never does)."""
-    if zoom:     # the flips and the zoomed-out view in one forward pass
+    if zoom:  # the flips and the zoomed-out view in one forward pass
         prob, stability, features, zoom_stability = student.predict_with_zoom(image)
     else:
         (prob, stability, features), zoom_stability = student.predict_with_features(image), 1.0
@@ -253,15 +257,22 @@ class LesionPipeline:
     The student alone needs neither explainer nor segmenter.
     """
 
-    def __init__(self, explainer: CamExplainer | None, segmenter: PromptableSegmenter | None, config: PipelineConfig,
-                 student: StudentSegmenter | None = None, depth: DepthCheck | None = None,
-                 calibration: Calibration | None = None) -> None:
+    def __init__(
+        self,
+        explainer: CamExplainer | None,
+        segmenter: PromptableSegmenter | None,
+        config: PipelineConfig,
+        student: StudentSegmenter | None = None,
+        depth: DepthCheck | None = None,
+        calibration: Calibration | None = None,
+    ) -> None:
         unknown = [p for p in config.proposals if p not in PROPOSAL_SOURCES]
         if unknown:
             raise SettingsError(f"unknown proposal source(s) {unknown}; available: {list(PROPOSAL_SOURCES)}")
         if config.no_lesion_fallback not in NO_LESION_FALLBACKS:
-            raise SettingsError(f"no_lesion_fallback must be one of {list(NO_LESION_FALLBACKS)}, "
-                                f"got {config.no_lesion_fallback!r}")
+            raise SettingsError(
+                f"no_lesion_fallback must be one of {list(NO_LESION_FALLBACKS)}, got {config.no_lesion_fallback!r}"
+            )
         if config.final_rule not in FINAL_RULES:
             raise SettingsError(f"final_rule must be one of {list(FINAL_RULES)}, got {config.final_rule!r}")
         if config.needs_student and student is None:
@@ -277,9 +288,9 @@ class LesionPipeline:
         self.segmenter = segmenter
         self.config = config
         self.student = student
-        self.depth = depth          # is the image like the student's training images (cam_sam.depth)
-        self.calibration = calibration   # confidence -> expected IoU (cam_sam.calibration)
-        self.timer = StageTimer()   # seconds per stage, read by cam_sam.studies.benchmark
+        self.depth = depth  # is the image like the student's training images (cam_sam.depth)
+        self.calibration = calibration  # confidence -> expected IoU (cam_sam.calibration)
+        self.timer = StageTimer()  # seconds per stage, read by cam_sam.studies.benchmark
 
     def cam_prompts(self, cam: np.ndarray, rng: np.random.Generator):
         """(boxes (K, 4), points (K, N, 2) | None, labels (K, N) | None) for one CAM, or None when
@@ -293,16 +304,20 @@ class LesionPipeline:
         if p.n_points == 0 and p.n_negative_points == 0:
             return boxes, None, None
         pos = sample_points(cam, p.n_points, p.point_power, rng) if p.n_points else np.zeros((0, 2), np.float32)
-        neg = (negative_points(cam, p.n_negative_points, rng, p.negative_max_cam)
-               if p.n_negative_points else np.zeros((0, 2), np.float32))
+        neg = (
+            negative_points(cam, p.n_negative_points, rng, p.negative_max_cam)
+            if p.n_negative_points
+            else np.zeros((0, 2), np.float32)
+        )
         points = np.concatenate([pos, neg])
         labels = np.concatenate([np.ones(len(pos)), np.zeros(len(neg))]).astype(np.int64)
         moved = perturb_points(points, p.n_perturbations, p.perturb_scale, box, rng, hw)
-        all_points = np.concatenate([points[None], moved])   # row 0 unperturbed, like the boxes
+        all_points = np.concatenate([points[None], moved])  # row 0 unperturbed, like the boxes
         return boxes, all_points, np.repeat(labels[None], len(boxes), 0)
 
-    def segment(self, image: np.ndarray, cams: dict[str, CamResult] | None = None,
-                image_id: str = "image") -> ImageOutput:
+    def segment(
+        self, image: np.ndarray, cams: dict[str, CamResult] | None = None, image_id: str = "image"
+    ) -> ImageOutput:
         """Segment one (H, W, 3) uint8 image. ``cams``: precomputed CAMs (method -> result) to
         reuse instead of recomputing them. Stages are timed into :attr:`timer`."""
         check_image_content(image, image_id)
@@ -317,7 +332,7 @@ class LesionPipeline:
             prompts, errors, student = self._prompts(image, cams, rng)
         if any(v is not None for k, v in prompts.items() if k != COLOUR_REGION):
             with self.timer.stage("encoder"):
-                self.segmenter.set_image(image)   # the one expensive encoding of this image
+                self.segmenter.set_image(image)  # the one expensive encoding of this image
         outputs: dict[str, SourceOutput] = {}
         for source in cfg.sources:
             cam = cams.get(source)
@@ -367,8 +382,9 @@ class LesionPipeline:
             selection = selection_scores(pred.scores, pred.masks, cfg.agreement_weight)
             chosen = int(np.argmax(selection))
             mask = postprocess_mask(pred.masks[chosen], **asdict(cfg.postprocess))
-        return SourceOutput(cam, Candidates(boxes, points, labels, pred.masks, pred.scores), chosen, mask,
-                            selection=selection)
+        return SourceOutput(
+            cam, Candidates(boxes, points, labels, pred.masks, pred.scores), chosen, mask, selection=selection
+        )
 
     def _student_mask(self, image: np.ndarray) -> StudentPrediction:
         return student_mask(self.student, image, self.config.postprocess, zoom=self.config.zoom_stability)
@@ -386,8 +402,9 @@ class LesionPipeline:
     def _region_output(self, components: list[np.ndarray], hw: tuple[int, int]) -> SourceOutput:
         """The ``colour_region`` source: every colour region (work size) resized to the image as a
         candidate; the one agreeing most with the others is chosen, its agreement is its score."""
-        masks = np.stack([cv2.resize(c.astype(np.uint8), (hw[1], hw[0]), interpolation=cv2.INTER_NEAREST) > 0
-                          for c in components])
+        masks = np.stack(
+            [cv2.resize(c.astype(np.uint8), (hw[1], hw[0]), interpolation=cv2.INTER_NEAREST) > 0 for c in components]
+        )
         score = agreement(masks) if len(masks) > 1 else np.full(1, LONE_REGION_SCORE, np.float32)
         chosen = int(np.argmax(score))
         boxes = np.stack([mask_to_box(m) for m in masks])
@@ -403,8 +420,9 @@ class LesionPipeline:
         box = mask_to_box(mask)[None]
         return SourceOutput(None, Candidates(box, None, None, mask[None], score), 0, mask, selection=score)
 
-    def _finalise(self, outputs: dict[str, SourceOutput], student: tuple | None = None,
-                  image: np.ndarray | None = None) -> ImageOutput:
+    def _finalise(
+        self, outputs: dict[str, SourceOutput], student: tuple | None = None, image: np.ndarray | None = None
+    ) -> ImageOutput:
         """The delivered mask from ``final_sources`` by ``final_rule`` (if none of them produced a
         mask, from every source that did), and its :class:`~cam_sam.trust.Trust`. Uncertainty: the
         per-pixel std of the masks that compete for the delivered one (every candidate of the one
@@ -429,13 +447,17 @@ class LesionPipeline:
         with self.timer.stage("trust"):
             measured = student is not None and STUDENT in masks
             stability = {STUDENT: (student.stability, student.zoom_stability)} if measured else {}
-            signals, pairwise = (candidate_signals(image, masks, quality, parents, cfg.colour, stability)
-                                 if image is not None else (None, None))
+            signals, pairwise = (
+                candidate_signals(image, masks, quality, parents, cfg.colour, stability)
+                if image is not None
+                else (None, None)
+            )
         with self.timer.stage("selection"):
             return self._deliver(outputs, produced, pool, masks, (signals, pairwise, parents), student, image)
 
-    def _deliver(self, outputs, produced, pool, masks, trust_inputs, student: StudentPrediction | None,
-                 image: np.ndarray | None) -> ImageOutput:
+    def _deliver(
+        self, outputs, produced, pool, masks, trust_inputs, student: StudentPrediction | None, image: np.ndarray | None
+    ) -> ImageOutput:
         """The final choice by ``final_rule``, the uncertainty and the trust of the delivered mask."""
         cfg = self.config
         signals, pairwise, parents = trust_inputs
@@ -454,15 +476,19 @@ class LesionPipeline:
         measured = self.depth is not None and student is not None and student.features is not None and image is not None
         distance, out_of_depth = self.depth.assess(student.features, image) if measured else (None, None)
         threshold = UNCALIBRATED_REVIEW_THRESHOLD if cfg.review_threshold is None else cfg.review_threshold
-        trust = (mask_trust(signals, final, threshold, pairwise, parents, distance, out_of_depth)
-                 if signals is not None else None)
+        trust = (
+            mask_trust(signals, final, threshold, pairwise, parents, distance, out_of_depth)
+            if signals is not None
+            else None
+        )
         if trust is not None and self.calibration is not None:
             trust = replace(trust, expected_iou=self.calibration(trust.confidence))
         derived = {VOTE: masks[VOTE]} if VOTE in masks else {}
         return ImageOutput(outputs, final, mask, uncertainty=uncertainty, trust=trust, derived=derived)
 
-    def _no_lesion(self, outputs: dict[str, SourceOutput], student: StudentPrediction,
-                   image: np.ndarray) -> ImageOutput:
+    def _no_lesion(
+        self, outputs: dict[str, SourceOutput], student: StudentPrediction, image: np.ndarray
+    ) -> ImageOutput:
         """The student, the delivered source, found no lesion: the mask of ``no_lesion_fallback``,
         flagged with :data:`~cam_sam.trust.NO_LESION_REASON` (confidence 0, no expected IoU; the
         out-of-depth check still measured)."""
@@ -473,6 +499,7 @@ class LesionPipeline:
                 mask, source = self._region_output(components, image.shape[:2]).mask, COLOUR_REGION
         measured = self.depth is not None and student.features is not None
         distance, out_of_depth = self.depth.assess(student.features, image) if measured else (None, None)
-        trust = Trust(0.0, True, NO_LESION_REASON, {}, depth_distance=distance, out_of_depth=out_of_depth,
-                      no_lesion=True)
+        trust = Trust(
+            0.0, True, NO_LESION_REASON, {}, depth_distance=distance, out_of_depth=out_of_depth, no_lesion=True
+        )
         return ImageOutput(outputs, source, mask, trust=trust)

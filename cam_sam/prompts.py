@@ -4,6 +4,7 @@ Coordinate frame everywhere: original image pixels, ``x`` to the right (column),
 boxes are ``(x0, y0, x1, y1)`` float arrays with inclusive pixel extents; points are (N, 2) xy.
 Maps are (H, W) arrays in that same frame.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -11,8 +12,9 @@ import numpy as np
 from common.geometry import clip_box, mask_to_box, pad_box, peak_region
 
 
-def cam_to_box(cam: np.ndarray, threshold: float = 0.5, padding: float = 0.1,
-               keep_largest: bool = True) -> np.ndarray | None:
+def cam_to_box(
+    cam: np.ndarray, threshold: float = 0.5, padding: float = 0.1, keep_largest: bool = True
+) -> np.ndarray | None:
     """The box of the CAM region (threshold relative to the CAM's peak, largest component),
     padded by ``padding`` of its size and clipped. None for a flat (all-zero) CAM."""
     box = mask_to_box(peak_region(cam, threshold, keep_largest))
@@ -43,8 +45,7 @@ def negative_points(cam: np.ndarray, n: int, rng: np.random.Generator, max_value
     return np.stack([xs[idx], ys[idx]], axis=1).astype(np.float32)
 
 
-def perturb_boxes(box: np.ndarray, n: int, scale: float, rng: np.random.Generator,
-                  hw: tuple[int, int]) -> np.ndarray:
+def perturb_boxes(box: np.ndarray, n: int, scale: float, rng: np.random.Generator, hw: tuple[int, int]) -> np.ndarray:
     """(n, 4) copies of ``box`` whose edges each move by N(0, ``scale`` x the box's side) px,
     clipped to the image. ``scale`` is a fraction of the box (e.g. 0.05), not pixels."""
     x0, y0, x1, y1 = np.asarray(box, dtype=np.float32)
@@ -53,8 +54,9 @@ def perturb_boxes(box: np.ndarray, n: int, scale: float, rng: np.random.Generato
     return clip_box(np.asarray(box, np.float32)[None] + noise, hw)
 
 
-def perturb_points(points: np.ndarray, n: int, scale: float, box: np.ndarray, rng: np.random.Generator,
-                   hw: tuple[int, int]) -> np.ndarray:
+def perturb_points(
+    points: np.ndarray, n: int, scale: float, box: np.ndarray, rng: np.random.Generator, hw: tuple[int, int]
+) -> np.ndarray:
     """(n, N, 2) copies of (N, 2) ``points``, each moved by N(0, ``scale`` x the box's side) px and
     clipped to the image."""
     x0, y0, x1, y1 = np.asarray(box, dtype=np.float32)

@@ -18,6 +18,7 @@ every proposal and the pipeline keeps the one with the highest predicted IoU.
 Frame: inputs and outputs in original image pixels; boxes ``(x0, y0, x1, y1)``. The work itself is
 done on a copy whose longer side is ``work_size`` px, so the result does not depend on resolution.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ class ColourProposalConfig:
     """Blur sigmas (fractions of the longer side) of the flat-field variants; 0 is the raw darkness map."""
     channels: list[str] = field(default_factory=lambda: ["lightness", "blue"])
     """Darkness maps used (see :data:`DARKNESS_CHANNELS`); every channel x variant gives one proposal."""
+    # fmt: off
     padding: float = 0.1              # box padding, a fraction of the box
     centre_sigma: float = 0.25        # width of the centrality prior, a fraction of each side
     min_area: float = 0.002           # components below this share of the image are ignored
@@ -54,10 +56,11 @@ class ColourProposalConfig:
     artefact_min_chroma: float = 12.0  # ... this are artefacts (ink, stickers, cloth)
     artefact_dilation: int = 2        # px (at work_size) by which artefact pixels are grown
     min_valid_pixels: int = 100       # fewer valid pixels than this: fall back to the field of view, then all
+    # fmt: on
 
 
 DEFAULT_COLOUR = ColourProposalConfig()
-CROSS_3X3 = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))   # scipy.ndimage's default structure
+CROSS_3X3 = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))  # scipy.ndimage's default structure
 
 
 def field_of_view(image: np.ndarray, cfg: ColourProposalConfig = DEFAULT_COLOUR) -> np.ndarray:
@@ -75,8 +78,9 @@ def artefact_mask(lab: np.ndarray, cfg: ColourProposalConfig = DEFAULT_COLOUR) -
     b = lab[..., 2].astype(np.float32) - 128
     chroma = np.hypot(a, b)
     hue = np.degrees(np.arctan2(b, a))
-    odd = (((hue < cfg.skin_hue_min) | (hue > cfg.skin_hue_max)) & (chroma > cfg.artefact_min_chroma)) \
-        | (chroma > cfg.max_chroma)
+    odd = (((hue < cfg.skin_hue_min) | (hue > cfg.skin_hue_max)) & (chroma > cfg.artefact_min_chroma)) | (
+        chroma > cfg.max_chroma
+    )
     return grow(odd, cfg.artefact_dilation)
 
 
@@ -94,15 +98,16 @@ def centrality(hw: tuple[int, int], sigma: float) -> np.ndarray:
     h, w = hw
     yy, xx = np.mgrid[0:h, 0:w]
     d2 = ((yy - h / 2) / h) ** 2 + ((xx - w / 2) / w) ** 2
-    return np.exp(-d2 / (2 * sigma ** 2)).astype(np.float32)
+    return np.exp(-d2 / (2 * sigma**2)).astype(np.float32)
 
 
 def pick_component(region: np.ndarray, prior: np.ndarray, min_area: float) -> np.ndarray | None:
     """The 4-connected component of ``region`` (opened by a 3 x 3 cross, the outside counting as
     background) with the largest ``mean(prior) * sqrt(area)``, holes filled. OpenCV's morphology
     and labelling: the masks of ``scipy.ndimage``'s ``binary_opening`` and ``label``, faster."""
-    opened = cv2.morphologyEx(region.astype(np.uint8), cv2.MORPH_OPEN, CROSS_3X3,
-                              borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    opened = cv2.morphologyEx(
+        region.astype(np.uint8), cv2.MORPH_OPEN, CROSS_3X3, borderType=cv2.BORDER_CONSTANT, borderValue=0
+    )
     count, labels, stats, _ = cv2.connectedComponentsWithStats(opened, connectivity=4)
     if count <= 1:
         return None
@@ -155,8 +160,9 @@ def colour_components(image: np.ndarray, config: ColourProposalConfig | None = N
     return components
 
 
-def colour_proposals(image: np.ndarray, config: ColourProposalConfig | None = None,
-                     components: list[np.ndarray] | None = None) -> np.ndarray:
+def colour_proposals(
+    image: np.ndarray, config: ColourProposalConfig | None = None, components: list[np.ndarray] | None = None
+) -> np.ndarray:
     """(K, 4) candidate lesion boxes in original pixels, one per channel x flat-field variant that
     finds a region (K may be 0; identical boxes are kept once). ``components``: those of
     :func:`colour_components`, when already computed."""

@@ -14,6 +14,7 @@ folder under ``results/``; pass ``--set out_dir=results/NAME`` to resume an inte
 No ground truth is used to produce a mask; ``oracle_*`` rows in metrics.json are upper bounds
 that chose masks with the ground truth, and are labelled so.
 """
+
 from __future__ import annotations
 
 import logging

@@ -9,6 +9,7 @@ script resolves its CONFIG into at its top (:func:`resolve_run`, :class:`DataSet
 - :data:`SEGMENT_CONFIG`: everything ``cam_sam.segment`` reads; :data:`PRESETS`: named groups of
   settings (``--set preset=NAME``).
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
@@ -20,6 +21,7 @@ from common.defaults import DATA_ROOT, RESULTS_ROOT
 from explainers.methods import DEFAULT_ENSEMBLE
 
 # Where the images come from (ISIC 2017, or a folder of the user's images).
+# fmt: off
 DATA_CONFIG: dict[str, Any] = {
     "dataset": "isic2017",                   # isic2017, isic2016, isic2018, ph2, ham10000, derm7pt (data.layouts)
     "data_root": DATA_ROOT,                  # the dataset's official unzip layout (ISIC 2017: or train/ val/ test/)
@@ -56,7 +58,8 @@ PIPELINE_CONFIG: dict[str, Any] = {
     "target_class": None,                    # ImageNet head: None = top-1 class
     "binary_target": "melanoma",             # single-logit head: "melanoma" logit or "predicted" side
     "cam_batch_size": 32,                    # ScoreCAM / AblationCAM forward passes per batch
-    "ensemble_methods": list(DEFAULT_ENSEMBLE),   # members of the "ensemble" CAM method ("gradcam@stage5": another layer)
+    "ensemble_methods": list(DEFAULT_ENSEMBLE),   # members of the "ensemble" CAM method ("gradcam@stage5":
+                                             # another layer)
     "cam_dir": None,                         # reuse saved heatmaps: <cams run>/heatmaps/<model label>
     # segmenter
     "segmenter": "litemedsam",               # litemedsam, medsam, sam_vit_b, sam_vit_l, sam_vit_h
@@ -149,6 +152,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "zero_shot": {"methods": [], "proposals": ["colour"], "final_sources": ["colour"], "final_rule": "select",
                   "student_checkpoint": None},
 }
+# fmt: on
 
 
 def _pick(cls, cfg: dict[str, Any], defaults: dict[str, Any]):
@@ -176,7 +180,7 @@ class DataSettings:
     seed: int = 0
 
     @classmethod
-    def from_config(cls, cfg: dict[str, Any]) -> "DataSettings":
+    def from_config(cls, cfg: dict[str, Any]) -> DataSettings:
         return _pick(cls, cfg, {**DATA_CONFIG, **OUTPUT_CONFIG, "seed": 0})
 
     @property
@@ -210,7 +214,7 @@ class ModelSettings:
     device: str
 
     @classmethod
-    def from_config(cls, cfg: dict[str, Any]) -> "ModelSettings":
+    def from_config(cls, cfg: dict[str, Any]) -> ModelSettings:
         return _pick(cls, cfg, PIPELINE_CONFIG)
 
     def user_set(self, key: str) -> bool:
@@ -222,9 +226,14 @@ class ModelSettings:
 def pipeline_config(cfg: dict[str, Any]) -> PipelineConfig:
     """The typed pipeline settings from a script's CONFIG (its :class:`PipelineConfig` keys)."""
     picked = {k: cfg[k] for k in PipelineConfig.__dataclass_fields__}
-    return PipelineConfig(**{**picked, "prompts": PromptConfig(**picked["prompts"]),
-                             "colour": ColourProposalConfig(**picked["colour"]),
-                             "postprocess": PostprocessConfig(**picked["postprocess"])})
+    return PipelineConfig(
+        **{
+            **picked,
+            "prompts": PromptConfig(**picked["prompts"]),
+            "colour": ColourProposalConfig(**picked["colour"]),
+            "postprocess": PostprocessConfig(**picked["postprocess"]),
+        }
+    )
 
 
 def resolve_pipeline(cfg: dict[str, Any]) -> tuple[ModelSettings, PipelineConfig]:
@@ -253,6 +262,16 @@ class RunSettings:
 
 def resolve_run(cfg: dict[str, Any]) -> RunSettings:
     """The typed settings of a run from the keys of :data:`SEGMENT_CONFIG` (a script's CONFIG)."""
-    return RunSettings(DataSettings.from_config(cfg), ModelSettings.from_config(cfg), pipeline_config(cfg),
-                       cfg["out_dir"], cfg["n_overlays"], cfg["save_uncertainty"], cfg["oracle"], cfg["multiclass"],
-                       cfg["seed"], dict(cfg), cfg["workers"])
+    return RunSettings(
+        DataSettings.from_config(cfg),
+        ModelSettings.from_config(cfg),
+        pipeline_config(cfg),
+        cfg["out_dir"],
+        cfg["n_overlays"],
+        cfg["save_uncertainty"],
+        cfg["oracle"],
+        cfg["multiclass"],
+        cfg["seed"],
+        dict(cfg),
+        cfg["workers"],
+    )

@@ -18,6 +18,7 @@ The arbiter's score is ``consensus + QUALITY_WEIGHT x quality - RIM_WEIGHT x rim
 outside``. The confidence of the delivered mask (:func:`confidence_of`) is a ranking score in
 [0, 1], not a probability: :mod:`cam_sam.calibration` maps it to an expected IoU.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
@@ -29,9 +30,11 @@ from cam_sam.depth import OUT_OF_DEPTH_REASON
 from cam_sam.proposals import ColourProposalConfig, field_of_view
 from common.geometry import pairwise_iou
 
+# fmt: off
 WORK_SIDE = 256            # px: the longer side signals are computed at
 RIM_FRACTION = 0.03        # width of the field-of-view rim band, a fraction of the longer side
-CONTRAST_RING = 0.05       # width of the ring of skin around a mask for its colour contrast, a fraction of the longer side
+CONTRAST_RING = 0.05       # width of the ring of skin around a mask for its colour contrast, a fraction of the
+                           # longer side
 LIGHTNESS_WEIGHT = 2.55    # L (0-100) is stretched to 0-255 before the distance, as in OpenCV's 8-bit CIELAB: a lesion
                            # differs from skin most in lightness (unweighted Delta E 1976: AUROC 0.85 / 0.91 alone,
                            # weighted 0.89 / 0.89, default on validation / train_every18; docs/experiments/tr-04)
@@ -54,7 +57,8 @@ CONFIDENCE_TERMS = ("agreement", "stability", "student_score", "zoom", "contrast
 CONTRAST_SCALE = 30.0      # contrast at and above which the contrast term is 1 (min(1, contrast / this)); chosen
                            # among 10-40 for the best mean AUROC over both sets and the default, fast and
                            # arbiter presets together (docs/experiments/tr-04)
-LOW_CONTRAST = 0.5         # contrast term below this (distance < 15): "the mask barely differs in colour from the skin around it"
+LOW_CONTRAST = 0.5         # contrast term below this (distance < 15): "the mask barely differs in colour from the
+                           # skin around it"
 LOW_STABILITY = 0.8        # flip (zoom) agreement below this: "the student changes its mask when the image is
                            # flipped" ("... zoomed out")
 LOW_AGREEMENT = 0.7        # colour-student IoU (or agreement) below this: "teacher and student disagree"
@@ -62,6 +66,7 @@ HIGH_RIM = 0.25            # rim coverage above this is reported as "mask runs a
 HIGH_OUTSIDE = 0.05        # mask share on the vignette above this: "mask touches the vignette"
 SMALL_AREA = 0.01          # masks below this share of the image: "very small mask"
 LOW_QUALITY = 0.7          # source score below this: "the segmenter is unsure" ("the student is unsure of the outline")
+# fmt: on
 
 
 @dataclass
@@ -128,7 +133,7 @@ def field_and_rim(image: np.ndarray, colour: ColourProposalConfig | None = None)
     hw = small.shape[:2]
     colour = colour or ColourProposalConfig()
     fov = field_of_view(cv2.GaussianBlur(small, (0, 0), colour.blur_sigma), colour)
-    if fov.sum() < 0.2 * fov.size:       # no plausible field (a dark image): the whole image
+    if fov.sum() < 0.2 * fov.size:  # no plausible field (a dark image): the whole image
         fov = np.ones(hw, bool)
     width = max(1, round(RIM_FRACTION * max(hw)))
     padded = np.pad(fov.astype(np.uint8), width, constant_values=0)
@@ -147,8 +152,11 @@ def solidity(mask: np.ndarray) -> float:
     return float(min(1.0, mask.sum() / max(cv2.contourArea(hull) + len(hull) / 2 + 1, 1.0)))
 
 
-def consensus(pairwise: dict[str, dict[str, float]], parents: dict[str, tuple[str, ...]] | None = None,
-              names: list[str] | None = None) -> dict[str, float]:
+def consensus(
+    pairwise: dict[str, dict[str, float]],
+    parents: dict[str, tuple[str, ...]] | None = None,
+    names: list[str] | None = None,
+) -> dict[str, float]:
     """Each candidate's ``consensus`` (module docstring) among ``names`` (default: all) from the
     pairwise IoUs ``pairwise[a][b]``: the mean IoU with the candidates unrelated to it by
     ``parents``; for a candidate made from all the others, the mean IoU among its unrelated parents."""
@@ -165,23 +173,26 @@ def consensus(pairwise: dict[str, dict[str, float]], parents: dict[str, tuple[st
             out[name] = float(np.mean([pairwise[name][o] for o in others]))
             continue
         mine = [p for p in parents.get(name, ()) if p in names]
-        pairs = [(a, b) for i, a in enumerate(mine) for b in mine[i + 1:] if not (lineage(a) & lineage(b))]
+        pairs = [(a, b) for i, a in enumerate(mine) for b in mine[i + 1 :] if not (lineage(a) & lineage(b))]
         out[name] = float(np.mean([pairwise[a][b] for a, b in pairs])) if pairs else 0.0
     return out
 
 
-def candidate_signals(image: np.ndarray, masks: dict[str, np.ndarray], quality: dict[str, float],
-                      parents: dict[str, tuple[str, ...]] | None = None,
-                      colour: ColourProposalConfig | None = None,
-                      stability: dict[str, tuple[float, float]] | None = None
-                      ) -> tuple[dict[str, CandidateSignals], dict[str, dict[str, float]]]:
+def candidate_signals(
+    image: np.ndarray,
+    masks: dict[str, np.ndarray],
+    quality: dict[str, float],
+    parents: dict[str, tuple[str, ...]] | None = None,
+    colour: ColourProposalConfig | None = None,
+    stability: dict[str, tuple[float, float]] | None = None,
+) -> tuple[dict[str, CandidateSignals], dict[str, dict[str, float]]]:
     """Signals of every candidate in ``masks`` (name -> (H, W) bool, original pixels) of the
     (H, W, 3) uint8 ``image``. ``quality``: each candidate's own score; ``parents``: for a derived
     candidate, the candidates it was made from (they are not independent of it: a parent and its
     child are left out of each other's consensus, as are two children of one parent);
     ``stability``: a candidate's agreement with itself (under flips, zoomed out), where measured (the student).
     Returns (signals per candidate, the pairwise IoUs ``[a][b]`` they were computed from)."""
-    small_image = work_image(image)          # resized once for the field of view and the colour contrast
+    small_image = work_image(image)  # resized once for the field of view and the colour contrast
     fov, rim = field_and_rim(small_image, colour)
     lab = contrast_lab(small_image)
     small = {name: _small(m, fov.shape) for name, m in masks.items()}
@@ -193,15 +204,25 @@ def candidate_signals(image: np.ndarray, masks: dict[str, np.ndarray], quality: 
     for name, m in small.items():
         flips, zoom = (stability or {}).get(name, (1.0, 1.0))
         signals[name] = CandidateSignals(
-            consensus=agree[name], quality=float(np.clip(quality.get(name, 0.0), 0, 1)),
-            rim=float((m & rim).sum() / max(rim.sum(), 1)), outside=float((m & ~fov).sum() / max(m.sum(), 1)),
-            area=float(m.mean()), solidity=solidity(m), stability=float(flips), zoom_stability=float(zoom),
-            contrast=colour_contrast(lab, m, fov))
+            consensus=agree[name],
+            quality=float(np.clip(quality.get(name, 0.0), 0, 1)),
+            rim=float((m & rim).sum() / max(rim.sum(), 1)),
+            outside=float((m & ~fov).sum() / max(m.sum(), 1)),
+            area=float(m.mean()),
+            solidity=solidity(m),
+            stability=float(flips),
+            zoom_stability=float(zoom),
+            contrast=colour_contrast(lab, m, fov),
+        )
     return signals, pairwise
 
 
-def signals_among(signals: dict[str, CandidateSignals], pairwise: dict[str, dict[str, float]] | None,
-                  parents: dict[str, tuple[str, ...]] | None, names: list[str]) -> dict[str, CandidateSignals]:
+def signals_among(
+    signals: dict[str, CandidateSignals],
+    pairwise: dict[str, dict[str, float]] | None,
+    parents: dict[str, tuple[str, ...]] | None,
+    names: list[str],
+) -> dict[str, CandidateSignals]:
     """The signals of the candidates ``names`` with ``consensus`` recomputed among them alone (as
     if only they had run); the arbiter chooses on these. Without ``pairwise``, unchanged."""
     names = [n for n in names if n in signals]
@@ -236,30 +257,41 @@ class Trust:
     confidence: float
     flagged: bool
     reason: str
-    signals: dict[str, dict]     # every candidate's signals, for records and figures
-    pairwise: dict[str, dict[str, float]] | None = None   # IoU of every pair of candidates
-    parents: dict[str, list[str]] | None = None           # which candidates a derived one was made from
-    depth_distance: float | None = None    # the image's distance from the student's training images (cam_sam.depth)
-    out_of_depth: bool | None = None       # beyond the check's threshold: flagged, with its own reason
-    expected_iou: float | None = None      # the confidence mapped to IoU (cam_sam.calibration), where a map ships
-    no_lesion: bool = False                # the student found no lesion: the mask is the pipeline's fallback
+    signals: dict[str, dict]  # every candidate's signals, for records and figures
+    pairwise: dict[str, dict[str, float]] | None = None  # IoU of every pair of candidates
+    parents: dict[str, list[str]] | None = None  # which candidates a derived one was made from
+    depth_distance: float | None = None  # the image's distance from the student's training images (cam_sam.depth)
+    out_of_depth: bool | None = None  # beyond the check's threshold: flagged, with its own reason
+    expected_iou: float | None = None  # the confidence mapped to IoU (cam_sam.calibration), where a map ships
+    no_lesion: bool = False  # the student found no lesion: the mask is the pipeline's fallback
 
     def to_record(self) -> dict:
-        record = {"confidence": self.confidence, "flagged": self.flagged, "reason": self.reason,
-                  "signals": self.signals, "pairwise": self.pairwise, "parents": self.parents,
-                  "depth_distance": self.depth_distance, "out_of_depth": self.out_of_depth,
-                  "expected_iou": self.expected_iou}
+        record = {
+            "confidence": self.confidence,
+            "flagged": self.flagged,
+            "reason": self.reason,
+            "signals": self.signals,
+            "pairwise": self.pairwise,
+            "parents": self.parents,
+            "depth_distance": self.depth_distance,
+            "out_of_depth": self.out_of_depth,
+            "expected_iou": self.expected_iou,
+        }
         return {**record, "no_lesion": True} if self.no_lesion else record
 
 
 def source_agreement(pairwise: dict[str, dict[str, float]], names: list[str]) -> float:
     """Mean IoU over every pair of the candidates ``names`` (1 - their spread); NaN for fewer than two."""
-    pairs = [pairwise[a][b] for i, a in enumerate(names) for b in names[i + 1:]]
+    pairs = [pairwise[a][b] for i, a in enumerate(names) for b in names[i + 1 :]]
     return float(np.mean(pairs)) if pairs else float("nan")
 
 
-def confidence_terms(signals: dict[str, CandidateSignals], pairwise: dict[str, dict[str, float]] | None,
-                     delivered: str, agreement_among: list[str] | None = None) -> dict[str, float]:
+def confidence_terms(
+    signals: dict[str, CandidateSignals],
+    pairwise: dict[str, dict[str, float]] | None,
+    delivered: str,
+    agreement_among: list[str] | None = None,
+) -> dict[str, float]:
     """The factors a confidence may multiply, each in [0, 1]:
 
     * ``agreement``: mean IoU over every pair of candidates (of ``agreement_among``, default all:
@@ -280,24 +312,32 @@ def confidence_terms(signals: dict[str, CandidateSignals], pairwise: dict[str, d
         agreement = 1.0 if delivered == "student" else signals[delivered].quality
     student = signals.get("student")
     d = signals[delivered]
-    return {"agreement": float(agreement), "stability": student.stability if student else 1.0,
-            "student_score": student.quality if student else 1.0,
-            "zoom": student.zoom_stability if student else 1.0,
-            "contrast": 1.0 if d.contrast is None else float(min(1.0, d.contrast / CONTRAST_SCALE)),
-            "plausibility": (1 - d.rim) * (1 - d.outside)}
+    return {
+        "agreement": float(agreement),
+        "stability": student.stability if student else 1.0,
+        "student_score": student.quality if student else 1.0,
+        "zoom": student.zoom_stability if student else 1.0,
+        "contrast": 1.0 if d.contrast is None else float(min(1.0, d.contrast / CONTRAST_SCALE)),
+        "plausibility": (1 - d.rim) * (1 - d.outside),
+    }
 
 
-def confidence_of(signals: dict[str, CandidateSignals], pairwise: dict[str, dict[str, float]] | None,
-                  delivered: str, terms: tuple[str, ...] = CONFIDENCE_TERMS,
-                  agreement_among: list[str] | None = None) -> float:
+def confidence_of(
+    signals: dict[str, CandidateSignals],
+    pairwise: dict[str, dict[str, float]] | None,
+    delivered: str,
+    terms: tuple[str, ...] = CONFIDENCE_TERMS,
+    agreement_among: list[str] | None = None,
+) -> float:
     """The delivered mask's confidence: the product of :data:`CONFIDENCE_TERMS` of
     :func:`confidence_terms`, in [0, 1]. A ranking score, not calibrated to IoU."""
     values = confidence_terms(signals, pairwise, delivered, agreement_among)
     return float(np.clip(np.prod([values[t] for t in terms]), 0, 1))
 
 
-def reasons(signals: dict[str, CandidateSignals], pairwise: dict[str, dict[str, float]] | None,
-            delivered: str) -> list[str]:
+def reasons(
+    signals: dict[str, CandidateSignals], pairwise: dict[str, dict[str, float]] | None, delivered: str
+) -> list[str]:
     """Plain-words reasons the delivered mask may be wrong (most telling first)."""
     s = signals[delivered]
     terms = confidence_terms(signals, pairwise, delivered)
@@ -319,17 +359,22 @@ def reasons(signals: dict[str, CandidateSignals], pairwise: dict[str, dict[str, 
         found.append("mask touches the vignette")
     if s.rim > HIGH_RIM:
         found.append("mask runs along the edge of the field")
-    if s.quality < LOW_QUALITY and delivered != "student":   # the student's own score is said above
+    if s.quality < LOW_QUALITY and delivered != "student":  # the student's own score is said above
         found.append("the segmenter is unsure")
     if s.area < SMALL_AREA:
         found.append("very small mask")
     return found
 
 
-def mask_trust(signals: dict[str, CandidateSignals], delivered: str,
-               review_threshold: float = UNCALIBRATED_REVIEW_THRESHOLD, pairwise: dict[str, dict[str, float]] | None = None,
-               parents: dict[str, tuple[str, ...]] | None = None, depth_distance: float | None = None,
-               out_of_depth: bool | None = None) -> Trust:
+def mask_trust(
+    signals: dict[str, CandidateSignals],
+    delivered: str,
+    review_threshold: float = UNCALIBRATED_REVIEW_THRESHOLD,
+    pairwise: dict[str, dict[str, float]] | None = None,
+    parents: dict[str, tuple[str, ...]] | None = None,
+    depth_distance: float | None = None,
+    out_of_depth: bool | None = None,
+) -> Trust:
     """The :class:`Trust` of candidate ``delivered`` among ``signals`` (every candidate of the
     image, with their ``pairwise`` IoUs; ``parents`` is kept in the record). An image
     ``out_of_depth`` (:mod:`cam_sam.depth`) is flagged with that one reason: the other reasons
@@ -338,5 +383,13 @@ def mask_trust(signals: dict[str, CandidateSignals], delivered: str,
     why = reasons(signals, pairwise, delivered)
     flagged = value < review_threshold or bool(out_of_depth)
     reason = OUT_OF_DEPTH_REASON if out_of_depth else ("; ".join(why) if why else "low confidence")
-    return Trust(value, flagged, reason if flagged else "", {k: asdict(v) for k, v in signals.items()}, pairwise,
-                 {k: list(v) for k, v in (parents or {}).items()}, depth_distance, out_of_depth)
+    return Trust(
+        value,
+        flagged,
+        reason if flagged else "",
+        {k: asdict(v) for k, v in signals.items()},
+        pairwise,
+        {k: list(v) for k, v in (parents or {}).items()},
+        depth_distance,
+        out_of_depth,
+    )

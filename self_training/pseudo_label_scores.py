@@ -4,6 +4,7 @@ Pseudo-labelling (:mod:`self_training.labelling`) records it to weight or drop p
 mask chosen with a high selection score, found by most candidates, with little spread among the
 candidate masks is more often right.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -25,10 +26,16 @@ def mask_confidence(output: ImageOutput) -> dict[str, Any]:
 
     Empty dict when there is no mask, or no source's own (a fallback for an empty student)."""
     if output.final_mask is None or not any(o.chosen is not None for o in output.sources.values()):
-        return {}                        # no mask, or no source's own (a fallback for an empty student)
+        return {}  # no mask, or no source's own (a fallback for an empty student)
     # a voted mask (final_rule "vote") is described by its best-scored voter
-    name = output.final_source if output.final_source in output.sources else max(
-        (s for s, o in output.sources.items() if o.chosen is not None), key=lambda s: output.sources[s].selection_score)
+    name = (
+        output.final_source
+        if output.final_source in output.sources
+        else max(
+            (s for s, o in output.sources.items() if o.chosen is not None),
+            key=lambda s: output.sources[s].selection_score,
+        )
+    )
     source = output.sources[name]
     masks = source.candidates.masks
     agree = agreement(masks)[source.chosen] if len(masks) > 1 else 1.0
@@ -39,5 +46,11 @@ def mask_confidence(output: ImageOutput) -> dict[str, Any]:
             if out.candidates is not None:
                 union |= out.candidates.masks.any(axis=0)
         spread = float(output.uncertainty[union].mean()) if union.any() else 0.0
-    return {"selection_score": source.selection_score, "pred_iou": source.score, "agreement": float(agree),
-            "spread": spread, "area": float(output.final_mask.mean()), "n_candidates": int(len(masks))}
+    return {
+        "selection_score": source.selection_score,
+        "pred_iou": source.score,
+        "agreement": float(agree),
+        "spread": spread,
+        "area": float(output.final_mask.mean()),
+        "n_candidates": int(len(masks)),
+    }

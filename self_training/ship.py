@@ -24,6 +24,7 @@ from common.cli import run_main
 from common.config import config_from_argv
 from self_training.shipping import DEVELOPMENT_SETS, FRAMES_DIR, PER_SET, Shipping, ship_student
 
+# fmt: off
 CONFIG: dict[str, Any] = {
     "checkpoint": None,  # the student to ship (self_training.train_student's, or an average)
     "sets": DEVELOPMENT_SETS,  # the development sets: each a "name" and the data keys of
@@ -43,6 +44,7 @@ CONFIG: dict[str, Any] = {
     "student_backend": "auto",
     "workers": "auto",
 }
+# fmt: on
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """Confidence -> expected IoU: the map is monotone, ships in the student's trust sidecar with its
 review thresholds (no data at run time), reaches the pipeline's trust and flagged.csv, and the
 study script fits and checks it from runs' metrics.json alone."""
+
 import json
 
 import numpy as np
@@ -21,7 +22,7 @@ def test_the_fitted_map_is_monotone_and_clipped():
     grid = np.linspace(-0.5, 1.5, 200)
     expected = calibration(grid)
     assert np.all(np.diff(expected) >= 0) and expected.min() >= 0 and expected.max() <= 1
-    assert calibration(0.9) > calibration(0.1) + 0.4          # it follows the data
+    assert calibration(0.9) > calibration(0.1) + 0.4  # it follows the data
     assert isinstance(calibration(0.5), float)
 
 
@@ -29,8 +30,12 @@ def test_the_sidecar_round_trips_per_preset_and_a_bad_one_is_refused_naming_it(t
     path = trust_path(tmp_path / "student.pt")
     assert path == tmp_path / "student.trust.json" and load_student_trust(tmp_path / "student.pt") is None
     fast = Calibration(np.array([0.2, 0.8]), np.array([0.3, 0.9]), "val")
-    StudentTrust({"fast": Verdicts(0.38, fast, "a rule"), "arbiter": Verdicts(0.55)}, "student.depth.npz", "frames",
-                 {"val": "split=val"}).save(path, "student.pt")
+    StudentTrust(
+        {"fast": Verdicts(0.38, fast, "a rule"), "arbiter": Verdicts(0.55)},
+        "student.depth.npz",
+        "frames",
+        {"val": "split=val"},
+    ).save(path, "student.pt")
     loaded = load_student_trust(tmp_path / "student.pt")
     assert loaded.verdicts["fast"].calibration(0.5) == pytest.approx(0.6) and loaded.verdicts["fast"].rule == "a rule"
     assert loaded.verdicts["fast"].review_threshold == 0.38 and loaded.verdicts["fast"].calibration.fitted_on == "val"
@@ -38,11 +43,21 @@ def test_the_sidecar_round_trips_per_preset_and_a_bad_one_is_refused_naming_it(t
     assert (loaded.depth, loaded.depth_fitted_on, loaded.data) == ("student.depth.npz", "frames", {"val": "split=val"})
     assert json.loads(path.read_text())["presets"]["fast"]["confidence"] == "no_zoom"
     assert confidence_variant(False, True) == "no_zoom" and confidence_variant(True, False) == "zoom_one_pass"
-    write_json(path, {"format": 1, "presets": {"student": {"review_threshold": 0.3,
-                                                           "expected_iou": {"confidence": [0.5, 0.2], "expected_iou": [0.1, 0.2]}}}})
+    write_json(
+        path,
+        {
+            "format": 1,
+            "presets": {
+                "student": {
+                    "review_threshold": 0.3,
+                    "expected_iou": {"confidence": [0.5, 0.2], "expected_iou": [0.1, 0.2]},
+                }
+            },
+        },
+    )
     with pytest.raises(CheckpointError, match="student.trust.json.*monotone"):
         load_student_trust(tmp_path / "student.pt")
-    write_json(path, {"zoom": {"confidence": [0.2, 0.5], "expected_iou": [0.1, 0.2]}})      # the old side file's form
+    write_json(path, {"zoom": {"confidence": [0.2, 0.5], "expected_iou": [0.1, 0.2]}})  # the old side file's form
     with pytest.raises(CheckpointError, match="student.trust.json.*format"):
         load_student_trust(tmp_path / "student.pt")
 
@@ -51,8 +66,14 @@ def test_the_shipped_sidecars_hold_the_presets_thresholds_and_maps():
     """The default's student carries its three presets' verdicts and its depth statistics; the
     arbiter's partner the arbiter's threshold (0.55) alone."""
     default = load_student_trust(STUDENT_CHECKPOINT)
-    assert {k: v.review_threshold for k, v in default.verdicts.items()} == {"student": 0.33, "fast": 0.38, "realtime": 0.52}
-    assert all(v.calibration is not None and v.calibration.fitted_on == "val+train_every18" for v in default.verdicts.values())
+    assert {k: v.review_threshold for k, v in default.verdicts.items()} == {
+        "student": 0.33,
+        "fast": 0.38,
+        "realtime": 0.52,
+    }
+    assert all(
+        v.calibration is not None and v.calibration.fitted_on == "val+train_every18" for v in default.verdicts.values()
+    )
     assert default.depth_check().threshold > 0
     arbiter = load_student_trust(ARBITER_STUDENT_CHECKPOINT)
     assert {k: v.review_threshold for k, v in arbiter.verdicts.items()} == {"arbiter": 0.55} and arbiter.depth is None
@@ -71,12 +92,25 @@ def test_the_pipeline_gives_the_expected_iou_in_records_and_flagged_csv(tmp_path
     student = tmp_path / "student.pt"
     shutil.copy(STUDENT_CHECKPOINT, student)
     StudentTrust({"fast": Verdicts(0.4, Calibration(np.array([0.0, 1.0]), np.array([0.1, 0.9])))}).save(
-        trust_path(student))
+        trust_path(student)
+    )
     root = write_synthetic_isic(tmp_path / "data", n_images=2, split="val")
-    metrics = segment.main([x for a in [f"data_root={root}", f"out_dir={tmp_path / 'run'}", "preset=fast",
-                                        f"student_checkpoint={student}", "student_backend=torch", "n_overlays=0",
-                                        "review_threshold=1.01"] for x in ("--set", a)])
-    for image_id, rows in metrics["per_image"].items():
+    metrics = segment.main(
+        [
+            x
+            for a in [
+                f"data_root={root}",
+                f"out_dir={tmp_path / 'run'}",
+                "preset=fast",
+                f"student_checkpoint={student}",
+                "student_backend=torch",
+                "n_overlays=0",
+                "review_threshold=1.01",
+            ]
+            for x in ("--set", a)
+        ]
+    )
+    for rows in metrics["per_image"].values():
         final = rows["final"]
         assert final["expected_iou"] == pytest.approx(0.1 + 0.8 * final["confidence"])
     flagged = pd.read_csv(tmp_path / "run" / "flagged.csv")
@@ -92,11 +126,24 @@ def test_the_study_fits_on_pooled_runs_and_leaves_each_out(tmp_path):
     for name in ("a", "b"):
         confidence = rng.uniform(0, 1, 60)
         iou = np.clip(confidence + rng.normal(0, 0.15, 60), 0, 1)
-        per_image = {f"{name}{i}": {"final": {"iou": float(v), "confidence": float(c)}} for i, (c, v) in enumerate(zip(confidence, iou))}
+        per_image = {
+            f"{name}{i}": {"final": {"iou": float(v), "confidence": float(c)}}
+            for i, (c, v) in enumerate(zip(confidence, iou))
+        }
         write_json(tmp_path / name / "metrics.json", {"per_image": per_image, "summary": {}})
         runs[name] = str(tmp_path / name)
-    result = study.main(["--set", f"fit={json.dumps(runs)}", "--set", f"sets={json.dumps(runs)}", "--set", "variant=zoom",
-                         "--set", f"out_dir={tmp_path / 'report'}"])
+    result = study.main(
+        [
+            "--set",
+            f"fit={json.dumps(runs)}",
+            "--set",
+            f"sets={json.dumps(runs)}",
+            "--set",
+            "variant=zoom",
+            "--set",
+            f"out_dir={tmp_path / 'report'}",
+        ]
+    )
     fitted = {(r["fitted_on"], r["set"]) for r in result["report"]}
     assert {("a+b", "a+b"), ("a+b", "a"), ("b", "a"), ("a", "b")} <= fitted
     pooled = next(r for r in result["report"] if r["fitted_on"] == "a+b" and r["set"] == "a+b")
@@ -124,27 +171,49 @@ def test_the_terms_study_rebuilds_the_recorded_confidence_and_crosses_the_sets(t
     for name in ("a", "b"):
         per_image = {}
         for i in range(12):
-            student = CandidateSignals(consensus=0.9, quality=float(rng.uniform(0.5, 1)), rim=0.0, outside=0.0, area=0.1,
-                                       solidity=1.0, stability=float(rng.uniform(0.6, 1)), zoom_stability=float(rng.uniform(0.6, 1)),
-                                       contrast=float(rng.uniform(5, 50)))
+            student = CandidateSignals(
+                consensus=0.9,
+                quality=float(rng.uniform(0.5, 1)),
+                rim=0.0,
+                outside=0.0,
+                area=0.1,
+                solidity=1.0,
+                stability=float(rng.uniform(0.6, 1)),
+                zoom_stability=float(rng.uniform(0.6, 1)),
+                contrast=float(rng.uniform(5, 50)),
+            )
             region = CandidateSignals(consensus=0.9, quality=0.9, rim=0.0, outside=0.0, area=0.1, solidity=1.0)
             agree = float(rng.uniform(0.3, 1))
             signals = {"student": student, "colour_region": region}
             pairwise = {"student": {"colour_region": agree}, "colour_region": {"student": agree}}
             conf = confidence_of(signals, pairwise, "student")
-            write_json(tmp_path / name / "records" / f"{name}{i}.json",
-                       {"final_source": "student", "trust": {"confidence": conf, "pairwise": pairwise,
-                                                             "signals": {k: vars(v) for k, v in signals.items()}}})
+            write_json(
+                tmp_path / name / "records" / f"{name}{i}.json",
+                {
+                    "final_source": "student",
+                    "trust": {
+                        "confidence": conf,
+                        "pairwise": pairwise,
+                        "signals": {k: vars(v) for k, v in signals.items()},
+                    },
+                },
+            )
             per_image[f"{name}{i}"] = {"final": {"iou": float(np.clip(conf + rng.normal(0, 0.2), 0, 1))}}
         write_json(tmp_path / name / "metrics.json", {"per_image": per_image, "summary": {}})
         runs[name] = str(tmp_path / name)
     result = study.main(["--set", f"runs={json.dumps(runs)}", "--set", f"out_dir={tmp_path / 'out'}"])
     frame, _ = study.image_terms(tmp_path / "a")
     rebuilt = study.confidence(frame, study.CONFIDENCE_TERMS, study.CONTRAST_SCALE)
-    recorded = {p.stem: json.loads(p.read_text())["trust"]["confidence"] for p in (tmp_path / "a" / "records").glob("*.json")}
+    recorded = {
+        p.stem: json.loads(p.read_text())["trust"]["confidence"] for p in (tmp_path / "a" / "records").glob("*.json")
+    }
     assert all(abs(rebuilt[i] - recorded[i]) < 1e-9 for i in recorded)
     assert [(row["rule"], row["chosen on"]) for row in result["crossing"]] == [
-        ("best", "a"), ("best", "b"), ("evidence", "a"), ("evidence", "b")]
+        ("best", "a"),
+        ("best", "b"),
+        ("evidence", "a"),
+        ("evidence", "b"),
+    ]
     assert (tmp_path / "out" / "confidence_terms.md").is_file()
 
 
@@ -168,7 +237,9 @@ def test_the_evidence_rule_keeps_the_shipped_confidence_against_a_chance_gain_an
         confidences = {name: {"a": conf} for name, conf in {study.SHIPPED: shipped, **candidates}.items()}
         report = pd.DataFrame([{"variant": n, "a": auroc_fail(c["a"], ious)} for n, c in confidences.items()])
         assert report.set_index("variant").loc["chance", "a"] > report.set_index("variant").loc[study.SHIPPED, "a"]
-        assert study.choose(report, confidences, ious, "a", "best", cfg) == ("clear" if "clear" in candidates else "chance")
+        assert study.choose(report, confidences, ious, "a", "best", cfg) == (
+            "clear" if "clear" in candidates else "chance"
+        )
         assert study.choose(report, confidences, ious, "a", "evidence", cfg) == evidence
 
 
@@ -181,8 +252,13 @@ def test_pooled_failures_keep_one_confident_failure_of_a_small_set_from_setting_
 
     def frame(fail_confidence, n_good):
         good = np.linspace(0.5, 1.0, n_good)
-        return pd.DataFrame({"confidence": np.r_[fail_confidence, good],
-                             "iou": np.r_[np.full(len(fail_confidence), 0.2), np.full(n_good, 0.9)]})
+        return pd.DataFrame(
+            {
+                "confidence": np.r_[fail_confidence, good],
+                "iou": np.r_[np.full(len(fail_confidence), 0.2), np.full(n_good, 0.9)],
+            }
+        )
+
     a, b = frame(np.linspace(0.0, 0.2, 10), 110), frame([0.05, 0.1, 0.15, 0.8], 95)
     identity = Calibration(np.array([0.0, 1.0]), np.array([0.0, 1.0]))
     each, pooled = review_threshold(identity, [a, b], 0.8), review_threshold(identity, [pd.concat([a, b])], 0.8)

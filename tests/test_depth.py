@@ -1,6 +1,7 @@
 """The out-of-depth check: a photograph that is not dermoscopy gets its own verdict, a generated
 lesion does not; the statistics ship beside the student (named by its trust sidecar) and load
 without pickle."""
+
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ def test_fit_flags_points_far_from_the_training_cloud(tmp_path):
     rng = np.random.default_rng(0)
     train = rng.normal(0, 1, (500, 8))
     check = fit_depth(train)
-    fresh = rng.normal(0, 1, (2000, 8))                      # new images of the same kind: about 1 % out
+    fresh = rng.normal(0, 1, (2000, 8))  # new images of the same kind: about 1 % out
     assert np.mean([check.is_out(f) for f in fresh]) < 0.03
     assert check.is_out(np.full(8, 6.0)) and not check.is_out(np.zeros(8))
     save_depth_check(check, tmp_path / "s.depth.npz")
@@ -33,8 +34,12 @@ def test_fit_flags_points_far_from_the_training_cloud(tmp_path):
 def test_unreadable_or_other_statistics_are_refused_naming_the_file(tmp_path):
     """Statistics of another kind (a Mahalanobis mean and precision, the format before the
     neighbour check) or not an npz at all: one error naming the file and how to refit."""
-    np.savez(tmp_path / "old.depth.npz", mean=np.zeros(3, np.float32), precision=np.eye(3, dtype=np.float32),
-             threshold=np.float64(2.0))
+    np.savez(
+        tmp_path / "old.depth.npz",
+        mean=np.zeros(3, np.float32),
+        precision=np.eye(3, dtype=np.float32),
+        threshold=np.float64(2.0),
+    )
     with pytest.raises(CheckpointError, match="old.depth.npz.*self_training.ship"):
         load_depth_check(tmp_path / "old.depth.npz")
     (tmp_path / "bad.depth.npz").write_bytes(b"not an npz")

@@ -1,4 +1,5 @@
 """Mask selection in the pipeline, with a fake segmenter whose scores the test controls."""
+
 import numpy as np
 import pytest
 
@@ -39,8 +40,9 @@ def _cam(hw, box):
 
 def test_one_encoding_per_image_and_choice_by_predicted_iou():
     seg = ScriptedSegmenter()
-    cfg = PipelineConfig(methods=["gradcam"], proposals=["colour"], final_sources=["colour", "gradcam"],
-                         final_rule="select")
+    cfg = PipelineConfig(
+        methods=["gradcam"], proposals=["colour"], final_sources=["colour", "gradcam"], final_rule="select"
+    )
     pipe = LesionPipeline(object(), seg, cfg)
     image = _image()
     out = pipe.segment(image, cams={"gradcam": _cam(image.shape[:2], (0, 0, 150, 110))})
@@ -55,22 +57,30 @@ def test_one_encoding_per_image_and_choice_by_predicted_iou():
 def test_final_sources_restrict_the_choice_and_fall_back():
     image = _image()
     cams = {"gradcam": _cam(image.shape[:2], (0, 0, 150, 110))}
-    pipe = LesionPipeline(object(), ScriptedSegmenter(), PipelineConfig(methods=["gradcam"], proposals=["colour"],
-                                                                           final_sources=["colour"]))
+    pipe = LesionPipeline(
+        object(),
+        ScriptedSegmenter(),
+        PipelineConfig(methods=["gradcam"], proposals=["colour"], final_sources=["colour"]),
+    )
     assert pipe.segment(image, cams=cams).final_source == "colour"
     # a constant CAM gives no prompt: reported, and the colour source still delivers
     flat = {"gradcam": CamResult("gradcam", np.zeros(image.shape[:2], np.float32), True, "class_0")}
     out = pipe.segment(image, cams=flat)
     assert out.sources["gradcam"].error == "constant CAM" and out.final_source == "colour"
     # final_sources without a mask: the pipeline falls back to any source that produced one
-    pipe = LesionPipeline(object(), ScriptedSegmenter(), PipelineConfig(methods=["gradcam"], proposals=["colour"],
-                                                                           final_sources=["gradcam"]))
+    pipe = LesionPipeline(
+        object(),
+        ScriptedSegmenter(),
+        PipelineConfig(methods=["gradcam"], proposals=["colour"], final_sources=["gradcam"]),
+    )
     assert pipe.segment(image, cams=flat).final_source == "colour"
 
 
 def test_bad_configuration_is_refused():
     with pytest.raises(ValueError, match="final_sources"):
-        LesionPipeline(object(), ScriptedSegmenter(), PipelineConfig(methods=[], proposals=["colour"], final_sources=["gradcam"]))
+        LesionPipeline(
+            object(), ScriptedSegmenter(), PipelineConfig(methods=[], proposals=["colour"], final_sources=["gradcam"])
+        )
     with pytest.raises(ValueError, match="unknown proposal"):
         LesionPipeline(object(), ScriptedSegmenter(), PipelineConfig(proposals=["otsu"]))
 
@@ -79,15 +89,15 @@ def test_agreement_and_selection_scores_hand_computed():
     from cam_sam.pipeline import agreement, selection_scores
 
     masks = np.zeros((3, 4, 4), bool)
-    masks[0, :2] = True          # rows 0-1
-    masks[1, :2] = True          # identical to 0
-    masks[2, 1:3] = True         # overlaps 0 and 1 by one row: IoU 4/12
+    masks[0, :2] = True  # rows 0-1
+    masks[1, :2] = True  # identical to 0
+    masks[2, 1:3] = True  # overlaps 0 and 1 by one row: IoU 4/12
     agree = agreement(masks)
     assert agree == pytest.approx([(1 + 1 / 3) / 2, (1 + 1 / 3) / 2, 1 / 3])
     assert agreement(masks[:1]).tolist() == [0.0]
     pred = np.array([0.83, 0.79, 0.85])
-    assert int(np.argmax(selection_scores(pred, masks, 0.0))) == 2      # predicted IoU alone
-    assert int(np.argmax(selection_scores(pred, masks, 0.1))) == 0      # the mask the others agree with
+    assert int(np.argmax(selection_scores(pred, masks, 0.0))) == 2  # predicted IoU alone
+    assert int(np.argmax(selection_scores(pred, masks, 0.1))) == 0  # the mask the others agree with
 
 
 class RecordingSegmenter(ScriptedSegmenter):
@@ -99,8 +109,8 @@ class RecordingSegmenter(ScriptedSegmenter):
 
 
 def test_paper_preset_point_prompts_reach_the_segmenter():
-    from cam_sam.settings import PRESETS
     from cam_sam.pipeline import PromptConfig
+    from cam_sam.settings import PRESETS
 
     paper = PRESETS["paper"]["prompts"]
     prompts = PromptConfig(**{**paper, "n_negative_points": 4})
@@ -110,10 +120,14 @@ def test_paper_preset_point_prompts_reach_the_segmenter():
     out = LesionPipeline(object(), seg, cfg).segment(image, cams={"gradcam": _cam(image.shape[:2], (60, 40, 100, 80))})
     boxes, points, labels = seg.last
     k = 1 + paper["n_perturbations"]
-    assert boxes.shape == (k, 4) and points.shape == (k, paper["n_points"] + 4, 2) and labels.shape == (k, paper["n_points"] + 4)
-    assert (labels[:, : paper["n_points"]] == 1).all() and (labels[:, paper["n_points"]:] == 0).all()
+    assert (
+        boxes.shape == (k, 4)
+        and points.shape == (k, paper["n_points"] + 4, 2)
+        and labels.shape == (k, paper["n_points"] + 4)
+    )
+    assert (labels[:, : paper["n_points"]] == 1).all() and (labels[:, paper["n_points"] :] == 0).all()
     # positive points come from the CAM's hot region (row 0: unperturbed), negatives from its cold part
-    pos, neg = points[0, : paper["n_points"]], points[0, paper["n_points"]:]
+    pos, neg = points[0, : paper["n_points"]], points[0, paper["n_points"] :]
     assert ((pos[:, 0] >= 60) & (pos[:, 0] < 100) & (pos[:, 1] >= 40) & (pos[:, 1] < 80)).all()
     assert not ((neg[:, 0] >= 60) & (neg[:, 0] < 100) & (neg[:, 1] >= 40) & (neg[:, 1] < 80)).any()
     assert out.sources["gradcam"].candidates.points.shape == points.shape
@@ -126,7 +140,7 @@ class _ScriptedStudent:
         return 1.0
 
     def predict_with_features(self, image):
-        return (*self.predict(image), np.zeros(4, np.float32))   # features: the pipeline has no depth check here
+        return (*self.predict(image), np.zeros(4, np.float32))  # features: the pipeline has no depth check here
 
     def predict_with_zoom(self, image):
         return (*self.predict_with_features(image), self.zoom_agreement(image, None))
@@ -142,23 +156,28 @@ def test_student_sources_need_a_student_and_skip_the_encoder():
             prob[40:80, 60:100] = 0.9
             return prob, 1.0
 
-    pipe = LesionPipeline(None, None, PipelineConfig(methods=[], proposals=["student"], final_sources=["student"]),
-                          student=HalfStudent())
+    pipe = LesionPipeline(
+        None, None, PipelineConfig(methods=[], proposals=["student"], final_sources=["student"]), student=HalfStudent()
+    )
     out = pipe.segment(_image())
     assert out.final_source == "student" and out.final_mask[40:80, 60:100].all() and out.final_mask.sum() == 40 * 40
-    assert out.sources["student"].score == pytest.approx(0.9)     # soft IoU of a 0.9-confident mask
-    assert out.uncertainty.max() == pytest.approx(0.3)           # sqrt(0.9 * 0.1)
+    assert out.sources["student"].score == pytest.approx(0.9)  # soft IoU of a 0.9-confident mask
+    assert out.uncertainty.max() == pytest.approx(0.3)  # sqrt(0.9 * 0.1)
 
 
 def test_vote_keeps_pixels_most_final_sources_agree_on():
     class LeftStudent(_ScriptedStudent):
         def predict(self, image):
             prob = np.zeros(image.shape[:2], np.float32)
-            prob[40:80, 50:90] = 0.9          # shifted 10 px left of the dark square at [40:80, 60:100]
+            prob[40:80, 50:90] = 0.9  # shifted 10 px left of the dark square at [40:80, 60:100]
             return prob, 1.0
 
-    cfg = PipelineConfig(methods=[], proposals=["colour", "student", "student_box"],
-                         final_sources=["colour", "student", "student_box"], final_rule="vote")
+    cfg = PipelineConfig(
+        methods=[],
+        proposals=["colour", "student", "student_box"],
+        final_sources=["colour", "student", "student_box"],
+        final_rule="vote",
+    )
     out = LesionPipeline(None, ScriptedSegmenter(), cfg, student=LeftStudent()).segment(_image())
     assert out.final_source == "vote"
     masks = [out.sources[s].mask for s in ("colour", "student", "student_box")]
@@ -175,8 +194,9 @@ def test_vote_of_colour_and_student_is_their_intersection():
             prob[40:80, 50:90] = 0.9
             return prob, 1.0
 
-    cfg = PipelineConfig(methods=[], proposals=["colour", "student"], final_sources=["colour", "student"],
-                         final_rule="vote")
+    cfg = PipelineConfig(
+        methods=[], proposals=["colour", "student"], final_sources=["colour", "student"], final_rule="vote"
+    )
     out = LesionPipeline(None, ScriptedSegmenter(), cfg, student=LeftStudent()).segment(_image())
     colour, student = out.sources["colour"].mask, out.sources["student"].mask
     assert out.final_source == "vote" and not np.array_equal(colour, student)
@@ -206,7 +226,7 @@ def test_a_student_that_finds_no_lesion_delivers_the_fallback_flagged_with_its_r
     assert empty.final_source == "empty" and empty.final_mask.shape == (120, 160) and not empty.final_mask.any()
     assert empty.trust.flagged and empty.trust.reason == NO_LESION_REASON
     monkeypatch.setattr("cam_sam.pipeline.colour_components", lambda image, config: [])
-    plain = run(_image())                                          # no colour region either: an empty mask
+    plain = run(_image())  # no colour region either: an empty mask
     assert plain.final_source == "empty" and not plain.final_mask.any() and plain.trust.flagged
     with pytest.raises(ValueError, match="no_lesion_fallback"):
         run(_image(), no_lesion_fallback="nothing")
@@ -240,11 +260,11 @@ def test_largest_component_equals_scipys_labelling_on_random_masks():
         return mask if count <= 1 else labels == (int(np.argmax(np.bincount(labels.ravel())[1:])) + 1)
 
     rng = np.random.default_rng(1)
-    for trial in range(200):
+    for _ in range(200):
         h, w = rng.integers(3, 120, 2)
         mask = rng.random((h, w)) < rng.uniform(0.05, 0.6)
         assert np.array_equal(largest_component(mask), by_scipy(mask))
     ties = np.zeros((9, 9), bool)
-    ties[6:8, 0:2] = ties[0:2, 6:8] = True               # two 4-pixel squares: the upper one comes first
+    ties[6:8, 0:2] = ties[0:2, 6:8] = True  # two 4-pixel squares: the upper one comes first
     assert np.array_equal(largest_component(ties), ties & (np.arange(9)[:, None] < 3))
     assert largest_component(np.zeros((4, 4), bool)).sum() == 0

@@ -1,9 +1,16 @@
 """Colour lesion proposals on generated images: each step pinned by the artefact it handles."""
+
 import cv2
 import numpy as np
 
-from cam_sam.proposals import (ColourProposalConfig, artefact_mask, centrality, colour_proposals, field_of_view,
-                               pick_component)
+from cam_sam.proposals import (
+    ColourProposalConfig,
+    artefact_mask,
+    centrality,
+    colour_proposals,
+    field_of_view,
+    pick_component,
+)
 from common.geometry import mask_to_box
 from data.synthetic import make_synthetic_sample
 from tests.conftest import ellipse_mask
@@ -32,10 +39,9 @@ def test_field_of_view_drops_dark_corners_only():
 
 
 def test_artefact_mask_flags_stickers_not_lesions():
-    import cv2
 
     image, lesion = _skin_with_lesion()
-    image[10:40, 250:300] = (40, 90, 220)     # a blue sticker
+    image[10:40, 250:300] = (40, 90, 220)  # a blue sticker
     lab = cv2.cvtColor(image, cv2.COLOR_RGB2LAB)
     art = artefact_mask(lab)
     assert art[20:30, 260:290].all() and not art[lesion].any()
@@ -43,8 +49,8 @@ def test_artefact_mask_flags_stickers_not_lesions():
 
 def test_pick_component_prefers_central_over_larger_peripheral():
     region = np.zeros((100, 100), bool)
-    region[45:55, 45:55] = True     # 100 px at the centre
-    region[0:20, 0:15] = True       # 300 px in a corner
+    region[45:55, 45:55] = True  # 100 px at the centre
+    region[0:20, 0:15] = True  # 300 px in a corner
     prior = centrality((100, 100), 0.25)
     chosen = pick_component(region, prior, min_area=0.002)
     assert chosen[50, 50] and not chosen[5, 5]
@@ -61,14 +67,14 @@ def test_proposals_box_the_synthetic_lesion():
 
 def test_proposals_ignore_a_sticker_and_a_shaded_side():
     image, lesion = _skin_with_lesion()
-    image[0:60, 0:60] = (40, 200, 80)                        # a green sticker in the corner
-    shade = np.linspace(1.0, 0.55, 320)[None, :, None]        # the right side in shadow
+    image[0:60, 0:60] = (40, 200, 80)  # a green sticker in the corner
+    shade = np.linspace(1.0, 0.55, 320)[None, :, None]  # the right side in shadow
     image = (image * shade).astype(np.uint8)
     boxes = colour_proposals(image, ColourProposalConfig(padding=0.0))
     truth = mask_to_box(lesion)
     best = max(boxes, key=lambda b: _box_iou(b, truth))
     assert _box_iou(best, truth) > 0.7
-    assert best[0] > 60 or best[1] > 60                       # the sticker is not in the box
+    assert best[0] > 60 or best[1] > 60  # the sticker is not in the box
 
 
 def test_a_flat_image_gives_no_proposal():
@@ -94,7 +100,7 @@ def test_pick_component_and_field_of_view_equal_scipys_on_random_masks():
         return None if score.max() < 0 else fill_holes(labels == index[int(np.argmax(score))])
 
     rng = np.random.default_rng(3)
-    for trial in range(150):
+    for _ in range(150):
         h, w = (int(v) for v in rng.integers(8, 90, 2))
         region = ndimage.binary_closing(rng.random((h, w)) < rng.uniform(0.2, 0.7))
         prior = centrality((h, w), 0.25)
@@ -114,7 +120,7 @@ def test_grow_equals_scipys_binary_dilation_on_random_masks():
     from cam_sam.proposals import grow
 
     rng = np.random.default_rng(5)
-    for trial in range(100):
+    for _ in range(100):
         h, w = (int(v) for v in rng.integers(1, 70, 2))
         mask = rng.random((h, w)) < rng.uniform(0.01, 0.3)
         pixels = int(rng.integers(1, 5))

@@ -7,6 +7,7 @@ process that segments. So a run's parent that hands every image to workers never
 the networks (about 2.5 s less before the workers start on a 2-core CPU), nor does the process
 that draws its figures.
 """
+
 from __future__ import annotations
 
 import logging
@@ -73,12 +74,13 @@ def segment_dataset(run_settings: RunSettings, overlay: OverlayFn | None = None)
         from cam_sam.runs.work import segment_share
 
         segment_share(settings, overlay, run, dataset, ids, positions, shard)
-    shard.barrier()                     # every image of every rank is done
+    shard.barrier()  # every image of every rank is done
     scored = getattr(dataset, "has_masks", True) and (not data.image_dir or bool(data.mask_dir))
     if shard.rank == 0:
-        metrics = summarise_run(run, ids, settings.pipeline.sources, scored, getattr(dataset, "labels", {}),
-                                settings.multiclass)
-    shard.barrier()                     # metrics.json is written
+        metrics = summarise_run(
+            run, ids, settings.pipeline.sources, scored, getattr(dataset, "labels", {}), settings.multiclass
+        )
+    shard.barrier()  # metrics.json is written
     if shard.rank != 0:
         metrics = read_json(run_dir / "metrics.json")
     shard.close()
@@ -89,8 +91,12 @@ def segment_dataset(run_settings: RunSettings, overlay: OverlayFn | None = None)
 def open_run(run_dir: str | Path, settings: RunSettings, synthetic: bool) -> ResumableRun:
     """The run folder of a ``segment`` run, its config (:func:`applied_config`) fixed at its first
     start (a rerun resumes)."""
-    return ResumableRun(run_dir, {**applied_config(settings.config), "data_is_synthetic": synthetic},
-                        SEGMENT_RESUMABLE, defaults=SEGMENT_CONFIG)
+    return ResumableRun(
+        run_dir,
+        {**applied_config(settings.config), "data_is_synthetic": synthetic},
+        SEGMENT_RESUMABLE,
+        defaults=SEGMENT_CONFIG,
+    )
 
 
 # Where a dataset is: settings that do not apply to a run on a folder of the user's own images.
@@ -109,12 +115,14 @@ def applied_config(config: dict[str, Any]) -> dict[str, Any]:
 
 
 # Local worker processes of a dataset run (``workers``).
+# fmt: off
 AUTO_WORKERS_MAX = 4          # "auto" starts at most this many (each loads its own models)
 MIN_IMAGES_PER_WORKER = 16    # "auto" starts a worker per this many images at most. A worker's start (Python,
                               # torch, its models, its compiled runtime: about 3.5 s of a core) runs beside
                               # the others', since the parent loads no torch: on a 2-core CPU two workers
                               # segmented 45 validation images in 16.4-17.8 s against 16.8-20.1 s for one
                               # process, and 240 crops about 15 % faster (docs/experiments/sp-08)
+# fmt: on
 
 
 def local_workers(workers: int | str, device: str, world: int, todo: int) -> int:
@@ -133,8 +141,9 @@ def local_workers(workers: int | str, device: str, world: int, todo: int) -> int
     return min(workers, todo)
 
 
-def run_in_workers(settings: RunSettings, overlay: OverlayFn | None, workers: int, run: ResumableRun,
-                   ids: list[str], done: int = 0) -> None:
+def run_in_workers(
+    settings: RunSettings, overlay: OverlayFn | None, workers: int, run: ResumableRun, ids: list[str], done: int = 0
+) -> None:
     """Segment ``ids`` in ``workers`` spawned processes, worker k taking every ``workers``-th image
     from the k-th (:func:`cam_sam.runs.work.segment_share`), each with cores / ``workers`` threads; one progress bar
     counts the records they write (a shared counter: no look at the folder), from the ``done`` of an
@@ -144,9 +153,12 @@ def run_in_workers(settings: RunSettings, overlay: OverlayFn | None, workers: in
     lock = context.Lock()
     saved = context.Value("q", 0)
     threads = max(1, (os.cpu_count() or 1) // workers)
-    processes = [context.Process(target=_segment_in_worker,
-                                 args=(settings, overlay, rank, workers, threads, lock, saved, os.getpid()))
-                 for rank in range(workers)]
+    processes = [
+        context.Process(
+            target=_segment_in_worker, args=(settings, overlay, rank, workers, threads, lock, saved, os.getpid())
+        )
+        for rank in range(workers)
+    ]
     for process in processes:
         process.start()
     try:
@@ -163,12 +175,15 @@ def run_in_workers(settings: RunSettings, overlay: OverlayFn | None, workers: in
             process.join()
     stopped = [p.exitcode for p in processes if p.exitcode != 0]
     if stopped:
-        raise RunError(f"{len(stopped)} of {workers} segmentation processes stopped (exit codes {stopped}; "
-                       f"their messages are above); a rerun resumes in {run.dir}")
+        raise RunError(
+            f"{len(stopped)} of {workers} segmentation processes stopped (exit codes {stopped}; "
+            f"their messages are above); a rerun resumes in {run.dir}"
+        )
 
 
-def _segment_in_worker(settings: RunSettings, overlay: OverlayFn | None, rank: int, world: int, threads: int,
-                       lock, saved, parent: int) -> None:
+def _segment_in_worker(
+    settings: RunSettings, overlay: OverlayFn | None, rank: int, world: int, threads: int, lock, saved, parent: int
+) -> None:
     """One worker of :func:`run_in_workers`: opens the data and the run folder as the parent did
     and segments its share, adding each record it saves to ``saved``; it ends at once when its
     ``parent`` process is gone (killed), so that a rerun never runs beside it."""
@@ -191,12 +206,24 @@ def _segment_in_worker(settings: RunSettings, overlay: OverlayFn | None, rank: i
     def count() -> None:
         with saved.get_lock():
             saved.value += 1
-    segment_share(settings, overlay, run, dataset, ids, positions, Shard(rank, world, rank, world), lock,
-                  progress=False, on_saved=count)
+
+    segment_share(
+        settings,
+        overlay,
+        run,
+        dataset,
+        ids,
+        positions,
+        Shard(rank, world, rank, world),
+        lock,
+        progress=False,
+        on_saved=count,
+    )
 
 
-def summarise_run(run: ResumableRun, ids: list[str], sources: list[str], scored: bool,
-                  labels: dict[str, dict], multiclass: bool) -> dict[str, Any]:
+def summarise_run(
+    run: ResumableRun, ids: list[str], sources: list[str], scored: bool, labels: dict[str, dict], multiclass: bool
+) -> dict[str, Any]:
     """``metrics.json`` from the records, each read once, written once: scores per source, trust,
     failure kinds by class and, with ``multiclass``, the class figures; ``flagged.csv`` beside it."""
     records = run.load_records(ids)
@@ -210,8 +237,9 @@ def summarise_run(run: ResumableRun, ids: list[str], sources: list[str], scored:
     return metrics
 
 
-def add_multiclass(records: dict[str, dict], ids: list[str], metrics: dict[str, Any],
-                   labels: dict[str, dict[str, float]]) -> None:
+def add_multiclass(
+    records: dict[str, dict], ids: list[str], metrics: dict[str, Any], labels: dict[str, dict[str, float]]
+) -> None:
     """``summary["multiclass"]`` (:func:`cam_sam.multiclass.multiclass_summary`) from the records'
     label-map confusions; an image that failed before it was classified (unreadable, constant)
     counts as a wrong class when ``labels`` (the dataset's Part 3 labels) give its class."""
@@ -243,9 +271,15 @@ def add_trust(records: dict[str, dict], metrics: dict[str, Any], run_dir: Path) 
     per_image = metrics["per_image"]
     for image_id, t in trust.items():
         per_image.setdefault(image_id, {}).setdefault("final", {}).update(
-            {"confidence": t["confidence"], "flagged": t["flagged"], "reason": t["reason"],
-             "out_of_depth": t.get("out_of_depth"), "expected_iou": t.get("expected_iou"),
-             **({"no_lesion": True} if t.get("no_lesion") else {})})
+            {
+                "confidence": t["confidence"],
+                "flagged": t["flagged"],
+                "reason": t["reason"],
+                "out_of_depth": t.get("out_of_depth"),
+                "expected_iou": t.get("expected_iou"),
+                **({"no_lesion": True} if t.get("no_lesion") else {}),
+            }
+        )
     confidence = {i: t["confidence"] for i, t in trust.items()}
     flagged = {i: bool(t["flagged"]) for i, t in trust.items()}
     ious = {i: per_image[i]["final"]["iou"] for i in trust if "iou" in per_image[i]["final"]}
@@ -255,21 +289,32 @@ def add_trust(records: dict[str, dict], metrics: dict[str, Any], run_dir: Path) 
     summary["n_out_of_depth"] = int(sum(bool(t.get("out_of_depth")) for t in trust.values()))
     summary["n_no_lesion"] = int(sum(bool(t.get("no_lesion")) for t in trust.values()))
     if ious:
-        confidence.update({i: 0.0 for i in ious if i not in confidence})   # a failed image: confidence 0
+        confidence.update({i: 0.0 for i in ious if i not in confidence})  # a failed image: confidence 0
         summary.update({"auroc_fail": auroc_fail(confidence, ious), "risk_coverage": risk_coverage(confidence, ious)})
     expected = {i: t.get("expected_iou") for i, t in trust.items()}
-    known = [v for i, v in expected.items() if not trust[i].get("no_lesion")]   # a fallback mask has none
+    known = [v for i, v in expected.items() if not trust[i].get("no_lesion")]  # a fallback mask has none
     if known and all(v is not None for v in known):
         summary["mean_expected_iou"] = float(np.mean(known))
     # least expected IoU (where a calibration ships; it orders as the confidence does) first
     rows = sorted((i for i in trust if flagged[i]), key=lambda i: (confidence[i], i))
     import pandas as pd
 
-    write_csv(run_dir / "flagged.csv", pd.DataFrame(
-        [{"id": i, "expected_iou": None if expected[i] is None else round(expected[i], 3),
-          "confidence": round(confidence[i], 4), "reason": trust[i]["reason"],
-          "mask": str(run_dir / "masks" / f"{i}.png")} for i in rows],
-        columns=["id", "expected_iou", "confidence", "reason", "mask"]))
+    write_csv(
+        run_dir / "flagged.csv",
+        pd.DataFrame(
+            [
+                {
+                    "id": i,
+                    "expected_iou": None if expected[i] is None else round(expected[i], 3),
+                    "confidence": round(confidence[i], 4),
+                    "reason": trust[i]["reason"],
+                    "mask": str(run_dir / "masks" / f"{i}.png"),
+                }
+                for i in rows
+            ],
+            columns=["id", "expected_iou", "confidence", "reason", "mask"],
+        ),
+    )
     # undefined figures (no failed image, or only failed ones) are null, as in the file
     summary.update({k: None for k, v in summary.items() if isinstance(v, float) and np.isnan(v)})
 
@@ -287,8 +332,13 @@ def add_failures_by_class(metrics: dict[str, Any], labels: dict[str, dict]) -> N
     if not groups or "final" not in metrics["summary"]:
         return
     metrics["summary"]["final"]["by_class"] = {
-        name: {"n_images": len(rows), "iou": float(np.mean([r["iou"] for r in rows])),
-               "failure_kinds": failure_counts(rows)} for name, rows in sorted(groups.items())}
+        name: {
+            "n_images": len(rows),
+            "iou": float(np.mean([r["iou"] for r in rows])),
+            "failure_kinds": failure_counts(rows),
+        }
+        for name, rows in sorted(groups.items())
+    }
 
 
 def print_summary(metrics: dict[str, Any], run_dir: Path, synthetic: bool) -> None:
@@ -300,8 +350,10 @@ def print_summary(metrics: dict[str, Any], run_dir: Path, synthetic: bool) -> No
         print_score_table(metrics["summary"])
     else:
         n_masks = len(list((run_dir / "masks").glob("*.png")))
-        print(f"{n_masks} images segmented, no ground truth to score them (masks: {run_dir / 'masks'}; "
-              f"give mask_dir to score)")
+        print(
+            f"{n_masks} images segmented, no ground truth to score them (masks: {run_dir / 'masks'}; "
+            f"give mask_dir to score)"
+        )
     print_final_details(metrics, run_dir)
     for image_id, message in metrics["failures"].items():
         print(f"failed: {image_id}: {message}")
@@ -312,8 +364,10 @@ def print_score_table(summary: dict[str, dict]) -> None:
     for method, s in summary.items():
         if "iou" not in s:
             continue
-        print(f"{method:<22}{s['iou']:7.3f}{s['dice']:7.3f}{s['precision']:7.3f}{s['recall']:7.3f}"
-              f"{s['share_iou_ge_0.65']:9.2f}{s['n_images']:5d}{s['n_failed']:7d}")
+        print(
+            f"{method:<22}{s['iou']:7.3f}{s['dice']:7.3f}{s['precision']:7.3f}{s['recall']:7.3f}"
+            f"{s['share_iou_ge_0.65']:9.2f}{s['n_images']:5d}{s['n_failed']:7d}"
+        )
 
 
 def print_final_details(metrics: dict[str, Any], run_dir: Path) -> None:
@@ -321,13 +375,18 @@ def print_final_details(metrics: dict[str, Any], run_dir: Path) -> None:
     final = metrics["summary"].get("final", {})
     if "failure_kinds" in final:
         kinds = final["failure_kinds"]
-        line = (f"failures (IoU < 0.5): {kinds['over']} over-segmented (the field around the lesion), "
-                f"{kinds['under']} under-segmented, {kinds['other']} other")
+        line = (
+            f"failures (IoU < 0.5): {kinds['over']} over-segmented (the field around the lesion), "
+            f"{kinds['under']} under-segmented, {kinds['other']} other"
+        )
         by_class = final.get("by_class", {})
         if by_class:
-            line += "; by class: " + ", ".join(f"{name} {c['iou']:.3f} (n {c['n_images']}, over/under/other "
-                                             f"{c['failure_kinds']['over']}/{c['failure_kinds']['under']}/"
-                                             f"{c['failure_kinds']['other']})" for name, c in by_class.items())
+            line += "; by class: " + ", ".join(
+                f"{name} {c['iou']:.3f} (n {c['n_images']}, over/under/other "
+                f"{c['failure_kinds']['over']}/{c['failure_kinds']['under']}/"
+                f"{c['failure_kinds']['other']})"
+                for name, c in by_class.items()
+            )
         print(line)
     if "n_flagged" in final:
         line = f"flagged for review: {final['n_flagged']} images (list: {run_dir / 'flagged.csv'})"
@@ -336,14 +395,20 @@ def print_final_details(metrics: dict[str, Any], run_dir: Path) -> None:
         if final.get("n_no_lesion"):
             line += f", {final['n_no_lesion']} where the student found no lesion (the fallback mask delivered)"
         if final.get("auroc_fail") is not None:
-            line += (f"; confidence AUROC for IoU < 0.5: {final['auroc_fail']:.3f}; mean IoU of the 80 % most "
-                     f"confident: {final['risk_coverage']['0.8']:.3f} (all: {final['risk_coverage']['1.0']:.3f})")
+            line += (
+                f"; confidence AUROC for IoU < 0.5: {final['auroc_fail']:.3f}; mean IoU of the 80 % most "
+                f"confident: {final['risk_coverage']['0.8']:.3f} (all: {final['risk_coverage']['1.0']:.3f})"
+            )
         print(line)
     multi = metrics["summary"].get("multiclass")
     if multi:
-        per_class = ", ".join(f"{k.replace('_', ' ')} {v:.3f}" for k, v in multi["per_class_iou"].items() if v is not None)
-        print(f"multi-class: mIoU {multi['miou']:.3f} ({per_class}); pixel accuracy {multi['pixel_accuracy']:.3f}; "
-              f"image-level class accuracy {multi['image_accuracy']:.3f} (label maps: {run_dir / 'labels'})")
+        per_class = ", ".join(
+            f"{k.replace('_', ' ')} {v:.3f}" for k, v in multi["per_class_iou"].items() if v is not None
+        )
+        print(
+            f"multi-class: mIoU {multi['miou']:.3f} ({per_class}); pixel accuracy {multi['pixel_accuracy']:.3f}; "
+            f"image-level class accuracy {multi['image_accuracy']:.3f} (label maps: {run_dir / 'labels'})"
+        )
     if any(m.startswith("oracle_") for m in metrics["summary"]):
         print("oracle_* rows chose masks WITH the ground truth: upper bounds, not results.")
 
@@ -357,6 +422,12 @@ def confidence_and_iou(metrics: dict[str, Any]) -> pd.DataFrame:
     for image_id, record in metrics["per_image"].items():
         final = record.get("final", {})
         if "iou" in final:
-            rows.append({"id": image_id, "confidence": float(final.get("confidence") or 0.0),
-                         "iou": float(final["iou"]), "flagged": bool(final.get("flagged", True))})
+            rows.append(
+                {
+                    "id": image_id,
+                    "confidence": float(final.get("confidence") or 0.0),
+                    "iou": float(final["iou"]),
+                    "flagged": bool(final.get("flagged", True)),
+                }
+            )
     return pd.DataFrame(rows, columns=["id", "confidence", "iou", "flagged"])

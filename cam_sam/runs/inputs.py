@@ -1,6 +1,7 @@
 """The images a run segments, from its typed :class:`cam_sam.settings.DataSettings`: the dataset,
 or generated stand-ins when the user gave none. Loads no network (a run's parent process, which
 only plans the run and starts its workers, imports this and not :mod:`cam_sam.runs.build`)."""
+
 from __future__ import annotations
 
 import logging
@@ -21,14 +22,28 @@ def open_data(data: DataSettings, read_masks: bool = True) -> tuple[Dataset, boo
     with one line naming it. ``read_masks=False``: no mask file is ever opened."""
     root = Path(data.data_root)
     if not data.image_dir and not root.is_dir() and (data.given_by_user or not data.synthetic_if_missing):
-        raise DataError(f"no {data.dataset} data: the folder {root} does not exist (data_root); "
-                        "point data_root at the dataset's unzipped download, or set image_dir")
+        raise DataError(
+            f"no {data.dataset} data: the folder {root} does not exist (data_root); "
+            "point data_root at the dataset's unzipped download, or set image_dir"
+        )
     if data.image_dir or root.is_dir():
-        return open_dataset(data.data_root, data.split, data.image_dir, data.mask_dir, read_masks,
-                            data.dataset, data.derm7pt_image, data.max_side), False
+        return open_dataset(
+            data.data_root,
+            data.split,
+            data.image_dir,
+            data.mask_dir,
+            read_masks,
+            data.dataset,
+            data.derm7pt_image,
+            data.max_side,
+        ), False
     synthetic_root = Path(data.results_root) / "synthetic_isic2017"
-    log.warning("no ISIC data at %s: segmenting %d SYNTHETIC images written to %s instead. "
-                "Point data_root at your ISIC 2017 download for real results.",
-                data.data_root, data.n_synthetic, synthetic_root)
+    log.warning(
+        "no ISIC data at %s: segmenting %d SYNTHETIC images written to %s instead. "
+        "Point data_root at your ISIC 2017 download for real results.",
+        data.data_root,
+        data.n_synthetic,
+        synthetic_root,
+    )
     write_synthetic_isic(synthetic_root, data.n_synthetic, data.split, seed=data.seed)
     return open_dataset(synthetic_root, data.split, read_masks=read_masks), True

@@ -1,6 +1,7 @@
 """A run's overlay figures, drawn off the segmentation path: which images get one (the first
 ``n_overlays``, and flagged ones), the process that draws them (:class:`OverlayWriter`) and the
 drawing a script passes it (:func:`save_overlay`: matplotlib, imported in the drawing process)."""
+
 from __future__ import annotations
 
 import logging
@@ -20,8 +21,8 @@ log = logging.getLogger("cam_sam.segment")
 OverlayFn = Callable[[Path, list[str], np.ndarray, "np.ndarray | None", ImageOutput, dict], None]
 """``overlay(run_dir, names, image, truth, output, record)`` draws one image's figure once and
 writes it as ``overlays/<name>.png`` for each of ``names`` (the image's id, ``FLAGGED_PREFIX`` + id, or both)."""
-FLAGGED_PREFIX = "0_flagged_"   # overlays of flagged images: named to sort before the others
-LABEL_COLOURS = {1: (230, 50, 50), 2: (255, 200, 0), 3: (60, 200, 90)}   # label overlay colours (RGB; not blue:
+FLAGGED_PREFIX = "0_flagged_"  # overlays of flagged images: named to sort before the others
+LABEL_COLOURS = {1: (230, 50, 50), 2: (255, 200, 0), 3: (60, 200, 90)}  # label overlay colours (RGB; not blue:
 # ISIC images carry blue stickers)
 
 
@@ -46,9 +47,12 @@ class OverlayWriter:
         if output.trust is not None and output.trust.flagged and self.n_flagged < self.n_overlays:
             self.n_flagged += 1
             names.append(FLAGGED_PREFIX + image_id)
-        if names:   # drawn once, written under each name, at the size segmented
-            self.pending.append(self.pool.submit(self.overlay, self.run_dir, names, sample.image,
-                                                 truth_as_segmented(sample), output, record))
+        if names:  # drawn once, written under each name, at the size segmented
+            self.pending.append(
+                self.pool.submit(
+                    self.overlay, self.run_dir, names, sample.image, truth_as_segmented(sample), output, record
+                )
+            )
 
     def close(self) -> None:
         if self.pool is None:
@@ -89,14 +93,14 @@ def save_overlay(run_dir: Path, names: list[str], image, truth, output: ImageOut
     iou = record.get("metrics", {}).get("final", {}).get("iou")
     image_id = names[0].removeprefix(FLAGGED_PREFIX)
     flagged = any(name.startswith(FLAGGED_PREFIX) for name in names)
-    title = (f"{image_id}{'  (flagged for review)' if flagged else ''}  source={method}"
-             + (f"  IoU={iou:.3f}" if iou is not None else ""))
+    title = f"{image_id}{'  (flagged for review)' if flagged else ''}  source={method}" + (
+        f"  IoU={iou:.3f}" if iou is not None else ""
+    )
     cams = [o.cam for o in output.sources.values() if o.cam is not None]
     heatmap = out.cam.heatmap if out.cam is not None else (cams[0].heatmap if cams else None)
     # a mask source's candidate boxes are its masks' own, not prompts: the figure draws no prompt
     boxes = cand.boxes if cand is not None and method not in MASK_SOURCES else None
-    fig = overlay_figure(image, heatmap, boxes, points, labels,
-                         output.final_mask, truth, output.uncertainty, title)
+    fig = overlay_figure(image, heatmap, boxes, points, labels, output.final_mask, truth, output.uncertainty, title)
     folder = run_dir / "overlays"
     save_figure(fig, folder / f"{names[0]}.png", dpi=OVERLAY_DPI, png_compression=OVERLAY_PNG_COMPRESSION)
     suffixes = [".png"]
@@ -105,8 +109,9 @@ def save_overlay(run_dir: Path, names: list[str], image, truth, output: ImageOut
         suffixes.append("_labels.png")
     for name in names[1:]:
         for suffix in suffixes:
-            write_atomically(folder / f"{name}{suffix}",
-                             lambda tmp, src=folder / f"{names[0]}{suffix}": shutil.copyfile(src, tmp))
+            write_atomically(
+                folder / f"{name}{suffix}", lambda tmp, src=folder / f"{names[0]}{suffix}": shutil.copyfile(src, tmp)
+            )
 
 
 def save_label_overlay(run_dir: Path, image_id: str, image, truth, record) -> None:
@@ -123,8 +128,10 @@ def save_label_overlay(run_dir: Path, image_id: str, image, truth, record) -> No
         title += f", truth {LABEL_NAMES[record['multiclass']['true']].replace('_', ' ')}"
     labels = np.asarray(Image.open(run_dir / "labels" / f"{stem}.png"))
     legend = {LABEL_NAMES[label].replace("_", " "): colour for label, colour in LABEL_COLOURS.items()}
-    save_figure(labels_figure(colour_labels(image, labels), legend, truth, title),
-                run_dir / "overlays" / f"{image_id}_labels.png")
+    save_figure(
+        labels_figure(colour_labels(image, labels), legend, truth, title),
+        run_dir / "overlays" / f"{image_id}_labels.png",
+    )
 
 
 def colour_labels(image: np.ndarray, labels: np.ndarray, alpha: float = 0.45) -> np.ndarray:

@@ -79,8 +79,12 @@ def save_depth_check(check: DepthCheck, path: str | Path) -> None:
 
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as handle:
-            arrays = {"mean": check.mean.astype(np.float32), "scale": check.scale.astype(np.float32),
-                      "references": check.references.astype(np.float16), "k": np.int64(check.k)}
+            arrays = {
+                "mean": check.mean.astype(np.float32),
+                "scale": check.scale.astype(np.float32),
+                "references": check.references.astype(np.float16),
+                "k": np.int64(check.k),
+            }
             np.savez(handle, kind=np.str_(check.kind), threshold=np.float64(check.threshold), **arrays)
 
     write_atomically(path, write)
@@ -93,10 +97,16 @@ def load_depth_check(path: str | Path) -> DepthCheck:
         with np.load(path, allow_pickle=False) as data:
             kind = str(data["kind"]) if "kind" in data.files else "mahalanobis"
             if kind != DepthCheck.kind:
-                raise ValueError(f"statistics of kind {kind!r}, not {DepthCheck.kind!r}: refit them "
-                                 "(python -m self_training.ship)")
-            return DepthCheck(float(data["threshold"]), data["mean"], data["scale"],
-                              data["references"].astype(np.float32), int(data["k"]))
+                raise ValueError(
+                    f"statistics of kind {kind!r}, not {DepthCheck.kind!r}: refit them (python -m self_training.ship)"
+                )
+            return DepthCheck(
+                float(data["threshold"]),
+                data["mean"],
+                data["scale"],
+                data["references"].astype(np.float32),
+                int(data["k"]),
+            )
     except (OSError, KeyError, ValueError) as exc:
         raise CheckpointError(f"depth statistics {path} unreadable: {exc}") from exc
 

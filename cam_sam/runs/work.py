@@ -6,6 +6,7 @@ imports this module only where images are segmented.
 Scores use the ground truth only after the pipeline has delivered its mask. ``oracle_*`` rows
 choose among the same candidates WITH the ground truth: upper bounds, labelled so.
 """
+
 from __future__ import annotations
 
 from contextlib import nullcontext
@@ -35,8 +36,13 @@ from data.isic import DataError, mask_at_size
 from explainers.methods import CamResult
 
 
-def evaluate(output: ImageOutput, truth: np.ndarray, postprocess: PostprocessConfig, oracle: bool,
-             final: np.ndarray | None = None) -> dict[str, dict]:
+def evaluate(
+    output: ImageOutput,
+    truth: np.ndarray,
+    postprocess: PostprocessConfig,
+    oracle: bool,
+    final: np.ndarray | None = None,
+) -> dict[str, dict]:
     """Metrics per prompt source (each CAM method, ``colour``) and for the delivered (``final``)
     mask; with ``oracle``, also the ground-truth-chosen upper bounds ``oracle_<source>`` (best of
     that source's candidates, post-processed as the pipeline does) and ``oracle_final`` (best
@@ -47,7 +53,7 @@ def evaluate(output: ImageOutput, truth: np.ndarray, postprocess: PostprocessCon
     seen: dict[int, tuple[np.ndarray | None, dict]] = {}
 
     def scored(mask: np.ndarray | None) -> dict:
-        if id(mask) not in seen:           # the mask is kept with its scores, so its id stays its own
+        if id(mask) not in seen:  # the mask is kept with its scores, so its id stays its own
             seen[id(mask)] = (mask, mask_metrics(mask_at_size(mask, truth.shape), truth))
         return dict(seen[id(mask)][1])
 
@@ -56,8 +62,13 @@ def evaluate(output: ImageOutput, truth: np.ndarray, postprocess: PostprocessCon
     best_any = None
     for source, out in output.sources.items():
         entry = scored(out.mask)
-        entry.update({"failed": out.mask is None, "pred_iou": out.score if out.mask is not None else None,
-                      "selection_score": out.selection_score if out.mask is not None else None})
+        entry.update(
+            {
+                "failed": out.mask is None,
+                "pred_iou": out.score if out.mask is not None else None,
+                "selection_score": out.selection_score if out.mask is not None else None,
+            }
+        )
         if out.cam is not None:
             entry["constant_cam"] = out.cam.constant
         if out.error:
@@ -67,8 +78,10 @@ def evaluate(output: ImageOutput, truth: np.ndarray, postprocess: PostprocessCon
             best = scored(None)
             if out.candidates is not None:
                 # the chosen candidate post-processed is the source's own mask
-                candidates = [scored(out.mask if k == out.chosen else postprocess_mask(m, **post))
-                              for k, m in enumerate(out.candidates.masks)]
+                candidates = [
+                    scored(out.mask if k == out.chosen else postprocess_mask(m, **post))
+                    for k, m in enumerate(out.candidates.masks)
+                ]
                 best = max(candidates, key=lambda m: m["iou"])
             scores[f"oracle_{source}"] = best
             if best_any is None or best["iou"] > best_any["iou"]:
@@ -90,9 +103,18 @@ def evaluate(output: ImageOutput, truth: np.ndarray, postprocess: PostprocessCon
 WRITE_BEHIND = 4
 
 
-def segment_share(settings: RunSettings, overlay: OverlayFn | None, run: ResumableRun, dataset,
-                  ids: list[str], positions: dict[str, int], shard: Shard, build_lock=None,
-                  progress: bool = True, on_saved=None) -> None:
+def segment_share(
+    settings: RunSettings,
+    overlay: OverlayFn | None,
+    run: ResumableRun,
+    dataset,
+    ids: list[str],
+    positions: dict[str, int],
+    shard: Shard,
+    build_lock=None,
+    progress: bool = True,
+    on_saved=None,
+) -> None:
     """Segment ``shard``'s share of ``ids`` (those without a record) into ``run``: the models are
     built here (under ``build_lock``, so that processes starting together export a cache once);
     ``on_saved()`` after each record (:meth:`common.runs.ResumableRun.process`)."""
@@ -107,28 +129,35 @@ def segment_share(settings: RunSettings, overlay: OverlayFn | None, run: Resumab
     def work(_: int, image_id: str, sample) -> dict[str, Any] | Deferred:
         if isinstance(sample, DataError):
             return {"error": str(sample)}
-        output = pipeline.segment(sample.image, cams=load_saved_cams(models.cam_dir, image_id, settings.pipeline.methods),
-                                  image_id=image_id)
-        labels = ({} if lesion_classifier is None else     # the classifier runs here, beside the pipeline
-                  write_label_map(run_dir, sample, output, lesion_classifier))
+        output = pipeline.segment(
+            sample.image, cams=load_saved_cams(models.cam_dir, image_id, settings.pipeline.methods), image_id=image_id
+        )
+        # the classifier runs here, beside the pipeline
+        labels = {} if lesion_classifier is None else write_label_map(run_dir, sample, output, lesion_classifier)
 
-        def score_and_write() -> dict[str, Any]:           # in the run's writer thread (ResumableRun.process)
-            final = mask_at_size(output.final_mask, sample.hw)    # once: the image's own size
+        def score_and_write() -> dict[str, Any]:  # in the run's writer thread (ResumableRun.process)
+            final = mask_at_size(output.final_mask, sample.hw)  # once: the image's own size
             record = write_image_outputs(run_dir, image_id, output, settings.save_uncertainty, final)
             record["has_truth"] = sample.mask is not None
             if sample.mask is not None:
-                record["metrics"] = evaluate(output, sample.mask, settings.pipeline.postprocess, settings.oracle,
-                                             final)
+                record["metrics"] = evaluate(output, sample.mask, settings.pipeline.postprocess, settings.oracle, final)
             record.update(labels)
             overlays.draw(image_id, order_of[image_id] < settings.n_overlays, sample, output, record)
             return record
+
         return score_and_write
 
     overlays = OverlayWriter(overlay, run_dir, settings.n_overlays)
     try:
-        run.process(shard.take(ids), work, desc="segment" if shard.world == 1 else f"segment (rank {shard.rank})",
-                    load=partial(sample_or_error, dataset, positions), progress=progress, write_behind=WRITE_BEHIND,
-                    on_saved=on_saved)
+        run.process(
+            shard.take(ids),
+            work,
+            desc="segment" if shard.world == 1 else f"segment (rank {shard.rank})",
+            load=partial(sample_or_error, dataset, positions),
+            progress=progress,
+            write_behind=WRITE_BEHIND,
+            on_saved=on_saved,
+        )
     finally:
         overlays.close()
 
@@ -147,8 +176,9 @@ def sample_or_error(dataset, positions: dict[str, int], image_id: str):
         return exc
 
 
-def write_image_outputs(run_dir: Path, image_id: str, output: ImageOutput, save_uncertainty: bool,
-                        final: np.ndarray | None = None) -> dict[str, Any]:
+def write_image_outputs(
+    run_dir: Path, image_id: str, output: ImageOutput, save_uncertainty: bool, final: np.ndarray | None = None
+) -> dict[str, Any]:
     """Write the delivered mask (and the uncertainty map) of one image; its record so far: the
     delivered source, its trust, or why there is no mask. ``final``: the delivered mask at the
     image's own size when it was segmented reduced (:func:`data.isic.mask_at_size`); the mask is
@@ -176,8 +206,10 @@ def build_lesion_classifier(models: ModelSettings, multiclass: bool, device: str
     if not multiclass:
         return None
     if not models.classifier_checkpoint:
-        raise SettingsError("multiclass needs a three-class classifier_checkpoint, e.g. --set preset=multiclass "
-                            f"({MULTICLASS_CHECKPOINT})")
+        raise SettingsError(
+            "multiclass needs a three-class classifier_checkpoint, e.g. --set preset=multiclass "
+            f"({MULTICLASS_CHECKPOINT})"
+        )
     return LesionClassifier(models.classifier, models.classifier_checkpoint, device)
 
 
@@ -186,7 +218,7 @@ def write_label_map(run_dir: Path, sample, output: ImageOutput, classifier: Lesi
     mask; the record's ``class`` (the call and its probabilities) and, when the image has a mask
     and an ISIC 2017 Part 3 class, ``multiclass`` (true class, 4 x 4 pixel confusion)."""
     lesion = classifier.classify(sample.image)
-    labels = label_map(mask_at_size(output.final_mask, sample.hw), sample.hw, lesion)   # the image's own size
+    labels = label_map(mask_at_size(output.final_mask, sample.hw), sample.hw, lesion)  # the image's own size
     write_png(run_dir / "labels" / f"{sample.image_id}.png", labels)
     record: dict[str, Any] = {"class": lesion.to_record()}
     truth = true_label(sample.labels)

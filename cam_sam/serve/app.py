@@ -3,12 +3,14 @@ the delivered mask, its uncertainty, the chosen source and its predicted IoU, th
 class (a three-class classifier); download the mask.
 
     python -m cam_sam.serve.app                       # http://127.0.0.1:7860
-    python -m cam_sam.serve.app --set port=8080 --set classifier_checkpoints='{"melanoma": "results/classifier/best.pt"}'
+    python -m cam_sam.serve.app --set port=8080 \\
+        --set classifier_checkpoints='{"melanoma": "results/classifier/best.pt"}'
 
 It serves :class:`cam_sam.serve.service.SegmentationService`: the same pipeline as ``cam_sam.segment``,
 models loaded once. An optional ground-truth mask is scored after the mask is delivered (IoU,
 Dice); it never steers the result. Listens on 127.0.0.1 unless ``host`` says otherwise.
 """
+
 from __future__ import annotations
 
 import logging
@@ -34,6 +36,7 @@ from explainers.cams import EXPLAIN_METHODS
 
 log = logging.getLogger("cam_sam.serve.app")
 
+# fmt: off
 CONFIG: dict[str, Any] = {
     "host": "127.0.0.1",                     # 0.0.0.0 exposes the page to the network: think first
     "port": 7860,
@@ -49,6 +52,7 @@ CONFIG: dict[str, Any] = {
     "request_timeout_s": 120,                # a request still running after this is answered with a message
     **PIPELINE_CONFIG,                       # the default pipeline (cam_sam.runs.build): the "student" choice
 }
+# fmt: on
 IMAGENET = "ImageNet weights (zero-shot)"
 
 
@@ -56,12 +60,15 @@ def make_service(cfg: dict[str, Any]) -> SegmentationService:
     """The service of the page's CONFIG: the default (preset ``student``) and, per segmenter, the
     arbiter (preset ``arbiter``) through it, resolved into typed settings here."""
     classifiers = {IMAGENET: None, **cfg["classifier_checkpoints"]}
-    segmenters = {"LiteMedSAM": ("litemedsam", None),
-                  **{name: (name, path) for name, path in cfg["segmenter_checkpoints"].items()}}
+    segmenters = {
+        "LiteMedSAM": ("litemedsam", None),
+        **{name: (name, path) for name, path in cfg["segmenter_checkpoints"].items()},
+    }
     choices = {STUDENT_CHOICE: resolve_pipeline(merge(cfg, PRESETS[STUDENT_CHOICE]))}
     for label, (name, checkpoint) in segmenters.items():
-        choices[label] = resolve_pipeline(merge(cfg, {**PRESETS[SEGMENTER_PRESET], "segmenter": name,
-                                                      "segmenter_checkpoint": checkpoint}))
+        choices[label] = resolve_pipeline(
+            merge(cfg, {**PRESETS[SEGMENTER_PRESET], "segmenter": name, "segmenter_checkpoint": checkpoint})
+        )
     return SegmentationService(choices, classifiers, resolve_device(cfg["device"]), cfg["lesion_classifier"])
 
 
@@ -88,8 +95,14 @@ def example_files(cfg: dict[str, Any]) -> list[list[str]]:
 
 def render(image: np.ndarray, result: ServiceResult, truth: np.ndarray | None) -> tuple[np.ndarray, ...]:
     """(CAM with prompts, delivered mask, uncertainty) as RGB pictures."""
-    from visualisations.overlay import (draw_cam, draw_mask, draw_prompts, draw_uncertainty, figure_to_array,
-                                        panel_figure)
+    from visualisations.overlay import (
+        draw_cam,
+        draw_mask,
+        draw_prompts,
+        draw_uncertainty,
+        figure_to_array,
+        panel_figure,
+    )
 
     chosen = result.chosen
 
@@ -100,10 +113,19 @@ def render(image: np.ndarray, result: ServiceResult, truth: np.ndarray | None) -
             draw_prompts(ax, chosen.candidates.boxes[chosen.chosen][None], color="lime")
 
     cam_title = f"{result.cam.method} ({result.cam.target})" if result.cam is not None else "CAM: flat (no region)"
-    return (figure_to_array(panel_figure(cam_panel, title=cam_title)),
-            figure_to_array(panel_figure(draw_mask, image, result.output.final_mask, truth,
-                                         title=f"source: {result.output.final_source}" + lesion_title(result.lesion))),
-            figure_to_array(panel_figure(draw_uncertainty, result.output.uncertainty, title="uncertainty")))
+    return (
+        figure_to_array(panel_figure(cam_panel, title=cam_title)),
+        figure_to_array(
+            panel_figure(
+                draw_mask,
+                image,
+                result.output.final_mask,
+                truth,
+                title=f"source: {result.output.final_source}" + lesion_title(result.lesion),
+            )
+        ),
+        figure_to_array(panel_figure(draw_uncertainty, result.output.uncertainty, title="uncertainty")),
+    )
 
 
 def lesion_title(lesion) -> str:
@@ -113,12 +135,14 @@ def lesion_title(lesion) -> str:
 def lesion_line(lesion) -> str:
     """The classifier's call in words: the class, its probability, the other classes'."""
     others = ", ".join(f"{k.replace('_', ' ')} {v:.2f}" for k, v in lesion.probabilities.items() if k != lesion.name)
-    return (f"- predicted class: **{lesion.name.replace('_', ' ')}** (probability **{lesion.probability:.2f}**; "
-            f"{others}; a three-class classifier, not a diagnosis)")
+    return (
+        f"- predicted class: **{lesion.name.replace('_', ' ')}** (probability **{lesion.probability:.2f}**; "
+        f"{others}; a three-class classifier, not a diagnosis)"
+    )
 
 
 def verdict_words(trust) -> str:
-    """"looks reliable", "please review", or, for an image unlike the student's training images
+    """ "looks reliable", "please review", or, for an image unlike the student's training images
     (:mod:`cam_sam.depth`), "out of its depth"."""
     if trust.out_of_depth:
         return "out of its depth"
@@ -130,8 +154,10 @@ def verdict(trust) -> str:
     "out of its depth: <what to do>"."""
     text = f"{verdict_words(trust)}: {trust.reason}" if trust.flagged else "looks reliable"
     if trust.expected_iou is not None:
-        return (f"expected IoU **{trust.expected_iou:.2f}** (confidence {trust.confidence:.2f}, mapped on images "
-                f"with known masks): **{text}**")
+        return (
+            f"expected IoU **{trust.expected_iou:.2f}** (confidence {trust.confidence:.2f}, mapped on images "
+            f"with known masks): **{text}**"
+        )
     return f"confidence **{trust.confidence:.2f}**: **{text}**"
 
 
@@ -144,37 +170,57 @@ def summary(result: ServiceResult, name: str) -> str:
         return f"**No mask for {name}**: no prompt source produced one ({errors})."
     chosen = result.chosen
     score_name = "the student's own score (soft IoU)" if out.final_source == "student" else "predicted IoU"
-    lines = [f"**{name}** segmented in {result.seconds:.1f} s",
-             f"- chosen source: **{out.final_source}**",
-             f"- {score_name}: **{chosen.score:.3f}** (selection score {chosen.selection_score:.3f})"
-             if chosen is not None else "- predicted IoU: n/a (no source's own mask)",
-             f"- mask area: {100 * out.final_mask.mean():.1f} % of the image"]
+    lines = [
+        f"**{name}** segmented in {result.seconds:.1f} s",
+        f"- chosen source: **{out.final_source}**",
+        f"- {score_name}: **{chosen.score:.3f}** (selection score {chosen.selection_score:.3f})"
+        if chosen is not None
+        else "- predicted IoU: n/a (no source's own mask)",
+        f"- mask area: {100 * out.final_mask.mean():.1f} % of the image",
+    ]
     if out.trust is not None:
         lines.insert(1, f"- {verdict(out.trust)}")
     if result.lesion is not None:
         lines.insert(2, lesion_line(result.lesion))
     if result.metrics is not None:
-        lines.append(f"- against your ground truth: IoU **{result.metrics['iou']:.3f}**, "
-                     f"Dice **{result.metrics['dice']:.3f}** (scored after the fact; it did not steer the mask)")
+        lines.append(
+            f"- against your ground truth: IoU **{result.metrics['iou']:.3f}**, "
+            f"Dice **{result.metrics['dice']:.3f}** (scored after the fact; it did not steer the mask)"
+        )
     return "\n".join(lines)
 
 
 def api_answer(result: ServiceResult, name: str) -> dict[str, Any]:
     """The JSON-able description of a delivered mask that the ``/segment`` endpoint returns."""
     out = result.output
-    info: dict[str, Any] = {"image": name, "seconds": round(result.seconds, 3), "source": out.final_source,
-                            "mask_area": float(out.final_mask.mean()) if out.final_mask is not None else None}
+    info: dict[str, Any] = {
+        "image": name,
+        "seconds": round(result.seconds, 3),
+        "source": out.final_source,
+        "mask_area": float(out.final_mask.mean()) if out.final_mask is not None else None,
+    }
     if out.trust is not None:
-        info.update({"confidence": round(out.trust.confidence, 4), "flagged": out.trust.flagged,
-                     "reason": out.trust.reason, "verdict": verdict_words(out.trust),
-                     "out_of_depth": bool(out.trust.out_of_depth),
-                     "expected_iou": None if out.trust.expected_iou is None else round(out.trust.expected_iou, 3)})
+        info.update(
+            {
+                "confidence": round(out.trust.confidence, 4),
+                "flagged": out.trust.flagged,
+                "reason": out.trust.reason,
+                "verdict": verdict_words(out.trust),
+                "out_of_depth": bool(out.trust.out_of_depth),
+                "expected_iou": None if out.trust.expected_iou is None else round(out.trust.expected_iou, 3),
+            }
+        )
     chosen = result.chosen
     if chosen is not None:
         info["predicted_iou"] = round(chosen.score, 4)
     if result.lesion is not None:
-        info.update({"class": result.lesion.name, "class_probability": round(result.lesion.probability, 4),
-                     "class_probabilities": {k: round(v, 4) for k, v in result.lesion.probabilities.items()}})
+        info.update(
+            {
+                "class": result.lesion.name,
+                "class_probability": round(result.lesion.probability, 4),
+                "class_probabilities": {k: round(v, 4) for k, v in result.lesion.probabilities.items()},
+            }
+        )
     return info
 
 
@@ -190,8 +236,9 @@ def run_with_timeout(fn, timeout_s: float):
             raise TimeoutError(f"the request took longer than request_timeout_s={timeout_s:g} s") from None
 
 
-def segment_file(service: SegmentationService, image_file, truth_file, classifier: str, method: str, segmenter: str,
-                 timeout_s: float) -> tuple[ServiceResult | None, np.ndarray | None, np.ndarray | None, str, str | None]:
+def segment_file(
+    service: SegmentationService, image_file, truth_file, classifier: str, method: str, segmenter: str, timeout_s: float
+) -> tuple[ServiceResult | None, np.ndarray | None, np.ndarray | None, str, str | None]:
     """(result, image, truth, name, error message) of one request: the code the page and the
     ``/segment`` endpoint share."""
     name = Path(image_file).name if image_file else "image"
@@ -200,8 +247,9 @@ def segment_file(service: SegmentationService, image_file, truth_file, classifie
             raise DataError("upload an image first (or pick an example)")
         image = read_image(image_file)
         truth = read_mask(truth_file) if truth_file else None
-        result = run_with_timeout(lambda: service.segment(image, classifier, method, segmenter, truth, name=name),
-                                  timeout_s)
+        result = run_with_timeout(
+            lambda: service.segment(image, classifier, method, segmenter, truth, name=name), timeout_s
+        )
         return result, image, truth, name, None
     except (DataError, CheckpointError, ValueError, TimeoutError) as exc:
         return None, None, None, name, f"**Could not segment {name}**: {exc}"
@@ -231,21 +279,25 @@ def preview_image(image_file) -> np.ndarray | None:
 def make_api(service: SegmentationService, timeout_s: float = 120):
     """The ``/segment`` endpoint: (image file, classifier, method, segmenter) -> (delivered mask as
     a PNG file or None, :func:`api_answer` or ``{"error": message}``)."""
+
     def segment(image_file, classifier: str = IMAGENET, method: str = "gradcam", segmenter: str = STUDENT_CHOICE):
         result, _, _, name, error = segment_file(service, image_file, None, classifier, method, segmenter, timeout_s)
         if error is not None:
             return None, {"image": name, "error": error.replace("**", "")}
         return write_mask_file(result, name), api_answer(result, name)
+
     return segment
 
 
 def make_handler(service: SegmentationService, timeout_s: float = 120):
     def handle(image_file, truth_file, classifier: str, method: str, segmenter: str):
-        result, image, truth, name, error = segment_file(service, image_file, truth_file, classifier, method,
-                                                         segmenter, timeout_s)
+        result, image, truth, name, error = segment_file(
+            service, image_file, truth_file, classifier, method, segmenter, timeout_s
+        )
         if error is not None:
             return error, None, None, None, None
         return summary(result, name), *render(image, result, truth), write_mask_file(result, name)
+
     return handle
 
 
@@ -253,45 +305,66 @@ def build_page(service: SegmentationService, cfg: dict[str, Any]):
     import gradio as gr
 
     with gr.Blocks(title="Skin-lesion segmentation without pixel labels") as page:
-        gr.Markdown("## Skin-lesion segmentation without pixel labels\nA student segmenter self-trained on "
-                    "the classifier's backbone delivers the mask; choose a segmenter to let the classifier's CAM "
-                    "and colour cues prompt it instead. No pixel label was used to build either. "
-                    "Not a medical device.")
+        gr.Markdown(
+            "## Skin-lesion segmentation without pixel labels\nA student segmenter self-trained on "
+            "the classifier's backbone delivers the mask; choose a segmenter to let the classifier's CAM "
+            "and colour cues prompt it instead. No pixel label was used to build either. "
+            "Not a medical device."
+        )
         with gr.Row():
             with gr.Column(scale=1):
                 image_file = gr.File(label="dermoscopy image", file_types=["image"], elem_id="image-upload")
                 preview = gr.Image(label="the uploaded image", elem_id="preview", interactive=False, height=220)
-                truth_file = gr.File(label="ground-truth mask (optional, only scored)", file_types=["image"],
-                                     elem_id="truth-upload")
+                truth_file = gr.File(
+                    label="ground-truth mask (optional, only scored)", file_types=["image"], elem_id="truth-upload"
+                )
                 classifier = gr.Dropdown(list(service.classifiers), value=IMAGENET, label="classifier")
                 method = gr.Dropdown(EXPLAIN_METHODS, value="gradcam", label="CAM method (lrp: relevance propagation)")
-                segmenter = gr.Dropdown(service.segmenter_choices, value=service.segmenter_choices[0],
-                                        label=f"segmenter ('{STUDENT_CHOICE}': the self-trained student alone, the default; "
-                                              "a segmenter: its arbiter with the teacher)")
+                segmenter = gr.Dropdown(
+                    service.segmenter_choices,
+                    value=service.segmenter_choices[0],
+                    label=f"segmenter ('{STUDENT_CHOICE}': the self-trained student alone, the default; "
+                    "a segmenter: its arbiter with the teacher)",
+                )
                 run = gr.Button("Segment", variant="primary", elem_id="run")
                 gr.Examples(example_files(cfg), inputs=[image_file, truth_file], label="examples (image, mask)")
             with gr.Column(scale=2):
                 status = gr.Markdown("Upload an image and press **Segment**.", elem_id="status")
                 with gr.Row():
-                    cam_view = gr.Image(label="CAM; white: its box prompts, green: the chosen prompt",
-                                        elem_id="cam", interactive=False)
-                    mask_view = gr.Image(label="delivered mask (green), ground truth (red)", elem_id="mask",
-                                         interactive=False)
-                    uncertainty_view = gr.Image(label="uncertainty: per-pixel std (the student's own when it "
-                                                      "delivers alone; else the competing masks')",
-                                                elem_id="uncertainty", interactive=False)
+                    cam_view = gr.Image(
+                        label="CAM; white: its box prompts, green: the chosen prompt", elem_id="cam", interactive=False
+                    )
+                    mask_view = gr.Image(
+                        label="delivered mask (green), ground truth (red)", elem_id="mask", interactive=False
+                    )
+                    uncertainty_view = gr.Image(
+                        label="uncertainty: per-pixel std (the student's own when it "
+                        "delivers alone; else the competing masks')",
+                        elem_id="uncertainty",
+                        interactive=False,
+                    )
                 download = gr.File(label="mask PNG", elem_id="download", interactive=False)
         image_file.change(preview_image, image_file, preview, api_name=False)
         limits = {"concurrency_limit": int(cfg["concurrency_limit"]), "concurrency_id": "models"}
         timeout = float(cfg["request_timeout_s"])
-        run.click(make_handler(service, timeout), [image_file, truth_file, classifier, method, segmenter],
-                  [status, cam_view, mask_view, uncertainty_view, download], api_name="page", **limits)
+        run.click(
+            make_handler(service, timeout),
+            [image_file, truth_file, classifier, method, segmenter],
+            [status, cam_view, mask_view, uncertainty_view, download],
+            api_name="page",
+            **limits,
+        )
         # the programmatic endpoint: Client(url).predict(handle_file(path), api_name="/segment")
         api_image = gr.File(visible=False)
         api_mask, api_info = gr.File(visible=False), gr.JSON(visible=False)
-        gr.Button(visible=False).click(make_api(service, timeout), [api_image, classifier, method, segmenter],
-                                       [api_mask, api_info], api_name="segment", **limits)
-    page.queue(max_size=int(cfg["queue_size"]))   # a full queue answers at once: "Queue is full! Please try again."
+        gr.Button(visible=False).click(
+            make_api(service, timeout),
+            [api_image, classifier, method, segmenter],
+            [api_mask, api_info],
+            api_name="segment",
+            **limits,
+        )
+    page.queue(max_size=int(cfg["queue_size"]))  # a full queue answers at once: "Queue is full! Please try again."
     return page
 
 
@@ -302,8 +375,12 @@ def main(argv: list[str] | None = None) -> None:
     log.info("loading the default models")
     service.pipeline(IMAGENET, "gradcam", service.segmenter_choices[0])
     page = build_page(service, cfg)
-    page.launch(server_name=cfg["host"], server_port=int(cfg["port"]), max_file_size=f"{cfg['max_upload_mb']}mb",
-                show_error=True)
+    page.launch(
+        server_name=cfg["host"],
+        server_port=int(cfg["port"]),
+        max_file_size=f"{cfg['max_upload_mb']}mb",
+        show_error=True,
+    )
 
 
 if __name__ == "__main__":

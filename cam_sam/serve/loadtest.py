@@ -9,6 +9,7 @@ equals the one-at-a-time mask of the same image. Writes ``loadtest.json`` into `
 
     python -m cam_sam.serve.loadtest --set users=4 --set requests_per_user=3
 """
+
 from __future__ import annotations
 
 import logging
@@ -35,6 +36,7 @@ from data.synthetic import make_synthetic_sample
 
 log = logging.getLogger("cam_sam.serve.loadtest")
 
+# fmt: off
 CONFIG: dict[str, Any] = {
     "url": None,                 # a running page on 127.0.0.1; None: start one here
     "users": 4,
@@ -45,6 +47,7 @@ CONFIG: dict[str, Any] = {
     "app_settings": [],          # --set values for the page started here, e.g. ["queue_size=2"]
     "out_dir": "results/loadtest",
 }
+# fmt: on
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
@@ -132,11 +135,18 @@ def run_load(url: str, images: list[Path], users: int, per_user: int, max_second
         t.join(max(0.0, deadline - time.time()) + 5)
     wall = time.perf_counter() - started
     done = len(latencies)
-    return {"users": users, "requests": users * per_user, "answered": done, "busy": busy, "errors": errors,
-            "masks_differing_from_sequential": mismatches, "wall_seconds": wall,
-            "requests_per_second": done / wall if wall > 0 else 0.0,
-            "p50_seconds": float(np.percentile(latencies, 50)) if latencies else None,
-            "p95_seconds": float(np.percentile(latencies, 95)) if latencies else None}
+    return {
+        "users": users,
+        "requests": users * per_user,
+        "answered": done,
+        "busy": busy,
+        "errors": errors,
+        "masks_differing_from_sequential": mismatches,
+        "wall_seconds": wall,
+        "requests_per_second": done / wall if wall > 0 else 0.0,
+        "p50_seconds": float(np.percentile(latencies, 50)) if latencies else None,
+        "p95_seconds": float(np.percentile(latencies, 95)) if latencies else None,
+    }
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -161,10 +171,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             proc.terminate()
             proc.wait(30)
     write_json(Path(cfg["out_dir"]) / "loadtest.json", {"config": cfg, **result})
-    print(f"{result['users']} users, {result['answered']}/{result['requests']} answered, {result['busy']} busy, "
-          f"{len(result['errors'])} errors, {result['requests_per_second']:.2f} requests/s, "
-          f"p50 {result['p50_seconds']} s, p95 {result['p95_seconds']} s, "
-          f"{result['masks_differing_from_sequential']} masks differing from the one-at-a-time masks")
+    print(
+        f"{result['users']} users, {result['answered']}/{result['requests']} answered, {result['busy']} busy, "
+        f"{len(result['errors'])} errors, {result['requests_per_second']:.2f} requests/s, "
+        f"p50 {result['p50_seconds']} s, p95 {result['p95_seconds']} s, "
+        f"{result['masks_differing_from_sequential']} masks differing from the one-at-a-time masks"
+    )
     return result
 
 

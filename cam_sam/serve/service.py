@@ -9,6 +9,7 @@ always computed (it is what the page shows). The ``student`` choice runs the def
 ``arbiter`` through that segmenter (teacher, student and its box; the CAM's box decoded and shown
 beside them).
 """
+
 from __future__ import annotations
 
 import threading
@@ -18,20 +19,20 @@ from typing import Any
 
 import numpy as np
 
-from cam_sam.runs.build import build_explainer, build_pipeline, build_segmenter, needs_segmenter
 from cam_sam.lesion_classifier import LesionClassifier
 from cam_sam.multiclass import LesionClass
 from cam_sam.pipeline import ImageOutput, LesionPipeline, PipelineConfig
+from cam_sam.runs.build import build_explainer, build_pipeline, build_segmenter, needs_segmenter
 from cam_sam.settings import ModelSettings
 from common.errors import SettingsError
 from common.metrics import mask_metrics
 from data.isic import DataError, check_image_content
 from explainers.cams import CamResult
 
-STUDENT_CHOICE = "student"     # the segmenter choice that runs the default, preset "student" (no segmenter)
-SEGMENTER_PRESET = "arbiter"   # what a segmenter choice runs (cam_sam.settings.PRESETS)
-MAX_PIXELS = 40_000_000        # larger images are refused: decoding them would exhaust memory
-MIN_SIDE = 32                  # shorter sides are refused: nothing to see at CAM resolution
+STUDENT_CHOICE = "student"  # the segmenter choice that runs the default, preset "student" (no segmenter)
+SEGMENTER_PRESET = "arbiter"  # what a segmenter choice runs (cam_sam.settings.PRESETS)
+MAX_PIXELS = 40_000_000  # larger images are refused: decoding them would exhaust memory
+MIN_SIDE = 32  # shorter sides are refused: nothing to see at CAM resolution
 
 
 @dataclass
@@ -45,7 +46,7 @@ class ServiceResult:
     prompts: np.ndarray | None
     metrics: dict[str, float] | None
     seconds: float
-    lesion: LesionClass | None = None     # the three-class classifier's call, when the service has one
+    lesion: LesionClass | None = None  # the three-class classifier's call, when the service has one
 
     @property
     def chosen(self):
@@ -59,7 +60,9 @@ def check_request_image(image: np.ndarray, name: str) -> None:
     if min(h, w) < MIN_SIDE:
         raise DataError(f"{name}: image is too small ({w}x{h}); the shorter side must be at least {MIN_SIDE} px")
     if h * w > MAX_PIXELS:
-        raise DataError(f"{name}: image is too large ({w}x{h}, {h * w / 1e6:.0f} MP); at most {MAX_PIXELS / 1e6:.0f} MP")
+        raise DataError(
+            f"{name}: image is too large ({w}x{h}, {h * w / 1e6:.0f} MP); at most {MAX_PIXELS / 1e6:.0f} MP"
+        )
 
 
 class SegmentationService:
@@ -69,18 +72,24 @@ class SegmentationService:
     weights of the models' ``classifier``). ``lesion_checkpoint``: a three-class classifier
     (:mod:`cam_sam.multiclass`) that names each lesion's class beside its mask; None: no class."""
 
-    def __init__(self, choices: dict[str, tuple[ModelSettings, PipelineConfig]], classifiers: dict[str, str | None],
-                 device: str = "cpu", lesion_checkpoint: str | None = None) -> None:
+    def __init__(
+        self,
+        choices: dict[str, tuple[ModelSettings, PipelineConfig]],
+        classifiers: dict[str, str | None],
+        device: str = "cpu",
+        lesion_checkpoint: str | None = None,
+    ) -> None:
         if STUDENT_CHOICE not in choices:
             raise SettingsError(f"the service needs the {STUDENT_CHOICE!r} choice (the default pipeline)")
         self.choices, self.classifiers, self.device = choices, classifiers, device
         base_models = choices[STUDENT_CHOICE][0]
-        self.lesion_classifier = (LesionClassifier(base_models.classifier, lesion_checkpoint, device)
-                                  if lesion_checkpoint else None)
+        self.lesion_classifier = (
+            LesionClassifier(base_models.classifier, lesion_checkpoint, device) if lesion_checkpoint else None
+        )
         self._explainers: dict[str, Any] = {}
         self._segmenters: dict[str, Any] = {}
         self._pipelines: dict[tuple[str, str, str], LesionPipeline] = {}
-        self._lock = threading.Lock()   # one request at a time uses the models
+        self._lock = threading.Lock()  # one request at a time uses the models
 
     @property
     def segmenter_choices(self) -> list[str]:
@@ -106,8 +115,9 @@ class SegmentationService:
                 seg = self._segmenters.get(segmenter) or build_segmenter(models, self.device)
                 self._segmenters[segmenter] = seg
             # the page always computes the CAM it shows, so its classifier is never unused
-            self._pipelines[key] = build_pipeline(models, pipeline, self.device, self.explainer(classifier), seg,
-                                                  refuse_unused=False)
+            self._pipelines[key] = build_pipeline(
+                models, pipeline, self.device, self.explainer(classifier), seg, refuse_unused=False
+            )
         return self._pipelines[key]
 
     def explainer(self, classifier: str):
@@ -116,13 +126,22 @@ class SegmentationService:
             self._explainers[classifier] = build_explainer(models, self.device)
         return self._explainers[classifier]
 
-    def segment(self, image: np.ndarray, classifier: str, method: str, segmenter: str,
-                truth: np.ndarray | None = None, name: str = "image") -> ServiceResult:
+    def segment(
+        self,
+        image: np.ndarray,
+        classifier: str,
+        method: str,
+        segmenter: str,
+        truth: np.ndarray | None = None,
+        name: str = "image",
+    ) -> ServiceResult:
         """Segment one (H, W, 3) uint8 image; ``truth`` (H, W) bool is only scored, after the fact."""
         check_request_image(image, name)
         if truth is not None and truth.shape != image.shape[:2]:
-            raise DataError(f"the ground-truth mask is {truth.shape[1]}x{truth.shape[0]} but {name} is "
-                            f"{image.shape[1]}x{image.shape[0]}")
+            raise DataError(
+                f"the ground-truth mask is {truth.shape[1]}x{truth.shape[0]} but {name} is "
+                f"{image.shape[1]}x{image.shape[0]}"
+            )
         with self._lock:
             start = time.perf_counter()
             pipe = self.pipeline(classifier, method, segmenter)

@@ -1,7 +1,7 @@
 """Ablation of the zero-shot pipeline: one change at a time, on two evaluation sets.
 
-Runs :func:`cam_sam.runs.dataset.segment_dataset` (what ``cam_sam.segment`` runs) once per (variant, evaluation set) into
-``results/ablation/<set>/<variant>/`` (resumable: rerun to continue), then writes
+Runs :func:`cam_sam.runs.dataset.segment_dataset` (what ``cam_sam.segment`` runs) once per
+(variant, evaluation set) into ``results/ablation/<set>/<variant>/`` (resumable: rerun to continue), then writes
 ``ablation.csv`` and ``ablation.md``. Rows marked "post hoc" are recomputed from the records of
 another run by the same honest rule (highest selection score among the named sources), without
 new inference. Ground truth is used only to score.
@@ -9,6 +9,7 @@ new inference. Ground truth is used only to score.
     python -m cam_sam.studies.ablation
     python -m cam_sam.studies.ablation --set eval_sets='[{"name": "val", "split": "val"}]'
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,23 +17,28 @@ from typing import Any
 
 import pandas as pd
 
-from cam_sam.settings import PRESETS, SEGMENT_CONFIG, resolve_run
 from cam_sam.runs.dataset import segment_dataset
+from cam_sam.settings import PRESETS, SEGMENT_CONFIG, resolve_run
 from common.cli import run_main
-from common.metrics import paired_difference, row_ious, row_per_image, summarise
 from common.config import config_from_argv, merge
 from common.io import write_csv, write_text
+from common.metrics import paired_difference, row_ious, row_per_image, summarise
 
 # The students of the rounds (model_checkpoints/student_<key>.pt) and how the table names them.
 # r3and and soup3h_sog ship; the others are rebuilt into model_checkpoints/ by the commands of their
 # model cards (model_checkpoints/README.md): their runs are left out, said in one line, while their
 # files are missing.
-STUDENTS = {"r1": "student round 1", "r2": "student round 2", "r2and": "student round 2-AND",
-            "r3and": "student round 3-AND", "r4": "student round 4 (crops + full frames)",
-            "r4f": "student round 4 (full frames only)",
-            "r4fe": "student round 4 (full frames, fine-tuned three-class encoder)",
-            "soup3h": "mean of the round 4 student and two fine-tunes of it (the default's before soup3h_sog)",
-            "soup3h_sog": "the same with half a Shades of Gray colour correction of its input (the default's)"}
+STUDENTS = {
+    "r1": "student round 1",
+    "r2": "student round 2",
+    "r2and": "student round 2-AND",
+    "r3and": "student round 3-AND",
+    "r4": "student round 4 (crops + full frames)",
+    "r4f": "student round 4 (full frames only)",
+    "r4fe": "student round 4 (full frames, fine-tuned three-class encoder)",
+    "soup3h": "mean of the round 4 student and two fine-tunes of it (the default's before soup3h_sog)",
+    "soup3h_sog": "the same with half a Shades of Gray colour correction of its input (the default's)",
+}
 
 # The arbiter between independent sources (cam_sam.trust), with a shipped student (every run's flag
 # threshold is the ablation's own, below).
@@ -44,25 +50,51 @@ ABLATION_REVIEW_THRESHOLD = 0.6
 
 
 # The zero-shot colour pipeline: what every colour row changes.
-ZERO_SHOT = {"methods": [], "proposals": ["colour"], "final_sources": ["colour"], "final_rule": "select",
-             "student_checkpoint": None}
+ZERO_SHOT = {
+    "methods": [],
+    "proposals": ["colour"],
+    "final_sources": ["colour"],
+    "final_rule": "select",
+    "student_checkpoint": None,
+}
 
 
 def student_runs(key: str) -> dict[str, tuple[str, dict[str, Any]]]:
     """The ablation runs of one shipped student: beside colour (delivered: colour), majority vote
     of colour, its mask and its box, and colour AND its mask."""
-    name, common = STUDENTS[key], {"methods": [], "prompts": {"n_perturbations": 2}, "final_rule": "select",
-                                   "student_checkpoint": f"model_checkpoints/student_{key}.pt"}
+    name, common = (
+        STUDENTS[key],
+        {
+            "methods": [],
+            "prompts": {"n_perturbations": 2},
+            "final_rule": "select",
+            "student_checkpoint": f"model_checkpoints/student_{key}.pt",
+        },
+    )
     return {
-        f"student_{key}": (f"colour + {name} + its box; delivered: colour",
-                           {**common, "proposals": ["colour", "student", "student_box"], "final_sources": ["colour"]}),
-        f"student_{key}_vote": (f"colour, {name} mask and box: majority vote",
-                                {**common, "proposals": ["colour", "student", "student_box"],
-                                 "final_sources": ["colour", "student", "student_box"], "final_rule": "vote"}),
+        f"student_{key}": (
+            f"colour + {name} + its box; delivered: colour",
+            {**common, "proposals": ["colour", "student", "student_box"], "final_sources": ["colour"]},
+        ),
+        f"student_{key}_vote": (
+            f"colour, {name} mask and box: majority vote",
+            {
+                **common,
+                "proposals": ["colour", "student", "student_box"],
+                "final_sources": ["colour", "student", "student_box"],
+                "final_rule": "vote",
+            },
+        ),
         # a strict majority of two sources is both: the pixels colour's mask and the student's share
-        f"student_{key}_and": (f"colour mask AND {name} mask",
-                               {**common, "proposals": ["colour", "student"], "final_sources": ["colour", "student"],
-                                "final_rule": "vote"}),
+        f"student_{key}_and": (
+            f"colour mask AND {name} mask",
+            {
+                **common,
+                "proposals": ["colour", "student"],
+                "final_sources": ["colour", "student"],
+                "final_rule": "vote",
+            },
+        ),
     }
 
 
@@ -80,6 +112,7 @@ def student_rows(key: str) -> list[list]:
     ]
 
 
+# fmt: off
 CONFIG: dict[str, Any] = {
     "data_root": SEGMENT_CONFIG["data_root"],
     "out_root": "results/ablation",
@@ -90,9 +123,9 @@ CONFIG: dict[str, Any] = {
         # the default's delivered mask, with the GradCAM box decoded and reported beside it
         "default": ("GradCAM box + colour proposals; final from colour (the zero-shot default before round 4)",
                     {**ZERO_SHOT, "methods": ["gradcam"]}),
-        "colour_raw_no_artefact_removal": ("colour: raw lightness only, no artefact removal",
-                                           {**ZERO_SHOT, "colour": {"flatfield_sigmas": [0.0], "channels": ["lightness"],
-                                                                    "remove_artefacts": False}}),
+        "colour_raw_no_artefact_removal": (
+            "colour: raw lightness only, no artefact removal",
+            {**ZERO_SHOT, "colour": {"flatfield_sigmas": [0.0], "channels": ["lightness"], "remove_artefacts": False}}),
         "colour_raw": ("colour: raw lightness only (+ artefact removal)",
                        {**ZERO_SHOT, "colour": {"flatfield_sigmas": [0.0], "channels": ["lightness"]}}),
         "colour_lightness": ("colour: lightness with flat-field variants",
@@ -121,11 +154,13 @@ CONFIG: dict[str, Any] = {
     # rows: (label, run, source row in its metrics, or a list of sources chosen post hoc by predicted IoU)
     "rows": [
         ["GradCAM box (thr 0.5, pad 10 %, 10 perturbations), choice by predicted IoU", "default", "gradcam"],
-        ["colour proposal: Otsu on lightness, central component, no artefact removal", "colour_raw_no_artefact_removal", "final"],
+        ["colour proposal: Otsu on lightness, central component, no artefact removal",
+         "colour_raw_no_artefact_removal", "final"],
         ["+ artefact removal (stickers, ink, cloth)", "colour_raw", "final"],
         ["+ flat-field variants (3 proposals), choice by predicted IoU", "colour_lightness", "final"],
         ["+ blue-channel proposals (up to 6)", "colour_pred_only", "final"],
-        ["+ agreement among candidates in the choice, weight 0.1 (the zero-shot default before round 4)", "default", "final"],
+        ["+ agreement among candidates in the choice, weight 0.1 (the zero-shot default before round 4)",
+         "default", "final"],
         ["default, GradCAM box also in the final pool (post hoc)", "default", ["colour", "gradcam"]],
         *[row for key in STUDENTS for row in student_rows(key)],
         ["arbiter over colour, round 3-AND student, its box and their vote", "arbiter_r3and", "final"],
@@ -135,6 +170,7 @@ CONFIG: dict[str, Any] = {
         ["oracle: best candidate by ground truth (upper bound, NOT a result)", "default", "oracle_final"],
     ],
 }
+# fmt: on
 
 
 def row_summary(metrics: dict[str, Any], source) -> dict[str, Any]:
@@ -149,16 +185,26 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     out_root = Path(cfg["out_root"])
     results: dict[tuple[str, str], dict] = {}
     runs = {k: v for k, v in cfg["runs"].items() if cfg["only_runs"] is None or k in cfg["only_runs"]}
-    missing = sorted(k for k, (_, o) in runs.items() if o.get("student_checkpoint") and not Path(o["student_checkpoint"]).is_file())
+    missing = sorted(
+        k for k, (_, o) in runs.items() if o.get("student_checkpoint") and not Path(o["student_checkpoint"]).is_file()
+    )
     if missing:
         print(f"left out, their student is not in model_checkpoints/ (rebuild: model_checkpoints/README.md): {missing}")
         runs = {k: v for k, v in runs.items() if k not in missing}
     for eval_set in cfg["eval_sets"]:
         for run_name, (_, overrides) in runs.items():
-            settings = {"data_root": cfg["data_root"], "split": eval_set["split"], "every": eval_set.get("every", 1),
-                        "limit": eval_set.get("limit"), "out_dir": str(out_root / eval_set["name"] / run_name),
-                        "n_overlays": 0, "synthetic_if_missing": False, "embedding_cache": cfg["embedding_cache"],
-                        "review_threshold": cfg["review_threshold"], **overrides}
+            settings = {
+                "data_root": cfg["data_root"],
+                "split": eval_set["split"],
+                "every": eval_set.get("every", 1),
+                "limit": eval_set.get("limit"),
+                "out_dir": str(out_root / eval_set["name"] / run_name),
+                "n_overlays": 0,
+                "synthetic_if_missing": False,
+                "embedding_cache": cfg["embedding_cache"],
+                "review_threshold": cfg["review_threshold"],
+                **overrides,
+            }
             print(f"== {eval_set['name']} / {run_name}")
             results[(eval_set["name"], run_name)] = segment_dataset(resolve_run(merge(SEGMENT_CONFIG, settings)))
     reference = cfg["reference"] if cfg["reference"] and cfg["reference"][0] in runs else None
@@ -170,11 +216,19 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         for eval_set in cfg["eval_sets"]:
             name = eval_set["name"]
             s = row_summary(results[(name, run_name)], source)
-            row.update({f"{name} IoU": round(s["iou"], 3), f"{name} Dice": round(s["dice"], 3),
-                        f"{name} IoU>=0.65": round(s["share_iou_ge_0.65"], 2), f"{name} n": s["n_images"]})
+            row.update(
+                {
+                    f"{name} IoU": round(s["iou"], 3),
+                    f"{name} Dice": round(s["dice"], 3),
+                    f"{name} IoU>=0.65": round(s["share_iou_ge_0.65"], 2),
+                    f"{name} n": s["n_images"],
+                }
+            )
             if reference is not None:
-                d = paired_difference(row_ious(results[(name, run_name)]["per_image"], source),
-                                      row_ious(results[(name, reference[0])]["per_image"], reference[1]))
+                d = paired_difference(
+                    row_ious(results[(name, run_name)]["per_image"], source),
+                    row_ious(results[(name, reference[0])]["per_image"], reference[1]),
+                )
                 row[f"{name} vs default [95 % CI]"] = f"{d['diff']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]"
         table.append(row)
     df = pd.DataFrame(table)

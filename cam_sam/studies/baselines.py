@@ -13,6 +13,7 @@ Ground-truth-derived upper bounds are named ``gt_*`` and flagged in ``metrics.js
 
     python -m cam_sam.studies.baselines --set split=val
 """
+
 from __future__ import annotations
 
 import logging
@@ -41,16 +42,19 @@ from data.isic import check_image_content, subset_ids
 GT_BASELINES = ("gt_box", "gt_box_pad5", "gt_centroid_point")
 BASELINES = GT_BASELINES + ("whole_image_box", "centred_box_80", "otsu_grey_mask", "otsu_grey_box", "randomcam_box")
 
+# fmt: off
 CONFIG: dict[str, Any] = {
     # the keys of cam_sam.settings.SEGMENT_CONFIG these baselines read: data, outputs, and the
     # classifier and segmenter as cam_sam.runs.build builds them (backend, embedding cache)
     **{k: SEGMENT_CONFIG[k] for k in ("dataset", "data_root", "split", "every", "limit", "results_root", "out_dir",
                                       "classifier", "classifier_checkpoint", "target_class", "binary_target",
                                       "cam_batch_size", "ensemble_methods", "segmenter", "segmenter_checkpoint",
-                                      "decode_batch_size", "backend", "export_dir", "embedding_cache", "device", "seed")},
+                                      "decode_batch_size", "backend", "export_dir", "embedding_cache", "device",
+                                      "seed")},
     "baselines": list(BASELINES),
     "postprocess": {"keep_largest": True, "fill_holes": True},   # fields of cam_sam.pipeline.PostprocessConfig
 }
+# fmt: on
 
 
 def otsu_grey_region(image: np.ndarray) -> np.ndarray:
@@ -103,10 +107,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         raise SettingsError(f"unknown baselines {unknown}; available: {', '.join(BASELINES)}")
     dataset = open_dataset(cfg["data_root"], cfg["split"], dataset=cfg["dataset"])
     device = resolve_device(cfg["device"])
-    np.random.seed(cfg["seed"])   # RandomCAM draws from numpy's global generator
+    np.random.seed(cfg["seed"])  # RandomCAM draws from numpy's global generator
     run_dir = resolve_run_dir(cfg["results_root"], cfg["out_dir"], f"baselines_{cfg['segmenter']}")
     run = ResumableRun(run_dir, cfg, PIPELINE_RESUMABLE | {"limit"})
-    models = ModelSettings.from_config(cfg)     # the keys it has not: PIPELINE_CONFIG's defaults
+    models = ModelSettings.from_config(cfg)  # the keys it has not: PIPELINE_CONFIG's defaults
     explainer = build_explainer(models, device) if "randomcam_box" in cfg["baselines"] else None
     segmenter = build_segmenter(models, device)
     post = dict(cfg["postprocess"])
@@ -124,8 +128,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             else:
                 prompt = baseline_prompts(name, sample.image, sample.mask, cams)
                 mask = None if prompt is None else postprocess_mask(segmenter.predict(**prompt).masks[0], **post)
-            metrics[name] = {**mask_metrics(mask, sample.mask), "failed": mask is None,
-                             "uses_ground_truth": name in GT_BASELINES}
+            metrics[name] = {
+                **mask_metrics(mask, sample.mask),
+                "failed": mask is None,
+                "uses_ground_truth": name in GT_BASELINES,
+            }
         return {"metrics": metrics}
 
     run.process(ids, work, desc="baselines")

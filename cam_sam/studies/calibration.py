@@ -2,19 +2,22 @@
 
 Fits :class:`cam_sam.calibration.Calibration` (isotonic) on the ``fit`` runs, pooled (the
 synthetic development set: pairs from frames that never entered training, masks known by
-construction; or evaluation sets) and reports, on every run of ``sets``, how far each decile's expected IoU is from
-its mean IoU, the confidence's AUROC for IoU < 0.5, and what a review threshold on the expected
-IoU would flag, and the confidence it amounts to (a preset's ``review_threshold``). The threshold
-is chosen on the fit runs alone: the lowest expected IoU below which ``min_failures_flagged`` of
-the failures of each fit run fall (with ``pool_failures``, of their failures pooled). With several fit runs, each is also left out in
-turn: fitted on the others, checked on it (how the choice transfers). Reads only the runs' ``metrics.json``; writes ``calibration.md``,
-``calibration.csv``, ``reliability.png`` into ``out_dir``. The same rules, fitted on both
-development sets pooled, make a shipped student's maps and thresholds (``python -m self_training.ship``).
+construction; or evaluation sets) and reports, on every run of ``sets``, how far each decile's
+expected IoU is from its mean IoU, the confidence's AUROC for IoU < 0.5, and what a review
+threshold on the expected IoU would flag, and the confidence it amounts to (a preset's
+``review_threshold``). The threshold is chosen on the fit runs alone: the lowest expected IoU
+below which ``min_failures_flagged`` of the failures of each fit run fall (with
+``pool_failures``, of their failures pooled). With several fit runs, each is also left out in
+turn: fitted on the others, checked on it (how the choice transfers). Reads only the runs'
+``metrics.json``; writes ``calibration.md``, ``calibration.csv``, ``reliability.png`` into
+``out_dir``. The same rules, fitted on both development sets pooled, make a shipped student's
+maps and thresholds (``python -m self_training.ship``).
 
     python -m cam_sam.studies.calibration --set variant=no_zoom --set pool_failures=true \\
         --set fit='{"val": "results/eval/fast_val", "train_every18": "results/eval/fast_e18"}' \\
         --set sets='{"val": "results/eval/fast_val", "train_every18": "results/eval/fast_e18"}'   # preset=fast's runs
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -31,6 +34,7 @@ from common.errors import DataError, SettingsError
 from common.io import read_json, save_figure, write_csv, write_text
 from common.metrics import FAIL_IOU, auroc_fail
 
+# fmt: off
 CONFIG: dict[str, Any] = {
     "fit": {},                      # {name: run folder}: the runs (pooled) the map and threshold are fitted on
     "sets": {},                     # {name: run folder}: where they are checked (and, two of them, left out in turn)
@@ -42,6 +46,7 @@ CONFIG: dict[str, Any] = {
                                     # failure would set the level for every image (docs/experiments/tr-11)
     "out_dir": "results/calibration",
 }
+# fmt: on
 
 
 def deciles(calibration: Calibration, frame: pd.DataFrame, n: int) -> pd.DataFrame:
@@ -64,9 +69,15 @@ def check(calibration: Calibration, threshold: float, frame: pd.DataFrame, n: in
     flagged = calibration(frame["confidence"].to_numpy()) < threshold
     failed = frame["iou"].to_numpy() < FAIL_IOU
     conf = dict(zip(frame["id"], frame["confidence"]))
-    return {"n": len(frame), "iou": float(frame["iou"].mean()), "max_decile_gap": float(table["gap"].max()),
-            "mean_decile_gap": float(table["gap"].mean()), "auroc_fail": auroc_fail(conf, dict(zip(frame["id"], frame["iou"]))),
-            "share_flagged": float(flagged.mean()), "failures_flagged": float(flagged[failed].mean()) if failed.any() else None}
+    return {
+        "n": len(frame),
+        "iou": float(frame["iou"].mean()),
+        "max_decile_gap": float(table["gap"].max()),
+        "mean_decile_gap": float(table["gap"].mean()),
+        "auroc_fail": auroc_fail(conf, dict(zip(frame["id"], frame["iou"]))),
+        "share_flagged": float(flagged.mean()),
+        "failures_flagged": float(flagged[failed].mean()) if failed.any() else None,
+    }
 
 
 def reliability_figure(rows: dict[str, pd.DataFrame], title: str):
@@ -89,14 +100,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     cfg = config_from_argv(CONFIG, argv, description=__doc__.splitlines()[0])
     if not cfg["fit"]:
         raise SettingsError("fit: give the {name: run folder} (one or more, pooled) to fit the map on")
-    frames = {name: confidence_and_iou(read_json(Path(path) / "metrics.json"))
-              for name, path in {**cfg["fit"], **cfg["sets"]}.items()}
+    frames = {
+        name: confidence_and_iou(read_json(Path(path) / "metrics.json"))
+        for name, path in {**cfg["fit"], **cfg["sets"]}.items()
+    }
     empty = [name for name, frame in frames.items() if frame.empty]
     if empty:
         raise DataError(f"no scored image with a confidence in the runs {empty}")
     fit_name = "+".join(cfg["fit"])
     fits = {fit_name: [name for name in cfg["sets"] if name != fit_name]}
-    for left_out in cfg["fit"] if len(cfg["fit"]) > 1 else []:     # leave one set out: the others fit it
+    for left_out in cfg["fit"] if len(cfg["fit"]) > 1 else []:  # leave one set out: the others fit it
         others = "+".join(name for name in cfg["fit"] if name != left_out)
         fits[others] = [left_out]
     for pooled in fits:
@@ -109,9 +122,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             fit_frames = [pd.concat(fit_frames, ignore_index=True)]
         threshold = review_threshold(calibration, fit_frames, cfg["min_failures_flagged"])
         for name in [fitted_on] + checked:
-            rows.append({"fitted_on": fitted_on, "set": name, "threshold": threshold,
-                         "confidence_threshold": calibration.confidence_at(threshold),
-                         **check(calibration, threshold, frames[name], cfg["n_deciles"])})
+            rows.append(
+                {
+                    "fitted_on": fitted_on,
+                    "set": name,
+                    "threshold": threshold,
+                    "confidence_threshold": calibration.confidence_at(threshold),
+                    **check(calibration, threshold, frames[name], cfg["n_deciles"]),
+                }
+            )
             if fitted_on == fit_name:
                 tables[name] = deciles(calibration, frames[name], cfg["n_deciles"])
     report = pd.DataFrame(rows)

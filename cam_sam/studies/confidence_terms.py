@@ -15,6 +15,7 @@ chance (docs/experiments/tr-12). The ground truth only scores. Writes
     python -m cam_sam.studies.confidence_terms \\
         --set runs='{"val": "results/eval/r4fe_student_val", "train_every18": "results/eval/r4fe_student_e18"}'
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -30,6 +31,7 @@ from common.errors import SettingsError
 from common.io import read_json, write_csv, write_text
 from common.metrics import FAIL_IOU, auroc_fail, rank_auroc
 
+# fmt: off
 CONFIG: dict[str, Any] = {
     "runs": {},                                  # {set name: run folder of cam_sam.segment}; two for the crossing
     "contrast_scales": [10.0, 15.0, 20.0, 25.0, 30.0, 40.0, 60.0],
@@ -38,7 +40,8 @@ CONFIG: dict[str, Any] = {
     "seed": 0,
     "out_dir": "results/confidence_terms",
 }
-SHIPPED = "all terms"                            # the variant that is the shipped confidence
+# fmt: on
+SHIPPED = "all terms"  # the variant that is the shipped confidence
 
 
 def image_terms(run_dir: Path) -> tuple[pd.DataFrame, dict[str, float]]:
@@ -49,7 +52,7 @@ def image_terms(run_dir: Path) -> tuple[pd.DataFrame, dict[str, float]]:
         record = read_json(record_path)
         trust = record.get("trust")
         if not trust or record.get("final_source") not in trust.get("signals", {}):
-            continue                     # no mask, or a fallback for an empty student: no terms to rebuild
+            continue  # no mask, or a fallback for an empty student: no terms to rebuild
         signals = {k: CandidateSignals(**v) for k, v in trust["signals"].items()}
         terms = confidence_terms(signals, trust["pairwise"], record["final_source"])
         rows.append({"id": record_path.stem, **terms, "raw_contrast": signals[record["final_source"]].contrast})
@@ -60,7 +63,9 @@ def image_terms(run_dir: Path) -> tuple[pd.DataFrame, dict[str, float]]:
 def variants(scales: list[float]) -> dict[str, tuple[tuple[str, ...], float]]:
     """name -> (terms multiplied, contrast scale)."""
     out = {"all terms": (CONFIDENCE_TERMS, CONTRAST_SCALE)}
-    out.update({f"without {t}": (tuple(x for x in CONFIDENCE_TERMS if x != t), CONTRAST_SCALE) for t in CONFIDENCE_TERMS})
+    out.update(
+        {f"without {t}": (tuple(x for x in CONFIDENCE_TERMS if x != t), CONTRAST_SCALE) for t in CONFIDENCE_TERMS}
+    )
     out.update({f"contrast scale {s:g}": (CONFIDENCE_TERMS, s) for s in scales})
     return out
 
@@ -68,13 +73,20 @@ def variants(scales: list[float]) -> dict[str, tuple[tuple[str, ...], float]]:
 def confidence(frame: pd.DataFrame, terms: tuple[str, ...], scale: float) -> dict[str, float]:
     values = frame.copy()
     if frame["raw_contrast"].notna().any():
-        values["contrast"] = np.where(frame["raw_contrast"].isna(), 1.0,
-                                      np.minimum(1.0, frame["raw_contrast"].fillna(0) / scale))
+        values["contrast"] = np.where(
+            frame["raw_contrast"].isna(), 1.0, np.minimum(1.0, frame["raw_contrast"].fillna(0) / scale)
+        )
     return dict(zip(values.index, np.clip(values[list(terms)].prod(axis=1), 0, 1)))
 
 
-def auroc_gain_interval(variant: dict[str, float], shipped: dict[str, float], ious: dict[str, float],
-                        n_resamples: int, level: float, seed: int) -> tuple[float, float]:
+def auroc_gain_interval(
+    variant: dict[str, float],
+    shipped: dict[str, float],
+    ious: dict[str, float],
+    n_resamples: int,
+    level: float,
+    seed: int,
+) -> tuple[float, float]:
     """Percentile interval of AUROC(``variant``) - AUROC(``shipped``) for IoU < 0.5 over
     ``n_resamples`` resamples of the images (the same images for both: paired); resamples with
     one class only are skipped."""
@@ -96,17 +108,33 @@ def auroc_gain_interval(variant: dict[str, float], shipped: dict[str, float], io
     return float(low), float(high)
 
 
-def choose(report: pd.DataFrame, confidences: dict[str, dict[str, dict[str, float]]], ious: dict[str, float],
-           set_name: str, rule: str, cfg: dict[str, Any]) -> str:
+def choose(
+    report: pd.DataFrame,
+    confidences: dict[str, dict[str, dict[str, float]]],
+    ious: dict[str, float],
+    set_name: str,
+    rule: str,
+    cfg: dict[str, Any],
+) -> str:
     """The variant chosen on ``set_name`` by ``rule`` ("best" or "evidence", module docstring);
     ``confidences[variant][set_name]``: image -> confidence."""
     if rule == "best":
         return str(report.loc[report[set_name].idxmax(), "variant"])
     shipped = confidences[SHIPPED][set_name]
-    better = [row["variant"] for _, row in report.sort_values(set_name, ascending=False).iterrows()
-              if row["variant"] != SHIPPED and auroc_gain_interval(
-                  confidences[row["variant"]][set_name], shipped, ious, cfg["n_resamples"],
-                  cfg["confidence_level"], cfg["seed"])[0] > 0]
+    better = [
+        row["variant"]
+        for _, row in report.sort_values(set_name, ascending=False).iterrows()
+        if row["variant"] != SHIPPED
+        and auroc_gain_interval(
+            confidences[row["variant"]][set_name],
+            shipped,
+            ious,
+            cfg["n_resamples"],
+            cfg["confidence_level"],
+            cfg["seed"],
+        )[0]
+        > 0
+    ]
     return better[0] if better else SHIPPED
 
 
@@ -120,7 +148,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         row = {"variant": name}
         for set_name, (frame, ious) in data.items():
             conf = confidence(frame, terms, scale)
-            conf.update({i: 0.0 for i in ious if i not in conf})     # a failed image: confidence 0
+            conf.update({i: 0.0 for i in ious if i not in conf})  # a failed image: confidence 0
             confidences.setdefault(name, {})[set_name] = conf
             row[set_name] = auroc_fail(conf, ious)
         table.append(row)
@@ -131,11 +159,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for chosen_on in names:
             chosen = choose(report, confidences, data[chosen_on][1], chosen_on, rule, cfg)
             row = report.set_index("variant").loc[chosen]
-            crossing.append({"rule": rule, "chosen on": chosen_on, "variant": chosen,
-                             **{f"AUROC {n}": row[n] for n in names}})
+            crossing.append(
+                {"rule": rule, "chosen on": chosen_on, "variant": chosen, **{f"AUROC {n}": row[n] for n in names}}
+            )
     out = Path(cfg["out_dir"])
     write_csv(out / "confidence_terms.csv", report)
-    text = report.to_markdown(index=False, floatfmt=".3f") + "\n\n" + pd.DataFrame(crossing).to_markdown(index=False, floatfmt=".3f") + "\n"
+    text = (
+        report.to_markdown(index=False, floatfmt=".3f")
+        + "\n\n"
+        + pd.DataFrame(crossing).to_markdown(index=False, floatfmt=".3f")
+        + "\n"
+    )
     write_text(out / "confidence_terms.md", text)
     print(text)
     return {"report": table, "crossing": crossing}

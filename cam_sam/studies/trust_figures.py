@@ -10,6 +10,7 @@ Writes ``trust.png`` and ``trust.csv`` (the curves' numbers) into ``out_dir``.
 
     python -m cam_sam.studies.trust_figures --set runs='{"default, val": "results/ablation/val/default"}'
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -29,12 +30,14 @@ from common.errors import DataError, SettingsError  # noqa: E402
 from common.io import read_json, save_figure, write_csv  # noqa: E402
 from common.metrics import FAIL_IOU  # noqa: E402
 
+# fmt: off
 CONFIG: dict[str, Any] = {
     "runs": {},                       # label -> run folder (with metrics.json)
     "coverages": [0.5, 0.6, 0.7, 0.8, 0.9, 1.0],
     "n_bins": 5,                      # calibration bins (equal counts of images)
     "out_dir": "results/trust_figures",
 }
+# fmt: on
 
 
 def coverage_curve(frame: pd.DataFrame, coverages: list[float]) -> list[float]:
@@ -46,8 +49,12 @@ def calibration(frame: pd.DataFrame, n_bins: int) -> pd.DataFrame:
     """Per confidence bin (equal counts): mean confidence, mean IoU, share of failures."""
     ranked = frame.sort_values(["confidence", "id"]).reset_index(drop=True)
     ranked["bin"] = np.minimum(np.arange(len(ranked)) * n_bins // max(len(ranked), 1), n_bins - 1)
-    return ranked.groupby("bin").agg(confidence=("confidence", "mean"), iou=("iou", "mean"),
-                                     failures=("iou", lambda v: float(np.mean(v < FAIL_IOU))), n=("iou", "size"))
+    return ranked.groupby("bin").agg(
+        confidence=("confidence", "mean"),
+        iou=("iou", "mean"),
+        failures=("iou", lambda v: float(np.mean(v < FAIL_IOU))),
+        n=("iou", "size"),
+    )
 
 
 def trust_row(label: str, frame: pd.DataFrame, coverages: list[float]) -> dict[str, Any]:
@@ -57,12 +64,16 @@ def trust_row(label: str, frame: pd.DataFrame, coverages: list[float]) -> dict[s
     curve = coverage_curve(frame, coverages)
     failed = frame["iou"] < FAIL_IOU
     auroc = auroc_fail(dict(zip(frame["id"], frame["confidence"])), dict(zip(frame["id"], frame["iou"])))
-    return {"run": label, "n": len(frame), "mean IoU": round(float(frame["iou"].mean()), 3),
-            "AUROC (IoU < 0.5)": round(auroc, 3),
-            **{f"top {c:.0%}": round(v, 3) for c, v in zip(coverages, curve)},
-            "top 80% - all": round(curve[coverages.index(0.8)] - curve[-1], 3) if 0.8 in coverages else None,
-            "flagged": round(float(frame["flagged"].mean()), 3),
-            "failures flagged": round(float(frame.loc[failed, "flagged"].mean()), 3) if failed.any() else None}
+    return {
+        "run": label,
+        "n": len(frame),
+        "mean IoU": round(float(frame["iou"].mean()), 3),
+        "AUROC (IoU < 0.5)": round(auroc, 3),
+        **{f"top {c:.0%}": round(v, 3) for c, v in zip(coverages, curve)},
+        "top 80% - all": round(curve[coverages.index(0.8)] - curve[-1], 3) if 0.8 in coverages else None,
+        "flagged": round(float(frame["flagged"].mean()), 3),
+        "failures flagged": round(float(frame.loc[failed, "flagged"].mean()), 3) if failed.any() else None,
+    }
 
 
 def trust_figure(frames: dict[str, pd.DataFrame], coverages: list[float], n_bins: int):
@@ -70,7 +81,7 @@ def trust_figure(frames: dict[str, pd.DataFrame], coverages: list[float], n_bins
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     for label, frame in frames.items():
         curve = coverage_curve(frame, coverages)
-        line, = left.plot([100 * c for c in coverages], curve, marker="o", label=label)
+        (line,) = left.plot([100 * c for c in coverages], curve, marker="o", label=label)
         share = 100 * (1 - frame["flagged"].mean())
         left.axvline(share, color=line.get_color(), linestyle=":", linewidth=1)
         cal = calibration(frame, n_bins)
@@ -96,7 +107,7 @@ def trust_figure(frames: dict[str, pd.DataFrame], coverages: list[float], n_bins
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     cfg = config_from_argv(CONFIG, argv, description=__doc__.splitlines()[0])
     if not cfg["runs"]:
-        raise SettingsError("name the runs to draw: --set runs='{\"label\": \"results/<run folder>\"}'")
+        raise SettingsError('name the runs to draw: --set runs=\'{"label": "results/<run folder>"}\'')
     frames = {}
     for label, run in cfg["runs"].items():
         path = Path(run) / "metrics.json"

@@ -13,8 +13,10 @@ and recomputes offline, without new inference:
 Ground truth is read here only to score: the choice of weights it reports is a development choice
 made on the evaluation sets, which the README says. ::
 
-    python -m cam_sam.studies.trust_study --set runs='{"val": "results/arbiter/val/r4", "train_every18": "results/arbiter/train_every18/r4"}'
+    python -m cam_sam.studies.trust_study \\
+        --set runs='{"val": "results/arbiter/val/r4", "train_every18": "results/arbiter/train_every18/r4"}'
 """
+
 from __future__ import annotations
 
 import itertools
@@ -24,13 +26,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cam_sam.trust import (OUTSIDE_WEIGHT, QUALITY_WEIGHT, RIM_WEIGHT, CandidateSignals, arbitrate, confidence_of,
-                           signals_among)
+from cam_sam.trust import (
+    OUTSIDE_WEIGHT,
+    QUALITY_WEIGHT,
+    RIM_WEIGHT,
+    CandidateSignals,
+    arbitrate,
+    confidence_of,
+    signals_among,
+)
 from common.cli import run_main
 from common.config import config_from_argv
 from common.io import read_json, write_csv, write_text
 from common.metrics import auroc_fail, flag_summary, paired_difference, risk_coverage
 
+# fmt: off
 CONFIG: dict[str, Any] = {
     "runs": {"val": "results/arbiter/val/r4", "train_every18": "results/arbiter/train_every18/r4"},
     "reference": "colour",                       # the row every interval is against (the teacher's mask)
@@ -65,6 +75,7 @@ CONFIG: dict[str, Any] = {
                          ["agreement", "plausibility"], ["agreement", "stability", "plausibility"]],
     "out": "results/trust_study",
 }
+# fmt: on
 
 
 def load_images(run_dir: str | Path) -> dict[str, dict]:
@@ -77,9 +88,13 @@ def load_images(run_dir: str | Path) -> dict[str, dict]:
         trust = record.get("trust", {})
         signals = trust.get("signals", {})
         ious = {name: metrics[name]["iou"] for name in signals if name in metrics}
-        images[path.stem] = {"iou": ious, "signals": {k: CandidateSignals(**v) for k, v in signals.items()},
-                             "pairwise": trust.get("pairwise") or {}, "parents": trust.get("parents") or {},
-                             "final": record.get("final_source")}
+        images[path.stem] = {
+            "iou": ious,
+            "signals": {k: CandidateSignals(**v) for k, v in signals.items()},
+            "pairwise": trust.get("pairwise") or {},
+            "parents": trust.get("parents") or {},
+            "final": record.get("final_source"),
+        }
     return images
 
 
@@ -89,8 +104,9 @@ def among(image: dict, names: list[str]) -> dict[str, CandidateSignals]:
     return signals_among(image["signals"], image["pairwise"], parents, names)
 
 
-def choose(signals: dict[str, CandidateSignals], weights: tuple[float, float, float],
-           pool: list[str] | None = None) -> str | None:
+def choose(
+    signals: dict[str, CandidateSignals], weights: tuple[float, float, float], pool: list[str] | None = None
+) -> str | None:
     """The arbiter's pick among ``pool`` (default: every candidate) with weights (quality, rim, outside)."""
     names = [n for n in (pool or signals) if n in signals]
     return arbitrate({n: signals[n] for n in names}, weights) if names else None
@@ -107,7 +123,8 @@ def arbiter_table(sets: dict[str, dict], cfg: dict[str, Any]) -> pd.DataFrame:
     ref = {name: rule_ious(images, lambda im: cfg["reference"]) for name, images in sets.items()}
     rules = {f"{c} alone": (lambda c: lambda im: c)(c) for c in cfg["candidates_alone"]}
     rules["oracle: better of colour and student (NOT a result)"] = lambda im: max(
-        ("colour", "student"), key=lambda c: im["iou"].get(c, 0.0))
+        ("colour", "student"), key=lambda c: im["iou"].get(c, 0.0)
+    )
     grid = cfg["grid"]
     for variant in cfg["arbiter_variants"]:
         for w in itertools.product(grid["quality"], grid["rim"], grid["outside"]):
@@ -136,22 +153,38 @@ def confidence_table(sets: dict[str, dict], cfg: dict[str, Any]) -> pd.DataFrame
             for name, images in sets.items():
                 ious, conf = {}, {}
                 for i, im in images.items():
-                    final = (choose(among(im, setup["pool"]), tuple(cfg["arbiter_weights"]), setup["pool"])
-                             if setup["delivered"] == "arbiter" else setup["delivered"])
+                    final = (
+                        choose(among(im, setup["pool"]), tuple(cfg["arbiter_weights"]), setup["pool"])
+                        if setup["delivered"] == "arbiter"
+                        else setup["delivered"]
+                    )
                     signals = among(im, list(dict.fromkeys(setup["pool"] + setup["candidates"])))
                     ious[i] = float(im["iou"].get(final, 0.0)) if final else 0.0
-                    conf[i] = (confidence_of(signals, im["pairwise"], final, tuple(terms), setup["candidates"])
-                               if final in signals else 0.0)
+                    conf[i] = (
+                        confidence_of(signals, im["pairwise"], final, tuple(terms), setup["candidates"])
+                        if final in signals
+                        else 0.0
+                    )
                 curve = risk_coverage(conf, ious)
-                base = {"setup": setup["label"], "terms": " x ".join(terms), "set": name,
-                        "mean IoU": round(float(np.mean(list(ious.values()))), 4),
-                        "AUROC (IoU < 0.5)": round(auroc_fail(conf, ious), 3),
-                        "top 80 % - all": round(curve["0.8"] - curve["1.0"], 3),
-                        **{f"top {k}": round(v, 3) for k, v in curve.items()}}
+                base = {
+                    "setup": setup["label"],
+                    "terms": " x ".join(terms),
+                    "set": name,
+                    "mean IoU": round(float(np.mean(list(ious.values()))), 4),
+                    "AUROC (IoU < 0.5)": round(auroc_fail(conf, ious), 3),
+                    "top 80 % - all": round(curve["0.8"] - curve["1.0"], 3),
+                    **{f"top {k}": round(v, 3) for k, v in curve.items()},
+                }
                 for threshold in cfg["thresholds"]:
                     flags = flag_summary({i: c < threshold for i, c in conf.items()}, ious)
-                    rows.append({**base, "threshold": threshold, "flagged": round(flags["share_flagged"], 3),
-                                 "failures flagged": round(flags["failures_flagged"], 3)})
+                    rows.append(
+                        {
+                            **base,
+                            "threshold": threshold,
+                            "flagged": round(flags["share_flagged"], 3),
+                            "failures flagged": round(flags["failures_flagged"], 3),
+                        }
+                    )
     return pd.DataFrame(rows)
 
 
