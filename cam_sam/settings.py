@@ -77,7 +77,10 @@ PIPELINE_CONFIG: dict[str, Any] = {
     "student_backend": "auto",               # the student's network: torch, onnxruntime, openvino; auto: as
                                              # "backend" (models/student_runtime.py; exported into export_dir);
                                              # openvino_int8, onnxruntime_int8: int8, quantized once on training
-                                             # frames (models/student_quantize.py; cam_sam.studies.int8)
+                                             # frames (models/student_quantize.py): about twice as fast through
+                                             # OpenVINO, same mean IoU, but a few small lesions' masks differ
+                                             # (IoU < 0.9 with float32's on 2-4 validation images), so no preset
+                                             # uses it (cam_sam.studies.int8)
     # sources, selection and every group of settings: PipelineConfig's fields, one to one
     **asdict(PipelineConfig()),
     "device": "auto",
