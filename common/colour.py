@@ -37,7 +37,7 @@ def colour_gains(image: np.ndarray, method: str | None, strength: float = 1.0) -
     """The gains of ``method`` (one of :data:`COLOUR_CONSTANCY_METHODS`) for ``image``, raised to
     ``strength`` (1: the full correction; 0.5: half of it, on a log scale); None for no colour
     constancy. A partial correction keeps some of a frame's cast: where a lesion's redness fills
-    the frame, the full one takes it for the illuminant and removes it (docs/self_training.md)."""
+    the frame, the full one takes it for the illuminant and removes it (docs/experiments/st-32, st-33)."""
     if method is None:
         return None
     if method not in COLOUR_CONSTANCY_METHODS:

@@ -143,7 +143,7 @@ TTA_FLIPS: tuple[tuple[int, ...], ...] = ((), (-1,), (-2,))
 
 # StudentSegmenter.zoom_agreement: the black border added on each side, a fraction of that side.
 # Chosen for the confidence on both evaluation sets together among 0.15 and 0.3 black and 0.15 and
-# 0.3 mirrored borders (docs/trust.md); it never changes the delivered mask.
+# 0.3 mirrored borders (docs/experiments/tr-03); it never changes the delivered mask.
 ZOOM_OUT_PAD = 0.15
 
 

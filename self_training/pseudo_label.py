@@ -52,7 +52,7 @@ CONFIG: dict[str, Any] = {
     "out_dir": None,                   # None: results/pseudo_<time>; a path: resume there
     **PIPELINE_CONFIG,
     # the teacher: colour proposals -> LiteMedSAM AND a student (pixels both call lesion), the best
-    # teacher of every round since 2-AND (docs/self_training.md); not the default pipeline, whose
+    # teacher of every round since 2-AND (docs/experiments/st-04 to st-08); not the default pipeline, whose
     # student alone would label its own training data
     **TEACHER,
 }
