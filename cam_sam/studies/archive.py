@@ -33,6 +33,7 @@ from typing import Any
 from common.cli import run_main
 from common.config import config_from_argv
 from common.defaults import DATA_ROOT
+from common.errors import DataError
 from common.io import read_json, write_json
 from data.isic import list_images
 
@@ -52,6 +53,8 @@ CONFIG: dict[str, Any] = {
 
 def make_folder(source: Path, folder: Path, n_images: int) -> None:
     """``n_images`` links ``A<nnnnnn><suffix>`` in ``folder`` to the images of ``source``, in turn."""
+    if not source.is_dir():
+        raise DataError(f"no images to repeat: {source} is not a folder (source)")
     frames = list_images(source)
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(n_images):
