@@ -65,6 +65,7 @@ def test_calibration_refuses_an_evaluation_id(layout):
         calibration_frames(CalibrationSet(str(layout / "frames"), str(layout / "nowhere"), n=4))
 
 
+@pytest.mark.slow  # quantizes (NNCF): the exports' tier
 @pytest.mark.parametrize("backend", ["openvino_int8", "onnxruntime_int8"])
 def test_the_int8_backend_runs_a_tiny_student(backend, layout, tiny_student, tmp_path):
     pytest.importorskip(backend.removesuffix("_int8"))
@@ -91,6 +92,7 @@ def test_int8_is_for_the_runtimes_only(tmp_path):
         split_backend("torch_int8")
 
 
+@pytest.mark.slow
 def test_the_export_command_writes_a_loadable_int8_file(layout, tiny_student, tmp_path):
     onnxruntime = pytest.importorskip("onnxruntime")
     from cam_sam import export
