@@ -1,17 +1,18 @@
 """Atomic file writes and run folders, so an interrupted run never leaves a half-written file."""
+
 from __future__ import annotations
 
 import itertools
 import json
 import os
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from common.errors import DataError
-
 
 # The process's umask, read once at import (reading it means setting it, which is not safe while a
 # writer thread runs): a temporary file is created owner-only, and the finished file gets the
@@ -133,6 +134,7 @@ def read_uncertainty(path: str | Path) -> np.ndarray:
 
 def write_npy(path: str | Path, array: np.ndarray) -> None:
     """Write an array as ``.npy``, atomically."""
+
     def save(tmp: Path) -> None:
         with open(tmp, "wb") as handle:
             np.save(handle, array)

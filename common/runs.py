@@ -9,15 +9,17 @@ Run folder layout::
     overlays/<id>.png    figures for the first N images
     metrics.json         {"summary": {METHOD: {...}}, "per_image": {ID: {METHOD: {...}}}, "failures": {ID: msg}}
 """
+
 from __future__ import annotations
 
 import json
 import logging
 import os
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 from tqdm import tqdm
 
@@ -40,8 +42,9 @@ def failed_metrics() -> dict[str, Any]:
     return {**{name: 0.0 for name in METRIC_NAMES}, "failed": True}
 
 
-def fix_run_config(run_dir: str | Path, config: dict[str, Any], resumable: Iterable[str] = (),
-                   defaults: dict[str, Any] | None = None) -> None:
+def fix_run_config(
+    run_dir: str | Path, config: dict[str, Any], resumable: Iterable[str] = (), defaults: dict[str, Any] | None = None
+) -> None:
     """Write ``config`` and the project's ``version`` to ``run_dir/config.json``, or, when a run
     already started there with another config, end with one line naming the keys that differ.
     Keys that may differ: ``resumable`` (plus :data:`RESUMABLE_KEYS`), settings the project
@@ -58,12 +61,18 @@ def fix_run_config(run_dir: str | Path, config: dict[str, Any], resumable: Itera
         added_at_default = {k for k in current if k not in previous and k in known and known[k] == current[k]}
         # a setting a newer version no longer records for this run (it does not apply), at its default
         left_at_default = {k for k in previous if k not in current and k in known and known[k] == previous[k]}
-        changed = sorted(k for k in set(previous) | set(current)
-                         if k.split(".")[0] not in allowed and k not in allowed | added_at_default | left_at_default
-                         and previous.get(k) != current.get(k))
+        changed = sorted(
+            k
+            for k in set(previous) | set(current)
+            if k.split(".")[0] not in allowed
+            and k not in allowed | added_at_default | left_at_default
+            and previous.get(k) != current.get(k)
+        )
         if changed:
-            raise RunError(f"{run_dir} holds a run with another config (keys {changed} differ); "
-                           "choose a new out_dir or delete that folder")
+            raise RunError(
+                f"{run_dir} holds a run with another config (keys {changed} differ); "
+                "choose a new out_dir or delete that folder"
+            )
     write_json(config_path, {**config, "version": __version__})
 
 
@@ -75,8 +84,13 @@ class ResumableRun:
     """A run folder of one record per image, whose config is fixed at its first start
     (:func:`fix_run_config`: a rerun with another config is refused, but for ``resumable`` keys)."""
 
-    def __init__(self, run_dir: str | Path, config: dict[str, Any], resumable: Iterable[str] = (),
-                 defaults: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        run_dir: str | Path,
+        config: dict[str, Any],
+        resumable: Iterable[str] = (),
+        defaults: dict[str, Any] | None = None,
+    ) -> None:
         self.dir = Path(run_dir)
         self.records_dir = self.dir / "records"
         self.records_dir.mkdir(parents=True, exist_ok=True)
@@ -90,17 +104,27 @@ class ResumableRun:
 
     def done_ids(self) -> set[str]:
         """The ids that have a record (one directory listing, not a file check per id)."""
-        return {name[:-5] for name in os.listdir(self.records_dir) if name.endswith(".json") and not name.startswith(".")}
+        return {
+            name[:-5] for name in os.listdir(self.records_dir) if name.endswith(".json") and not name.startswith(".")
+        }
 
     def load(self, image_id: str) -> dict[str, Any]:
         return read_json(self.record_path(image_id))
 
     def save(self, image_id: str, record: dict[str, Any]) -> None:
-        write_json(self.record_path(image_id), record, indent=None)   # for programs: one line, written fast
+        write_json(self.record_path(image_id), record, indent=None)  # for programs: one line, written fast
 
-    def process(self, ids: list[str], work: Callable[..., "dict[str, Any] | Deferred"], desc: str,
-                load: Callable[[str], Any] | None = None, ahead: int = 2, progress: bool = True,
-                write_behind: int = 0, on_saved: Callable[[], None] | None = None) -> None:
+    def process(
+        self,
+        ids: list[str],
+        work: Callable[..., dict[str, Any] | Deferred],
+        desc: str,
+        load: Callable[[str], Any] | None = None,
+        ahead: int = 2,
+        progress: bool = True,
+        write_behind: int = 0,
+        on_saved: Callable[[], None] | None = None,
+    ) -> None:
         """Call ``work(position_in_ids, image_id)`` for every id without a record, saving what it
         returns. With ``load``, ``work(position, image_id, load(image_id))``, the loads running
         ``ahead`` images in advance in a thread (decoding overlaps the work). An exception, in
@@ -137,9 +161,9 @@ class ResumableRun:
                         behind.popleft().result()
         finally:
             if writer is not None:
-                writer.shutdown(wait=True)       # the images already worked on keep their records
+                writer.shutdown(wait=True)  # the images already worked on keep their records
 
-    def _finish(self, image_id: str, deferred: "Deferred", on_saved: Callable[[], None] | None = None) -> None:
+    def _finish(self, image_id: str, deferred: Deferred, on_saved: Callable[[], None] | None = None) -> None:
         try:
             record = deferred()
         except Exception as exc:  # noqa: BLE001 - as in process: the image fails, the run goes on

@@ -15,13 +15,14 @@ Two layouts are read:
 ``*_superpixels.png`` and metadata files are ignored. Images are returned at their original
 resolution as (H, W, 3) uint8 RGB; masks as (H, W) bool (any value > 127 is lesion).
 """
+
 from __future__ import annotations
 
 import csv
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import cv2
 import numpy as np
@@ -55,8 +56,9 @@ class Sample:
         return self.original_hw or self.image.shape[:2]
 
 
-def read_sample(image_id: str, image_path: Path, mask_path: Path | None, labels: dict[str, float],
-                max_side: int | None = None) -> Sample:
+def read_sample(
+    image_id: str, image_path: Path, mask_path: Path | None, labels: dict[str, float], max_side: int | None = None
+) -> Sample:
     """One :class:`Sample`: the image (reduced when much larger than ``max_side``, :func:`open_image`) and,
     given ``mask_path``, its mask at the image's own size."""
     image, hw = open_image(image_path, max_side)
@@ -108,9 +110,10 @@ def mask_at_size(mask: np.ndarray | None, hw: tuple[int, int]) -> np.ndarray | N
     than in steps of the reduction. A mask already of size ``hw`` (or None) is returned as it is."""
     if mask is None or mask.shape == tuple(hw):
         return mask
-    full = cv2.resize(np.multiply(mask.view(np.uint8), 255, dtype=np.uint8), (hw[1], hw[0]),
-                      interpolation=cv2.INTER_LINEAR)
-    cv2.threshold(full, 127, 1, cv2.THRESH_BINARY, dst=full)    # in place: one array of H x W bytes
+    full = cv2.resize(
+        np.multiply(mask.view(np.uint8), 255, dtype=np.uint8), (hw[1], hw[0]), interpolation=cv2.INTER_LINEAR
+    )
+    cv2.threshold(full, 127, 1, cv2.THRESH_BINARY, dst=full)  # in place: one array of H x W bytes
     return full.view(bool)
 
 
@@ -129,13 +132,13 @@ def _decode(path: Path, kind: str, max_side: int | None = None) -> tuple[Image.I
         img = Image.open(path)
         try:
             orientation = img.getexif().get(0x0112, 1)
-        except Exception:   # noqa: BLE001 - a malformed EXIF block is ignored, as viewers do
+        except Exception:  # noqa: BLE001 - a malformed EXIF block is ignored, as viewers do
             orientation = 1
         w, h = img.size
         shown = (w, h) if orientation in _TURNED else (h, w)
         k = reduction((h, w), max_side)
         if k > 1:
-            img.draft("RGB", (w // k, h // k))           # decoded at 1/k (k <= 8); a no-op outside JPEG
+            img.draft("RGB", (w // k, h // k))  # decoded at 1/k (k <= 8); a no-op outside JPEG
         img.load()
         if orientation != 1:
             img = ImageOps.exif_transpose(img)
@@ -163,7 +166,7 @@ def open_image(path: str | Path, max_side: int | None = None) -> tuple[np.ndarra
     work = working_shape(hw, max_side)
     if rgb.shape[:2] != work:
         return cv2.resize(rgb, (work[1], work[0]), interpolation=cv2.INTER_AREA), hw
-    return np.array(rgb, dtype=np.uint8), hw        # a writable copy (PIL's array is read-only)
+    return np.array(rgb, dtype=np.uint8), hw  # a writable copy (PIL's array is read-only)
 
 
 def read_image(path: str | Path, max_side: int | None = None) -> np.ndarray:
@@ -192,15 +195,17 @@ def _mask_values(img: Image.Image, path: Path) -> np.ndarray:
     colour, alpha = (arr[..., :-1], arr[..., -1]) if img.mode in ("RGBA", "LA", "PA") else (arr, None)
     if alpha is not None and alpha.min() != alpha.max():
         flat = colour.reshape(-1, colour.shape[-1])
-        if (flat == flat[0]).all():                 # one colour, drawn by its transparency
+        if (flat == flat[0]).all():  # one colour, drawn by its transparency
             return alpha
         colour = np.where((alpha > 0)[..., None], colour, 0)
     value = colour.max(axis=-1)
     if colour.shape[-1] > 1 and np.count_nonzero(np.bincount(value.ravel())) == 2:
         foreground = colour[value > 0]
         if not (foreground == foreground[0]).all():
-            raise DataError(f"mask {path} is not binary: its foreground has several colours "
-                            f"(a label map?); save the lesion as one value on a 0 background")
+            raise DataError(
+                f"mask {path} is not binary: its foreground has several colours "
+                f"(a label map?); save the lesion as one value on a 0 background"
+            )
     return value
 
 
@@ -218,8 +223,10 @@ def _binary(values: np.ndarray, path: Path) -> np.ndarray:
     low, top = present[0], present[-1]
     if len(present) == 2:
         if low != 0:
-            raise DataError(f"mask {path} is not binary: its two values {low} and {top} include no 0 "
-                            f"(background); save the lesion as one value on a 0 background")
+            raise DataError(
+                f"mask {path} is not binary: its two values {low} and {top} include no 0 "
+                f"(background); save the lesion as one value on a 0 background"
+            )
         return values == top
     if top <= 0 or low < 0:
         raise DataError(f"mask {path} is not binary: values from {low} to {top}")
@@ -229,9 +236,11 @@ def _binary(values: np.ndarray, path: Path) -> np.ndarray:
     else:
         extremes = float(((values <= top / 4) | (values >= 3 * top / 4)).mean())
     if extremes < SOFT_MASK_EXTREMES:
-        raise DataError(f"mask {path} is not binary: {len(present)} values from {low} to {top}, "
-                        f"{1 - extremes:.0%} of the pixels between them (a label map or a probability map?); "
-                        f"save the lesion as one value on a 0 background")
+        raise DataError(
+            f"mask {path} is not binary: {len(present)} values from {low} to {top}, "
+            f"{1 - extremes:.0%} of the pixels between them (a label map or a probability map?); "
+            f"save the lesion as one value on a 0 background"
+        )
     return values > top / 2
 
 
@@ -247,8 +256,10 @@ def read_mask(path: str | Path, expected_hw: tuple[int, int] | None = None) -> n
     with img:
         values = _mask_values(img, path)
     if expected_hw is not None and values.shape != tuple(expected_hw):
-        raise DataError(f"mask {path} is {values.shape[1]}x{values.shape[0]} (WxH) but its image is "
-                        f"{expected_hw[1]}x{expected_hw[0]}")
+        raise DataError(
+            f"mask {path} is {values.shape[1]}x{values.shape[0]} (WxH) but its image is "
+            f"{expected_hw[1]}x{expected_hw[0]}"
+        )
     return _binary(values, path)
 
 
@@ -278,8 +289,11 @@ def _read_labels(csv_path: Path) -> dict[str, dict[str, float]]:
 
 def list_images(folder: Path) -> list[Path]:
     """The image files of ``folder``, sorted; superpixel and segmentation files (any case) left out."""
-    return sorted(p for p in folder.iterdir()
-                  if p.suffix.lower() in IMAGE_SUFFIXES and not p.stem.lower().endswith(("_superpixels", "_segmentation")))
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.suffix.lower() in IMAGE_SUFFIXES and not p.stem.lower().endswith(("_superpixels", "_segmentation"))
+    )
 
 
 class ISICDataset:
@@ -291,8 +305,14 @@ class ISICDataset:
     ``max_side``: images of at least twice that longer side are read reduced (:func:`working_shape`).
     """
 
-    def __init__(self, root: str | Path, split: str = "val", require_masks: bool = True,
-                 read_masks: bool = True, max_side: int | None = None) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        split: str = "val",
+        require_masks: bool = True,
+        read_masks: bool = True,
+        max_side: int | None = None,
+    ) -> None:
         self.root = Path(root)
         self.split = split
         self.max_side = max_side
@@ -343,8 +363,13 @@ class ImageFolderDataset:
     """A plain folder of a user's images; masks optional (``<mask_dir>/<stem>_segmentation.png``
     or ``<mask_dir>/<stem>.png``); ``max_side`` as for :class:`ISICDataset`."""
 
-    def __init__(self, image_dir: str | Path, mask_dir: str | Path | None = None, read_masks: bool = True,
-                 max_side: int | None = None) -> None:
+    def __init__(
+        self,
+        image_dir: str | Path,
+        mask_dir: str | Path | None = None,
+        read_masks: bool = True,
+        max_side: int | None = None,
+    ) -> None:
         self.image_dir = Path(image_dir)
         self.max_side = max_side
         if not self.image_dir.is_dir():
@@ -376,8 +401,9 @@ class ImageFolderDataset:
             yield self[i]
 
 
-def subset_ids(dataset: ISICDataset | ImageFolderDataset, every: int = 1,
-               limit: int | None = None) -> tuple[list[str], dict[str, int]]:
+def subset_ids(
+    dataset: ISICDataset | ImageFolderDataset, every: int = 1, limit: int | None = None
+) -> tuple[list[str], dict[str, int]]:
     """(every ``every``-th id, at most ``limit`` of them; each id's index in ``dataset``)."""
     ids = dataset.ids[:: int(every)][: limit or None]
     return ids, {image_id: i for i, image_id in enumerate(dataset.ids)}

@@ -1,5 +1,6 @@
 """Archive-sized runs: a large photo segmented at the working size and its mask delivered at the
 image's own size, compact outputs."""
+
 import numpy as np
 from PIL import Image
 
@@ -16,19 +17,26 @@ def _folder(tmp_path, n=2, size=(300, 400)):
     for seed in range(n):
         sample = make_synthetic_sample(seed, size=size, image_id=f"photo_{seed}")
         Image.fromarray(sample.image).save(images / f"{sample.image_id}.jpg", quality=95)
-        Image.fromarray(sample.mask.astype(np.uint8)).save(masks / f"{sample.image_id}.png")   # a 0/1 mask
+        Image.fromarray(sample.mask.astype(np.uint8)).save(masks / f"{sample.image_id}.png")  # a 0/1 mask
     return images, masks
 
 
 def _run(tmp_path, images, masks, name, *extra):
-    args = [f"image_dir={images}", f"mask_dir={masks}", f"out_dir={tmp_path / name}", f"results_root={tmp_path}",
-            "n_overlays=1", "workers=1", *extra]
+    args = [
+        f"image_dir={images}",
+        f"mask_dir={masks}",
+        f"out_dir={tmp_path / name}",
+        f"results_root={tmp_path}",
+        "n_overlays=1",
+        "workers=1",
+        *extra,
+    ]
     return segment.main([x for a in args for x in ("--set", a)])
 
 
 def test_a_large_photo_is_segmented_reduced_and_delivered_at_its_own_size(tmp_path):
     images, masks = _folder(tmp_path)
-    reduced = _run(tmp_path, images, masks, "reduced", "max_side=150")      # 400 px: read at 1/2
+    reduced = _run(tmp_path, images, masks, "reduced", "max_side=150")  # 400 px: read at 1/2
     whole = _run(tmp_path, images, masks, "whole", "max_side=0")
     for image_id in ("photo_0", "photo_1"):
         record = read_json(tmp_path / "reduced" / "records" / f"{image_id}.json")

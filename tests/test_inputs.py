@@ -1,5 +1,6 @@
 """Inputs as users have them: photos with an EXIF orientation, masks in every common binary
 encoding, masks that are not binary refused by name, and large photos read reduced."""
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -21,18 +22,18 @@ def _photo(h: int = H, w: int = W) -> np.ndarray:
     image = np.zeros((h, w, 3), np.uint8)
     image[..., 0] = np.linspace(0, 255, w, dtype=np.uint8)[None]
     image[..., 1] = 120
-    image[2:h // 3, 2:w // 4] = 10
+    image[2 : h // 3, 2 : w // 4] = 10
     return image
 
 
 def test_an_exif_orientation_is_applied_as_a_viewer_does(tmp_path):
     pixels = _photo()
     exif = Image.Exif()
-    exif[0x0112] = 6                          # "rotate 90 CW to view"
+    exif[0x0112] = 6  # "rotate 90 CW to view"
     Image.fromarray(pixels).save(tmp_path / "phone.jpg", exif=exif, quality=95)
     shown = np.asarray(Image.open(tmp_path / "phone.jpg").transpose(Image.Transpose.ROTATE_270))
     image = read_image(tmp_path / "phone.jpg")
-    assert image.shape == (W, H, 3)           # turned: as the viewer shows it
+    assert image.shape == (W, H, 3)  # turned: as the viewer shows it
     assert np.abs(image.astype(int) - shown.astype(int)).max() <= 1
     # a mask drawn on the shown photo fits it
     mask = np.zeros((W, H), np.uint8)
@@ -48,10 +49,26 @@ def _save(path, array, mode=None, **kwargs):
     return path
 
 
-@pytest.mark.parametrize("encoding", ["0/255", "0/1", "0/200", "bool", "16-bit 0/65535", "16-bit 0/1",
-                                      "float 0/1", "palette", "palette with transparency", "red on black",
-                                      "white on transparent", "grey with alpha", "rgb white", "jpeg",
-                                      "resampled edges"])
+@pytest.mark.parametrize(
+    "encoding",
+    [
+        "0/255",
+        "0/1",
+        "0/200",
+        "bool",
+        "16-bit 0/65535",
+        "16-bit 0/1",
+        "float 0/1",
+        "palette",
+        "palette with transparency",
+        "red on black",
+        "white on transparent",
+        "grey with alpha",
+        "rgb white",
+        "jpeg",
+        "resampled edges",
+    ],
+)
 def test_every_common_binary_encoding_reads_as_the_same_mask(tmp_path, encoding):
     lesion = _lesion()
     path = tmp_path / "m.png"
@@ -68,7 +85,7 @@ def test_every_common_binary_encoding_reads_as_the_same_mask(tmp_path, encoding)
         assert Image.open(path).mode == "F"
     elif encoding.startswith("palette"):
         img = Image.fromarray(lesion.astype(np.uint8), "P")
-        img.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)       # index 1 is red: L would call it dark
+        img.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)  # index 1 is red: L would call it dark
         img.save(path, **({"transparency": 0} if "transparency" in encoding else {}))
     elif encoding == "red on black":
         rgb = np.zeros((H, W, 3), np.uint8)
@@ -99,16 +116,21 @@ def test_a_constant_mask_is_all_lesion_or_none(tmp_path):
     assert read_mask(_save(tmp_path / "full.png", np.full((H, W), 255, np.uint8))).all()
 
 
-@pytest.mark.parametrize("what, match", [
-    ("label map", "not binary: 3 values"), ("no background", "include no 0"),
-    ("two colours", "several colours"), ("probability map", "not binary"),
-])
+@pytest.mark.parametrize(
+    "what, match",
+    [
+        ("label map", "not binary: 3 values"),
+        ("no background", "include no 0"),
+        ("two colours", "several colours"),
+        ("probability map", "not binary"),
+    ],
+)
 def test_a_mask_that_is_not_binary_is_refused_by_name(tmp_path, what, match):
     path = tmp_path / f"{what.replace(' ', '_')}_segmentation.png"
     if what == "label map":
         labels = np.zeros((H, W), np.uint8)
-        labels[:, W // 3:] = 1
-        labels[:, 2 * W // 3:] = 2
+        labels[:, W // 3 :] = 1
+        labels[:, 2 * W // 3 :] = 2
         _save(path, labels)
     elif what == "no background":
         _save(path, np.where(_lesion(), 2, 1).astype(np.uint8))
@@ -156,7 +178,7 @@ def test_a_reduced_sample_keeps_its_mask_at_the_image_size(tmp_path):
     images.mkdir()
     masks.mkdir()
     exif = Image.Exif()
-    exif[0x0112] = 8                          # turned: the viewer shows 400 x 600
+    exif[0x0112] = 8  # turned: the viewer shows 400 x 600
     Image.fromarray(_photo(400, 600)).save(images / "a.jpg", exif=exif)
     _save(masks / "a_segmentation.png", np.zeros((600, 400), np.uint8))
     sample = ImageFolderDataset(images, masks, max_side=150)[0]

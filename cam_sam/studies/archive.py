@@ -20,6 +20,7 @@ Not a test: it takes minutes (about 4 for 10,000 images of 512 px with the ``rea
     python -m cam_sam.studies.archive                                  # 10,000 images, realtime
     python -m cam_sam.studies.archive --set n_images=500 --set folder=/tmp/archive500 --set out_dir=/tmp/archive500_run
 """
+
 from __future__ import annotations
 
 import os
@@ -39,15 +40,15 @@ from data.isic import list_images
 
 CONFIG: dict[str, Any] = {
     "n_images": 10_000,
-    "source": f"{DATA_ROOT}/ISIC-2017_Training_Data",   # the frames repeated (512 px crops)
-    "folder": "/tmp/archive_images",         # where the named links are made (never inside the repository)
-    "out_dir": "/tmp/archive_run",           # the run folder (emptied first unless resume_only)
+    "source": f"{DATA_ROOT}/ISIC-2017_Training_Data",  # the frames repeated (512 px crops)
+    "folder": "/tmp/archive_images",  # where the named links are made (never inside the repository)
+    "out_dir": "/tmp/archive_run",  # the run folder (emptied first unless resume_only)
     "preset": "realtime",
     "workers": "auto",
-    "kill_at": 0.3,                          # share of the images with a record when the run is killed (0: no kill)
-    "sample_s": 0.5,                         # how often the records and the memory are read
-    "settings": [],                          # more --set KEY=VALUE for cam_sam.segment
-    "report": None,                          # where the report goes (None: <out_dir>.report.json)
+    "kill_at": 0.3,  # share of the images with a record when the run is killed (0: no kill)
+    "sample_s": 0.5,  # how often the records and the memory are read
+    "settings": [],  # more --set KEY=VALUE for cam_sam.segment
+    "report": None,  # where the report goes (None: <out_dir>.report.json)
 }
 
 
@@ -107,8 +108,13 @@ def start(command: list[str], out_dir: Path, log: Path, stop_at: int | None, sam
             killed = True
             break
     process.wait()
-    return {"returncode": process.returncode, "killed": killed, "seconds": time.time() - began,
-            "started": began, "samples": samples}
+    return {
+        "returncode": process.returncode,
+        "killed": killed,
+        "seconds": time.time() - began,
+        "started": began,
+        "samples": samples,
+    }
 
 
 def tenths(times: list[float], samples: list[tuple[float, int, int]], began: float) -> list[dict[str, float]]:
@@ -122,8 +128,13 @@ def tenths(times: list[float], samples: list[tuple[float, int, int]], began: flo
             continue
         seconds = times[hi] - times[lo]
         window = [rss for t, _, rss in samples if times[lo] - began <= t <= times[hi] - began]
-        rows.append({"tenth": k + 1, "images_per_second": (hi - lo) / seconds if seconds > 0 else float("nan"),
-                     "max_memory_gb": max(window) / 2**30 if window else None})
+        rows.append(
+            {
+                "tenth": k + 1,
+                "images_per_second": (hi - lo) / seconds if seconds > 0 else float("nan"),
+                "max_memory_gb": max(window) / 2**30 if window else None,
+            }
+        )
     return rows
 
 
@@ -134,8 +145,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     make_folder(Path(cfg["source"]), folder, n)
     if out_dir.exists():
         subprocess.run(["rm", "-rf", str(out_dir)], check=True)
-    settings = [f"image_dir={folder}", f"out_dir={out_dir}", f"preset={cfg['preset']}", "n_overlays=0",
-                f"workers={cfg['workers']}", *cfg["settings"]]
+    settings = [
+        f"image_dir={folder}",
+        f"out_dir={out_dir}",
+        f"preset={cfg['preset']}",
+        "n_overlays=0",
+        f"workers={cfg['workers']}",
+        *cfg["settings"],
+    ]
     command = [sys.executable, "-m", "cam_sam.segment"] + [x for s in settings for x in ("--set", s)]
     log = Path(f"{out_dir}.log")
     log.unlink(missing_ok=True)
@@ -148,28 +165,39 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if first["killed"]:
         at_kill = {p.name: p.stat().st_mtime_ns for p in records_dir.glob("*.json")}
         masks_at_kill = _count(masks_dir, ".png")
-        report["kill"] = {"records": len(at_kill), "masks": masks_at_kill,
-                          "in_flight_with_a_mask": masks_at_kill - len(at_kill)}
+        report["kill"] = {
+            "records": len(at_kill),
+            "masks": masks_at_kill,
+            "in_flight_with_a_mask": masks_at_kill - len(at_kill),
+        }
         second = start(command, out_dir, log, None, cfg["sample_s"])
         starts.append(second)
         unchanged = sum(1 for p in records_dir.glob("*.json") if at_kill.get(p.name) == p.stat().st_mtime_ns)
-        report["kill"].update({"records_untouched_by_the_resume": unchanged,
-                               "segmented_by_the_resume": _count(records_dir, ".json") - unchanged})
+        report["kill"].update(
+            {
+                "records_untouched_by_the_resume": unchanged,
+                "segmented_by_the_resume": _count(records_dir, ".json") - unchanged,
+            }
+        )
     records = {p.name: p.stat().st_mtime for p in records_dir.glob("*.json")}
     report["records"] = len(records)
     report["returncode"] = starts[-1]["returncode"]
     for index, run in enumerate(starts):
         mine = [t for t in records.values() if run["started"] <= t <= run["started"] + run["seconds"]]
         report[f"start_{index + 1}"] = {
-            "seconds": run["seconds"], "killed": run["killed"], "records": len(mine),
+            "seconds": run["seconds"],
+            "killed": run["killed"],
+            "records": len(mine),
             "images_per_second": len(mine) / run["seconds"] if run["seconds"] else None,
             "max_memory_gb": max((s[2] for s in run["samples"]), default=0) / 2**30,
-            "tenths": tenths(mine, run["samples"], run["started"])}
+            "tenths": tenths(mine, run["samples"], run["started"]),
+        }
     metrics_file = out_dir / "metrics.json"
     if metrics_file.is_file():
         report["seconds_from_last_record_to_metrics"] = metrics_file.stat().st_mtime - max(records.values())
-        report["summary_final"] = {k: v for k, v in read_json(metrics_file)["summary"].get("final", {}).items()
-                                   if not isinstance(v, dict)}
+        report["summary_final"] = {
+            k: v for k, v in read_json(metrics_file)["summary"].get("final", {}).items() if not isinstance(v, dict)
+        }
     written = sum(f.stat().st_size for f in out_dir.rglob("*") if f.is_file())
     report["bytes_written_per_image"] = written / max(1, len(records))
     path = Path(cfg["report"] or f"{out_dir}.report.json")
@@ -183,16 +211,20 @@ def print_report(report: dict[str, Any]) -> None:
     print(f"{report['records']} of {report['n_images']} images have a record (exit {report['returncode']})")
     if "kill" in report:
         k = report["kill"]
-        print(f"killed with {k['records']} records ({k['in_flight_with_a_mask']} more images in flight with a mask); "
-              f"the resume left {k['records_untouched_by_the_resume']} records untouched and segmented "
-              f"{k['segmented_by_the_resume']}")
+        print(
+            f"killed with {k['records']} records ({k['in_flight_with_a_mask']} more images in flight with a mask); "
+            f"the resume left {k['records_untouched_by_the_resume']} records untouched and segmented "
+            f"{k['segmented_by_the_resume']}"
+        )
     for key in ("start_1", "start_2"):
         if key in report:
             s = report[key]
             rates = [f"{t['images_per_second']:.1f}" for t in s["tenths"]]
             memory = [f"{t['max_memory_gb']:.2f}" for t in s["tenths"] if t["max_memory_gb"] is not None]
-            print(f"{key}: {s['records']} images in {s['seconds']:.0f} s ({s['images_per_second']:.1f} images/s), "
-                  f"peak {s['max_memory_gb']:.2f} GB; images/s by tenth {rates}; GB by tenth {memory}")
+            print(
+                f"{key}: {s['records']} images in {s['seconds']:.0f} s ({s['images_per_second']:.1f} images/s), "
+                f"peak {s['max_memory_gb']:.2f} GB; images/s by tenth {rates}; GB by tenth {memory}"
+            )
     if "seconds_from_last_record_to_metrics" in report:
         print(f"metrics.json written {report['seconds_from_last_record_to_metrics']:.1f} s after the last record")
     print(f"{report['bytes_written_per_image'] / 1024:.1f} KiB written per image")

@@ -19,6 +19,7 @@ images pay on this machine?).
     python -m cam_sam.studies.benchmark --set image_dir=/tmp/photos --set n_images=20      # full-size photos
     python -m cam_sam.studies.benchmark --set preset=arbiter                # teacher, student and box via LiteMedSAM
 """
+
 from __future__ import annotations
 
 import json
@@ -29,7 +30,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from cam_sam.runs.build import build_pipeline
@@ -43,12 +43,17 @@ from common.io import read_json, resolve_run_dir, write_json
 from data.isic import mask_at_size
 from medsam.runtime import resolve_backend
 
-CONFIG: dict[str, Any] = {**SEGMENT_CONFIG, "n_images": 10, "warmup": 1, "out_dir": None,
-                          "worker_counts": [],     # e.g. [1, 2]: time the segment command with that many workers
-                          "processes": [],         # e.g. [1, 2]: time the segment command under torchrun
-                          "network_batches": [],   # e.g. [1, 4, 8]: the network alone on that many images at once
-                          "threads": None}         # torch's, OpenCV's and the runtimes' threads (None: as they are;
-                                                   # 1 is what each of two workers on a 2-core CPU gets)
+CONFIG: dict[str, Any] = {
+    **SEGMENT_CONFIG,
+    "n_images": 10,
+    "warmup": 1,
+    "out_dir": None,
+    "worker_counts": [],  # e.g. [1, 2]: time the segment command with that many workers
+    "processes": [],  # e.g. [1, 2]: time the segment command under torchrun
+    "network_batches": [],  # e.g. [1, 4, 8]: the network alone on that many images at once
+    "threads": None,
+}  # torch's, OpenCV's and the runtimes' threads (None: as they are;
+# 1 is what each of two workers on a 2-core CPU gets)
 
 
 class Clock:
@@ -57,7 +62,7 @@ class Clock:
     def __init__(self) -> None:
         self.wall = self.cpu = 0.0
 
-    def __enter__(self) -> "Clock":
+    def __enter__(self) -> Clock:
         self._wall, self._cpu = time.perf_counter(), time.process_time()
         return self
 
@@ -73,6 +78,7 @@ def _count_network(student) -> Clock:
     def timed(batch):
         with clock:
             return forward(batch)
+
     student.forward = timed
     return clock
 
@@ -87,11 +93,11 @@ def time_pipeline(cfg: dict[str, Any], dataset, ids: list[int], device: str) -> 
     models, pipeline_config = resolve_pipeline(cfg)
     pipeline = build_pipeline(models, pipeline_config, device)
     if pipeline.segmenter is not None:
-        pipeline.segmenter.use_cache(None, "")   # a benchmark times real encodings, never the disk cache
+        pipeline.segmenter.use_cache(None, "")  # a benchmark times real encodings, never the disk cache
     run_settings = {"save_uncertainty": cfg["save_uncertainty"], "oracle": cfg["oracle"]}
     for index in ids[: cfg["warmup"]]:
         pipeline.segment(dataset[index].image)
-    timed = ids[cfg["warmup"]:] or ids
+    timed = ids[cfg["warmup"] :] or ids
     network = _count_network(pipeline.student) if pipeline.student is not None else None
     pipeline.timer.reset()
     total, reading, writing, scoring = Clock(), Clock(), Clock(), Clock()
@@ -101,37 +107,53 @@ def time_pipeline(cfg: dict[str, Any], dataset, ids: list[int], device: str) -> 
                 with reading:
                     sample = dataset[index]
                 output = pipeline.segment(sample.image)
-                with writing:      # what cam_sam.segment writes per image: mask, uncertainty, record
+                with writing:  # what cam_sam.segment writes per image: mask, uncertainty, record
                     final = mask_at_size(output.final_mask, sample.hw)
-                    record = write_image_outputs(Path(folder), "image", output, run_settings["save_uncertainty"],
-                                                 final)
+                    record = write_image_outputs(Path(folder), "image", output, run_settings["save_uncertainty"], final)
                 if sample.mask is not None:
                     with scoring:
-                        record["metrics"] = evaluate(output, sample.mask, pipeline_config.postprocess,
-                                                     run_settings["oracle"], final)
+                        record["metrics"] = evaluate(
+                            output, sample.mask, pipeline_config.postprocess, run_settings["oracle"], final
+                        )
                 with writing:
                     write_json(Path(folder) / "record.json", record, indent=None)
     n = len(timed)
-    stages = {"reading": reading.wall / n,
-              **{name: seconds / n for name, seconds in pipeline.timer.seconds.items()},
-              "scoring": scoring.wall / n, "writing": writing.wall / n}
+    stages = {
+        "reading": reading.wall / n,
+        **{name: seconds / n for name, seconds in pipeline.timer.seconds.items()},
+        "scoring": scoring.wall / n,
+        "writing": writing.wall / n,
+    }
     result: dict[str, Any] = {
-        "n_images": n, "backend": pipeline.segmenter.backend if pipeline.segmenter else None,
-        "student_backend": (None if pipeline.student is None else
-                            "torch" if pipeline.student.runner is None else resolve_backend(models.student_backend, device)),
-        "seconds_per_image": total.wall / n, "cpu_seconds_per_image": total.cpu / n, "stages": stages}
+        "n_images": n,
+        "backend": pipeline.segmenter.backend if pipeline.segmenter else None,
+        "student_backend": (
+            None
+            if pipeline.student is None
+            else "torch"
+            if pipeline.student.runner is None
+            else resolve_backend(models.student_backend, device)
+        ),
+        "seconds_per_image": total.wall / n,
+        "cpu_seconds_per_image": total.cpu / n,
+        "stages": stages,
+    }
     alone = Clock()
     if network is not None:
         stages["student network (in proposals)"] = network.wall / n
-        batch = torch.zeros(views_per_image(pipeline), 3, pipeline.student.config.input_size,
-                            pipeline.student.config.input_size)
+        batch = torch.zeros(
+            views_per_image(pipeline), 3, pipeline.student.config.input_size, pipeline.student.config.input_size
+        )
         with torch.no_grad():
             for _ in range(n):
                 with alone:
                     pipeline.student.forward(batch)
         # the wrapper counted these too; the pipeline's share is what it counted before
-        result["network"] = {"views_per_image": int(batch.shape[0]), "seconds_per_image": (alone.wall / n),
-                             "cpu_seconds_per_image": alone.cpu / n}
+        result["network"] = {
+            "views_per_image": int(batch.shape[0]),
+            "seconds_per_image": (alone.wall / n),
+            "cpu_seconds_per_image": alone.cpu / n,
+        }
     if pipeline.segmenter is not None:
         encoder = Clock()
         for index in timed:
@@ -162,17 +184,25 @@ def network_batches(pipeline, sizes: list[int], repeats: int) -> list[dict[str, 
                 with clock:
                     pipeline.student.forward(batch)
         runs = max(2, repeats // size)
-        rows.append({"images_per_batch": size, "seconds_per_image": clock.wall / runs / size,
-                     "cpu_seconds_per_image": clock.cpu / runs / size})
+        rows.append(
+            {
+                "images_per_batch": size,
+                "seconds_per_image": clock.wall / runs / size,
+                "cpu_seconds_per_image": clock.cpu / runs / size,
+            }
+        )
     return rows
 
 
 def _segment_command(cfg: dict[str, Any], out_dir: Path, launcher: list[str], extra: dict[str, Any]) -> list[str]:
     settings = {k: v for k, v in cfg.items() if k in SEGMENT_CONFIG and v != SEGMENT_CONFIG[k]}
     settings.update(out_dir=str(out_dir), limit=cfg["n_images"], n_overlays=0, **extra)
-    settings.pop("preset", None)    # already applied to cfg
-    return launcher + ["-m", "cam_sam.segment"] + [a for k, v in settings.items()
-                                                   for a in ("--set", f"{k}={json.dumps(v)}")]
+    settings.pop("preset", None)  # already applied to cfg
+    return (
+        launcher
+        + ["-m", "cam_sam.segment"]
+        + [a for k, v in settings.items() for a in ("--set", f"{k}={json.dumps(v)}")]
+    )
 
 
 def time_commands(cfg: dict[str, Any], folder: Path) -> list[dict[str, Any]]:
@@ -180,8 +210,10 @@ def time_commands(cfg: dict[str, Any], folder: Path) -> list[dict[str, Any]]:
     (``worker_counts``) and each ``torchrun`` process count (``processes``)."""
     rows, reference = [], None
     runs = [("workers", n, [sys.executable], {"workers": n}) for n in cfg["worker_counts"]]
-    runs += [("processes", n, [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                               f"--nproc_per_node={n}"], {}) for n in cfg["processes"]]
+    runs += [
+        ("processes", n, [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}"], {})
+        for n in cfg["processes"]
+    ]
     for kind, n, launcher, extra in runs:
         out_dir = folder / f"{kind}_{n}"
         start = time.perf_counter()
@@ -189,8 +221,14 @@ def time_commands(cfg: dict[str, Any], folder: Path) -> list[dict[str, Any]]:
         seconds = time.perf_counter() - start
         summary = read_json(out_dir / "metrics.json")["summary"]
         reference = reference or summary
-        rows.append({kind: n, "seconds": seconds, "images_per_second": cfg["n_images"] / seconds,
-                     "metrics_identical_to_first": summary == reference})
+        rows.append(
+            {
+                kind: n,
+                "seconds": seconds,
+                "images_per_second": cfg["n_images"] / seconds,
+                "metrics_identical_to_first": summary == reference,
+            }
+        )
     return rows
 
 
@@ -201,8 +239,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if cfg["threads"]:
         set_threads(int(cfg["threads"]))
     ids = list(range(min(cfg["n_images"] + cfg["warmup"], len(dataset))))
-    result = {"synthetic": synthetic, "device": device, "threads": torch.get_num_threads(),
-              **time_pipeline(cfg, dataset, ids, device), "config": cfg}
+    result = {
+        "synthetic": synthetic,
+        "device": device,
+        "threads": torch.get_num_threads(),
+        **time_pipeline(cfg, dataset, ids, device),
+        "config": cfg,
+    }
     run_dir = resolve_run_dir(cfg["results_root"], cfg["out_dir"], "benchmark")
     if cfg["worker_counts"] or cfg["processes"]:
         result["commands"] = time_commands(cfg, run_dir)
@@ -213,12 +256,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 def print_report(result: dict[str, Any]) -> None:
-    line = (f"{result['n_images']} images on {result['device']} ({result['threads']} threads): "
-            f"{result['seconds_per_image']:.3f} s per image end to end ({result['cpu_seconds_per_image']:.3f} s CPU)")
+    line = (
+        f"{result['n_images']} images on {result['device']} ({result['threads']} threads): "
+        f"{result['seconds_per_image']:.3f} s per image end to end ({result['cpu_seconds_per_image']:.3f} s CPU)"
+    )
     network = result.get("network", {})
     if "seconds_per_image" in network:
-        line += (f"; the student's network alone ({network['views_per_image']} views) {network['seconds_per_image']:.3f} s "
-                 f"({network['cpu_seconds_per_image']:.3f} s CPU)")
+        line += (
+            f"; the student's network alone ({network['views_per_image']} views) {network['seconds_per_image']:.3f} s "
+            f"({network['cpu_seconds_per_image']:.3f} s CPU)"
+        )
     if "segmenter_encoder_seconds_per_image" in network:
         line += f"; the segmenter's encoder alone {network['segmenter_encoder_seconds_per_image']:.3f} s"
     if "ratio_to_network" in result:
@@ -230,12 +277,16 @@ def print_report(result: dict[str, Any]) -> None:
     for name, seconds in result["stages"].items():
         print(f"| {name} | {seconds:.4f} |")
     for row in result.get("network_batches", []):
-        print(f"network alone, {row['images_per_batch']} image(s) per batch: {row['seconds_per_image']:.4f} s per image "
-              f"({row['cpu_seconds_per_image']:.4f} s CPU)")
+        print(
+            f"network alone, {row['images_per_batch']} image(s) per batch: {row['seconds_per_image']:.4f} s per image "
+            f"({row['cpu_seconds_per_image']:.4f} s CPU)"
+        )
     for row in result.get("commands", []):
         kind = "workers" if "workers" in row else "processes"
-        print(f"cam_sam.segment, {kind}={row[kind]}: {row['seconds']:.1f} s, {row['images_per_second']:.2f} images/s, "
-              f"metrics identical to the first: {row['metrics_identical_to_first']}")
+        print(
+            f"cam_sam.segment, {kind}={row[kind]}: {row['seconds']:.1f} s, {row['images_per_second']:.2f} images/s, "
+            f"metrics identical to the first: {row['metrics_identical_to_first']}"
+        )
 
 
 if __name__ == "__main__":
