@@ -135,7 +135,7 @@ class OnnxExport:
 Runner = Callable[..., list[np.ndarray]]
 
 
-def _session(backend: str, path: Path, threads: int) -> Runner:
+def _open_runner(backend: str, path: Path, threads: int) -> Runner:
     """A callable ``run(**inputs) -> [outputs]`` over ``path`` with ``backend``."""
     if backend == "onnxruntime":
         import onnxruntime as ort
@@ -167,7 +167,7 @@ def load_runner(backend: str, export: OnnxExport, threads: int | None = None) ->
     threads = threads or torch.get_num_threads()
     path = export.file()
     try:
-        return _session(backend, path, threads)
+        return _open_runner(backend, path, threads)
     except Exception as exc:  # noqa: BLE001 - both runtimes raise their own error types
         log.warning("%s could not load %s (%s): rebuilding it", backend, path, exc)
-        return _session(backend, export.build(), threads)
+        return _open_runner(backend, export.build(), threads)
