@@ -98,7 +98,7 @@ SEGMENT_CONFIG: dict[str, Any] = {
     "workers": "auto",                       # processes sharing the images (each every N-th image, same
                                              # records); "auto": on a CPU one per core (at most
                                              # runs.dataset.AUTO_WORKERS_MAX), fewer for a short run; 1 on a GPU
-    "save_uncertainty": True,                # per-image std of the candidate masks (.npy)
+    "save_uncertainty": True,                # per-image std of the candidates, uncertainty/<id>.png (8-bit, std x 510)
     **PIPELINE_CONFIG,
     "oracle": True,                          # also report ground-truth-chosen upper bounds, labelled oracle_*
     # multi-class (cam_sam.multiclass): the classifier (classifier_checkpoint, three classes) names
