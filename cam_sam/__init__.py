@@ -5,7 +5,7 @@ its mask (confidence, expected IoU, review flag and reason); colour proposals an
 
 The modules here are the one-image core (no files, no CLI); :mod:`cam_sam.settings` is the schema of
 a run's settings, :mod:`cam_sam.runs` runs a dataset, :mod:`cam_sam.serve` the page and its API,
-:mod:`cam_sam.studies` the tables and figures. Scripts: ``segment``, ``export``, ``depth_stats``."""
+:mod:`cam_sam.studies` the tables and figures. Scripts: ``segment``, ``export``."""
 
 from common.version import __version__
 
