@@ -1,5 +1,6 @@
 """The three-class lesion classifier of a multi-class run: the lesion's class (the label maps:
 :mod:`cam_sam.multiclass`)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -21,9 +22,11 @@ class LesionClassifier:
         _, meta = read_checkpoint(checkpoint)
         task = meta.get("config", {}).get("task")
         if task != "three_class" and meta.get("num_classes") != len(TASKS["three_class"]):
-            raise CheckpointError(f"{checkpoint} is not a three-class classifier (task={task!r}, "
-                                  f"num_classes={meta.get('num_classes')}): train one with "
-                                  "classification.train --set task=three_class")
+            raise CheckpointError(
+                f"{checkpoint} is not a three-class classifier (task={task!r}, "
+                f"num_classes={meta.get('num_classes')}): train one with "
+                "classification.train --set task=three_class"
+            )
         self.model = create_classifier(classifier, checkpoint=checkpoint).to(device).eval()
         self.data_config = resolve_preprocessing(self.model)
         self.device = torch.device(device)

@@ -3,6 +3,7 @@
 Both tasks put melanoma at class index 1 of :data:`classification.tasks.TASKS` except the one-logit
 ``melanoma`` task, whose single column is the melanoma probability.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -42,11 +43,14 @@ def multiclass_report(probs: np.ndarray, targets: np.ndarray, class_names: list[
     ``class_names`` order)."""
     predicted = probs.argmax(axis=1)
     per_class = {name: _auc((targets == c).astype(int), probs[:, c]) for c, name in enumerate(class_names)}
-    return {"per_class_auc": per_class, "macro_auc": float(np.nanmean(list(per_class.values()))),
-            "balanced_accuracy": float(balanced_accuracy_score(targets, predicted)),
-            "accuracy": float((predicted == targets).mean()),
-            "confusion_matrix": confusion_matrix(targets, predicted, labels=list(range(len(class_names)))).tolist(),
-            "class_names": list(class_names)}
+    return {
+        "per_class_auc": per_class,
+        "macro_auc": float(np.nanmean(list(per_class.values()))),
+        "balanced_accuracy": float(balanced_accuracy_score(targets, predicted)),
+        "accuracy": float((predicted == targets).mean()),
+        "confusion_matrix": confusion_matrix(targets, predicted, labels=list(range(len(class_names)))).tolist(),
+        "class_names": list(class_names),
+    }
 
 
 def validation_metrics(probs: np.ndarray, targets: np.ndarray, task: str, class_names: list[str]) -> dict[str, float]:
@@ -57,9 +61,17 @@ def validation_metrics(probs: np.ndarray, targets: np.ndarray, task: str, class_
     row = {"val_melanoma_auc": _auc(melanoma, scores)}
     if task == "melanoma":
         predicted = (scores >= 0.5).astype(int)
-        return {"val_auc": row["val_melanoma_auc"], **row, "val_accuracy": float((predicted == melanoma).mean()),
-                "val_balanced_accuracy": float(balanced_accuracy_score(melanoma, predicted))}
+        return {
+            "val_auc": row["val_melanoma_auc"],
+            **row,
+            "val_accuracy": float((predicted == melanoma).mean()),
+            "val_balanced_accuracy": float(balanced_accuracy_score(melanoma, predicted)),
+        }
     report = multiclass_report(probs, targets, class_names)
-    return {"val_auc": report["macro_auc"], **row, "val_accuracy": report["accuracy"],
-            "val_balanced_accuracy": report["balanced_accuracy"],
-            **{f"val_auc_{name}": auc for name, auc in report["per_class_auc"].items()}}
+    return {
+        "val_auc": report["macro_auc"],
+        **row,
+        "val_accuracy": report["accuracy"],
+        "val_balanced_accuracy": report["balanced_accuracy"],
+        **{f"val_auc_{name}": auc for name, auc in report["per_class_auc"].items()},
+    }

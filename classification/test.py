@@ -6,6 +6,7 @@ arg-max class) and ``confusion.png``.
 
     python -m classification.test --set checkpoint=results/train_.../best.pth --set split=val
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -27,10 +28,10 @@ from models.registry import create_classifier, read_checkpoint, resolve_preproce
 from visualisations.classification_figures import confusion_figure, roc_figure
 
 CONFIG: dict[str, Any] = {
-    "checkpoint": None,                  # best.pth from classification.train
+    "checkpoint": None,  # best.pth from classification.train
     "data_root": DATA_ROOT,
-    "split": "val",                      # the split to report
-    "threshold_split": "val",            # the split the decision threshold is chosen on
+    "split": "val",  # the split to report
+    "threshold_split": "val",  # the split the decision threshold is chosen on
     "limit": None,
     "batch_size": 32,
     "num_workers": 2,
@@ -48,13 +49,18 @@ def youden_threshold(scores: np.ndarray, melanoma: np.ndarray) -> float:
 def binary_report(scores: np.ndarray, melanoma: np.ndarray, threshold: float) -> dict[str, Any]:
     predicted = (scores >= threshold).astype(int)
     tn, fp, fn, tp = confusion_matrix(melanoma, predicted, labels=[0, 1]).ravel()
-    return {"threshold": threshold, "accuracy": float((predicted == melanoma).mean()),
-            "balanced_accuracy": float(balanced_accuracy_score(melanoma, predicted)),
-            "roc_auc": float(roc_auc_score(melanoma, scores)) if 0 < melanoma.sum() < len(melanoma) else None,
-            "sensitivity": float(tp / max(1, tp + fn)), "specificity": float(tn / max(1, tn + fp)),
-            "f1": float(f1_score(melanoma, predicted, zero_division=0)),
-            "confusion_matrix": {"tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp)},
-            "n_images": int(len(melanoma)), "n_melanoma": int(melanoma.sum())}
+    return {
+        "threshold": threshold,
+        "accuracy": float((predicted == melanoma).mean()),
+        "balanced_accuracy": float(balanced_accuracy_score(melanoma, predicted)),
+        "roc_auc": float(roc_auc_score(melanoma, scores)) if 0 < melanoma.sum() < len(melanoma) else None,
+        "sensitivity": float(tp / max(1, tp + fn)),
+        "specificity": float(tn / max(1, tn + fp)),
+        "f1": float(f1_score(melanoma, predicted, zero_division=0)),
+        "confusion_matrix": {"tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp)},
+        "n_images": int(len(melanoma)),
+        "n_melanoma": int(melanoma.sum()),
+    }
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -69,20 +75,32 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     def scores_of(split: str) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray, np.ndarray]:
         data = LabelledImages(cfg["data_root"], split, task, transform, limit=cfg["limit"])
-        probs, targets = predict(model, DataLoader(data, cfg["batch_size"], num_workers=cfg["num_workers"]), task, "cpu")
+        probs, targets = predict(
+            model, DataLoader(data, cfg["batch_size"], num_workers=cfg["num_workers"]), task, "cpu"
+        )
         return melanoma_column(probs, task), (targets == 1).astype(int), data.ids, probs, targets
 
     scores, melanoma, ids, probs, targets = scores_of(cfg["split"])
-    threshold_scores, threshold_truth = ((scores, melanoma) if cfg["threshold_split"] == cfg["split"]
-                                         else scores_of(cfg["threshold_split"])[:2])
+    threshold_scores, threshold_truth = (
+        (scores, melanoma) if cfg["threshold_split"] == cfg["split"] else scores_of(cfg["threshold_split"])[:2]
+    )
     report = binary_report(scores, melanoma, youden_threshold(threshold_scores, threshold_truth))
-    report.update({"checkpoint": cfg["checkpoint"], "split": cfg["split"], "threshold_split": cfg["threshold_split"],
-                   "classifier": arch, "task": task})
+    report.update(
+        {
+            "checkpoint": cfg["checkpoint"],
+            "split": cfg["split"],
+            "threshold_split": cfg["threshold_split"],
+            "classifier": arch,
+            "task": task,
+        }
+    )
     run_dir = resolve_run_dir(cfg["results_root"], cfg["out_dir"], "test_classifier")
     if task != "melanoma":
         report[task] = multiclass_report(probs, targets, TASKS[task])
-        save_figure(confusion_figure(report[task], f"{arch}, {cfg['split']} split (n = {len(targets)})"),
-                    run_dir / "confusion.png")
+        save_figure(
+            confusion_figure(report[task], f"{arch}, {cfg['split']} split (n = {len(targets)})"),
+            run_dir / "confusion.png",
+        )
     write_json(run_dir / "config.json", cfg)
     write_json(run_dir / "metrics.json", report)
     write_csv(run_dir / "scores.csv", pd.DataFrame({"image_id": ids, "melanoma": melanoma, "score": scores}))

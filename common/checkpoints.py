@@ -1,6 +1,7 @@
 """Reading checkpoints safely: ``torch.load`` with ``weights_only=True`` everywhere, so a checkpoint
 file from someone else cannot run code on the user's machine when it is loaded. The project's own
 checkpoints hold tensors and plain values only (numbers, strings, lists, dicts)."""
+
 from __future__ import annotations
 
 import pickle
@@ -38,8 +39,10 @@ def safe_load(path: str | Path, kind: str = "checkpoint", hint: str = "") -> obj
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise CheckpointError(f"refusing to load {kind} {path}: it holds pickled Python objects, not only "
-                              f"tensors and plain values (loading it could run code)") from exc
+        raise CheckpointError(
+            f"refusing to load {kind} {path}: it holds pickled Python objects, not only "
+            f"tensors and plain values (loading it could run code)"
+        ) from exc
     except Exception as exc:  # a truncated or foreign file
         raise CheckpointError(f"cannot read {kind} {path}: {type(exc).__name__}: {exc}") from exc
 

@@ -6,6 +6,7 @@ and the script prints ``error: <message naming the file or key>`` and exits with
 exception (a ``KeyError``, a ``ValueError``) is a bug and keeps its traceback; so does every error
 with ``CAM_SAM_TRACEBACK=1``.
 """
+
 from __future__ import annotations
 
 import os

@@ -8,6 +8,7 @@ many ISIC challenge entries). The estimate is taken on an area-reduced copy
 (``ESTIMATE_SIZE``), so that an image and its reduced copy (a training cache, a network input) get
 the same gains.
 """
+
 from __future__ import annotations
 
 import cv2
@@ -16,8 +17,8 @@ import numpy as np
 from common.errors import SettingsError
 
 COLOUR_CONSTANCY_METHODS = ("shades_of_gray",)
-SHADES_OF_GRAY_POWER = 6.0   # the Minkowski norm's p: 1 is grey world, infinity is max-RGB
-ESTIMATE_SIZE = 256          # the gains are estimated on a copy area-reduced to this side
+SHADES_OF_GRAY_POWER = 6.0  # the Minkowski norm's p: 1 is grey world, infinity is max-RGB
+ESTIMATE_SIZE = 256  # the gains are estimated on a copy area-reduced to this side
 
 
 def shades_of_gray_gains(image: np.ndarray, power: float = SHADES_OF_GRAY_POWER) -> np.ndarray:
@@ -26,8 +27,11 @@ def shades_of_gray_gains(image: np.ndarray, power: float = SHADES_OF_GRAY_POWER)
     image by them makes its estimated illuminant grey and keeps its mean brightness."""
     h, w = image.shape[:2]
     scale = ESTIMATE_SIZE / max(h, w)
-    small = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA) \
-        if scale < 1 else image
+    small = (
+        cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+        if scale < 1
+        else image
+    )
     x = small.reshape(-1, 3).astype(np.float64) / 255.0
     norm = np.power(np.mean(np.power(x, power), axis=0), 1.0 / power)
     return (norm.mean() / np.maximum(norm, 1e-6)).astype(np.float32)

@@ -8,13 +8,15 @@ Values are parsed as JSON first, then as a Python literal, and otherwise kept as
 ``--set limit=20``, ``--set methods='["gradcam", "eigencam"]'`` and ``--set split=val`` all work.
 A key that the CONFIG does not have is an error naming the key and the known ones.
 """
+
 from __future__ import annotations
 
 import argparse
 import ast
 import copy
 import json
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from common.errors import SettingsError
 
@@ -39,7 +41,9 @@ def set_key(config: dict[str, Any], dotted: str, value: Any) -> None:
     node = config
     for depth, group in enumerate(groups):
         if not isinstance(node.get(group), dict):
-            raise SettingsError(f"unknown CONFIG group {'.'.join(groups[:depth + 1])!r}; known keys: {', '.join(sorted(node))}")
+            raise SettingsError(
+                f"unknown CONFIG group {'.'.join(groups[: depth + 1])!r}; known keys: {', '.join(sorted(node))}"
+            )
         node = node[group]
     if key not in node:
         where = f" in group {'.'.join(groups)!r}" if groups else ""
@@ -81,17 +85,26 @@ def apply_overrides(config: Mapping[str, Any], overrides: Sequence[str]) -> dict
     return result
 
 
-def config_from_argv(config: Mapping[str, Any], argv: Sequence[str] | None = None,
-                     description: str | None = None,
-                     presets: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
+def config_from_argv(
+    config: Mapping[str, Any],
+    argv: Sequence[str] | None = None,
+    description: str | None = None,
+    presets: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
     """Parse ``--set key=value`` (repeatable) from ``argv`` and apply it to ``config``.
 
     With ``presets``, ``--set preset=NAME`` first merges that named group of settings; the other
     ``--set`` values then apply on top of it, whatever their order on the command line.
     """
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a CONFIG key (dotted for a group: colour.work_size=320; value as JSON or a Python literal)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a CONFIG key (dotted for a group: colour.work_size=320; value as JSON or a Python literal)",
+    )
     args = parser.parse_args(argv)
     result = apply_overrides(config, args.overrides)
     name = result.get("preset")

@@ -1,4 +1,5 @@
 """Choosing the torch device."""
+
 from __future__ import annotations
 
 import os

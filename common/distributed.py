@@ -1,6 +1,7 @@
 """Many processes under ``torchrun`` in training: process-group setup and a sampler that shards
 each epoch's permutation between training ranks (:class:`common.shards.Shard` splits a dataset
 run's image ids). A single process (no ``WORLD_SIZE``) needs nothing of this."""
+
 from __future__ import annotations
 
 import os

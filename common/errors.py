@@ -5,6 +5,7 @@ and carries a one-line message that names the file, key or setting at fault. The
 entry (:func:`common.cli.run_main`) prints such an error as one line and exits with status 2; any
 other exception is a bug and keeps its traceback.
 """
+
 from __future__ import annotations
 
 

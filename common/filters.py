@@ -11,6 +11,7 @@ few hundred rows, a tenth of OpenCV's time at these sigmas. The products run on 
 matrices this small gain nothing from more, and BLAS threads that spin while other threads
 (OpenVINO's, PyTorch's, another process's) hold the cores made them 50 times slower.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -54,7 +55,7 @@ def blur_matrix(n: int, sigma: float) -> np.ndarray:
     matrix = np.zeros((n, n), np.float64)
     np.add.at(matrix, (rows, sources), np.tile(taps, n))
     matrix = matrix.astype(np.float32)
-    matrix.setflags(write=False)    # cached: shared by every caller
+    matrix.setflags(write=False)  # cached: shared by every caller
     return matrix
 
 

@@ -4,6 +4,7 @@ Coordinate frame everywhere: image pixels, ``x`` to the right (column), ``y`` do
 are ``(x0, y0, x1, y1)`` float arrays with inclusive pixel extents. Masks are (H, W) bool arrays
 and maps (H, W) float arrays in the same frame.
 """
+
 from __future__ import annotations
 
 import cv2
@@ -15,11 +16,11 @@ def largest_component(mask: np.ndarray) -> np.ndarray:
     largest ones, the one met first in raster order (as ``scipy.ndimage.label`` numbers them).
     OpenCV's labelling, several times faster than scipy's on a full-resolution mask."""
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-    if count <= 2:                                   # background and at most one component
+    if count <= 2:  # background and at most one component
         return mask.astype(bool)
     areas = stats[1:, cv2.CC_STAT_AREA]
     largest = np.flatnonzero(areas == areas.max()) + 1
-    if len(largest) > 1:                             # a tie: the first in raster order
+    if len(largest) > 1:  # a tie: the first in raster order
         flat = labels.ravel()
         largest = [min(largest, key=lambda label: int(np.argmax(flat == label)))]
     return labels == int(largest[0])
@@ -31,7 +32,7 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
     its default structure, by one OpenCV flood fill from the border instead of dilations repeated
     to convergence (about 20 times faster on a 1024 px mask)."""
     padded = np.pad(mask.astype(np.uint8), 1)
-    cv2.floodFill(padded, None, (0, 0), 1, flags=4)      # the background that reaches the border
+    cv2.floodFill(padded, None, (0, 0), 1, flags=4)  # the background that reaches the border
     return (padded[1:-1, 1:-1] == 0) | mask.astype(bool)
 
 
@@ -81,4 +82,3 @@ def pairwise_iou(masks: np.ndarray) -> np.ndarray:
     area = flat.sum(axis=1)
     union = area[:, None] + area[None, :] - inter
     return np.where(union > 0, inter / np.maximum(union, 1), 1.0).astype(np.float32)
-

@@ -3,13 +3,14 @@
 An image whose pipeline failed has no mask; it is scored as an empty prediction (IoU 0) and
 counted in every mean, never dropped.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
 METRIC_NAMES = ("iou", "dice", "precision", "recall", "f1")
 IOU_SUCCESS = 0.65
-FAIL_IOU = 0.5                                   # an image below this IoU counts as a failure
+FAIL_IOU = 0.5  # an image below this IoU counts as a failure
 
 # The kinds of failure (IoU < FAIL_IOU) that the student's mistakes fall into. Over-segmentation:
 # the mask is more than OVER_AREA times the ground truth's area and covers more than COVERED of it
@@ -33,8 +34,8 @@ def mask_metrics(pred: np.ndarray | None, truth: np.ndarray) -> dict[str, float 
     if pred.shape != truth.shape:
         raise ValueError(f"prediction {pred.shape} and ground truth {truth.shape} differ in size")
     tp = float(np.count_nonzero(pred & truth))
-    fp = float(np.count_nonzero(pred)) - tp      # the same counts as pred & ~truth, ~pred & truth,
-    fn = float(np.count_nonzero(truth)) - tp     # with one full-frame operation instead of five
+    fp = float(np.count_nonzero(pred)) - tp  # the same counts as pred & ~truth, ~pred & truth,
+    fn = float(np.count_nonzero(truth)) - tp  # with one full-frame operation instead of five
     if tp + fp + fn == 0:
         return {**{name: 1.0 for name in METRIC_NAMES}, "area_ratio": 1.0}
     precision = tp / (tp + fp) if tp + fp else 0.0
@@ -42,8 +43,14 @@ def mask_metrics(pred: np.ndarray | None, truth: np.ndarray) -> dict[str, float 
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     # the mask's area over the truth's (None where the truth is empty): the failure kind's input
     area_ratio = (tp + fp) / (tp + fn) if tp + fn else None
-    return {"iou": tp / (tp + fp + fn), "dice": 2 * tp / (2 * tp + fp + fn), "precision": precision,
-            "recall": recall, "f1": f1, "area_ratio": area_ratio}
+    return {
+        "iou": tp / (tp + fp + fn),
+        "dice": 2 * tp / (2 * tp + fp + fn),
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "area_ratio": area_ratio,
+    }
 
 
 def failure_kind(metrics: dict) -> str | None:
@@ -81,10 +88,16 @@ def summarise(per_image: dict[str, dict[str, dict]], methods: list[str]) -> dict
         for name in METRIC_NAMES:
             entry[name] = float(np.mean([r[name] for r in rows]))
         ious = np.array([r["iou"] for r in rows])
-        entry.update({"iou_median": float(np.median(ious)), "iou_std": float(np.std(ious)),
-                      "share_iou_ge_0.65": float(np.mean(ious >= IOU_SUCCESS)),
-                      "n_images": len(rows), "n_failed": int(sum(bool(r.get("failed")) for r in rows)),
-                      "failure_kinds": failure_counts(rows)})
+        entry.update(
+            {
+                "iou_median": float(np.median(ious)),
+                "iou_std": float(np.std(ious)),
+                "share_iou_ge_0.65": float(np.mean(ious >= IOU_SUCCESS)),
+                "n_images": len(rows),
+                "n_failed": int(sum(bool(r.get("failed")) for r in rows)),
+                "failure_kinds": failure_counts(rows),
+            }
+        )
         summary[method] = entry
     return summary
 
@@ -102,8 +115,13 @@ def choose_post_hoc(per_image: dict[str, dict], sources: list[str]) -> dict[str,
     return chosen
 
 
-def paired_difference(ious: dict[str, float], reference: dict[str, float], confidence: float = 0.95,
-                      n_resamples: int = 5000, seed: int = 0) -> dict[str, float]:
+def paired_difference(
+    ious: dict[str, float],
+    reference: dict[str, float],
+    confidence: float = 0.95,
+    n_resamples: int = 5000,
+    seed: int = 0,
+) -> dict[str, float]:
     """Mean per-image IoU difference ``ious - reference`` over the images both score, with a BCa
     bootstrap interval of that mean (``scipy.stats.bootstrap``; images resampled, so the pairing
     is kept). Returns ``{"diff", "low", "high", "n"}``."""
@@ -114,8 +132,14 @@ def paired_difference(ious: dict[str, float], reference: dict[str, float], confi
     if len(diff) < 2 or np.all(diff == diff[0]):
         value = float(diff.mean()) if len(diff) else float("nan")
         return {"diff": value, "low": value, "high": value, "n": len(diff)}
-    result = bootstrap((diff,), np.mean, confidence_level=confidence, n_resamples=n_resamples, method="BCa",
-                       random_state=np.random.default_rng(seed))
+    result = bootstrap(
+        (diff,),
+        np.mean,
+        confidence_level=confidence,
+        n_resamples=n_resamples,
+        method="BCa",
+        random_state=np.random.default_rng(seed),
+    )
     low, high = result.confidence_interval
     return {"diff": float(diff.mean()), "low": float(low), "high": float(high), "n": len(diff)}
 
@@ -134,11 +158,12 @@ def row_ious(per_image: dict[str, dict], source: str | list[str]) -> dict[str, f
     return {i: float(r[key]["iou"]) for i, r in rows.items() if "iou" in r.get(key, {})}
 
 
-COVERAGES = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)       # shares of the most confident images in risk-coverage
+COVERAGES = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)  # shares of the most confident images in risk-coverage
 
 
-def risk_coverage(confidence: dict[str, float], ious: dict[str, float],
-                  coverages: tuple[float, ...] = COVERAGES) -> dict[str, float]:
+def risk_coverage(
+    confidence: dict[str, float], ious: dict[str, float], coverages: tuple[float, ...] = COVERAGES
+) -> dict[str, float]:
     """Mean IoU of the most confident ``c`` share of the images, for each ``c`` in ``coverages``
     (ties broken by id, so the result is reproducible). Keys ``"0.5"``, ... ``"1.0"``."""
     common = sorted(set(confidence) & set(ious), key=lambda i: (-confidence[i], i))
@@ -164,17 +189,20 @@ def rank_auroc(positive: np.ndarray, score: np.ndarray) -> float:
     Mann-Whitney statistic, ties counted half (scikit-learn's ``roc_auc_score``, which a dataset
     run would otherwise import, about a second, for this one number; tests compare the two)."""
     _, inverse, counts = np.unique(score, return_inverse=True, return_counts=True)
-    mid_ranks = np.cumsum(counts) - (counts - 1) / 2.0          # the 1-based mean rank of each distinct value
+    mid_ranks = np.cumsum(counts) - (counts - 1) / 2.0  # the 1-based mean rank of each distinct value
     n_pos, n_neg = int(positive.sum()), int((~positive).sum())
     return float((mid_ranks[inverse][positive].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
-def flag_summary(flagged: dict[str, bool], ious: dict[str, float] | None = None,
-                 fail_iou: float = FAIL_IOU) -> dict[str, float]:
+def flag_summary(
+    flagged: dict[str, bool], ious: dict[str, float] | None = None, fail_iou: float = FAIL_IOU
+) -> dict[str, float]:
     """``n_flagged``, ``share_flagged`` and, with ``ious``, ``failures_flagged``: the share of the
     failed images (IoU < ``fail_iou``) that are flagged."""
-    out: dict[str, float] = {"n_flagged": int(sum(flagged.values())),
-                             "share_flagged": float(np.mean(list(flagged.values()))) if flagged else 0.0}
+    out: dict[str, float] = {
+        "n_flagged": int(sum(flagged.values())),
+        "share_flagged": float(np.mean(list(flagged.values()))) if flagged else 0.0,
+    }
     if ious is not None:
         failed = [i for i in flagged if i in ious and ious[i] < fail_iou]
         out["n_failed_images"] = len(failed)

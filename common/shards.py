@@ -1,6 +1,7 @@
 """How a dataset run's image ids are split between processes: :class:`Shard`, this process's place
 among those of ``torchrun`` (on one machine or many) or of a run's local workers. torch loads only
 when there is more than one process to synchronise."""
+
 from __future__ import annotations
 
 import os
@@ -17,12 +18,16 @@ class Shard:
     local_world: int = 1
 
     @classmethod
-    def from_environment(cls) -> "Shard":
+    def from_environment(cls) -> Shard:
         """Read torchrun's variables; with more than one process, join a gloo process group (used
         for barriers only, so it serves CPU and GPU runs alike)."""
         env = os.environ
-        shard = cls(int(env.get("RANK", 0)), int(env.get("WORLD_SIZE", 1)), int(env.get("LOCAL_RANK", 0)),
-                    int(env.get("LOCAL_WORLD_SIZE", env.get("WORLD_SIZE", 1))))
+        shard = cls(
+            int(env.get("RANK", 0)),
+            int(env.get("WORLD_SIZE", 1)),
+            int(env.get("LOCAL_RANK", 0)),
+            int(env.get("LOCAL_WORLD_SIZE", env.get("WORLD_SIZE", 1))),
+        )
         if shard.world > 1:
             import torch.distributed as dist
 

@@ -4,12 +4,13 @@ A pipeline holds a :class:`StageTimer` and times its stages into it; nothing is 
 stored unless someone reads :attr:`StageTimer.seconds`. Nested stages are not supported (the
 outer one would count the inner one's time twice).
 """
+
 from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 
 class StageTimer:

@@ -1,5 +1,6 @@
 """Every dataset by name: ``open_dataset(root, split, dataset=...)`` is the one way scripts open
 data (the ``dataset`` config key)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,9 +14,16 @@ DATASETS = ("isic2017", *LAYOUTS)
 Dataset = ISICDataset | ImageFolderDataset | LayoutDataset
 
 
-def open_dataset(data_root: str | Path, split: str = "val", image_dir: str | None = None,
-                 mask_dir: str | None = None, read_masks: bool = True, dataset: str = "isic2017",
-                 derm7pt_image: str = "derm", max_side: int | None = None) -> Dataset:
+def open_dataset(
+    data_root: str | Path,
+    split: str = "val",
+    image_dir: str | None = None,
+    mask_dir: str | None = None,
+    read_masks: bool = True,
+    dataset: str = "isic2017",
+    derm7pt_image: str = "derm",
+    max_side: int | None = None,
+) -> Dataset:
     """``image_dir`` given: a plain folder of the user's images; else ``dataset`` at ``data_root``:
     ``isic2017`` (:class:`ISICDataset`) or a layout of :mod:`data.layouts` (``isic2016``,
     ``isic2018``, ``ph2``, ``ham10000``, ``derm7pt``: its ``derm7pt_image``, "derm" or "clinic").

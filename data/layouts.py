@@ -29,20 +29,21 @@ Masks: every ISIC 2016 / 2018 and PH2 image has one, so a missing mask file is a
 without one is segmented but not scored); Derm7pt has none. An image file that is missing fails that
 image when it is read (a run records it and goes on), naming the file.
 """
+
 from __future__ import annotations
 
 import csv
 import logging
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 from common.errors import SettingsError
 from data.isic import DataError, Sample, list_images, read_sample
 
 log = logging.getLogger(__name__)
 
-SINGLE_SPLIT = "all"   # the split of datasets that have no official splits (PH2, HAM10000)
+SINGLE_SPLIT = "all"  # the split of datasets that have no official splits (PH2, HAM10000)
 
 
 @dataclass
@@ -79,7 +80,9 @@ def _isic2016_labels(csv_path: Path) -> dict[str, dict[str, float]]:
                 continue
             value = row[1].strip().lower()
             try:
-                labels[row[0]] = {"melanoma": 1.0 if value == "malignant" else 0.0 if value == "benign" else float(value)}
+                labels[row[0]] = {
+                    "melanoma": 1.0 if value == "malignant" else 0.0 if value == "benign" else float(value)
+                }
             except ValueError as exc:
                 raise DataError(f"bad label value in {csv_path} for {row[0]}: {row[1]!r}") from exc
     return labels
@@ -89,26 +92,34 @@ def isic2016_entries(root: Path, split: str) -> list[Entry]:
     tag = _split_tag(split, {"train": "Training", "test": "Test"}, "ISIC 2016")
     masks = root / f"ISBI2016_ISIC_Part1_{tag}_GroundTruth"
     labels = _isic2016_labels(root / f"ISBI2016_ISIC_Part3_{tag}_GroundTruth.csv")
-    return [Entry(p.stem, p, masks / f"{p.stem}_Segmentation.png", labels.get(p.stem, {}))
-            for p in _images(root / f"ISBI2016_ISIC_Part1_{tag}_Data")]
+    return [
+        Entry(p.stem, p, masks / f"{p.stem}_Segmentation.png", labels.get(p.stem, {}))
+        for p in _images(root / f"ISBI2016_ISIC_Part1_{tag}_Data")
+    ]
 
 
 def isic2018_entries(root: Path, split: str) -> list[Entry]:
     tag = _split_tag(split, {"train": "Training", "val": "Validation", "test": "Test"}, "ISIC 2018")
     masks = root / f"ISIC2018_Task1_{tag}_GroundTruth"
-    return [Entry(p.stem, p, masks / f"{p.stem}_segmentation.png") for p in _images(root / f"ISIC2018_Task1-2_{tag}_Input")]
+    return [
+        Entry(p.stem, p, masks / f"{p.stem}_segmentation.png") for p in _images(root / f"ISIC2018_Task1-2_{tag}_Input")
+    ]
 
 
 def ph2_entries(root: Path, split: str) -> list[Entry]:
     _split_tag(split, {SINGLE_SPLIT: ""}, "PH2")
-    base = next((p for p in (root / "PH2 Dataset images", root / "PH2Dataset" / "PH2 Dataset images") if p.is_dir()), None)
+    base = next(
+        (p for p in (root / "PH2 Dataset images", root / "PH2Dataset" / "PH2 Dataset images") if p.is_dir()), None
+    )
     if base is None:
         raise DataError(f"no 'PH2 Dataset images' folder under {root}")
     entries = []
     for case in sorted(p for p in base.iterdir() if p.is_dir()):
         images = _images(case / f"{case.name}_Dermoscopic_Image")
         masks = sorted((case / f"{case.name}_lesion").glob(f"{case.name}_lesion.*"))
-        entries.append(Entry(case.name, images[0], masks[0] if masks else case / f"{case.name}_lesion" / f"{case.name}_lesion.bmp"))
+        entries.append(
+            Entry(case.name, images[0], masks[0] if masks else case / f"{case.name}_lesion" / f"{case.name}_lesion.bmp")
+        )
     if not entries:
         raise DataError(f"no IMD cases in {base}")
     return entries
@@ -119,8 +130,9 @@ def ham10000_entries(root: Path, split: str) -> list[Entry]:
     metadata = root / "HAM10000_metadata.csv"
     if not metadata.is_file():
         raise DataError(f"HAM10000 metadata not found: {metadata}")
-    folders = [root / f for f in ("HAM10000_images_part_1", "HAM10000_images_part_2", "HAM10000_images")
-               if (root / f).is_dir()]
+    folders = [
+        root / f for f in ("HAM10000_images_part_1", "HAM10000_images_part_2", "HAM10000_images") if (root / f).is_dir()
+    ]
     located = {p.stem: p for folder in folders for p in _images(folder)}
     masks = root / "HAM10000_segmentations_lesion_tschandl"
     entries = []
@@ -128,15 +140,27 @@ def ham10000_entries(root: Path, split: str) -> list[Entry]:
         for row in csv.DictReader(handle):
             image_id = row.get("image_id", "").strip()
             if image_id not in located:
-                raise DataError(f"{metadata} lists {image_id!r} but no image of that name is in {[str(f) for f in folders]}")
-            entries.append(Entry(image_id, located[image_id], masks / f"{image_id}_segmentation.png",
-                                 {"melanoma": float(row.get("dx", "").strip() == "mel")}))
+                raise DataError(
+                    f"{metadata} lists {image_id!r} but no image of that name is in {[str(f) for f in folders]}"
+                )
+            entries.append(
+                Entry(
+                    image_id,
+                    located[image_id],
+                    masks / f"{image_id}_segmentation.png",
+                    {"melanoma": float(row.get("dx", "").strip() == "mel")},
+                )
+            )
     return entries
 
 
-DERM7PT_SPLITS = {"train": "train_indexes.csv", "valid": "valid_indexes.csv", "test": "test_indexes.csv",
-                  SINGLE_SPLIT: None}
-DERM7PT_IMAGES = ("derm", "clinic")   # meta.csv's columns: the dermoscopic or the clinical photograph
+DERM7PT_SPLITS = {
+    "train": "train_indexes.csv",
+    "valid": "valid_indexes.csv",
+    "test": "test_indexes.csv",
+    SINGLE_SPLIT: None,
+}
+DERM7PT_IMAGES = ("derm", "clinic")  # meta.csv's columns: the dermoscopic or the clinical photograph
 
 
 def _derm7pt_base(root: Path) -> Path:
@@ -189,20 +213,29 @@ def derm7pt_entries(root: Path, split: str, image: str = "derm") -> list[Entry]:
         if not relative:
             raise DataError(f"{base / 'meta' / 'meta.csv'} row {row_index} has no {image!r} image path")
         image_id = Path(relative).stem
-        if image_id in seen:                 # the same file name in two folders: keep both apart
+        if image_id in seen:  # the same file name in two folders: keep both apart
             image_id = str(Path(relative).with_suffix("")).replace("/", "_")
         seen.add(image_id)
         diagnosis = (row.get("diagnosis") or "").strip().lower()
-        entries.append(Entry(image_id, _case_insensitive(base / "images" / relative), None,
-                             {"melanoma": float(diagnosis.startswith("melanoma"))}))
+        entries.append(
+            Entry(
+                image_id,
+                _case_insensitive(base / "images" / relative),
+                None,
+                {"melanoma": float(diagnosis.startswith("melanoma"))},
+            )
+        )
     return entries
 
 
 LAYOUTS: dict[str, Callable[..., list[Entry]]] = {
-    "isic2016": isic2016_entries, "isic2018": isic2018_entries, "ph2": ph2_entries, "ham10000": ham10000_entries,
+    "isic2016": isic2016_entries,
+    "isic2018": isic2018_entries,
+    "ph2": ph2_entries,
+    "ham10000": ham10000_entries,
     "derm7pt": derm7pt_entries,
 }
-MASKS_OPTIONAL = frozenset({"ham10000", "derm7pt"})   # layouts whose images need not all have a mask
+MASKS_OPTIONAL = frozenset({"ham10000", "derm7pt"})  # layouts whose images need not all have a mask
 
 
 class LayoutDataset:
@@ -211,8 +244,15 @@ class LayoutDataset:
     ``mask=None``; ``read_masks=False``: no mask file is ever opened; ``max_side``: images of at least
     twice that longer side are read reduced (:func:`data.isic.working_shape`)."""
 
-    def __init__(self, layout: str, root: str | Path, split: str, read_masks: bool = True,
-                 options: dict[str, str] | None = None, max_side: int | None = None) -> None:
+    def __init__(
+        self,
+        layout: str,
+        root: str | Path,
+        split: str,
+        read_masks: bool = True,
+        options: dict[str, str] | None = None,
+        max_side: int | None = None,
+    ) -> None:
         """``options``: keyword arguments of the layout's function (``derm7pt``: ``image``)."""
         if layout not in LAYOUTS:
             raise SettingsError(f"unknown dataset layout {layout!r}; available: isic2017, {', '.join(LAYOUTS)}")
@@ -224,7 +264,7 @@ class LayoutDataset:
         self.ids = [e.image_id for e in self.entries]
         self.image_paths = [e.image_path for e in self.entries]
         self.labels = {e.image_id: e.labels for e in self.entries if e.labels}
-        self.has_masks = any(e.mask_path is not None for e in self.entries)   # False: nothing to score
+        self.has_masks = any(e.mask_path is not None for e in self.entries)  # False: nothing to score
         self._index = {e.image_id: e for e in self.entries}
 
     def __len__(self) -> int:

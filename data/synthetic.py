@@ -1,6 +1,7 @@
 """Synthetic dermoscopy-like images: skin background, an irregular brown lesion, dark vignette
 corners and a few hairs. They let the pipeline and the tests run on a machine without ISIC data;
 every output made from them is labelled synthetic. They are NOT a benchmark."""
+
 from __future__ import annotations
 
 import csv
@@ -57,12 +58,13 @@ def make_synthetic_sample(seed: int, size: tuple[int, int] = (240, 320), image_i
     return Sample(image_id or f"SYN_{seed:07d}", out, mask, {"melanoma": 0.0, "seborrheic_keratosis": 0.0})
 
 
-def write_synthetic_isic(root: str | Path, n_images: int = 4, split: str = "val", seed: int = 0,
-                         size: tuple[int, int] = (240, 320)) -> Path:
+def write_synthetic_isic(
+    root: str | Path, n_images: int = 4, split: str = "val", seed: int = 0, size: tuple[int, int] = (240, 320)
+) -> Path:
     """Write ``n_images`` synthetic samples in the official ISIC 2017 layout under ``root``
     (images, ``_segmentation.png`` masks, Part 3 label CSV) and return ``root``. Idempotent."""
-    from data.isic import OFFICIAL_SPLITS
     from common.io import write_png
+    from data.isic import OFFICIAL_SPLITS
 
     root = Path(root)
     tag = OFFICIAL_SPLITS[split]
@@ -78,6 +80,7 @@ def write_synthetic_isic(root: str | Path, n_images: int = 4, split: str = "val"
         writer = csv.writer(handle)
         writer.writerow(["image_id", "melanoma", "seborrheic_keratosis"])
         writer.writerows(rows)
-    (root / "README.txt").write_text("SYNTHETIC dermoscopy-like images made by data/synthetic.py. "
-                                     "Not ISIC data; not a benchmark.\n")
+    (root / "README.txt").write_text(
+        "SYNTHETIC dermoscopy-like images made by data/synthetic.py. Not ISIC data; not a benchmark.\n"
+    )
     return root

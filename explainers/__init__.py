@@ -3,6 +3,7 @@
 The method names and :class:`CamResult` load with the package; :class:`CamExplainer` and
 ``make_target`` (torch) load when first used, so a run that computes no map never imports torch
 through here."""
+
 from explainers.methods import CAM_METHODS, EXPLAIN_METHODS, LRP, CamResult
 
 __all__ = ["CAM_METHODS", "EXPLAIN_METHODS", "LRP", "CamExplainer", "CamResult", "make_target"]

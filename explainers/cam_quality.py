@@ -9,6 +9,7 @@ recomputed).
 
     python -m explainers.cam_quality --set runs='["results/cams_val"]'
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -29,8 +30,8 @@ from explainers.quality import quality_rows  # noqa: E402
 from visualisations.stats import bootstrap_interval  # noqa: E402
 
 CONFIG: dict[str, Any] = {
-    "runs": [],          # generate_cams run folders (each with records/*.json)
-    "out_dir": None,     # None: the first run's folder / figures
+    "runs": [],  # generate_cams run folders (each with records/*.json)
+    "out_dir": None,  # None: the first run's folder / figures
     "n_bootstrap": 2000,
     "seed": 0,
 }
@@ -56,8 +57,11 @@ def threshold_columns(frame: pd.DataFrame) -> list[str]:
 
 def summary_table(frame: pd.DataFrame, n_bootstrap: int = 2000, seed: int = 0) -> pd.DataFrame:
     """Means per (run, model, method); ``<score> lo`` / ``<score> hi``: 95 % bootstrap interval."""
-    keep = [c for c in ("pointing_game", "energy_pointing_game", "iou@0.5", "box_iou@0.5", "road", "constant", "failed")
-            if c in frame.columns]
+    keep = [
+        c
+        for c in ("pointing_game", "energy_pointing_game", "iou@0.5", "box_iou@0.5", "road", "constant", "failed")
+        if c in frame.columns
+    ]
     rows = []
     for (run, model, method), group in frame.groupby(["run", "model", "method"], sort=False):
         row = {"run": run, "model": model, "method": method, "n_images": len(group)}
@@ -73,16 +77,20 @@ def summary_table(frame: pd.DataFrame, n_bootstrap: int = 2000, seed: int = 0) -
 def _labels(table: pd.DataFrame) -> list[str]:
     """``model/method``, prefixed with the run only where two runs share a model label."""
     several = table.groupby("model")["run"].nunique().max() > 1
-    return [f"{r['run']}:{r['model']}/{r['method']}" if several else f"{r['model']}/{r['method']}"
-            for _, r in table.iterrows()]
+    return [
+        f"{r['run']}:{r['model']}/{r['method']}" if several else f"{r['model']}/{r['method']}"
+        for _, r in table.iterrows()
+    ]
 
 
 def bars_figure(table: pd.DataFrame):
     """Horizontal bars (one row per model x method, top to bottom) so that long labels stay readable."""
     y = np.arange(len(table))[::-1]
     fig, ax = plt.subplots(figsize=(8, 1.5 + 0.42 * len(table)))
-    for offset, key, name in ((0.2, "pointing_game", "pointing game (peak inside lesion)"),
-                              (-0.2, "box_iou@0.5", "box IoU (CAM >= 0.5 of peak)")):
+    for offset, key, name in (
+        (0.2, "pointing_game", "pointing game (peak inside lesion)"),
+        (-0.2, "box_iou@0.5", "box IoU (CAM >= 0.5 of peak)"),
+    ):
         mean = table[key].to_numpy(float)
         err = [mean - table[f"{key} lo"].to_numpy(float), table[f"{key} hi"].to_numpy(float) - mean]
         ax.barh(y + offset, mean, 0.4, xerr=err, capsize=2, label=name)
@@ -108,11 +116,17 @@ def threshold_figure(frame: pd.DataFrame):
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.4 * nrows), sharex=True, sharey=True, squeeze=False)
     for ax, (run, model) in zip(axes.flat, models):
         for method, group in frame[(frame["run"] == run) & (frame["model"] == model)].groupby("method", sort=False):
-            ax.plot(thresholds, group[columns].mean().to_numpy(), marker="o", ms=3,
-                    color=f"C{methods.index(method) % 10}", label=method)
+            ax.plot(
+                thresholds,
+                group[columns].mean().to_numpy(),
+                marker="o",
+                ms=3,
+                color=f"C{methods.index(method) % 10}",
+                label=method,
+            )
         ax.set_title(f"{run}:{model}" if several else model, fontsize=10)
         ax.grid(alpha=0.3)
-    for ax in axes.flat[len(models):]:
+    for ax in axes.flat[len(models) :]:
         ax.axis("off")
     for ax in axes[:, 0]:
         ax.set_ylabel("mean IoU with the lesion")

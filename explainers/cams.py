@@ -5,10 +5,11 @@ transform and target, runs them on the preprocessed image, and maps the (S, S) C
 original (H, W) frame. Because :func:`models.preprocess_image` resizes the whole image (no crop),
 that mapping is a plain resize.
 """
+
 from __future__ import annotations
 
 import functools
-from typing import Callable
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -47,8 +48,9 @@ def cam_class(method: str) -> type:
 BINARY_TARGETS = ("melanoma", "predicted")
 
 
-def make_target(model_output: torch.Tensor, target_class: int | None,
-                binary_target: str = "melanoma") -> tuple[Callable, str]:
+def make_target(
+    model_output: torch.Tensor, target_class: int | None, binary_target: str = "melanoma"
+) -> tuple[Callable, str]:
     """The CAM target for one image's logits (1, K).
 
     K == 1 (a single melanoma logit): ``binary_target`` "melanoma" explains the melanoma logit
@@ -69,7 +71,7 @@ def make_target(model_output: torch.Tensor, target_class: int | None,
     return ClassifierOutputTarget(index), f"class_{index}"
 
 
-FLAT_RANGE = 1e-6   # a map whose max - min is below this is flat: it ranks no pixel above another
+FLAT_RANGE = 1e-6  # a map whose max - min is below this is flat: it ranks no pixel above another
 
 
 def normalise_map(cam: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -108,9 +110,17 @@ class CamExplainer:
     ``ensemble_methods``: the members of the ``ensemble`` method (:data:`DEFAULT_ENSEMBLE`).
     """
 
-    def __init__(self, model: torch.nn.Module, classifier_name: str, target_class: int | None = None,
-                 batch_size: int = 32, device: str | torch.device = "cpu", layer: str = "last",
-                 binary_target: str = "melanoma", ensemble_methods: tuple[str, ...] | list[str] = DEFAULT_ENSEMBLE) -> None:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        classifier_name: str,
+        target_class: int | None = None,
+        batch_size: int = 32,
+        device: str | torch.device = "cpu",
+        layer: str = "last",
+        binary_target: str = "melanoma",
+        ensemble_methods: tuple[str, ...] | list[str] = DEFAULT_ENSEMBLE,
+    ) -> None:
         if binary_target not in BINARY_TARGETS:
             raise SettingsError(f"binary_target must be one of {BINARY_TARGETS}, not {binary_target!r}")
         self.model = model.to(device).eval()
@@ -129,12 +139,13 @@ class CamExplainer:
     def _check_member(self, member: str) -> None:
         method, _, layer = member.partition(LAYER_SEPARATOR)
         if method not in (*CAM_METHODS, LRP):
-            raise SettingsError(f"ensemble member {member!r}: unknown method {method!r}; "
-                                f"available: {', '.join([*CAM_METHODS, LRP])}")
+            raise SettingsError(
+                f"ensemble member {member!r}: unknown method {method!r}; available: {', '.join([*CAM_METHODS, LRP])}"
+            )
         if layer and method == LRP:
             raise SettingsError(f"ensemble member {member!r}: LRP explains the whole network, it has no layer")
         if layer:
-            self.spec.layer(self.model, layer)          # an unknown layer name is refused here, not per image
+            self.spec.layer(self.model, layer)  # an unknown layer name is refused here, not per image
 
     def _build(self, method: str, layer: str | None = None):
         if method not in CAM_METHODS:

@@ -10,6 +10,7 @@ mean per model x method. Resumable: rerun with the same ``out_dir``.
 
     python -m explainers.generate_cams --set methods='["gradcam","eigencam"]' --set limit=20
 """
+
 from __future__ import annotations
 
 import logging
@@ -22,11 +23,11 @@ import torch
 from pytorch_grad_cam.metrics.road import ROADCombined
 
 from common.cli import run_main
-from common.runs import ResumableRun
 from common.config import config_from_argv
 from common.defaults import DATA_ROOT, RESULTS_ROOT
-from common.io import read_json, resolve_run_dir, save_figure, write_csv, write_json, write_npy
 from common.devices import resolve_device
+from common.io import read_json, resolve_run_dir, save_figure, write_csv, write_json, write_npy
+from common.runs import ResumableRun
 from data.catalogue import open_dataset
 from data.isic import check_image_content, subset_ids
 from explainers.cams import DEFAULT_ENSEMBLE, CamExplainer
@@ -35,8 +36,8 @@ from models.registry import create_classifier
 from visualisations.overlay import cam_figure
 
 CONFIG: dict[str, Any] = {
-    "dataset": "isic2017",                   # or isic2016, isic2018, ph2, ham10000, derm7pt (data.layouts)
-    "derm7pt_image": "derm",                 # derm7pt: "derm" or "clinic"
+    "dataset": "isic2017",  # or isic2016, isic2018, ph2, ham10000, derm7pt (data.layouts)
+    "derm7pt_image": "derm",  # derm7pt: "derm" or "clinic"
     "data_root": DATA_ROOT,
     "split": "val",
     "every": 1,
@@ -44,10 +45,10 @@ CONFIG: dict[str, Any] = {
     # each model: a label, a registry classifier, an optional checkpoint, the CAM layer and, for a
     # single-logit checkpoint, an optional "binary_target" ("melanoma" or "predicted", see explainers.cams)
     "models": [{"label": "imagenet_last", "classifier": "efficientnet_lite0", "checkpoint": None, "layer": "last"}],
-    "methods": ["gradcam", "gradcam++", "eigencam", "randomcam"],   # ablationcam / scorecam: slow on CPU
-    "ensemble_methods": list(DEFAULT_ENSEMBLE),   # the members of method "ensemble" (computed once, reused)
+    "methods": ["gradcam", "gradcam++", "eigencam", "randomcam"],  # ablationcam / scorecam: slow on CPU
+    "ensemble_methods": list(DEFAULT_ENSEMBLE),  # the members of method "ensemble" (computed once, reused)
     "cam_batch_size": 64,
-    "road_percentiles": [20, 40, 60, 80],   # [] skips ROAD (its imputer costs ~1 s per percentile on CPU)
+    "road_percentiles": [20, 40, 60, 80],  # [] skips ROAD (its imputer costs ~1 s per percentile on CPU)
     "save_heatmaps": True,
     "n_overlays": 5,
     "results_root": RESULTS_ROOT,
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     cfg = config_from_argv(CONFIG, argv, description=__doc__.splitlines()[0])
     device = resolve_device(cfg["device"])
-    np.random.seed(cfg["seed"])   # RandomCAM and ROAD's imputer draw from numpy's global generator
+    np.random.seed(cfg["seed"])  # RandomCAM and ROAD's imputer draw from numpy's global generator
     torch.manual_seed(cfg["seed"])
     dataset = open_dataset(cfg["data_root"], cfg["split"], dataset=cfg["dataset"], derm7pt_image=cfg["derm7pt_image"])
     run_dir = resolve_run_dir(cfg["results_root"], cfg["out_dir"], "cams")
@@ -83,10 +84,16 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     explainers = {}
     for entry in cfg["models"]:
         model = create_classifier(entry["classifier"], checkpoint=entry.get("checkpoint"))
-        explainers[entry["label"]] = CamExplainer(model, entry["classifier"], None, cfg["cam_batch_size"], device,
-                                                  layer=entry.get("layer", "last"),
-                                                  binary_target=entry.get("binary_target", "melanoma"),
-                                                  ensemble_methods=cfg["ensemble_methods"])
+        explainers[entry["label"]] = CamExplainer(
+            model,
+            entry["classifier"],
+            None,
+            cfg["cam_batch_size"],
+            device,
+            layer=entry.get("layer", "last"),
+            binary_target=entry.get("binary_target", "melanoma"),
+            ensemble_methods=cfg["ensemble_methods"],
+        )
     road = ROADCombined(percentiles=cfg["road_percentiles"]) if cfg["road_percentiles"] else None
     ids, positions = subset_ids(dataset, cfg["every"], cfg["limit"])
 
@@ -95,7 +102,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         check_image_content(sample.image, image_id)
         quality: dict[str, dict] = {}
         for label, explainer in explainers.items():
-            prepared = explainer.prepare(sample.image)     # one classifier pass serves the CAMs and ROAD
+            prepared = explainer.prepare(sample.image)  # one classifier pass serves the CAMs and ROAD
             cams = explainer.explain(sample.image, cfg["methods"], prepared)
             tensor, target, _ = prepared
             for method, cam in cams.items():
@@ -112,9 +119,13 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
 
     run.process(ids, work, desc="cams")
     table = summarise_quality(run_dir, ids)
-    write_json(run_dir / "metrics.json", {"summary": table.to_dict(orient="records"),
-                                          "failures": {i: r["error"] for i in ids
-                                                       if (r := read_json(run.record_path(i))).get("error")}})
+    write_json(
+        run_dir / "metrics.json",
+        {
+            "summary": table.to_dict(orient="records"),
+            "failures": {i: r["error"] for i in ids if (r := read_json(run.record_path(i))).get("error")},
+        },
+    )
     write_csv(run_dir / "metrics.csv", table)
     if not table.empty:
         print(table.to_markdown(index=False, floatfmt=".3f"))
@@ -122,8 +133,10 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
 
 
 def save_cam_overlay(path: Path, sample, cam, values: dict) -> None:
-    title = (f"{sample.image_id} {cam.method}: pointing {values.get('pointing_game', float('nan')):.0f}, "
-             f"energy {values.get('energy_pointing_game', float('nan')):.2f}")
+    title = (
+        f"{sample.image_id} {cam.method}: pointing {values.get('pointing_game', float('nan')):.0f}, "
+        f"energy {values.get('energy_pointing_game', float('nan')):.2f}"
+    )
     save_figure(cam_figure(sample.image, cam.heatmap, sample.mask, title), path)
 
 

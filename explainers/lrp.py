@@ -10,9 +10,10 @@ Pixel relevance is speckled (it follows edges and texture); summed over colour c
 where positive (evidence for the target), then smoothed by a Gaussian of
 :data:`LRP_SMOOTH_SIGMA` x the input side so that thresholding gives regions rather than dots.
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -20,18 +21,20 @@ import torch
 from zennit.attribution import Gradient
 from zennit.composites import EpsilonPlusFlat
 
-LRP_SMOOTH_SIGMA = 0.02   # Gaussian sigma, as a fraction of the classifier's input side
+LRP_SMOOTH_SIGMA = 0.02  # Gaussian sigma, as a fraction of the classifier's input side
 
 
 def relevance_output(target: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
     """zennit's output function for a grad-cam target: d target(logits) / d logits (a one-hot for
     a class, +-1 for a single logit), so that LRP starts from exactly the logit the CAM explains."""
+
     def grad_of_target(output: torch.Tensor) -> torch.Tensor:
         logits = output.detach().requires_grad_(True)
         with torch.enable_grad():
             value = sum(target(row).sum() for row in logits)
             (grad,) = torch.autograd.grad(value, logits)
         return grad
+
     return grad_of_target
 
 

@@ -2,6 +2,7 @@
 
 All maps are (H, W) on the original image frame; masks are (H, W) bool.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -63,9 +64,12 @@ def quality_rows(records: dict[str, dict]) -> list[dict]:
             model, method = key.split("/", 1)
             rows.append({"image_id": image_id, "model": model, "method": method, **values, "failed": 0.0})
     pairs = list(dict.fromkeys((r["model"], r["method"]) for r in rows))
-    scores = sorted({k for r in rows for k in r if k not in ("image_id", "model", "method", "failed", "constant", "road")})
+    scores = sorted(
+        {k for r in rows for k in r if k not in ("image_id", "model", "method", "failed", "constant", "road")}
+    )
     for image_id in failed:
         for model, method in pairs:
-            rows.append({"image_id": image_id, "model": model, "method": method, **dict.fromkeys(scores, 0.0),
-                         "failed": 1.0})
+            rows.append(
+                {"image_id": image_id, "model": model, "method": method, **dict.fromkeys(scores, 0.0), "failed": 1.0}
+            )
     return rows

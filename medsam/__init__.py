@@ -4,6 +4,7 @@ Encode an image once with ``set_image``, then decode any number of box / point p
 the cached embedding with ``predict``. Masks come back at the original resolution with the
 model's own predicted IoU. This package adapts the upstream libraries; it vendors none of them.
 """
+
 from medsam.base import Prediction, PromptableSegmenter, ResizeFrame
 from medsam.factory import SEGMENTERS, create_segmenter
 

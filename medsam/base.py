@@ -4,6 +4,7 @@ Coordinate frames: prompts given to :meth:`PromptableSegmenter.predict` are in O
 pixels, ``x`` to the right and ``y`` down, boxes as ``(x0, y0, x1, y1)``. A :class:`ResizeFrame`
 maps them into the model's square input and maps mask logits back.
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
@@ -28,13 +29,13 @@ class ResizeFrame:
     input_size: int
 
     @classmethod
-    def longest_side(cls, hw: tuple[int, int], size: int) -> "ResizeFrame":
+    def longest_side(cls, hw: tuple[int, int], size: int) -> ResizeFrame:
         """Aspect kept: the longer side becomes ``size`` (SAM, LiteMedSAM)."""
         scale = size / max(hw)
         return cls(tuple(hw), (int(hw[0] * scale + 0.5), int(hw[1] * scale + 0.5)), size)
 
     @classmethod
-    def stretch(cls, hw: tuple[int, int], size: int) -> "ResizeFrame":
+    def stretch(cls, hw: tuple[int, int], size: int) -> ResizeFrame:
         """Aspect not kept: the image is resized to (size, size) (MedSAM ViT-B)."""
         return cls(tuple(hw), (size, size), size)
 
@@ -82,9 +83,13 @@ class BoxDecoder(torch.nn.Module):
 
     def forward(self, embedding: torch.Tensor, boxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         sparse, dense = self.prompt_encoder(points=None, boxes=boxes, masks=None)
-        return self.mask_decoder(image_embeddings=embedding, image_pe=self.prompt_encoder.get_dense_pe(),
-                                 sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
-                                 multimask_output=False)
+        return self.mask_decoder(
+            image_embeddings=embedding,
+            image_pe=self.prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense,
+            multimask_output=False,
+        )
 
 
 class PromptableSegmenter(ABC):
@@ -96,7 +101,7 @@ class PromptableSegmenter(ABC):
 
     name = "segmenter"
     input_size = 1024
-    RESIZE = "longest_side"     # how preprocess fits an image: "longest_side" (aspect kept, padded) or "stretch"
+    RESIZE = "longest_side"  # how preprocess fits an image: "longest_side" (aspect kept, padded) or "stretch"
 
     def __init__(self, model: torch.nn.Module, device: str | torch.device = "cpu", batch_size: int = 64) -> None:
         self.model = model.to(device).eval()
@@ -104,9 +109,9 @@ class PromptableSegmenter(ABC):
         self.batch_size = batch_size
         self._embedding: torch.Tensor | None = None
         self._frame: ResizeFrame | None = None
-        self.cache: EmbeddingCache | None = None   # optional disk cache of embeddings (see use_cache)
+        self.cache: EmbeddingCache | None = None  # optional disk cache of embeddings (see use_cache)
         self._model_tag = ""
-        self.backend = "torch"                       # see use_backend
+        self.backend = "torch"  # see use_backend
         self._encoder_runner: Runner | None = None
         self._decoder_runner: Runner | None = None
 
@@ -130,13 +135,22 @@ class PromptableSegmenter(ABC):
             return self.backend
         size = self.input_size
         pe = self.model.prompt_encoder
-        encoder = OnnxExport(export_dir, f"{self.name}-encoder", self.model.image_encoder,
-                             (torch.zeros(1, 3, size, size),), (["image"], ["embedding"]))
+        encoder = OnnxExport(
+            export_dir,
+            f"{self.name}-encoder",
+            self.model.image_encoder,
+            (torch.zeros(1, 3, size, size),),
+            (["image"], ["embedding"]),
+        )
         boxes = torch.tensor([[0.0, 0.0, size / 2, size / 2], [size / 4, size / 4, size, size]])
-        decoder = OnnxExport(export_dir, f"{self.name}-box-decoder", BoxDecoder(self.model),
-                             (torch.zeros(1, pe.embed_dim, *pe.image_embedding_size), boxes),
-                             (["embedding", "boxes"], ["low_res", "iou"]),
-                             {"boxes": {0: "B"}, "low_res": {0: "B"}, "iou": {0: "B"}})
+        decoder = OnnxExport(
+            export_dir,
+            f"{self.name}-box-decoder",
+            BoxDecoder(self.model),
+            (torch.zeros(1, pe.embed_dim, *pe.image_embedding_size), boxes),
+            (["embedding", "boxes"], ["low_res", "iou"]),
+            {"boxes": {0: "B"}, "low_res": {0: "B"}, "iou": {0: "B"}},
+        )
         self._encoder_runner = load_runner(self.backend, encoder)
         self._decoder_runner = load_runner(self.backend, decoder)
         return self.backend
@@ -182,8 +196,9 @@ class PromptableSegmenter(ABC):
         return self._frame
 
     @torch.no_grad()
-    def predict(self, boxes: np.ndarray | None = None, points: np.ndarray | None = None,
-                point_labels: np.ndarray | None = None) -> Prediction:
+    def predict(
+        self, boxes: np.ndarray | None = None, points: np.ndarray | None = None, point_labels: np.ndarray | None = None
+    ) -> Prediction:
         """Decode B prompts against the cached embedding.
 
         ``boxes``: (B, 4) xyxy; ``points``: (B, N, 2) xy with ``point_labels`` (B, N), 1 for
@@ -200,8 +215,10 @@ class PromptableSegmenter(ABC):
             chunk = slice(start, min(n, start + self.batch_size))
             chunk_boxes = None if boxes is None else frame.apply_boxes(np.asarray(boxes)[chunk])
             if points is None and self._decoder_runner is not None:
-                low_res, iou = (torch.from_numpy(a) for a in self._decoder_runner(
-                    embedding=self._embedding.numpy(), boxes=chunk_boxes))
+                low_res, iou = (
+                    torch.from_numpy(a)
+                    for a in self._decoder_runner(embedding=self._embedding.numpy(), boxes=chunk_boxes)
+                )
             else:
                 chunk_points = None
                 if points is not None:
@@ -217,8 +234,10 @@ class PromptableSegmenter(ABC):
         box_t = None if boxes is None else torch.as_tensor(boxes, device=self.device)
         point_t = None
         if points is not None:
-            point_t = (torch.as_tensor(points[0], device=self.device),
-                       torch.as_tensor(points[1], dtype=torch.int64, device=self.device))
+            point_t = (
+                torch.as_tensor(points[0], device=self.device),
+                torch.as_tensor(points[1], dtype=torch.int64, device=self.device),
+            )
         sparse, dense = self.model.prompt_encoder(points=point_t, boxes=box_t, masks=None)
         # Points without a box are ambiguous: as SAM's authors advise, decode the three masks
         # and keep the one with the highest predicted IoU.

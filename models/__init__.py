@@ -1,9 +1,25 @@
 """The networks: the classifier registry (one ``create_classifier`` for every architecture the project
 explains, with its preprocessing), the student U-Net on a classifier backbone (``models.student``),
 its ONNX export and int8 quantization (``student_export``, ``student_quantize``)."""
-from models.registry import (CheckpointError, ClassifierSpec, available_classifiers, create_classifier,
-                             get_spec, preprocess_image, read_checkpoint,
-                             resolve_preprocessing)
 
-__all__ = ["CheckpointError", "ClassifierSpec", "available_classifiers", "create_classifier", "get_spec",
-           "preprocess_image", "read_checkpoint", "resolve_preprocessing"]
+from models.registry import (
+    CheckpointError,
+    ClassifierSpec,
+    available_classifiers,
+    create_classifier,
+    get_spec,
+    preprocess_image,
+    read_checkpoint,
+    resolve_preprocessing,
+)
+
+__all__ = [
+    "CheckpointError",
+    "ClassifierSpec",
+    "available_classifiers",
+    "create_classifier",
+    "get_spec",
+    "preprocess_image",
+    "read_checkpoint",
+    "resolve_preprocessing",
+]

@@ -12,11 +12,12 @@ returns the (H, W) lesion probability in original pixels.
 Checkpoints hold tensors and plain values only (``{"model": state_dict, "config": {...}}``) and
 are read with ``weights_only=True``.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -27,7 +28,7 @@ from common.colour import COLOUR_CONSTANCY_METHODS, colour_gains
 from common.geometry import pairwise_iou
 from models.registry import get_spec, read_checkpoint
 
-INPUT_SIZE = 256          # training and inference resolution (square)
+INPUT_SIZE = 256  # training and inference resolution (square)
 NORM_MEAN = NORM_STD = 0.5  # timm's data config of tf_efficientnet_lite0 (and of the classifier's training)
 
 
@@ -56,8 +57,12 @@ def build_student(config: StudentConfig) -> torch.nn.Module:
     import segmentation_models_pytorch as smp
 
     spec = get_spec(config.backbone)
-    return smp.Unet(encoder_name=f"tu-{spec.timm_name}", encoder_weights=None, classes=1,
-                    decoder_channels=tuple(config.decoder_channels))
+    return smp.Unet(
+        encoder_name=f"tu-{spec.timm_name}",
+        encoder_weights=None,
+        classes=1,
+        decoder_channels=tuple(config.decoder_channels),
+    )
 
 
 def load_backbone(student: torch.nn.Module, backbone: str, classifier_checkpoint: str | Path | None) -> int:
@@ -78,20 +83,26 @@ def load_backbone(student: torch.nn.Module, backbone: str, classifier_checkpoint
     own = encoder.state_dict()
     missing = [k for k in own if k not in state or state[k].shape != own[k].shape]
     if missing:
-        raise CheckpointError(f"{source} does not fit the student's {backbone} encoder: "
-                              f"{len(missing)} tensors missing or of another shape, e.g. {missing[:3]}")
+        raise CheckpointError(
+            f"{source} does not fit the student's {backbone} encoder: "
+            f"{len(missing)} tensors missing or of another shape, e.g. {missing[:3]}"
+        )
     encoder.load_state_dict({k: state[k] for k in own}, strict=True)
     return len(own)
 
 
-def save_student(path: str | Path, model: torch.nn.Module, config: StudentConfig, extra: dict | None = None,
-                 half: bool = False) -> None:
+def save_student(
+    path: str | Path, model: torch.nn.Module, config: StudentConfig, extra: dict | None = None, half: bool = False
+) -> None:
     """Write ``{"model": state_dict, "config": asdict(config), **extra}`` atomically; ``extra``
     must hold plain values (numbers, strings, lists, dicts) or tensors. ``half``: floating-point
     tensors stored as float16 (half the size, for shipping; loading casts them back)."""
     state = {k: v.half() if half and v.is_floating_point() else v for k, v in model.state_dict().items()}
-    payload = {"model": state, "config": {**asdict(config), "decoder_channels": list(config.decoder_channels)},
-               **(extra or {})}
+    payload = {
+        "model": state,
+        "config": {**asdict(config), "decoder_channels": list(config.decoder_channels)},
+        **(extra or {}),
+    }
     save_atomically(payload, path)
 
 
@@ -104,8 +115,10 @@ def read_student(path: str | Path) -> tuple[StudentConfig, dict]:
         raise CheckpointError(f"{path} is not a student checkpoint (no 'model' and 'config' entries)")
     raw = dict(payload["config"])
     if raw.get("colour_constancy") not in (None, *COLOUR_CONSTANCY_METHODS):
-        raise CheckpointError(f"{path} asks for the colour constancy {raw['colour_constancy']!r}; this version knows "
-                              f"{COLOUR_CONSTANCY_METHODS}")
+        raise CheckpointError(
+            f"{path} asks for the colour constancy {raw['colour_constancy']!r}; this version knows "
+            f"{COLOUR_CONSTANCY_METHODS}"
+        )
     return StudentConfig(**{**raw, "decoder_channels": tuple(raw["decoder_channels"])}), payload
 
 
@@ -151,8 +164,14 @@ class StudentSegmenter:
     """Inference with a trained student: ``predict_proba(image) -> (H, W)`` lesion probability.
     ``tta``: average the probabilities over :data:`TTA_FLIPS` (one batch of three)."""
 
-    def __init__(self, model: torch.nn.Module | None, config: StudentConfig, device: str | torch.device = "cpu",
-                 tta: bool = True, runner: Callable[..., list[np.ndarray]] | None = None) -> None:
+    def __init__(
+        self,
+        model: torch.nn.Module | None,
+        config: StudentConfig,
+        device: str | torch.device = "cpu",
+        tta: bool = True,
+        runner: Callable[..., list[np.ndarray]] | None = None,
+    ) -> None:
         if model is None and runner is None:
             raise ValueError("a student needs its network or a runner of its exported copy")
         self.model = model.to(device).eval() if model is not None else None
@@ -186,7 +205,9 @@ class StudentSegmenter:
         return logits, self._deepest.mean((2, 3)) if self._deepest is not None else None
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu", tta: bool = True) -> "StudentSegmenter":
+    def from_checkpoint(
+        cls, path: str | Path, device: str | torch.device = "cpu", tta: bool = True
+    ) -> StudentSegmenter:
         model, config, _ = load_student(path)
         return cls(model, config, device, tta)
 
@@ -207,20 +228,22 @@ class StudentSegmenter:
         return self._merge_flips(logits, pooled, image.shape[:2])
 
     @torch.no_grad()
-    def predict_with_zoom(self, image: np.ndarray, pad: float = ZOOM_OUT_PAD
-                          ) -> tuple[np.ndarray, float, np.ndarray | None, float]:
+    def predict_with_zoom(
+        self, image: np.ndarray, pad: float = ZOOM_OUT_PAD
+    ) -> tuple[np.ndarray, float, np.ndarray | None, float]:
         """:meth:`predict_with_features` and :meth:`zoom_agreement` from one forward pass: the
         flipped copies and the zoomed-out view in one batch of four. Each item's outputs are the
         same (through OpenVINO bit for bit on validation). On a 2-core CPU, with two threads, the
         student's step took 0.099-0.103 s an image against 0.107-0.119 s for two passes; with one
         thread (each worker of a dataset run) no difference was measured."""
-        gains = self.config.colour_gains(image)     # once for both views
+        gains = self.config.colour_gains(image)  # once for both views
         flipped = self._flipped(image, gains)
         zoomed, crop = self._zoomed_out(image, pad, gains)
         logits, pooled = self.forward(torch.cat([flipped, zoomed]))
         k = len(flipped)
-        prob, agreement, features = self._merge_flips(logits[:k], None if pooled is None else pooled[:k],
-                                                      image.shape[:2])
+        prob, agreement, features = self._merge_flips(
+            logits[:k], None if pooled is None else pooled[:k], image.shape[:2]
+        )
         return prob, agreement, features, self._zoom_agreement_of(logits[k:], crop, prob)
 
     def _flipped(self, image: np.ndarray, gains: np.ndarray | None) -> torch.Tensor:
@@ -229,13 +252,14 @@ class StudentSegmenter:
         x = to_input(image, self.config.input_size, gains).to(self.device)
         return torch.cat([x.flip(dims) if dims else x for dims in self.flips])
 
-    def _merge_flips(self, logits: torch.Tensor, pooled: torch.Tensor | None, hw: tuple[int, int]
-                     ) -> tuple[np.ndarray, float, np.ndarray | None]:
+    def _merge_flips(
+        self, logits: torch.Tensor, pooled: torch.Tensor | None, hw: tuple[int, int]
+    ) -> tuple[np.ndarray, float, np.ndarray | None]:
         """(the flip-averaged (H, W) probability in original pixels, the flips' agreement, the (C,)
         mean pooled features) from the (K, 1, S, S) logits and (K, C) features of :meth:`_flipped`."""
         probs = torch.sigmoid(logits.float())
         features = pooled.float().mean(0).cpu().numpy() if pooled is not None else None
-        aligned = torch.stack([p.flip(dims) if dims else p for p, dims in zip(probs, self.flips)])   # (K, 1, S, S)
+        aligned = torch.stack([p.flip(dims) if dims else p for p, dims in zip(probs, self.flips)])  # (K, 1, S, S)
         prob = F.interpolate(aligned.mean(0, keepdim=True), hw, mode="bilinear", align_corners=False)
         return prob[0, 0].cpu().numpy(), view_agreement(aligned[:, 0] > 0.5), features
 
@@ -253,8 +277,9 @@ class StudentSegmenter:
         zoomed, crop = self._zoomed_out(image, pad, self.config.colour_gains(image))
         return self._zoom_agreement_of(self.forward(zoomed)[0], crop, prob)
 
-    def _zoomed_out(self, image: np.ndarray, pad: float, gains: np.ndarray | None
-                    ) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
+    def _zoomed_out(
+        self, image: np.ndarray, pad: float, gains: np.ndarray | None
+    ) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
         """(1, 3, S, S): ``image`` with a black border of ``pad`` x each side, normalised (``gains``:
         those of the image itself, since the black border would change the estimate); and the
         (top, left, bottom, right) of the image's own region in it, in input pixels."""
@@ -271,8 +296,12 @@ class StudentSegmenter:
         top, left, bottom, right = crop
         zoomed = torch.sigmoid(logits.float())
         back = F.interpolate(zoomed[..., top:bottom, left:right], (size, size), mode="bilinear", align_corners=False)
-        mine = F.interpolate(torch.from_numpy(np.ascontiguousarray(prob, np.float32))[None, None], (size, size),
-                             mode="bilinear", align_corners=False)
+        mine = F.interpolate(
+            torch.from_numpy(np.ascontiguousarray(prob, np.float32))[None, None],
+            (size, size),
+            mode="bilinear",
+            align_corners=False,
+        )
         return view_agreement(torch.cat([back[:, 0], mine[:, 0].to(back.device)]) > 0.5)
 
 

@@ -5,6 +5,7 @@ with a dynamic batch; the preprocessing (stretch the RGB image to S x S, scale t
 ``NORM_MEAN``, divide by ``NORM_STD``) and the post-processing (sigmoid > 0.5, resize back, flips
 averaged if wanted) stay outside, written out in :func:`preprocess` and in the README's example.
 """
+
 from __future__ import annotations
 
 import io
@@ -25,9 +26,16 @@ def export_onnx(model: torch.nn.Module, config: StudentConfig, opset: int = OPSE
     example = torch.zeros(2, 3, config.input_size, config.input_size)
     buffer = io.BytesIO()
     with torch.no_grad():
-        torch.onnx.export(model, example, buffer, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                          dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-                          opset_version=opset, dynamo=False)
+        torch.onnx.export(
+            model,
+            example,
+            buffer,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            opset_version=opset,
+            dynamo=False,
+        )
     return buffer.getvalue()
 
 
@@ -40,14 +48,23 @@ def preprocess(image: np.ndarray, config: StudentConfig) -> np.ndarray:
 
 def model_card(config: StudentConfig, checkpoint: str | Path, opset: int = OPSET) -> dict:
     """What a user needs to run the file: names, shapes, preprocessing and threshold."""
-    return {"checkpoint": str(checkpoint), "opset": opset, "input": {"name": INPUT_NAME, "shape": ["batch", 3, config.input_size, config.input_size],
-                                                                     "dtype": "float32"},
-            "output": {"name": OUTPUT_NAME, "shape": ["batch", 1, config.input_size, config.input_size],
-                       "meaning": "lesion logits; mask = sigmoid(logits) > 0.5"},
-            "preprocessing": f"RGB stretched to {config.input_size} x {config.input_size} (bilinear, antialiased; "
-                             f"aspect not kept), / 255, "
-                             + ("" if config.colour_constancy is None else
-                                f"each channel times its {config.colour_constancy} gain to the power {config.colour_strength} "
-                                f"(common.colour, clipped to 0-1), ")
-                             + f"(x - {NORM_MEAN}) / {NORM_STD}, channels first",
-            "backbone": config.backbone}
+    return {
+        "checkpoint": str(checkpoint),
+        "opset": opset,
+        "input": {"name": INPUT_NAME, "shape": ["batch", 3, config.input_size, config.input_size], "dtype": "float32"},
+        "output": {
+            "name": OUTPUT_NAME,
+            "shape": ["batch", 1, config.input_size, config.input_size],
+            "meaning": "lesion logits; mask = sigmoid(logits) > 0.5",
+        },
+        "preprocessing": f"RGB stretched to {config.input_size} x {config.input_size} (bilinear, antialiased; "
+        f"aspect not kept), / 255, "
+        + (
+            ""
+            if config.colour_constancy is None
+            else f"each channel times its {config.colour_constancy} gain to the power {config.colour_strength} "
+            f"(common.colour, clipped to 0-1), "
+        )
+        + f"(x - {NORM_MEAN}) / {NORM_STD}, channels first",
+        "backbone": config.backbone,
+    }

@@ -12,6 +12,7 @@ Rows whose run is missing are left out with a warning, so the figure draws whate
 
     python -m self_training.rounds_figures
 """
+
 from __future__ import annotations
 
 import logging
@@ -35,8 +36,8 @@ from visualisations.stats import bootstrap_interval  # noqa: E402
 CONFIG: dict[str, Any] = {
     "ablation_root": "results/ablation",
     "eval_sets": ["val", "train_every18"],
-    "reference": ["default", "final"],         # (run, source): the zero-shot pipeline (the ablation's "default" run)
-    "oracle": ["default", "oracle_final"],     # drawn as a ceiling, never a result
+    "reference": ["default", "final"],  # (run, source): the zero-shot pipeline (the ablation's "default" run)
+    "oracle": ["default", "oracle_final"],  # drawn as a ceiling, never a result
     # (label, run, source row in its metrics.json)
     "rows": [
         ["round 1 alone", "student_r1", "student"],
@@ -52,15 +53,18 @@ CONFIG: dict[str, Any] = {
         ["arbiter: colour, fine-tuned-encoder student, its box", "arbiter_r4fe", "final"],
     ],
     "gallery_set": "val",
-    "gallery_row": "round 4 (frames, fine-tuned encoder) alone (the default before st-25)",   # gains / losses of this row against the reference
+    # gains / losses of this row against the reference
+    "gallery_row": "round 4 (frames, fine-tuned encoder) alone (the default before st-25)",
     "n_gains": 3,
     "n_losses": 3,
     # (label, student checkpoint): one gallery column each (its own mask, as the `student` source)
     # (the shipped ones; the others, rebuilt by the commands of their model cards, can be added back)
-    "gallery_students": [["round 3-AND", "model_checkpoints/student_r3and.pt"],
-                         ["the default's student", "model_checkpoints/student_soup3h_sog.pt"]],
+    "gallery_students": [
+        ["round 3-AND", "model_checkpoints/student_r3and.pt"],
+        ["the default's student", "model_checkpoints/student_soup3h_sog.pt"],
+    ],
     "device": "cpu",
-    "out_dir": None,                           # None: <ablation_root>/figures
+    "out_dir": None,  # None: <ablation_root>/figures
     "n_bootstrap": 2000,
     "seed": 0,
 }
@@ -91,8 +95,16 @@ def rounds_table(cfg: dict[str, Any]) -> pd.DataFrame:
                 continue
             values = np.array(list(ious.values()))
             low, high = bootstrap_interval(values, cfg["n_bootstrap"], cfg["seed"])
-            lines.append({"eval_set": eval_set, "row": label, "iou": float(values.mean()), "low": low, "high": high,
-                          "n": len(values)})
+            lines.append(
+                {
+                    "eval_set": eval_set,
+                    "row": label,
+                    "iou": float(values.mean()),
+                    "low": low,
+                    "high": high,
+                    "n": len(values),
+                }
+            )
     return pd.DataFrame(lines, columns=["eval_set", "row", "iou", "low", "high", "n"])
 
 
@@ -100,21 +112,26 @@ def rounds_figure(table: pd.DataFrame, eval_sets: list[str]):
     """Horizontal bars per evaluation set; the default and the oracle as vertical lines."""
     labels = list(dict.fromkeys(r for r in table["row"] if r not in (REFERENCE_LABEL, ORACLE_LABEL)))
     left = min(0.4, float(np.floor(table["low"].min() * 10) / 10))
-    fig, axes = plt.subplots(1, len(eval_sets), figsize=(5.5 * len(eval_sets), 0.45 * len(labels) + 1.8),
-                             sharey=True, squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(eval_sets), figsize=(5.5 * len(eval_sets), 0.45 * len(labels) + 1.8), sharey=True, squeeze=False
+    )
     for ax, eval_set in zip(axes[0], eval_sets):
         part = table[table["eval_set"] == eval_set].set_index("row")
         y = np.arange(len(labels))
-        rows = part.reindex(labels)             # a row this set lacks: NaN, no bar
+        rows = part.reindex(labels)  # a row this set lacks: NaN, no bar
         means = rows["iou"].to_numpy(float)
         errors = np.nan_to_num(np.stack([means - rows["low"].to_numpy(float), rows["high"].to_numpy(float) - means]))
         ax.barh(y, means, xerr=errors, capsize=3, color="tab:blue", alpha=0.8)
         lines = []
-        for label, name, style, colour in ((REFERENCE_LABEL, "zero-shot", "--", "black"),
-                                           (ORACLE_LABEL, "oracle", ":", "tab:red")):
+        for label, name, style, colour in (
+            (REFERENCE_LABEL, "zero-shot", "--", "black"),
+            (ORACLE_LABEL, "oracle", ":", "tab:red"),
+        ):
             if label in part.index:
                 ax.axvline(part.loc[label, "iou"], ls=style, color=colour)
-                lines.append(f"{name} {part.loc[label, 'iou']:.3f} ({'dashed' if style == '--' else 'dotted, NOT a result'})")
+                lines.append(
+                    f"{name} {part.loc[label, 'iou']:.3f} ({'dashed' if style == '--' else 'dotted, NOT a result'})"
+                )
         for yi, m in zip(y, means):
             if np.isfinite(m) and m > left + 0.05:
                 ax.text(left + 0.01, yi, f"{m:.3f}", va="center", fontsize=8, color="white")
@@ -129,7 +146,9 @@ def rounds_figure(table: pd.DataFrame, eval_sets: list[str]):
     return fig
 
 
-def gallery_picks(row: dict[str, float], reference: dict[str, float], n_gains: int, n_losses: int) -> list[tuple[str, float]]:
+def gallery_picks(
+    row: dict[str, float], reference: dict[str, float], n_gains: int, n_losses: int
+) -> list[tuple[str, float]]:
     """(image id, row IoU - reference IoU) of the ``n_gains`` largest gains, then the ``n_losses``
     largest losses (no image twice; only images both score)."""
     diffs = sorted(((row[i] - reference[i], i) for i in set(row) & set(reference)), reverse=True)
@@ -150,12 +169,21 @@ def gallery_figure(cfg: dict[str, Any], picks: list[tuple[str, float]], referenc
 
     run_dir = Path(cfg["ablation_root"]) / cfg["gallery_set"] / cfg["reference"][0]
     run_cfg = read_json(run_dir / "config.json")
-    dataset = open_dataset(run_cfg["data_root"], run_cfg["split"], run_cfg.get("image_dir"), run_cfg.get("mask_dir"),
-                           dataset=run_cfg.get("dataset", "isic2017"))
-    students = {label: StudentSegmenter.from_checkpoint(path, torch.device(cfg["device"]))
-                for label, path in cfg["gallery_students"] if Path(path).is_file()}
-    fig, axes = plt.subplots(len(picks), 1 + len(students), figsize=(2.6 * (1 + len(students)), 2.6 * len(picks)),
-                             squeeze=False)
+    dataset = open_dataset(
+        run_cfg["data_root"],
+        run_cfg["split"],
+        run_cfg.get("image_dir"),
+        run_cfg.get("mask_dir"),
+        dataset=run_cfg.get("dataset", "isic2017"),
+    )
+    students = {
+        label: StudentSegmenter.from_checkpoint(path, torch.device(cfg["device"]))
+        for label, path in cfg["gallery_students"]
+        if Path(path).is_file()
+    }
+    fig, axes = plt.subplots(
+        len(picks), 1 + len(students), figsize=(2.6 * (1 + len(students)), 2.6 * len(picks)), squeeze=False
+    )
     for row_axes, (image_id, diff) in zip(axes, picks):
         sample = dataset[dataset.ids.index(image_id)]
         panels = [("default", read_mask(run_dir / "masks" / f"{image_id}.png"), reference[image_id])]
@@ -169,9 +197,11 @@ def gallery_figure(cfg: dict[str, Any], picks: list[tuple[str, float]], referenc
             ax.set_title(f"{label}: IoU {iou:.2f}", fontsize=8)
             ax.axis("off")
         row_axes[0].set_title(f"{image_id} ({diff:+.2f})\ndefault: IoU {panels[0][2]:.2f}", fontsize=8)
-    fig.suptitle(f"{cfg['gallery_set']}: largest gains and losses of {cfg['gallery_row']} against the default\n"
-                 "ground truth red, mask green (images picked by ground truth: an illustration, not a result)",
-                 fontsize=9)
+    fig.suptitle(
+        f"{cfg['gallery_set']}: largest gains and losses of {cfg['gallery_row']} against the default\n"
+        "ground truth red, mask green (images picked by ground truth: an illustration, not a result)",
+        fontsize=9,
+    )
     fig.tight_layout()
     return fig
 
@@ -183,13 +213,18 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     if table.empty:
         raise DataError(f"no ablation runs under {cfg['ablation_root']}: run python -m cam_sam.studies.ablation first")
     write_csv(out_dir / "self_training_rounds.csv", table.round(4))
-    save_figure(rounds_figure(table, [s for s in cfg["eval_sets"] if s in set(table["eval_set"])]),
-                out_dir / "self_training_rounds.png")
+    save_figure(
+        rounds_figure(table, [s for s in cfg["eval_sets"] if s in set(table["eval_set"])]),
+        out_dir / "self_training_rounds.png",
+    )
     gallery_row = next((r for r in cfg["rows"] if r[0] == cfg["gallery_row"]), None)
     if gallery_row is None:
         raise SettingsError(f"gallery_row {cfg['gallery_row']!r} is not one of the rows' labels")
     set_dir = Path(cfg["ablation_root"]) / cfg["gallery_set"]
-    row, reference = run_ious(set_dir / gallery_row[1], gallery_row[2]), run_ious(set_dir / cfg["reference"][0], cfg["reference"][1])
+    row, reference = (
+        run_ious(set_dir / gallery_row[1], gallery_row[2]),
+        run_ious(set_dir / cfg["reference"][0], cfg["reference"][1]),
+    )
     if row and reference:
         picks = gallery_picks(row, reference, cfg["n_gains"], cfg["n_losses"])
         save_figure(gallery_figure(cfg, picks, reference), out_dir / "self_training_gallery.png")

@@ -4,6 +4,7 @@
 Two tiers: ``pytest -m "not slow"`` for development, the whole suite (the README's command and
 ``.ci/run``) before a commit lands. The slow tier is marked here, in one place (:data:`SLOW_MODULES`,
 :data:`SLOW_FIXTURES`, :data:`SLOW_TESTS`, and every test on the real data)."""
+
 from __future__ import annotations
 
 import warnings
@@ -25,14 +26,21 @@ SLOW_FIXTURES = {"trained_student", "server", "trained_run"}
 # ViT-sized random segmenters. tests/test_segment_script.py::test_end_to_end_on_generated_images
 # keeps one whole segment run in the fast tier.
 SLOW_TESTS = {
-    "test_honest_output_does_not_read_the_ground_truth", "test_sam_family_with_random_weights",
-    "test_overlays_drawn_off_the_main_path_leave_the_records_as_they_were", "test_a_full_queue_answers_busy_at_once",
-    "test_the_arbiter_preset_runs_teacher_student_and_box_through_litemedsam", "test_two_process_gloo_run_splits_the_data",
+    "test_honest_output_does_not_read_the_ground_truth",
+    "test_sam_family_with_random_weights",
+    "test_overlays_drawn_off_the_main_path_leave_the_records_as_they_were",
+    "test_a_full_queue_answers_busy_at_once",
+    "test_the_arbiter_preset_runs_teacher_student_and_box_through_litemedsam",
+    "test_two_process_gloo_run_splits_the_data",
     "test_flagged_csv_lists_flagged_images_least_confident_first_and_survives_a_resume",
-    "test_a_multiclass_run_writes_label_maps_and_class_aware_scores", "test_pseudo_labels_never_read_masks",
-    "test_interrupted_run_resumes", "test_a_bad_image_is_recorded_and_counted_as_zero",
-    "test_no_data_falls_back_to_labelled_synthetic_images", "test_user_image_folder_without_masks",
-    "test_user_errors_are_one_line", "test_start_extends_an_earlier_run_in_another_folder",
+    "test_a_multiclass_run_writes_label_maps_and_class_aware_scores",
+    "test_pseudo_labels_never_read_masks",
+    "test_interrupted_run_resumes",
+    "test_a_bad_image_is_recorded_and_counted_as_zero",
+    "test_no_data_falls_back_to_labelled_synthetic_images",
+    "test_user_image_folder_without_masks",
+    "test_user_errors_are_one_line",
+    "test_start_extends_an_earlier_run_in_another_folder",
     "test_the_benchmark_times_every_stage_of_the_realtime_preset",
     "test_the_pipeline_gives_the_expected_iou_in_records_and_flagged_csv",
     "test_generate_cams_writes_heatmaps_quality_and_resumes",
@@ -43,8 +51,12 @@ SLOW_TESTS = {
 def pytest_collection_modifyitems(config, items) -> None:
     for item in items:
         module = item.module.__name__.rsplit(".", 1)[-1]
-        if module in SLOW_MODULES or SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) \
-                or getattr(item, "originalname", item.name) in SLOW_TESTS or item.get_closest_marker("real_data"):
+        if (
+            module in SLOW_MODULES
+            or SLOW_FIXTURES & set(getattr(item, "fixturenames", ()))
+            or getattr(item, "originalname", item.name) in SLOW_TESTS
+            or item.get_closest_marker("real_data")
+        ):
             item.add_marker(pytest.mark.slow)
 
 

@@ -1,5 +1,6 @@
 """The web page (cam_sam.serve.app): its request handler on generated images, then the real page in a
 headless Chromium (Debian's ``chromium`` driven by playwright; skipped where either is missing)."""
+
 from __future__ import annotations
 
 import os
@@ -50,10 +51,13 @@ def _iou_shown(status: str) -> float:
 
 def test_handler_segments_scores_and_writes_the_mask(handler, lesion_files):
     status, cam, mask_view, uncertainty, download = handler(
-        str(lesion_files / "lesion.png"), str(lesion_files / "lesion_mask.png"), IMAGENET, "gradcam", "LiteMedSAM")
+        str(lesion_files / "lesion.png"), str(lesion_files / "lesion_mask.png"), IMAGENET, "gradcam", "LiteMedSAM"
+    )
     assert "chosen source" in status and _iou_shown(status) > 0.8
     assert re.search(r"confidence \*\*[01]\.\d\d\*\*: \*\*(looks reliable|please review: .+)\*\*", status), status
-    assert re.search(r"predicted class: \*\*(melanoma|seborrheic keratosis|nevus)\*\* \(probability \*\*[01]\.\d\d", status)
+    assert re.search(
+        r"predicted class: \*\*(melanoma|seborrheic keratosis|nevus)\*\* \(probability \*\*[01]\.\d\d", status
+    )
     for picture in (cam, mask_view, uncertainty):
         assert picture.ndim == 3 and picture.shape[2] == 3 and picture.std() > 0
     from data.isic import read_mask
@@ -63,8 +67,9 @@ def test_handler_segments_scores_and_writes_the_mask(handler, lesion_files):
     assert (delivered & truth).sum() / (delivered | truth).sum() == pytest.approx(_iou_shown(status), abs=1e-3)
 
 
-@pytest.mark.parametrize("name, message", [("corrupt.png", "cannot read image"), ("constant.png", "constant"),
-                                           ("tiny.png", "too small")])
+@pytest.mark.parametrize(
+    "name, message", [("corrupt.png", "cannot read image"), ("constant.png", "constant"), ("tiny.png", "too small")]
+)
 def test_bad_images_get_a_message_and_the_next_request_works(handler, lesion_files, name, message):
     status, *pictures, download = handler(str(lesion_files / name), None, IMAGENET, "gradcam", "LiteMedSAM")
     assert status.startswith("**Could not segment") and message in status and name in status
@@ -84,9 +89,25 @@ def server(tmp_path_factory):
     port = _free_port()
     log = tmp_path_factory.mktemp("server") / "app.log"
     with open(log, "w") as handle:
-        proc = subprocess.Popen([sys.executable, "-m", "cam_sam.serve.app", "--set", f"port={port}", "--set", "max_upload_mb=1",
-                                 "--set", f"examples_dir={log.parent / 'examples'}", "--set", "device=cpu"],
-                                cwd=REPO, stdout=handle, stderr=subprocess.STDOUT, env={**os.environ})
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "cam_sam.serve.app",
+                "--set",
+                f"port={port}",
+                "--set",
+                "max_upload_mb=1",
+                "--set",
+                f"examples_dir={log.parent / 'examples'}",
+                "--set",
+                "device=cpu",
+            ],
+            cwd=REPO,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            env={**os.environ},
+        )
     url = f"http://127.0.0.1:{port}/"
     deadline = time.time() + 240
     while time.time() < deadline:
@@ -110,11 +131,11 @@ def test_the_server_refuses_uploads_over_the_size_limit(server, tmp_path):
     import httpx
 
     big = tmp_path / "big.png"
-    big.write_bytes(b"\x89PNG" + os.urandom(2 * 1024 * 1024))      # 2 MB against a 1 MB limit
+    big.write_bytes(b"\x89PNG" + os.urandom(2 * 1024 * 1024))  # 2 MB against a 1 MB limit
     with open(big, "rb") as handle:
         answer = httpx.post(server + "gradio_api/upload", files={"files": ("big.png", handle, "image/png")}, timeout=60)
     assert answer.status_code == 413, answer.text[:200]
-    assert urllib.request.urlopen(server, timeout=10).status == 200       # and it keeps serving
+    assert urllib.request.urlopen(server, timeout=10).status == 200  # and it keeps serving
 
 
 def _upload(page, target: str, path: Path) -> None:
@@ -142,14 +163,15 @@ def test_page_in_a_real_browser(server, lesion_files, tmp_path):
         page = browser.new_page(viewport={"width": 1500, "height": 1100})
         page.goto(server)
         _upload(page, "image-upload", lesion_files / "lesion.png")
-        page.locator("#preview img").wait_for(timeout=30_000)          # the upload is previewed before segmenting
+        page.locator("#preview img").wait_for(timeout=30_000)  # the upload is previewed before segmenting
         _upload(page, "truth-upload", lesion_files / "lesion_mask.png")
         status = _run_and_wait(page, "Dice")
         iou_shown = _iou_shown(status)
         assert iou_shown > 0.8
         # the verdict, with the expected IoU where the student ships a calibration (it does)
-        assert re.search(r"expected IoU [01]\.\d\d \(confidence [01]\.\d\d[^)]*\): (looks reliable|please review: )",
-                         status), status
+        assert re.search(
+            r"expected IoU [01]\.\d\d \(confidence [01]\.\d\d[^)]*\): (looks reliable|please review: )", status
+        ), status
         assert re.search(r"predicted class: (melanoma|seborrheic keratosis|nevus) \(probability [01]\.\d\d", status)
         assert page.locator("#mask img").count() == 1
         link = page.locator('#download a[download="lesion_mask.png"]')
@@ -162,7 +184,7 @@ def test_page_in_a_real_browser(server, lesion_files, tmp_path):
         _upload(page, "image-upload", lesion_files / "corrupt.png")
         assert "cannot read image" in _run_and_wait(page, "Could not segment")
         _upload(page, "image-upload", lesion_files / "lesion.png")
-        assert _iou_shown(_run_and_wait(page, "Dice")) == pytest.approx(iou_shown)   # still serving
+        assert _iou_shown(_run_and_wait(page, "Dice")) == pytest.approx(iou_shown)  # still serving
         browser.close()
 
 
@@ -193,11 +215,13 @@ def test_a_request_past_its_time_gets_a_message_and_the_next_one_is_served(lesio
             time.sleep(1.0 if Slow.calls == 1 else 0.0)
             return "done"
 
-    result, *_, error = segment_file(Slow(), str(lesion_files / "lesion.png"), None, IMAGENET, "gradcam",
-                                     "LiteMedSAM", timeout_s=0.2)
+    result, *_, error = segment_file(
+        Slow(), str(lesion_files / "lesion.png"), None, IMAGENET, "gradcam", "LiteMedSAM", timeout_s=0.2
+    )
     assert result is None and "request_timeout_s=0.2" in error and "lesion.png" in error
-    result, *_, error = segment_file(Slow(), str(lesion_files / "lesion.png"), None, IMAGENET, "gradcam",
-                                     "LiteMedSAM", timeout_s=5)
+    result, *_, error = segment_file(
+        Slow(), str(lesion_files / "lesion.png"), None, IMAGENET, "gradcam", "LiteMedSAM", timeout_s=5
+    )
     assert result == "done" and error is None
 
 
@@ -218,9 +242,20 @@ def test_a_full_queue_answers_busy_at_once(tmp_path):
     pytest.importorskip("gradio_client", reason="gradio_client is not installed")
     from cam_sam.serve import loadtest
 
-    result = loadtest.main(["--set", "users=6", "--set", "requests_per_user=1", "--set", "n_images=1",
-                            "--set", "app_settings=['queue_size=1', 'device=cpu']",
-                            "--set", f"out_dir={tmp_path}"])
+    result = loadtest.main(
+        [
+            "--set",
+            "users=6",
+            "--set",
+            "requests_per_user=1",
+            "--set",
+            "n_images=1",
+            "--set",
+            "app_settings=['queue_size=1', 'device=cpu']",
+            "--set",
+            f"out_dir={tmp_path}",
+        ]
+    )
     assert result["busy"] >= 1 and result["answered"] + result["busy"] == 6 and result["errors"] == []
     assert result["masks_differing_from_sequential"] == 0 and (tmp_path / "loadtest.json").is_file()
     from common.errors import SettingsError

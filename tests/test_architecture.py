@@ -1,6 +1,7 @@
 """The package layering holds: every module imports only its own or lower layers (a script may use
 every sub-layer of its own package), no script imports another script, and no import cycle exists
 between project modules."""
+
 import ast
 from pathlib import Path
 
@@ -12,13 +13,21 @@ REPO = Path(__file__).resolve().parents[1]
 # that of the longest package here it starts with; a script's upward check uses its top-level
 # package, so cam_sam.segment may use cam_sam.runs.
 HOUSE = [
-    (0, "common", "config and --set, defaults, the project's errors and the scripts' entry, atomic I/O, geometry, "
-                  "metrics, resumable runs, safe checkpoint reading, devices, torchrun sharding"),
+    (
+        0,
+        "common",
+        "config and --set, defaults, the project's errors and the scripts' entry, atomic I/O, geometry, "
+        "metrics, resumable runs, safe checkpoint reading, devices, torchrun sharding",
+    ),
     (1, "data", "ISIC 2017 and the other datasets' layouts, image folders, synthetic images; errors name the file"),
     (1, "models", "classifier registry and preprocessing; the student U-Net and its export"),
     (1, "medsam", "one promptable segmenter over LiteMedSAM, MedSAM and SAM; ONNX Runtime / OpenVINO backends"),
-    (1.5, "visualisations", "drawing (overlays, classification and synthetic-pair figures, bootstrap intervals) "
-                            "and figure scripts over saved runs"),
+    (
+        1.5,
+        "visualisations",
+        "drawing (overlays, classification and synthetic-pair figures, bootstrap intervals) "
+        "and figure scripts over saved runs",
+    ),
     (2, "explainers", "CAMs and LRP, their ensemble, CAM quality (generate_cams, cam_quality)"),
     (2, "classification", "fine-tuning data, scores and metrics of a melanoma or three-class classifier"),
     (3.0, "cam_sam", "the one-image core: the student, prompts, proposals, pipeline, post-processing, trust"),
@@ -62,8 +71,9 @@ def _imports(path: Path, modules: dict[str, Path]) -> set[str]:
         if isinstance(node, ast.Import):
             names = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in modules else node.module
-                     for a in node.names]
+            names = [
+                f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in modules else node.module for a in node.names
+            ]
         else:
             continue
         found.update(n for n in names if n.split(".")[0] in LAYERS)
@@ -113,7 +123,7 @@ def test_no_import_cycle():
             if target not in graph:
                 continue
             if state.get(target) == 1:
-                cycles.append(" -> ".join(path[path.index(target):] + [target]))
+                cycles.append(" -> ".join(path[path.index(target) :] + [target]))
             elif target not in state:
                 visit(target, path + [target])
         state[node] = 2
@@ -126,25 +136,29 @@ def test_no_import_cycle():
 
 def test_the_checker_sees_violations(tmp_path):
     """The rules can fail: an upward import (library or script) and a script importing a script are caught."""
-    files = {"common.low": "from cam_sam import high\n",
-             "data.figure": "from visualisations import draw\nif __name__ == \"__main__\":\n    pass\n",
-             "visualisations.draw": "import numpy\n",
-             "cam_sam.script_c": "from cam_sam.runs import build\nif __name__ == \"__main__\":\n    pass\n",
-             "cam_sam.high": "import numpy\n",
-             "cam_sam.core": "from cam_sam.runs import build\n",
-             "cam_sam.runs.build": "import numpy\n",
-             "cam_sam.script_a": "from cam_sam import script_b\nif __name__ == \"__main__\":\n    pass\n",
-             "cam_sam.script_b": "if __name__ == \"__main__\":\n    pass\n"}
+    files = {
+        "common.low": "from cam_sam import high\n",
+        "data.figure": 'from visualisations import draw\nif __name__ == "__main__":\n    pass\n',
+        "visualisations.draw": "import numpy\n",
+        "cam_sam.script_c": 'from cam_sam.runs import build\nif __name__ == "__main__":\n    pass\n',
+        "cam_sam.high": "import numpy\n",
+        "cam_sam.core": "from cam_sam.runs import build\n",
+        "cam_sam.runs.build": "import numpy\n",
+        "cam_sam.script_a": 'from cam_sam import script_b\nif __name__ == "__main__":\n    pass\n',
+        "cam_sam.script_b": 'if __name__ == "__main__":\n    pass\n',
+    }
     modules = {}
     for name, text in files.items():
         modules[name] = tmp_path / f"{name}.py"
         modules[name].write_text(text)
     graph = {name: _imports(path, modules) for name, path in modules.items()}
     assert graph["common.low"] == {"cam_sam.high"}
-    assert _violations(modules, graph) == ["cam_sam.core (library) imports the higher layer cam_sam.runs.build",
-                                           "cam_sam.script_a imports the script cam_sam.script_b",
-                                           "common.low (library) imports the higher layer cam_sam.high",
-                                           "data.figure (script) imports the higher layer visualisations.draw"]
+    assert _violations(modules, graph) == [
+        "cam_sam.core (library) imports the higher layer cam_sam.runs.build",
+        "cam_sam.script_a imports the script cam_sam.script_b",
+        "common.low (library) imports the higher layer cam_sam.high",
+        "data.figure (script) imports the higher layer visualisations.draw",
+    ]
 
 
 def test_library_functions_are_short():

@@ -1,4 +1,5 @@
 """User mistakes end a script with one line naming the file or key, not a traceback."""
+
 import os
 import subprocess
 import sys
@@ -13,16 +14,27 @@ def _run(module: str, *sets: str) -> subprocess.CompletedProcess:
     return subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=300)
 
 
-@pytest.mark.parametrize("module, sets, expected", [
-    ("cam_sam.segment", ["data_root=/nonexistent/isic", "synthetic_if_missing=false"], "/nonexistent/isic"),
-    ("cam_sam.segment", ["split=holiday", "data_root=."], "holiday"),
-    # a data root the user gave that is not there (a typo) is no reason to segment generated images
-    ("cam_sam.segment", ["data_root=/data/ISIC2017_typo"], "/data/ISIC2017_typo"),
-    ("cam_sam.segment", ["dataset=ph2", "data_root=/nowhere/ph2", "split=all"], "/nowhere/ph2"),
-    ("cam_sam.segment", ["preset=arbiter", "segmenter=sam_vit_b", "segmenter_checkpoint=/nowhere/sam.pth",
-                         "image_dir={tmp}/images"], "/nowhere/sam.pth"),
-    ("classification.test", ["checkpoint=/nowhere/clf.pth"], "/nowhere/clf.pth"),
-])
+@pytest.mark.parametrize(
+    "module, sets, expected",
+    [
+        ("cam_sam.segment", ["data_root=/nonexistent/isic", "synthetic_if_missing=false"], "/nonexistent/isic"),
+        ("cam_sam.segment", ["split=holiday", "data_root=."], "holiday"),
+        # a data root the user gave that is not there (a typo) is no reason to segment generated images
+        ("cam_sam.segment", ["data_root=/data/ISIC2017_typo"], "/data/ISIC2017_typo"),
+        ("cam_sam.segment", ["dataset=ph2", "data_root=/nowhere/ph2", "split=all"], "/nowhere/ph2"),
+        (
+            "cam_sam.segment",
+            [
+                "preset=arbiter",
+                "segmenter=sam_vit_b",
+                "segmenter_checkpoint=/nowhere/sam.pth",
+                "image_dir={tmp}/images",
+            ],
+            "/nowhere/sam.pth",
+        ),
+        ("classification.test", ["checkpoint=/nowhere/clf.pth"], "/nowhere/clf.pth"),
+    ],
+)
 def test_user_errors_are_one_line(tmp_path, module, sets, expected):
     from common.io import write_png
     from data.synthetic import make_synthetic_sample
@@ -73,10 +85,18 @@ def test_a_missing_file_is_one_line_and_exit_2(tmp_path, capsys):
 def test_a_bug_keeps_its_traceback_in_a_script_process(tmp_path):
     """End to end: a script whose main raises a KeyError exits with a traceback, not one line."""
     script = tmp_path / "buggy.py"
-    script.write_text("from common.cli import run_main\n"
-                      "def main(argv):\n    return {}['missing']\n"
-                      "if __name__ == '__main__':\n    run_main(main)\n")
-    result = subprocess.run([sys.executable, str(script)], cwd=REPO, capture_output=True, text=True, timeout=60,
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    script.write_text(
+        "from common.cli import run_main\n"
+        "def main(argv):\n    return {}['missing']\n"
+        "if __name__ == '__main__':\n    run_main(main)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert result.returncode == 1 and "Traceback" in result.stderr and "KeyError" in result.stderr
     assert "error: " not in result.stderr

@@ -1,6 +1,7 @@
 """Colour constancy (Shades of Gray): a colour cast is removed, a grey image is left alone, the
 gains do not depend on the image's resolution, and the student and its training data apply the
 student's own setting."""
+
 import numpy as np
 import pytest
 import torch
@@ -10,7 +11,7 @@ from common.colour import apply_gains, colour_gains, shades_of_gray_gains
 from data.synthetic import make_synthetic_sample
 from models.student import StudentConfig, StudentSegmenter, build_student, read_student, save_student, to_input
 
-CAST = np.array([1.0, 0.8, 0.6], np.float32)    # a warm illuminant: blue and green dimmed
+CAST = np.array([1.0, 0.8, 0.6], np.float32)  # a warm illuminant: blue and green dimmed
 
 
 def _lesion(size=(256, 320)):
@@ -33,7 +34,7 @@ def test_a_colour_cast_is_removed_and_a_grey_image_left_alone():
     # the same scene under two illuminants has the same colour once each is corrected (its
     # brightness is the illuminant's: Shades of Gray keeps each image's own)
     np.testing.assert_allclose(_chroma(corrected), _chroma(original), atol=0.01)
-    assert np.abs(_chroma(cast) - _chroma(image)).max() > 0.1            # while the cast was plain to see
+    assert np.abs(_chroma(cast) - _chroma(image)).max() > 0.1  # while the cast was plain to see
     grey = np.full((64, 64, 3), 120, np.uint8)
     np.testing.assert_allclose(shades_of_gray_gains(grey), 1.0, atol=1e-6)
 
@@ -50,7 +51,9 @@ def test_half_the_correction_is_the_square_root_of_the_gains():
     image = apply_gains(_lesion(), CAST)
     full, half = colour_gains(image, "shades_of_gray"), colour_gains(image, "shades_of_gray", 0.5)
     np.testing.assert_allclose(half, np.sqrt(full), rtol=1e-6)
-    assert StudentConfig(colour_constancy="shades_of_gray", colour_strength=0.5).colour_gains(image) == pytest.approx(half)
+    assert StudentConfig(colour_constancy="shades_of_gray", colour_strength=0.5).colour_gains(image) == pytest.approx(
+        half
+    )
 
 
 def test_none_changes_nothing_and_an_unknown_method_is_refused():
@@ -59,7 +62,7 @@ def test_none_changes_nothing_and_an_unknown_method_is_refused():
     with pytest.raises(ValueError, match="unknown colour constancy 'grey_edge'"):
         colour_gains(image, "grey_edge")
     bright = np.full((8, 8, 3), 250, np.uint8)
-    assert apply_gains(bright, np.array([1.2, 1.0, 1.0], np.float32))[..., 0].max() == 255   # clipped, not wrapped
+    assert apply_gains(bright, np.array([1.2, 1.0, 1.0], np.float32))[..., 0].max() == 255  # clipped, not wrapped
 
 
 def test_the_student_sees_an_image_and_its_colour_cast_alike(tmp_path):
@@ -72,27 +75,29 @@ def test_the_student_sees_an_image_and_its_colour_cast_alike(tmp_path):
     cast = apply_gains(image, CAST)
     seen = []
 
-    def network(image):      # what the network is given: (B, 3, S, S), one batch a call
+    def network(image):  # what the network is given: (B, 3, S, S), one batch a call
         seen.append(image)
         return [np.zeros((len(image), 1, 64, 64), np.float32), np.zeros((len(image), 8), np.float32)]
 
     def first_view(student, im):
         seen.clear()
-        student.predict_with_zoom(im)        # the flipped views and the zoomed-out one, in one batch
+        student.predict_with_zoom(im)  # the flipped views and the zoomed-out one, in one batch
         return seen[0][:1]
 
     constant = StudentSegmenter(None, config, tta=True, runner=network)
     raw = StudentSegmenter(None, StudentConfig(input_size=64), tta=True, runner=network)
     np.testing.assert_allclose(_chroma(first_view(constant, cast)), _chroma(first_view(constant, image)), atol=0.01)
     assert np.abs(_chroma(first_view(raw, cast)) - _chroma(first_view(raw, image))).max() > 0.1
-    np.testing.assert_allclose(first_view(constant, cast), to_input(cast, 64, shades_of_gray_gains(cast)).numpy(), atol=1e-6)
+    np.testing.assert_allclose(
+        first_view(constant, cast), to_input(cast, 64, shades_of_gray_gains(cast)).numpy(), atol=1e-6
+    )
     save_student(tmp_path / "s.pt", model, config)
     assert read_student(tmp_path / "s.pt")[0].colour_constancy == "shades_of_gray"
     payload = torch.load(tmp_path / "s.pt", weights_only=True)
     del payload["config"]["colour_constancy"]
     torch.save(payload, tmp_path / "old.pt")
     assert read_student(tmp_path / "old.pt")[0].colour_constancy is None
-    payload["config"]["colour_constancy"] = "retinex"            # a setting this version does not know
+    payload["config"]["colour_constancy"] = "retinex"  # a setting this version does not know
     torch.save(payload, tmp_path / "new.pt")
     with pytest.raises(CheckpointError, match="new.pt asks for the colour constancy 'retinex'"):
         read_student(tmp_path / "new.pt")
@@ -126,6 +131,14 @@ def test_training_caches_the_images_as_the_student_will_see_them(tmp_path):
     small = cv2.resize(read_image(ds.image_paths[0]), (80, 80), interpolation=cv2.INTER_AREA)
     np.testing.assert_array_equal(data.images[0], apply_gains(small, shades_of_gray_gains(small)))
     save_student(tmp_path / "s.pt", build_student(StudentConfig(input_size=64)), StudentConfig(input_size=64))
-    _, config = make_student(StudentTraining.from_config({**train_student.CONFIG, "init_student": str(tmp_path / "s.pt"),
-                                                          "input_size": 64, "colour_constancy": "shades_of_gray"}))
+    _, config = make_student(
+        StudentTraining.from_config(
+            {
+                **train_student.CONFIG,
+                "init_student": str(tmp_path / "s.pt"),
+                "input_size": 64,
+                "colour_constancy": "shades_of_gray",
+            }
+        )
+    )
     assert config == StudentConfig(input_size=64, colour_constancy="shades_of_gray")

@@ -1,4 +1,5 @@
 """The comparison table of segment runs: paired differences, failure kinds, a confidence choice."""
+
 import numpy as np
 
 from common.io import write_json

@@ -16,7 +16,7 @@ def test_parse_value():
 def test_overrides_reject_unknown_keys():
     cfg = {"limit": None, "split": "val"}
     assert apply_overrides(cfg, ["limit=3", "split=train"]) == {"limit": 3, "split": "train"}
-    assert cfg["limit"] is None   # the original is not modified
+    assert cfg["limit"] is None  # the original is not modified
     with pytest.raises(SettingsError, match="unknown CONFIG key 'limt'"):
         apply_overrides(cfg, ["limt=3"])
     with pytest.raises(SettingsError, match="key=value"):
@@ -50,7 +50,11 @@ def test_presets_apply_first_and_overrides_win():
 
     cfg = {"preset": None, "a": 1, "b": 2}
     presets = {"p": {"a": 10, "b": 20}}
-    assert config_from_argv(cfg, ["--set", "b=5", "--set", "preset=p"], presets=presets) == {"preset": "p", "a": 10, "b": 5}
+    assert config_from_argv(cfg, ["--set", "b=5", "--set", "preset=p"], presets=presets) == {
+        "preset": "p",
+        "a": 10,
+        "b": 5,
+    }
     assert config_from_argv(cfg, [], presets=presets) == cfg
     with pytest.raises(SettingsError, match="unknown preset"):
         config_from_argv(cfg, ["--set", "preset=q"], presets=presets)
@@ -77,9 +81,8 @@ def test_dotted_keys_reach_into_groups_and_groups_merge():
 def test_pipeline_config_maps_groups_one_to_one():
     from dataclasses import asdict
 
-    from cam_sam.settings import PIPELINE_CONFIG
-    from cam_sam.settings import pipeline_config
     from cam_sam.pipeline import PipelineConfig
+    from cam_sam.settings import PIPELINE_CONFIG, pipeline_config
 
     assert asdict(pipeline_config(PIPELINE_CONFIG)) == asdict(PipelineConfig())
     changed = apply_overrides(PIPELINE_CONFIG, ["colour.work_size=320", "prompts.box_padding=0.2"])
@@ -90,13 +93,13 @@ def test_pipeline_config_maps_groups_one_to_one():
 def test_a_run_resumes_after_the_project_adds_a_setting_at_its_default(tmp_path):
     from common.runs import ResumableRun
 
-    ResumableRun(tmp_path, {"a": 1, "group": {"b": 2}})                      # started before "new" existed
+    ResumableRun(tmp_path, {"a": 1, "group": {"b": 2}})  # started before "new" existed
     defaults = {"a": 0, "group": {"b": 0, "c": "x"}, "new": False}
-    ResumableRun(tmp_path, {"a": 1, "group": {"b": 2, "c": "x"}, "new": False}, defaults=defaults)   # accepted
+    ResumableRun(tmp_path, {"a": 1, "group": {"b": 2, "c": "x"}, "new": False}, defaults=defaults)  # accepted
     ResumableRun(tmp_path / "other", {"a": 1})
-    with pytest.raises(RunError, match=r"keys \['new'\] differ"):           # a new setting NOT at its default
+    with pytest.raises(RunError, match=r"keys \['new'\] differ"):  # a new setting NOT at its default
         ResumableRun(tmp_path / "other", {"a": 1, "new": True}, defaults=defaults)
-    with pytest.raises(RunError, match=r"keys \['a'\] differ"):              # an old setting changed
+    with pytest.raises(RunError, match=r"keys \['a'\] differ"):  # an old setting changed
         ResumableRun(tmp_path, {"a": 2, "group": {"b": 2, "c": "x"}, "new": False}, defaults=defaults)
 
 
@@ -126,11 +129,16 @@ def test_loads_ahead_keep_the_order_and_a_failed_load_fails_only_its_image(tmp_p
 
     seen = []
     run = ResumableRun(tmp_path, {"a": 1})
-    run.process(list("abcde"), lambda index, image_id, item: seen.append((index, image_id, item)) or {"item": item},
-                desc="test", load=load, ahead=2)
+    run.process(
+        list("abcde"),
+        lambda index, image_id, item: seen.append((index, image_id, item)) or {"item": item},
+        desc="test",
+        load=load,
+        ahead=2,
+    )
     assert seen == [(0, "a", "A"), (1, "b", "B"), (3, "d", "D"), (4, "e", "E")]
     assert run.load("c") == {"error": "OSError: unreadable c.png"} and run.load("e") == {"item": "E"}
-    assert threading.get_ident() not in loader_threads           # the loads ran in a worker thread
+    assert threading.get_ident() not in loader_threads  # the loads ran in a worker thread
 
 
 def test_deferred_records_are_written_behind_in_a_thread(tmp_path):
@@ -154,6 +162,7 @@ def test_deferred_records_are_written_behind_in_a_thread(tmp_path):
             if image_id == "d":
                 raise OSError("disk full writing d")
             return {"id": image_id, "started_before_me": len(started)}
+
         return finish
 
     run = ResumableRun(tmp_path, {"a": 1})
@@ -167,5 +176,5 @@ def test_deferred_records_are_written_behind_in_a_thread(tmp_path):
     assert all(run.load(i)["started_before_me"] <= "abcdef".index(i) + 1 + 2 + 1 for i in "acef")
     # without write_behind the deferred part runs at once, on this thread
     inline = ResumableRun(tmp_path / "inline", {"a": 1})
-    inline.process(["x"], lambda index, image_id: (lambda: {"thread": threading.get_ident()}), desc="test")
+    inline.process(["x"], lambda index, image_id: lambda: {"thread": threading.get_ident()}, desc="test")
     assert inline.load("x") == {"thread": threading.get_ident()}

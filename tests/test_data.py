@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from data import DataError, ISICDataset, ImageFolderDataset, check_image_content, read_image, write_synthetic_isic
+from data import DataError, ImageFolderDataset, ISICDataset, check_image_content, read_image, write_synthetic_isic
 from tests.conftest import SHARED_ISIC, requires_isic
 
 
@@ -20,12 +20,19 @@ def _write_pair(image_dir, mask_dir, image_id, hw=(30, 40), value=200):
 
 
 def test_official_layout(tmp_path):
-    _write_pair(tmp_path / "ISIC-2017_Validation_Data", tmp_path / "ISIC-2017_Validation_Part1_GroundTruth", "ISIC_0000002")
-    _write_pair(tmp_path / "ISIC-2017_Validation_Data", tmp_path / "ISIC-2017_Validation_Part1_GroundTruth", "ISIC_0000001")
+    _write_pair(
+        tmp_path / "ISIC-2017_Validation_Data", tmp_path / "ISIC-2017_Validation_Part1_GroundTruth", "ISIC_0000002"
+    )
+    _write_pair(
+        tmp_path / "ISIC-2017_Validation_Data", tmp_path / "ISIC-2017_Validation_Part1_GroundTruth", "ISIC_0000001"
+    )
     # superpixel files of the official zips are ignored
-    Image.fromarray(np.zeros((30, 40, 3), np.uint8)).save(tmp_path / "ISIC-2017_Validation_Data" / "ISIC_0000001_superpixels.png")
+    Image.fromarray(np.zeros((30, 40, 3), np.uint8)).save(
+        tmp_path / "ISIC-2017_Validation_Data" / "ISIC_0000001_superpixels.png"
+    )
     (tmp_path / "ISIC-2017_Validation_Part3_GroundTruth.csv").write_text(
-        "image_id,melanoma,seborrheic_keratosis\r\nISIC_0000001,1.0,0.0\r\nISIC_0000002,0.0,1.0\r\n")
+        "image_id,melanoma,seborrheic_keratosis\r\nISIC_0000001,1.0,0.0\r\nISIC_0000002,0.0,1.0\r\n"
+    )
     ds = ISICDataset(tmp_path, "val")
     assert ds.ids == ["ISIC_0000001", "ISIC_0000002"]
     s = ds[0]
@@ -113,4 +120,4 @@ def test_a_16_bit_png_is_scaled_to_8_bits(tmp_path):
     assert Image.open(tmp_path / "scan16.png").mode.startswith("I;16")
     image = read_image(tmp_path / "scan16.png")
     assert image.dtype == np.uint8 and image.min() == 0 and image.max() == 255
-    assert abs(float(image.mean()) - 127.5) < 2      # a ramp, not a constant white image
+    assert abs(float(image.mean()) - 127.5) < 2  # a ramp, not a constant white image

@@ -1,5 +1,6 @@
 """The student exported as ONNX: its masks equal PyTorch's, the README's onnxruntime example
 delivers the pipeline's mask, and a missing checkpoint is refused with one line."""
+
 import re
 from pathlib import Path
 
@@ -8,12 +9,12 @@ import pytest
 from PIL import Image
 
 from cam_sam import export
+from cam_sam.postprocess import postprocess_mask
 from cam_sam.settings import STUDENT_CHECKPOINT
 from common.errors import CheckpointError
 from common.metrics import mask_metrics
 from data.synthetic import make_synthetic_sample
 from models.student import StudentSegmenter
-from cam_sam.postprocess import postprocess_mask
 
 REPO = Path(__file__).resolve().parents[1]
 STUDENT = REPO / STUDENT_CHECKPOINT
@@ -22,8 +23,18 @@ STUDENT = REPO / STUDENT_CHECKPOINT
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     out = tmp_path_factory.mktemp("export") / "student.onnx"
-    result = export.main(["--set", f"student_checkpoint={STUDENT}", "--set", f"out={out}", "--set", "n_check=2",
-                          "--set", "data_root=/nonexistent"])
+    result = export.main(
+        [
+            "--set",
+            f"student_checkpoint={STUDENT}",
+            "--set",
+            f"out={out}",
+            "--set",
+            "n_check=2",
+            "--set",
+            "data_root=/nonexistent",
+        ]
+    )
     return out, result
 
 
@@ -69,7 +80,7 @@ def test_the_student_through_a_runtime_gives_the_torch_masks_and_features(backen
         assert mask_metrics(p_rt > 0.5, p_ref > 0.5)["iou"] >= 0.999
         assert abs(agreement_rt - agreement_ref) < 1e-3 and np.abs(f_rt - f_ref).max() < 1e-3
         assert abs(runtime.zoom_agreement(image, p_rt) - reference.zoom_agreement(image, p_ref)) < 1e-3
-    assert len(list(tmp_path.glob("student_*.onnx"))) == 1                       # exported once, cached
+    assert len(list(tmp_path.glob("student_*.onnx"))) == 1  # exported once, cached
 
 
 @pytest.mark.parametrize("backend", ["torch", "openvino"])
@@ -95,6 +106,7 @@ def test_a_student_without_an_encoder_stays_on_torch(tmp_path):
     """No encoder, no pooled features for the out-of-depth check: the runtime is not used (decided
     from the model's structure, without running it) and nothing is exported."""
     import torch
+
     from models.student_runtime import use_student_backend
 
     pytest.importorskip("onnxruntime")
@@ -110,16 +122,16 @@ def test_a_cached_export_runs_the_student_without_its_torch_network(tmp_path):
     the first start builds the network and exports it, a second start finds the file and runs from
     it alone, with the torch student's masks and features; no network and no runner is refused."""
     pytest.importorskip("onnxruntime")
-    from models.student_runtime import _WithFeatures, exported_weights_digest, runtime_student
     from medsam.runtime import weights_digest
     from models.student import read_student
+    from models.student_runtime import _WithFeatures, exported_weights_digest, runtime_student
 
     first, backend = runtime_student(STUDENT, "onnxruntime", tmp_path)
     assert backend == "onnxruntime" and first.model is not None and len(list(tmp_path.glob("*.onnx"))) == 1
     assert exported_weights_digest(read_student(STUDENT)[1]) == weights_digest(_WithFeatures(first))
     second, _ = runtime_student(STUDENT, "onnxruntime", tmp_path)
     assert second.model is None and second.runner is not None and second.has_features
-    assert len(list(tmp_path.glob("*.onnx"))) == 1                                  # not exported again
+    assert len(list(tmp_path.glob("*.onnx"))) == 1  # not exported again
     reference = StudentSegmenter.from_checkpoint(STUDENT)
     image = make_synthetic_sample(13).image
     p_ref, _, f_ref = reference.predict_with_features(image)
@@ -136,17 +148,17 @@ def test_a_cached_export_the_runtime_rejects_is_rebuilt_from_the_checkpoint(tmp_
     """A file that matches its manifest but that the runtime cannot load is rebuilt once, the torch
     network built then and only then (the export's builder)."""
     pytest.importorskip("onnxruntime")
-    from models.student_runtime import runtime_student
     from common.io import read_json, write_json
     from medsam.runtime import file_digest
+    from models.student_runtime import runtime_student
 
     runtime_student(STUDENT, "onnxruntime", tmp_path)
     (onnx,) = tmp_path.glob("*.onnx")
     onnx.write_bytes(b"not an onnx graph")
     manifest = onnx.with_suffix(".json")
-    write_json(manifest, {**read_json(manifest), "sha256": file_digest(onnx)})    # the manifest vouches for it
+    write_json(manifest, {**read_json(manifest), "sha256": file_digest(onnx)})  # the manifest vouches for it
     student, _ = runtime_student(STUDENT, "onnxruntime", tmp_path)
-    assert student.model is None and onnx.stat().st_size > 1_000_000                # rebuilt, then run from it
+    assert student.model is None and onnx.stat().st_size > 1_000_000  # rebuilt, then run from it
     image = make_synthetic_sample(14).image
     reference = StudentSegmenter.from_checkpoint(STUDENT).predict_proba(image)
     assert mask_metrics(student.predict_proba(image) > 0.5, reference > 0.5)["iou"] >= 0.999

@@ -1,4 +1,5 @@
 """The wide Gaussian blur as two matrix products equals OpenCV's blur, borders included."""
+
 import cv2
 import numpy as np
 import pytest
@@ -36,6 +37,6 @@ def test_blur_matrix_keeps_a_constant_and_is_cached_read_only():
     with pytest.raises(ValueError):
         matrix[0, 0] = 1.0
     flat = np.full((48, 64), 77.3, np.float32)
-    assert np.array_equal(wide_gaussian_blur(flat, 30.0), flat)      # exactly flat: nothing to threshold
+    assert np.array_equal(wide_gaussian_blur(flat, 30.0), flat)  # exactly flat: nothing to threshold
     with pytest.raises(ValueError, match="2-D"):
         wide_gaussian_blur(np.zeros((4, 4, 3), np.float32), 2.0)

@@ -8,8 +8,18 @@ from explainers import generate_cams
 
 def test_generate_cams_writes_heatmaps_quality_and_resumes(tmp_path):
     root = write_synthetic_isic(tmp_path / "data", n_images=2, split="val")
-    args = ["--set", f"data_root={root}", "--set", f"out_dir={tmp_path / 'cams'}", "--set", 'methods=["gradcam","randomcam"]',
-            "--set", "n_overlays=1", "--set", "road_percentiles=[50]"]
+    args = [
+        "--set",
+        f"data_root={root}",
+        "--set",
+        f"out_dir={tmp_path / 'cams'}",
+        "--set",
+        'methods=["gradcam","randomcam"]',
+        "--set",
+        "n_overlays=1",
+        "--set",
+        "road_percentiles=[50]",
+    ]
     table = generate_cams.main(args)
     assert set(table.method) == {"gradcam", "randomcam"} and (table.n_images == 2).all()
     for column in ("pointing_game", "energy_pointing_game", "iou@0.5", "box_iou@0.5", "road"):
@@ -29,13 +39,38 @@ def test_the_ensemble_is_a_method_of_the_cam_stage_and_of_the_segmentation_scrip
     from cam_sam import segment
 
     root = write_synthetic_isic(tmp_path / "data", n_images=2, split="val")
-    args = ["--set", f"data_root={root}", "--set", f"out_dir={tmp_path / 'cams'}", "--set", 'methods=["gradcam","ensemble"]',
-            "--set", 'ensemble_methods=["gradcam","eigencam"]', "--set", "n_overlays=0", "--set", "road_percentiles=[]"]
+    args = [
+        "--set",
+        f"data_root={root}",
+        "--set",
+        f"out_dir={tmp_path / 'cams'}",
+        "--set",
+        'methods=["gradcam","ensemble"]',
+        "--set",
+        'ensemble_methods=["gradcam","eigencam"]',
+        "--set",
+        "n_overlays=0",
+        "--set",
+        "road_percentiles=[]",
+    ]
     table = generate_cams.main(args).set_index("method")
     assert set(table.index) == {"gradcam", "ensemble"} and table.loc["ensemble", "constant"] == 0
     assert table.loc["ensemble", "iou@0.5"] != table.loc["gradcam", "iou@0.5"]
-    metrics = segment.main([x for a in [f"data_root={root}", f"out_dir={tmp_path / 'seg'}", f"results_root={tmp_path}",
-                                        'methods=["ensemble"]', "proposals=[]", 'final_sources=["ensemble"]',
-                                        "final_rule=select", "prompts.n_perturbations=1", "n_overlays=0"]
-                            for x in ("--set", a)])
+    metrics = segment.main(
+        [
+            x
+            for a in [
+                f"data_root={root}",
+                f"out_dir={tmp_path / 'seg'}",
+                f"results_root={tmp_path}",
+                'methods=["ensemble"]',
+                "proposals=[]",
+                'final_sources=["ensemble"]',
+                "final_rule=select",
+                "prompts.n_perturbations=1",
+                "n_overlays=0",
+            ]
+            for x in ("--set", a)
+        ]
+    )
     assert metrics["summary"]["ensemble"]["n_images"] == 2 and metrics["summary"]["final"]["n_failed"] == 0

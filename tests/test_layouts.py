@@ -1,4 +1,5 @@
 """ISIC 2016 / 2018, PH2, HAM10000 and Derm7pt read from small folders written here in each official layout."""
+
 from __future__ import annotations
 
 import csv
@@ -8,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cam_sam.settings import DATA_CONFIG, DataSettings
 from cam_sam.runs.inputs import open_data
+from cam_sam.settings import DATA_CONFIG, DataSettings
 from common.config import merge
 from data import DataError, open_dataset
 from data.synthetic import make_synthetic_sample
@@ -52,7 +53,7 @@ def _ph2(root: Path) -> dict[str, np.ndarray]:
         folder = root / "PH2Dataset" / "PH2 Dataset images" / case
         _write(folder / f"{case}_Dermoscopic_Image" / f"{case}.bmp", image)
         _write(folder / f"{case}_lesion" / f"{case}_lesion.bmp", mask)
-        _write(folder / f"{case}_roi" / f"{case}_R1_Label1.bmp", mask)   # PH2's extra folders are ignored
+        _write(folder / f"{case}_roi" / f"{case}_R1_Label1.bmp", mask)  # PH2's extra folders are ignored
     return truth
 
 
@@ -62,7 +63,7 @@ def _ham10000(root: Path) -> dict[str, np.ndarray]:
     for i, (_, image_id, _) in enumerate(rows):
         image, mask, truth[image_id] = _pair(i)
         _write(root / f"HAM10000_images_part_{i + 1}" / f"{image_id}.jpg", image)
-        if i == 0:   # masks only where the user has them
+        if i == 0:  # masks only where the user has them
             _write(root / "HAM10000_segmentations_lesion_tschandl" / f"{image_id}_segmentation.png", mask)
     with open(root / "HAM10000_metadata.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
@@ -88,7 +89,7 @@ def test_layout_reads_images_masks_and_labels(tmp_path, name):
     for sample in dataset:
         assert sample.image.dtype == np.uint8 and sample.image.shape == (60, 80, 3)
         if name == "ham10000" and sample.image_id == "ISIC_0024307":
-            assert sample.mask is None          # no mask file for it: unscored, not an error
+            assert sample.mask is None  # no mask file for it: unscored, not an error
         else:
             np.testing.assert_array_equal(sample.mask, truth[sample.image_id])
         if melanoma:
@@ -123,17 +124,21 @@ def test_a_missing_mask_fails_the_image_where_every_image_has_one(tmp_path):
 
 def test_dataset_config_key_reaches_the_scripts(tmp_path):
     _ph2(tmp_path)
-    dataset, synthetic = open_data(DataSettings.from_config(merge(DATA_CONFIG, {"dataset": "ph2", "data_root": str(tmp_path), "split": "all"})))
+    dataset, synthetic = open_data(
+        DataSettings.from_config(merge(DATA_CONFIG, {"dataset": "ph2", "data_root": str(tmp_path), "split": "all"}))
+    )
     assert not synthetic and dataset.ids == ["IMD002", "IMD003"]
 
 
 # Derm7pt's release_v0: meta.csv rows -> images/<derm or clinic path>; the extension's case varies,
 # and one listed image (row 4) is missing.
-DERM7PT_ROWS = [("melanoma (in situ)", "NEL/Nel026.jpg", "NEL/Nel026c.jpg"),
-                ("clark nevus", "NEL/NEL025.JPG", "NEL/NEL025c.JPG"),
-                ("seborrheic keratosis", "FBL/Fbl001.jpg", "FBL/Fbl001c.jpg"),   # on disk: Fbl001.JPG
-                ("melanoma", "Aal/Aal002.jpg", "Aal/Aal002c.jpg"),
-                ("basal cell carcinoma", "Gal/Gal009.jpg", "Gal/Gal009c.jpg")]   # not on disk
+DERM7PT_ROWS = [
+    ("melanoma (in situ)", "NEL/Nel026.jpg", "NEL/Nel026c.jpg"),
+    ("clark nevus", "NEL/NEL025.JPG", "NEL/NEL025c.JPG"),
+    ("seborrheic keratosis", "FBL/Fbl001.jpg", "FBL/Fbl001c.jpg"),  # on disk: Fbl001.JPG
+    ("melanoma", "Aal/Aal002.jpg", "Aal/Aal002c.jpg"),
+    ("basal cell carcinoma", "Gal/Gal009.jpg", "Gal/Gal009c.jpg"),
+]  # not on disk
 
 
 def _derm7pt(parent: Path) -> Path:
@@ -141,7 +146,7 @@ def _derm7pt(parent: Path) -> Path:
     for i, (_, derm, clinic) in enumerate(DERM7PT_ROWS[:4]):
         on_disk = derm.replace(".jpg", ".JPG") if derm.startswith("FBL") else derm
         _write(base / "images" / on_disk, _pair(i)[0])
-        _write(base / "images" / clinic, _pair(10 + i)[0][:40])          # clinical photographs: another size
+        _write(base / "images" / clinic, _pair(10 + i)[0][:40])  # clinical photographs: another size
     (base / "meta").mkdir(parents=True)
     with open(base / "meta" / "meta.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
@@ -155,12 +160,12 @@ def _derm7pt(parent: Path) -> Path:
 
 def test_derm7pt_reads_splits_both_extension_cases_and_labels(tmp_path):
     base = _derm7pt(tmp_path)
-    for root in (tmp_path, base):                       # the folder holding release_v0/, or release_v0/ itself
+    for root in (tmp_path, base):  # the folder holding release_v0/, or release_v0/ itself
         train = open_dataset(root, "train", dataset="derm7pt")
         assert train.ids == ["Nel026", "NEL025"]
-        assert [train.labels[i]["melanoma"] for i in train.ids] == [1.0, 0.0]   # "melanoma (in situ)" counts
+        assert [train.labels[i]["melanoma"] for i in train.ids] == [1.0, 0.0]  # "melanoma (in situ)" counts
     valid = open_dataset(tmp_path, "valid", dataset="derm7pt")
-    sample = valid[0]                                   # meta.csv says .jpg, the file is .JPG
+    sample = valid[0]  # meta.csv says .jpg, the file is .JPG
     assert valid.ids == ["Fbl001"] and sample.image_path.name == "Fbl001.JPG"
     assert sample.image.shape == (60, 80, 3) and sample.mask is None and sample.labels == {"melanoma": 0.0}
     clinic = open_dataset(tmp_path, "train", dataset="derm7pt", derm7pt_image="clinic")
@@ -194,10 +199,17 @@ def test_derm7pt_is_segmented_and_reported_not_scored(tmp_path):
     from cam_sam import segment
 
     _derm7pt(tmp_path / "data")
-    args = {"dataset": "derm7pt", "data_root": tmp_path / "data", "split": "test", "preset": "fast",
-            "out_dir": tmp_path / "run", "results_root": tmp_path, "n_overlays": 0}
+    args = {
+        "dataset": "derm7pt",
+        "data_root": tmp_path / "data",
+        "split": "test",
+        "preset": "fast",
+        "out_dir": tmp_path / "run",
+        "results_root": tmp_path,
+        "n_overlays": 0,
+    }
     metrics = segment.main([x for k, v in args.items() for x in ("--set", f"{k}={v}")])
     assert (tmp_path / "run" / "masks" / "Aal002.png").is_file()
-    assert "Gal009.jpg" in metrics["failures"]["Gal009"]          # the missing image: recorded, run went on
-    assert metrics["per_image"]["Aal002"]["final"]["confidence"] > 0   # reported: confidence, flag
-    assert "iou" not in metrics["summary"].get("final", {})           # nothing scored, no IoU 0 for the failure
+    assert "Gal009.jpg" in metrics["failures"]["Gal009"]  # the missing image: recorded, run went on
+    assert metrics["per_image"]["Aal002"]["final"]["confidence"] > 0  # reported: confidence, flag
+    assert "iou" not in metrics["summary"].get("final", {})  # nothing scored, no IoU 0 for the failure

@@ -1,15 +1,15 @@
 import numpy as np
 import pytest
 
-from common.metrics import mask_metrics, paired_difference, summarise
 from cam_sam.postprocess import postprocess_mask
+from common.metrics import mask_metrics, paired_difference, summarise
 
 
 def test_metrics_against_hand_computed_values():
     truth = np.zeros((4, 4), bool)
-    truth[0:2, 0:2] = True           # 4 px
+    truth[0:2, 0:2] = True  # 4 px
     pred = np.zeros((4, 4), bool)
-    pred[0:2, 0:3] = True            # 6 px: tp 4, fp 2, fn 0
+    pred[0:2, 0:3] = True  # 6 px: tp 4, fp 2, fn 0
     m = mask_metrics(pred, truth)
     assert m["iou"] == pytest.approx(4 / 6)
     assert m["dice"] == pytest.approx(8 / 10)
@@ -28,8 +28,10 @@ def test_failure_scores_zero_and_empty_conventions():
 
 
 def test_summary_counts_failures_in_the_mean():
-    per_image = {"a": {"m": {"iou": 0.8, "dice": 0.9, "precision": 1, "recall": 0.8, "f1": 0.9}},
-                 "b": {"m": {"iou": 0.0, "dice": 0.0, "precision": 0, "recall": 0, "f1": 0, "failed": True}}}
+    per_image = {
+        "a": {"m": {"iou": 0.8, "dice": 0.9, "precision": 1, "recall": 0.8, "f1": 0.9}},
+        "b": {"m": {"iou": 0.0, "dice": 0.0, "precision": 0, "recall": 0, "f1": 0, "failed": True}},
+    }
     s = summarise(per_image, ["m"])["m"]
     assert s["iou"] == pytest.approx(0.4) and s["n_images"] == 2 and s["n_failed"] == 1
     assert s["share_iou_ge_0.65"] == pytest.approx(0.5) and s["iou_median"] == pytest.approx(0.4)
@@ -38,12 +40,12 @@ def test_summary_counts_failures_in_the_mean():
 def test_postprocess_keeps_largest_and_fills_holes():
     mask = np.zeros((40, 40), bool)
     mask[5:25, 5:25] = True
-    mask[10:12, 10:12] = False       # a hole
-    mask[35:37, 35:37] = True        # a speck
+    mask[10:12, 10:12] = False  # a hole
+    mask[35:37, 35:37] = True  # a speck
     out = postprocess_mask(mask)
     assert out[10, 10] and not out[35, 35] and out.sum() == 400
     opened = postprocess_mask(mask, open_frac=0.2, keep_largest=False, fill_holes=False)
-    assert not opened[35, 35]        # an 8 px kernel removes the 2 px speck
+    assert not opened[35, 35]  # an 8 px kernel removes the 2 px speck
 
 
 def test_paired_difference_keeps_the_pairing():
@@ -66,14 +68,14 @@ def test_failure_kinds_on_hand_made_masks():
     from common.metrics import failure_counts, failure_kind
 
     truth = np.zeros((100, 100), bool)
-    truth[40:60, 40:60] = True                                # 400 px
+    truth[40:60, 40:60] = True  # 400 px
     field = np.zeros_like(truth)
-    field[10:90, 10:90] = True                                # 16 x the lesion, covering all of it
+    field[10:90, 10:90] = True  # 16 x the lesion, covering all of it
     assert failure_kind(mask_metrics(field, truth)) == "over"
     big = np.zeros_like(truth)
     big[10:90, 10:90] = True
     centre = np.zeros_like(truth)
-    centre[45:55, 45:55] = True                               # 1/64 of the lesion, all inside it
+    centre[45:55, 45:55] = True  # 1/64 of the lesion, all inside it
     assert failure_kind(mask_metrics(centre, big)) == "under"
     beside = np.zeros_like(truth)
     beside[0:20, 0:20] = True
@@ -93,8 +95,10 @@ def test_summary_counts_failure_kinds():
 
     truth = np.zeros((10, 10), bool)
     truth[4:6, 4:6] = True
-    per_image = {"a": {"final": mask_metrics(np.ones((10, 10), bool), truth)},
-                 "b": {"final": mask_metrics(truth, truth)}}
+    per_image = {
+        "a": {"final": mask_metrics(np.ones((10, 10), bool), truth)},
+        "b": {"final": mask_metrics(truth, truth)},
+    }
     assert summarise(per_image, ["final"])["final"]["failure_kinds"] == {"over": 1, "under": 0, "other": 0}
 
 
@@ -109,7 +113,7 @@ def test_postprocess_on_the_mask_box_equals_the_whole_frame():
     for _ in range(60):
         h, w = rng.integers(20, 90, 2)
         mask = rng.random((h, w)) < rng.uniform(0.05, 0.7)
-        if rng.random() < 0.5:     # blobs with holes rather than noise
+        if rng.random() < 0.5:  # blobs with holes rather than noise
             mask = np.zeros((h, w), bool)
             for _ in range(rng.integers(1, 4)):
                 cy, cx, r = rng.integers(0, h), rng.integers(0, w), rng.integers(3, 15)
@@ -118,7 +122,7 @@ def test_postprocess_on_the_mask_box_equals_the_whole_frame():
                 mask |= ring
         masks.append(mask)
     tie = np.zeros((30, 40), bool)
-    tie[5:10, 30:35] = tie[20:25, 2:7] = True          # two equal squares: the upper one wins
+    tie[5:10, 30:35] = tie[20:25, 2:7] = True  # two equal squares: the upper one wins
     masks += [tie, np.zeros((10, 10), bool), np.ones((10, 10), bool)]
     for mask in masks:
         for keep, fill in ((True, True), (True, False), (False, True)):

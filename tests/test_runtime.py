@@ -1,5 +1,6 @@
 """The ONNX Runtime and OpenVINO paths of the segmenter give the PyTorch path's masks, and their
 cached exports are rebuilt when stale or corrupt."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -46,12 +47,12 @@ def test_backend_masks_match_the_torch_path(litemedsam, export_dir, backend):
         boxes = np.concatenate([colour_proposals(image), [[w * 0.2, h * 0.2, w * 0.8, h * 0.8], [0, 0, w / 3, h / 3]]])
         litemedsam.set_image(image)
         fast.set_image(image)
-        expected, got = litemedsam.predict(boxes=boxes), fast.predict(boxes=boxes)   # batches of 4: several chunks
+        expected, got = litemedsam.predict(boxes=boxes), fast.predict(boxes=boxes)  # batches of 4: several chunks
         assert got.masks.shape == expected.masks.shape
         assert min(_iou(a, b) for a, b in zip(expected.masks, got.masks)) > 0.99
         np.testing.assert_allclose(got.scores, expected.scores, atol=1e-3)
         points = np.array([[[w / 2, h / 2]]], np.float32)
-        same = fast.predict(points=points, point_labels=np.ones((1, 1)))   # points decode in torch
+        same = fast.predict(points=points, point_labels=np.ones((1, 1)))  # points decode in torch
         assert _iou(same.masks[0], litemedsam.predict(points=points, point_labels=np.ones((1, 1))).masks[0]) > 0.99
 
 
@@ -73,18 +74,18 @@ def test_stale_or_corrupt_exports_are_rebuilt(tmp_path, backend):
     np.testing.assert_allclose(run(x=x)[0], expected, atol=1e-5)
     assert export.is_valid()
 
-    export.path.write_bytes(export.path.read_bytes()[:100])              # truncated: corrupt
+    export.path.write_bytes(export.path.read_bytes()[:100])  # truncated: corrupt
     assert not export.is_valid()
     np.testing.assert_allclose(load_runner(backend, export)(x=x)[0], expected, atol=1e-5)
     assert export.is_valid()
 
     manifest = read_json(export.manifest)
-    write_json(export.manifest, {**manifest, "key": "written by another exporter"})   # stale
+    write_json(export.manifest, {**manifest, "key": "written by another exporter"})  # stale
     assert not export.is_valid()
     load_runner(backend, export)
     assert export.is_valid() and read_json(export.manifest)["key"] == export.key
 
-    other = _tiny_export(tmp_path, scale=2.0)                            # other weights: another file
+    other = _tiny_export(tmp_path, scale=2.0)  # other weights: another file
     assert other.path != export.path and not other.is_valid()
 
 
@@ -96,8 +97,6 @@ def test_backend_choice():
         resolve_backend("tensorrt", "cpu")
     with pytest.raises(ValueError, match="CPU only"):
         resolve_backend("onnxruntime", "cuda")
-
-
 
 
 def test_openvino_reuses_its_compiled_network_and_never_a_stale_one(tmp_path):
@@ -112,10 +111,10 @@ def test_openvino_reuses_its_compiled_network_and_never_a_stale_one(tmp_path):
     for _ in range(2):
         np.testing.assert_allclose(load_runner("openvino", export)(x=x)[0], expected, atol=1e-5)
     cache = tmp_path / OPENVINO_CACHE
-    assert len(list(cache.iterdir())) == 1                               # compiled once, then read
+    assert len(list(cache.iterdir())) == 1  # compiled once, then read
     other = _tiny_export(tmp_path, scale=3.0)
     other.build()
-    export.path.write_bytes(other.path.read_bytes())                     # other weights, same path
+    export.path.write_bytes(other.path.read_bytes())  # other weights, same path
     write_json(export.manifest, {**read_json(export.manifest), "sha256": file_digest(export.path)})
     tripled = other.module(torch.from_numpy(x)).detach().numpy()
     np.testing.assert_allclose(load_runner("openvino", export)(x=x)[0], tripled, atol=1e-4)

@@ -1,6 +1,7 @@
 """The same segmentation run split over two processes (torchrun, gloo, CPU; or the run's own
 ``workers``) gives the same metrics.json as one process, and resumes after a change of the number
 of processes."""
+
 import json
 import subprocess
 import sys
@@ -13,13 +14,23 @@ SETTINGS = ["methods=[]", "prompts.n_perturbations=2", "n_overlays=0", "save_unc
 
 
 def _segment(out, root, processes: int, *extra, torchrun: bool = True):
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"] \
-        if torchrun else [sys.executable]
+    launcher = (
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
+        if torchrun
+        else [sys.executable]
+    )
     extra = extra if torchrun else (f"workers={processes}", *extra)
-    args = ["-m", "cam_sam.segment"] + [x for s in [f"data_root={root}", f"out_dir={out}", *SETTINGS, *extra]
-                                        for x in ("--set", s)]
-    result = subprocess.run(launcher + args, cwd=REPO, capture_output=True, text=True, timeout=600,
-                            env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    args = ["-m", "cam_sam.segment"] + [
+        x for s in [f"data_root={root}", f"out_dir={out}", *SETTINGS, *extra] for x in ("--set", s)
+    ]
+    result = subprocess.run(
+        launcher + args,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**__import__("os").environ, "OMP_NUM_THREADS": "1"},
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return read_json(out / "metrics.json")
 

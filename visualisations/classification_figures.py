@@ -1,4 +1,5 @@
 """Classification figures from saved values: learning curves and the ROC curve."""
+
 from __future__ import annotations
 
 import matplotlib
@@ -38,8 +39,13 @@ def roc_figure(scores: np.ndarray, melanoma: np.ndarray, report: dict):
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.plot(fpr, tpr, label=f"ROC-AUC {report['roc_auc']:.3f}")
     ax.plot([0, 1], [0, 1], ls="--", c="grey", label="chance")
-    ax.scatter([1 - report["specificity"]], [report["sensitivity"]], c="red", zorder=3,
-               label=f"threshold {report['threshold']:.3f} (chosen on {report['threshold_split']})")
+    ax.scatter(
+        [1 - report["specificity"]],
+        [report["sensitivity"]],
+        c="red",
+        zorder=3,
+        label=f"threshold {report['threshold']:.3f} (chosen on {report['threshold_split']})",
+    )
     ax.set_xlabel("1 - specificity (false positive rate)")
     ax.set_ylabel("sensitivity (true positive rate)")
     ax.set_title(f"Melanoma ROC, {report['split']} split (n = {report['n_images']})")
@@ -56,8 +62,15 @@ def confusion_figure(report: dict, title: str):
     fig, ax = plt.subplots(figsize=(5.6, 4.8))
     ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
     for (i, j), count in np.ndenumerate(matrix):
-        ax.text(j, i, f"{count}\n{shares[i, j]:.0%}", ha="center", va="center",
-                color="white" if shares[i, j] > 0.6 else "black", fontsize=9)
+        ax.text(
+            j,
+            i,
+            f"{count}\n{shares[i, j]:.0%}",
+            ha="center",
+            va="center",
+            color="white" if shares[i, j] > 0.6 else "black",
+            fontsize=9,
+        )
     aucs = report["per_class_auc"]
     ax.set_yticks(range(len(names)), [f"{n}\n(AUC {aucs[k]:.2f})" for n, k in zip(names, report["class_names"])])
     ax.set_xticks(range(len(names)), names, rotation=20)

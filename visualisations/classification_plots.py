@@ -7,6 +7,7 @@
 
     python -m visualisations.classification_plots --set train_run=results/train_x --set test_run=results/test_x
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,9 +25,9 @@ from common.io import read_json, read_jsonl, save_figure  # noqa: E402
 from visualisations.classification_figures import learning_curves_figure, roc_figure  # noqa: E402
 
 CONFIG: dict[str, Any] = {
-    "train_run": None,   # folder with metrics.jsonl (classification.train)
-    "test_run": None,    # folder with scores.csv and metrics.json (classification.test)
-    "out_dir": None,     # None: each figure beside its input
+    "train_run": None,  # folder with metrics.jsonl (classification.train)
+    "test_run": None,  # folder with scores.csv and metrics.json (classification.test)
+    "out_dir": None,  # None: each figure beside its input
 }
 
 
@@ -49,8 +50,11 @@ def main(argv: list[str] | None = None) -> list[Path]:
                 raise DataError(f"{run / name} not found: is {run} a classification.test run?")
         scores = pd.read_csv(run / "scores.csv")
         path = Path(cfg["out_dir"] or run) / "roc.png"
-        save_figure(roc_figure(scores["score"].to_numpy(), scores["melanoma"].to_numpy(), read_json(run / "metrics.json")),
-                    path, dpi=150)
+        save_figure(
+            roc_figure(scores["score"].to_numpy(), scores["melanoma"].to_numpy(), read_json(run / "metrics.json")),
+            path,
+            dpi=150,
+        )
         written.append(path)
     for path in written:
         print(f"written: {path}")

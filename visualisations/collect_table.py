@@ -8,6 +8,7 @@ Writes ``<out>.csv`` and ``<out>.md``. Rows that used the ground truth to choose
 
     python -m visualisations.collect_table --set results_dir=results/paper_table
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,17 +17,17 @@ from typing import Any
 import pandas as pd
 
 from common.cli import run_main
-from common.metrics import choose_post_hoc, summarise
 from common.config import config_from_argv
 from common.defaults import RESULTS_ROOT
 from common.errors import DataError
 from common.io import read_json, write_csv, write_text
+from common.metrics import choose_post_hoc, summarise
 
 CONFIG: dict[str, Any] = {
     "results_dir": RESULTS_ROOT,  # a folder, or a list of folders
-    "out": None,                 # None: <results_dir>/table
-    "methods": None,             # keep only these METHOD rows (None: all)
-    "pools": [],                 # source lists, e.g. [["colour", "eigencam"]]: post-hoc final_sources rows
+    "out": None,  # None: <results_dir>/table
+    "methods": None,  # keep only these METHOD rows (None: all)
+    "pools": [],  # source lists, e.g. [["colour", "eigencam"]]: post-hoc final_sources rows
     "columns": ["precision", "recall", "f1", "iou", "dice", "share_iou_ge_0.65", "n_images", "n_failed"],
 }
 
@@ -48,12 +49,18 @@ def with_pools(metrics: dict[str, Any], pools: list[list[str]]) -> dict[str, dic
     summary = dict(metrics.get("summary", {}))
     for sources in pools or []:
         if all(s in summary for s in sources):
-            summary[pool_name(sources)] = summarise(choose_post_hoc(metrics["per_image"], sources), ["chosen"])["chosen"]
+            summary[pool_name(sources)] = summarise(choose_post_hoc(metrics["per_image"], sources), ["chosen"])[
+                "chosen"
+            ]
     return summary
 
 
-def collect(results_dir: str | Path | list, methods: list[str] | None = None,
-            columns: list[str] | None = None, pools: list[list[str]] | None = None) -> pd.DataFrame:
+def collect(
+    results_dir: str | Path | list,
+    methods: list[str] | None = None,
+    columns: list[str] | None = None,
+    pools: list[list[str]] | None = None,
+) -> pd.DataFrame:
     """One row per (run, METHOD) for every ``metrics.json`` below ``results_dir`` (or below each
     folder of a list), plus the ``pools`` rows."""
     if isinstance(results_dir, (list, tuple)):
@@ -69,10 +76,17 @@ def collect(results_dir: str | Path | list, methods: list[str] | None = None,
         for method, summary in with_pools(metrics, pools).items():
             if methods and method not in methods and not method.startswith("pool("):
                 continue
-            row = {"run": run, "split": config.get("split"), "segmenter": config.get("segmenter"),
-                   "classifier": config.get("classifier_checkpoint") or config.get("classifier"),
-                   "cam_target": config.get("binary_target", "melanoma") if config.get("classifier_checkpoint") else "top-1 class",
-                   "method": method, "uses_ground_truth": ground_truth_flag(method, summary)}
+            row = {
+                "run": run,
+                "split": config.get("split"),
+                "segmenter": config.get("segmenter"),
+                "classifier": config.get("classifier_checkpoint") or config.get("classifier"),
+                "cam_target": config.get("binary_target", "melanoma")
+                if config.get("classifier_checkpoint")
+                else "top-1 class",
+                "method": method,
+                "uses_ground_truth": ground_truth_flag(method, summary),
+            }
             row.update({c: summary.get(c) for c in columns})
             rows.append(row)
     if not rows:

@@ -8,6 +8,7 @@ with its 95 % BCa interval, and the failure kinds (over-segmented / under-segmen
 
 Reads only each run's ``metrics.json`` (its ``final`` row); writes ``<out>.md`` and ``<out>.csv``.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,10 +23,10 @@ from common.io import read_json, write_csv, write_text
 from common.metrics import failure_counts, paired_difference
 
 CONFIG: dict[str, Any] = {
-    "runs": {},               # name -> {evaluation set -> run folder of cam_sam.segment}
-    "reference": None,        # the name whose per-image IoUs the others are paired with
-    "choices": {},            # name -> [run, run]: per image, the mask whose confidence (label-free) is higher
-    "source": "final",        # the metrics row compared
+    "runs": {},  # name -> {evaluation set -> run folder of cam_sam.segment}
+    "reference": None,  # the name whose per-image IoUs the others are paired with
+    "choices": {},  # name -> [run, run]: per image, the mask whose confidence (label-free) is higher
+    "source": "final",  # the metrics row compared
     "out": "results/compare/table",
     "seed": 0,
 }
@@ -43,12 +44,18 @@ def choose_by_confidence(first: dict[str, dict], second: dict[str, dict]) -> dic
     """Per image, the row (``final`` metrics with its ``confidence``) of whichever run is more
     confident in its mask (ties: ``first``); the ground truth only scores the choice."""
     common = sorted(set(first) & set(second))
-    return {i: second[i] if second[i].get("confidence", 0.0) > first[i].get("confidence", 0.0) else first[i]
-            for i in common}
+    return {
+        i: second[i] if second[i].get("confidence", 0.0) > first[i].get("confidence", 0.0) else first[i] for i in common
+    }
 
 
-def compare(runs: dict[str, dict[str, str]], reference: str, source: str = "final", seed: int = 0,
-            choices: dict[str, list[str]] | None = None) -> pd.DataFrame:
+def compare(
+    runs: dict[str, dict[str, str]],
+    reference: str,
+    source: str = "final",
+    seed: int = 0,
+    choices: dict[str, list[str]] | None = None,
+) -> pd.DataFrame:
     """One row per (run, evaluation set): n, mean IoU, the paired difference with ``reference``
     (and its interval), failures by kind. ``choices`` add rows that take, per image, the more
     confident of two runs' masks (:func:`choose_by_confidence`)."""
@@ -73,12 +80,16 @@ def compare(runs: dict[str, dict[str, str]], reference: str, source: str = "fina
 
 
 def to_markdown(frame: pd.DataFrame, reference: str) -> str:
-    lines = [f"| run | set | n | IoU | vs {reference} (95 % BCa) | failures | over | under | other |",
-             "|---|---|---:|---:|---|---:|---:|---:|---:|"]
+    lines = [
+        f"| run | set | n | IoU | vs {reference} (95 % BCa) | failures | over | under | other |",
+        "|---|---|---:|---:|---|---:|---:|---:|---:|",
+    ]
     for r in frame.itertuples():
         diff = f"{r.diff:+.3f} [{r.low:+.3f}, {r.high:+.3f}]" if "diff" in frame and pd.notna(r.diff) else "-"
-        lines.append(f"| {r.run} | {r.set} | {r.n} | {r.iou:.3f} | {diff} | {r.failures} | {r.fail_over} | "
-                     f"{r.fail_under} | {r.fail_other} |")
+        lines.append(
+            f"| {r.run} | {r.set} | {r.n} | {r.iou:.3f} | {diff} | {r.failures} | {r.fail_over} | "
+            f"{r.fail_under} | {r.fail_other} |"
+        )
     return "\n".join(lines) + "\n"
 
 

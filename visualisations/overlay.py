@@ -3,6 +3,7 @@ spread (uncertainty). Each panel has its own ``draw_*`` function so that the seg
 the web page (``cam_sam.serve.app``) and the demo notebook draw exactly the same thing. No backend is
 forced here (a notebook keeps its inline one); :func:`panel_figure` draws off-screen, without pyplot,
 so a server's worker threads may call it."""
+
 from __future__ import annotations
 
 import cv2
@@ -11,12 +12,12 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-UNCERTAINTY_VMAX = 0.5   # the std of a 0/1 variable is at most 0.5: the colour scale's top
-OVERLAY_DPI = 100        # the overlays' resolution: 1600 x 440 px with four panels, one screen wide (150 dpi took
-                         # half as long again)
-OVERLAY_PANEL_PX = 400   # an overlay panel is about 360 px wide at OVERLAY_DPI (16 in, 4 panels): larger maps
-                         # are area-reduced to this longer side before drawing (matplotlib would subsample them)
-OVERLAY_PNG_COMPRESSION = 1   # zlib level: a figure written sooner than at the default 6, in a larger file
+UNCERTAINTY_VMAX = 0.5  # the std of a 0/1 variable is at most 0.5: the colour scale's top
+OVERLAY_DPI = 100  # the overlays' resolution: 1600 x 440 px with four panels, one screen wide (150 dpi took
+# half as long again)
+OVERLAY_PANEL_PX = 400  # an overlay panel is about 360 px wide at OVERLAY_DPI (16 in, 4 panels): larger maps
+# are area-reduced to this longer side before drawing (matplotlib would subsample them)
+OVERLAY_PNG_COMPRESSION = 1  # zlib level: a figure written sooner than at the default 6, in a larger file
 
 # On a 1024 x 680 validation image an overlay took 0.56-0.65 s drawn and saved at full size and 150 dpi,
 # 0.25-0.29 s with the three settings above (docs/experiments/sp-08); a run's student figure, three panels (no
@@ -32,7 +33,7 @@ def reduce_for_display(array: np.ndarray | None, scale: float) -> np.ndarray | N
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     if array.dtype == bool:
         return cv2.resize(array.astype(np.float32), size, interpolation=cv2.INTER_AREA) >= 0.5
-    if array.dtype == np.float16:       # OpenCV does not resize float16
+    if array.dtype == np.float16:  # OpenCV does not resize float16
         array = array.astype(np.float32)
     return cv2.resize(array, size, interpolation=cv2.INTER_AREA)
 
@@ -52,8 +53,13 @@ def draw_cam(ax, image: np.ndarray, cam: np.ndarray | None, truth: np.ndarray | 
         ax.contour(truth, levels=[0.5], colors="white", linewidths=1.5)
 
 
-def draw_prompts(ax, boxes: np.ndarray | None, points: np.ndarray | None = None,
-                 point_labels: np.ndarray | None = None, color: str = "white") -> None:
+def draw_prompts(
+    ax,
+    boxes: np.ndarray | None,
+    points: np.ndarray | None = None,
+    point_labels: np.ndarray | None = None,
+    color: str = "white",
+) -> None:
     """``boxes``: (K, 4) xyxy, row 0 the main prompt (solid), the rest perturbed (dashed);
     ``points``: (N, 2) xy with ``point_labels`` (N,) 1 (positive, green) / 0 (negative, red)."""
     if boxes is not None and len(boxes):
@@ -120,18 +126,30 @@ def overlay_titles(has_cam: bool, has_prompts: bool, has_truth: bool) -> tuple[s
     return prompts, "mask (green) vs ground truth (red)" if has_truth else "mask (green)"
 
 
-def overlay_figure(image: np.ndarray, cam: np.ndarray | None, boxes: np.ndarray | None,
-                   points: np.ndarray | None, point_labels: np.ndarray | None, mask: np.ndarray | None,
-                   truth: np.ndarray | None, uncertainty: np.ndarray | None, title: str):
+def overlay_figure(
+    image: np.ndarray,
+    cam: np.ndarray | None,
+    boxes: np.ndarray | None,
+    points: np.ndarray | None,
+    point_labels: np.ndarray | None,
+    mask: np.ndarray | None,
+    truth: np.ndarray | None,
+    uncertainty: np.ndarray | None,
+    title: str,
+):
     """A row of panels: image | CAM and prompts (see :func:`draw_prompts`; left out when there is
     neither) | mask vs ground truth | uncertainty. All coordinates in image pixels; images larger
     than a panel are drawn reduced (:data:`OVERLAY_PANEL_PX`)."""
     scale = OVERLAY_PANEL_PX / max(image.shape[:2])
     if scale < 1:
-        image, cam, mask, truth, uncertainty = (reduce_for_display(a, scale) for a in (image, cam, mask, truth, uncertainty))
+        image, cam, mask, truth, uncertainty = (
+            reduce_for_display(a, scale) for a in (image, cam, mask, truth, uncertainty)
+        )
         boxes = None if boxes is None else np.asarray(boxes, np.float64) * scale
         points = None if points is None else np.asarray(points, np.float64) * scale
-    prompt_title, mask_title = overlay_titles(cam is not None, boxes is not None or points is not None, truth is not None)
+    prompt_title, mask_title = overlay_titles(
+        cam is not None, boxes is not None or points is not None, truth is not None
+    )
     n_panels = 3 if prompt_title is None else 4
     fig, axes = plt.subplots(1, n_panels, figsize=(4 * n_panels, 4.4))
     axes[0].imshow(image)
@@ -152,8 +170,9 @@ def overlay_figure(image: np.ndarray, cam: np.ndarray | None, boxes: np.ndarray 
     return fig
 
 
-def draw_labels(ax, tinted: np.ndarray, legend: dict[str, tuple[int, int, int]],
-                truth: np.ndarray | None = None) -> None:
+def draw_labels(
+    ax, tinted: np.ndarray, legend: dict[str, tuple[int, int, int]], truth: np.ndarray | None = None
+) -> None:
     """A label map already tinted over its image (one colour per class: the multi-class run's
     ``cam_sam.multiclass.colour_labels``), a legend of ``{class name: RGB colour}``, and the
     ground-truth outline, when given, in white."""
@@ -166,7 +185,8 @@ def draw_labels(ax, tinted: np.ndarray, legend: dict[str, tuple[int, int, int]],
     ax.legend(handles=handles, loc="lower right", fontsize=7, framealpha=0.7)
 
 
-def labels_figure(tinted: np.ndarray, legend: dict[str, tuple[int, int, int]], truth: np.ndarray | None,
-                  title: str) -> Figure:
+def labels_figure(
+    tinted: np.ndarray, legend: dict[str, tuple[int, int, int]], truth: np.ndarray | None, title: str
+) -> Figure:
     """One panel: the tinted label map with its legend (:func:`draw_labels`)."""
     return panel_figure(draw_labels, tinted, legend, truth, title=title, size=(6, 5))

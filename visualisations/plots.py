@@ -8,6 +8,7 @@
 
     python -m visualisations.plots --set runs='["results/segment_..."]'
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -26,10 +27,10 @@ from common.io import read_json, save_figure  # noqa: E402
 from visualisations.stats import bootstrap_interval  # noqa: E402
 
 CONFIG: dict[str, Any] = {
-    "runs": [],                  # run folders (each with metrics.json)
-    "methods": None,             # METHOD rows to draw (None: all but oracle_*)
+    "runs": [],  # run folders (each with metrics.json)
+    "methods": None,  # METHOD rows to draw (None: all but oracle_*)
     "gallery_method": "final",
-    "out_dir": None,             # None: the first run's folder / figures
+    "out_dir": None,  # None: the first run's folder / figures
     "n_bootstrap": 2000,
     "seed": 0,
 }
@@ -61,7 +62,9 @@ def bars_figure(series, n_bootstrap: int, seed: int):
             means.append(v.mean())
             lows.append(v.mean() - lo)
             highs.append(hi - v.mean())
-        ax.bar(x + offset, means, 0.4, yerr=[lows, highs], capsize=3, color=colour, label="IoU" if key == "iou" else "Dice")
+        ax.bar(
+            x + offset, means, 0.4, yerr=[lows, highs], capsize=3, color=colour, label="IoU" if key == "iou" else "Dice"
+        )
     ax.set_xticks(x, [s[0] for s in series], rotation=30, ha="right")
     ax.set_ylim(0, 1)
     ax.set_ylabel("mean over images (95 % bootstrap CI)")
@@ -84,8 +87,13 @@ def distribution_figure(series):
 def precision_recall_figure(series):
     fig, ax = plt.subplots(figsize=(5.5, 5))
     for label, metrics, method in series:
-        ax.scatter(per_image_values(metrics, method, "recall"), per_image_values(metrics, method, "precision"),
-                   s=10, alpha=0.6, label=label)
+        ax.scatter(
+            per_image_values(metrics, method, "recall"),
+            per_image_values(metrics, method, "precision"),
+            s=10,
+            alpha=0.6,
+            label=label,
+        )
     ax.set_xlim(0, 1.02)
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("recall (share of the lesion found)")
@@ -101,13 +109,23 @@ def gallery_figure(run: Path, metrics: dict, method: str):
     from data.isic import read_mask
 
     config = read_json(run / "config.json")
-    scored = sorted(((rows[method]["iou"], image_id) for image_id, rows in metrics["per_image"].items()
-                     if method in rows), reverse=True)
+    scored = sorted(
+        ((rows[method]["iou"], image_id) for image_id, rows in metrics["per_image"].items() if method in rows),
+        reverse=True,
+    )
     picks = [("best", scored[0]), ("median", scored[len(scored) // 2]), ("worst", scored[-1])]
-    root = (Path(config["results_root"]) / "synthetic_isic2017" if config.get("data_is_synthetic")
-            else config.get("data_root"))                 # an image-folder run records no data_root or split
-    dataset = open_dataset(root, config.get("split", "val"), config.get("image_dir"), config.get("mask_dir"),
-                           dataset=config.get("dataset", "isic2017"))
+    root = (
+        Path(config["results_root"]) / "synthetic_isic2017"
+        if config.get("data_is_synthetic")
+        else config.get("data_root")
+    )  # an image-folder run records no data_root or split
+    dataset = open_dataset(
+        root,
+        config.get("split", "val"),
+        config.get("image_dir"),
+        config.get("mask_dir"),
+        dataset=config.get("dataset", "isic2017"),
+    )
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.5))
     for ax, (name, (iou, image_id)) in zip(axes, picks):
         sample = dataset[dataset.ids.index(image_id)]
@@ -132,9 +150,11 @@ def main(argv: list[str] | None = None) -> list[Path]:
     out_dir = Path(cfg["out_dir"] or runs[0] / "figures")
     series = _labelled(runs, cfg["methods"])
     written = []
-    for name, fig in (("bars", bars_figure(series, cfg["n_bootstrap"], cfg["seed"])),
-                      ("iou_distribution", distribution_figure(series)),
-                      ("precision_recall", precision_recall_figure(series))):
+    for name, fig in (
+        ("bars", bars_figure(series, cfg["n_bootstrap"], cfg["seed"])),
+        ("iou_distribution", distribution_figure(series)),
+        ("precision_recall", precision_recall_figure(series)),
+    ):
         save_figure(fig, out_dir / f"{name}.png", dpi=150)
         written.append(out_dir / f"{name}.png")
     metrics = read_json(runs[0] / "metrics.json")

@@ -1,4 +1,5 @@
 """Statistics for the figures."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,5 +1,6 @@
 """The montage of synthetic pairs (``self_training.make_synthetic``): each image with its target,
 the pasted mask, outlined, so that the pairs are looked at before anything trains on them."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,8 +13,9 @@ from common.io import save_figure
 COLUMNS = 6
 
 
-def montage_figure(images: list[np.ndarray], masks: list[np.ndarray], titles: list[str], path: str | Path,
-                   dpi: int = 150) -> Path:
+def montage_figure(
+    images: list[np.ndarray], masks: list[np.ndarray], titles: list[str], path: str | Path, dpi: int = 150
+) -> Path:
     """Write a grid of ``images`` ((H, W, 3) uint8) with ``masks`` ((H, W) bool) outlined in
     yellow and a small title each, at ``dpi``; returns ``path``."""
     rows = max(1, -(-len(images) // COLUMNS))
@@ -28,4 +30,3 @@ def montage_figure(images: list[np.ndarray], masks: list[np.ndarray], titles: li
     fig.tight_layout()
     save_figure(fig, path, dpi)
     return Path(path)
-
