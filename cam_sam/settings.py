@@ -80,7 +80,8 @@ PIPELINE_CONFIG: dict[str, Any] = {
                                              # frames (models/student_quantize.py): about twice as fast through
                                              # OpenVINO, same mean IoU, but a few small lesions' masks differ
                                              # (IoU < 0.9 with float32's on 2-4 validation images), so no preset
-                                             # uses it (cam_sam.studies.int8)
+                                             # uses it; through onnxruntime it was slower than float32 on a
+                                             # 2-core AMD EPYC (cam_sam.studies.int8)
     # sources, selection and every group of settings: PipelineConfig's fields, one to one
     **asdict(PipelineConfig()),
     "device": "auto",
