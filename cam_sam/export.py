@@ -15,6 +15,7 @@ them) and every mask (sigmoid > 0.5) must match PyTorch's with IoU >= ``min_iou`
 image of ``data_root``: :mod:`models.student_quantize`), checked like the float32 file with
 IoU >= ``min_iou_int8`` per image against PyTorch.
 """
+
 from __future__ import annotations
 
 import logging
@@ -47,13 +48,13 @@ CONFIG: dict[str, Any] = {
     "student_checkpoint": PIPELINE_CONFIG["student_checkpoint"],
     "out": "results/export/student.onnx",
     "opset": OPSET,
-    "data_root": DATA_CONFIG["data_root"],   # its validation images join the check when present
-    "n_check": 8,                            # generated lesions (and as many validation images) checked
-    "min_iou": 0.999,                        # exported vs PyTorch mask, every checked image
-    "int8": False,                           # also write the int8 file <out stem>_int8.onnx (onnxruntime)
-    "frames_dir": FRAMES_DIR,                # int8: its calibration frames (ISIC 2017 training, whole frames)
-    "n_calibration": N_FRAMES,               # int8: frames drawn (seeded) for the calibration
-    "min_iou_int8": 0.9,                     # int8 vs PyTorch mask, every checked image
+    "data_root": DATA_CONFIG["data_root"],  # its validation images join the check when present
+    "n_check": 8,  # generated lesions (and as many validation images) checked
+    "min_iou": 0.999,  # exported vs PyTorch mask, every checked image
+    "int8": False,  # also write the int8 file <out stem>_int8.onnx (onnxruntime)
+    "frames_dir": FRAMES_DIR,  # int8: its calibration frames (ISIC 2017 training, whole frames)
+    "n_calibration": N_FRAMES,  # int8: frames drawn (seeded) for the calibration
+    "min_iou_int8": 0.9,  # int8 vs PyTorch mask, every checked image
 }
 
 log = logging.getLogger("cam_sam.export")
@@ -79,9 +80,41 @@ def compare(model: torch.nn.Module, session, images: list[np.ndarray], config: S
     return [float(pairwise_iou(np.stack([a[0] > 0, b[0] > 0]))[0, 1]) for a, b in zip(onnx_logits, torch_logits)]
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def check_and_write(
+    graph: bytes,
+    model: torch.nn.Module,
+    config: StudentConfig,
+    cfg: dict[str, Any],
+    out: Path,
+    min_iou: float,
+    card: dict[str, Any],
+) -> list[float]:
+    """Run ``graph`` in onnxruntime on :func:`check_images`, refuse it (nothing written) unless every
+    mask matches PyTorch's with IoU >= ``min_iou``, then write it to ``out`` and ``card`` beside it."""
     import onnxruntime
 
+    session = onnxruntime.InferenceSession(graph, providers=["CPUExecutionProvider"])
+    ious = compare(model, session, check_images(cfg), config)
+    if min(ious) < min_iou:
+        raise RunError(
+            f"{out.name}: the exported student's masks differ from PyTorch's "
+            f"(lowest IoU {min(ious):.4f} < {min_iou}); nothing written"
+        )
+    write_atomically(out, lambda tmp: tmp.write_bytes(graph))
+    write_json(
+        out.with_suffix(".json"), {**card, "check": {"n_images": len(ious), "min_mask_iou_vs_pytorch": min(ious)}}
+    )
+    log.info(
+        "%s written (%.1f MB); masks vs PyTorch on %d images: lowest IoU %.5f",
+        out,
+        len(graph) / 1e6,
+        len(ious),
+        min(ious),
+    )
+    return ious
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     cfg = config_from_argv(CONFIG, argv, description=__doc__.splitlines()[0])
     checkpoint = Path(cfg["student_checkpoint"] or "")
@@ -89,48 +122,27 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         raise CheckpointError(f"student checkpoint not found: {checkpoint}")
     model, config, _ = load_student(checkpoint)
     model = model.float().eval()
-    onnx_bytes = export_onnx(model, config, cfg["opset"])
-    session = onnxruntime.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
-    ious = compare(model, session, check_images(cfg), config)
-    if min(ious) < cfg["min_iou"]:
-        raise RunError(f"the exported student's masks differ from PyTorch's (lowest IoU {min(ious):.4f} < "
-                       f"{cfg['min_iou']}); nothing written")
     out = Path(cfg["out"])
-    write_atomically(out, lambda tmp: tmp.write_bytes(onnx_bytes))
-    card = {**model_card(config, checkpoint, cfg["opset"]),
-            "check": {"n_images": len(ious), "min_mask_iou_vs_pytorch": min(ious)}}
-    write_json(out.with_suffix(".json"), card)
-    log.info("%s written (%.1f MB); masks vs PyTorch on %d images: lowest IoU %.5f", out,
-             len(onnx_bytes) / 1e6, len(ious), min(ious))
+    card = model_card(config, checkpoint, cfg["opset"])
+    onnx_bytes = export_onnx(model, config, cfg["opset"])
+    ious = check_and_write(onnx_bytes, model, config, cfg, out, cfg["min_iou"], card)
     result = {"out": str(out), "ious": ious}
     if cfg["int8"]:
-        result["int8"] = write_int8(cfg, onnx_bytes, model, config, checkpoint)
-    return result
+        import onnx
 
-
-def write_int8(cfg: dict[str, Any], onnx_bytes: bytes, model: torch.nn.Module, config: StudentConfig,
-               checkpoint: Path) -> dict[str, Any]:
-    """Quantize the exported graph, check it against PyTorch, write ``<out stem>_int8.onnx`` and its card."""
-    import onnx
-    import onnxruntime
-
-    frames = calibration_frames(CalibrationSet(cfg["frames_dir"], cfg["data_root"], cfg["n_calibration"]))
-    quantized = quantize_onnx(onnx.load_from_string(onnx_bytes), calibration_inputs(frames, config)).SerializeToString()
-    session = onnxruntime.InferenceSession(quantized, providers=["CPUExecutionProvider"])
-    ious = compare(model, session, check_images(cfg), config)
-    if min(ious) < cfg["min_iou_int8"]:
-        raise RunError(f"the int8 student's masks differ from PyTorch's (lowest IoU {min(ious):.4f} < "
-                       f"{cfg['min_iou_int8']}); nothing written")
-    out = Path(cfg["out"])
-    out = out.with_name(out.stem + "_int8.onnx")
-    write_atomically(out, lambda tmp: tmp.write_bytes(quantized))
-    card = {**model_card(config, checkpoint, cfg["opset"]), "precision": "int8 (QDQ; NNCF post-training quantization)",
+        frames = calibration_frames(CalibrationSet(cfg["frames_dir"], cfg["data_root"], cfg["n_calibration"]))
+        int8_out = out.with_name(out.stem + "_int8.onnx")
+        int8_card = {
+            **card,
+            "precision": "int8 (QDQ; NNCF post-training quantization)",
             "calibration": {"frames_dir": str(cfg["frames_dir"]), "ids": [p.stem for p in frames]},
-            "check": {"n_images": len(ious), "min_mask_iou_vs_pytorch": min(ious)}}
-    write_json(out.with_suffix(".json"), card)
-    log.info("%s written (%.1f MB); masks vs PyTorch on %d images: lowest IoU %.4f", out, len(quantized) / 1e6,
-             len(ious), min(ious))
-    return {"out": str(out), "ious": ious}
+        }
+        graph = quantize_onnx(onnx.load_from_string(onnx_bytes), calibration_inputs(frames, config)).SerializeToString()
+        result["int8"] = {
+            "out": str(int8_out),
+            "ious": check_and_write(graph, model, config, cfg, int8_out, cfg["min_iou_int8"], int8_card),
+        }
+    return result
 
 
 if __name__ == "__main__":
