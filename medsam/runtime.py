@@ -13,6 +13,7 @@ Backends (``backend`` config key): ``torch`` (no export), ``onnxruntime``, ``ope
 Precision is float32 throughout (OpenVINO is told so: on CPUs with bfloat16 units it would
 otherwise compute in bfloat16), so masks match the torch path (``tests/test_runtime.py``).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -20,8 +21,8 @@ import importlib.util
 import io
 import logging
 import warnings
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Callable, Mapping
 
 import numpy as np
 import torch
@@ -32,9 +33,9 @@ from common.io import read_json, write_atomically, write_json
 log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "torch", "onnxruntime", "openvino")
-EXPORT_VERSION = 1        # bump when the export code changes: every cached file is rebuilt
+EXPORT_VERSION = 1  # bump when the export code changes: every cached file is rebuilt
 OPSET = 17
-OPENVINO_CACHE = "openvino"   # the folder, beside the exports, of OpenVINO's compiled networks
+OPENVINO_CACHE = "openvino"  # the folder, beside the exports, of OpenVINO's compiled networks
 
 
 def resolve_backend(backend: str, device: str | torch.device) -> str:
@@ -80,15 +81,24 @@ class OnnxExport:
     torch network ever being built); ``example``: its example inputs (their shapes are fixed,
     except the axes named in ``dynamic_axes``); ``names``: (input names, output names)."""
 
-    def __init__(self, folder: str | Path, name: str, module: torch.nn.Module | Callable[[], torch.nn.Module],
-                 example: tuple[torch.Tensor, ...], names: tuple[list[str], list[str]],
-                 dynamic_axes: dict | None = None, weights: str | None = None) -> None:
+    def __init__(
+        self,
+        folder: str | Path,
+        name: str,
+        module: torch.nn.Module | Callable[[], torch.nn.Module],
+        example: tuple[torch.Tensor, ...],
+        names: tuple[list[str], list[str]],
+        dynamic_axes: dict | None = None,
+        weights: str | None = None,
+    ) -> None:
         if weights is None and not isinstance(module, torch.nn.Module):
             raise ValueError("an export built on demand needs the digest of its weights (weights=)")
         self.module, self.example, self.names, self.dynamic_axes = module, example, names, dynamic_axes or {}
         shapes = [tuple(t.shape) for t in example]
-        key = hashlib.sha256(f"{weights or weights_digest(module)}|{shapes}|{self.dynamic_axes}|{torch.__version__}|"
-                             f"{OPSET}|{EXPORT_VERSION}".encode()).hexdigest()
+        key = hashlib.sha256(
+            f"{weights or weights_digest(module)}|{shapes}|{self.dynamic_axes}|{torch.__version__}|"
+            f"{OPSET}|{EXPORT_VERSION}".encode()
+        ).hexdigest()
         self.key = key
         self.path = Path(folder) / f"{name}-{key[:16]}.onnx"
         self.manifest = self.path.with_suffix(".json")
@@ -112,15 +122,30 @@ class OnnxExport:
         def export(tmp: Path) -> None:
             buffer = io.BytesIO()
             with torch.no_grad(), warnings.catch_warnings():
-                warnings.simplefilter("ignore")   # tracer notes on shape asserts: expected, not the user's concern
-                torch.onnx.export(module.eval(), self.example, buffer, input_names=self.names[0],
-                                  output_names=self.names[1], dynamic_axes=self.dynamic_axes, opset_version=OPSET,
-                                  dynamo=False)
+                warnings.simplefilter("ignore")  # tracer notes on shape asserts: expected, not the user's concern
+                torch.onnx.export(
+                    module.eval(),
+                    self.example,
+                    buffer,
+                    input_names=self.names[0],
+                    output_names=self.names[1],
+                    dynamic_axes=self.dynamic_axes,
+                    opset_version=OPSET,
+                    dynamo=False,
+                )
             tmp.write_bytes(buffer.getvalue())
 
         write_atomically(self.path, export)
-        write_json(self.manifest, {"key": self.key, "sha256": file_digest(self.path), "torch": torch.__version__,
-                                   "opset": OPSET, "export_version": EXPORT_VERSION})
+        write_json(
+            self.manifest,
+            {
+                "key": self.key,
+                "sha256": file_digest(self.path),
+                "torch": torch.__version__,
+                "opset": OPSET,
+                "export_version": EXPORT_VERSION,
+            },
+        )
         return self.path
 
     def file(self) -> Path:
@@ -154,10 +179,17 @@ def _open_runner(backend: str, path: Path, threads: int) -> Runner:
     # The graph is read first and compiled as a model: its cache entry is then keyed by the graph's
     # content (compiled from a path, OpenVINO 2026.4 served a rebuilt file's stale network).
     core = ov.Core()
-    compiled = core.compile_model(core.read_model(str(path)), "CPU",
-                                  {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads,
-                                   "INFERENCE_PRECISION_HINT": "f32", "ENABLE_CPU_PINNING": False,
-                                   "CACHE_DIR": str(path.parent / OPENVINO_CACHE)})
+    compiled = core.compile_model(
+        core.read_model(str(path)),
+        "CPU",
+        {
+            "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_NUM_THREADS": threads,
+            "INFERENCE_PRECISION_HINT": "f32",
+            "ENABLE_CPU_PINNING": False,
+            "CACHE_DIR": str(path.parent / OPENVINO_CACHE),
+        },
+    )
     request = compiled.create_infer_request()
     return lambda **inputs: [np.asarray(v) for v in request.infer(inputs).values()]
 
