@@ -288,7 +288,13 @@ def _loader(s: StudentTraining, labels: list[PseudoLabel], rank: int, world: int
         colour_strength=s.colour_strength,
     )
     sampler = ShardedShuffle(len(dataset), rank, world, s.seed)
-    return sampler, DataLoader(dataset, s.batch_size, sampler=sampler, num_workers=s.num_workers, drop_last=True)
+    loader = DataLoader(dataset, s.batch_size, sampler=sampler, num_workers=s.num_workers, drop_last=True)
+    if len(loader) == 0:  # drop_last: fewer images than one batch would train nothing, silently
+        raise DataError(
+            f"{len(dataset)} training images (after keep_fraction) for each of {world} process(es) make no full "
+            f"batch of batch_size={s.batch_size}: pseudo-label more images or lower batch_size"
+        )
+    return sampler, loader
 
 
 def train(s: StudentTraining, defaults: dict[str, Any] | None = None) -> dict[str, Any]:

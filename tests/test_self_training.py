@@ -12,7 +12,7 @@ from cam_sam import segment
 from cam_sam.runs.build import build_pipeline
 from cam_sam.settings import PIPELINE_CONFIG, resolve_pipeline
 from common.config import merge
-from common.errors import RunError, SettingsError
+from common.errors import DataError, RunError, SettingsError
 from common.io import read_json, write_json, write_png
 from common.metrics import mask_metrics
 from data.holdout import holdout_ids
@@ -497,3 +497,24 @@ def test_uncertain_pixels_weigh_less(tmp_path):
     np.testing.assert_allclose(pixel_weight(label, (2, 2), 0.5), [[1.0, 0.9], [0.7, 0.5]], atol=0.01)
     no_map = PseudoLabel("b", tmp_path / "b.png", tmp_path / "m.png", None, {})
     np.testing.assert_array_equal(pixel_weight(no_map, (2, 2), 0.5), np.ones((2, 2)))
+
+
+def test_fewer_pseudo_masks_than_a_batch_is_an_error_not_an_untrained_student(tmp_path):
+    """With drop_last, a set smaller than one batch would train nothing and write the initial
+    weights as a student: the run stops with a line saying what to change instead."""
+    root = write_synthetic_isic(tmp_path / "crops", n_images=4, split="train", seed=310)
+    pseudo = _fake_pseudo_run(root, "train", tmp_path / "pseudo")
+    args = _args(
+        data_root=root,
+        pseudo_dirs=f'["{pseudo}"]',
+        holdout_every=0,
+        input_size=SMALL,
+        cache_size=160,
+        epochs=1,
+        batch_size=16,
+        keep_fraction=1.0,
+        out_dir=tmp_path / "run",
+    )
+    with pytest.raises(DataError, match="no full batch of batch_size=16"):
+        train_student.main(args)
+    assert not (tmp_path / "run" / "student.pt").exists()
