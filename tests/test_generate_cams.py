@@ -6,20 +6,14 @@ from data.synthetic import write_synthetic_isic
 from explainers import generate_cams
 
 
+def _args(root, out_dir, *settings: str) -> list[str]:
+    """generate_cams' --set arguments for the generated data at ``root``, writing into ``out_dir``."""
+    return [x for s in (f"data_root={root}", f"out_dir={out_dir}", *settings) for x in ("--set", s)]
+
+
 def test_generate_cams_writes_heatmaps_quality_and_resumes(tmp_path):
     root = write_synthetic_isic(tmp_path / "data", n_images=2, split="val")
-    args = [
-        "--set",
-        f"data_root={root}",
-        "--set",
-        f"out_dir={tmp_path / 'cams'}",
-        "--set",
-        'methods=["gradcam","randomcam"]',
-        "--set",
-        "n_overlays=1",
-        "--set",
-        "road_percentiles=[50]",
-    ]
+    args = _args(root, tmp_path / "cams", 'methods=["gradcam","randomcam"]', "n_overlays=1", "road_percentiles=[50]")
     table = generate_cams.main(args)
     assert set(table.method) == {"gradcam", "randomcam"} and (table.n_images == 2).all()
     for column in ("pointing_game", "energy_pointing_game", "iou@0.5", "box_iou@0.5", "road"):
@@ -39,20 +33,14 @@ def test_the_ensemble_is_a_method_of_the_cam_stage_and_of_the_segmentation_scrip
     from cam_sam import segment
 
     root = write_synthetic_isic(tmp_path / "data", n_images=2, split="val")
-    args = [
-        "--set",
-        f"data_root={root}",
-        "--set",
-        f"out_dir={tmp_path / 'cams'}",
-        "--set",
+    args = _args(
+        root,
+        tmp_path / "cams",
         'methods=["gradcam","ensemble"]',
-        "--set",
         'ensemble_methods=["gradcam","eigencam"]',
-        "--set",
         "n_overlays=0",
-        "--set",
         "road_percentiles=[]",
-    ]
+    )
     table = generate_cams.main(args).set_index("method")
     assert set(table.index) == {"gradcam", "ensemble"} and table.loc["ensemble", "constant"] == 0
     assert table.loc["ensemble", "iou@0.5"] != table.loc["gradcam", "iou@0.5"]

@@ -16,6 +16,20 @@ from data.synthetic import write_synthetic_isic
 from tests.conftest import SHARED_ISIC, requires_isic
 
 
+def _python(code: str):
+    """Run ``code`` in a fresh interpreter at the repository root (what a new process imports)."""
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+
+
 def _run(tmp_path, data_root, *extra):
     args = [
         f"data_root={data_root}",
@@ -360,42 +374,26 @@ def test_the_script_starts_without_torch_or_the_cam_libraries():
     networks' libraries load where images are segmented (cam_sam.runs.work), grad-cam (with matplotlib
     and scikit-learn) and zennit when a CAM is first computed, timm, segmentation-models-pytorch and
     torchvision when a torch network is built. The figure process imports the script too."""
-    import subprocess
-    import sys
 
     code = (
         "import sys, cam_sam.segment; "
         "print(sorted(m for m in ('torch', 'pandas', 'pytorch_grad_cam', 'zennit', 'matplotlib', 'sklearn', "
         "'timm', 'segmentation_models_pytorch', 'torchvision', 'openvino', 'onnxruntime') if m in sys.modules))"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=Path(__file__).resolve().parents[1],
-    )
+    out = _python(code)
     assert out.stdout.strip() == "[]"
 
 
 def test_auto_device_without_a_gpu_driver_needs_no_torch():
     """Where no GPU driver's device file exists, "auto" is "cpu" without importing torch; either
     way it is the device torch would choose."""
-    import subprocess
-    import sys
 
     code = (
         "import sys; from common.devices import gpu_driver_absent, resolve_device; "
         "device = resolve_device('auto'); loaded = 'torch' in sys.modules; import torch; "
         "print(device, 'cuda' if torch.cuda.is_available() else 'cpu', gpu_driver_absent(), loaded)"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=Path(__file__).resolve().parents[1],
-    )
+    out = _python(code)
     device, torch_device, absent, loaded = out.stdout.split()
     assert device == torch_device
     if absent == "True":
