@@ -119,7 +119,7 @@ STUDENT_PRESET: dict[str, Any] = {
 
 # Named configurations; ``--set preset=NAME`` applies one, other --set values apply on top. A preset
 # run with a student takes its review threshold, expected IoU and depth check from that student's
-# trust sidecar (cam_sam.calibration: the entry named like the preset, "student" for the default).
+# trust sidecar (cam_sam.runs.student_trust: the entry named like the preset, "student" for the default).
 PRESETS: dict[str, dict[str, Any]] = {
     # The paper's protocol as the paper describes it (not as its code does): box from the CAM
     # thresholded at 0.5 with 10 % padding, 10 points sampled from CAM**30, 10 perturbed prompts
