@@ -19,6 +19,12 @@ from tests.conftest import ellipse_mask
 CONFIG = PasteConfig(size=128, area_bins=((0.05, 0.1),), strength_bins=((1.0, 1.0),), min_contrast=0.0)
 
 
+def _halo_config(**overrides) -> PasteConfig:
+    """One 128-px lesion of 5-10 % of the frame at full strength, always with a halo of half its size."""
+    base = dict(size=128, area_bins=((0.05, 0.1),), strength_bins=((1.0, 1.0),), min_contrast=0.0, halo_share=1.0)
+    return PasteConfig(**{**base, "halo_width_bins": ((0.5, 0.5),), **overrides})
+
+
 def _frame(seed: int):
     """A generated 128 x 128 frame and its lesion's mask."""
     sample = make_synthetic_sample(seed, size=(128, 128))
@@ -79,15 +85,7 @@ def test_a_halo_is_a_visible_reddish_ring_that_the_target_includes():
     donor = make_donor("donor", image, mask)
     background_image = np.full((128, 128, 3), (200, 170, 150), np.uint8)
     fov = np.ones((128, 128), bool)
-    config = PasteConfig(
-        size=128,
-        area_bins=((0.05, 0.1),),
-        strength_bins=((1.0, 1.0),),
-        min_contrast=0.0,
-        halo_share=1.0,
-        halo_red_share=1.0,
-        halo_width_bins=((0.5, 0.5),),
-    )
+    config = _halo_config(halo_red_share=1.0)
     pasted, target = paste_lesion(background_image, donor, 0.08, 1.0, np.random.default_rng(0), fov, None, config)
     lesion = _pasted_without_halo(donor, background_image, fov, 0, config)
     halo = target & ~lesion
@@ -119,16 +117,7 @@ def test_an_unblurred_rim_colour_halo_keeps_its_extent_and_is_streakier():
     fov = np.ones((128, 128), bool)
     pasted = {}
     for blur in (0.0, 0.3):
-        config = PasteConfig(
-            size=128,
-            area_bins=((0.05, 0.1),),
-            strength_bins=((1.0, 1.0),),
-            min_contrast=0.0,
-            halo_share=1.0,
-            halo_red_share=0.0,
-            halo_width_bins=((0.5, 0.5),),
-            halo_colour_blur=blur,
-        )
+        config = _halo_config(halo_red_share=0.0, halo_colour_blur=blur)
         pasted[blur] = paste_lesion(background_image, donor, 0.08, 1.0, np.random.default_rng(0), fov, None, config)
     assert np.array_equal(pasted[0.0][1], pasted[0.3][1])
     halo = (pasted[0.0][1] & ~_pasted_without_halo(donor, background_image, fov, 0, config))[:-1, :-1]
