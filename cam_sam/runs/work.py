@@ -51,6 +51,8 @@ def evaluate(
     that size, when the caller has it already. A mask met twice (the student's is also the
     delivered one, and its only candidate) is scored once."""
     seen: dict[int, tuple[np.ndarray | None, dict]] = {}
+    if final is not None and output.final_mask is not None:  # the delivered mask at the truth's size: scored once
+        seen[id(output.final_mask)] = (output.final_mask, mask_metrics(final, truth))
 
     def scored(mask: np.ndarray | None) -> dict:
         if id(mask) not in seen:  # the mask is kept with its scores, so its id stays its own
@@ -88,7 +90,7 @@ def evaluate(
                 best_any = best
     for name, mask in output.derived.items():
         scores[name] = scored(mask)
-    final_scores = scored(output.final_mask if final is None else final)
+    final_scores = scored(output.final_mask)
     final_scores.update({"failed": output.final_mask is None, "source": output.final_source})
     scores["final"] = final_scores
     if oracle:
