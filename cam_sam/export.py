@@ -7,13 +7,6 @@ Writes ``<out>`` (the U-Net, dynamic batch; :mod:`models.student_export`) and ``
 card: names, shapes, preprocessing, the check below). Before writing, the exported graph runs in
 onnxruntime on generated lesions (and on the first ISIC validation images when ``data_root`` has
 them) and every mask (sigmoid > 0.5) must match PyTorch's with IoU >= ``min_iou``.
-
-    python -m cam_sam.export --set int8=true                       # also results/export/student_int8.onnx
-
-``int8=true`` also writes ``<out stem>_int8.onnx`` (+ ``.json``): the same graph quantized to int8
-(QDQ, for onnxruntime) by NNCF on ISIC 2017 training frames (``frames_dir``; never an evaluation
-image of ``data_root``: :mod:`models.student_quantize`), checked like the float32 file with
-IoU >= ``min_iou_int8`` per image against PyTorch.
 """
 
 from __future__ import annotations
@@ -35,14 +28,6 @@ from data.isic import DataError, ISICDataset
 from data.synthetic import make_synthetic_sample
 from models.student import StudentConfig, load_student
 from models.student_export import INPUT_NAME, OPSET, export_onnx, model_card, preprocess
-from models.student_quantize import (
-    FRAMES_DIR,
-    N_FRAMES,
-    CalibrationSet,
-    calibration_frames,
-    calibration_inputs,
-    quantize_onnx,
-)
 
 CONFIG: dict[str, Any] = {
     "student_checkpoint": PIPELINE_CONFIG["student_checkpoint"],
@@ -51,10 +36,6 @@ CONFIG: dict[str, Any] = {
     "data_root": DATA_CONFIG["data_root"],  # its validation images join the check when present
     "n_check": 8,  # generated lesions (and as many validation images) checked
     "min_iou": 0.999,  # exported vs PyTorch mask, every checked image
-    "int8": False,  # also write the int8 file <out stem>_int8.onnx (onnxruntime)
-    "frames_dir": FRAMES_DIR,  # int8: its calibration frames (ISIC 2017 training, whole frames)
-    "n_calibration": N_FRAMES,  # int8: frames drawn (seeded) for the calibration
-    "min_iou_int8": 0.9,  # int8 vs PyTorch mask, every checked image
 }
 
 log = logging.getLogger("cam_sam.export")
@@ -86,15 +67,14 @@ def check_and_write(
     config: StudentConfig,
     cfg: dict[str, Any],
     out: Path,
-    min_iou: float,
     card: dict[str, Any],
 ) -> list[float]:
     """Run ``graph`` in onnxruntime on :func:`check_images`, refuse it (nothing written) unless every
-    mask matches PyTorch's with IoU >= ``min_iou``, then write it to ``out`` and ``card`` beside it."""
+    mask matches PyTorch's with IoU >= ``cfg["min_iou"]``, then write it to ``out`` and ``card`` beside it."""
     import onnxruntime
 
     session = onnxruntime.InferenceSession(graph, providers=["CPUExecutionProvider"])
-    ious = compare(model, session, check_images(cfg), config)
+    ious, min_iou = compare(model, session, check_images(cfg), config), cfg["min_iou"]
     if min(ious) < min_iou:
         raise RunError(
             f"{out.name}: the exported student's masks differ from PyTorch's "
@@ -125,24 +105,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     out = Path(cfg["out"])
     card = model_card(config, checkpoint, cfg["opset"])
     onnx_bytes = export_onnx(model, config, cfg["opset"])
-    ious = check_and_write(onnx_bytes, model, config, cfg, out, cfg["min_iou"], card)
-    result = {"out": str(out), "ious": ious}
-    if cfg["int8"]:
-        import onnx
-
-        frames = calibration_frames(CalibrationSet(cfg["frames_dir"], cfg["data_root"], cfg["n_calibration"]))
-        int8_out = out.with_name(out.stem + "_int8.onnx")
-        int8_card = {
-            **card,
-            "precision": "int8 (QDQ; NNCF post-training quantization)",
-            "calibration": {"frames_dir": str(cfg["frames_dir"]), "ids": [p.stem for p in frames]},
-        }
-        graph = quantize_onnx(onnx.load_from_string(onnx_bytes), calibration_inputs(frames, config)).SerializeToString()
-        result["int8"] = {
-            "out": str(int8_out),
-            "ious": check_and_write(graph, model, config, cfg, int8_out, cfg["min_iou_int8"], int8_card),
-        }
-    return result
+    ious = check_and_write(onnx_bytes, model, config, cfg, out, card)
+    return {"out": str(out), "ious": ious}
 
 
 if __name__ == "__main__":

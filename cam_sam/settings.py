@@ -75,13 +75,7 @@ PIPELINE_CONFIG: dict[str, Any] = {
                                              # trust sidecar <stem>.trust.json gives its verdicts (self_training.ship)
     "student_tta": True,                     # average the student over flips (models.student.TTA_FLIPS)
     "student_backend": "auto",               # the student's network: torch, onnxruntime, openvino; auto: as
-                                             # "backend" (models/student_runtime.py; exported into export_dir);
-                                             # openvino_int8, onnxruntime_int8: int8, quantized once on training
-                                             # frames (models/student_quantize.py): about twice as fast through
-                                             # OpenVINO, same mean IoU, but a few small lesions' masks differ
-                                             # (IoU < 0.9 with float32's on 2-4 validation images), so no preset
-                                             # uses it; through onnxruntime it was slower than float32 on a
-                                             # 2-core AMD EPYC (cam_sam.studies.int8)
+                                             # "backend" (models/student_runtime.py; exported into export_dir)
     # sources, selection and every group of settings: PipelineConfig's fields, one to one
     **asdict(PipelineConfig()),
     "device": "auto",

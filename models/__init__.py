@@ -1,6 +1,6 @@
 """The networks: the classifier registry (one ``create_classifier`` for every architecture the project
 explains, with its preprocessing), the student U-Net on a classifier backbone (``models.student``),
-its ONNX export and int8 quantization (``student_export``, ``student_quantize``)."""
+its ONNX export (``student_export``) and its ONNX Runtime / OpenVINO runner (``student_runtime``)."""
 
 from models.registry import (
     CheckpointError,

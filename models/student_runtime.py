@@ -5,10 +5,7 @@ pooled deepest features, for a batch of any size (the flips of one image are one
 
 :func:`runtime_student` keys the export by the checkpoint's tensors, so that when a valid export
 is cached the torch network is never built (segmentation-models-pytorch, timm and the torchvision
-they import stay unloaded: about 2 s less at start-up on a 2-core CPU).
-
-``openvino_int8`` and ``onnxruntime_int8`` run the export's int8 copy (:class:`models.student_quantize.Int8Export`:
-quantized once by NNCF on training frames, cached beside the float32 export)."""
+they import stay unloaded: about 2 s less at start-up on a 2-core CPU)."""
 
 from __future__ import annotations
 
@@ -17,38 +14,14 @@ from pathlib import Path
 
 import torch
 
-from common.errors import SettingsError
-from medsam.runtime import BACKENDS, OnnxExport, load_runner, resolve_backend, state_digest
+from medsam.runtime import OnnxExport, load_runner, resolve_backend, state_digest
 from models.student import StudentConfig, StudentSegmenter, load_student, read_student
-from models.student_quantize import RUNTIMES, CalibrationSet, Int8Export
 
 log = logging.getLogger(__name__)
 
 OUTPUT_NAMES = (["image"], ["logits", "features"])
 DYNAMIC_AXES = {"image": {0: "batch"}, "logits": {0: "batch"}, "features": {0: "batch"}}
 NET_PREFIX = "net."  # _WithFeatures holds the U-Net as ``net``: its state dict's names start so
-INT8 = "_int8"  # openvino_int8, onnxruntime_int8: the export quantized (models.student_quantize)
-STUDENT_BACKENDS = (*BACKENDS, *(runtime + INT8 for runtime in RUNTIMES))
-
-
-def split_backend(backend: str) -> tuple[str, bool]:
-    """(the runtime, int8 or not) of a ``student_backend`` value (:data:`STUDENT_BACKENDS`)."""
-    if backend not in STUDENT_BACKENDS:
-        raise SettingsError(f"unknown student_backend {backend!r}; available: {', '.join(STUDENT_BACKENDS)}")
-    return backend.removesuffix(INT8), backend.endswith(INT8)
-
-
-def resolve_student_backend(backend: str, device: str | torch.device) -> str:
-    """What ``backend`` runs the student on, on ``device``: ``auto`` resolved, ``_int8`` kept."""
-    runtime, int8 = split_backend(backend)
-    return resolve_backend(runtime, device) + (INT8 if int8 else "")
-
-
-def _runnable(
-    export: OnnxExport, config: StudentConfig, backend: str, int8: bool, calibration: CalibrationSet | None
-) -> OnnxExport | Int8Export:
-    """The float32 export, or its int8 copy for ``backend`` (calibrated on ``calibration``)."""
-    return Int8Export(export, config, calibration or CalibrationSet(), backend) if int8 else export
 
 
 class _WithFeatures(torch.nn.Module):
@@ -82,14 +55,11 @@ def use_student_backend(
     backend: str,
     export_dir: str | Path,
     device: str | torch.device = "cpu",
-    calibration: CalibrationSet | None = None,
 ) -> str:
     """Run ``student`` through ``backend`` (``auto``, ``torch``, ``onnxruntime``, ``openvino``;
-    :func:`medsam.runtime.resolve_backend`; ``openvino_int8``, ``onnxruntime_int8``: quantized on
-    ``calibration``'s training frames, :mod:`models.student_quantize`); returns the backend used.
+    :func:`medsam.runtime.resolve_backend`); returns the backend used.
     A model whose forward pass gives no features (not a U-Net with an encoder) stays on torch."""
-    runtime, int8 = split_backend(backend)
-    resolved = resolve_backend(runtime, device)
+    resolved = resolve_backend(backend, device)
     if resolved == "torch":
         return resolved
     student.runner = None
@@ -97,8 +67,8 @@ def use_student_backend(
         log.info("the student gives no features: it stays on torch")
         return "torch"
     export = _export(export_dir, student.config, _WithFeatures(student))
-    student.runner = load_runner(resolved, _runnable(export, student.config, resolved, int8, calibration))
-    return resolved + (INT8 if int8 else "")
+    student.runner = load_runner(resolved, export)
+    return resolved
 
 
 def exported_weights_digest(payload: dict) -> str:
@@ -119,25 +89,21 @@ def runtime_student(
     export_dir: str | Path,
     device: str | torch.device = "cpu",
     tta: bool = True,
-    calibration: CalibrationSet | None = None,
 ) -> tuple[StudentSegmenter, str]:
     """(the student of ``checkpoint``, the backend it runs on). On ONNX Runtime or OpenVINO with a
-    valid cached export of these weights (int8: its quantized copy), the student runs from the
+    valid cached export of these weights, the student runs from the
     export alone; otherwise the torch network is built (and, for a runtime, exported:
     :func:`use_student_backend`)."""
-    runtime, int8 = split_backend(backend)
-    resolved = resolve_backend(runtime, device)
+    resolved = resolve_backend(backend, device)
     if resolved != "torch":
         config, payload = read_student(checkpoint)
 
         def build() -> torch.nn.Module:  # only when the cached file must be (re)built
             return _WithFeatures(StudentSegmenter(load_student(checkpoint)[0], config, "cpu", tta))
 
-        export = _runnable(
-            _export(export_dir, config, build, exported_weights_digest(payload)), config, resolved, int8, calibration
-        )
-        if export.is_valid() or (int8 and export.source.is_valid()):  # int8: quantized from the cached export
+        export = _export(export_dir, config, build, exported_weights_digest(payload))
+        if export.is_valid():
             runner = load_runner(resolved, export)
-            return StudentSegmenter(None, config, device, tta, runner=runner), resolved + (INT8 if int8 else "")
+            return StudentSegmenter(None, config, device, tta, runner=runner), resolved
     student = StudentSegmenter.from_checkpoint(checkpoint, device, tta)
-    return student, use_student_backend(student, backend, export_dir, device, calibration)
+    return student, use_student_backend(student, backend, export_dir, device)

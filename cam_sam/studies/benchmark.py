@@ -41,7 +41,7 @@ from common.config import config_from_argv
 from common.devices import resolve_device
 from common.io import read_json, resolve_run_dir, write_json
 from data.isic import mask_at_size
-from models.student_runtime import resolve_student_backend
+from medsam.runtime import resolve_backend
 
 CONFIG: dict[str, Any] = {
     **SEGMENT_CONFIG,
@@ -132,7 +132,7 @@ def time_pipeline(cfg: dict[str, Any], dataset, ids: list[int], device: str) -> 
             if pipeline.student is None
             else "torch"
             if pipeline.student.runner is None
-            else resolve_student_backend(models.student_backend, device)
+            else resolve_backend(models.student_backend, device)
         ),
         "seconds_per_image": total.wall / n,
         "cpu_seconds_per_image": total.cpu / n,
