@@ -390,53 +390,6 @@ def test_fast_preset_runs_end_to_end(tmp_path, trained_student):
     assert set(metrics["summary"]) >= {"student", "final"}
 
 
-def test_rounds_figure_and_gallery_from_an_ablation_layout(tmp_path, trained_student):
-    from self_training import rounds_figures as rounds
-
-    path, _ = trained_student
-    root = write_synthetic_isic(tmp_path / "data", n_images=4, split="val", seed=60)
-    ablation = tmp_path / "ablation"
-    segment.main(
-        _args(
-            preset="fast",
-            data_root=root,
-            student_checkpoint=path,
-            out_dir=ablation / "val" / "default",
-            results_root=tmp_path,
-            n_overlays=0,
-        )
-    )
-    table = rounds.main(
-        _args(
-            ablation_root=ablation,
-            eval_sets='["val"]',
-            reference='["default", "student"]',
-            rows='[["the student, as final", "default", "final"], ["missing", "nowhere", "student"]]',
-            gallery_row="the student, as final",
-            n_gains=1,
-            n_losses=1,
-            gallery_students=f'[["trained", "{path}"]]',
-            out_dir=tmp_path / "fig",
-        )
-    )
-    assert list(table["row"]) == [rounds.REFERENCE_LABEL, "the student, as final", rounds.ORACLE_LABEL]
-    assert table["iou"].iloc[0] == pytest.approx(table["iou"].iloc[1]) and table["low"].iloc[0] <= table["iou"].iloc[0]
-    for name in ("self_training_rounds.png", "self_training_gallery.png", "self_training_rounds.csv"):
-        assert (tmp_path / "fig" / name).stat().st_size > 0
-
-
-def test_gallery_picks_the_largest_gains_then_losses():
-    from self_training.rounds_figures import gallery_picks
-
-    row = {"a": 0.9, "b": 0.5, "c": 0.7, "d": 0.2}
-    reference = {"a": 0.5, "b": 0.6, "c": 0.7, "d": 0.8, "e": 0.1}
-    assert gallery_picks(row, reference, 1, 2) == [
-        ("a", pytest.approx(0.4)),
-        ("d", pytest.approx(-0.6)),
-        ("b", pytest.approx(-0.1)),
-    ]
-
-
 def test_resuming_refuses_a_recipe_key_the_earlier_run_did_not_have(tmp_path):
     earlier = {k: v for k, v in train_student.CONFIG.items() if k != "colour_strength"}  # a run from before it
     write_json(tmp_path / "run" / "config.json", {**earlier, "out_dir": str(tmp_path / "run")})

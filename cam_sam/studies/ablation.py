@@ -18,34 +18,14 @@ from typing import Any
 import pandas as pd
 
 from cam_sam.runs.dataset import segment_dataset
-from cam_sam.settings import PRESETS, SEGMENT_CONFIG, resolve_run
+from cam_sam.settings import SEGMENT_CONFIG, resolve_run
 from common.cli import run_main
 from common.config import config_from_argv, merge
 from common.io import write_csv, write_text
 from common.metrics import paired_difference, row_ious, row_per_image, summarise
 
-# The students of the rounds (model_checkpoints/student_<key>.pt) and how the table names them.
-# r3and and soup3h_sog ship; the others are rebuilt into model_checkpoints/ by the commands of their
-# model cards (model_checkpoints/README.md): their runs are left out, said in one line, while their
-# files are missing.
-STUDENTS = {
-    "r1": "student round 1",
-    "r2": "student round 2",
-    "r2and": "student round 2-AND",
-    "r3and": "student round 3-AND",
-    "r4": "student round 4 (crops + full frames)",
-    "r4f": "student round 4 (full frames only)",
-    "r4fe": "student round 4 (full frames, fine-tuned three-class encoder)",
-    "soup3h": "mean of the round 4 student and two fine-tunes of it (the default's before soup3h_sog)",
-    "soup3h_sog": "the same with half a Shades of Gray colour correction of its input (the default's)",
-}
-
-# The arbiter between independent sources (cam_sam.trust), with a shipped student (every run's flag
-# threshold is the ablation's own, below).
-ARBITER = {k: v for k, v in PRESETS["arbiter"].items() if k not in ("student_checkpoint", "review_threshold")}
-
-# The flag threshold of every ablation run: the arbiter's of round 4, with which the stored runs were
-# made (a run resumes only with its own settings). The table compares IoU, so it changes no row.
+# The flag threshold of every ablation run, with which the stored runs were made (a run resumes only
+# with its own settings). The table compares IoU, so it changes no row.
 ABLATION_REVIEW_THRESHOLD = 0.6
 
 
@@ -57,59 +37,6 @@ ZERO_SHOT = {
     "final_rule": "select",
     "student_checkpoint": None,
 }
-
-
-def student_runs(key: str) -> dict[str, tuple[str, dict[str, Any]]]:
-    """The ablation runs of one shipped student: beside colour (delivered: colour), majority vote
-    of colour, its mask and its box, and colour AND its mask."""
-    name, common = (
-        STUDENTS[key],
-        {
-            "methods": [],
-            "prompts": {"n_perturbations": 2},
-            "final_rule": "select",
-            "student_checkpoint": f"model_checkpoints/student_{key}.pt",
-        },
-    )
-    return {
-        f"student_{key}": (
-            f"colour + {name} + its box; delivered: colour",
-            {**common, "proposals": ["colour", "student", "student_box"], "final_sources": ["colour"]},
-        ),
-        f"student_{key}_vote": (
-            f"colour, {name} mask and box: majority vote",
-            {
-                **common,
-                "proposals": ["colour", "student", "student_box"],
-                "final_sources": ["colour", "student", "student_box"],
-                "final_rule": "vote",
-            },
-        ),
-        # a strict majority of two sources is both: the pixels colour's mask and the student's share
-        f"student_{key}_and": (
-            f"colour mask AND {name} mask",
-            {
-                **common,
-                "proposals": ["colour", "student"],
-                "final_sources": ["colour", "student"],
-                "final_rule": "vote",
-            },
-        ),
-    }
-
-
-def student_rows(key: str) -> list[list]:
-    """The table rows of one student's runs: (label, run, source row or post-hoc pool)."""
-    name, run = STUDENTS[key], f"student_{key}"
-    return [
-        [f"{name} alone (no segmenter)", run, "student"],
-        [f"{name} box -> LiteMedSAM", run, "student_box"],
-        [f"colour or {name} box, by selection score (post hoc)", run, ["colour", "student_box"]],
-        [f"colour or {name} mask, by selection score (post hoc)", run, ["colour", "student"]],
-        [f"colour, {name} box or mask, by selection score (post hoc)", run, ["colour", "student_box", "student"]],
-        [f"majority of colour, {name} mask and its box (2 of 3 per pixel)", f"{run}_vote", "final"],
-        [f"colour mask AND {name} mask (pixels both call lesion)", f"{run}_and", "final"],
-    ]
 
 
 # fmt: off
@@ -132,16 +59,6 @@ CONFIG: dict[str, Any] = {
                              {**ZERO_SHOT, "colour": {"channels": ["lightness"]}, "agreement_weight": 0.0}),
         "colour_pred_only": ("colour: lightness and blue, choice by predicted IoU alone",
                              {**ZERO_SHOT, "agreement_weight": 0.0}),
-        "arbiter_r3and": ("arbiter: colour, round 3-AND student, its box, their vote",
-                          {**ARBITER, "student_checkpoint": "model_checkpoints/student_r3and.pt"}),
-        "arbiter_r4": ("arbiter: colour, round 4 student, its box, their vote",
-                       {**ARBITER, "student_checkpoint": "model_checkpoints/student_r4.pt"}),
-        "arbiter_r4f": ("arbiter: colour, round 4 frames-only student, its box, their vote",
-                        {**ARBITER, "student_checkpoint": "model_checkpoints/student_r4f.pt"}),
-        "arbiter_r4fe": ("arbiter: colour, the round 4 frames student on the fine-tuned encoder, its box, their vote",
-                         {**ARBITER, "student_checkpoint": "model_checkpoints/student_r4fe.pt"}),
-        # the self-trained students (self_training/; shipped in model_checkpoints/)
-        **{name: run for key in STUDENTS for name, run in student_runs(key).items()},
     },
     "only_runs": None,                 # a list of run names: run only these (rows of other runs are left out)
     "review_threshold": ABLATION_REVIEW_THRESHOLD,  # every run's flag threshold (its runs were made with it)
@@ -162,11 +79,6 @@ CONFIG: dict[str, Any] = {
         ["+ agreement among candidates in the choice, weight 0.1 (the zero-shot default before round 4)",
          "default", "final"],
         ["default, GradCAM box also in the final pool (post hoc)", "default", ["colour", "gradcam"]],
-        *[row for key in STUDENTS for row in student_rows(key)],
-        ["arbiter over colour, round 3-AND student, its box and their vote", "arbiter_r3and", "final"],
-        ["arbiter over colour, round 4 student, its box and their vote", "arbiter_r4", "final"],
-        ["arbiter over colour, round 4 frames-only student, its box and their vote", "arbiter_r4f", "final"],
-        ["arbiter over colour, the fine-tuned-encoder frames student, its box and their vote", "arbiter_r4fe", "final"],
         ["oracle: best candidate by ground truth (upper bound, NOT a result)", "default", "oracle_final"],
     ],
 }
@@ -185,12 +97,6 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     out_root = Path(cfg["out_root"])
     results: dict[tuple[str, str], dict] = {}
     runs = {k: v for k, v in cfg["runs"].items() if cfg["only_runs"] is None or k in cfg["only_runs"]}
-    missing = sorted(
-        k for k, (_, o) in runs.items() if o.get("student_checkpoint") and not Path(o["student_checkpoint"]).is_file()
-    )
-    if missing:
-        print(f"left out, their student is not in model_checkpoints/ (rebuild: model_checkpoints/README.md): {missing}")
-        runs = {k: v for k, v in runs.items() if k not in missing}
     for eval_set in cfg["eval_sets"]:
         for run_name, (_, overrides) in runs.items():
             settings = {
