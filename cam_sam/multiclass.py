@@ -7,53 +7,20 @@ of a pixel is the lesion mask times the image's Part 3 class, so a lesion pixel 
 only when both the label map and the ground truth say c: a wrong class gives that class IoU 0
 while the binary mask's IoU stays what it was.
 
-The classifier itself is :class:`cam_sam.lesion_classifier.LesionClassifier` (torch); this module
-is the label arithmetic alone, which a run's summary needs without the network.
-
-Label values (``labels/<id>.png``)::
-
-    0 background   1 melanoma   2 seborrheic keratosis   3 nevus
+The classifier itself is :class:`classification.lesion_classifier.LesionClassifier` (torch), the
+label values are :data:`classification.tasks.LABEL_NAMES`; this module is the label arithmetic
+alone, which a run's summary needs without the network.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from classification.tasks import TASKS
+from classification.tasks import LABEL_NAMES, LesionClass
 
-LABEL_NAMES = ("background", "melanoma", "seborrheic_keratosis", "nevus")
 N_LABELS = len(LABEL_NAMES)
-# the three-class classifier's output order (classification.tasks.TASKS) -> label value
-LABEL_OF_OUTPUT = {
-    TASKS["three_class"].index("nevus_or_other"): 3,
-    TASKS["three_class"].index("melanoma"): 1,
-    TASKS["three_class"].index("seborrheic_keratosis"): 2,
-}
-
-
-@dataclass
-class LesionClass:
-    """The classifier's call for one image: ``label`` (1-3, :data:`LABEL_NAMES`), its probability,
-    and every class's probability by name."""
-
-    label: int
-    probability: float
-    probabilities: dict[str, float]
-
-    @property
-    def name(self) -> str:
-        return LABEL_NAMES[self.label]
-
-    def to_record(self) -> dict[str, Any]:
-        return {
-            "label": self.label,
-            "name": self.name,
-            "probability": round(self.probability, 4),
-            "probabilities": {k: round(v, 4) for k, v in self.probabilities.items()},
-        }
 
 
 def label_map(mask: np.ndarray | None, hw: tuple[int, int], lesion: LesionClass) -> np.ndarray:

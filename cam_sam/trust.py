@@ -233,20 +233,15 @@ def signals_among(
     return {n: replace(signals[n], consensus=agree[n]) for n in names}
 
 
-ARBITER_WEIGHTS = (QUALITY_WEIGHT, RIM_WEIGHT, OUTSIDE_WEIGHT)
+def arbiter_score(s: CandidateSignals) -> float:
+    """The arbiter's label-free score of one candidate (higher: more likely the lesion)."""
+    return s.consensus + QUALITY_WEIGHT * s.quality - RIM_WEIGHT * s.rim - OUTSIDE_WEIGHT * s.outside
 
 
-def arbiter_score(s: CandidateSignals, weights: tuple[float, float, float] = ARBITER_WEIGHTS) -> float:
-    """The arbiter's label-free score of one candidate (higher: more likely the lesion);
-    ``weights``: (quality, rim, outside)."""
-    wq, wr, wo = weights
-    return s.consensus + wq * s.quality - wr * s.rim - wo * s.outside
-
-
-def arbitrate(signals: dict[str, CandidateSignals], weights: tuple[float, float, float] = ARBITER_WEIGHTS) -> str:
+def arbitrate(signals: dict[str, CandidateSignals]) -> str:
     """The candidate with the highest :func:`arbiter_score` (ties: the first in ``signals``)."""
     names = list(signals)
-    return names[int(np.argmax([arbiter_score(signals[n], weights) for n in names]))]
+    return names[int(np.argmax([arbiter_score(signals[n]) for n in names]))]
 
 
 @dataclass

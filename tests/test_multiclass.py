@@ -10,9 +10,10 @@ import torch
 from PIL import Image
 
 from cam_sam import segment
-from cam_sam.lesion_classifier import LesionClassifier
-from cam_sam.multiclass import LABEL_NAMES, LesionClass, label_map, multiclass_summary, pixel_confusion, true_label
+from cam_sam.multiclass import label_map, multiclass_summary, pixel_confusion, true_label
 from classification import train as train_script
+from classification.lesion_classifier import LesionClassifier
+from classification.tasks import LABEL_NAMES, LesionClass
 from common.checkpoints import CheckpointError, safe_load
 from data.synthetic import make_synthetic_sample, write_synthetic_isic
 from models import create_classifier

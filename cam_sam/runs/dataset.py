@@ -21,10 +21,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from tqdm import tqdm
 
-from cam_sam.multiclass import LABEL_NAMES, multiclass_summary, true_label
+from cam_sam.multiclass import multiclass_summary, true_label
 from cam_sam.runs.inputs import open_data
 from cam_sam.runs.overlays import OverlayFn
 from cam_sam.settings import SEGMENT_CONFIG, SEGMENT_RESUMABLE, RunSettings
+from classification.tasks import LABEL_NAMES
 from common.devices import resolve_device
 from common.errors import RunError, SettingsError
 from common.io import read_json, resolve_run_dir, write_csv, write_json

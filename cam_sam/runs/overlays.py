@@ -13,8 +13,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from cam_sam.multiclass import LABEL_NAMES
 from cam_sam.pipeline import MASK_SOURCES, ImageOutput
+from classification.tasks import LABEL_NAMES
 
 log = logging.getLogger("cam_sam.segment")
 

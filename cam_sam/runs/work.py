@@ -19,13 +19,13 @@ import cv2
 import numpy as np
 import torch
 
-from cam_sam.lesion_classifier import LesionClassifier
 from cam_sam.multiclass import label_map, pixel_confusion, true_label
 from cam_sam.pipeline import ImageOutput, PostprocessConfig
 from cam_sam.postprocess import postprocess_mask
 from cam_sam.runs.build import build_pipeline
 from cam_sam.runs.overlays import OverlayFn, OverlayWriter
 from cam_sam.settings import MULTICLASS_CHECKPOINT, ModelSettings, RunSettings
+from classification.lesion_classifier import LesionClassifier
 from common.devices import resolve_device
 from common.errors import SettingsError
 from common.io import encode_uncertainty, write_png

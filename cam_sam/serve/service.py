@@ -19,11 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from cam_sam.lesion_classifier import LesionClassifier
-from cam_sam.multiclass import LesionClass
 from cam_sam.pipeline import ImageOutput, LesionPipeline, PipelineConfig
 from cam_sam.runs.build import build_explainer, build_pipeline, build_segmenter, needs_segmenter
 from cam_sam.settings import ModelSettings
+from classification.lesion_classifier import LesionClassifier
+from classification.tasks import LesionClass
 from common.errors import SettingsError
 from common.metrics import mask_metrics
 from data.isic import DataError, check_image_content

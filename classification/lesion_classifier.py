@@ -1,5 +1,5 @@
-"""The three-class lesion classifier of a multi-class run: the lesion's class (the label maps:
-:mod:`cam_sam.multiclass`)."""
+"""The three-class lesion classifier: the lesion's class in a multi-class run (its label map:
+:mod:`cam_sam.multiclass`) and on the page."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cam_sam.multiclass import LABEL_NAMES, LABEL_OF_OUTPUT, LesionClass
-from classification.tasks import TASKS
+from classification.tasks import LABEL_NAMES, LABEL_OF_OUTPUT, TASKS, LesionClass
 from common.errors import CheckpointError
 from models.registry import create_classifier, preprocess_image, read_checkpoint, resolve_preprocessing
 
