@@ -26,7 +26,7 @@ import numpy as np
 from cam_sam.calibration import Calibration
 from cam_sam.depth import DepthCheck
 from cam_sam.postprocess import postprocess_mask
-from cam_sam.prompts import cam_to_box, negative_points, perturb_boxes, perturb_points, sample_points
+from cam_sam.prompts import cam_to_box, perturb_boxes, perturb_points, sample_points
 from cam_sam.proposals import ColourProposalConfig, colour_components, colour_proposals
 from cam_sam.trust import (
     NO_LESION_REASON,
@@ -80,8 +80,6 @@ class PromptConfig:
     perturb_scale: float = 0.05
     n_points: int = 0  # positive points sampled from CAM**point_power (0: box only)
     point_power: float = 30.0
-    n_negative_points: int = 0  # background points from the low-CAM region
-    negative_max_cam: float = 0.1
 
 
 @dataclass
@@ -301,16 +299,10 @@ class LesionPipeline:
         if box is None:
             return None
         boxes = np.concatenate([box[None], perturb_boxes(box, p.n_perturbations, p.perturb_scale, rng, hw)])
-        if p.n_points == 0 and p.n_negative_points == 0:
+        if p.n_points == 0:
             return boxes, None, None
-        pos = sample_points(cam, p.n_points, p.point_power, rng) if p.n_points else np.zeros((0, 2), np.float32)
-        neg = (
-            negative_points(cam, p.n_negative_points, rng, p.negative_max_cam)
-            if p.n_negative_points
-            else np.zeros((0, 2), np.float32)
-        )
-        points = np.concatenate([pos, neg])
-        labels = np.concatenate([np.ones(len(pos)), np.zeros(len(neg))]).astype(np.int64)
+        points = sample_points(cam, p.n_points, p.point_power, rng)
+        labels = np.ones(len(points), np.int64)
         moved = perturb_points(points, p.n_perturbations, p.perturb_scale, box, rng, hw)
         all_points = np.concatenate([points[None], moved])  # row 0 unperturbed, like the boxes
         return boxes, all_points, np.repeat(labels[None], len(boxes), 0)

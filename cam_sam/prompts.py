@@ -34,17 +34,6 @@ def sample_points(cam: np.ndarray, n: int, power: float, rng: np.random.Generato
     return np.stack([xs, ys], axis=1).astype(np.float32)
 
 
-def negative_points(cam: np.ndarray, n: int, rng: np.random.Generator, max_value: float = 0.1) -> np.ndarray:
-    """(n, 2) xy background points drawn uniformly where ``cam <= max_value * cam.max()``; fewer
-    when too few pixels qualify."""
-    allowed = cam <= max_value * float(cam.max())
-    ys, xs = np.nonzero(allowed)
-    if len(xs) == 0:
-        return np.zeros((0, 2), np.float32)
-    idx = rng.choice(len(xs), size=min(n, len(xs)), replace=False)
-    return np.stack([xs[idx], ys[idx]], axis=1).astype(np.float32)
-
-
 def perturb_boxes(box: np.ndarray, n: int, scale: float, rng: np.random.Generator, hw: tuple[int, int]) -> np.ndarray:
     """(n, 4) copies of ``box`` whose edges each move by N(0, ``scale`` x the box's side) px,
     clipped to the image. ``scale`` is a fraction of the box (e.g. 0.05), not pixels."""

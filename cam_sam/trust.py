@@ -285,22 +285,20 @@ def confidence_terms(
     signals: dict[str, CandidateSignals],
     pairwise: dict[str, dict[str, float]] | None,
     delivered: str,
-    agreement_among: list[str] | None = None,
 ) -> dict[str, float]:
     """The factors a confidence may multiply, each in [0, 1]:
 
-    * ``agreement``: mean IoU over every pair of candidates (of ``agreement_among``, default all:
-      how much the routes to a mask agree); with a single candidate, its own score, except the
-      student's, which is the ``student_score`` term already (1: counted once). The student presets
+    * ``agreement``: mean IoU over every pair of candidates (how much the routes to a mask agree);
+      with a single candidate, its own score, except the student's, which is the ``student_score``
+      term already (1: counted once). The student presets
       run the student alone, so their confidence has no agreement term: chosen on either evaluation
       set and checked on the other, the confidence ranks failures better without the colour regions'
       second opinion (docs/experiments/tr-12);
     * ``stability``: the student's flip agreement (1 without a student);
     * ``student_score``: the student's own soft IoU (1 without a student);
     * ``zoom``: the student's agreement with itself on the zoomed-out image (1 without a student);
-    * ``contrast``: ``min(1, contrast / CONTRAST_SCALE)`` of the delivered mask (1 where not measured);
-    * ``plausibility``: (1 - rim coverage) x (1 - share on the vignette) of the delivered mask."""
-    names = [n for n in (agreement_among or signals) if n in signals]
+    * ``contrast``: ``min(1, contrast / CONTRAST_SCALE)`` of the delivered mask (1 where not measured)."""
+    names = list(signals)
     if len(names) > 1 and pairwise:
         agreement = source_agreement(pairwise, names)
     else:
@@ -313,7 +311,6 @@ def confidence_terms(
         "student_score": student.quality if student else 1.0,
         "zoom": student.zoom_stability if student else 1.0,
         "contrast": 1.0 if d.contrast is None else float(min(1.0, d.contrast / CONTRAST_SCALE)),
-        "plausibility": (1 - d.rim) * (1 - d.outside),
     }
 
 
@@ -321,13 +318,11 @@ def confidence_of(
     signals: dict[str, CandidateSignals],
     pairwise: dict[str, dict[str, float]] | None,
     delivered: str,
-    terms: tuple[str, ...] = CONFIDENCE_TERMS,
-    agreement_among: list[str] | None = None,
 ) -> float:
     """The delivered mask's confidence: the product of :data:`CONFIDENCE_TERMS` of
     :func:`confidence_terms`, in [0, 1]. A ranking score, not calibrated to IoU."""
-    values = confidence_terms(signals, pairwise, delivered, agreement_among)
-    return float(np.clip(np.prod([values[t] for t in terms]), 0, 1))
+    values = confidence_terms(signals, pairwise, delivered)
+    return float(np.clip(np.prod([values[t] for t in CONFIDENCE_TERMS]), 0, 1))
 
 
 def reasons(

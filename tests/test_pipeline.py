@@ -113,7 +113,7 @@ def test_paper_preset_point_prompts_reach_the_segmenter():
     from cam_sam.settings import PRESETS
 
     paper = PRESETS["paper"]["prompts"]
-    prompts = PromptConfig(**{**paper, "n_negative_points": 4})
+    prompts = PromptConfig(**paper)
     seg = RecordingSegmenter()
     cfg = PipelineConfig(methods=["gradcam"], proposals=[], final_sources=["gradcam"], prompts=prompts)
     image = _image()
@@ -121,15 +121,12 @@ def test_paper_preset_point_prompts_reach_the_segmenter():
     boxes, points, labels = seg.last
     k = 1 + paper["n_perturbations"]
     assert (
-        boxes.shape == (k, 4)
-        and points.shape == (k, paper["n_points"] + 4, 2)
-        and labels.shape == (k, paper["n_points"] + 4)
+        boxes.shape == (k, 4) and points.shape == (k, paper["n_points"], 2) and labels.shape == (k, paper["n_points"])
     )
-    assert (labels[:, : paper["n_points"]] == 1).all() and (labels[:, paper["n_points"] :] == 0).all()
-    # positive points come from the CAM's hot region (row 0: unperturbed), negatives from its cold part
-    pos, neg = points[0, : paper["n_points"]], points[0, paper["n_points"] :]
+    assert (labels == 1).all()
+    # the points come from the CAM's hot region (row 0: unperturbed)
+    pos = points[0]
     assert ((pos[:, 0] >= 60) & (pos[:, 0] < 100) & (pos[:, 1] >= 40) & (pos[:, 1] < 80)).all()
-    assert not ((neg[:, 0] >= 60) & (neg[:, 0] < 100) & (neg[:, 1] >= 40) & (neg[:, 1] < 80)).any()
     assert out.sources["gradcam"].candidates.points.shape == points.shape
 
 

@@ -1,6 +1,6 @@
 import numpy as np
 
-from cam_sam.prompts import cam_to_box, negative_points, perturb_boxes, perturb_points, sample_points
+from cam_sam.prompts import cam_to_box, perturb_boxes, perturb_points, sample_points
 from common.geometry import clip_box, largest_component, mask_to_box, pad_box, peak_region
 
 
@@ -53,15 +53,6 @@ def test_sampled_points_follow_the_cam_and_are_seeded():
     assert ((pts[:, 0] >= 30) & (pts[:, 0] <= 34) & (pts[:, 1] >= 5) & (pts[:, 1] <= 9)).all()
     again = sample_points(cam, 10, power=30, rng=np.random.default_rng(0))
     assert (pts == again).all()
-
-
-def test_negative_points():
-    cam = np.zeros((50, 50), np.float32)
-    cam[10, 10] = 1.0
-    cam[40, 40] = 0.8
-    neg = negative_points(cam, 20, np.random.default_rng(1), max_value=0.1)
-    assert neg.shape == (20, 2)
-    assert (cam[neg[:, 1].astype(int), neg[:, 0].astype(int)] <= 0.1).all()
 
 
 def test_perturbations_scale_with_the_box():

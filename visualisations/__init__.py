@@ -2,4 +2,4 @@
 classification and synthetic-pair figures, bootstrap intervals; and figure and table scripts that
 read earlier runs' files (JSON, PNG, NPY) and never recompute. It imports only ``common`` and
 ``data``; figures that need the pipeline live with it (``cam_sam.studies.trust_figures``,
-``self_training.synthetic_halo``, ``explainers.cam_quality``)."""
+``explainers.cam_quality``)."""
