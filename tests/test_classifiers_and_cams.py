@@ -17,9 +17,9 @@ from tests.conftest import ellipse_mask
 
 
 def test_lite0_imagenet_weights_load_strictly(lite0):
-    from models.pretrained import efficientnet_lite_state_dict
+    from models.pretrained import efficientnet_lite0_state_dict
 
-    state = efficientnet_lite_state_dict(0)
+    state = efficientnet_lite0_state_dict()
     assert set(state) == set(lite0.state_dict())
     cfg = resolve_preprocessing(lite0)
     assert cfg["mean"] == (0.5, 0.5, 0.5) and cfg["input_size"] == (3, 224, 224)
