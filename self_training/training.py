@@ -43,26 +43,24 @@ DICE_EPS = 1.0  # smoothing of the soft Dice (pixels)
 
 @dataclass(frozen=True)
 class ExtraSet:
-    """One ``extra_sets`` entry: another image folder (``image_dir``, or ``dataset``/``data_root``/
-    ``split``, each by default the main set's) with its own pseudo-labelling runs, optionally its own
-    ``keep_fraction``, and with ``share`` resampled to be that share of the training items."""
+    """One ``extra_sets`` entry: another image folder (``image_dir``) with its own pseudo-labelling
+    runs, optionally its own ``keep_fraction``, and with ``share`` resampled to be that share of the
+    training items."""
 
     name: str
     pseudo_dirs: tuple[str, ...]
-    image_dir: str | None = None
-    dataset: str | None = None
-    data_root: str | None = None
-    split: str | None = None
+    image_dir: str
     keep_fraction: float | None = None
     share: float | None = None
 
     @classmethod
     def from_entry(cls, entry: dict[str, Any]) -> ExtraSet:
         name, known = entry.get("name"), {f.name for f in fields(cls)}
-        if not name or not isinstance(name, str) or ":" in name or "pseudo_dirs" not in entry or set(entry) - known:
+        required = {"name", "pseudo_dirs", "image_dir"}
+        if not isinstance(name, str) or not name or ":" in name or required - set(entry) or set(entry) - known:
             raise SettingsError(
-                f"extra_sets entry {entry}: needs a unique 'name' (no ':') and 'pseudo_dirs', "
-                "and 'image_dir' or 'dataset'/'data_root'/'split', nothing else"
+                f"extra_sets entry {entry}: needs a unique 'name' (no ':'), 'pseudo_dirs' and 'image_dir', "
+                "optionally 'keep_fraction' and 'share', nothing else"
             )
         if entry.get("share") is not None and not 0 < entry["share"] < 1:
             raise SettingsError(f"extra_sets {name!r}: share must be in (0, 1), not {entry['share']}")
@@ -158,13 +156,7 @@ def training_labels(s: StudentTraining) -> list[PseudoLabel]:
     labels = _set_labels("main set", main_set, s.pseudo_dirs, held, s.keep_fraction, s.confidence_key)
     shared: list[tuple[ExtraSet, list[PseudoLabel]]] = []  # sets with a share, sized once the rest is known
     for extra in s.extra_sets:
-        dataset = open_dataset(
-            extra.data_root or s.data_root,
-            extra.split or s.split,
-            extra.image_dir,
-            read_masks=False,
-            dataset=extra.dataset or s.dataset,
-        )
+        dataset = open_dataset(s.data_root, s.split, extra.image_dir, read_masks=False)
         keep = s.keep_fraction if extra.keep_fraction is None else extra.keep_fraction
         named = [
             replace(p, image_id=f"{extra.name}:{p.image_id}")
