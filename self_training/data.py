@@ -23,11 +23,10 @@ from tqdm import tqdm
 
 from common.colour import apply_gains, colour_gains
 from common.errors import DataError
-from common.io import read_json
+from common.io import read_json, read_uncertainty
 from data.isic import read_image, read_mask
 from models.student import NORM_MEAN, NORM_STD
 
-UNCERTAINTY_SCALE = 510.0  # uncertainty PNGs store std x 510 (std of binary masks <= 0.5)
 ZOOM_OUT_P = 0.3  # share of training images zoomed out onto black
 ZOOM_OUT_SIDE = (1.0, 2.0)  # zoom-out: canvas side / image side
 
@@ -120,7 +119,7 @@ def pixel_weight(label: PseudoLabel, hw: tuple[int, int], uncertainty_weight: fl
     of the label's unknown map (if any) weigh 0."""
     weight = np.ones(hw)
     if label.uncertainty_path is not None and uncertainty_weight > 0:
-        unc = np.clip(cv2.imread(str(label.uncertainty_path), cv2.IMREAD_GRAYSCALE) / UNCERTAINTY_SCALE * 2.0, 0, 1)
+        unc = np.clip(read_uncertainty(label.uncertainty_path) * 2.0, 0, 1)
         weight = 1.0 - uncertainty_weight * unc
     if label.unknown_path is not None:
         weight = weight * (read_mask(label.unknown_path) == 0)

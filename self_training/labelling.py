@@ -18,10 +18,9 @@ from cam_sam.runs.inputs import open_data
 from cam_sam.runs.work import write_image_outputs
 from cam_sam.settings import PIPELINE_RESUMABLE, DataSettings, ModelSettings, resolve_pipeline
 from common.devices import resolve_device
-from common.io import resolve_run_dir, write_png
+from common.io import resolve_run_dir
 from common.runs import ResumableRun
 from data.holdout import HOLDOUT_EVERY, holdout_ids
-from self_training.data import UNCERTAINTY_SCALE
 from self_training.pseudo_label_scores import mask_confidence
 
 log = logging.getLogger("self_training.pseudo_label")
@@ -75,7 +74,7 @@ class Labelling:
 
 def pseudo_label(s: Labelling) -> dict[str, Any]:
     """Label the images of ``s`` into its run folder (resumed when it exists): ``masks/<id>.png``,
-    ``uncertainty/<id>.png`` (the candidates' std x :data:`UNCERTAINTY_SCALE`) and
+    ``uncertainty/<id>.png`` (the candidates' std, :func:`common.io.encode_uncertainty`) and
     ``records/<id>.json`` with the confidence. Returns the folder and the counts."""
     dataset, _ = open_data(s.data, read_masks=False)  # never a mask: the pseudo-masks stay label-free
     device = resolve_device(s.models.device)
@@ -89,14 +88,11 @@ def pseudo_label(s: Labelling) -> dict[str, Any]:
 
     def work(_: int, image_id: str) -> dict[str, Any]:
         output = pipeline.segment(dataset[positions[image_id]].image, image_id=image_id)
-        record = write_image_outputs(
-            run_dir, image_id, output, save_uncertainty=False
-        )  # the mask, as segment writes it
+        # the mask and the candidates' spread (the student's pixel weights, self_training.data), as
+        # segment writes them
+        record = write_image_outputs(run_dir, image_id, output, save_uncertainty=output.final_mask is not None)
         if output.final_mask is None:
             return record
-        # the candidates' spread as an 8-bit PNG: the student's pixel weights (self_training.data)
-        spread = np.clip(output.uncertainty * UNCERTAINTY_SCALE, 0, 255).astype(np.uint8)
-        write_png(run_dir / "uncertainty" / f"{image_id}.png", spread)
         confidence = mask_confidence(output)
         if output.trust is not None:  # the label-free trust of cam_sam.trust (confidence_key "trust")
             confidence["trust"] = output.trust.confidence

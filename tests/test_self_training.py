@@ -442,7 +442,8 @@ def test_training_on_two_folders_whose_ids_repeat_keeps_both(tmp_path):
 
 
 def test_uncertain_pixels_weigh_less(tmp_path):
-    from self_training.data import UNCERTAINTY_SCALE, PseudoLabel, pixel_weight
+    from common.io import UNCERTAINTY_SCALE
+    from self_training.data import PseudoLabel, pixel_weight
 
     std = np.array([[0.0, 0.1], [0.3, 0.5]])  # per-pixel std of the candidate masks
     write_png(tmp_path / "u.png", np.round(std * UNCERTAINTY_SCALE).astype(np.uint8))
