@@ -21,7 +21,6 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from tqdm import tqdm
 
-from common.colour import apply_gains, colour_gains
 from common.errors import DataError
 from common.io import read_json, read_uncertainty
 from data.isic import read_image, read_mask
@@ -132,8 +131,8 @@ class PseudoMaskDataset(Dataset):
     ``weight`` = 1 - ``uncertainty_weight`` x normalised pixel std among the candidates: pixels the
     candidates disagreed on count less. Training only: the augmentations of
     :func:`train_augmentation`, after a dark vignette on a share
-    ``vignette_p`` of the images. ``colour_constancy``: each image's colour cast removed by
-    ``colour_strength`` as it is cached (:mod:`common.colour`; the student's own settings)."""
+    ``vignette_p`` of the images. The images are not colour-corrected: a student's colour
+    constancy is given at averaging (``self_training.average_students``)."""
 
     def __init__(
         self,
@@ -144,8 +143,6 @@ class PseudoMaskDataset(Dataset):
         uncertainty_weight: float = 0.5,
         vignette_p: float = 0.3,
         seed: int = 0,
-        colour_constancy: str | None = None,
-        colour_strength: float = 1.0,
     ) -> None:
         self.labels = labels
         self.vignette_p = vignette_p if train else 0.0
@@ -154,7 +151,6 @@ class PseudoMaskDataset(Dataset):
         self.images, self.targets = [], []
         for label in tqdm(labels, desc="load pseudo-masks", unit="img", leave=False):
             image = cv2.resize(read_image(label.image_path), (cache_size, cache_size), interpolation=cv2.INTER_AREA)
-            image = apply_gains(image, colour_gains(image, colour_constancy, colour_strength))  # the student's
             mask = read_mask(label.mask_path).astype(np.uint8)
             weight = pixel_weight(label, mask.shape, uncertainty_weight)
             stack = np.stack([mask, np.maximum(np.round(weight * 255), 1)]).astype(np.uint8).transpose(1, 2, 0)

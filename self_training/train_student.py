@@ -49,9 +49,6 @@ CONFIG: dict[str, Any] = {
     "init_student": None,                   # a student checkpoint to start from instead (a fine-tune, or a
                                             # curriculum's second stage); its backbone must be "backbone"
     "input_size": 256,
-    "colour_constancy": None,               # the images' colour cast removed first ("shades_of_gray"; common.colour):
-    "colour_strength": 1.0,                 # by this much (1: fully); both saved in the student's config, so
-                                            # inference does the same
     "cache_size": 320,                      # images kept in memory at this side before augmentation
     "keep_fraction": 0.8,                   # the most trusted share of pseudo-masks (by confidence_key)
     "confidence_key": "selection_score",

@@ -23,7 +23,6 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from common.checkpoints import safe_load
-from common.colour import COLOUR_CONSTANCY_METHODS
 from common.distributed import ShardedShuffle, setup_distributed
 from common.errors import CheckpointError, DataError, SettingsError
 from common.io import resolve_run_dir, write_json
@@ -84,8 +83,6 @@ class StudentTraining:
     classifier_checkpoint: str | None
     init_student: str | None
     input_size: int
-    colour_constancy: str | None
-    colour_strength: float
     cache_size: int
     keep_fraction: float
     confidence_key: str
@@ -107,10 +104,6 @@ class StudentTraining:
 
     @classmethod
     def from_config(cls, cfg: dict[str, Any]) -> StudentTraining:
-        if cfg["colour_constancy"] not in (None, *COLOUR_CONSTANCY_METHODS):
-            raise SettingsError(
-                f"colour_constancy must be null or one of {COLOUR_CONSTANCY_METHODS}, not {cfg['colour_constancy']!r}"
-            )
         extra_sets = tuple(ExtraSet.from_entry(entry) for entry in cfg["extra_sets"])
         names = [extra.name for extra in extra_sets]
         if len(set(names)) < len(names):
@@ -121,7 +114,6 @@ class StudentTraining:
                 **picked,
                 "pseudo_dirs": tuple(cfg["pseudo_dirs"]),
                 "extra_sets": extra_sets,
-                "colour_strength": float(cfg["colour_strength"]),
                 "config": dict(cfg),
             }
         )
@@ -180,15 +172,10 @@ def training_labels(s: StudentTraining) -> list[PseudoLabel]:
 
 def make_student(s: StudentTraining) -> tuple[torch.nn.Module, StudentConfig]:
     """The student to train: from ``init_student`` (every weight; saved with this run's input
-    size and colour constancy: the U-Net is fully convolutional), else a new U-Net whose encoder is
-    the classifier's (``classifier_checkpoint`` or ImageNet)."""
+    size, the U-Net being fully convolutional, and without colour correction, as it is trained),
+    else a new U-Net whose encoder is the classifier's (``classifier_checkpoint`` or ImageNet)."""
     if not s.init_student:
-        config = StudentConfig(
-            backbone=s.backbone,
-            input_size=s.input_size,
-            colour_constancy=s.colour_constancy,
-            colour_strength=s.colour_strength,
-        )
+        config = StudentConfig(backbone=s.backbone, input_size=s.input_size)
         model = build_student(config)
         copied = load_backbone(model, s.backbone, s.classifier_checkpoint)
         log.info("encoder: %d tensors from %s", copied, s.classifier_checkpoint or "ImageNet weights")
@@ -200,18 +187,15 @@ def make_student(s: StudentTraining) -> tuple[torch.nn.Module, StudentConfig]:
         raise CheckpointError(f"init_student {s.init_student} has the encoder {config.backbone}, not {s.backbone}")
     if config.input_size != s.input_size:
         log.info("fine-tuning a student of %d px at %d px", config.input_size, s.input_size)
-    if (config.colour_constancy, config.colour_strength) != (s.colour_constancy, s.colour_strength):
+    if config.colour_constancy is not None:
         log.info(
-            "fine-tuning a student of colour constancy %s (%g) with %s (%g)",
+            "fine-tuning a student of colour constancy %s (%g) on uncorrected images: the new student has "
+            "none (self_training.average_students gives it one)",
             config.colour_constancy,
             config.colour_strength,
-            s.colour_constancy,
-            s.colour_strength,
         )
     log.info("every weight from %s", s.init_student)
-    return model.float(), replace(
-        config, input_size=s.input_size, colour_constancy=s.colour_constancy, colour_strength=s.colour_strength
-    )
+    return model.float(), replace(config, input_size=s.input_size, colour_constancy=None, colour_strength=1.0)
 
 
 def make_optimizer(model: torch.nn.Module, s: StudentTraining, total_steps: int):
@@ -276,8 +260,6 @@ def _loader(s: StudentTraining, labels: list[PseudoLabel], rank: int, world: int
         uncertainty_weight=s.uncertainty_weight,
         vignette_p=s.vignette_p,
         seed=s.seed + rank,
-        colour_constancy=s.colour_constancy,
-        colour_strength=s.colour_strength,
     )
     sampler = ShardedShuffle(len(dataset), rank, world, s.seed)
     loader = DataLoader(dataset, s.batch_size, sampler=sampler, num_workers=s.num_workers, drop_last=True)

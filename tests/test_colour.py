@@ -1,6 +1,6 @@
 """Colour constancy (Shades of Gray): a colour cast is removed, a grey image is left alone, the
-gains do not depend on the image's resolution, and the student and its training data apply the
-student's own setting."""
+gains do not depend on the image's resolution, the student applies its own setting, and a
+fine-tune is trained and saved without one."""
 
 import numpy as np
 import pytest
@@ -103,42 +103,14 @@ def test_the_student_sees_an_image_and_its_colour_cast_alike(tmp_path):
         read_student(tmp_path / "new.pt")
 
 
-def test_an_unknown_colour_constancy_is_refused_before_training_with_one_line():
-    from common.errors import SettingsError
+def test_a_fine_tune_of_a_colour_corrected_student_is_trained_and_saved_without_the_correction(tmp_path):
+    """Training never colour-corrects its images, so the fine-tuned student's config says none
+    (average_students gives a student its correction)."""
     from self_training import train_student
-
-    with pytest.raises(SettingsError, match="colour_constancy must be null or one of"):
-        train_student.main(["--set", "colour_constancy=grey_world"])
-
-
-def test_training_caches_the_images_as_the_student_will_see_them(tmp_path):
-    """The training set's cached images get the student's colour constancy; the fine-tuned
-    student's config records it."""
-    import cv2
-
-    from data.isic import ISICDataset, read_image
-    from data.synthetic import write_synthetic_isic
-    from self_training import train_student
-    from self_training.data import PseudoMaskDataset, collect_pseudo_labels
     from self_training.training import StudentTraining, make_student
-    from tests.test_self_training import _fake_pseudo_run
 
-    root = write_synthetic_isic(tmp_path / "data", n_images=2, split="train")
-    pseudo = _fake_pseudo_run(root, "train", tmp_path / "pseudo")
-    ds = ISICDataset(root, "train", read_masks=False)
-    labels = collect_pseudo_labels([pseudo], dict(zip(ds.ids, ds.image_paths)))
-    data = PseudoMaskDataset(labels, 64, train=False, cache_size=80, colour_constancy="shades_of_gray")
-    small = cv2.resize(read_image(ds.image_paths[0]), (80, 80), interpolation=cv2.INTER_AREA)
-    np.testing.assert_array_equal(data.images[0], apply_gains(small, shades_of_gray_gains(small)))
-    save_student(tmp_path / "s.pt", build_student(StudentConfig(input_size=64)), StudentConfig(input_size=64))
-    _, config = make_student(
-        StudentTraining.from_config(
-            {
-                **train_student.CONFIG,
-                "init_student": str(tmp_path / "s.pt"),
-                "input_size": 64,
-                "colour_constancy": "shades_of_gray",
-            }
-        )
-    )
-    assert config == StudentConfig(input_size=64, colour_constancy="shades_of_gray")
+    corrected = StudentConfig(input_size=64, colour_constancy="shades_of_gray", colour_strength=0.5)
+    save_student(tmp_path / "s.pt", build_student(corrected), corrected)
+    settings = {**train_student.CONFIG, "init_student": str(tmp_path / "s.pt"), "input_size": 64}
+    _, config = make_student(StudentTraining.from_config(settings))
+    assert config == StudentConfig(input_size=64) and config.colour_gains(np.zeros((8, 8, 3), np.uint8)) is None

@@ -391,10 +391,10 @@ def test_fast_preset_runs_end_to_end(tmp_path, trained_student):
 
 
 def test_resuming_refuses_a_recipe_key_the_earlier_run_did_not_have(tmp_path):
-    earlier = {k: v for k, v in train_student.CONFIG.items() if k != "colour_strength"}  # a run from before it
+    earlier = {k: v for k, v in train_student.CONFIG.items() if k != "vignette_p"}  # a run from before it
     write_json(tmp_path / "run" / "config.json", {**earlier, "out_dir": str(tmp_path / "run")})
-    with pytest.raises(RunError, match="colour_strength"):
-        train_student.main(_args(out_dir=tmp_path / "run", colour_strength=0.5))
+    with pytest.raises(RunError, match="vignette_p"):
+        train_student.main(_args(out_dir=tmp_path / "run", vignette_p=0.5))
 
 
 def test_training_on_two_folders_whose_ids_repeat_keeps_both(tmp_path):
