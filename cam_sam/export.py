@@ -74,7 +74,8 @@ def check_and_write(
     import onnxruntime
 
     session = onnxruntime.InferenceSession(graph, providers=["CPUExecutionProvider"])
-    ious, min_iou = compare(model, session, check_images(cfg), config), cfg["min_iou"]
+    ious = compare(model, session, check_images(cfg), config)
+    min_iou = cfg["min_iou"]
     if min(ious) < min_iou:
         raise RunError(
             f"{out.name}: the exported student's masks differ from PyTorch's "
