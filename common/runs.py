@@ -36,6 +36,33 @@ log = logging.getLogger(__name__)
 # that last wrote the run's config.json (absent from runs of versions before 0.5.0).
 RESUMABLE_KEYS = frozenset({"out_dir", "device", "version"})
 
+# Settings a version removed (flattened keys, as a run's config.json holds them), each with the value
+# at which its run behaved as the code does now: a run folder holding one at that value resumes,
+# at another value it is refused (its results came from code that no longer exists).
+RETIRED_SETTINGS: dict[str, Any] = {
+    # 0.5.0 (docs/experiments: st-01, st-09, st-18, rd-02, st-06, st-10, st-24)
+    "student_weight": 0.0,
+    "class_rule": "image",
+    "colour.hair_removal": False,
+    "colour.hair_kernel": 9,
+    "colour.hair_min_contrast": 12.0,
+    "colour.shades_of_gray_p": 0.0,
+    "postprocess.component_rule": "largest",
+    "ignore_uncertain_above": None,
+    "zoom_fill": "black",
+    "glare_p": 0.0,
+    "paste.target_margin": 0.0,
+    "augment_strength": 1.0,
+    "mask_dir": None,
+    # 0.6.0 (CHANGELOG.md)
+    "prompts.n_negative_points": 0,
+    "prompts.negative_max_cam": 0.1,
+    "imbalance": "pos_weight",
+    "held_out_only": False,
+    "colour_constancy": None,
+    "colour_strength": 1.0,
+}
+
 
 def failed_metrics() -> dict[str, Any]:
     """The record of a method on an image that failed: IoU 0 and every other metric 0."""
@@ -50,8 +77,8 @@ def fix_run_config(
     Keys that may differ: ``resumable`` (plus :data:`RESUMABLE_KEYS`), settings the project
     added after the run started (absent from its ``config.json``) at their value in ``defaults``
     (a new setting's default keeps the behaviour the run had), and settings its ``config.json``
-    holds at their default that ``config`` leaves out (they do not apply to the run). Nested groups
-    compare key by key."""
+    holds at their default that ``config`` leaves out (they do not apply to the run), and settings a
+    version removed, at the value :data:`RETIRED_SETTINGS` gives. Nested groups compare key by key."""
     run_dir = Path(run_dir)
     allowed = RESUMABLE_KEYS | set(resumable)
     config_path = run_dir / "config.json"
@@ -59,8 +86,14 @@ def fix_run_config(
         previous, current = flatten(read_json(config_path)), flatten(json.loads(json.dumps(config, default=str)))
         known = flatten(json.loads(json.dumps(defaults or {}, default=str)))
         added_at_default = {k for k in current if k not in previous and k in known and known[k] == current[k]}
-        # a setting a newer version no longer records for this run (it does not apply), at its default
-        left_at_default = {k for k in previous if k not in current and k in known and known[k] == previous[k]}
+        # a setting a newer version no longer records for this run (it does not apply) at its default, or
+        # one it removed at the value that behaved as the code does now
+        left_at_default = {
+            k
+            for k in previous
+            if k not in current
+            and (k in known and known[k] == previous[k] or k in RETIRED_SETTINGS and RETIRED_SETTINGS[k] == previous[k])
+        }
         changed = sorted(
             k
             for k in set(previous) | set(current)

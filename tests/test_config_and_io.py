@@ -103,6 +103,20 @@ def test_a_run_resumes_after_the_project_adds_a_setting_at_its_default(tmp_path)
         ResumableRun(tmp_path, {"a": 2, "group": {"b": 2, "c": "x"}, "new": False}, defaults=defaults)
 
 
+def test_a_run_resumes_after_the_project_removes_a_setting_only_at_the_value_it_kept(tmp_path):
+    """A run folder of a version that still had ``prompts.n_negative_points`` resumes when that
+    setting was 0 (what the code still does) and is refused at any other value."""
+    from common.runs import RETIRED_SETTINGS, ResumableRun
+
+    assert RETIRED_SETTINGS["prompts.n_negative_points"] == 0
+    now = {"a": 1, "prompts": {"n_points": 0}}
+    ResumableRun(tmp_path / "kept", {**now, "prompts": {"n_points": 0, "n_negative_points": 0}})
+    ResumableRun(tmp_path / "kept", now, defaults=now)  # accepted
+    ResumableRun(tmp_path / "used", {**now, "prompts": {"n_points": 0, "n_negative_points": 4}})
+    with pytest.raises(RunError, match=r"keys \['prompts.n_negative_points'\] differ"):
+        ResumableRun(tmp_path / "used", now, defaults=now)
+
+
 def test_the_student_preset_is_the_default_spelled_out():
     """preset=student pins the default by name: applied to the defaults it changes nothing."""
     from cam_sam.settings import PRESETS, SEGMENT_CONFIG
