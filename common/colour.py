@@ -48,11 +48,3 @@ def colour_gains(image: np.ndarray, method: str | None, strength: float = 1.0) -
         raise SettingsError(f"unknown colour constancy {method!r}; available: {COLOUR_CONSTANCY_METHODS} or None")
     gains = shades_of_gray_gains(image)
     return gains if strength == 1.0 else np.power(gains, strength).astype(np.float32)
-
-
-def apply_gains(image: np.ndarray, gains: np.ndarray | None) -> np.ndarray:
-    """(H, W, 3) uint8 ``image`` with each channel multiplied by ``gains`` and clipped to 0-255
-    (unchanged when ``gains`` is None)."""
-    if gains is None:
-        return image
-    return np.clip(image.astype(np.float32) * gains, 0, 255).round().astype(np.uint8)

@@ -7,9 +7,18 @@ import pytest
 import torch
 
 from common.checkpoints import CheckpointError
-from common.colour import apply_gains, colour_gains, shades_of_gray_gains
+from common.colour import colour_gains, shades_of_gray_gains
 from data.synthetic import make_synthetic_sample
 from models.student import StudentConfig, StudentSegmenter, build_student, read_student, save_student, to_input
+
+
+def apply_gains(image: np.ndarray, gains: np.ndarray | None) -> np.ndarray:
+    """(H, W, 3) uint8 ``image`` with each channel multiplied by ``gains`` and clipped to 0-255
+    (unchanged when ``gains`` is None): a colour cast, or its correction, on a test image."""
+    if gains is None:
+        return image
+    return np.clip(image.astype(np.float32) * gains, 0, 255).round().astype(np.uint8)
+
 
 CAST = np.array([1.0, 0.8, 0.6], np.float32)  # a warm illuminant: blue and green dimmed
 
