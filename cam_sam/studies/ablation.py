@@ -24,6 +24,11 @@ from common.config import config_from_argv, merge
 from common.io import write_csv, write_text
 from common.metrics import paired_difference, row_ious, row_per_image, summarise
 
+# The flag threshold of every ablation run, with which the stored runs were made (a run resumes only
+# with its own settings). The table compares IoU, so it changes no row.
+ABLATION_REVIEW_THRESHOLD = 0.6
+
+
 # The zero-shot colour pipeline: what every colour row changes.
 ZERO_SHOT = {
     "methods": [],
@@ -56,6 +61,7 @@ CONFIG: dict[str, Any] = {
                              {**ZERO_SHOT, "agreement_weight": 0.0}),
     },
     "only_runs": None,                 # a list of run names: run only these (rows of other runs are left out)
+    "review_threshold": ABLATION_REVIEW_THRESHOLD,  # every run's flag threshold (its runs were made with it)
     # every row's per-image IoU minus this (run, source row)'s on the same images, with a 95 % BCa
     # bootstrap interval (the default's delivered mask); only when that run is among the runs;
     # None: no such column
@@ -102,6 +108,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                 "n_overlays": 0,
                 "synthetic_if_missing": False,
                 "embedding_cache": cfg["embedding_cache"],
+                "review_threshold": cfg["review_threshold"],
                 **overrides,
             }
             print(f"== {eval_set['name']} / {run_name}")
