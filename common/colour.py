@@ -5,8 +5,8 @@ appears in several colour casts across a dataset. Shades of Gray (Finlayson and 
 estimates the illuminant as the Minkowski p-norm of each channel and scales the channels so that
 the estimate is grey; with p = 6 it is the usual choice for dermoscopy (Barata et al., 2015, and
 many ISIC challenge entries). The estimate is taken on an area-reduced copy
-(``ESTIMATE_SIZE``), so that an image and its reduced copy (a training cache, a network input) get
-the same gains.
+(``ESTIMATE_SIZE``), so that an image and its reduced copy (the network's input) get the same
+gains.
 """
 
 from __future__ import annotations

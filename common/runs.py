@@ -58,7 +58,6 @@ RETIRED_SETTINGS: dict[str, Any] = {
     "prompts.n_negative_points": 0,
     "prompts.negative_max_cam": 0.1,
     "imbalance": "pos_weight",
-    "held_out_only": False,
     "colour_constancy": None,
     "colour_strength": 1.0,
 }

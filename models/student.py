@@ -38,8 +38,9 @@ class StudentConfig:
     widths, deepest first; ``input_size``: the square side images are stretched to;
     ``colour_constancy``: the image's colour cast removed before the network sees it (one of
     :data:`common.colour.COLOUR_CONSTANCY_METHODS`; None: the RGB as it is), by
-    ``colour_strength`` (1: fully; 0.5: half, :func:`common.colour.colour_gains`). Training and
-    inference read them from here, so a checkpoint carries its own preprocessing."""
+    ``colour_strength`` (1: fully; 0.5: half, :func:`common.colour.colour_gains`). Inference and
+    export read them from here, so a checkpoint carries its own preprocessing (training reads its
+    images uncorrected; ``self_training.average_students`` sets a student's correction)."""
 
     backbone: str = "efficientnet_lite0"
     decoder_channels: tuple[int, ...] = (128, 64, 32, 16, 8)

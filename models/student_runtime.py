@@ -59,7 +59,7 @@ def use_student_backend(
     """Run ``student`` through ``backend`` (``auto``, ``torch``, ``onnxruntime``, ``openvino``;
     :func:`medsam.runtime.resolve_backend`); returns the backend used.
     A model whose forward pass gives no features (not a U-Net with an encoder) stays on torch."""
-    resolved = resolve_backend(backend, device)
+    resolved = resolve_backend(backend, device, "student_backend")
     if resolved == "torch":
         return resolved
     student.runner = None
@@ -94,7 +94,7 @@ def runtime_student(
     valid cached export of these weights, the student runs from the
     export alone; otherwise the torch network is built (and, for a runtime, exported:
     :func:`use_student_backend`)."""
-    resolved = resolve_backend(backend, device)
+    resolved = resolve_backend(backend, device, "student_backend")
     if resolved != "torch":
         config, payload = read_student(checkpoint)
 

@@ -18,6 +18,7 @@ from cam_sam.runs.inputs import open_data
 from cam_sam.runs.work import write_image_outputs
 from cam_sam.settings import PIPELINE_RESUMABLE, DataSettings, ModelSettings, resolve_pipeline
 from common.devices import resolve_device
+from common.errors import SettingsError
 from common.io import resolve_run_dir
 from common.runs import ResumableRun
 from data.holdout import HOLDOUT_EVERY, holdout_ids
@@ -45,6 +46,7 @@ class Labelling:
     models: ModelSettings
     pipeline: PipelineConfig
     holdout_every: int
+    held_out_only: bool
     start: int
     limit: int | None
     seed: int
@@ -54,10 +56,13 @@ class Labelling:
 
     @classmethod
     def from_config(cls, cfg: dict[str, Any]) -> Labelling:
+        if cfg["held_out_only"] and not cfg["holdout_every"]:
+            raise SettingsError("held_out_only needs holdout_every > 0 (which ids are held out)")
         return cls(
             DataSettings.from_config(cfg),
             *resolve_pipeline(cfg),
             cfg["holdout_every"],
+            cfg["held_out_only"],
             cfg["start"],
             cfg["limit"],
             cfg["seed"],
@@ -67,9 +72,13 @@ class Labelling:
         )
 
     def ids(self, all_ids: list[str]) -> list[str]:
-        """The ids to label: all but the held-out ones, in a seeded order, from ``start``, at most
-        ``limit``."""
-        return self_training_ids(all_ids, self.holdout_every, self.seed)[self.start :][: self.limit or None]
+        """The ids to label: the held-out ones (``held_out_only``: a development set that training
+        never sees) or all the others in a seeded order; from ``start``, at most ``limit``."""
+        if self.held_out_only:
+            chosen = holdout_ids(all_ids, self.holdout_every)
+        else:
+            chosen = self_training_ids(all_ids, self.holdout_every, self.seed)
+        return chosen[self.start :][: self.limit or None]
 
 
 def pseudo_label(s: Labelling) -> dict[str, Any]:

@@ -8,8 +8,8 @@ removed; the target is the pasted mask, known by construction (no mask file is o
 
 The frames (``image_dir``) and their pseudo-labelling runs (``pseudo_dirs``) give the donors and
 the backgrounds (see :mod:`self_training.synthetic_pairs`); which frames a run may use is which
-frames those runs labelled, so a development set built from a labelling run of frames that no
-training run saw never shares an image with training.
+frames those runs labelled, so a development set built from held-out frames
+(``self_training.pseudo_label --set held_out_only=true``) never shares an image with training.
 
 Writes ``images/<pair>.png``, ``masks/<pair>.png`` (0/255), ``records/<pair>.json`` (how the
 pair was made, and a confidence of 1: the mask is right by construction) and, with

@@ -41,6 +41,8 @@ CONFIG: dict[str, Any] = {
     "split": "train",
     "image_dir": None,                 # a folder of unlabelled images instead of ISIC
     "holdout_every": HOLDOUT_EVERY,    # every k-th training id stays out (0: use all)
+    "held_out_only": False,            # label ONLY those held-out ids instead (a development set that
+                                       # training never sees, e.g. the source of synthetic dev pairs)
     "limit": None,                     # at most N images (in the seeded order, after "start")
     "start": 0,                        # skip the first N of the seeded order: extends an earlier run in
                                        # another out_dir (its "limit" here); training reads both folders

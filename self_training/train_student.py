@@ -38,8 +38,7 @@ CONFIG: dict[str, Any] = {
     "split": "train",
     "image_dir": None,                      # a folder of unlabelled images instead of ISIC
     "pseudo_dirs": ["results/pseudo_r1"],   # pseudo-labelling runs (a later one's masks win)
-    "extra_sets": [],                       # more image folders, each {"name", "image_dir", "pseudo_dirs"}
-                                            # (or "dataset"/"data_root"/"split" instead of image_dir); optional
+    "extra_sets": [],                       # more image folders, each {"name", "image_dir", "pseudo_dirs"}; optional
                                             # "keep_fraction" (this set's own) and "share": the set is sampled
                                             # (repeated or thinned, seeded) to be that share of the training
                                             # items (synthetic pairs: self_training.make_synthetic)

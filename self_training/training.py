@@ -56,7 +56,15 @@ class ExtraSet:
     def from_entry(cls, entry: dict[str, Any]) -> ExtraSet:
         name, known = entry.get("name"), {f.name for f in fields(cls)}
         required = {"name", "pseudo_dirs", "image_dir"}
-        if not isinstance(name, str) or not name or ":" in name or required - set(entry) or set(entry) - known:
+        if (
+            not isinstance(name, str)
+            or not name
+            or ":" in name
+            or required - set(entry)
+            or set(entry) - known
+            or not isinstance(entry["image_dir"], str)
+            or not entry["image_dir"]
+        ):
             raise SettingsError(
                 f"extra_sets entry {entry}: needs a unique 'name' (no ':'), 'pseudo_dirs' and 'image_dir', "
                 "optionally 'keep_fraction' and 'share', nothing else"

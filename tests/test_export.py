@@ -162,3 +162,12 @@ def test_a_cached_export_the_runtime_rejects_is_rebuilt_from_the_checkpoint(tmp_
     image = make_synthetic_sample(14).image
     reference = StudentSegmenter.from_checkpoint(STUDENT).predict_proba(image)
     assert mask_metrics(student.predict_proba(image) > 0.5, reference > 0.5)["iou"] >= 0.999
+
+
+def test_an_unknown_student_backend_is_named_as_the_student_s(tmp_path):
+    """The student's own setting is named in the error (int8 backends left in 0.6.0)."""
+    from common.errors import SettingsError
+    from models.student_runtime import runtime_student
+
+    with pytest.raises(SettingsError, match="unknown student_backend 'openvino_int8'"):
+        runtime_student(STUDENT, "openvino_int8", tmp_path)

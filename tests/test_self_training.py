@@ -86,6 +86,18 @@ def test_holdout_is_every_18th_and_never_used():
     assert usable == self_training_ids(ids, seed=1) and usable != sorted(usable)  # seeded shuffle
 
 
+def test_held_out_only_labels_the_development_ids_alone_and_needs_a_holdout():
+    """``held_out_only`` labels exactly the held-out ids (a development set training never sees),
+    from ``start``, at most ``limit``; without a holdout it is refused before any work."""
+    from self_training.labelling import Labelling
+
+    ids = [f"ISIC_{i:07d}" for i in range(100)]
+    development = Labelling.from_config({**pseudo_label.CONFIG, "held_out_only": True, "start": 1, "limit": 3})
+    assert development.ids(ids) == holdout_ids(ids)[1:4]
+    with pytest.raises(SettingsError, match="held_out_only needs holdout_every"):
+        Labelling.from_config({**pseudo_label.CONFIG, "held_out_only": True, "holdout_every": 0})
+
+
 def test_pseudo_labels_never_read_masks(tmp_path):
     root = write_synthetic_isic(tmp_path / "data", n_images=3, split="train")
     common = {"data_root": root, "holdout_every": 0, "prompts.n_perturbations": 2}

@@ -224,8 +224,9 @@ def test_a_set_share_repeats_or_thins_it_to_that_share():
     assert fewer == resample_to_share(labels, n_others=12, share=0.25, seed=0)
     with pytest.raises(SettingsError, match="share must be in"):
         ExtraSet.from_entry({"name": "syn", "pseudo_dirs": [], "image_dir": "syn/images", "share": 1.0})
-    with pytest.raises(SettingsError, match="'pseudo_dirs' and 'image_dir'"):  # an extra set is an image folder
-        ExtraSet.from_entry({"name": "syn", "pseudo_dirs": [], "share": 0.5})
+    for folderless in ({}, {"image_dir": None}, {"image_dir": ""}):  # an extra set is an image folder
+        with pytest.raises(SettingsError, match="'pseudo_dirs' and 'image_dir'"):
+            ExtraSet.from_entry({"name": "syn", "pseudo_dirs": [], "share": 0.5, **folderless})
 
 
 def test_an_extra_set_with_a_share_and_its_own_keep_fraction(tmp_path):

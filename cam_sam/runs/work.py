@@ -216,7 +216,7 @@ def build_lesion_classifier(models: ModelSettings, multiclass: bool, device: str
 
 
 def write_label_map(run_dir: Path, sample, output: ImageOutput, classifier: LesionClassifier) -> dict[str, Any]:
-    """Write ``labels/<id>.png`` (values of :data:`cam_sam.multiclass.LABEL_NAMES`) for the delivered
+    """Write ``labels/<id>.png`` (values of :data:`classification.tasks.LABEL_NAMES`) for the delivered
     mask; the record's ``class`` (the call and its probabilities) and, when the image has a mask
     and an ISIC 2017 Part 3 class, ``multiclass`` (true class, 4 x 4 pixel confusion)."""
     lesion = classifier.classify(sample.image)

@@ -1,2 +1,3 @@
-"""Studies over dataset runs: the ablation, the trust study, the baselines and the speed benchmark.
+"""Studies over dataset runs: the ablation, the baselines, the confidence's terms and calibration, the
+depth statistics, the trust figures, the speed benchmark and the archive-sized run.
 Each is a script (``python -m cam_sam.studies.<name>``) that writes tables and figures."""

@@ -132,7 +132,7 @@ def time_pipeline(cfg: dict[str, Any], dataset, ids: list[int], device: str) -> 
             if pipeline.student is None
             else "torch"
             if pipeline.student.runner is None
-            else resolve_backend(models.student_backend, device)
+            else resolve_backend(models.student_backend, device, "student_backend")
         ),
         "seconds_per_image": total.wall / n,
         "cpu_seconds_per_image": total.cpu / n,
